@@ -1,0 +1,3 @@
+from tierzero.cli.main import run
+
+run()

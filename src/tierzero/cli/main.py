@@ -1,0 +1,47 @@
+"""The `tierzero` command. Kept thin: every command module imports its heavy parts lazily,
+so `tierzero --help` stays fast."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from tierzero import __version__
+from tierzero.cli import output
+
+app = typer.Typer(
+    name="tierzero",
+    help="One spec (tierzero.yaml) to a GitOps-managed Talos Kubernetes platform on Proxmox VE, at $0.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tierzero {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    output.state.debug = debug
+
+
+def _register() -> None:
+    from tierzero.cli import commands
+
+    commands.register(app)
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and map every failure to a message and an exit code."""
+    _register()
+    code = output.invoke(app, sys.argv[1:] if argv is None else argv)
+    sys.exit(code)

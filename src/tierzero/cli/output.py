@@ -1,0 +1,71 @@
+"""Console output, --json, and the mapping of failures to exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import typer
+
+from tierzero.errors import EXIT_INVALID, EXIT_REFUSED, TierzeroError
+
+
+@dataclass
+class _State:
+    debug: bool = False
+
+
+state = _State()
+
+
+def console(stderr: bool = False):  # -> rich.console.Console, imported lazily
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def error(lines: list[str]) -> None:
+    err = console(stderr=True)
+    for line in lines:
+        err.print(line, markup=False)
+
+
+def invoke(app: typer.Typer, argv: list[str]) -> int:
+    """Run a Typer app and turn every outcome into an exit code (0 ok, 1 refused, 2 invalid)."""
+    state.debug = "--debug" in argv
+    try:
+        result = typer.main.get_command(app).main(args=argv, prog_name="tierzero", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except TierzeroError as exc:
+        if state.debug:
+            traceback.print_exc()
+        error(exc.lines())
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        error(["aborted"])
+        return EXIT_REFUSED
+    except typer.TyperException as exc:  # usage errors: unknown option, bad value, missing argument
+        show = getattr(exc, "show", None)
+        if show:
+            show()
+        else:
+            error([exc.format_message()])
+        return exc.exit_code if exc.exit_code else EXIT_INVALID
+    except KeyboardInterrupt:
+        error(["interrupted"])
+        return 130
+    except Exception as exc:  # an unexpected failure is still reported as one line
+        if state.debug:
+            traceback.print_exc()
+        else:
+            error([f"internal error: {type(exc).__name__}: {exc}", "hint: re-run with --debug for the traceback"])
+        return EXIT_REFUSED

@@ -1,0 +1,115 @@
+"""`init`, `check` and `schema`: writing and validating the spec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+BLUEPRINTS = ("oci-free-tier", "proxmox")
+SPEC_OPTION = typer.Option(Path("tierzero.yaml"), "--file", "-f", help="The spec file.")
+JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON.")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.command("check")(check)
+    app.command("schema")(schema)
+
+
+def init(
+    directory: Path = typer.Argument(Path("."), help="Where to write tierzero.yaml and .tierzero/."),
+    blueprint: str = typer.Option("oci-free-tier", "--blueprint", "-b", help=f"One of: {', '.join(BLUEPRINTS)}."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing tierzero.yaml."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Write a commented, valid starter spec and a workspace with fresh keys."""
+    from importlib import resources
+
+    from tierzero.cli import output
+    from tierzero.errors import InputError
+    from tierzero.workspace import Workspace
+    from tierzero.workspace.keys import init_workspace
+    from tierzero.workspace.layout import write_public
+
+    if blueprint not in BLUEPRINTS:
+        raise InputError(f"--blueprint: unknown blueprint {blueprint!r}", hint=f"use one of: {', '.join(BLUEPRINTS)}")
+    spec_path = directory / "tierzero.yaml"
+    if spec_path.exists() and not force:
+        raise InputError(f"{spec_path} already exists", hint="pass --force to overwrite it (keys in .tierzero/ are always kept)")
+    if directory.exists() and not directory.is_dir():
+        raise InputError(f"{directory} exists and is not a directory", hint="choose another DIR")
+    text = resources.files("tierzero.spec").joinpath(f"blueprints/{blueprint}.yaml").read_text()
+    directory.mkdir(parents=True, exist_ok=True)
+    ws = Workspace.beside(spec_path)
+    keys = init_workspace(ws)
+    write_public(directory / "tierzero.schema.json", _schema_text())
+    write_public(spec_path, text)
+    result = {"spec": str(spec_path), "workspace": str(ws.root), "blueprint": blueprint, **keys}
+    if json_out:
+        output.print_json(result)
+        return
+    con = output.console()
+    con.print(f"wrote {spec_path} (blueprint {blueprint})", markup=False)
+    con.print(f"workspace {ws.root}: age key, SSH key pair (private files 0600, kept out of Git)", markup=False)
+    con.print(f"age recipient: {keys['age_recipient']}", markup=False)
+    con.print(f"next: edit the spec, then `tierzero check -f {spec_path}`", markup=False)
+
+
+def check(
+    file: Path = SPEC_OPTION,
+    limits_date: str = typer.Option(None, "--limits-date", help="Evaluate the free tier as of YYYY-MM-DD (default today)."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Validate the spec and its free-tier fit; print a summary or every problem."""
+    from tierzero.cli import output
+    from tierzero.cli.summary import fit_section, spec_summary
+    from tierzero.spec import SpecError, load_spec
+
+    try:
+        loaded = load_spec(file)
+    except SpecError as exc:
+        if json_out:
+            output.print_json({"valid": False, "problems": [p.as_dict(exc.filename) for p in exc.problems]})
+            raise typer.Exit(exc.exit_code) from None
+        raise
+    fit = fit_section(loaded, limits_date)
+    if json_out:
+        output.print_json({
+            "valid": True,
+            "warnings": [w.as_dict(str(file)) for w in loaded.warnings],
+            "summary": spec_summary(loaded),
+            **fit.as_json(),
+        })
+    else:
+        con = output.console()
+        from tierzero.cli.summary import print_summary
+
+        print_summary(con, loaded)
+        fit.print(con)
+    if fit.charged:
+        raise typer.Exit(1)
+
+
+def schema(
+    out: Path = typer.Option(None, "--out", "-o", help="Write to this file instead of stdout."),
+) -> None:
+    """Print the spec's JSON Schema (for editors: yaml-language-server)."""
+    text = _schema_text()
+    if out:
+        from tierzero.workspace.layout import write_public
+
+        write_public(out, text)
+    else:
+        typer.echo(text, nl=False)
+
+
+def _schema_text() -> str:
+    import json
+
+    from tierzero.spec.models import Platform
+
+    schema = Platform.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://tierzero.dev/schemas/platform-v1.json"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"

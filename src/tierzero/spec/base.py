@@ -1,0 +1,65 @@
+"""Shared building blocks of the spec models."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+
+
+class Model(BaseModel):
+    """Every spec object rejects unknown keys, so a typo never silently disables a setting."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False, validate_default=True, str_strip_whitespace=False)
+
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN, description="lower-case DNS label: a-z, 0-9 and '-'")]
+
+
+def _cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"not a network in CIDR notation with host bits zero ({exc})") from None
+    return value
+
+
+def _ip(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError("not an IP address") from None
+    return value
+
+
+def _ip_with_prefix(value: str) -> str:
+    if value == "dhcp":
+        return value
+    if "/" not in value:
+        raise ValueError("a static address needs its prefix length, like 10.0.0.11/24, or use 'dhcp'")
+    try:
+        ipaddress.ip_interface(value)
+    except ValueError:
+        raise ValueError("not an address with prefix length, like 10.0.0.11/24") from None
+    return value
+
+
+_MAC = re.compile(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$")
+
+
+def _mac(value: str) -> str:
+    if not _MAC.match(value):
+        raise ValueError("not a MAC address like BC:24:11:00:00:01")
+    if int(value[:2], 16) & 1:
+        raise ValueError("a multicast MAC (first octet odd) cannot be a NIC address")
+    return value.upper()
+
+
+Cidr = Annotated[str, AfterValidator(_cidr)]
+IPAddress = Annotated[str, AfterValidator(_ip)]
+InterfaceAddress = Annotated[str, AfterValidator(_ip_with_prefix)]
+MacAddress = Annotated[str, AfterValidator(_mac)]

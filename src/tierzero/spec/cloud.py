@@ -1,0 +1,104 @@
+"""cloud.oci: what OpenTofu creates in the tenancy."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from tierzero.spec.base import Cidr, Model, Name
+from tierzero.spec.refs import SecretRef
+
+MicroRole = Literal["bastion", "quorum-witness"]
+
+
+class A1Instance(Model):
+    """A VM.Standard.A1.Flex instance: becomes a Proxmox VE host."""
+
+    name: Name
+    ocpus: int = Field(ge=1, description="whole OCPUs (Ampere A1 cores)")
+    memory_gb: int = Field(ge=1, description="memory in GB")
+    boot_volume_gb: int = Field(default=50, ge=1, description="boot volume size; 50 GB is the practical minimum")
+    availability_domain: str | None = Field(default=None, description="pin to one AD; default: rotate through cloud.oci.availability_domains")
+
+
+class MicroInstance(Model):
+    """A VM.Standard.E2.1.Micro instance (1/8 OCPU, 1 GB)."""
+
+    name: Name
+    roles: list[MicroRole] = Field(min_length=1, description="bastion and/or quorum-witness (corosync-qnetd)")
+    boot_volume_gb: int = Field(default=50, ge=1)
+
+
+class ReservedIP(Model):
+    name: Name
+    instance: Name = Field(description="the instance the address is bound to")
+
+
+class BlockVolume(Model):
+    name: Name
+    size_gb: int = Field(ge=50, description="block volumes are at least 50 GB")
+    instance: Name
+
+
+class Network(Model):
+    vcn_cidr: Cidr = "10.0.0.0/16"
+    subnet_cidr: Cidr = "10.0.1.0/24"
+    admin_cidrs: list[Cidr] = Field(min_length=1, description="networks allowed to reach SSH, the Talos API and the Kubernetes API")
+    allow_http: bool = Field(default=False, description="open 80/443 to the world")
+    allow_icmp: bool = True
+
+
+class Budget(Model):
+    amount: float = Field(default=1.0, gt=0, description="monthly budget in the tenancy's currency")
+    alert_email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    alert_threshold_percent: float = Field(default=1.0, gt=0, le=100, description="alert on this share of actual spend (1% of $1 = $0.01)")
+
+
+class LocalBackend(Model):
+    type: Literal["local"] = "local"
+
+
+class S3Backend(Model):
+    """An S3-compatible state bucket (OCI Object Storage's S3 API, MinIO) with lockfile locking."""
+
+    type: Literal["s3"]
+    bucket: str
+    key: str = "tierzero/cloud.tfstate"
+    region: str
+    endpoint: str = Field(pattern=r"^https?://", description="the S3 API URL")
+    access_key: SecretRef
+    secret_key: SecretRef
+
+
+StateBackend = Annotated[LocalBackend | S3Backend, Field(discriminator="type")]
+
+
+class OCI(Model):
+    region: str = Field(pattern=r"^[a-z]+-[a-z]+-\d+$", description="an OCI region identifier like eu-frankfurt-1")
+    tenancy_ocid: str = Field(pattern=r"^ocid1\.tenancy\.")
+    compartment_ocid: str | None = Field(default=None, pattern=r"^ocid1\.(compartment|tenancy)\.")
+    compartment_name: str | None = Field(default=None, description="create this compartment when compartment_ocid is not given")
+    config_profile: str = "DEFAULT"
+    availability_domains: list[str] = Field(min_length=1)
+    network: Network
+    a1_instances: list[A1Instance] = Field(default_factory=list)
+    micro_instances: list[MicroInstance] = Field(default_factory=list)
+    reserved_ips: list[ReservedIP] = Field(default_factory=list)
+    block_volumes: list[BlockVolume] = Field(default_factory=list)
+    budget: Budget
+    state_backend: StateBackend = Field(default_factory=LocalBackend)
+    ssh_public_key: str = Field(default=".tierzero/id_ed25519.pub", description="public key file installed on every instance")
+
+    @model_validator(mode="after")
+    def _compartment(self) -> "OCI":
+        if self.compartment_ocid and self.compartment_name:
+            raise ValueError("give compartment_ocid (use an existing one) or compartment_name (create one), not both")
+        return self
+
+    def instance_names(self) -> list[str]:
+        return [i.name for i in self.a1_instances] + [i.name for i in self.micro_instances]
+
+
+class Cloud(Model):
+    oci: OCI

@@ -1,0 +1,84 @@
+"""clusters[]: Talos Kubernetes clusters running as VMs on the Proxmox hosts."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from tierzero.spec.addons import Addons
+from tierzero.spec.base import Cidr, InterfaceAddress, IPAddress, MacAddress, Model, Name
+
+# A patch is a strategic-merge mapping, an RFC 6902 list of operations, or a string:
+# "@path/to/file.yaml" or inline YAML/JSON.
+Patch = dict[str, Any] | list[dict[str, Any]] | str
+
+
+class Patches(Model):
+    cluster: list[Patch] = Field(default_factory=list, description="applied to every node")
+    control_plane: list[Patch] = Field(default_factory=list)
+    worker: list[Patch] = Field(default_factory=list)
+
+
+class Node(Model):
+    name: Name
+    node: Name = Field(description="the hypervisors.proxmox.nodes entry this VM runs on")
+    vmid: int | None = Field(default=None, ge=100, le=999999999, description="Proxmox VMID; default assigned from 1000 up")
+    cores: int = Field(default=2, ge=1, le=128)
+    memory_gb: float = Field(default=2.0, ge=1)
+    disk_gb: int = Field(default=20, ge=10)
+    ip: InterfaceAddress = Field(default="dhcp", description="static address with prefix like 10.10.0.11/24, or dhcp")
+    mac: MacAddress | None = None
+    patches: list[Patch] = Field(default_factory=list)
+
+
+class ClusterNetwork(Model):
+    pod_cidr: Cidr = "10.244.0.0/16"
+    service_cidr: Cidr = "10.96.0.0/12"
+    dns_domain: str = Field(default="cluster.local", pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")
+
+
+class GitOps(Model):
+    engine: Literal["flux", "argocd"] = "flux"
+    repo_url: str = Field(pattern=r"^(https://|ssh://|git@)", description="where you push the rendered tree")
+    branch: str = "main"
+    path: str = Field(default="", description="sub-directory of the repository holding the tree")
+
+
+class Cluster(Model):
+    name: Name
+    talos_version: str = Field(pattern=r"^v1\.\d+\.\d+$", description="a Talos release like v1.11.5")
+    kubernetes_version: str = Field(pattern=r"^v?1\.\d+\.\d+$", description="like 1.34.1")
+    endpoint: str = Field(pattern=r"^https://[^/\s]+:\d+$", description="the Kubernetes API URL, like https://10.10.0.10:6443")
+    vip: IPAddress | None = Field(default=None, description="shared virtual IP the control planes announce")
+    network: ClusterNetwork = Field(default_factory=ClusterNetwork)
+    arch: Literal["amd64", "arm64"] = "amd64"
+    install_disk: str = Field(default="/dev/vda", pattern=r"^/dev/")
+    extensions: list[str] = Field(default_factory=lambda: ["siderolabs/qemu-guest-agent"])
+    control_planes: list[Node] = Field(min_length=1)
+    workers: list[Node] = Field(default_factory=list)
+    allow_scheduling_on_control_planes: bool = False
+    patches: Patches = Field(default_factory=Patches)
+    cni: Literal["cilium", "none"] = "cilium"
+    gitops: GitOps | None = None
+    addons: Addons = Field(default_factory=Addons)
+
+    @field_validator("extensions")
+    @classmethod
+    def _extension_names(cls, value: list[str]) -> list[str]:
+        for ext in value:
+            if "/" not in ext:
+                raise ValueError(f"extension {ext!r} should be an Image Factory name like siderolabs/qemu-guest-agent")
+        return value
+
+    @property
+    def talos_contract(self) -> str:
+        """The version contract, like v1.11, that decides the machine-config format."""
+        return ".".join(self.talos_version.split(".")[:2])
+
+    @property
+    def kubernetes_semver(self) -> str:
+        return self.kubernetes_version.lstrip("v")
+
+    def nodes(self) -> list[tuple[Literal["controlplane", "worker"], Node]]:
+        return [("controlplane", n) for n in self.control_planes] + [("worker", n) for n in self.workers]

@@ -1,0 +1,75 @@
+"""Spec v1: the one file a user writes (`tierzero.yaml`, apiVersion tierzero.dev/v1, kind Platform)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ConfigDict, Field
+
+from tierzero.spec.addons import (  # noqa: F401  (re-exported: the public surface of the spec)
+    Addons,
+    CertManager,
+    ExternalDns,
+    GrafanaAlloy,
+    InfisicalWiring,
+    IngressNginx,
+    MetalLB,
+    OciCcm,
+    TailscaleOperator,
+)
+from tierzero.spec.base import Model, Name
+from tierzero.spec.cloud import OCI, A1Instance, BlockVolume, Budget, Cloud, MicroInstance, ReservedIP  # noqa: F401
+from tierzero.spec.clusters import Cluster, ClusterNetwork, GitOps, Node, Patches  # noqa: F401
+from tierzero.spec.hypervisors import SSH, Ceph, Hypervisors, Proxmox, ProxmoxNode, QDevice, Tailscale  # noqa: F401
+from tierzero.spec.services import Infisical, Service
+
+API_VERSION = "tierzero.dev/v1"
+KIND = "Platform"
+
+
+class Metadata(Model):
+    name: Name
+
+
+class Platform(Model):
+    """The whole platform: cloud, hypervisors, clusters and services."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, title="tierzero Platform (tierzero.dev/v1)")
+
+    api_version: Literal["tierzero.dev/v1"] = Field(alias="apiVersion")
+    kind: Literal["Platform"]
+    metadata: Metadata
+    cloud: Cloud | None = Field(default=None, description="omit for your own Proxmox hosts")
+    hypervisors: Hypervisors
+    clusters: list[Cluster] = Field(default_factory=list)
+    services: list[Service] = Field(default_factory=list)
+
+    @property
+    def oci(self) -> OCI | None:
+        return self.cloud.oci if self.cloud else None
+
+    @property
+    def proxmox(self) -> Proxmox:
+        return self.hypervisors.proxmox
+
+    def host_memory_gb(self, node: ProxmoxNode) -> float | None:
+        """Memory of a Proxmox host: its cloud instance's, or the explicit host's."""
+        if node.memory_gb is not None:
+            return node.memory_gb
+        if node.instance and self.oci:
+            for inst in self.oci.a1_instances:
+                if inst.name == node.instance:
+                    return float(inst.memory_gb)
+        return None
+
+    def host_cores(self, node: ProxmoxNode) -> int | None:
+        if node.cores is not None:
+            return node.cores
+        if node.instance and self.oci:
+            for inst in self.oci.a1_instances:
+                if inst.name == node.instance:
+                    return inst.ocpus
+        return None
+
+    def infisical_services(self) -> list[Infisical]:
+        return [s for s in self.services if s.kind == "infisical"]
