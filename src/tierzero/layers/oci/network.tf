@@ -1,0 +1,125 @@
+locals {
+  compartment_id = (
+    var.compartment_ocid != null ? var.compartment_ocid :
+    var.compartment_name != null ? oci_identity_compartment.this[0].id :
+    var.tenancy_ocid
+  )
+  # SSH, Kubernetes API, Talos API: reachable from admin_cidrs only (never 0.0.0.0/0, see variables.tf).
+  admin_ports = [22, 6443, 50000]
+  admin_rules = [for pair in setproduct(var.admin_cidrs, local.admin_ports) : { cidr = pair[0], port = pair[1] }]
+  http_ports  = var.allow_http ? [80, 443] : []
+}
+
+resource "oci_identity_compartment" "this" {
+  count          = var.compartment_ocid == null && var.compartment_name != null ? 1 : 0
+  provider       = oci.home
+  compartment_id = var.tenancy_ocid
+  name           = var.compartment_name
+  description    = "tierzero platform ${var.name_prefix}"
+  enable_delete  = true
+  freeform_tags  = var.freeform_tags
+}
+
+resource "oci_core_vcn" "this" {
+  compartment_id = local.compartment_id
+  cidr_blocks    = [var.vcn_cidr]
+  display_name   = "${var.name_prefix}-vcn"
+  dns_label      = substr(replace(var.name_prefix, "-", ""), 0, 15)
+  freeform_tags  = var.freeform_tags
+}
+
+resource "oci_core_internet_gateway" "this" {
+  compartment_id = local.compartment_id
+  vcn_id         = oci_core_vcn.this.id
+  display_name   = "${var.name_prefix}-igw"
+  enabled        = true
+  freeform_tags  = var.freeform_tags
+}
+
+resource "oci_core_route_table" "this" {
+  compartment_id = local.compartment_id
+  vcn_id         = oci_core_vcn.this.id
+  display_name   = "${var.name_prefix}-rt"
+  freeform_tags  = var.freeform_tags
+
+  route_rules {
+    destination       = "0.0.0.0/0"
+    destination_type  = "CIDR_BLOCK"
+    network_entity_id = oci_core_internet_gateway.this.id
+  }
+}
+
+resource "oci_core_security_list" "this" {
+  compartment_id = local.compartment_id
+  vcn_id         = oci_core_vcn.this.id
+  display_name   = "${var.name_prefix}-sl"
+  freeform_tags  = var.freeform_tags
+
+  egress_security_rules {
+    destination = "0.0.0.0/0"
+    protocol    = "all"
+  }
+
+  # Hosts talk freely inside the VCN (corosync, Ceph, VXLAN, the Talos mesh).
+  ingress_security_rules {
+    source   = var.vcn_cidr
+    protocol = "all"
+  }
+
+  dynamic "ingress_security_rules" {
+    for_each = local.admin_rules
+    content {
+      source   = ingress_security_rules.value.cidr
+      protocol = "6"
+      tcp_options {
+        min = ingress_security_rules.value.port
+        max = ingress_security_rules.value.port
+      }
+    }
+  }
+
+  dynamic "ingress_security_rules" {
+    for_each = local.http_ports
+    content {
+      source   = "0.0.0.0/0"
+      protocol = "6"
+      tcp_options {
+        min = ingress_security_rules.value
+        max = ingress_security_rules.value
+      }
+    }
+  }
+
+  # Path-MTU discovery ("fragmentation needed") always; echo only when allow_icmp.
+  ingress_security_rules {
+    source   = "0.0.0.0/0"
+    protocol = "1"
+    icmp_options {
+      type = 3
+      code = 4
+    }
+  }
+
+  dynamic "ingress_security_rules" {
+    for_each = var.allow_icmp ? [8] : []
+    content {
+      source   = "0.0.0.0/0"
+      protocol = "1"
+      icmp_options {
+        type = ingress_security_rules.value
+      }
+    }
+  }
+}
+
+resource "oci_core_subnet" "this" {
+  compartment_id             = local.compartment_id
+  vcn_id                     = oci_core_vcn.this.id
+  cidr_block                 = var.subnet_cidr
+  display_name               = "${var.name_prefix}-subnet"
+  dns_label                  = "hosts"
+  route_table_id             = oci_core_route_table.this.id
+  security_list_ids          = [oci_core_security_list.this.id]
+  prohibit_public_ip_on_vnic = false
+  freeform_tags              = var.freeform_tags
+}
