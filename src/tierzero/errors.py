@@ -5,6 +5,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_REFUSED = 1  # a check or policy said no
 EXIT_INVALID = 2  # invalid input or usage
+EXIT_BUG = 70  # an unexpected failure inside tierzero (sysexits EX_SOFTWARE)
 
 
 class TierzeroError(Exception):

@@ -1,5 +1,114 @@
+"""`tierzero guard`: refuse an OpenTofu plan that would cost money or replace an A1 instance.
+Also `add_fit_to_check`, which `tierzero check` calls to print the spec's free-tier fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import typer
+
+if TYPE_CHECKING:
+    from tierzero.freetier.guard import GuardReport
+    from tierzero.freetier.spec_check import FitCheck
+    from tierzero.spec.models import Platform
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("guard")(guard)
+
+
+def guard(
+    plan_json: Path = typer.Argument(..., help="Output of `tofu show -json plan.out`."),
+    allow_replace: list[str] = typer.Option(
+        [], "--allow-replace", help="Allow deleting or replacing the A1 instance at this address (repeatable)."
+    ),
+    limits_date: str = typer.Option(None, "--limits-date", help="Judge against the free tier of YYYY-MM-DD (default today)."),
+    json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Judge a plan against OCI Always Free: per-resource cost, totals and a verdict (exit 1 when refused)."""
+    from tierzero.cli import output
+    from tierzero.errors import RefusedError
+    from tierzero.freetier.guard import guard_plan
+    from tierzero.freetier.limits import parse_day
+
+    day = parse_day(limits_date)
+    plan = _read_plan(plan_json)
+    report = guard_plan(plan, on=day, allow_replace=set(allow_replace))
+    if json_out:
+        output.print_json(report.as_dict())
+    else:
+        _print_report(report)
+    if report.refused:
+        raise RefusedError(
+            f"refused: {len(report.reasons)} reason(s); the plan would "
+            + ("cost about " + _usd(report.totals.usd_month) + "/month" if report.charged else "break a free-tier rule")
+            + (" and replace an A1 instance" if report.replace_refusals else ""),
+        )
+
+
+def _read_plan(path: Path) -> dict:
+    import json
+
+    from tierzero.errors import InputError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{path}: not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})",
+            hint="produce it with: tofu show -json plan.out > plan.json",
+        ) from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: the plan JSON is not an object", hint="produce it with: tofu show -json plan.out > plan.json")
+    return data
+
+
+def _usd(value: float | None) -> str:
+    return "?" if value is None else f"${value:,.2f}"
+
+
+def _q(value: float) -> str:
+    return "" if not value else f"{value:g}"
+
+
+def _print_report(report: GuardReport) -> None:
+    from rich.table import Table
+
+    from tierzero.cli import output
+
+    con = output.console()
+    table = Table(title=f"Free-tier guard (limits of {report.limits_date.isoformat()})", title_justify="left")
+    for name, justify in (("address", "left"), ("action", "left"), ("shape", "left"), ("OCPU", "right"),
+                          ("GB", "right"), ("storage GB", "right"), ("$/month", "right")):
+        table.add_column(name, justify=justify)
+    for row in report.rows:
+        table.add_row(row.address, row.action, row.shape, _q(row.ocpus), _q(row.memory_gb), _q(row.storage_gb),
+                      _usd(row.usd_month) if row.held else "-")
+    t = report.totals
+    table.add_section()
+    table.add_row(f"total ({t.resources_held} held after apply)", report.verdict, "A1", _q(t.a1_ocpus),
+                  _q(t.a1_memory_gb), _q(t.storage_gb), _usd(t.usd_month) + (" + ?" if t.unpriced else ""))
+    con.print(table)
+    for reason in report.reasons:
+        con.print(f"✗ {reason}", markup=False)
+    for finding in report.findings:
+        if finding.kind == "warning":
+            con.print(f"! {finding.line()}", markup=False)
+    for note in report.notes:
+        con.print(f"note: {note}", markup=False)
+    con.print(f"verdict: {report.verdict}" + (f", about {_usd(t.usd_month)}/month" if report.charged else ""), markup=False)
+
+
+def add_fit_to_check(platform: Platform, limits_date: str | None = None) -> FitCheck:
+    """The free-tier fit of a validated spec on `limits_date` (YYYY-MM-DD, default today): one line per violation
+    (what, by how much, $/month, a fix that fits), warnings, and the capacity report.
+    `check` exits 1 when `.charged`; `.refused` adds hard-limit breaches that cost nothing (e.g. a third VCN)."""
+    from tierzero.freetier.limits import parse_day
+    from tierzero.freetier.spec_check import check_spec, fit_check
+
+    return fit_check(check_spec(platform, on=parse_day(limits_date)))

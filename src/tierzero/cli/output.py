@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from tierzero.errors import EXIT_INVALID, EXIT_REFUSED, TierzeroError
+from tierzero.errors import EXIT_BUG, EXIT_INVALID, EXIT_REFUSED, TierzeroError
 
 
 @dataclass
@@ -67,5 +67,5 @@ def invoke(app: typer.Typer, argv: list[str]) -> int:
         if state.debug:
             traceback.print_exc()
         else:
-            error([f"internal error: {type(exc).__name__}: {exc}", "hint: re-run with --debug for the traceback"])
-        return EXIT_REFUSED
+            error([f"internal error: {type(exc).__name__}: {exc}", "hint: re-run with --debug for the traceback and report it"])
+        return EXIT_BUG

@@ -74,6 +74,9 @@ def parse(raw: bytes) -> tuple[Document | None, Problem | None]:
         mark = exc.problem_mark or exc.context_mark
         what = (exc.problem or exc.context or "invalid YAML").strip()
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        ctx = exc.context_mark
+        if exc.context and ctx and (ctx.line, ctx.column) != (mark.line, mark.column):
+            what += f" ({exc.context.strip()} started at line {ctx.line + 1}, column {ctx.column + 1})"
         return None, _problem(f"YAML syntax error: {what}; fix the YAML at this position", line, col)
     except YAMLError as exc:
         return None, _problem(f"YAML error: {exc}")

@@ -24,7 +24,7 @@ resource "oci_core_vcn" "this" {
   compartment_id = local.compartment_id
   cidr_blocks    = [var.vcn_cidr]
   display_name   = "${var.name_prefix}-vcn"
-  dns_label      = substr(replace(var.name_prefix, "-", ""), 0, 15)
+  dns_label      = "tz${substr(replace(var.name_prefix, "-", ""), 0, 13)}" # a letter first, at most 15
   freeform_tags  = var.freeform_tags
 }
 

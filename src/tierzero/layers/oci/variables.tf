@@ -6,8 +6,8 @@ variable "name_prefix" {
   type        = string
   default     = "tierzero"
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{0,29}$", var.name_prefix))
-    error_message = "name_prefix must be a lower-case DNS label of at most 30 characters."
+    condition     = can(regex("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", var.name_prefix))
+    error_message = "name_prefix must be a lower-case DNS label."
   }
 }
 

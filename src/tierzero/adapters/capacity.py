@@ -1,0 +1,166 @@
+"""Capacity hunting: retry an apply that OCI refused for lack of host capacity.
+
+A1.Flex capacity comes and goes. On "Out of host capacity" (or a LimitExceeded on A1) the hunter
+waits (exponential backoff with full jitter), moves only the instances that failed to the next
+availability domain, re-plans and applies again, until a deadline. Instances that already exist
+are never touched: a re-plan that would delete or replace anything except an instance this very
+hunt failed to create is refused.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tierzero.adapters.tofu import CapacityError, Guard, PlanResult, RunResult, TofuRunner
+from tierzero.adapters.tofu_workspace import write_json
+from tierzero.errors import OperationError, RefusedError
+
+INSTANCE_VARIABLES = ("a1_instances", "micro_instances")
+_KEY = re.compile(r'\["(?P<key>[^"]+)"\]$')
+
+
+@dataclass(frozen=True)
+class Backoff:
+    base_seconds: float = 30.0
+    cap_seconds: float = 600.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Full jitter: uniform in [0, min(cap, base * 2^(attempt-1))]."""
+        return rng.uniform(0.0, min(self.cap_seconds, self.base_seconds * 2 ** max(attempt - 1, 0)))
+
+
+@dataclass(frozen=True)
+class CapacityAttempt:
+    """Emitted once per failed attempt, before the wait."""
+
+    attempt: int
+    instances: tuple[str, ...]
+    moves: dict[str, tuple[str, str]]  # instance -> (AD it failed in, AD it tries next)
+    delay_seconds: float
+    remaining_seconds: float
+    message: str
+
+
+class CapacityHunter:
+    def __init__(
+        self,
+        runner: TofuRunner,
+        *,
+        variables: Mapping[str, Any],
+        tfvars_path: Path,
+        ad_candidates: Mapping[str, Sequence[str]],
+        guard: Guard,
+        deadline_seconds: float,
+        backoff: Backoff = Backoff(),
+        replaceable: Collection[str] = (),
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.runner = runner
+        self.variables: dict[str, Any] = _deep_copy(dict(variables))
+        self.tfvars_path = tfvars_path
+        self.ad_candidates = {name: list(ads) for name, ads in ad_candidates.items()}
+        self.guard = guard
+        self.deadline_seconds = deadline_seconds
+        self.backoff = backoff
+        self.replaceable = set(replaceable)
+        self.clock = clock
+        self.sleep = sleep
+        self.rng = rng or random.Random()
+        self.attempts = 0
+
+    def run(self) -> tuple[PlanResult, RunResult]:
+        deadline = self.clock() + self.deadline_seconds
+        failed_here: set[str] = set()
+        tried: dict[str, list[str]] = {}
+        while True:
+            write_json(self.tfvars_path, self.variables)
+            plan = self.runner.plan()
+            if self.attempts:
+                self._refuse_destruction(plan, failed_here)
+            self.guard(plan.plan)
+            try:
+                return plan, self.runner.apply(plan)
+            except CapacityError as exc:
+                self.attempts += 1
+                failed_here.update(exc.addresses)
+                names = self._failed_instances(exc.addresses)
+                if not names:
+                    raise
+                for name in names:
+                    tried.setdefault(name, []).append(self._ad(name))
+                remaining = deadline - self.clock()
+                if remaining <= 0:
+                    raise self._gave_up(names, tried, exc) from exc
+                delay = min(self.backoff.delay(self.attempts, self.rng), remaining)
+                moves = {name: (self._ad(name), self._next_ad(name)) for name in names}
+                for name, (_, new_ad) in moves.items():
+                    self._set_ad(name, new_ad)
+                self.runner.emit(CapacityAttempt(self.attempts, tuple(names), moves, delay, remaining, exc.message))
+                self.sleep(delay)
+
+    # -- instances in the variables --------------------------------------------------------
+
+    def _instances(self) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for var in INSTANCE_VARIABLES:
+            found.update(self.variables.get(var) or {})
+        return found
+
+    def _failed_instances(self, addresses: Sequence[str]) -> list[str]:
+        instances = self._instances()
+        keys = [m["key"] for a in addresses if (m := _KEY.search(a))]
+        return sorted({k for k in keys if k in instances})
+
+    def _ad(self, name: str) -> str:
+        return str(self._instances()[name]["availability_domain"])
+
+    def _next_ad(self, name: str) -> str:
+        current = self._ad(name)
+        candidates = self.ad_candidates.get(name) or [current]
+        if current not in candidates:
+            return candidates[0]
+        return candidates[(candidates.index(current) + 1) % len(candidates)]
+
+    def _set_ad(self, name: str, ad: str) -> None:
+        self._instances()[name]["availability_domain"] = ad
+
+    # -- safety -----------------------------------------------------------------------------
+
+    def _refuse_destruction(self, plan: PlanResult, failed_here: set[str]) -> None:
+        """Only an instance whose create failed in this hunt (tainted) may be replaced."""
+        allowed = failed_here | self.replaceable
+        refused = [
+            rc["address"]
+            for rc in plan.deletions()
+            if not (rc.get("address") in allowed and rc.get("action_reason") == "replace_because_tainted")
+        ]
+        if refused:
+            raise RefusedError(
+                f"capacity hunt stopped: the re-plan would delete or replace {', '.join(refused)}",
+                hint="a retry may only create what is missing; check the spec and the state, then run again",
+            )
+
+    def _gave_up(self, names: list[str], tried: dict[str, list[str]], exc: CapacityError) -> OperationError:
+        detail = "; ".join(f"{n}: tried {', '.join(dict.fromkeys(tried[n]))}" for n in names)
+        return OperationError(
+            f"no host capacity after {self.attempts} attempts in {self.deadline_seconds:.0f}s ({detail})",
+            hint="A1 capacity frees up over hours: run again later with a longer deadline, "
+            "or list more availability domains in cloud.oci.availability_domains; "
+            "what was created is kept",
+        )
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value

@@ -1,0 +1,326 @@
+"""Run OpenTofu (preferred) or Terraform: init, plan, guard, apply exactly the saved plan, outputs.
+
+Every run streams the `-json` UI into typed events for a callback, and leaves a redacted log in
+`<workdir>/.tierzero-logs/`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tierzero.adapters.redact import Redactor
+from tierzero.adapters.tofu_events import ChangeCounts, Diagnostic, LockInfo, TofuEvent, parse_line, parse_lock_info
+from tierzero.adapters.tofu_workspace import S3StateBackend, write_backend
+from tierzero.errors import OperationError
+
+MIN_VERSION = (1, 10, 0)  # S3 lockfile locking in both tools
+LOG_DIR = ".tierzero-logs"
+
+Guard = Callable[[dict[str, Any]], None]
+EventSink = Callable[[Any], None]
+
+
+class StateLockError(OperationError):
+    """Another run holds the state lock."""
+
+    def __init__(self, message: str, *, hint: str, lock: LockInfo) -> None:
+        super().__init__(message, hint=hint)
+        self.lock = lock
+
+
+class CapacityError(OperationError):
+    """OCI had no host capacity (or A1 hit LimitExceeded) for some instances; retrying may work."""
+
+    def __init__(self, message: str, *, hint: str, addresses: Sequence[str]) -> None:
+        super().__init__(message, hint=hint)
+        self.addresses = list(addresses)
+
+
+@dataclass(frozen=True)
+class TofuBinary:
+    path: str
+    flavor: str  # "tofu" | "terraform"
+    version: tuple[int, int, int]
+
+    @property
+    def version_text(self) -> str:
+        return ".".join(map(str, self.version))
+
+
+def _parse_version(text: str) -> tuple[int, int, int]:
+    core = text.lstrip("v").split("-")[0].split("+")[0]
+    parts = [int(p) for p in core.split(".")[:3]]
+    return (parts + [0, 0, 0])[0], (parts + [0, 0, 0])[1], (parts + [0, 0, 0])[2]
+
+
+def find_binary(min_version: tuple[int, int, int] = MIN_VERSION, *, path: str | None = None) -> TofuBinary:
+    """`tofu` if present and recent enough, else `terraform`; OperationError when neither is usable."""
+    seen: list[str] = []
+    for flavor in ("tofu", "terraform"):
+        exe = shutil.which(flavor, path=path)
+        if exe is None:
+            continue
+        proc = subprocess.run([exe, "version", "-json"], capture_output=True, text=True, timeout=60)
+        try:
+            info = json.loads(proc.stdout)
+            version = _parse_version(str(info.get("terraform_version") or info.get("version")))
+        except (ValueError, TypeError, AttributeError):
+            seen.append(f"{exe} (unreadable `version -json`)")
+            continue
+        if version >= min_version:
+            return TofuBinary(exe, flavor, version)
+        seen.append(f"{exe} {'.'.join(map(str, version))}")
+    wanted = ".".join(map(str, min_version))
+    found = f"; found only {', '.join(seen)}" if seen else ""
+    raise OperationError(
+        f"neither tofu nor terraform >= {wanted} is on PATH{found}",
+        hint=f"install OpenTofu >= {wanted} (https://opentofu.org/docs/intro/install/) and put `tofu` on PATH",
+    )
+
+
+@dataclass(frozen=True)
+class RunResult:
+    command: str
+    returncode: int
+    events: list[TofuEvent]
+    stdout: str
+    stderr: str
+    log_path: Path
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [e.diagnostic for e in self.events if e.diagnostic and e.diagnostic.severity == "error"]
+
+    @property
+    def change_summary(self) -> ChangeCounts | None:
+        summaries = [e.changes for e in self.events if e.type == "change_summary" and e.changes]
+        return summaries[-1] if summaries else None
+
+    @property
+    def errored_addresses(self) -> list[str]:
+        found = [e.address for e in self.events if e.type == "apply_errored" and e.address]
+        found += [d.address for d in self.errors if d.address]
+        return list(dict.fromkeys(found))
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    plan_file: Path
+    plan: dict[str, Any]  # `show -json` of the saved plan
+    changes: ChangeCounts
+    digest: str  # sha256 of the plan file the guard saw
+    run: RunResult = field(repr=False)
+
+    @property
+    def resource_changes(self) -> list[dict[str, Any]]:
+        return list(self.plan.get("resource_changes") or [])
+
+    def deletions(self) -> list[dict[str, Any]]:
+        """Changes that delete a resource, replacements included."""
+        return [rc for rc in self.resource_changes if "delete" in (rc.get("change") or {}).get("actions", [])]
+
+
+class TofuRunner:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        binary: TofuBinary | None = None,
+        on_event: EventSink | None = None,
+        env: Mapping[str, str] | None = None,
+        secrets: Iterable[str] = (),
+        plugin_cache_dir: Path | None = None,
+        lock_timeout: str = "0s",
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.binary = binary or find_binary()
+        self.on_event = on_event
+        self.env = dict(env or {})
+        self.redactor = Redactor(secrets)
+        self.plugin_cache_dir = plugin_cache_dir or self.workdir / ".plugin-cache"
+        self.lock_timeout = lock_timeout
+        self._clock = clock
+
+    @property
+    def name(self) -> str:
+        return self.binary.flavor
+
+    def emit(self, event: Any) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def init(self, *, backend: S3StateBackend | None = None, upgrade: bool = False) -> RunResult:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        args = write_backend(self.workdir, backend)
+        if backend is not None:
+            self.env.update(backend.env())
+            for secret in backend.secrets():
+                self.redactor.add(secret)
+        if upgrade:
+            args.append("-upgrade")
+        return self._checked("init", ["init", "-input=false", "-no-color", "-json", *args])
+
+    def plan(self, *, destroy: bool = False, plan_name: str = "plan.out", extra_args: Sequence[str] = ()) -> PlanResult:
+        plan_file = self.workdir / plan_name
+        plan_file.unlink(missing_ok=True)
+        args = ["plan", "-input=false", "-no-color", "-json", f"-lock-timeout={self.lock_timeout}", f"-out={plan_name}"]
+        if destroy:
+            args.append("-destroy")
+        run = self._checked("plan", [*args, *extra_args])
+        digest = _sha256(plan_file)
+        shown = self.show(plan_file)
+        return PlanResult(plan_file, shown, run.change_summary or ChangeCounts(operation="plan"), digest, run)
+
+    def show(self, plan_file: Path) -> dict[str, Any]:
+        run = self._checked("show", ["show", "-no-color", "-json", plan_file.name], stream=False)
+        return json.loads(run.stdout)
+
+    def apply(self, plan: PlanResult) -> RunResult:
+        """Apply exactly the saved plan the guard saw; refuses a plan file changed since."""
+        if not plan.plan_file.exists() or _sha256(plan.plan_file) != plan.digest:
+            raise OperationError(
+                f"the saved plan {plan.plan_file} changed after it was checked; refusing to apply it",
+                hint="another run may share this working directory; plan again",
+            )
+        args = ["apply", "-input=false", "-no-color", "-json", f"-lock-timeout={self.lock_timeout}", plan.plan_file.name]
+        return self._checked("apply", args)
+
+    def plan_guard_apply(self, guard: Guard, *, destroy: bool = False) -> tuple[PlanResult, RunResult]:
+        """Plan, hand the plan to the guard (which raises to refuse), then apply that very plan."""
+        plan = self.plan(destroy=destroy)
+        guard(plan.plan)
+        return plan, self.apply(plan)
+
+    def destroy(self, guard: Guard) -> RunResult:
+        """A destroy is a guarded `plan -destroy` applied like any other plan."""
+        return self.plan_guard_apply(guard, destroy=True)[1]
+
+    def output(self) -> dict[str, Any]:
+        """Root module outputs as name -> value."""
+        run = self._checked("output", ["output", "-no-color", "-json"], stream=False, log_stdout=False)
+        return {name: item.get("value") for name, item in json.loads(run.stdout or "{}").items()}
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _environment(self) -> dict[str, str]:
+        self.plugin_cache_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env.update(
+            TF_IN_AUTOMATION="1",
+            TF_INPUT="0",
+            CHECKPOINT_DISABLE="1",
+            TF_PLUGIN_CACHE_DIR=str(self.plugin_cache_dir.resolve()),
+        )
+        env.update(self.env)
+        return env
+
+    def run(self, command: str, args: Sequence[str], *, stream: bool = True, log_stdout: bool = True) -> RunResult:
+        """Run one command; never raises on a non-zero exit (see _checked)."""
+        argv = [self.binary.path, *args]
+        events: list[TofuEvent] = []
+        lines: list[str] = []
+        with tempfile.TemporaryFile(mode="w+") as err:
+            proc = subprocess.Popen(
+                argv, cwd=self.workdir, env=self._environment(), stdout=subprocess.PIPE, stderr=err, text=True
+            )
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                if stream:
+                    event = parse_line(self.redactor.redact(line), command)
+                    if event is not None:
+                        events.append(event)
+                        self.emit(event)
+            returncode = proc.wait()
+            err.seek(0)
+            stderr = err.read()
+        stdout = "".join(lines)
+        log_path = self._write_log(command, argv, returncode, stdout if log_stdout else "(not logged)\n", stderr)
+        return RunResult(command, returncode, events, stdout, stderr, log_path)
+
+    def _checked(self, command: str, args: Sequence[str], *, stream: bool = True, log_stdout: bool = True) -> RunResult:
+        result = self.run(command, args, stream=stream, log_stdout=log_stdout)
+        if not result.ok:
+            raise self._failure(result)
+        return result
+
+    def _write_log(self, command: str, argv: Sequence[str], returncode: int, stdout: str, stderr: str) -> Path:
+        log_dir = self.workdir / LOG_DIR
+        log_dir.mkdir(parents=True, exist_ok=True)
+        stamp = self._clock().strftime("%Y%m%dT%H%M%S.%fZ")
+        path = log_dir / f"{stamp}-{command}.log"
+        extra_env = ", ".join(sorted(self.env)) or "-"
+        body = (
+            f"$ {' '.join(argv)}\n# cwd: {self.workdir}\n# extra env (names only): {extra_env}\n# exit: {returncode}\n"
+            f"--- stdout ---\n{stdout}--- stderr ---\n{stderr}"
+        )
+        path.write_text(self.redactor.redact(body))
+        return path
+
+    def _failure(self, result: RunResult) -> OperationError:
+        errors = result.errors or _stderr_diagnostics(self.redactor.redact(result.stderr))
+        where = f"log: {result.log_path}"
+        lock = next((d for d in errors if d.is_state_lock), None)
+        if lock is not None:
+            info = parse_lock_info(lock.detail)
+            holder = info.who or "another process"
+            since = f" since {info.created}" if info.created else ""
+            return StateLockError(
+                f"the {self.name} state in {self.workdir} is locked by {holder}{since}"
+                f" ({info.operation or 'unknown operation'}, lock ID {info.id or 'unknown'})",
+                hint=f"wait for that run to finish; only if it is gone for good, run "
+                f"`{self.name} force-unlock {info.id or '<LOCK_ID>'}` in {self.workdir} ({where})",
+                lock=info,
+            )
+        capacity = [d for d in errors if d.is_capacity]
+        if capacity:
+            return CapacityError(
+                f"{self.name} {result.command}: {capacity[0].text}",
+                hint=f"OCI has no free capacity for this shape right now; retry later or in another availability domain ({where})",
+                addresses=result.errored_addresses,
+            )
+        first = errors[0].text if errors else f"exit status {result.returncode}"
+        more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
+        return OperationError(f"{self.name} {result.command} failed: {first}{more}", hint=_hint_for(first, self.name, where))
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _stderr_diagnostics(stderr: str) -> list[Diagnostic]:
+    """Commands without -json report errors as text blocks starting with `Error: `."""
+    blocks = [b.strip(" │╷╵\n") for b in stderr.split("Error: ")[1:]]
+    found = []
+    for block in blocks:
+        summary, _, detail = block.partition("\n")
+        found.append(Diagnostic("error", summary.strip(), "\n".join(l.strip(" │") for l in detail.splitlines()).strip()))
+    return found
+
+
+def _hint_for(message: str, tool: str, where: str) -> str:
+    text = message.lower()
+    if "saved plan is stale" in text:
+        return f"the state changed since the plan was made; plan again ({where})"
+    if "init" in text and ("required" in text or "backend" in text or "lock file" in text):
+        return f"run `{tool} init` again in the working directory ({where})"
+    if "notauthenticated" in text or "401" in text:
+        return f"check the ~/.oci/config profile and its API key ({where})"
+    return f"see the full output ({where})"

@@ -1,0 +1,206 @@
+"""Capacity report: per Proxmox host, the CPU and memory left for Talos VMs, and then for workloads.
+
+Overheads (Proxmox VE, Ceph OSD/MON/MGR, Talos and kubelet reservations) are named constants in
+limits/overheads.yaml; the report prints each one it used with its source, so a reader can judge them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from tierzero.freetier.cost import num
+from tierzero.freetier.limits import overheads
+
+if TYPE_CHECKING:
+    from tierzero.spec.models import Platform
+
+Role = Literal["controlplane", "worker", "lxc"]
+
+
+@dataclass(frozen=True)
+class VmSpec:
+    name: str
+    role: Role
+    cores: float
+    memory_gb: float
+    schedulable: bool = True  # False: a control plane that takes no workloads, or a service LXC
+
+
+@dataclass
+class HostCapacity:
+    node: str
+    source: str
+    cores: float | None
+    memory_gb: float | None
+    pve_cores: float
+    pve_memory_gb: float
+    ceph_cores: float
+    ceph_memory_gb: float
+    vm_count: int
+    vm_cores: float
+    vm_memory_gb: float
+    workload_cores: float
+    workload_memory_gb: float
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def for_vms_cores(self) -> float | None:
+        return None if self.cores is None else self.cores - self.pve_cores - self.ceph_cores
+
+    @property
+    def for_vms_memory_gb(self) -> float | None:
+        return None if self.memory_gb is None else self.memory_gb - self.pve_memory_gb - self.ceph_memory_gb
+
+    @property
+    def spare_cores(self) -> float | None:
+        left = self.for_vms_cores
+        return None if left is None else left - self.vm_cores
+
+    @property
+    def spare_memory_gb(self) -> float | None:
+        left = self.for_vms_memory_gb
+        return None if left is None else left - self.vm_memory_gb
+
+    def line(self) -> str:
+        def q(value: float | None, unit: str) -> str:
+            return "unknown" if value is None else f"{num(value)} {unit}"
+
+        return (
+            f"{self.node} ({self.source}): {q(self.cores, 'cores')} / {q(self.memory_gb, 'GB')}; "
+            f"Proxmox VE {num(self.pve_cores)} cores / {num(self.pve_memory_gb)} GB, "
+            f"Ceph {num(self.ceph_cores)} cores / {num(self.ceph_memory_gb)} GB; "
+            f"left for Talos VMs {q(self.for_vms_cores, 'cores')} / {q(self.for_vms_memory_gb, 'GB')}; "
+            f"{self.vm_count} guest(s) take {num(self.vm_cores)} cores / {num(self.vm_memory_gb)} GB "
+            f"(spare {q(self.spare_cores, 'cores')} / {q(self.spare_memory_gb, 'GB')}); "
+            f"for workloads {num(self.workload_cores)} cores / {num(self.workload_memory_gb)} GB"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(
+            for_vms_cores=self.for_vms_cores,
+            for_vms_memory_gb=self.for_vms_memory_gb,
+            spare_cores=self.spare_cores,
+            spare_memory_gb=self.spare_memory_gb,
+        )
+        return data
+
+
+@dataclass
+class CapacityReport:
+    hosts: list[HostCapacity]
+    assumptions: list[str]
+
+    @property
+    def problems(self) -> list[str]:
+        return [p for h in self.hosts for p in h.problems]
+
+    def lines(self) -> list[str]:
+        return [h.line() for h in self.hosts] + [p for p in self.problems] + ["assumptions:"] + [
+            f"  {a}" for a in self.assumptions
+        ]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"hosts": [h.as_dict() for h in self.hosts], "problems": self.problems, "assumptions": self.assumptions}
+
+
+def _o(key: str) -> float:
+    return overheads()[key].value
+
+
+def vm_workload_share(vm: VmSpec) -> tuple[float, float]:
+    """CPU and memory a Talos VM leaves for workloads after kubelet, eviction and control-plane reservations."""
+    if not vm.schedulable:
+        return 0.0, 0.0
+    memory_reserved = _o(
+        "talos_system_reserved_memory_gb_controlplane" if vm.role == "controlplane" else "talos_system_reserved_memory_gb_worker"
+    ) + _o("kubelet_eviction_memory_gb")
+    cpu_reserved = _o("talos_system_reserved_cpu_cores")
+    if vm.role == "controlplane":
+        memory_reserved += _o("control_plane_components_memory_gb")
+        cpu_reserved += _o("control_plane_components_cpu_cores")
+    return max(0.0, vm.cores - cpu_reserved), max(0.0, vm.memory_gb - memory_reserved)
+
+
+def host_capacity(
+    node: str,
+    source: str,
+    cores: float | None,
+    memory_gb: float | None,
+    *,
+    vms: list[VmSpec],
+    pve_memory_gb: float | None = None,
+    ceph_osds: int = 0,
+) -> HostCapacity:
+    """The capacity of one Proxmox host running `vms`, with `ceph_osds` OSDs (0: no Ceph on this host)."""
+    ceph = ceph_osds > 0
+    shares = [vm_workload_share(vm) for vm in vms]
+    host = HostCapacity(
+        node=node,
+        source=source,
+        cores=cores,
+        memory_gb=memory_gb,
+        pve_cores=_o("proxmox_ve_cpu_cores"),
+        pve_memory_gb=_o("proxmox_ve_memory_gb") if pve_memory_gb is None else pve_memory_gb,
+        ceph_cores=(ceph_osds * _o("ceph_osd_cpu_cores") + _o("ceph_mon_mgr_cpu_cores")) if ceph else 0.0,
+        ceph_memory_gb=(ceph_osds * _o("ceph_osd_memory_gb") + _o("ceph_mon_mgr_memory_gb")) if ceph else 0.0,
+        vm_count=len(vms),
+        vm_cores=sum(vm.cores for vm in vms),
+        vm_memory_gb=sum(vm.memory_gb for vm in vms),
+        workload_cores=sum(s[0] for s in shares),
+        workload_memory_gb=sum(s[1] for s in shares),
+    )
+    if memory_gb is None:
+        host.problems.append(f"{node}: host memory unknown, so tierzero cannot check that its VMs fit")
+    elif (host.for_vms_memory_gb or 0.0) <= 0:
+        host.problems.append(
+            f"{node}: nothing is left for Talos VMs: {num(memory_gb)} GB minus Proxmox VE {num(host.pve_memory_gb)} GB"
+            + (f" and Ceph {num(host.ceph_memory_gb)} GB" if ceph else "")
+        )
+    elif (host.spare_memory_gb or 0.0) < 0:
+        host.problems.append(
+            f"{node}: Talos VMs need {num(host.vm_memory_gb)} GB but only {num(host.for_vms_memory_gb or 0)} GB is left "
+            f"after Proxmox VE" + (" and Ceph" if ceph else "") + f"; shrink the VMs by {num(-(host.spare_memory_gb or 0))} GB"
+        )
+    if cores is not None and (host.spare_cores or 0.0) < 0:
+        host.problems.append(
+            f"{node}: VMs have {num(host.vm_cores)} vCPUs on {num(host.for_vms_cores or 0)} free cores "
+            "(over-committed: allowed, but they share the cores)"
+        )
+    return host
+
+
+def assumptions_used(ceph: bool) -> list[str]:
+    keys = [k for k in overheads() if ceph or not k.startswith("ceph_")]
+    return [f"{k} = {num(overheads()[k].value)}: {overheads()[k].source}" for k in keys]
+
+
+def capacity_report(platform: Platform) -> CapacityReport:
+    """Per node of hypervisors.proxmox.nodes: CPU and memory for Talos VMs (and service LXCs), then for workloads."""
+    proxmox = platform.proxmox
+    vms_by_node: dict[str, list[VmSpec]] = {}
+    for cluster in platform.clusters:
+        for role, node in cluster.nodes():
+            schedulable = role == "worker" or cluster.allow_scheduling_on_control_planes
+            vms_by_node.setdefault(node.node, []).append(VmSpec(node.name, role, node.cores, node.memory_gb, schedulable))
+    for service in platform.services:
+        vms_by_node.setdefault(service.node, []).append(VmSpec(service.name, "lxc", service.cores, service.memory_gb, False))
+    hosts = []
+    ceph = proxmox.ceph.enabled
+    for node in proxmox.nodes:
+        source = f"A1 instance {node.instance}" if node.instance else f"host {node.address}"
+        osds = (len(node.osd_devices) or 1) if ceph else 0
+        cores, memory = platform.host_cores(node), platform.host_memory_gb(node)
+        hosts.append(
+            host_capacity(
+                node.name,
+                source,
+                None if cores is None else float(cores),
+                memory,
+                vms=vms_by_node.get(node.name, []),
+                pve_memory_gb=node.memory_reserve_gb,
+                ceph_osds=osds,
+            )
+        )
+    return CapacityReport(hosts, assumptions_used(ceph))

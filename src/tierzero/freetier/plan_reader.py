@@ -1,0 +1,135 @@
+"""Read `tofu show -json plan.out` (format_version 1.x) into what the tenancy holds once the plan is applied.
+
+Holdings = prior state + creates + updates − deletes. During a create-before-destroy replace
+(actions ["create", "delete"]) the old and the new object exist together, so both are held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from tierzero.errors import InputError
+
+# Plan actions, as tofu writes them, and the label a row shows.
+ACTION_LABELS: dict[tuple[str, ...], str] = {
+    ("no-op",): "no-op",
+    ("create",): "create",
+    ("update",): "update",
+    ("delete",): "delete",
+    ("delete", "create"): "replace",
+    ("create", "delete"): "replace (create first)",
+    ("read",): "read",
+    ("forget",): "forget",
+}
+EXISTING = "existing"  # in prior state, with no resource change listed
+OLD_COPY_SUFFIX = " (old copy)"
+
+
+@dataclass(frozen=True)
+class Held:
+    """One managed object and why it is (or stops being) in the tenancy."""
+
+    address: str
+    type: str
+    values: dict[str, Any]
+    action: str
+    held: bool = True  # False for a deleted object, kept only so the report can show it
+    before: dict[str, Any] | None = None  # the object a replace or delete removes
+
+
+def _managed_prior(module: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
+    stack = [module] if module else []
+    while stack:
+        current = stack.pop()
+        for resource in current.get("resources") or ():
+            if resource.get("mode", "managed") == "managed":
+                yield resource
+        children = current.get("child_modules") or ()
+        stack.extend(reversed(list(children)))
+
+
+def _check_format(plan: Any) -> None:
+    if not isinstance(plan, dict):
+        raise InputError("the plan JSON is not an object", hint="produce it with: tofu show -json plan.out > plan.json")
+    version = plan.get("format_version")
+    if not isinstance(version, str) or version.split(".")[0] != "1":
+        raise InputError(
+            f"unsupported plan format_version {version!r}; tierzero reads format 1.x",
+            hint="produce it with: tofu show -json plan.out > plan.json",
+        )
+    changes = plan.get("resource_changes", [])
+    if not isinstance(changes, list):
+        raise InputError("resource_changes in the plan JSON is not a list")
+
+
+def _values(obj: Any) -> dict[str, Any]:
+    return obj if isinstance(obj, dict) else {}
+
+
+def read_holdings(plan: dict[str, Any]) -> list[Held]:
+    """Objects held after apply (held=True, prior ones first) followed by deleted ones (held=False)."""
+    _check_format(plan)
+    holdings: dict[str, Held] = {}
+    prior_root = _values(_values(_values(plan.get("prior_state")).get("values")).get("root_module"))
+    for resource in _managed_prior(prior_root):
+        address = resource.get("address")
+        if isinstance(address, str):
+            holdings[address] = Held(address, str(resource.get("type", "")), _values(resource.get("values")), EXISTING)
+    deleted: list[Held] = []
+    for position, rc in enumerate(plan.get("resource_changes") or ()):
+        if not isinstance(rc, dict) or rc.get("mode", "managed") != "managed":
+            continue
+        address, rtype = rc.get("address"), str(rc.get("type", ""))
+        change = _values(rc.get("change"))
+        actions = change.get("actions")
+        if not isinstance(address, str) or not isinstance(actions, list):
+            raise InputError(f"resource_changes[{position}] has no address or no change.actions")
+        key = tuple(str(a) for a in actions)
+        label = ACTION_LABELS.get(key)
+        if label is None:
+            raise InputError(f"{address}: unknown plan actions {list(key)}")
+        before, after = _values(change.get("before")), _values(change.get("after"))
+        if key == ("read",):
+            continue
+        if key == ("delete",):
+            old = holdings.pop(address, None)
+            gone = before or (old.values if old else {})
+            deleted.append(Held(address, rtype, gone, label, held=False, before=gone))
+        elif key in (("no-op",), ("forget",)):
+            # A forgotten object leaves the state but not the tenancy: it still counts.
+            prior = holdings.get(address)
+            holdings[address] = Held(address, rtype, after or before or (prior.values if prior else {}), label)
+        elif key == ("create", "delete"):
+            prior = holdings.get(address)
+            holdings[address] = Held(address, rtype, after, label, before=before or (prior.values if prior else {}))
+            old_address = address + OLD_COPY_SUFFIX
+            holdings[old_address] = Held(old_address, rtype, before or (prior.values if prior else {}), "old copy until destroyed")
+        else:  # create, update, delete-then-create: the new object takes the old one's place
+            prior = holdings.get(address)
+            gone = (before or (prior.values if prior else {})) if key == ("delete", "create") else None
+            holdings[address] = Held(address, rtype, after, label, before=gone)
+    return list(holdings.values()) + deleted
+
+
+def first_block(values: dict[str, Any], name: str) -> dict[str, Any]:
+    """A nested block: plans write it as a list of objects (a one-element list for a single block)."""
+    block = values.get(name)
+    if isinstance(block, list):
+        block = block[0] if block else None
+    return block if isinstance(block, dict) else {}
+
+
+def number(value: Any, default: float | None = None) -> float | None:
+    """A plan number, which may arrive as a string like "2"; `default` when absent or unknown."""
+    if value is None or isinstance(value, bool):
+        return default
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return default
+    return default

@@ -1,0 +1,32 @@
+locals {
+  instances_out = merge(
+    { for n, r in terraform_data.a1 : n => { for k, v in r.output : k => v if k != "subnet" } },
+    { for n, r in terraform_data.micro : n => { for k, v in r.output : k => v if k != "subnet" } },
+  )
+}
+
+output "instances" {
+  description = "name => {ocid, kind (a1|micro), shape, roles, ad, private_ip, public_ip}"
+  value       = local.instances_out
+}
+
+output "bastion_ip" {
+  description = "Public IP of the first bastion (its reserved IP when it has one); null without a bastion."
+  value       = length(local.bastions) > 0 ? local.instances_out[local.bastions[0]].public_ip : null
+}
+
+output "compartment_id" {
+  value = local.compartment_id
+}
+
+output "vcn_id" {
+  value = terraform_data.vcn.output.id
+}
+
+output "subnet_id" {
+  value = terraform_data.subnet.output.id
+}
+
+output "budget_id" {
+  value = terraform_data.budget.output.id
+}

@@ -1,0 +1,104 @@
+locals {
+  twin_suffix = "oc1.${var.region}.twin"
+  compartment_id = (
+    var.compartment_ocid != null ? var.compartment_ocid :
+    var.compartment_name != null ? "ocid1.compartment.oc1..twin${substr(sha1(var.compartment_name), 0, 32)}" :
+    var.tenancy_ocid
+  )
+  reserved_instances = toset([for r in values(var.reserved_ips) : r.instance])
+  # Addresses follow the sorted instance names: stable while the set of instances is.
+  instance_index = { for i, n in sort(local.instance_names) : n => i }
+
+  fake_instances = merge(
+    { for n, i in var.a1_instances : n => {
+      kind  = "a1"
+      shape = "VM.Standard.A1.Flex"
+      roles = ["proxmox-host"]
+      ad    = i.availability_domain
+    } },
+    { for n, i in var.micro_instances : n => {
+      kind  = "micro"
+      shape = "VM.Standard.E2.1.Micro"
+      roles = i.roles
+      ad    = i.availability_domain
+    } },
+  )
+  fake_instance_outputs = { for n, i in local.fake_instances : n => merge(i, {
+    ocid       = "ocid1.instance.${local.twin_suffix}${substr(sha1("${var.name_prefix}/${n}"), 0, 32)}"
+    private_ip = cidrhost(var.subnet_cidr, 10 + local.instance_index[n])
+    # TEST-NET-2 for reserved addresses, TEST-NET-3 for ephemeral ones: never routable.
+    public_ip = contains(local.reserved_instances, n) ? cidrhost("198.51.100.0/24", 10 + local.instance_index[n]) : cidrhost("203.0.113.0/24", 10 + local.instance_index[n])
+  }) }
+
+  capacity_check = "case \" $${TIERZERO_TWIN_FULL_ADS:-} \" in *\" $AD \"*) echo \"500-InternalError, Out of host capacity. (twin: $AD is full)\" >&2; exit 1;; esac"
+}
+
+resource "terraform_data" "vcn" {
+  input = {
+    id             = "ocid1.vcn.${local.twin_suffix}${substr(sha1("${var.name_prefix}/vcn"), 0, 32)}"
+    cidr           = var.vcn_cidr
+    compartment_id = local.compartment_id
+  }
+}
+
+resource "terraform_data" "subnet" {
+  input = {
+    id    = "ocid1.subnet.${local.twin_suffix}${substr(sha1("${var.name_prefix}/subnet"), 0, 32)}"
+    cidr  = var.subnet_cidr
+    vcn   = terraform_data.vcn.output.id
+    admin = var.admin_cidrs
+    http  = var.allow_http
+    icmp  = var.allow_icmp
+  }
+}
+
+# Like oci_core_instance, a changed availability domain or shape replaces the instance.
+resource "terraform_data" "a1" {
+  for_each         = var.a1_instances
+  input            = merge(local.fake_instance_outputs[each.key], { subnet = terraform_data.subnet.output.id })
+  triggers_replace = [each.value.availability_domain]
+
+  provisioner "local-exec" {
+    command     = local.capacity_check
+    environment = { AD = each.value.availability_domain }
+  }
+}
+
+resource "terraform_data" "micro" {
+  for_each         = var.micro_instances
+  input            = merge(local.fake_instance_outputs[each.key], { subnet = terraform_data.subnet.output.id })
+  triggers_replace = [each.value.availability_domain]
+
+  provisioner "local-exec" {
+    command     = local.capacity_check
+    environment = { AD = each.value.availability_domain }
+  }
+}
+
+resource "terraform_data" "reserved_ip" {
+  for_each = var.reserved_ips
+  input = {
+    instance   = each.value.instance
+    ip_address = local.fake_instance_outputs[each.value.instance].public_ip
+  }
+  depends_on = [terraform_data.a1, terraform_data.micro]
+}
+
+resource "terraform_data" "volume" {
+  for_each = var.block_volumes
+  input = {
+    id       = "ocid1.volume.${local.twin_suffix}${substr(sha1("${var.name_prefix}/${each.key}"), 0, 32)}"
+    size_gb  = each.value.size_gb
+    instance = each.value.instance
+  }
+  depends_on = [terraform_data.a1, terraform_data.micro]
+}
+
+resource "terraform_data" "budget" {
+  input = {
+    id        = "ocid1.budget.${local.twin_suffix}${substr(sha1("${var.name_prefix}/budget"), 0, 32)}"
+    amount    = var.budget_amount
+    threshold = var.budget_alert_threshold_percent
+    email     = var.budget_alert_email
+  }
+}

@@ -1,0 +1,9 @@
+# The twin of ../oci: same variables (identical variables.tf and limits.tf) and same outputs,
+# built from terraform_data only, so a sandbox can plan and apply the cloud layer for real without
+# a cloud account or a provider download. Outputs are deterministic fakes derived from names.
+#
+# Capacity simulation: set TIERZERO_TWIN_FULL_ADS to space-separated availability domains and any
+# instance created in one of them fails with OCI's "Out of host capacity" message.
+terraform {
+  required_version = ">= 1.10.0"
+}

@@ -1,0 +1,1 @@
+"""Native Talos machine-config generation: secrets, configs, patches, client material, schematics."""

@@ -1,0 +1,111 @@
+"""The cloud layer's inputs, from the spec: `tierzero.auto.tfvars.json`. Python never writes HCL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tierzero.adapters.tofu_workspace import TFVARS_FILE, S3StateBackend, write_json
+from tierzero.errors import InputError
+from tierzero.spec.models import OCI, Platform
+
+
+def _oci(platform: Platform) -> OCI:
+    if platform.oci is None:
+        raise InputError("the spec has no cloud.oci section, so there is no cloud layer to render")
+    return platform.oci
+
+
+def _ssh_key(oci: OCI, base_dir: Path) -> str:
+    path = Path(oci.ssh_public_key)
+    path = path if path.is_absolute() else base_dir / path
+    try:
+        key = path.read_text().strip()
+    except OSError:
+        raise InputError(
+            f"cannot read the SSH public key {path} (cloud.oci.ssh_public_key)",
+            hint="generate it first (tierzero creates .tierzero/id_ed25519 on init) or point ssh_public_key at an existing .pub file",
+        ) from None
+    if not key:
+        raise InputError(f"the SSH public key file {path} is empty")
+    return key
+
+
+def tfvars_for(platform: Platform, *, base_dir: Path = Path("."), ssh_public_key: str | None = None) -> dict[str, Any]:
+    """Variables of the `oci` (and `oci_twin`) module. `ssh_public_key` overrides reading the key
+    file named in the spec, relative to `base_dir` (the spec's directory)."""
+    oci = _oci(platform)
+    first_ad = oci.availability_domains[0]
+    reserved = {r.name: {"instance": r.instance} for r in oci.reserved_ips}
+    bastions = [m.name for m in oci.micro_instances if "bastion" in m.roles]
+    # The bastion is the stable way in, so it always gets a reserved address.
+    if bastions and not any(r["instance"] == bastions[0] for r in reserved.values()):
+        reserved[f"{bastions[0]}-ip"] = {"instance": bastions[0]}
+    return {
+        "name_prefix": platform.metadata.name,
+        "region": oci.region,
+        "tenancy_ocid": oci.tenancy_ocid,
+        "compartment_ocid": oci.compartment_ocid,
+        "compartment_name": oci.compartment_name,
+        "config_profile": oci.config_profile,
+        "vcn_cidr": oci.network.vcn_cidr,
+        "subnet_cidr": oci.network.subnet_cidr,
+        "admin_cidrs": list(oci.network.admin_cidrs),
+        "allow_http": oci.network.allow_http,
+        "allow_icmp": oci.network.allow_icmp,
+        "ssh_authorized_keys": ssh_public_key.strip() if ssh_public_key else _ssh_key(oci, base_dir),
+        "a1_instances": {
+            a.name: {
+                "ocpus": a.ocpus,
+                "memory_gb": a.memory_gb,
+                "boot_volume_gb": a.boot_volume_gb,
+                "availability_domain": a.availability_domain or first_ad,
+            }
+            for a in oci.a1_instances
+        },
+        "micro_instances": {
+            m.name: {"roles": list(m.roles), "boot_volume_gb": m.boot_volume_gb, "availability_domain": first_ad}
+            for m in oci.micro_instances
+        },
+        "reserved_ips": reserved,
+        "block_volumes": {v.name: {"size_gb": v.size_gb, "instance": v.instance} for v in oci.block_volumes},
+        "budget_amount": oci.budget.amount,
+        "budget_alert_email": oci.budget.alert_email,
+        "budget_alert_threshold_percent": oci.budget.alert_threshold_percent,
+        "freeform_tags": {"tierzero-platform": platform.metadata.name},
+    }
+
+
+def write_tfvars(platform: Platform, layer_dir: Path, **options: Any) -> Path:
+    """Write `tierzero.auto.tfvars.json` (sorted keys, so the same spec gives the same bytes)."""
+    path = Path(layer_dir) / TFVARS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, tfvars_for(platform, **options))
+    return path
+
+
+def ad_candidates(platform: Platform) -> dict[str, list[str]]:
+    """Availability domains each instance may be moved to when capacity runs out: a pinned A1
+    instance stays where it is pinned, every other instance rotates through the spec's list."""
+    oci = _oci(platform)
+    ads = list(oci.availability_domains)
+    found = {a.name: [a.availability_domain] if a.availability_domain else ads for a in oci.a1_instances}
+    found.update({m.name: ads for m in oci.micro_instances})
+    return found
+
+
+def state_backend(platform: Platform, resolve_secret: Callable[[str], str]) -> S3StateBackend | None:
+    """The S3-compatible state backend of the spec (None: local state). Secrets are resolved by
+    the caller's resolver (env:, file:, sops: references) and only ever travel as env vars."""
+    backend = _oci(platform).state_backend
+    if backend.type == "local":
+        return None
+    return S3StateBackend(
+        bucket=backend.bucket,
+        key=backend.key,
+        region=backend.region,
+        endpoint=backend.endpoint,
+        access_key=resolve_secret(backend.access_key),
+        secret_key=resolve_secret(backend.secret_key),
+    )
