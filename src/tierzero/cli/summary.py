@@ -80,13 +80,14 @@ def print_summary(con, loaded: LoadedSpec) -> None:
     for h in data["proxmox"]["hosts"]:
         t.add_row(h["name"], str(h["source"]), str(h["cores"] or "?"), f"{h['memory_gb']:g}" if h["memory_gb"] else "?", f"{h['reserve_gb']:g}", str(h["guests"]), f"{h['guest_memory_gb']:g}")
     con.print(t)
-    if data["clusters"]:
-        t = Table(title="Talos clusters", title_justify="left")
-        for col in ("cluster", "Talos", "Kubernetes", "endpoint", "CP", "workers", "CNI", "GitOps", "add-ons"):
-            t.add_column(col)
-        for c in data["clusters"]:
-            t.add_row(c["name"], c["talos"], c["kubernetes"], c["endpoint"], str(c["control_planes"]), str(c["workers"]), c["cni"], c["gitops"] or "-", ", ".join(c["addons"]) or "-")
-        con.print(t)
+    for c in data["clusters"]:
+        con.print(
+            f"cluster {c['name']}: Talos {c['talos']}, Kubernetes {c['kubernetes']}, {c['control_planes']} control plane(s), "
+            f"{c['workers']} worker(s), CNI {c['cni']}, GitOps {c['gitops'] or 'none'}, endpoint {c['endpoint']}",
+            markup=False,
+        )
+        if c["addons"]:
+            con.print(f"  add-ons: {', '.join(c['addons'])}", markup=False)
     for s in data["services"]:
         con.print(f"service {s['name']} ({s['kind']}) on {s['node']} as LXC {s['vmid']}", markup=False)
 

@@ -1,0 +1,286 @@
+"""Runs the step graph: ready steps concurrently (bounded), finished steps with unchanged
+inputs skipped, a step left `running` by a killed run re-run, and the first failure stops
+the run with the step id, the cause and a remedy.
+
+Events (see `tierzero.engine.progress`): run_started, step_started, step_skipped, step_done,
+step_failed, step_cancelled, run_finished, plus log/wait/retry from inside steps. A step's
+`step_done` event is emitted only after its state is committed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tierzero.engine.dag import Graph, build
+from tierzero.engine.state import StateStore, StepRecord, fingerprint
+from tierzero.engine.step import EventSink, Step, StepContext
+from tierzero.errors import InputError, OperationError, TierzeroError
+
+REMEDY = "fix the cause, then run the same command again: finished steps are skipped and this one is retried"
+
+
+class StepFailed(OperationError):
+    def __init__(self, step_id: str, cause: str, hint: str | None = None) -> None:
+        super().__init__(f"step {step_id} failed: {cause}", hint=hint or REMEDY)
+        self.step_id = step_id
+        self.cause = cause
+
+
+@dataclass(frozen=True)
+class Selection:
+    only: str | None = None
+    start: str | None = None
+    until: str | None = None
+
+    def describe(self) -> str:
+        parts = [f"{k}={v}" for k, v in (("only", self.only), ("from", self.start), ("until", self.until)) if v]
+        return " ".join(parts) or "all"
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    step_id: str
+    phase: str
+    action: str  # "run" or "skip"
+    reason: str
+    description: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"step": self.step_id, "phase": self.phase, "action": self.action, "reason": self.reason, "description": self.description}
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    durations: dict[str, float] = field(default_factory=dict)
+    elapsed: float = 0.0
+
+
+def _cause(exc: BaseException) -> tuple[str, str | None]:
+    if isinstance(exc, TierzeroError):
+        return exc.message, exc.hint
+    text = str(exc).strip()
+    return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__), None
+
+
+class Runner:
+    def __init__(
+        self,
+        steps: Sequence[Step],
+        *,
+        spec: Any,
+        workspace: Any,
+        target: str,
+        connections: Any,
+        secrets: Any,
+        state: StateStore,
+        emit: EventSink | None = None,
+        concurrency: int = 8,
+        graph: Graph | None = None,
+    ) -> None:
+        self.graph = graph or build(steps)
+        self.spec, self.workspace, self.target = spec, workspace, target
+        self.connections, self.secrets, self.state = connections, secrets, state
+        self.emit: EventSink = emit or (lambda kind, **f: None)
+        self.concurrency = max(1, concurrency)
+        self.outputs: dict[str, Mapping[str, Any]] = {}
+
+    def _context(self, step_id: str) -> StepContext:
+        return StepContext(
+            spec=self.spec, workspace=self.workspace, target=self.target,  # type: ignore[arg-type]
+            connections=self.connections, secrets=self.secrets, outputs=self.outputs,
+            step_id=step_id, emit=self.emit,
+        )
+
+    def _load_outputs(self, records: Mapping[str, StepRecord]) -> None:
+        self.outputs.clear()
+        self.outputs.update({sid: r.outputs for sid, r in records.items() if r.status == "done" and sid in self.graph.steps})
+
+    def _check_outside(self, selected: list[str], records: Mapping[str, StepRecord]) -> None:
+        chosen = set(selected)
+        for sid in selected:
+            for dep in self.graph.after[sid]:
+                rec = records.get(dep)
+                if dep not in chosen and (rec is None or rec.status != "done"):
+                    raise InputError(
+                        f"step {sid} comes after {dep} ({self.graph.phase_of(dep)}), which has not finished",
+                        hint=f"run the {self.graph.phase_of(dep)} phase first, or drop --only/--from",
+                    )
+
+    def _fingerprint(self, step: Step) -> str:
+        return fingerprint(step.inputs(self._context(step.id)))
+
+    @staticmethod
+    def _rerun_reason(rec: StepRecord | None, fp: str | None) -> str | None:
+        """Why a step must run, or None to skip it."""
+        if rec is None:
+            return "new"
+        if rec.status == "failed":
+            return "failed last time"
+        if rec.status == "running":
+            return "interrupted last time"
+        if rec.status != "done":
+            return "not finished"
+        if fp is None or rec.fingerprint != fp:
+            return "inputs changed"
+        return None
+
+    # -- dry run
+    def plan(self, selection: Selection = Selection()) -> list[PlanItem]:
+        selected = self.graph.select(selection.only, selection.start, selection.until)
+        records = self.state.records()
+        self._check_outside(selected, records)
+        self._load_outputs(records)
+        changing: set[str] = set()
+        items: list[PlanItem] = []
+        for sid in selected:
+            step = self.graph.steps[sid]
+            upstream_changing = any(n in changing for n in self.graph.explicit[sid])
+            try:
+                fp: str | None = self._fingerprint(step)
+            except Exception:  # noqa: BLE001 - inputs may read outputs that do not exist yet
+                fp = None
+            reason = self._rerun_reason(records.get(sid), fp)
+            if reason == "inputs changed" and fp is None and upstream_changing:
+                reason = "downstream of change"
+            if reason is None and upstream_changing:
+                reason = "downstream of change"
+            if reason:
+                changing.add(sid)
+            items.append(PlanItem(sid, step.phase, "run" if reason else "skip", reason or "unchanged", step.description))
+        return items
+
+    # -- run
+    async def run(self, selection: Selection = Selection(), command: str = "deploy") -> RunResult:
+        selected = self.graph.select(selection.only, selection.start, selection.until)
+        records = self.state.records()
+        self._check_outside(selected, records)
+        self._load_outputs(records)
+        run_id = self.state.start_run(command, selection.describe())
+        result = RunResult(run_id)
+        started = time.monotonic()
+        self.emit("run_started", run_id=run_id, target=self.target, selection=selection.describe(), steps=len(selected))
+        try:
+            await self._schedule(selected, records, result, run_id)
+        except BaseException as exc:
+            cause = exc.message if isinstance(exc, TierzeroError) else type(exc).__name__
+            self.state.finish_run(run_id, "failed", cause)
+            result.elapsed = time.monotonic() - started
+            self.emit("run_finished", run_id=run_id, status="failed", elapsed=result.elapsed, error=cause)
+            raise
+        self.state.finish_run(run_id, "done")
+        result.elapsed = time.monotonic() - started
+        self.emit("run_finished", run_id=run_id, status="done", elapsed=result.elapsed, ran=len(result.ran), skipped=len(result.skipped))
+        return result
+
+    async def _schedule(self, selected: list[str], records: Mapping[str, StepRecord], result: RunResult, run_id: int) -> None:
+        chosen = set(selected)
+        waiting = {sid: {d for d in self.graph.after[sid] if d in chosen} for sid in selected}
+        readers: dict[str, list[str]] = {sid: [] for sid in selected}
+        for sid, deps in waiting.items():
+            for dep in deps:
+                readers[dep].append(sid)
+        semaphore = asyncio.Semaphore(self.concurrency)
+        ready = [sid for sid in selected if not waiting[sid]]
+        tasks: dict[asyncio.Task, str] = {}
+        while ready or tasks:
+            for sid in ready:
+                tasks[asyncio.create_task(self._execute(sid, records.get(sid), semaphore, result, run_id))] = sid
+            ready = []
+            finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            failure: BaseException | None = None
+            for task in finished:
+                sid = tasks.pop(task)
+                if task.exception() is not None:
+                    failure = failure or task.exception()
+                    continue
+                for reader in readers[sid]:
+                    waiting[reader].discard(sid)
+                    if not waiting[reader]:
+                        ready.append(reader)
+            if failure is not None:
+                await self._cancel(tasks)
+                raise failure
+            ready.sort(key=selected.index)
+
+    async def _cancel(self, tasks: dict[asyncio.Task, str]) -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _execute(self, sid: str, rec: StepRecord | None, semaphore: asyncio.Semaphore, result: RunResult, run_id: int) -> None:
+        step = self.graph.steps[sid]
+        try:
+            fp = self._fingerprint(step)
+        except Exception as exc:  # noqa: BLE001
+            cause, hint = _cause(exc)
+            raise StepFailed(sid, f"could not compute its inputs: {cause}", hint) from exc
+        reason = self._rerun_reason(rec, fp)
+        if reason is None and rec is not None:
+            self.outputs[sid] = rec.outputs
+            result.skipped.append(sid)
+            self.emit("step_skipped", step=sid, phase=step.phase, reason="unchanged")
+            return
+        async with semaphore:
+            self.state.mark_running(sid, step.phase, fp, run_id)
+            self.emit("step_started", step=sid, phase=step.phase, reason=reason, description=step.description)
+            t0 = time.monotonic()
+            try:
+                produced = await step.run(self._context(sid))
+                outputs = dict(produced or {})
+                json.dumps(outputs)
+            except asyncio.CancelledError:
+                self.state.mark_failed(sid, "cancelled: another step failed", status="pending")
+                self.emit("step_cancelled", step=sid, phase=step.phase)
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a StepFailed
+                cause, hint = _cause(exc)
+                if isinstance(exc, TypeError) and "JSON" in str(exc):
+                    cause = f"its outputs are not JSON-able ({exc})"
+                self.state.mark_failed(sid, cause)
+                self.emit("step_failed", step=sid, phase=step.phase, error=cause, hint=hint or REMEDY, elapsed=time.monotonic() - t0)
+                raise StepFailed(sid, cause, hint) from exc
+            self.state.mark_done(sid, outputs)
+            self.outputs[sid] = outputs
+            elapsed = time.monotonic() - t0
+            result.ran.append(sid)
+            result.durations[sid] = elapsed
+            self.emit("step_done", step=sid, phase=step.phase, elapsed=elapsed)
+
+    # -- destroy
+    async def destroy(self, on_step: Callable[[str], None] | None = None) -> list[str]:
+        """Undo every recorded step in reverse order; forget the state of the rest."""
+        records = self.state.records()
+        self._load_outputs(records)
+        run_id = self.state.start_run("destroy", "all")
+        undone: list[str] = []
+        self.emit("run_started", run_id=run_id, target=self.target, selection="destroy", steps=len(records))
+        for sid in reversed(self.graph.order):
+            step = self.graph.steps[sid]
+            if sid not in records:
+                continue
+            if step.destroy is not None:
+                if on_step:
+                    on_step(sid)
+                self.emit("step_started", step=sid, phase=step.phase, reason="destroy", description=step.description)
+                t0 = time.monotonic()
+                try:
+                    await step.destroy(self._context(sid))
+                except Exception as exc:  # noqa: BLE001
+                    cause, hint = _cause(exc)
+                    self.state.finish_run(run_id, "failed", cause)
+                    self.emit("step_failed", step=sid, phase=step.phase, error=cause, hint=hint or REMEDY, elapsed=time.monotonic() - t0)
+                    raise StepFailed(sid, f"destroy: {cause}", hint or "fix the cause and run destroy again; undone steps stay undone") from exc
+                self.emit("step_done", step=sid, phase=step.phase, elapsed=time.monotonic() - t0)
+                undone.append(sid)
+            self.state.forget(sid)
+            self.outputs.pop(sid, None)
+        self.state.finish_run(run_id, "done")
+        self.emit("run_finished", run_id=run_id, status="done", elapsed=0.0, ran=len(undone), skipped=0)
+        return undone
