@@ -33,12 +33,8 @@ def make_runner(tofu_binary: TofuBinary, plugin_cache: Path, tmp_path: Path) -> 
         if fixture is not None:
             shutil.copytree(FIXTURES / fixture, workdir, dirs_exist_ok=True)
         events = options.pop("events", None)
-        return TofuRunner(
-            workdir,
-            binary=tofu_binary,
-            plugin_cache_dir=plugin_cache,
-            on_event=events.append if events is not None else None,
-            **options,
-        )
+        if events is not None:
+            options["on_event"] = events.append
+        return TofuRunner(workdir, binary=tofu_binary, plugin_cache_dir=plugin_cache, **options)
 
     return make

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from tierzero.adapters.tofu import CapacityError, Guard, PlanResult, RunResult, TofuRunner
 from tierzero.adapters.tofu_workspace import write_json
@@ -37,8 +37,11 @@ class Backoff:
 
 @dataclass(frozen=True)
 class CapacityAttempt:
-    """Emitted once per failed attempt, before the wait."""
+    """Emitted once per failed attempt, before the wait. `type` matches TofuEvent's, so one
+    callback can switch on it for both."""
 
+    type: ClassVar[str] = "capacity_retry"
+    level: ClassVar[str] = "warn"
     attempt: int
     instances: tuple[str, ...]
     moves: dict[str, tuple[str, str]]  # instance -> (AD it failed in, AD it tries next)
@@ -75,10 +78,17 @@ class CapacityHunter:
         self.sleep = sleep
         self.rng = rng or random.Random()
         self.attempts = 0
+        self._failed_here: set[str] = set()
+
+    @property
+    def failed_addresses(self) -> frozenset[str]:
+        """Addresses whose create failed during this hunt. A guard that refuses A1 replacements can
+        allow exactly these: a tainted instance that never came up is all they can be."""
+        return frozenset(self._failed_here)
 
     def run(self) -> tuple[PlanResult, RunResult]:
         deadline = self.clock() + self.deadline_seconds
-        failed_here: set[str] = set()
+        failed_here = self._failed_here
         tried: dict[str, list[str]] = {}
         while True:
             write_json(self.tfvars_path, self.variables)

@@ -9,74 +9,27 @@ here (the caller decides). Secrets are masked in everything that reaches a log o
 from __future__ import annotations
 
 import asyncio
-import random
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable
 
 import asyncssh
 
 from tierzero.adapters.connections import Connections, Endpoint
 from tierzero.adapters.redact import Redactor
+from tierzero.adapters.retry import Policy, RetryExhausted, retry_async
 from tierzero.errors import OperationError
 
-T = TypeVar("T")
 
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How long to keep trying a transient failure: exponential backoff with full jitter."""
-
-    deadline: float = 300.0  # seconds in all
-    base: float = 1.0
-    cap: float = 20.0
-
-    def delays(self) -> Iterable[float]:
-        attempt = 0
-        while True:
-            yield random.uniform(self.base / 2, min(self.cap, self.base * 2**attempt))
-            attempt += 1
-
-
-def retry_policy(connections: Connections | None, kind: str) -> RetryPolicy:
-    """The policy for a kind of call; a sandbox or a test may shorten it via connections.state."""
+def retry_policy(connections: Connections | None, kind: str) -> Policy:
+    """The retry policy for a kind of call ("ssh", "proxmox", "lock", "wait"); a sandbox or a test
+    may shorten it by putting a Policy in connections.state["retry:<kind>"] or ["retry"]."""
     if connections is not None:
         found = connections.state.get(f"retry:{kind}") or connections.state.get("retry")
-        if isinstance(found, RetryPolicy):
+        if isinstance(found, Policy):
             return found
-    return RetryPolicy()
-
-
-async def with_retries(
-    what: str,
-    call: Callable[[], Awaitable[T]],
-    transient: Callable[[BaseException], str | None],
-    policy: RetryPolicy,
-    on_retry: Callable[[int, str, float], None] | None = None,
-    give_up: Callable[[str], BaseException] | None = None,
-) -> T:
-    """Run `call`; while `transient(exc)` names a cause, sleep and try again until the deadline."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + policy.deadline
-    delays = iter(policy.delays())
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return await call()
-        except Exception as exc:  # noqa: BLE001 - classified just below
-            cause = transient(exc)
-            if cause is None:
-                raise
-            delay = next(delays)
-            if loop.time() + delay > end:
-                if give_up is not None:
-                    raise give_up(cause) from exc
-                raise OperationError(f"{what}: still failing after {policy.deadline:.0f}s: {cause}") from exc
-            if on_retry is not None:
-                on_retry(attempt, cause, delay)
-            await asyncio.sleep(delay)
+    return Policy(deadline=600.0 if kind == "wait" else 300.0)
 
 
 @dataclass(frozen=True)
@@ -128,17 +81,6 @@ class CommandFailed(OperationError):
         self.result = result
 
 
-class _RecordingClient(asyncssh.SSHClient):
-    """Remembers the host key the server offered, for trust-on-first-use."""
-
-    def __init__(self) -> None:
-        self.server_key: asyncssh.SSHKey | None = None
-
-    def validate_host_public_key(self, host: str, addr: tuple[str, int], port: int, key: asyncssh.SSHKey) -> bool:
-        self.server_key = key
-        return True
-
-
 def _known_key(known_hosts: Path, pattern: str) -> bool:
     if not known_hosts.exists():
         return False
@@ -159,14 +101,12 @@ def _record_key(known_hosts: Path, pattern: str, key: asyncssh.SSHKey) -> None:
 _TRANSIENT = (OSError, asyncio.TimeoutError, asyncssh.ConnectionLost, asyncssh.ChannelOpenError)
 
 
-def _transient(exc: BaseException) -> str | None:
-    if isinstance(exc, asyncssh.HostKeyNotVerifiable) or isinstance(exc, asyncssh.PermissionDenied):
-        return None
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, (asyncssh.HostKeyNotVerifiable, asyncssh.PermissionDenied, OperationError)):
+        return False
     if isinstance(exc, asyncssh.DisconnectError) and not isinstance(exc, asyncssh.ConnectionLost):
-        return None
-    if isinstance(exc, _TRANSIENT):
-        return f"{type(exc).__name__}: {exc}"
-    return None
+        return False
+    return isinstance(exc, _TRANSIENT)
 
 
 @dataclass
@@ -174,7 +114,7 @@ class SshClient:
     """Commands on one host; the connection is opened on first use and reused."""
 
     target: SshTarget
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    policy: Policy = field(default_factory=Policy)
     redactor: Redactor = field(default_factory=Redactor)
     log: Callable[[str], None] | None = None
     on_retry: Callable[[int, str, float], None] | None = None
@@ -198,22 +138,26 @@ class SshClient:
                     f"the SSH host key of {t.label} differs from the one recorded in {t.known_hosts}",
                     hint="if the host was reinstalled, delete its line from that file; otherwise treat it as an attack",
                 ) from exc
-        conn, client = await asyncssh.create_connection(_RecordingClient, known_hosts=None, **options)
-        if client.server_key is not None:
-            _record_key(t.known_hosts, t.host_pattern, client.server_key)
+        # First contact: accept the key the server offers and record it (trust on first use).
+        conn = await asyncssh.connect(known_hosts=None, **options)
+        key = conn.get_server_host_key()
+        if key is not None:
+            _record_key(t.known_hosts, t.host_pattern, key)
         return conn
 
     async def connection(self) -> asyncssh.SSHClientConnection:
         async with self._lock:
             if self._conn is not None and not self._conn.is_closed():
                 return self._conn
-            self._conn = await with_retries(
-                f"ssh {self.target.label}", self._connect, _transient, self.policy, self.on_retry,
-                give_up=lambda cause: OperationError(
-                    f"cannot reach {self.target.label} over SSH: {cause}",
+            try:
+                self._conn = await retry_async(
+                    self._connect, policy=self.policy, classify=_transient, on_retry=self.on_retry, what=f"ssh {self.target.label}"
+                )
+            except RetryExhausted as exc:
+                raise OperationError(
+                    f"cannot reach {self.target.label} over SSH: {exc.message}",
                     hint="check the host is up, the address and port are right, and the workspace key is authorised",
-                ),
-            )
+                ) from exc
             return self._conn
 
     async def run(self, command: str | list[str], *, check: bool = True, input: str | None = None, secrets: Iterable[str] = (), timeout: float | None = 600, hint: str | None = None) -> Result:
@@ -233,7 +177,7 @@ class SshClient:
 
         if self.log:
             self.log(f"ssh {self.target.name}: {shown}")
-        proc = await with_retries(f"ssh {self.target.label}", once, _transient, self.policy, self.on_retry)
+        proc = await retry_async(once, policy=self.policy, classify=_transient, on_retry=self.on_retry, what=f"ssh {self.target.label}: {shown}")
         out = proc.stdout if isinstance(proc.stdout, str) else (proc.stdout or b"").decode(errors="replace")
         err = proc.stderr if isinstance(proc.stderr, str) else (proc.stderr or b"").decode(errors="replace")
         result = Result(shown, self.redactor.redact(out) if secrets else out, self.redactor.redact(err), int(proc.exit_status or 0))

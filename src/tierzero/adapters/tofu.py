@@ -10,16 +10,24 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tierzero.adapters.redact import Redactor
-from tierzero.adapters.tofu_events import ChangeCounts, Diagnostic, LockInfo, TofuEvent, parse_line, parse_lock_info
+from tierzero.adapters.tofu_events import (
+    ChangeCounts,
+    Diagnostic,
+    LockInfo,
+    TofuEvent,
+    parse_line,
+    parse_lock_info,
+)
 from tierzero.adapters.tofu_workspace import S3StateBackend, write_backend
 from tierzero.errors import OperationError
 
@@ -145,7 +153,7 @@ class TofuRunner:
         secrets: Iterable[str] = (),
         plugin_cache_dir: Path | None = None,
         lock_timeout: str = "0s",
-        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.workdir = Path(workdir)
         self.binary = binary or find_binary()
@@ -190,7 +198,14 @@ class TofuRunner:
 
     def show(self, plan_file: Path) -> dict[str, Any]:
         run = self._checked("show", ["show", "-no-color", "-json", plan_file.name], stream=False)
-        return json.loads(run.stdout)
+        shown: dict[str, Any] = json.loads(run.stdout)
+        return shown
+
+    def state(self) -> dict[str, Any]:
+        """`show -json` of the current state ({} when there is none yet)."""
+        run = self._checked("show", ["show", "-no-color", "-json"], stream=False, log_stdout=False)
+        state: dict[str, Any] = json.loads(run.stdout or "{}")
+        return state
 
     def apply(self, plan: PlanResult) -> RunResult:
         """Apply exactly the saved plan the guard saw; refuses a plan file changed since."""
@@ -241,13 +256,17 @@ class TofuRunner:
                 argv, cwd=self.workdir, env=self._environment(), stdout=subprocess.PIPE, stderr=err, text=True
             )
             assert proc.stdout is not None
-            for line in proc.stdout:
-                lines.append(line)
-                if stream:
-                    event = parse_line(self.redactor.redact(line), command)
-                    if event is not None:
-                        events.append(event)
-                        self.emit(event)
+            try:
+                for line in proc.stdout:
+                    lines.append(line)
+                    if stream:
+                        event = parse_line(self.redactor.redact(line), command)
+                        if event is not None:
+                            events.append(event)
+                            self.emit(event)
+            except BaseException:
+                _interrupt(proc)
+                raise
             returncode = proc.wait()
             err.seek(0)
             stderr = err.read()
@@ -293,12 +312,23 @@ class TofuRunner:
         if capacity:
             return CapacityError(
                 f"{self.name} {result.command}: {capacity[0].text}",
-                hint=f"OCI has no free capacity for this shape right now; retry later or in another availability domain ({where})",
+                hint=f"OCI has no free capacity for this shape now; retry later or in another availability domain ({where})",
                 addresses=result.errored_addresses,
             )
         first = errors[0].text if errors else f"exit status {result.returncode}"
         more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
         return OperationError(f"{self.name} {result.command} failed: {first}{more}", hint=_hint_for(first, self.name, where))
+
+
+def _interrupt(proc: subprocess.Popen[str]) -> None:
+    """Stop the tool the way Ctrl-C does, so it finishes writing state and releases the lock."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _sha256(path: Path) -> str:
@@ -311,7 +341,8 @@ def _stderr_diagnostics(stderr: str) -> list[Diagnostic]:
     found = []
     for block in blocks:
         summary, _, detail = block.partition("\n")
-        found.append(Diagnostic("error", summary.strip(), "\n".join(l.strip(" │") for l in detail.splitlines()).strip()))
+        text = "\n".join(line.strip(" │") for line in detail.splitlines()).strip()
+        found.append(Diagnostic("error", summary.strip(), text))
     return found
 
 

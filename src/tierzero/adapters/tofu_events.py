@@ -112,7 +112,8 @@ def _address(raw: dict[str, Any]) -> str | None:
     for holder in ("hook", "change"):
         section = raw.get(holder)
         if isinstance(section, dict) and isinstance(section.get("resource"), dict):
-            return section["resource"].get("addr")
+            addr = section["resource"].get("addr")
+            return str(addr) if addr is not None else None
     diagnostic = raw.get("diagnostic")
     if isinstance(diagnostic, dict) and diagnostic.get("address"):
         return str(diagnostic["address"])

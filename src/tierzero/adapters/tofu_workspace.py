@@ -59,9 +59,11 @@ class S3StateBackend:
     endpoint: str
     access_key: str
     secret_key: str
+    max_retries: int | None = None  # None: the tool's default (5)
 
     def config(self) -> dict[str, Any]:
-        return {
+        retries = {} if self.max_retries is None else {"max_retries": self.max_retries}
+        return retries | {
             "bucket": self.bucket,
             "key": self.key,
             "region": self.region,

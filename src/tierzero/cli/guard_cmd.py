@@ -40,11 +40,7 @@ def guard(
     else:
         _print_report(report)
     if report.refused:
-        raise RefusedError(
-            f"refused: {len(report.reasons)} reason(s); the plan would "
-            + ("cost about " + _usd(report.totals.usd_month) + "/month" if report.charged else "break a free-tier rule")
-            + (" and replace an A1 instance" if report.replace_refusals else ""),
-        )
+        raise RefusedError(f"refused: {len(report.reasons)} reason(s); the plan would {_consequence(report)}")
 
 
 def _read_plan(path: Path) -> dict:
@@ -68,8 +64,22 @@ def _read_plan(path: Path) -> dict:
     return data
 
 
+def _consequence(report: GuardReport) -> str:
+    parts = []
+    if report.charged:
+        unpriced = " plus charges with no known list price" if report.totals.unpriced else ""
+        parts.append(f"cost about {_usd(report.totals.usd_month)}/month{unpriced}")
+    elif any(f.kind == "limit" for f in report.findings):
+        parts.append("break an Always Free limit")
+    if report.replace_refusals:
+        parts.append("delete or replace an A1 instance")
+    return " and ".join(parts)
+
+
 def _usd(value: float | None) -> str:
-    return "?" if value is None else f"${value:,.2f}"
+    from tierzero.freetier.cost import usd
+
+    return "?" if value is None else usd(value)
 
 
 def _q(value: float) -> str:
@@ -85,7 +95,7 @@ def _print_report(report: GuardReport) -> None:
     table = Table(title=f"Free-tier guard (limits of {report.limits_date.isoformat()})", title_justify="left")
     for name, justify in (("address", "left"), ("action", "left"), ("shape", "left"), ("OCPU", "right"),
                           ("GB", "right"), ("storage GB", "right"), ("$/month", "right")):
-        table.add_column(name, justify=justify)
+        table.add_column(name, justify=justify, overflow="fold")
     for row in report.rows:
         table.add_row(row.address, row.action, row.shape, _q(row.ocpus), _q(row.memory_gb), _q(row.storage_gb),
                       _usd(row.usd_month) if row.held else "-")
@@ -101,7 +111,7 @@ def _print_report(report: GuardReport) -> None:
             con.print(f"! {finding.line()}", markup=False)
     for note in report.notes:
         con.print(f"note: {note}", markup=False)
-    con.print(f"verdict: {report.verdict}" + (f", about {_usd(t.usd_month)}/month" if report.charged else ""), markup=False)
+    con.print(f"verdict: {report.verdict}" + (f", the plan would {_consequence(report)}" if report.refused else ""), markup=False)
 
 
 def add_fit_to_check(platform: Platform, limits_date: str | None = None) -> FitCheck:

@@ -98,9 +98,29 @@ class Runner:
             step_id=step_id, emit=self.emit,
         )
 
+    def context_from_state(self, step_id: str) -> StepContext:
+        """A context holding the outputs of every finished step, for reads outside a run."""
+        self._load_outputs(self.state.records())
+        return self._context(step_id)
+
     def _load_outputs(self, records: Mapping[str, StepRecord]) -> None:
         self.outputs.clear()
         self.outputs.update({sid: r.outputs for sid, r in records.items() if r.status == "done" and sid in self.graph.steps})
+        for out in self.outputs.values():
+            self._publish_endpoints(out)
+
+    def _publish_endpoints(self, outputs: Mapping[str, Any]) -> None:
+        """A step may publish endpoints it learned (e.g. instance addresses) as outputs
+        {"endpoints": [{"kind", "name", "host", "port", "scheme"?, "extra"?}]}; a real run adds
+        them to the connections, a sandbox keeps its stand-ins."""
+        if self.target != "real" or self.connections is None or not isinstance(outputs.get("endpoints"), list):
+            return
+        from tierzero.adapters.connections import Endpoint
+
+        for ep in outputs["endpoints"]:
+            if isinstance(ep, Mapping) and {"kind", "name", "host", "port"} <= set(ep):
+                self.connections.add(str(ep["kind"]), str(ep["name"]), Endpoint(
+                    str(ep["host"]), int(ep["port"]), str(ep.get("scheme", "https")), ep.get("verify", True), dict(ep.get("extra", {}))))
 
     def _check_outside(self, selected: list[str], records: Mapping[str, StepRecord]) -> None:
         chosen = set(selected)
@@ -223,7 +243,7 @@ class Runner:
             raise StepFailed(sid, f"could not compute its inputs: {cause}", hint) from exc
         reason = self._rerun_reason(rec, fp)
         if reason is None and rec is not None:
-            self.outputs[sid] = rec.outputs
+            self.outputs[sid] = rec.outputs  # already published by _load_outputs
             result.skipped.append(sid)
             self.emit("step_skipped", step=sid, phase=step.phase, reason="unchanged")
             return
@@ -248,6 +268,7 @@ class Runner:
                 raise StepFailed(sid, cause, hint) from exc
             self.state.mark_done(sid, outputs)
             self.outputs[sid] = outputs
+            self._publish_endpoints(outputs)
             elapsed = time.monotonic() - t0
             result.ran.append(sid)
             result.durations[sid] = elapsed

@@ -11,71 +11,24 @@ import datetime as dt
 import math
 import re
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from tierzero.freetier.limits import Limits, Prices, limit_eras, limits_on, prices_on
+from tierzero.freetier.usage import (  # noqa: F401  (re-exported: callers build a Usage from here too)
+    A1_SHAPE,
+    MICRO_SHAPE,
+    Backup,
+    Instance,
+    LoadBalancer,
+    Usage,
+    Volume,
+)
 
-A1_SHAPE = "VM.Standard.A1.Flex"
-MICRO_SHAPE = "VM.Standard.E2.1.Micro"
 GB_PER_TB = 1024
 _EPSILON = 1e-9
 
 Kind = Literal["charge", "limit", "warning"]
-
-
-@dataclass(frozen=True)
-class Instance:
-    id: str
-    shape: str
-    ocpus: float
-    memory_gb: float
-    boot_volume_gb: float = 50.0
-
-
-@dataclass(frozen=True)
-class Volume:
-    id: str
-    size_gb: float
-
-
-@dataclass(frozen=True)
-class Backup:
-    id: str
-    size_gb: float
-
-
-@dataclass(frozen=True)
-class LoadBalancer:
-    id: str
-    shape: str = "flexible"
-    min_mbps: float = 10.0
-    max_mbps: float = 10.0
-
-
-@dataclass
-class Usage:
-    """Everything in the tenancy that the free tier counts, in a stable order (existing resources first)."""
-
-    instances: list[Instance] = field(default_factory=list)
-    volumes: list[Volume] = field(default_factory=list)
-    backups: list[Backup] = field(default_factory=list)
-    load_balancers: list[LoadBalancer] = field(default_factory=list)
-    reserved_ips: list[str] = field(default_factory=list)
-    vcns: list[str] = field(default_factory=list)
-    object_storage_gb: float = 0.0
-    egress_gb_month: float = 0.0
-
-    def a1(self) -> list[Instance]:
-        return [i for i in self.instances if i.shape == A1_SHAPE]
-
-    def micro(self) -> list[Instance]:
-        return [i for i in self.instances if i.shape == MICRO_SHAPE]
-
-    def paid(self) -> list[Instance]:
-        return [i for i in self.instances if i.shape not in (A1_SHAPE, MICRO_SHAPE)]
-
-    def storage_gb(self) -> float:
-        return sum(i.boot_volume_gb for i in self.instances) + sum(v.size_gb for v in self.volumes)
 
 
 @dataclass(frozen=True)
@@ -95,7 +48,7 @@ class Finding:
         if self.kind == "warning":
             return f"{self.what}. {self.fix[:1].upper()}{self.fix[1:]}"
         if self.kind == "limit":
-            cost = "over a hard limit (an Always Free tenancy rejects it)"
+            cost = "not allowed by Always Free (no charge, but apply fails or leaves the free tier)"
         elif self.usd_month is None:
             cost = "charged, price unknown"
         else:
@@ -174,7 +127,9 @@ def num(value: float) -> str:
 
 
 def usd(value: float) -> str:
-    return f"${value:,.2f}"
+    """Dollars to the cent, half up: $1.275 shows as $1.28 (binary floats would show $1.27)."""
+    cents = Decimal(repr(round(value, 9))).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return f"${cents:,.2f}"
 
 
 def _cost(amount: float, price: float | None) -> float | None:
@@ -190,14 +145,24 @@ def a1_fits(limits: Limits, hours: int, at_most: int) -> list[str]:
     max_ocpus = math.floor(limits["a1_ocpu_hours_month"] / hours + _EPSILON)
     max_gb = math.floor(limits["a1_gb_hours_month"] / hours + _EPSILON)
     fits = []
-    for count in range(max(1, min(at_most, max_ocpus)), 0, -1):
+    # Offer at least two layouts when the allowance has room for two hosts, even for a one-host design.
+    for count in range(max(1, min(max(at_most, 2), max_ocpus)), 0, -1):
         ocpus, memory = max_ocpus // count, max_gb // count
         if ocpus >= 1 and limits["a1_memory_gb_per_ocpu_min"] * ocpus <= memory:
             fits.append(f"{count} × A1 at {ocpus} OCPU / {memory} GB")
     return fits
 
 
-def _a1_history(total_ocpu_hours: float, total_gb_hours: float, limits: Limits) -> str:
+def describe_a1(a1: list[Instance]) -> str:
+    """'3 × A1 at 1.33 OCPU / 8 GB', or the totals when the instances differ."""
+    sizes = {(i.ocpus, i.memory_gb) for i in a1}
+    if len(sizes) == 1:
+        ocpus, memory = sizes.pop()
+        return f"{len(a1)} × A1 at {num(ocpus)} OCPU / {num(memory)} GB"
+    return f"{len(a1)} A1 instances with {num(sum(i.ocpus for i in a1))} OCPU / {num(sum(i.memory_gb for i in a1))} GB in total"
+
+
+def _a1_history(a1: list[Instance], total_ocpu_hours: float, total_gb_hours: float, limits: Limits) -> str:
     """'It fitted before <date>' when an earlier allowance held this design; empty otherwise."""
     ocpu_eras, gb_eras = limit_eras("a1_ocpu_hours_month"), limit_eras("a1_gb_hours_month")
     for ocpu_era, gb_era in zip(reversed(ocpu_eras), reversed(gb_eras)):
@@ -205,8 +170,8 @@ def _a1_history(total_ocpu_hours: float, total_gb_hours: float, limits: Limits) 
             if total_ocpu_hours <= ocpu_era.value + _EPSILON and total_gb_hours <= gb_era.value + _EPSILON:
                 since = limits.limit("a1_ocpu_hours_month").effective_from.isoformat()
                 return (
-                    f"This design fitted the allowance before {since} ({num(ocpu_era.value)} OCPU-hours + "
-                    f"{num(gb_era.value)} GB-hours); it no longer fits. "
+                    f"{describe_a1(a1)} fitted the allowance before {since} ({num(ocpu_era.value)} OCPU-hours + "
+                    f"{num(gb_era.value)} GB-hours a month); it no longer fits. "
                 )
     return ""
 
@@ -235,7 +200,7 @@ def _assess_a1(usage: Usage, out: Assessment) -> None:
         return
     total_ocpus, total_gb = sum(i.ocpus for i in a1), sum(i.memory_gb for i in a1)
     eq_ocpus, eq_gb = limits.a1_equivalent(hours)
-    history = _a1_history(total_ocpus * hours, total_gb * hours, limits)
+    history = _a1_history(a1, total_ocpus * hours, total_gb * hours, limits)
     fits = a1_fits(limits, hours, len(a1))
     fix = (f"{history}The allowance since {limits.limit('a1_ocpu_hours_month').effective_from.isoformat()} is "
            f"≈ {num(math.floor(eq_ocpus + _EPSILON))} OCPU / {num(math.floor(eq_gb + _EPSILON))} GB in total; fits: "

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tierzero.adapters.tofu_workspace import TFVARS_FILE, S3StateBackend, write_json
 from tierzero.errors import InputError
-from tierzero.spec.models import OCI, Platform
+from tierzero.spec.cloud import OCI
+from tierzero.spec.models import Platform
 
 
 def _oci(platform: Platform) -> OCI:
@@ -25,7 +27,8 @@ def _ssh_key(oci: OCI, base_dir: Path) -> str:
     except OSError:
         raise InputError(
             f"cannot read the SSH public key {path} (cloud.oci.ssh_public_key)",
-            hint="generate it first (tierzero creates .tierzero/id_ed25519 on init) or point ssh_public_key at an existing .pub file",
+            hint="generate it first (tierzero creates .tierzero/id_ed25519 on init) "
+            "or point ssh_public_key at an existing .pub file",
         ) from None
     if not key:
         raise InputError(f"the SSH public key file {path} is empty")
@@ -108,4 +111,58 @@ def state_backend(platform: Platform, resolve_secret: Callable[[str], str]) -> S
         endpoint=backend.endpoint,
         access_key=resolve_secret(backend.access_key),
         secret_key=resolve_secret(backend.secret_key),
+    )
+
+
+# The outputs of the cloud layer tierzero reads back; both modules declare them (a test checks).
+CLOUD_OUTPUTS = ("instances", "bastion_ip", "compartment_id", "vcn_id", "subnet_id", "budget_id")
+
+
+@dataclass(frozen=True)
+class CloudInstance:
+    name: str
+    ocid: str
+    kind: str  # "a1" | "micro"
+    shape: str
+    roles: tuple[str, ...]
+    availability_domain: str
+    private_ip: str
+    public_ip: str | None
+
+
+@dataclass(frozen=True)
+class CloudOutputs:
+    instances: dict[str, CloudInstance]
+    bastion_ip: str | None
+    compartment_id: str
+    vcn_id: str
+    subnet_id: str
+    budget_id: str
+
+
+def parse_outputs(outputs: Mapping[str, Any]) -> CloudOutputs:
+    """Typed view of `TofuRunner.output()` for the cloud layer (real or twin)."""
+    missing = [name for name in CLOUD_OUTPUTS if name not in outputs]
+    if missing:
+        raise InputError(f"the cloud layer state has no outputs {', '.join(missing)}", hint="apply the cloud layer first")
+    instances = {
+        name: CloudInstance(
+            name=name,
+            ocid=item["ocid"],
+            kind=item["kind"],
+            shape=item["shape"],
+            roles=tuple(item["roles"]),
+            availability_domain=item["ad"],
+            private_ip=item["private_ip"],
+            public_ip=item.get("public_ip") or None,
+        )
+        for name, item in (outputs["instances"] or {}).items()
+    }
+    return CloudOutputs(
+        instances=instances,
+        bastion_ip=outputs["bastion_ip"],
+        compartment_id=outputs["compartment_id"],
+        vcn_id=outputs["vcn_id"],
+        subnet_id=outputs["subnet_id"],
+        budget_id=outputs["budget_id"],
     )

@@ -55,9 +55,7 @@ def _fmt(path: Path) -> str:
 
 def _vm_nodes(p: Platform):
     for ci, c in enumerate(p.clusters):
-        for role, key in (("controlplane", "control_planes"), ("worker", "workers")):
-            for ni, n in enumerate(getattr(c, key)):
-                yield ("clusters", ci, key, ni), c, n
+        yield from _vm_nodes_of(c, ci)
 
 
 def _unique(p: Platform) -> list[Problem]:
@@ -205,9 +203,28 @@ def _versions(p: Platform) -> list[Problem]:
         lo, hi = _minor(row["kubernetes_min"]), _minor(row["kubernetes_max"])
         if not lo <= k <= hi:
             out.append(_err(("clusters", ci, "kubernetes_version"), f"Kubernetes {c.kubernetes_semver} is not supported by Talos {c.talos_contract}; expected {row['kubernetes_min']}.x to {row['kubernetes_max']}.x"))
+        if _minor(c.talos_contract) >= (1, 12):
+            out += _json_patches(c, ci)
         if len(c.control_planes) % 2 == 0:
             out.append(_warn(("clusters", ci, "control_planes"), f"{len(c.control_planes)} control planes: an even count adds no etcd fault tolerance; use an odd count"))
     return out
+
+
+def _json_patches(c, ci: int) -> list[Problem]:
+    """From contract v1.12 a machine config is several documents, and Talos refuses RFC 6902 there."""
+    where = [(("clusters", ci, "patches", key, i), patch) for key in ("cluster", "control_plane", "worker") for i, patch in enumerate(getattr(c.patches, key))]
+    where += [(path + ("patches", i), patch) for path, _, n in _vm_nodes_of(c, ci) for i, patch in enumerate(n.patches)]
+    return [
+        _err(path, f"RFC 6902 patches apply only to single-document configs (Talos v1.11); Talos {c.talos_contract} needs a strategic merge patch")
+        for path, patch in where
+        if isinstance(patch, list)
+    ]
+
+
+def _vm_nodes_of(c, ci: int):
+    for key in ("control_planes", "workers"):
+        for ni, n in enumerate(getattr(c, key)):
+            yield ("clusters", ci, key, ni), c, n
 
 
 def _fit(p: Platform) -> list[Problem]:

@@ -87,6 +87,7 @@ CASES: list[tuple[str, str, str, str, str, str | None]] = [
     ("addon-name-typo", "      cert_manager:\n", "      cert_manger:\n", "clusters[0].addons.cert_manger", "did you mean 'cert_manager'", "cert_manger"),
     ("metallb-range-outside", "addresses: [10.10.0.200-10.10.0.220]", "addresses: [192.168.1.10-192.168.1.20]", "clusters[0].addons.metallb.addresses[0]", "outside the node network", None),
     ("patches-not-a-list", "    arch: arm64\n", "    arch: arm64\n    patches:\n      cluster: 42\n", "clusters[0].patches.cluster", "valid list", "cluster: 42"),
+    ("json-patch-on-multidoc-contract", "    arch: arm64\n", "    arch: arm64\n    patches:\n      worker:\n        - - {op: add, path: /machine/env, value: {}}\n", "clusters[0].patches.worker[0]", "strategic merge patch", "- - {op: add"),
     ("cni-invalid", "    arch: arm64\n", "    arch: arm64\n    cni: flannel\n", "clusters[0].cni", "'cilium' or 'none'", "cni: flannel"),
     ("extension-without-namespace", "    arch: arm64\n", "    arch: arm64\n    extensions: [qemu-guest-agent]\n", "clusters[0].extensions", "Image Factory name", "extensions:"),
     ("install-disk-invalid", "    arch: arm64\n", "    arch: arm64\n    install_disk: sda\n", "clusters[0].install_disk", "pattern", "install_disk: sda"),

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from tierzero.errors import InputError
@@ -150,10 +151,13 @@ def _today() -> dt.date:
     return dt.datetime.now(dt.timezone.utc).date()
 
 
-@lru_cache(maxsize=64)
 def limits_on(day: dt.date | None = None) -> Limits:
     """The Always Free limits in force on `day` (default: today, UTC)."""
-    day = day or _today()
+    return _limits_for(day or _today())
+
+
+@lru_cache(maxsize=64)
+def _limits_for(day: dt.date) -> Limits:
     items: dict[str, Limit] = {}
     for key in _load("always_free.yaml")["limits"]:
         era = next((e for e in limit_eras(key) if e.in_force(day)), None)
@@ -164,7 +168,7 @@ def limits_on(day: dt.date | None = None) -> Limits:
                 hint=f"the data starts on {first.isoformat()}; pass a later --limits-date",
             )
         items[key] = era
-    return Limits(on=day, items=items)
+    return Limits(on=day, items=MappingProxyType(items))
 
 
 def _pick_era(eras: list[dict[str, Any]], day: dt.date, where: str) -> dict[str, Any]:
@@ -176,10 +180,13 @@ def _pick_era(eras: list[dict[str, Any]], day: dt.date, where: str) -> dict[str,
     return chosen
 
 
-@lru_cache(maxsize=64)
 def prices_on(day: dt.date | None = None) -> Prices:
     """List prices in force on `day` (default: today, UTC)."""
-    day = day or _today()
+    return _prices_for(day or _today())
+
+
+@lru_cache(maxsize=64)
+def _prices_for(day: dt.date) -> Prices:
     raw = _load("prices.yaml")
     items: dict[str, float | None] = {}
     sources: dict[str, str] = {}
@@ -196,9 +203,9 @@ def prices_on(day: dt.date | None = None) -> Prices:
     return Prices(
         on=day,
         hours_per_month=int(raw["hours_per_month"]),
-        items=items,
-        sources=sources,
-        shapes=shapes,
+        items=MappingProxyType(items),
+        sources=MappingProxyType(sources),
+        shapes=MappingProxyType(shapes),
         micro_substitute=micro,
     )
 
@@ -207,7 +214,7 @@ def prices_on(day: dt.date | None = None) -> Prices:
 def overheads() -> Mapping[str, Overhead]:
     """Capacity assumptions (Proxmox VE, Ceph, Talos) with the source of each."""
     raw = _load("overheads.yaml")["overheads"]
-    return {k: Overhead(k, float(v["value"]), str(v["source"])) for k, v in raw.items()}
+    return MappingProxyType({k: Overhead(k, float(v["value"]), str(v["source"])) for k, v in raw.items()})
 
 
 def parse_day(text: str | None) -> dt.date | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import secrets as rand
 from dataclasses import dataclass
@@ -58,8 +59,6 @@ def cert_from_pem(pem: bytes) -> x509.Certificate:
 
 
 def _pem(label: bytes, der: bytes) -> bytes:
-    import base64
-
     body = base64.b64encode(der)
     lines = [body[i : i + 64] for i in range(0, len(body), 64)]
     return b"-----BEGIN " + label + b"-----\n" + b"\n".join(lines) + b"\n-----END " + label + b"-----\n"

@@ -20,10 +20,13 @@ TOKEN_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 CERT_NAMES = ("etcd", "k8s", "k8saggregator", "k8sserviceaccount", "os")
 
 
+def _random_chars(count: int) -> str:
+    return "".join(rand.choice(TOKEN_ALPHABET) for _ in range(count))
+
+
 def _token() -> str:
     """A kubeadm-style token: six and sixteen lowercase alphanumerics joined by a dot."""
-    part = lambda n: "".join(rand.choice(TOKEN_ALPHABET) for _ in range(n))  # noqa: E731
-    return f"{part(6)}.{part(16)}"
+    return f"{_random_chars(6)}.{_random_chars(16)}"
 
 
 @dataclass

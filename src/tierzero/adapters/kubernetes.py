@@ -1,0 +1,206 @@
+"""Kubernetes through the official client, pointed at an endpoint from `Connections`.
+
+The ("kubernetes", CLUSTER) endpoint either names a kubeconfig file (extra["kubeconfig"],
+used once it exists: a real run has it after Talos bootstrap) or carries the URL plus optional extra["token"],
+extra["cert_file"]/["key_file"] (what the sandbox gives). Calls are blocking; from a step use
+`await asyncio.to_thread(kube.nodes)`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tierzero.adapters.connections import Connections, Endpoint
+from tierzero.adapters.retry import OnRetry, Policy, retry_call
+from tierzero.errors import OperationError
+
+_IRREGULAR_PLURALS = {"Kustomization": "kustomizations", "HelmRelease": "helmreleases", "HelmRepository": "helmrepositories",
+                      "GitRepository": "gitrepositories", "OCIRepository": "ocirepositories", "Ingress": "ingresses",
+                      "NetworkPolicy": "networkpolicies", "StorageClass": "storageclasses", "Endpoints": "endpoints"}
+_CLUSTER_SCOPED = {"Namespace", "Node", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "StorageClass",
+                   "PersistentVolume", "ClusterIssuer", "PriorityClass", "MutatingWebhookConfiguration",
+                   "ValidatingWebhookConfiguration", "IngressClass"}
+
+
+def plural_of(kind: str) -> str:
+    if kind in _IRREGULAR_PLURALS:
+        return _IRREGULAR_PLURALS[kind]
+    low = kind.lower()
+    if low.endswith("y") and low[-2:-1] not in "aeiou":
+        return low[:-1] + "ies"
+    if low.endswith(("s", "x", "ch", "sh")):
+        return low + "es"
+    return low + "s"
+
+
+def object_path(obj: dict[str, Any], *, with_name: bool) -> str:
+    api_version, kind = obj["apiVersion"], obj["kind"]
+    meta = obj.get("metadata", {})
+    base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    ns = meta.get("namespace") or ("" if kind in _CLUSTER_SCOPED else "default")
+    path = f"{base}/namespaces/{ns}/{plural_of(kind)}" if ns else f"{base}/{plural_of(kind)}"
+    return f"{path}/{meta['name']}" if with_name else path
+
+
+def configuration(endpoint: Endpoint) -> Any:
+    from kubernetes import client, config
+
+    cfg = client.Configuration()
+    kubeconfig = endpoint.extra.get("kubeconfig")
+    if kubeconfig and Path(kubeconfig).is_file():
+        config.load_kube_config(config_file=str(kubeconfig), context=endpoint.extra.get("context"), client_configuration=cfg)
+        return cfg
+    cfg.host = endpoint.url
+    cfg.verify_ssl = bool(endpoint.verify)
+    if isinstance(endpoint.verify, str):
+        cfg.ssl_ca_cert = endpoint.verify
+    if endpoint.extra.get("token"):
+        cfg.api_key = {"authorization": f"Bearer {endpoint.extra['token']}"}
+    if endpoint.extra.get("cert_file"):
+        cfg.cert_file = endpoint.extra["cert_file"]
+        cfg.key_file = endpoint.extra.get("key_file")
+    return cfg
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    name: str
+    ready: bool
+    roles: tuple[str, ...]
+    version: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ready": self.ready, "roles": list(self.roles), "version": self.version}
+
+
+class Kube:
+    def __init__(self, endpoint: Endpoint) -> None:
+        from kubernetes import client
+
+        self.endpoint = endpoint
+        self.api = client.ApiClient(configuration(endpoint))
+        self.core = client.CoreV1Api(self.api)
+
+    @classmethod
+    def connect(cls, connections: Connections, cluster: str) -> "Kube":
+        key = f"kube:{cluster}"
+        if key not in connections.state:
+            connections.state[key] = cls(connections.endpoint("kubernetes", cluster))
+        return connections.state[key]
+
+    def close(self) -> None:
+        self.api.close()
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        request = self.api.param_serialize(
+            method, path, header_params={"Content-Type": "application/json", "Accept": "application/json"},
+            body=body, auth_settings=["BearerToken"],
+        )
+        response = self.api.call_api(*request, _request_timeout=30)
+        response.read()
+        return self.api.response_deserialize(response, {"2XX": "object"}).data
+
+    def version(self) -> str:
+        from kubernetes import client
+
+        return str(client.VersionApi(self.api).get_code().git_version)
+
+    def wait_for_api(self, *, policy: Policy = Policy(base=1, cap=10, deadline=600), on_retry: OnRetry | None = None,
+                     sleep: Callable[[float], None] | None = None) -> str:
+        kwargs: dict[str, Any] = {"policy": policy, "on_retry": on_retry, "what": f"the Kubernetes API at {self.endpoint.url}"}
+        if sleep:
+            kwargs["sleep"] = sleep
+        return retry_call(self.version, **kwargs)
+
+    def nodes(self) -> list[NodeStatus]:
+        out = []
+        for node in self.core.list_node().items:
+            conditions = {c.type: c.status for c in (node.status.conditions or [])}
+            labels = node.metadata.labels or {}
+            roles = tuple(sorted(k.split("/", 1)[1] for k in labels if k.startswith("node-role.kubernetes.io/")))
+            version = node.status.node_info.kubelet_version if node.status.node_info else ""
+            out.append(NodeStatus(node.metadata.name, conditions.get("Ready") == "True", roles, version))
+        return out
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        from kubernetes.client.exceptions import ApiException
+
+        obj = {"apiVersion": api_version, "kind": kind, "metadata": {"name": name, **({"namespace": namespace} if namespace else {})}}
+        try:
+            return self._call("GET", object_path(obj, with_name=True))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list(self, api_version: str, kind: str, namespace: str | None) -> list[dict[str, Any]]:
+        """Objects of a kind in a namespace (None: all namespaces); [] when the kind is unknown."""
+        from kubernetes.client.exceptions import ApiException
+
+        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        path = f"{base}/namespaces/{namespace}/{plural_of(kind)}" if namespace else f"{base}/{plural_of(kind)}"
+        try:
+            items = self._call("GET", path).get("items", [])
+        except ApiException as exc:
+            if exc.status == 404:
+                return []
+            raise
+        for item in items:
+            item.setdefault("kind", kind)
+            item.setdefault("apiVersion", api_version)
+        return items
+
+    def apply(self, obj: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """Create the object, or replace it keeping its resourceVersion. -> (created|replaced|unchanged, obj)."""
+        from kubernetes.client.exceptions import ApiException
+
+        meta = obj.get("metadata", {})
+        existing = self.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+        if existing is None:
+            try:
+                return "created", self._call("POST", object_path(obj, with_name=False), obj)
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                existing = self.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace")) or {}
+        if _same(existing, obj):
+            return "unchanged", existing
+        body = json.loads(json.dumps(obj))
+        body.setdefault("metadata", {})["resourceVersion"] = existing.get("metadata", {}).get("resourceVersion")
+        return "replaced", self._call("PUT", object_path(obj, with_name=True), body)
+
+    def delete(self, obj: dict[str, Any]) -> bool:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self._call("DELETE", object_path(obj, with_name=True))
+            return True
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+
+    def conditions(self, api_version: str, kind: str, name: str, namespace: str = "flux-system") -> dict[str, dict[str, Any]]:
+        """status.conditions by type, e.g. of a Flux Kustomization or HelmRelease."""
+        obj = self.get(api_version, kind, name, namespace)
+        if obj is None:
+            raise OperationError(f"{kind} {namespace}/{name} does not exist", hint="check the GitOps tree was applied")
+        return {c["type"]: c for c in obj.get("status", {}).get("conditions", [])}
+
+    def is_ready(self, api_version: str, kind: str, name: str, namespace: str = "flux-system") -> bool:
+        ready = self.conditions(api_version, kind, name, namespace).get("Ready", {})
+        return ready.get("status") == "True"
+
+
+def _same(existing: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    for key, value in wanted.items():
+        if key == "metadata":
+            have = existing.get("metadata", {})
+            if any(have.get(k) != v for k, v in value.items() if k in ("labels", "annotations", "name", "namespace")):
+                return False
+        elif key != "status" and existing.get(key) != value:
+            return False
+    return True

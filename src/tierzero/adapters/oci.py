@@ -1,0 +1,131 @@
+"""OCI reads through the official SDK: instances and their lifecycle state, budgets, and this
+month's cost from the usage API. Every client gets `service_endpoint=` from the
+("oci", "default") endpoint when it names one (the sandbox does); a real run leaves it out
+and the SDK derives the regional endpoints.
+
+Endpoint extra: "config_file"/"profile" (an ~/.oci/config section) or "signer" (an
+`oci.signer.Signer`, the sandbox builds one from a throwaway key), "region", "tenancy"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tierzero.adapters.connections import Connections, Endpoint
+
+_PLACEHOLDER_FINGERPRINT = ":".join(["00"] * 16)
+FREE_SHAPES = {"VM.Standard.A1.Flex", "VM.Standard.E2.1.Micro"}
+A1_FREE_OCPUS, A1_FREE_MEMORY_GB, MICRO_FREE_COUNT = 2, 12, 2  # limits since 2026-06-15 (see freetier/limits)
+
+
+@dataclass(frozen=True)
+class InstanceInfo:
+    name: str
+    id: str
+    shape: str
+    state: str
+    ocpus: float
+    memory_gb: float
+    availability_domain: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def throwaway_signer(tenancy: str = "ocid1.tenancy.oc1..sandbox") -> Any:
+    """A request signer over a fresh RSA key: the stand-in accepts any signature."""
+    import oci
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
+    return oci.signer.Signer(tenancy, "ocid1.user.oc1..sandbox", _PLACEHOLDER_FINGERPRINT,
+                             private_key_file_location=None, private_key_content=pem.decode())
+
+
+class Oci:
+    def __init__(self, endpoint: Endpoint | None, *, region: str, tenancy: str) -> None:
+        import oci
+
+        extra = endpoint.extra if endpoint else {}
+        self.tenancy = extra.get("tenancy", tenancy)
+        self.kwargs: dict[str, Any] = {}
+        if extra.get("signer") is not None:
+            # The SDK validates the config even when a signer is given; these fields are then unused.
+            self.config: dict[str, Any] = {
+                "region": extra.get("region", region), "tenancy": self.tenancy, "key_file": "unused-with-signer",
+                "user": "ocid1.user.oc1..signer", "fingerprint": _PLACEHOLDER_FINGERPRINT,
+            }
+            self.kwargs["signer"] = extra["signer"]
+        else:
+            config_file = str(extra.get("config_file", Path("~/.oci/config").expanduser()))
+            self.config = oci.config.from_file(config_file, extra.get("profile", "DEFAULT"))
+            self.config.setdefault("region", region)
+        self.service_endpoint = endpoint.url if endpoint and extra.get("service_endpoint", True) else None
+        if self.service_endpoint:
+            self.kwargs["service_endpoint"] = self.service_endpoint
+
+    @classmethod
+    def connect(cls, connections: Connections, spec: Any) -> "Oci":
+        if "oci" not in connections.state:
+            endpoint = connections.endpoints.get(("oci", "default"))
+            oci_spec = spec.oci
+            connections.state["oci"] = cls(endpoint, region=oci_spec.region, tenancy=oci_spec.tenancy_ocid)
+        return connections.state["oci"]
+
+    def _client(self, cls: Any) -> Any:
+        return cls(self.config, **self.kwargs)
+
+    def instances(self, compartment_id: str) -> list[InstanceInfo]:
+        import oci
+
+        compute = self._client(oci.core.ComputeClient)
+        items = oci.pagination.list_call_get_all_results(compute.list_instances, compartment_id).data
+        return [
+            InstanceInfo(i.display_name, i.id, i.shape, i.lifecycle_state,
+                         float(i.shape_config.ocpus) if i.shape_config else 0.0,
+                         float(i.shape_config.memory_in_gbs) if i.shape_config else 0.0, i.availability_domain)
+            for i in items
+        ]
+
+    def budgets(self, compartment_id: str | None = None) -> list[dict[str, Any]]:
+        import oci
+
+        client = self._client(oci.budget.BudgetClient)
+        items = oci.pagination.list_call_get_all_results(client.list_budgets, compartment_id or self.tenancy).data
+        return [{"name": b.display_name, "amount": float(b.amount), "actual_spend": float(b.actual_spend or 0.0),
+                 "state": b.lifecycle_state} for b in items]
+
+    def cost_this_month(self, now: datetime | None = None) -> tuple[float, str]:
+        import oci
+
+        now = now or datetime.now(timezone.utc)
+        start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        end = (start.replace(month=start.month % 12 + 1, year=start.year + (start.month == 12)))
+        details = oci.usage_api.models.RequestSummarizedUsagesDetails(
+            tenant_id=self.tenancy, time_usage_started=start, time_usage_ended=end, granularity="MONTHLY", query_type="COST")
+        client = self._client(oci.usage_api.UsageapiClient)
+        items = client.request_summarized_usages(details).data.items or []
+        total = round(sum(float(i.computed_amount or 0.0) for i in items), 2)
+        currency = next((i.currency for i in items if i.currency), "USD")
+        return total, currency
+
+
+def free_tier_problems(instances: list[InstanceInfo]) -> list[str]:
+    """Why these running instances would be billed (empty: within Always Free)."""
+    problems = []
+    live = [i for i in instances if i.state not in ("TERMINATED", "TERMINATING")]
+    for inst in live:
+        if inst.shape not in FREE_SHAPES:
+            problems.append(f"{inst.name}: shape {inst.shape} is not Always Free")
+    a1 = [i for i in live if i.shape == "VM.Standard.A1.Flex"]
+    ocpus, memory = sum(i.ocpus for i in a1), sum(i.memory_gb for i in a1)
+    if ocpus > A1_FREE_OCPUS or memory > A1_FREE_MEMORY_GB:
+        problems.append(f"A1 total {ocpus:g} OCPU / {memory:g} GB exceeds {A1_FREE_OCPUS} OCPU / {A1_FREE_MEMORY_GB} GB")
+    micros = [i for i in live if i.shape == "VM.Standard.E2.1.Micro"]
+    if len(micros) > MICRO_FREE_COUNT:
+        problems.append(f"{len(micros)} E2.1.Micro instances exceed {MICRO_FREE_COUNT}")
+    return problems

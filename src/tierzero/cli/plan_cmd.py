@@ -1,0 +1,77 @@
+"""`tierzero plan`: render everything the spec implies (GitOps trees first) into one directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+SPEC_OPTION = typer.Option(Path("tierzero.yaml"), "--file", "-f", help="The spec file.")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("plan")(plan)
+
+
+def plan(
+    file: Path = SPEC_OPTION,
+    out: Path = typer.Option(None, "--out", "-o", help="Where to write the plan (default .tierzero/render/ beside the spec)."),
+    validate: bool = typer.Option(False, "--validate", help="Validate every manifest against Kubernetes and CRD schemas."),
+    crd_schemas: Path = typer.Option(None, "--crd-schemas", help="Directory of CRD JSON schemas (<group>/<kind>_<version>.json); default $TIERZERO_CRD_SCHEMAS."),
+    json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Render the GitOps tree (and the other plan parts) deterministically; Secrets are written encrypted."""
+    from tierzero.cli import output
+    from tierzero.errors import InputError, RefusedError
+    from tierzero.render.plan import make_context, render_all, write_plan
+    from tierzero.spec import load_spec
+    from tierzero.workspace import Workspace
+
+    loaded = load_spec(file)
+    ws = Workspace.beside(loaded.path)
+    if not ws.age_key.exists():
+        raise InputError(f"no workspace key at {ws.age_key}", hint=f"run `tierzero init {loaded.base_dir}` first (it keeps an existing spec with --force off)")
+    target = out if out is not None else ws.render_dir
+    if crd_schemas is not None and not crd_schemas.is_dir():
+        raise InputError(f"--crd-schemas: {crd_schemas} is not a directory")
+    ctx = make_context(loaded, ws, previous=target)
+    files = render_all(loaded, ws, context=ctx)
+
+    report = None
+    if validate:
+        from tierzero.render.validate import default_crd_schemas, validate_tree
+
+        schemas = crd_schemas or default_crd_schemas()
+        if schemas is None:
+            raise InputError("--validate needs CRD schemas", hint="pass --crd-schemas DIR or set TIERZERO_CRD_SCHEMAS")
+        yaml_files = {p: d for p, d in files.items() if p.startswith("gitops/")}
+        report = validate_tree(yaml_files, crd_schemas=schemas)
+    if report is None or report.ok:
+        write_plan(files, target)
+
+    summaries = [s.as_dict() for s in ctx.clusters.values()]
+    if json_out:
+        result = {"out": str(target), "files": len(files), "clusters": summaries, "written": report is None or report.ok}
+        if report is not None:
+            result["validation"] = {"ok": report.ok, "checked": report.checked, "problems": report.problems, "unverified": report.unverified}
+        output.print_json(result)
+    else:
+        con = output.console()
+        for s in ctx.clusters.values():
+            line = f"cluster {s.cluster}: {s.files} files"
+            if s.engine:
+                line += f" ({s.engine}), {s.secrets} secrets encrypted ({s.reused} unchanged)"
+            con.print(line, markup=False)
+            con.print(f"  add-ons: {', '.join(s.addons) if s.addons else 'none'}", markup=False)
+            for note in s.notes:
+                con.print(f"  note: {note}", markup=False)
+        if report is not None:
+            con.print(f"validated {report.checked} objects: {'ok' if report.ok else f'{len(report.problems)} problem(s)'}", markup=False)
+            for item in report.unverified:
+                con.print(f"  unverified (no schema): {item}", markup=False)
+        if report is None or report.ok:
+            con.print(f"wrote {len(files)} files to {target}", markup=False)
+    if report is not None and not report.ok:
+        if not json_out:
+            output.error(report.problems)
+        raise RefusedError(f"the plan has {len(report.problems)} validation problem(s); nothing was written")

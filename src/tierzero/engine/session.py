@@ -1,0 +1,126 @@
+"""Everything one command needs, wired once: the spec, the workspace, the connections of the
+target (a started sandbox, or endpoints derived from the spec), the secret store, the state
+store, the workspace lock and the steps of every phase present."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tierzero.adapters.connections import Connections, Endpoint
+from tierzero.engine.lock import WorkspaceLock
+from tierzero.engine.runner import Runner
+from tierzero.engine.state import StateStore
+from tierzero.engine.step import EventSink, Step
+from tierzero.errors import InputError
+
+
+def kubeconfig_path(workspace: Any, cluster: str) -> Path:
+    return Path(workspace.root) / "clusters" / cluster / "kubeconfig"
+
+
+def talosconfig_path(workspace: Any, cluster: str) -> Path:
+    return Path(workspace.root) / "clusters" / cluster / "talosconfig"
+
+
+def real_connections(spec: Any, workspace: Any) -> Connections:
+    """Endpoints a real run knows from the spec alone; steps publish the rest (instance
+    addresses) through their outputs (see Runner._publish_endpoints)."""
+    conns = Connections(target="real", known_hosts=Path(workspace.root) / "known_hosts")
+    for node in spec.proxmox.nodes:
+        if node.address:
+            conns.add("ssh", node.name, Endpoint(str(node.address), node.ssh.port, scheme="ssh", extra={"user": node.ssh.user}))
+            url = node.api_url or f"https://{node.address}:8006"
+            host, _, port = url.removeprefix("https://").rstrip("/").partition(":")
+            conns.add("proxmox", node.name, Endpoint(host, int(port or 8006), verify=False))
+    for cluster in spec.clusters:
+        host, _, port = cluster.endpoint.removeprefix("https://").partition(":")
+        conns.add("kubernetes", cluster.name, Endpoint(host, int(port), extra={"kubeconfig": str(kubeconfig_path(workspace, cluster.name))}))
+        for _, node in cluster.nodes():
+            if node.ip != "dhcp":
+                address = str(node.ip).split("/")[0]
+                conns.add("talos", address, Endpoint(address, 50000))
+    if spec.oci is not None:
+        conns.add("oci", "default", Endpoint(f"iaas.{spec.oci.region}.oraclecloud.com", 443,
+                                             extra={"profile": spec.oci.config_profile, "service_endpoint": False}))
+    return conns
+
+
+def secret_store(workspace: Any, base_dir: Path) -> Any:
+    from tierzero.workspace.secrets import WorkspaceSecrets
+
+    return WorkspaceSecrets(workspace, base_dir)
+
+
+@dataclass
+class Session:
+    spec_path: Path
+    target: str
+    emit: EventSink | None = None
+    lock: bool = True
+    offline: bool = False  # no connections (status): nothing is contacted or started
+    sandbox_options: dict[str, Any] = field(default_factory=dict)
+    steps: list[Step] | None = None
+
+    def __post_init__(self) -> None:
+        if self.target not in ("real", "sandbox"):
+            raise InputError(f"--target: unknown target {self.target!r}", hint="use real or sandbox")
+        self._stack = ExitStack()
+        self.runner: Runner | None = None
+
+    def open(self) -> Runner:
+        from tierzero.spec import load_spec
+        from tierzero.workspace import Workspace
+
+        loaded = load_spec(self.spec_path)
+        self.spec = loaded.platform
+        self.workspace = Workspace.beside(self.spec_path)
+        self.workspace.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            if self.lock:
+                notify = (lambda m: self.emit("log", step="", message=m)) if self.emit else None
+                self._stack.enter_context(WorkspaceLock(self.workspace.state_dir / "lock", notify=notify))
+            self.state = StateStore.open(self.workspace.state_dir, self.target)
+            self._stack.callback(self.state.close)
+            if self.offline:
+                connections = Connections(target=self.target)
+            elif self.target == "sandbox":
+                from tierzero.sandbox.harness import Sandbox
+                from tierzero.workspace.keys import init_workspace
+
+                if not (self.workspace.ssh_key.exists() and self.workspace.age_key.exists()):
+                    init_workspace(self.workspace)  # stand-ins trust the workspace key from the start
+
+                box = Sandbox(self.spec, self.workspace, **self.sandbox_options)
+                connections = box.start()
+                self._stack.callback(box.stop)
+            else:
+                connections = real_connections(self.spec, self.workspace)
+            if self.steps is None:
+                from tierzero.phases.registry import all_steps
+
+                self.steps = all_steps(self.spec)
+            self.runner = Runner(self.steps, spec=self.spec, workspace=self.workspace, target=self.target, connections=connections,
+                                 secrets=secret_store(self.workspace, loaded.base_dir), state=self.state, emit=self.emit)
+        except BaseException:
+            self._stack.close()
+            raise
+        return self.runner
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> Runner:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def locations(self) -> dict[str, str]:
+        out = {"workspace": str(self.workspace.root), "state": str(self.state.path), "render": str(self.workspace.render_dir)}
+        for cluster in self.spec.clusters:
+            out[f"kubeconfig ({cluster.name})"] = str(kubeconfig_path(self.workspace, cluster.name))
+            out[f"talosconfig ({cluster.name})"] = str(talosconfig_path(self.workspace, cluster.name))
+        return out

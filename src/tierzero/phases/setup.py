@@ -1,0 +1,72 @@
+"""Setup: the workspace keys exist, each cluster's Talos secrets bundle exists (generated
+once, kept in the SecretStore as `talos/<cluster>/secrets-bundle`, never regenerated), and
+the spec is rendered into `.tierzero/render/` (when the renderer is present)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+from tierzero.engine.step import Step, StepContext
+
+
+def bundle_secret_name(cluster: str) -> str:
+    return f"talos/{cluster}/secrets-bundle"
+
+
+async def _keys(ctx: StepContext) -> Mapping[str, Any]:
+    from tierzero.workspace.keys import init_workspace
+
+    keys = init_workspace(ctx.workspace)
+    return {"age_recipient": keys["age_recipient"], "ssh_public_key": keys["ssh_public_key"]}
+
+
+async def _bundles(ctx: StepContext) -> Mapping[str, Any]:
+    try:
+        from tierzero.render.talos.secrets import generate_bundle
+    except ModuleNotFoundError:
+        ctx.log("the Talos renderer is not installed: no secrets bundle generated")
+        return {"bundles": []}
+    names = []
+    for cluster in ctx.spec.clusters:
+        name = bundle_secret_name(cluster.name)
+        ctx.secrets.get_or_create(name, lambda: generate_bundle().to_yaml())
+        names.append(name)
+    return {"bundles": names}
+
+
+def _spec_path(ctx: StepContext) -> Any:
+    return ctx.workspace.root.parent / "tierzero.yaml"
+
+
+async def _render(ctx: StepContext) -> Mapping[str, Any]:
+    try:
+        plan = importlib.import_module("tierzero.render.plan")
+    except ModuleNotFoundError as exc:
+        if exc.name != "tierzero.render.plan":
+            raise
+        ctx.log("the renderer is not installed: nothing rendered")
+        return {"files": 0, "digest": ""}
+    from tierzero.spec import LoadedSpec
+
+    loaded = LoadedSpec(ctx.spec, _spec_path(ctx))
+    files = plan.render_all(loaded, ctx.workspace)
+    plan.write_plan(files, ctx.workspace.render_dir)
+    digest = hashlib.sha256()
+    for path, data in files.items():
+        digest.update(path.encode() + b"\0" + hashlib.sha256(data).digest())
+    return {"files": len(files), "digest": digest.hexdigest(), "dir": str(ctx.workspace.render_dir)}
+
+
+def steps(spec: Any) -> list[Step]:
+    return [
+        Step("setup/workspace-keys", "setup", "workspace age key and SSH key pair", _keys,
+             inputs=lambda ctx: {"workspace": str(ctx.workspace.root)}),
+        Step("setup/secrets-bundle", "setup", "Talos secrets bundle of every cluster", _bundles,
+             inputs=lambda ctx: {"clusters": [c.name for c in ctx.spec.clusters]}, needs=("setup/workspace-keys",)),
+        Step("setup/render", "setup", "render Talos configs, the GitOps tree and OpenTofu variables", _render,
+             inputs=lambda ctx: {"spec": ctx.spec.model_dump(mode="json"), "bundles": ctx.output("setup/secrets-bundle").get("bundles", [])},
+             needs=("setup/secrets-bundle",)),
+    ]

@@ -1,0 +1,66 @@
+"""The files of a GitOps tree before encryption: manifests by path, Secrets kept apart (they are
+encrypted before anything is returned), and a kustomization.yaml per directory."""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+
+from tierzero.adapters.sops import SECRET_REGEX
+from tierzero.render.gitops.component import Manifest
+from tierzero.render.gitops.yamlout import dump, dump_all
+
+KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
+SECRET_SUFFIX = ".sops.yaml"
+
+
+@dataclass
+class Tree:
+    docs: dict[str, list[Manifest]] = field(default_factory=dict)
+    secrets: dict[str, Manifest] = field(default_factory=dict)
+    raw: dict[str, bytes] = field(default_factory=dict)
+
+    def add(self, path: str, *manifests: Manifest) -> None:
+        if manifests:
+            self.docs.setdefault(path, []).extend(manifests)
+
+    def add_secret(self, directory: str, manifest: Manifest) -> str:
+        meta = manifest["metadata"]
+        path = posixpath.join(directory, f"{meta['namespace']}.{meta['name']}{SECRET_SUFFIX}")
+        if path in self.secrets:
+            raise ValueError(f"two Secrets render to {path}")
+        self.secrets[path] = manifest
+        return path
+
+    def files_in(self, directory: str) -> list[str]:
+        prefix = directory.rstrip("/") + "/"
+        names = {p[len(prefix):] for p in [*self.docs, *self.secrets, *self.raw] if p.startswith(prefix)}
+        return sorted(n for n in names if "/" not in n and n != "kustomization.yaml")
+
+    def kustomize(self, directory: str, *, resources: list[str] | None = None, namespace: str | None = None) -> None:
+        """Write DIR/kustomization.yaml listing every file of DIR (or the given resources)."""
+        doc: Manifest = {"apiVersion": KUSTOMIZE_API, "kind": "Kustomization"}
+        if namespace:
+            doc["namespace"] = namespace
+        doc["resources"] = resources if resources is not None else self.files_in(directory)
+        self.raw[posixpath.join(directory, "kustomization.yaml")] = dump(doc).encode()
+
+    def plain_files(self) -> dict[str, bytes]:
+        out = dict(self.raw)
+        for path, manifests in self.docs.items():
+            out[path] = dump_all(manifests)
+        return out
+
+    def secret_plaintexts(self) -> dict[str, bytes]:
+        return {path: dump(m).encode() for path, m in self.secrets.items()}
+
+
+def sops_config(recipient: str) -> bytes:
+    """`.sops.yaml` at the tree root: what `sops` run in the repository encrypts, and how."""
+    doc = {
+        "creation_rules": [
+            {"path_regex": r"(^|/)talos/.*\.ya?ml$", "age": recipient},
+            {"path_regex": r"\.sops\.ya?ml$", "encrypted_regex": SECRET_REGEX, "age": recipient},
+        ]
+    }
+    return dump(doc).encode()

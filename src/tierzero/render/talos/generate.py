@@ -1,0 +1,39 @@
+"""`talosctl gen config` in Python: controlplane and worker configs for a version contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tierzero.render.talos import documents, legacy
+from tierzero.render.talos.options import GenerateOptions, MachineConfigs, Role
+from tierzero.render.talos.patches import Patch, apply_patches, load_patches
+from tierzero.render.talos.secrets import SecretsBundle, generate_bundle
+from tierzero.render.talos.yamlio import Document
+
+
+def base_documents(opts: GenerateOptions, bundle: SecretsBundle, role: Role) -> tuple[list[Document], list[str]]:
+    """The unpatched config for one role, and warnings about options this contract cannot express."""
+    extra, warnings = documents.extra_documents(opts, bundle, role)
+    return [legacy.v1alpha1_document(opts, bundle, role), *extra], warnings
+
+
+def generate(opts: GenerateOptions, patch_dir: Path | None = None) -> MachineConfigs:
+    """Generate both roles; `--config-patch` applies to both, then the role-specific patches.
+
+    Without `opts.secrets` a fresh bundle is generated and stored there, so callers can write it out.
+    """
+    opts.check()
+    bundle = opts.secrets or generate_bundle()
+    opts.secrets = bundle
+    common = load_patches(opts.config_patches, patch_dir)
+    per_role: dict[Role, list[Patch]] = {
+        "controlplane": common + load_patches(opts.config_patches_control_plane, patch_dir),
+        "worker": common + load_patches(opts.config_patches_worker, patch_dir),
+    }
+    results: dict[Role, list[Document]] = {}
+    warnings: list[str] = []
+    for role, role_patches in per_role.items():
+        docs, role_warnings = base_documents(opts, bundle, role)
+        warnings += [w for w in role_warnings if w not in warnings]
+        results[role] = apply_patches(docs, role_patches)
+    return MachineConfigs(controlplane=results["controlplane"], worker=results["worker"], warnings=warnings)

@@ -1,0 +1,155 @@
+"""The sandbox: every stand-in started on loopback (port 0, assigned) and a `Connections`
+whose endpoints point the real clients at them. Production code is the same in both
+targets; only this lookup differs.
+
+Registration API (for stand-in authors)
+---------------------------------------
+A stand-in is a *factory*::
+
+    def factory(box: SandboxContext) -> Callable[[], None]:
+        server = MyStandIn(...).start()                      # listen on 127.0.0.1, port 0
+        for node in box.spec.proxmox.nodes:                  # one endpoint per spec thing
+            box.connections.add("ssh", node.name, Endpoint("127.0.0.1", server.port, scheme="ssh"))
+        return server.stop                                   # how to stop it
+
+    register("pve-hosts", factory)                           # at import time of your module
+
+`box` carries `spec` (Platform), `workspace`, `connections` (add endpoints, or set
+`connections.ssh_key` / `known_hosts`), `state_dir` (a per-sandbox scratch directory) and
+`shared` (a dict to hand objects between factories, e.g. a CA). Factories run in
+registration order (builtins first: "kubernetes", "oci"); registering a name again
+replaces the factory. The harness imports the modules in `STANDIN_MODULES` (when present)
+before starting, so a module registers itself by calling `register` at import.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tierzero.adapters.connections import Connections, Endpoint
+
+STANDIN_MODULES = ("tierzero.sandbox.talos_api", "tierzero.sandbox.pve_hosts", "tierzero.sandbox.fakepve_server",
+                   "tierzero.sandbox.infisical", "tierzero.sandbox.tofu")
+
+
+@dataclass
+class SandboxContext:
+    spec: Any  # tierzero.spec.Platform
+    workspace: Any  # tierzero.workspace.Workspace
+    connections: Connections
+    state_dir: Path
+    shared: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+StandInFactory = Callable[[SandboxContext], Callable[[], None]]
+_FACTORIES: dict[str, StandInFactory] = {}
+
+
+def register(name: str, factory: StandInFactory) -> None:
+    """Add (or replace) a stand-in the sandbox starts."""
+    _FACTORIES[name] = factory
+
+
+def registered() -> list[str]:
+    _import_standins()
+    return list(_FACTORIES)
+
+
+def _import_standins() -> None:
+    for module in STANDIN_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+# ------------------------------------------------------------------ builtin stand-ins
+
+
+def _kubernetes(box: SandboxContext) -> Callable[[], None]:
+    from tierzero.sandbox.kube_api import KubeApiServer, KubeState, node_object
+
+    servers = []
+    for cluster in box.spec.clusters:
+        nodes = [node_object(n.name, str(n.ip).split("/")[0] if n.ip != "dhcp" else "", role) for role, n in cluster.nodes()]
+        state = KubeState(nodes, ready_after=float(box.options.get("flux_ready_after", 0.2)),
+                          fail_first=int(box.options.get("kube_fail_first", 0)))
+        if cluster.gitops is not None:  # no Flux runs here: the stand-in plays a bootstrapped one
+            state.seed("/apis/kustomize.toolkit.fluxcd.io/v1", "flux-system", "kustomizations", {
+                "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "metadata": {"name": "flux-system"},
+                "spec": {"path": f"./{cluster.gitops.path}".rstrip("/") or ".", "interval": "10m", "prune": True,
+                         "sourceRef": {"kind": "GitRepository", "name": "flux-system"}}})
+        server = KubeApiServer(state).start()
+        servers.append(server)
+        box.shared.setdefault("kube_servers", {})[cluster.name] = server
+        box.connections.add("kubernetes", cluster.name,
+                            Endpoint("127.0.0.1", server.port, scheme="http", verify=False, extra={"token": "sandbox"}))
+
+    def stop() -> None:
+        for server in servers:
+            server.stop()
+
+    return stop
+
+
+def _oci(box: SandboxContext) -> Callable[[], None]:
+    if box.spec.oci is None:
+        return lambda: None
+    from tierzero.adapters.oci import throwaway_signer
+    from tierzero.sandbox.oci_api import OciApiServer, OciState
+
+    server = OciApiServer(OciState.from_spec(box.spec)).start()
+    box.shared["oci_server"] = server
+    box.connections.add("oci", "default", Endpoint("127.0.0.1", server.port, scheme="http", extra={
+        "signer": throwaway_signer(box.spec.oci.tenancy_ocid), "region": box.spec.oci.region, "tenancy": box.spec.oci.tenancy_ocid}))
+    return server.stop
+
+
+register("kubernetes", _kubernetes)
+register("oci", _oci)
+
+
+class Sandbox:
+    """Start every registered stand-in for a spec; `connections` then reaches them all."""
+
+    def __init__(self, spec: Any, workspace: Any, **options: Any) -> None:
+        self.spec, self.workspace, self.options = spec, workspace, options
+        self.connections = Connections(target="sandbox")
+        self._stops: list[tuple[str, Callable[[], None]]] = []
+        self.context: SandboxContext | None = None
+
+    register = staticmethod(register)
+
+    def start(self, only: list[str] | None = None) -> Connections:
+        _import_standins()
+        state_dir = Path(self.workspace.root) / "sandbox"
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.context = SandboxContext(self.spec, self.workspace, self.connections, state_dir, options=dict(self.options))
+        try:
+            for name, factory in list(_FACTORIES.items()):
+                if only is None or name in only:
+                    self._stops.append((name, factory(self.context)))
+        except BaseException:
+            self.stop()
+            raise
+        return self.connections
+
+    def stop(self) -> None:
+        while self._stops:
+            _, stop = self._stops.pop()
+            try:
+                stop()
+            except Exception:  # noqa: BLE001 - stopping the rest matters more
+                pass
+
+    def __enter__(self) -> Connections:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,235 @@
+"""A Kubernetes API stand-in: an in-process HTTP server speaking the subset of the REST API
+the official client uses here.
+
+- GET /version; GET /api/v1/nodes[/NAME] (the spec's cluster nodes, Ready)
+- CRUD on /api/v1/<plural>[/NAME] and /api/v1/namespaces/NS/<plural>[/NAME] (namespaces,
+  secrets, configmaps, ...) and on /apis/GROUP/VERSION/[namespaces/NS/]<plural>[/NAME]
+- objects of a *.fluxcd.io group report status.conditions Ready=True `ready_after` seconds
+  after they were created (Reconciling until then)
+- fault injection: the first `fail_first` requests get 503 (the API is not up yet)
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def node_object(name: str, ip: str = "", role: str = "worker", ready: bool = True) -> dict[str, Any]:
+    labels = {"kubernetes.io/hostname": name}
+    if role == "controlplane":
+        labels["node-role.kubernetes.io/control-plane"] = ""
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "labels": labels, "uid": str(uuid.uuid4()), "creationTimestamp": _now()},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False", "reason": "KubeletReady", "message": "kubelet is posting ready status"}],
+            "addresses": [{"type": "InternalIP", "address": ip}] if ip else [],
+            "nodeInfo": {"kubeletVersion": "v1.36.2", "osImage": "Talos (sandbox)", "architecture": "arm64",
+                         "bootID": "", "containerRuntimeVersion": "containerd://2.0", "kernelVersion": "6.12",
+                         "kubeProxyVersion": "", "machineID": "", "operatingSystem": "linux", "systemUUID": ""},
+        },
+    }
+
+
+class KubeState:
+    """Objects by (api prefix, namespace or '', plural) -> name -> object."""
+
+    def __init__(self, nodes: Iterable[dict[str, Any]] = (), ready_after: float = 0.0, fail_first: int = 0) -> None:
+        self.lock = threading.Lock()
+        self.objects: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {}
+        self.created: dict[str, float] = {}  # uid -> monotonic creation time
+        self.ready_after = ready_after
+        self.fail_first = fail_first
+        self.requests = 0
+        self.version = 1
+        for node in nodes:
+            self.objects.setdefault(("/api/v1", "", "nodes"), {})[node["metadata"]["name"]] = node
+        self.objects[("/api/v1", "", "namespaces")] = {
+            ns: {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "uid": str(uuid.uuid4())}, "status": {"phase": "Active"}}
+            for ns in ("default", "kube-system", "flux-system")
+        }
+
+    def seed(self, prefix: str, namespace: str, plural: str, obj: dict[str, Any]) -> None:
+        """Put an object in place as if created now (e.g. the Kustomization Flux bootstrap makes)."""
+        meta = obj.setdefault("metadata", {})
+        meta.update({"namespace": namespace, "uid": str(uuid.uuid4()), "creationTimestamp": _now(), "generation": 1, "resourceVersion": "1"})
+        self.created[meta["uid"]] = time.monotonic() - 1e6  # long settled
+        self.objects.setdefault((prefix, namespace, plural), {})[meta["name"]] = obj
+
+    def decorate(self, prefix: str, obj: dict[str, Any]) -> dict[str, Any]:
+        if ".fluxcd.io/" not in prefix + "/":
+            return obj
+        out = json.loads(json.dumps(obj))
+        age = time.monotonic() - self.created.get(out["metadata"].get("uid", ""), 0.0)
+        ready = age >= self.ready_after
+        out.setdefault("status", {})["conditions"] = [{
+            "type": "Ready", "status": "True" if ready else "Unknown",
+            "reason": "ReconciliationSucceeded" if ready else "Progressing",
+            "message": "Applied revision: main@sha1:sandbox" if ready else "reconciliation in progress",
+            "lastTransitionTime": _now(),
+        }]
+        out["status"]["observedGeneration"] = out["metadata"].get("generation", 1)
+        return out
+
+
+def _parse(path: str) -> tuple[str, str, str, str | None] | None:
+    """-> (api prefix, namespace, plural, name) for a resource path."""
+    parts = [p for p in path.split("/") if p]
+    if parts[:2] == ["api", "v1"]:
+        prefix, rest = "/api/v1", parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) >= 3:
+        prefix, rest = f"/apis/{parts[1]}/{parts[2]}", parts[3:]
+    else:
+        return None
+    namespace = ""
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        namespace, rest = rest[1], rest[2:]
+    if not rest or len(rest) > 2:
+        return None
+    if len(rest) == 2 and rest[1] == "status":
+        return None
+    return prefix, namespace, rest[0], rest[1] if len(rest) == 2 else None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: "KubeApiServer"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence the default stderr log
+        pass
+
+    def _send(self, code: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _status(self, code: int, reason: str, message: str) -> None:
+        self._send(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "message": message, "code": code})
+
+    def _body(self) -> dict[str, Any]:
+        length = int(self.headers.get("Content-Length") or 0)
+        return json.loads(self.rfile.read(length) or b"{}") if length else {}
+
+    def _handle(self, method: str) -> None:
+        st = self.server.state
+        body = self._body() if method in ("POST", "PUT", "PATCH") else {}
+        with st.lock:
+            st.requests += 1
+            if st.requests <= st.fail_first:
+                return self._status(503, "ServiceUnavailable", "the API server is starting")
+        path = urlsplit(self.path).path
+        if path in ("/version", "/version/"):
+            return self._send(200, {
+                "major": "1", "minor": "36", "gitVersion": "v1.36.2", "gitCommit": "sandbox", "gitTreeState": "clean",
+                "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.25", "compiler": "gc", "platform": "linux/arm64"})
+        parsed = _parse(path)
+        if parsed is None:
+            return self._status(404, "NotFound", f"the server could not find the requested resource {path}")
+        prefix, ns, plural, name = parsed
+        with st.lock:
+            coll = st.objects.setdefault((prefix, ns, plural), {})
+            if method == "GET" and name is None:
+                items = [st.decorate(prefix, o) for o in coll.values()] if ns or plural != "nodes" else list(coll.values())
+                if not ns and plural not in ("nodes", "namespaces"):  # list across namespaces
+                    items = [st.decorate(prefix, o) for (p, _, pl), c in st.objects.items() if p == prefix and pl == plural for o in c.values()]
+                return self._send(200, {"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": str(st.version)}, "items": items})
+            if method == "POST" and name is None:
+                obj_name = body.get("metadata", {}).get("name")
+                if not obj_name:
+                    return self._status(422, "Invalid", "metadata.name is required")
+                if obj_name in coll:
+                    return self._status(409, "AlreadyExists", f'{plural} "{obj_name}" already exists')
+                return self._send(201, st.decorate(prefix, self._store(coll, obj_name, ns, body)))
+            if name is None:
+                return self._status(405, "MethodNotAllowed", method)
+            found = coll.get(name)
+            if method == "GET":
+                if found is None:
+                    return self._status(404, "NotFound", f'{plural} "{name}" not found')
+                return self._send(200, st.decorate(prefix, found))
+            if method == "DELETE":
+                if coll.pop(name, None) is None:
+                    return self._status(404, "NotFound", f'{plural} "{name}" not found')
+                return self._send(200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
+            if method in ("PUT", "PATCH"):
+                if found is None:
+                    return self._status(404, "NotFound", f'{plural} "{name}" not found')
+                merged = {**found, **body} if method == "PATCH" else body
+                return self._send(200, st.decorate(prefix, self._store(coll, name, ns, merged, found)))
+        return self._status(405, "MethodNotAllowed", method)
+
+    def _store(self, coll: dict, name: str, ns: str, body: dict, previous: dict | None = None) -> dict:
+        st = self.server.state
+        st.version += 1
+        meta = body.setdefault("metadata", {})
+        meta["name"] = name
+        if ns:
+            meta["namespace"] = ns
+        meta["resourceVersion"] = str(st.version)
+        if previous:
+            meta["uid"] = previous["metadata"]["uid"]
+            meta["creationTimestamp"] = previous["metadata"].get("creationTimestamp")
+            meta["generation"] = previous["metadata"].get("generation", 1) + 1
+        else:
+            meta["uid"] = str(uuid.uuid4())
+            meta["creationTimestamp"] = _now()
+            meta["generation"] = 1
+            st.created[meta["uid"]] = time.monotonic()
+        coll[name] = body
+        return body
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._handle("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._handle("POST")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._handle("PUT")
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._handle("PATCH")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._handle("DELETE")
+
+
+class KubeApiServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, state: KubeState, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__((host, port), _Handler)
+        self.state = state
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "KubeApiServer":
+        self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), name="kube-api-standin", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()

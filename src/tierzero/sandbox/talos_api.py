@@ -1,0 +1,512 @@
+"""An in-process stand-in for the Talos machine API, one gRPC server per node, on loopback.
+
+A node starts in maintenance mode: TLS with a throwaway self-signed certificate, no client
+certificate asked, only ApplyConfiguration and Version served (the rest: UNIMPLEMENTED).
+ApplyConfiguration reads the machine config (multi-document YAML; the v1alpha1 document's
+`machine.type`, `machine.ca`; the cluster name from `cluster.clusterName` or a
+KubeClusterConfig document), "reboots" (the port closes for
+`reboot_seconds`) and comes back with mutual TLS: a server certificate issued by the
+config's OS CA, client certificates required and checked against it. Nodes of one cluster
+share a `TalosSandboxCluster` (bootstrap once, etcd members, the OS CA key a worker's
+trustd would fetch). TLS is terminated by Python's `ssl` in front of a plaintext gRPC
+server, so Ed25519 OS CAs (the Talos default) work as on a real node.
+
+Fault injection on `TalosNodeServer`: `down_calls` (the next N calls fail UNAVAILABLE) and
+`reject_apply` (ApplyConfiguration fails INVALID_ARGUMENT with that message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import datetime
+import gzip
+import io
+import ipaddress
+import ssl
+import tarfile
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import grpc
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tierzero.adapters.connections import Endpoint
+from tierzero.adapters.talos_proto import common_pb2, machine_pb2, machine_pb2_grpc
+from tierzero.adapters.talos_proto.tls_relay import load_cert_chain, normalize_key_pem
+
+KubeconfigProvider = Callable[[str, str], "bytes | str"]  # (cluster name, node address) -> kubeconfig
+Mode = machine_pb2.ApplyConfigurationRequest  # Mode.REBOOT etc.; names via Mode.Mode.Name
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class MachineConfigSummary:
+    machine_type: str  # "controlplane", "init" or "worker"
+    cluster_name: str
+    os_ca_crt: bytes
+    os_ca_key: bytes | None  # workers carry the CA certificate only
+    hostname: str | None
+    raw: bytes
+
+    @property
+    def control_plane(self) -> bool:
+        return self.machine_type in ("controlplane", "init")
+
+
+def parse_machine_config(data: bytes) -> MachineConfigSummary:
+    try:
+        docs = [d for d in yaml.safe_load_all(data) if d]
+    except yaml.YAMLError as err:
+        raise ConfigError(f"failed to parse config: {err}") from None
+    v1 = next((d for d in docs if isinstance(d, dict) and d.get("version") == "v1alpha1"), None)
+    if v1 is None:
+        raise ConfigError("failed to parse config: no v1alpha1 document")
+    machine, cluster = v1.get("machine") or {}, v1.get("cluster") or {}
+    machine_type = str(machine.get("type") or "")
+    if machine_type not in ("controlplane", "init", "worker"):
+        raise ConfigError(f"unknown machine type {machine_type!r}")
+    ca = machine.get("ca") or {}
+    try:
+        crt = base64.b64decode(ca.get("crt") or "")
+        key = base64.b64decode(ca.get("key") or "") or None
+    except ValueError as err:
+        raise ConfigError(f"machine.ca is not base64: {err}") from None
+    if b"BEGIN CERTIFICATE" not in crt:
+        raise ConfigError("machine.ca.crt is missing")
+    if machine_type != "worker" and not key:
+        raise ConfigError("machine.ca.key is required on control plane nodes")
+    cluster_name = cluster.get("clusterName")
+    hostname = (machine.get("network") or {}).get("hostname")
+    for doc in docs:  # newer contracts move these into their own documents
+        kind = doc.get("kind") if isinstance(doc, dict) else None
+        if kind == "HostnameConfig" and doc.get("hostname"):
+            hostname = doc["hostname"]
+        elif kind == "KubeClusterConfig" and doc.get("clusterName"):
+            cluster_name = cluster_name or doc["clusterName"]
+    if not cluster_name:
+        raise ConfigError("cluster name is missing (cluster.clusterName or KubeClusterConfig)")
+    return MachineConfigSummary(machine_type, str(cluster_name), crt, key, hostname, data)
+
+
+# -- certificates --------------------------------------------------------------------------
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _sign(builder: x509.CertificateBuilder, key: Any) -> x509.Certificate:
+    algorithm = None if isinstance(key, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)) else hashes.SHA256()
+    return builder.sign(key, algorithm)
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _key_pem(key: Any) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+def _sans(names: list[str]) -> list[x509.GeneralName]:
+    out: list[x509.GeneralName] = []
+    for name in dict.fromkeys(names):
+        try:
+            out.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            out.append(x509.DNSName(name))
+    return out
+
+
+def issue_server_cert(ca_crt_pem: bytes, ca_key_pem: bytes, names: list[str]) -> tuple[bytes, bytes]:
+    """A P-256 server certificate for `names` (IPs or DNS names), signed by the given CA."""
+    ca_cert = x509.load_pem_x509_certificate(ca_crt_pem)
+    ca_key = serialization.load_pem_private_key(normalize_key_pem(ca_key_pem), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(_now() - datetime.timedelta(minutes=5))
+        .not_valid_after(_now() + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(_sans(names)), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+    )
+    return _pem(_sign(builder, ca_key)), _key_pem(key)
+
+
+def maintenance_cert(names: list[str]) -> tuple[bytes, bytes]:
+    """A throwaway CA and a server certificate from it, as a node in maintenance mode has."""
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "maintenance-ca")])
+    ca = _sign(
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(_now() - datetime.timedelta(minutes=5))
+        .not_valid_after(_now() + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True),
+        ca_key,
+    )
+    return issue_server_cert(_pem(ca), _key_pem(ca_key), names)
+
+
+def _server_context(crt: bytes, key: bytes, client_ca: bytes | None) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.set_alpn_protocols(["h2"])
+    load_cert_chain(ctx, crt, key)
+    if client_ca is not None:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(cadata=client_ca.decode())
+    return ctx
+
+
+# -- cluster registry ----------------------------------------------------------------------
+
+@dataclass
+class TalosSandboxCluster:
+    name: str
+    bootstrapped: bool = False
+    os_ca_key: bytes | None = None
+    nodes: dict[str, "TalosNodeServer"] = field(default_factory=dict)  # by address
+
+    def etcd_members(self) -> list[machine_pb2.EtcdMember]:
+        if not self.bootstrapped:
+            return []
+        return [
+            machine_pb2.EtcdMember(
+                id=zlib.crc32(n.hostname.encode()) + 1, hostname=n.hostname,
+                peer_urls=[f"https://{n.address}:2380"], client_urls=[f"https://{n.address}:2379"],
+            )
+            for n in self.nodes.values()
+            if n.config is not None and n.config.control_plane and n.in_etcd
+        ]
+
+
+@dataclass
+class TalosSandboxRegistry:
+    clusters: dict[str, TalosSandboxCluster] = field(default_factory=dict)
+
+    def cluster(self, name: str) -> TalosSandboxCluster:
+        return self.clusters.setdefault(name, TalosSandboxCluster(name))
+
+    def node(self, address: str) -> "TalosNodeServer | None":
+        return next((c.nodes[address] for c in self.clusters.values() if address in c.nodes), None)
+
+
+# -- the node --------------------------------------------------------------------------------
+
+class _Abort(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+class TalosNodeServer:
+    def __init__(
+        self, address: str, *, registry: TalosSandboxRegistry, hostname: str | None = None,
+        kubeconfig: KubeconfigProvider | None = None, reboot_seconds: float = 0.3, version: str = "v1.9.5",
+    ) -> None:
+        self.address, self.registry = address, registry
+        self.hostname = hostname or f"talos-{address.replace('.', '-').replace(':', '-')}"
+        self.kubeconfig_provider = kubeconfig
+        self.reboot_seconds, self.version_tag = reboot_seconds, version
+        self.config: MachineConfigSummary | None = None
+        self.in_etcd = False
+        self.down_calls = 0
+        self.reject_apply: str | None = None
+        self.calls: list[str] = []
+        self.port = 0
+        self._grpc: grpc.aio.Server | None = None
+        self._backend_port = 0
+        self._front: asyncio.base_events.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def maintenance(self) -> bool:
+        return self.config is None
+
+    @property
+    def cluster(self) -> TalosSandboxCluster | None:
+        return self.registry.clusters.get(self.config.cluster_name) if self.config else None
+
+    def endpoint(self) -> Endpoint:
+        """What to register in `Connections` as ("talos", address)."""
+        return Endpoint(host="127.0.0.1", port=self.port)
+
+    # lifecycle
+    async def start(self, port: int = 0) -> int:
+        self._grpc = grpc.aio.server()
+        machine_pb2_grpc.add_MachineServiceServicer_to_server(_Servicer(self), self._grpc)
+        self._backend_port = self._grpc.add_insecure_port("127.0.0.1:0")
+        await self._grpc.start()
+        await self._listen(port)
+        return self.port
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await self._unlisten()
+        if self._grpc is not None:
+            await self._grpc.stop(0)
+            self._grpc = None
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        names = ["127.0.0.1", "localhost", self.address, self.hostname]
+        if self.config is None:
+            return _server_context(*maintenance_cert(names), client_ca=None)
+        key = self.config.os_ca_key or (self.cluster.os_ca_key if self.cluster else None)
+        if key is None:
+            return None  # a worker waits for trustd on a control plane
+        return _server_context(*issue_server_cert(self.config.os_ca_crt, key, names), client_ca=self.config.os_ca_crt)
+
+    async def _listen(self, port: int) -> None:
+        ctx = self._tls_context()
+        while ctx is None:
+            await asyncio.sleep(0.1)
+            ctx = self._tls_context()
+        self._front = await asyncio.start_server(self._relay, "127.0.0.1", port, ssl=ctx, reuse_address=True)
+        self.port = int(self._front.sockets[0].getsockname()[1])
+
+    async def _unlisten(self) -> None:
+        if self._front is None:
+            return
+        self._front.close()
+        for w in list(self._writers):
+            with contextlib.suppress(Exception):
+                w.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._front.wait_closed(), 1.0)
+        self._front = None
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._backend_port)
+        except OSError:
+            writer.close()
+            return
+        self._writers.add(up_writer)
+
+        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await r.read(65536):
+                    w.write(data)
+                    await w.drain()
+            with contextlib.suppress(Exception):
+                w.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers.difference_update((writer, up_writer))
+
+    async def power_on(self) -> None:
+        """Bring a halted node (reset without reboot) back up on its port."""
+        if self._front is None:
+            await self._listen(self.port)
+
+    def reboot_soon(self, *, halt: bool = False) -> None:
+        """Close the port shortly (after the reply is out), come back after `reboot_seconds`."""
+
+        async def cycle() -> None:
+            await asyncio.sleep(0.05)
+            await self._unlisten()
+            if halt:
+                return
+            await asyncio.sleep(self.reboot_seconds)
+            await self._listen(self.port)
+
+        task = asyncio.get_running_loop().create_task(cycle())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # state changes
+    def configure(self, config: MachineConfigSummary) -> None:
+        if self.config is not None and self.cluster is not None:
+            self.cluster.nodes.pop(self.address, None)
+        self.config = config
+        if config.hostname:
+            self.hostname = config.hostname
+        cluster = self.registry.cluster(config.cluster_name)
+        cluster.nodes[self.address] = self
+        if config.os_ca_key:
+            cluster.os_ca_key = config.os_ca_key
+        self.in_etcd = config.control_plane and cluster.bootstrapped  # joins an existing etcd
+
+    def wipe(self) -> None:
+        cluster = self.cluster
+        self.config, self.in_etcd = None, False
+        if cluster is not None:
+            cluster.nodes.pop(self.address, None)
+            if not any(n.config and n.config.control_plane for n in cluster.nodes.values()):
+                self.registry.clusters.pop(cluster.name, None)  # etcd data is gone with the last member
+
+
+async def start_node(
+    address: str, *, registry: TalosSandboxRegistry, port: int = 0, hostname: str | None = None,
+    kubeconfig: KubeconfigProvider | None = None, reboot_seconds: float = 0.3, version: str = "v1.9.5",
+) -> tuple[TalosNodeServer, int]:
+    """Start one stand-in node in maintenance mode on 127.0.0.1 (ephemeral port by default)."""
+    node = TalosNodeServer(
+        address, registry=registry, hostname=hostname, kubeconfig=kubeconfig, reboot_seconds=reboot_seconds, version=version
+    )
+    return node, await node.start(port)
+
+
+# -- RPCs --------------------------------------------------------------------------------------
+
+def _kubeconfig_tarball(content: bytes) -> bytes:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        info = tarfile.TarInfo("kubeconfig")
+        info.size, info.mode = len(content), 0o600
+        tar.addfile(info, io.BytesIO(content))
+    return gzip.compress(raw.getvalue())
+
+
+def _default_kubeconfig(cluster: str, address: str) -> bytes:
+    return yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": f"admin@{cluster}",
+        "clusters": [{"name": cluster, "cluster": {"server": f"https://{address}:6443"}}],
+        "contexts": [{"name": f"admin@{cluster}", "context": {"cluster": cluster, "user": f"admin@{cluster}"}}],
+        "users": [{"name": f"admin@{cluster}", "user": {}}],
+    }).encode()
+
+
+def _service(name: str, state: str, healthy: bool) -> machine_pb2.ServiceInfo:
+    health = machine_pb2.ServiceHealth(healthy=healthy, unknown=not healthy and state != "Running")
+    return machine_pb2.ServiceInfo(id=name, state=state, health=health)
+
+
+Handler = Callable[["_Servicer", TalosNodeServer, Any], Any]
+
+
+def _rpc(maintenance_ok: bool = False) -> Callable[[Handler], Callable[..., Any]]:
+    """Wrap a handler `(self, node, request) -> response` as a grpc.aio method: resolve the
+    target node (fault injection, `nodes` header, maintenance gate) and turn `_Abort` into
+    a gRPC status."""
+
+    def wrap(handler: Handler) -> Callable[..., Any]:
+        async def method(self: "_Servicer", request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                return handler(self, self._target(handler.__name__, context, maintenance_ok), request)
+            except _Abort as err:
+                await context.abort(err.code, err.message)
+
+        method.__name__ = handler.__name__
+        return method
+
+    return wrap
+
+
+class _Servicer(machine_pb2_grpc.MachineServiceServicer):
+    def __init__(self, node: TalosNodeServer) -> None:
+        self.node = node
+
+    def _target(self, method: str, context: grpc.aio.ServicerContext, maintenance_ok: bool) -> TalosNodeServer:
+        self.node.calls.append(method)
+        if self.node.down_calls > 0:
+            self.node.down_calls -= 1
+            raise _Abort(grpc.StatusCode.UNAVAILABLE, "connection refused (injected)")
+        wanted = dict(context.invocation_metadata() or ()).get("nodes")
+        node = self.node
+        if wanted and wanted not in (node.address, node.hostname):
+            other = self.node.registry.node(wanted)
+            if other is None or other._front is None:
+                raise _Abort(grpc.StatusCode.UNAVAILABLE, f"error dialing backend {wanted!r}")
+            node = other
+        if node.maintenance and not maintenance_ok:
+            raise _Abort(grpc.StatusCode.UNIMPLEMENTED, f"API {method} is not implemented in maintenance mode")
+        return node
+
+    @staticmethod
+    def _meta(node: TalosNodeServer) -> common_pb2.Metadata:
+        return common_pb2.Metadata(hostname=node.hostname)
+
+    @_rpc(maintenance_ok=True)
+    def Version(self, node: TalosNodeServer, request: Any) -> Any:
+        info = machine_pb2.VersionInfo(tag=node.version_tag, sha="sandbox", os="linux", arch="amd64")
+        platform = machine_pb2.PlatformInfo(name="nocloud", mode="cloud")
+        return machine_pb2.VersionResponse(messages=[machine_pb2.Version(metadata=self._meta(node), version=info, platform=platform)])
+
+    @_rpc(maintenance_ok=True)
+    def ApplyConfiguration(self, node: TalosNodeServer, request: Any) -> Any:
+        if node.reject_apply:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, node.reject_apply)
+        try:
+            config = parse_machine_config(request.data)
+        except ConfigError as err:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, str(err)) from None
+        reboot = node.maintenance or request.mode == Mode.REBOOT
+        mode = Mode.REBOOT if reboot else (Mode.NO_REBOOT if request.mode in (Mode.AUTO, Mode.TRY) else request.mode)
+        if not request.dry_run:
+            node.configure(config)
+            if reboot:
+                node.reboot_soon()
+        details = "Dry run: no changes applied" if request.dry_run else f"Applied configuration ({Mode.Mode.Name(mode)})"
+        reply = machine_pb2.ApplyConfiguration(metadata=self._meta(node), mode=mode, mode_details=details)
+        return machine_pb2.ApplyConfigurationResponse(messages=[reply])
+
+    @_rpc()
+    def Bootstrap(self, node: TalosNodeServer, request: Any) -> Any:
+        assert node.config is not None and node.cluster is not None
+        if not node.config.control_plane:
+            raise _Abort(grpc.StatusCode.FAILED_PRECONDITION, "bootstrap is only possible on control plane nodes")
+        if node.cluster.bootstrapped:
+            raise _Abort(grpc.StatusCode.ALREADY_EXISTS, "etcd data directory is not empty")
+        node.cluster.bootstrapped = True
+        for member in node.cluster.nodes.values():
+            member.in_etcd = bool(member.config and member.config.control_plane)
+        return machine_pb2.BootstrapResponse(messages=[machine_pb2.Bootstrap(metadata=self._meta(node))])
+
+    @_rpc()
+    def EtcdMemberList(self, node: TalosNodeServer, request: Any) -> Any:
+        assert node.config is not None and node.cluster is not None
+        if not node.config.control_plane or not node.in_etcd:
+            raise _Abort(grpc.StatusCode.UNAVAILABLE, "etcd is not running on this node")
+        members = node.cluster.etcd_members()
+        return machine_pb2.EtcdMemberListResponse(messages=[machine_pb2.EtcdMembers(metadata=self._meta(node), members=members)])
+
+    @_rpc()
+    def ServiceList(self, node: TalosNodeServer, request: Any) -> Any:
+        assert node.config is not None
+        services = [_service("apid", "Running", True), _service("containerd", "Running", True), _service("kubelet", "Running", True)]
+        if node.config.control_plane:
+            services.append(_service("etcd", "Running", True) if node.in_etcd else _service("etcd", "Preparing", False))
+            services.append(_service("trustd", "Running", True))
+        return machine_pb2.ServiceListResponse(messages=[machine_pb2.ServiceList(metadata=self._meta(node), services=services)])
+
+    @_rpc()
+    def Reboot(self, node: TalosNodeServer, request: Any) -> Any:
+        node.reboot_soon()
+        return machine_pb2.RebootResponse(messages=[machine_pb2.Reboot(metadata=self._meta(node))])
+
+    @_rpc()
+    def Reset(self, node: TalosNodeServer, request: Any) -> Any:
+        meta = self._meta(node)
+        node.wipe()
+        node.reboot_soon(halt=not request.reboot)
+        return machine_pb2.ResetResponse(messages=[machine_pb2.Reset(metadata=meta)])
+
+    async def Kubeconfig(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            node = self._target("Kubeconfig", context, maintenance_ok=False)
+            assert node.config is not None
+            if not node.config.control_plane:
+                raise _Abort(grpc.StatusCode.FAILED_PRECONDITION, "kubeconfig is only available on control plane nodes")
+        except _Abort as err:
+            await context.abort(err.code, err.message)
+            return
+        content = (node.kubeconfig_provider or _default_kubeconfig)(node.config.cluster_name, node.address)
+        blob = _kubeconfig_tarball(content.encode() if isinstance(content, str) else content)
+        for i in range(0, len(blob), 512):
+            yield common_pb2.Data(metadata=self._meta(node), bytes=blob[i : i + 512])

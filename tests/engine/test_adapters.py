@@ -1,0 +1,91 @@
+"""The Kubernetes and OCI adapters, through the official clients, against the stand-ins."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tierzero.adapters.connections import Connections, Endpoint
+from tierzero.adapters.kubernetes import Kube, plural_of
+from tierzero.adapters.oci import InstanceInfo, Oci, free_tier_problems, throwaway_signer
+from tierzero.adapters.retry import Policy, RetryExhausted
+from tierzero.sandbox.kube_api import KubeApiServer, KubeState, node_object
+from tierzero.sandbox.oci_api import OciApiServer, OciState, instance
+
+
+@pytest.fixture
+def kube_server() -> Iterator[KubeApiServer]:
+    state = KubeState([node_object("cp-1", "10.10.0.11", "controlplane"), node_object("w-1", "10.10.0.21")], ready_after=0.3, fail_first=2)
+    server = KubeApiServer(state).start()
+    yield server
+    server.stop()
+
+
+def _kube(server: KubeApiServer) -> Kube:
+    conns = Connections(target="sandbox")
+    conns.add("kubernetes", "main", Endpoint("127.0.0.1", server.port, scheme="http", verify=False, extra={"token": "sandbox"}))
+    return Kube.connect(conns, "main")
+
+
+def test_kube_waits_for_api_then_lists_nodes(kube_server: KubeApiServer) -> None:
+    kube = _kube(kube_server)
+    retries: list = []
+    version = kube.wait_for_api(policy=Policy(base=0.01, cap=0.02, deadline=5), on_retry=lambda a, c, d: retries.append(c))
+    assert version == "v1.36.2" and len(retries) == 2 and "503" in retries[0]
+    nodes = {n.name: n for n in kube.nodes()}
+    assert nodes["cp-1"].ready and nodes["cp-1"].roles == ("control-plane",) and nodes["w-1"].ready
+
+
+def test_kube_wait_gives_up_at_deadline() -> None:
+    server = KubeApiServer(KubeState(fail_first=10_000)).start()
+    try:
+        with pytest.raises(RetryExhausted, match="Kubernetes API"):
+            _kube(server).wait_for_api(policy=Policy(base=0.01, cap=0.02, deadline=0.2))
+    finally:
+        server.stop()
+
+
+def test_kube_apply_create_replace_and_flux_conditions(kube_server: KubeApiServer) -> None:
+    kube = _kube(kube_server)
+    kube_server.state.fail_first = 0
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}}
+    assert kube.apply(ns)[0] == "created"
+    assert kube.apply(ns)[0] == "unchanged"
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "apps"}, "stringData": {"k": "v"}}
+    assert kube.apply(secret)[0] == "created"
+    secret["stringData"] = {"k": "w"}
+    action, obj = kube.apply(secret)
+    assert action == "replaced" and obj["metadata"]["generation"] == 2
+    ks = {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+          "metadata": {"name": "platform", "namespace": "flux-system"}, "spec": {"path": "./platform", "interval": "10m"}}
+    assert kube.apply(ks)[0] == "created"
+    assert kube.conditions("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "platform")["Ready"]["status"] == "Unknown"
+    import time
+
+    time.sleep(0.35)
+    assert kube.is_ready("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "platform")
+    assert kube.get("helm.toolkit.fluxcd.io/v2", "HelmRelease", "nope", "flux-system") is None
+    assert kube.delete(secret) and not kube.delete(secret)
+    assert plural_of("HelmRelease") == "helmreleases" and plural_of("Policy") == "policies"
+
+
+def test_oci_reads_instances_budgets_and_cost_through_sdk() -> None:
+    comp = "ocid1.compartment.oc1..x"
+    state = OciState([instance("a1-1", "VM.Standard.A1.Flex", 1, 6, "AD-1", comp, "eu-frankfurt-1")],
+                     [{"id": "ocid1.budget.oc1..b", "displayName": "tierzero", "amount": 1.0, "lifecycleState": "ACTIVE",
+                       "actualSpend": 0.0, "compartmentId": comp, "resetPeriod": "MONTHLY"}])
+    server = OciApiServer(state).start()
+    try:
+        endpoint = Endpoint("127.0.0.1", server.port, scheme="http", extra={"signer": throwaway_signer(), "region": "eu-frankfurt-1"})
+        client = Oci(endpoint, region="eu-frankfurt-1", tenancy="ocid1.tenancy.oc1..t")
+        insts = client.instances(comp)
+        assert [(i.name, i.state, i.ocpus, i.memory_gb) for i in insts] == [("a1-1", "RUNNING", 1.0, 6.0)]
+        assert client.budgets()[0]["amount"] == 1.0
+        assert client.cost_this_month() == (0.0, "USD")
+        assert "POST /20200107/usage" in state.requests and "GET /20160918/instances" in state.requests
+    finally:
+        server.stop()
+    assert free_tier_problems(insts) == []
+    big = [InstanceInfo("x", "i", "VM.Standard.A1.Flex", "RUNNING", 4, 24, "AD-1"), InstanceInfo("y", "j", "VM.Standard.E4.Flex", "RUNNING", 1, 8, "AD-1")]
+    assert len(free_tier_problems(big)) == 2

@@ -1,0 +1,99 @@
+"""deploy / status / validate / destroy through the CLI, in-process, with synthetic steps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tierzero.cli import main as cli_main
+from tierzero.cli import output
+from tierzero.engine.step import Step
+
+from engine_helpers import Ledger, diamond
+
+
+def _cli(argv: list[str]) -> int:
+    cli_main._register()
+    return output.invoke(cli_main.app, argv)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    assert _cli(["init", str(tmp_path)]) == 0
+    ledger = Ledger(tmp_path / "ledger.txt")
+
+    async def change(ctx):
+        ledger.ensure("real-change")
+        return {}
+
+    async def undo(ctx):
+        ledger.ensure("undone")
+        return {}
+
+    steps = diamond(ledger) + [Step("services/change", "services", "changes real infrastructure", change, destroy=undo, real_only=True)]  # type: ignore[arg-type]
+    monkeypatch.setattr("tierzero.phases.registry.all_steps", lambda spec: steps)
+    return {"spec": str(tmp_path / "tierzero.yaml"), "ledger": ledger, "root": tmp_path}
+
+
+def test_real_deploy_refuses_without_tty_or_yes(project: dict, capsys: pytest.CaptureFixture) -> None:
+    capsys.readouterr()
+    assert _cli(["deploy", "-f", project["spec"]]) == 1
+    assert "without confirmation" in capsys.readouterr().err
+    assert project["ledger"].lines() == []
+
+
+def test_sandbox_deploy_json_events_then_status_and_dry_run(project: dict, capsys: pytest.CaptureFixture) -> None:
+    capsys.readouterr()
+    assert _cli(["deploy", "-f", project["spec"], "--target", "sandbox", "--json"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert events[0]["event"] == "run_started" and events[-1]["event"] == "summary"
+    assert "kubeconfig (main)" in events[-1]["locations"]
+    assert sum(e["event"] == "step_done" for e in events) == 7
+    assert _cli(["deploy", "-f", project["spec"], "--target", "sandbox", "--dry-run", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)["plan"]
+    assert {p["action"] for p in plan} == {"skip"}
+    assert _cli(["status", "-f", project["spec"], "--target", "sandbox", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["last_run"]["status"] == "done" and {s["status"] for s in status["steps"]} == {"done"}
+    assert _cli(["status", "-f", project["spec"], "--json"]) == 0  # the real target has its own state
+    assert {s["status"] for s in json.loads(capsys.readouterr().out)["steps"]} == {"not run"}
+
+
+def test_real_deploy_with_yes_then_destroy(project: dict, capsys: pytest.CaptureFixture) -> None:
+    assert _cli(["deploy", "-f", project["spec"], "--yes", "--only", "setup"]) == 0
+    assert _cli(["deploy", "-f", project["spec"], "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "deployed (real)" in out and "timings" in out and "state:" in out
+    assert "real-change" in project["ledger"].lines()
+    assert _cli(["destroy", "-f", project["spec"]]) == 1  # no TTY, no --yes
+    assert _cli(["destroy", "-f", project["spec"], "--yes"]) == 0
+    assert "destroyed setup/a" in project["ledger"].lines() and "undone" in project["ledger"].lines()
+    capsys.readouterr()
+    assert _cli(["status", "-f", project["spec"], "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert {s["status"] for s in status["steps"]} == {"not run"} and status["last_run"]["command"] == "destroy"
+
+
+def test_validate_in_sandbox_and_bad_phase(project: dict, capsys: pytest.CaptureFixture) -> None:
+    capsys.readouterr()
+    assert _cli(["validate", "-f", project["spec"], "--target", "sandbox", "--json"]) == 0
+    checks = {c["check"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert checks["cost this month"]["status"] == "pass" and checks["cost this month"]["evidence"] == "0.00 USD"
+    assert checks["main: Kubernetes nodes Ready"]["status"] == "pass"
+    assert _cli(["deploy", "-f", project["spec"], "--target", "sandbox", "--only", "nope"]) == 2
+    assert "unknown phase" in capsys.readouterr().err
+
+
+def test_failed_step_is_one_clear_message(project: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    async def boom(ctx):
+        raise ConnectionRefusedError("connect to 10.0.1.5:22 refused")
+
+    monkeypatch.setattr("tierzero.phases.registry.all_steps", lambda spec: [Step("cloud/x", "cloud", "x", boom)])  # type: ignore[arg-type]
+    capsys.readouterr()
+    assert _cli(["deploy", "-f", project["spec"], "--target", "sandbox"]) == 1
+    err = capsys.readouterr().err
+    assert "step cloud/x failed: ConnectionRefusedError: connect to 10.0.1.5:22 refused" in err
+    assert "hint:" in err and "Traceback" not in err

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from tierzero.engine.progress import JsonProgress, PlainProgress, print_timings
+from tierzero.engine.runner import StepFailed
+from tierzero.engine.step import Step
+
+from engine_helpers import Ledger, diamond, make_runner
+
+
+async def test_json_events_stream(tmp_path: Path) -> None:
+    out = io.StringIO()
+    progress = JsonProgress(out)
+    await make_runner(tmp_path, diamond(Ledger(tmp_path / "l")), emit=progress).run()
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
+    assert kinds.count("step_started") == 6 and kinds.count("step_done") == 6
+    assert all("ts" in e for e in events)
+    done = [e for e in events if e["event"] == "step_done"]
+    assert {e["step"] for e in done} == {s.id for s in diamond(Ledger(tmp_path / "l"))}
+    assert set(progress.timings.phases()) == {"setup", "cloud", "platform"}
+
+
+async def test_plain_lines_and_timing_table(tmp_path: Path) -> None:
+    async def wait_and_log(ctx):
+        ctx.wait("the API")
+        ctx.log("hello")
+        return {}
+
+    out = io.StringIO()
+    progress = PlainProgress(out)
+    await make_runner(tmp_path, [Step("cloud/x", "cloud", "", wait_and_log)], emit=progress).run()  # type: ignore[arg-type]
+    text = out.getvalue()
+    assert "[cloud] cloud/x: started (new)" in text and "waiting for the API" in text and "done in" in text
+    from rich.console import Console
+
+    buf = io.StringIO()
+    print_timings(progress, Console(file=buf, width=120))
+    assert "cloud/x" in buf.getvalue() and "run elapsed" in buf.getvalue()
+
+
+async def test_failure_event_has_error_and_hint(tmp_path: Path) -> None:
+    async def boom(ctx):
+        raise ValueError("no capacity")
+
+    out = io.StringIO()
+    with pytest.raises(StepFailed):
+        await make_runner(tmp_path, [Step("cloud/x", "cloud", "", boom)], emit=JsonProgress(out)).run()  # type: ignore[arg-type]
+    failed = [json.loads(line) for line in out.getvalue().splitlines() if '"step_failed"' in line][0]
+    assert failed["step"] == "cloud/x" and "no capacity" in failed["error"] and failed["hint"]
+
+
+async def test_live_view_renders_running_steps(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from tierzero.engine.progress import LiveProgress
+
+    buf = io.StringIO()
+    progress = LiveProgress(Console(file=buf, force_terminal=True, width=120))
+    seen: list[str] = []
+
+    async def slow(ctx):
+        ctx.wait("Ceph HEALTH_OK")
+        ctx.retry(1, "HEALTH_WARN", 0.0)
+        table = progress._table()
+        seen.append(str(len(table.rows)))
+        return {}
+
+    with progress:
+        await make_runner(tmp_path, [Step("hypervisors/ceph", "hypervisors", "", slow)], emit=progress).run()  # type: ignore[arg-type]
+    assert seen == ["1"] and progress.timings.retries["hypervisors/ceph"] == 1
+    assert "hypervisors/ceph: done in" in buf.getvalue()

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from tierzero.engine.runner import Selection, StepFailed
+from tierzero.engine.step import Step
+from tierzero.errors import InputError
+
+from engine_helpers import Ledger, diamond, ledger_step, make_runner
+
+
+async def test_first_run_then_noop_rerun(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.txt")
+    calls: list[str] = []
+    res = await make_runner(tmp_path, diamond(ledger, log=calls)).run()
+    assert sorted(res.ran) == sorted(s.id for s in diamond(ledger)) and not res.skipped
+    calls.clear()
+    res2 = await make_runner(tmp_path, diamond(ledger, log=calls)).run()
+    assert calls == [] and len(res2.skipped) == 6
+    assert len(ledger.lines()) == 6
+
+
+async def test_independent_steps_run_concurrently(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l")
+    steps = [ledger_step(f"cloud/s{i}", "cloud", ledger, delay=0.2) for i in range(5)]
+    t0 = time.monotonic()
+    await make_runner(tmp_path, steps, concurrency=5).run()
+    assert time.monotonic() - t0 < 0.6  # 5 x 0.2 s in parallel, not 1.0 s
+
+
+async def test_concurrency_is_bounded(tmp_path: Path) -> None:
+    active = peak = 0
+
+    async def run(ctx):
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        await asyncio.sleep(0.02)
+        active -= 1
+        return {}
+
+    steps = [Step(f"cloud/s{i}", "cloud", "", run) for i in range(8)]  # type: ignore[arg-type]
+    await make_runner(tmp_path, steps, concurrency=3).run()
+    assert peak == 3
+
+
+async def test_changed_inputs_rerun_step_and_downstream_only(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l")
+    await make_runner(tmp_path, diamond(ledger)).run()
+    calls: list[str] = []
+    steps = diamond(ledger, {"c": 2}, log=calls)
+    plan = {p.step_id: p for p in make_runner(tmp_path, steps).plan()}
+    assert plan["cloud/c"].reason == "inputs changed"
+    assert plan["cloud/d"].reason == "downstream of change"
+    assert plan["platform/e"].action == "run" and plan["cloud/b"].action == "skip" and plan["platform/f"].action == "skip"
+    res = await make_runner(tmp_path, steps).run()
+    assert sorted(calls) == ["cloud/c", "cloud/d", "platform/e"]
+    assert set(res.skipped) == {"setup/a", "cloud/b", "platform/f"}
+
+
+async def test_downstream_with_unchanged_inputs_is_skipped(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l")
+    calls: list[str] = []
+
+    def steps(v: int) -> list[Step]:
+        async def up(ctx):
+            calls.append("up")
+            return {"parity": v % 2}
+
+        async def down(ctx):
+            calls.append("down")
+            return {}
+
+        return [Step("cloud/up", "cloud", "", up, lambda ctx: v),  # type: ignore[arg-type]
+                Step("cloud/down", "cloud", "", down, lambda ctx: ctx.output("cloud/up")["parity"], ("cloud/up",))]  # type: ignore[arg-type]
+
+    await make_runner(tmp_path, steps(1)).run()
+    calls.clear()
+    await make_runner(tmp_path, steps(3)).run()  # up re-runs, its output is unchanged
+    assert calls == ["up"]
+    del ledger
+
+
+async def test_permanent_failure_stops_with_step_cause_and_remedy(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l")
+    started: list[str] = []
+
+    async def boom(ctx):
+        raise RuntimeError("quota exceeded for A1 cores")
+
+    steps = diamond(ledger, log=started)
+    steps[2] = Step("cloud/c", "cloud", "", boom, needs=("setup/a",))  # type: ignore[arg-type]
+    events: list[tuple[str, dict]] = []
+    with pytest.raises(StepFailed) as err:
+        await make_runner(tmp_path, steps, emit=lambda k, **f: events.append((k, f))).run()
+    assert err.value.step_id == "cloud/c"
+    assert "quota exceeded" in err.value.message and err.value.hint and "again" in err.value.hint
+    assert "cloud/d" not in started and "platform/e" not in started
+    runner = make_runner(tmp_path, diamond(ledger))
+    assert runner.state.get("cloud/c").status == "failed"
+    assert runner.state.last_run().status == "failed"
+    plan = {p.step_id: p for p in runner.plan()}
+    assert plan["cloud/c"].reason == "failed last time" and plan["cloud/d"].reason == "new"
+    await runner.run()
+    assert runner.state.get("platform/e").status == "done"
+
+
+async def test_only_needs_earlier_phases_done(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l")
+    with pytest.raises(InputError, match="has not finished"):
+        await make_runner(tmp_path, diamond(ledger)).run(Selection(only="platform"))
+    await make_runner(tmp_path, diamond(ledger)).run(Selection(until="cloud"))
+    res = await make_runner(tmp_path, diamond(ledger, {"a": 9})).run(Selection(only="platform"))
+    assert sorted(res.ran) == ["platform/e", "platform/f"]
+
+
+async def test_destroy_reverse_order_and_forgets_state(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l")
+    await make_runner(tmp_path, diamond(ledger)).run()
+    runner = make_runner(tmp_path, diamond(ledger))
+    undone = await runner.destroy()
+    assert undone.index("platform/e") < undone.index("cloud/d") < undone.index("cloud/b") < undone.index("setup/a")
+    assert runner.state.records() == {}
+    assert await make_runner(tmp_path, diamond(ledger)).destroy() == []
+
+
+async def test_outputs_must_be_json(tmp_path: Path) -> None:
+    async def bad(ctx):
+        return {"when": object()}
+
+    with pytest.raises(StepFailed, match="JSON"):
+        await make_runner(tmp_path, [Step("cloud/x", "cloud", "", bad)]).run()  # type: ignore[arg-type]

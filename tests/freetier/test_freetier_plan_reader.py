@@ -1,0 +1,95 @@
+"""Reading `tofu show -json` plans: holdings after apply, nested prior state, odd inputs."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tierzero.errors import InputError
+from tierzero.freetier.guard import guard_plan
+from tierzero.freetier.plan_reader import first_block, number, read_holdings
+
+DAY = dt.date(2026, 7, 1)
+
+
+def _rc(address, actions, before=None, after=None, rtype="oci_core_vcn", mode="managed"):
+    return {"address": address, "mode": mode, "type": rtype, "name": address.rsplit(".", 1)[-1],
+            "change": {"actions": actions, "before": before, "after": after}}
+
+
+@pytest.mark.parametrize("plan", [[], "x", None, {"resource_changes": []}, {"format_version": "0.2"}, {"format_version": "2.0"}, {"format_version": 1}])
+def test_rejects_what_is_not_a_format_1_plan(plan):
+    with pytest.raises(InputError):
+        read_holdings(plan)
+
+
+def test_accepts_any_1_x_minor():
+    for version in ("1.0", "1.2", "1.9"):
+        assert read_holdings({"format_version": version}) == []
+
+
+def test_unknown_actions_are_an_input_error():
+    with pytest.raises(InputError, match="unknown plan actions"):
+        read_holdings({"format_version": "1.2", "resource_changes": [_rc("oci_core_vcn.a", ["explode"], after={})]})
+
+
+def test_missing_actions_are_an_input_error():
+    with pytest.raises(InputError, match="no address or no change.actions"):
+        read_holdings({"format_version": "1.2", "resource_changes": [{"address": "x", "mode": "managed", "change": {}}]})
+
+
+def test_prior_state_without_changes_still_counts():
+    plan = {"format_version": "1.2", "prior_state": {"values": {"root_module": {"resources": [
+        {"address": f"oci_core_vcn.v{i}", "mode": "managed", "type": "oci_core_vcn", "values": {}} for i in range(3)]}}}}
+    report = guard_plan(plan, on=DAY)
+    assert [f.code for f in report.findings] == ["vcns"]
+
+
+def test_prior_data_sources_are_ignored():
+    plan = {"format_version": "1.2", "prior_state": {"values": {"root_module": {"resources": [
+        {"address": "data.oci_core_vcn.v", "mode": "data", "type": "oci_core_vcn", "values": {}}]}}}}
+    assert read_holdings(plan) == []
+
+
+def test_forget_keeps_the_object_in_the_tenancy():
+    plan = {"format_version": "1.2", "resource_changes": [_rc(f"oci_core_vcn.v{i}", ["forget"], {}, None) for i in range(3)]}
+    assert [h.action for h in read_holdings(plan)] == ["forget"] * 3
+    assert guard_plan(plan, on=DAY).verdict == "refused"
+
+
+def test_order_is_prior_first_then_new():
+    plan = {"format_version": "1.2",
+            "prior_state": {"values": {"root_module": {"resources": [
+                {"address": "oci_core_vcn.old", "mode": "managed", "type": "oci_core_vcn", "values": {}}]}}},
+            "resource_changes": [_rc("oci_core_vcn.new", ["create"], None, {}), _rc("oci_core_vcn.old", ["update"], {}, {"x": 1})]}
+    held = read_holdings(plan)
+    assert [(h.address, h.action) for h in held] == [("oci_core_vcn.old", "update"), ("oci_core_vcn.new", "create")]
+
+
+def test_helpers():
+    assert first_block({"b": [{"x": 1}]}, "b") == {"x": 1}
+    assert first_block({"b": {"x": 1}}, "b") == {"x": 1}
+    assert first_block({"b": []}, "b") == {} and first_block({}, "b") == {}
+    assert number("2") == 2.0 and number(" 1.5 ") == 1.5 and number(3) == 3.0
+    assert number(None, 50) == 50 and number("abc", 7) == 7 and number(True, 1) == 1
+
+
+def test_unknown_values_use_documented_defaults():
+    after = {"shape": "VM.Standard.A1.Flex"}  # shape_config and source_details still unknown at plan time
+    report = guard_plan({"format_version": "1.2", "resource_changes": [
+        _rc("oci_core_instance.a", ["create"], None, after, rtype="oci_core_instance"),
+        _rc("oci_core_volume.v", ["create"], None, {}, rtype="oci_core_volume")]}, on=DAY)
+    inst, vol = report.rows
+    assert (inst.ocpus, inst.memory_gb, inst.storage_gb) == (1, 6, 50)
+    assert vol.storage_gb == 1024  # OCI's default volume size: far over 200 GB, so refused
+    assert report.verdict == "refused"
+
+
+def test_network_load_balancer_and_ephemeral_ip_are_free():
+    report = guard_plan({"format_version": "1.2", "resource_changes": [
+        _rc(f"oci_network_load_balancer_network_load_balancer.n{i}", ["create"], None, {},
+            rtype="oci_network_load_balancer_network_load_balancer") for i in range(3)] + [
+        _rc(f"oci_core_public_ip.e{i}", ["create"], None, {"lifetime": "EPHEMERAL"}, rtype="oci_core_public_ip") for i in range(5)]},
+        on=DAY)
+    assert report.verdict == "free"

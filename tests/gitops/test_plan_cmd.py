@@ -1,0 +1,163 @@
+"""`tierzero plan` end to end through the CLI entry point."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tierzero.cli.main import run
+from tierzero.render import plan as plan_module
+from tierzero.render.plan import render_all, write_plan
+
+from tierzero.adapters.sops import encrypt
+
+from .conftest import CRDS, canary, full_spec, make_project, read_tree
+
+
+def call(capsys, *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        run(list(args))
+    out, err = capsys.readouterr()
+    return info.value.code, out, err
+
+
+@pytest.fixture
+def full(tmp_path, monkeypatch):
+    spec, env = full_spec()
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    project = make_project(tmp_path / "full", spec)
+    return project, env
+
+
+def test_plan_writes_the_tree_and_is_byte_identical_on_rerun(full, capsys):
+    project, env = full
+    spec = str(project.root / "tierzero.yaml")
+    code, out, err = call(capsys, "plan", "-f", spec, "--validate", "--crd-schemas", str(CRDS))
+    assert code == 0, err
+    assert "cluster main:" in out and "secrets encrypted" in out and "validated" in out
+    out_dir = project.ws.render_dir
+    first = read_tree(out_dir)
+    assert "gitops/main/clusters/main/flux-system/kustomization.yaml" in first
+    assert all(p.startswith("gitops/main/") for p in first)
+    code, out, err = call(capsys, "plan", "-f", spec, "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    (cluster,) = summary["clusters"]
+    assert cluster["secrets"] == cluster["reused"] == 4 and summary["written"] is True
+    assert read_tree(out_dir) == first
+    # The canaries set through env: references appear nowhere in plaintext under the plan dir.
+    for path in out_dir.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert not any(v.encode() in data for v in env.values()), path
+    assert not any(v in out for v in env.values())
+
+
+def test_a_changed_secret_changes_only_its_file(full, capsys, monkeypatch):
+    project, env = full
+    spec = str(project.root / "tierzero.yaml")
+    assert call(capsys, "plan", "-f", spec)[0] == 0
+    first = read_tree(project.ws.render_dir)
+    monkeypatch.setenv("GC_TOKEN", "rotated-token-value-77")
+    assert call(capsys, "plan", "-f", spec)[0] == 0
+    second = read_tree(project.ws.render_dir)
+    changed = sorted(p for p in first if first[p] != second[p])
+    assert changed == ["gitops/main/infrastructure/controllers/alloy.grafana-cloud.sops.yaml"]
+    assert project.decrypt(second[changed[0]])["stringData"]["token"] == "rotated-token-value-77"
+
+
+def test_plan_to_another_directory(full, capsys, tmp_path):
+    project, _ = full
+    out = tmp_path / "elsewhere"
+    code, _, err = call(capsys, "plan", "-f", str(project.root / "tierzero.yaml"), "--out", str(out))
+    assert code == 0, err
+    assert (out / "gitops/main/.sops.yaml").is_file()
+    assert not project.ws.render_dir.exists()
+
+
+def test_unset_env_reference_is_exit_2_naming_the_variable(full, capsys, monkeypatch):
+    project, _ = full
+    monkeypatch.delenv("TSIG")
+    code, out, err = call(capsys, "plan", "-f", str(project.root / "tierzero.yaml"))
+    assert code == 2
+    assert "TSIG" in err and "Traceback" not in err
+    assert not project.ws.render_dir.exists()
+
+
+def test_missing_workspace_key_is_exit_2(full, capsys):
+    project, _ = full
+    project.ws.age_key.unlink()
+    code, _, err = call(capsys, "plan", "-f", str(project.root / "tierzero.yaml"))
+    assert code == 2 and "tierzero init" in err
+
+
+def test_missing_spec_is_exit_2(capsys, tmp_path):
+    code, _, _ = call(capsys, "plan", "-f", str(tmp_path / "nope.yaml"))
+    assert code == 2
+
+
+def test_a_failing_part_leaves_the_previous_plan_untouched(full, capsys, monkeypatch):
+    project, _ = full
+    spec = str(project.root / "tierzero.yaml")
+    assert call(capsys, "plan", "-f", spec)[0] == 0
+    before = read_tree(project.ws.render_dir)
+
+    def broken(ctx):
+        raise RuntimeError("part failed")
+
+    monkeypatch.setattr(plan_module, "PARTS", [*plan_module.PARTS, ("broken", broken)])
+    code, _, err = call(capsys, "plan", "-f", spec)
+    assert code != 0 and "part failed" in err  # an unexpected failure, reported in one line
+    assert read_tree(project.ws.render_dir) == before
+    assert not [p for p in project.ws.root.iterdir() if p.name.startswith(".render.")]
+
+
+def test_write_plan_is_all_or_nothing(tmp_path):
+    out = tmp_path / "render"
+    write_plan({"a/x.yaml": b"1"}, out)
+    with pytest.raises(ValueError):
+        write_plan({"a/y.yaml": b"2", "../escape": b"3"}, out)
+    assert read_tree(out) == {"a/x.yaml": b"1"}
+    write_plan({"b.yaml": b"2"}, out)
+    assert read_tree(out) == {"b.yaml": b"2"}
+
+
+def test_render_all_is_sorted_and_prefixed(full):
+    project, _ = full
+    files = render_all(project.loaded, project.ws)
+    assert list(files) == sorted(files)
+    kust = yaml.safe_load(files["gitops/main/infrastructure/controllers/kustomization.yaml"])
+    assert "tailscale-operator.yaml" in kust["resources"]
+
+
+def test_plan_help_lists_options():
+    out = subprocess.run([sys.executable, "-m", "tierzero", "plan", "--help"], capture_output=True, text=True, timeout=60).stdout
+    for option in ("--file", "--out", "--validate", "--json", "--crd-schemas"):
+        assert option in out
+
+
+def test_file_and_sops_references_never_reach_the_plan_in_plaintext(tmp_path, capsys, monkeypatch):
+    spec, env = full_spec()
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    addons = spec["clusters"][0]["addons"]
+    addons["tailscale_operator"]["oauth_client_secret"] = "file:creds/ts-secret"
+    addons["grafana_alloy"]["token"] = "sops:creds/cloud.sops.yaml#grafana.token"
+    project = make_project(tmp_path / "refs", spec)
+    from_file, from_sops = canary("file"), canary("sops")
+    (project.root / "creds").mkdir()
+    (project.root / "creds" / "ts-secret").write_text(from_file + "\n")
+    doc = yaml.safe_dump({"grafana": {"token": from_sops}}).encode()
+    (project.root / "creds" / "cloud.sops.yaml").write_bytes(encrypt(doc, project.secrets.recipient()))
+    code, out, err = call(capsys, "plan", "-f", str(project.root / "tierzero.yaml"), "--validate", "--crd-schemas", str(CRDS))
+    assert code == 0, err
+    files = read_tree(project.ws.render_dir)
+    assert not any(v.encode() in data for data in files.values() for v in (from_file, from_sops))
+    prefix = "gitops/main/infrastructure/controllers/"
+    assert project.decrypt(files[prefix + "tailscale.operator-oauth.sops.yaml"])["stringData"]["client_secret"] == from_file
+    assert project.decrypt(files[prefix + "alloy.grafana-cloud.sops.yaml"])["stringData"]["token"] == from_sops

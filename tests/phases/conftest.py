@@ -1,0 +1,111 @@
+"""Fixtures for the phase tests: a workspace with keys, the SSH and fakepve stand-ins seeded from
+a spec, an in-memory secret store, and a runner over the real engine."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import yaml
+
+from tierzero.adapters.connections import Connections
+from tierzero.adapters.retry import Policy
+from tierzero.adapters.ssh import close_all
+from tierzero.engine.runner import Runner, Selection
+from tierzero.engine.state import StateStore
+from tierzero.sandbox.fakepve_server import FakePveServer, start_for_spec
+from tierzero.sandbox.pve_hosts import PveHosts, hosts_for_spec, start_pve_hosts
+from tierzero.spec import Platform
+from tierzero.workspace.keys import create_age_identity, create_ssh_keypair
+from tierzero.workspace.layout import Workspace
+
+BLUEPRINTS = Path(__file__).resolve().parents[2] / "src" / "tierzero" / "spec" / "blueprints"
+
+
+class MemorySecrets:
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+
+    def get(self, name: str) -> str | None:
+        return self.values.get(name)
+
+    def put(self, name: str, value: str) -> None:
+        self.values[name] = value
+
+    def get_or_create(self, name: str, generate: Callable[[], str]) -> str:
+        if name not in self.values:
+            self.values[name] = generate()
+        return self.values[name]
+
+    def resolve(self, ref: str) -> str:
+        kind, _, rest = ref.partition(":")
+        if kind == "env":
+            return os.environ[rest]
+        if kind == "file":
+            return Path(rest).read_text().strip()
+        raise KeyError(ref)
+
+
+def blueprint(name: str, **changes: Any) -> dict[str, Any]:
+    data = yaml.safe_load((BLUEPRINTS / name).read_text())
+    return data
+
+
+class Sandbox:
+    """The stand-ins and engine for one spec."""
+
+    def __init__(self, tmp: Path, spec: Platform, *, kvm: bool = True) -> None:
+        self.spec = spec
+        self.ws = Workspace(tmp / ".tierzero")
+        self.ws.root.mkdir(parents=True)
+        create_ssh_keypair(self.ws)
+        create_age_identity(self.ws)
+        self.pve: FakePveServer = start_for_spec(spec)
+        nodes, witnesses = hosts_for_spec(spec)
+        self.hosts: PveHosts = start_pve_hosts(nodes, self.ws.ssh_public_key, witnesses=witnesses, pve=self.pve.pve, kvm=kvm)
+        self.conns = Connections(target="sandbox", ssh_key=self.ws.ssh_key, known_hosts=self.ws.root / "known_hosts")
+        self.hosts.connections(self.conns)
+        self.pve.connections(self.conns)
+        fast = Policy(base=0.01, cap=0.05, deadline=1.5)
+        self.conns.state.update({"retry": fast, "retry:wait": fast, "retry:lock": Policy(base=0.01, cap=0.05, deadline=1.0)})
+        self.secrets = MemorySecrets()
+        self.state = StateStore.open(self.ws.state_dir, "sandbox")
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def runner(self, steps: list) -> Runner:
+        return Runner(steps, spec=self.spec, workspace=self.ws, target="sandbox", connections=self.conns,
+                      secrets=self.secrets, state=self.state, emit=lambda kind, **f: self.events.append((kind, f)))
+
+    async def run(self, steps: list, only: str | None = None) -> Any:
+        try:
+            return await self.runner(steps).run(Selection(only=only))
+        finally:
+            await close_all(self.conns)
+
+    def forget(self) -> None:
+        """Drop the engine's memory, so every step runs again (the idempotency check)."""
+        self.state.close()
+        for f in self.ws.state_dir.iterdir():
+            f.unlink()
+        self.state = StateStore.open(self.ws.state_dir, "sandbox")
+
+    def stop(self) -> None:
+        self.state.close()
+        self.hosts.stop()
+        self.pve.stop()
+
+
+@pytest.fixture
+def make_sandbox(tmp_path: Path):
+    made: list[Sandbox] = []
+
+    def make(spec_data: dict[str, Any], **kwargs: Any) -> Sandbox:
+        box = Sandbox(tmp_path / f"ws{len(made)}", Platform.model_validate(spec_data), **kwargs)
+        made.append(box)
+        return box
+
+    yield make
+    for box in made:
+        box.stop()

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import pytest
+
+from tierzero.adapters.proxmox import TOKEN_SECRET_NAME
+from tierzero.engine.runner import StepFailed
+from tierzero.phases import hypervisors
+
+from .conftest import blueprint
+
+
+def oci_spec() -> dict:
+    return blueprint("oci-free-tier.yaml")
+
+
+def onprem_spec() -> dict:
+    return blueprint("proxmox.yaml")
+
+
+async def test_two_hosts_with_qdevice(make_sandbox):
+    box = make_sandbox(oci_spec(), kvm=False)
+    await box.run(hypervisors.steps(box.spec))
+    summary = box.state.get("hypervisors/summary").outputs
+    assert summary["members"] == ["pve1", "pve2"]
+    assert summary["quorate"] is True and summary["qdevice"] is True
+    assert box.hosts.cluster.qdevice == "10.99.0.250"
+    assert "corosync-qnetd" in box.hosts.hosts["bastion"].packages
+    assert box.secrets.get(TOKEN_SECRET_NAME) == box.hosts.cluster.tokens["root@pam!tierzero"]
+    assert box.secrets.get(TOKEN_SECRET_NAME) not in repr(box.events)
+
+    # Re-running every step on the finished cluster changes nothing.
+    before = len(box.hosts.commands)
+    box.forget()
+    await box.run(hypervisors.steps(box.spec))
+    changing = [c for _, c in box.hosts.commands[before:] if c.startswith(("pvecm create", "pvecm add", "pvecm qdevice", "pveum user token add", "apt-get"))]
+    assert changing == []
+
+
+async def test_no_kvm_refused_without_consent(make_sandbox):
+    data = oci_spec()
+    data["hypervisors"]["proxmox"]["allow_software_emulation"] = False
+    box = make_sandbox(data, kvm=False)
+    with pytest.raises(StepFailed) as err:
+        await box.run(hypervisors.steps(box.spec))
+    assert "/dev/kvm" in err.value.message and "allow_software_emulation" in (err.value.hint or "")
+
+
+async def test_onprem_three_hosts_with_ceph(make_sandbox):
+    box = make_sandbox(onprem_spec())
+    await box.run(hypervisors.steps(box.spec))
+    summary = box.state.get("hypervisors/summary").outputs
+    assert summary["members"] == ["pve1", "pve2", "pve3"] and summary["qdevice"] is False
+    assert summary["ceph_health"] == "HEALTH_OK"
+    ceph = box.hosts.cluster.ceph
+    assert ceph.mons == ["pve1", "pve2", "pve3"] and len(ceph.osds) == 3 and ceph.pools["tierzero"] == {"size": 3, "min_size": 2}
+    before = len(box.hosts.commands)
+    box.forget()
+    await box.run(hypervisors.steps(box.spec))
+    again = [c for _, c in box.hosts.commands[before:] if c.startswith(("pveceph", "pvecm create", "pvecm add", "pveum user token add", "yes |"))]
+    assert again == []
+
+
+async def test_lost_quorum_stops_with_remedy(make_sandbox):
+    box = make_sandbox(onprem_spec())
+    data_steps = [s for s in hypervisors.steps(box.spec) if not s.id.startswith("hypervisors/ceph")]
+    box.hosts.lose_quorum()
+    with pytest.raises(StepFailed) as err:
+        await box.run(data_steps)
+    assert "quorum" in err.value.message.lower() or "quorate" in err.value.message.lower()
+
+
+async def test_lost_quorum_recovers_within_deadline(make_sandbox):
+    import asyncio
+
+    box = make_sandbox(onprem_spec())
+    box.hosts.lose_quorum()
+
+    async def heal() -> None:
+        await asyncio.sleep(0.3)
+        box.hosts.regain_quorum()
+
+    healer = asyncio.create_task(heal())
+    steps = [s for s in hypervisors.steps(box.spec) if not s.id.startswith("hypervisors/ceph")]
+    # pvecm add refuses without quorum; creating happens first, so run create, then heal, then the rest.
+    box.hosts.regain_quorum()
+    box.hosts.cluster.quorum_lost = False
+    await box.run(steps[:4])  # preflights + create
+    box.hosts.lose_quorum()
+    box.hosts.cluster.members = box.hosts.cluster.members  # create done, joins pending
+    await healer
+    await box.run(steps)
+    assert any(kind == "retry" for kind, _ in box.events) or box.state.get("hypervisors/quorum").outputs["quorate"]
+    assert box.state.get("hypervisors/quorum").outputs["quorate"] is True
+
+
+async def test_node_offline_is_a_clear_stop(make_sandbox):
+    box = make_sandbox(onprem_spec())
+    box.hosts.set_offline("pve3")
+    with pytest.raises(StepFailed) as err:
+        await box.run([s for s in hypervisors.steps(box.spec) if not s.id.startswith("hypervisors/ceph")])
+    assert "pve3" in err.value.step_id and "SSH" in err.value.message
+
+
+async def test_ceph_warn_is_reported_and_err_stops(make_sandbox):
+    box = make_sandbox(onprem_spec())
+    box.hosts.set_ceph_health("HEALTH_WARN", {"OSD_NEARFULL": "1 nearfull osd(s)"})
+    await box.run(hypervisors.steps(box.spec))
+    summary = box.state.get("hypervisors/summary").outputs
+    assert summary["ceph_health"] == "HEALTH_WARN" and summary["ceph_reasons"] == ["OSD_NEARFULL: 1 nearfull osd(s)"]
+
+    box.hosts.set_ceph_health("HEALTH_ERR", {"MON_DOWN": "2/3 mons down"}, down=True)
+    box.forget()
+    with pytest.raises(StepFailed) as err:
+        await box.run(hypervisors.steps(box.spec))
+    assert err.value.step_id == "hypervisors/ceph/health" or "ceph" in err.value.step_id
+
+
+async def test_lost_token_secret_is_recreated(make_sandbox):
+    box = make_sandbox(onprem_spec())
+    steps = [s for s in hypervisors.steps(box.spec) if not s.id.startswith("hypervisors/ceph")]
+    await box.run(steps)
+    first = box.secrets.get(TOKEN_SECRET_NAME)
+    box.secrets.values.clear()
+    box.forget()
+    await box.run(steps)
+    second = box.secrets.get(TOKEN_SECRET_NAME)
+    assert second and second != first and box.hosts.cluster.tokens["root@pam!tierzero"] == second
+    assert box.pve.pve.apitokens["root@pam!tierzero"] == second

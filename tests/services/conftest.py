@@ -1,0 +1,150 @@
+"""Fixtures for the services phase: a spec, an in-memory secret store, a fake Proxmox host shell
+(pct exec into a container with or without Docker), the Infisical stand-in and a tiny step runner."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import yaml
+
+from tierzero.adapters.connections import Connections
+from tierzero.engine.step import Step, StepContext
+from tierzero.phases import services as phase
+from tierzero.phases import services_lxc
+from tierzero.errors import OperationError
+from tierzero.sandbox.infisical import ContainerStandIn, InfisicalStandIn
+from tierzero.spec import Platform
+from tierzero.workspace.layout import Workspace
+
+BLUEPRINT = Path(__file__).resolve().parents[2] / "src/tierzero/spec/blueprints/proxmox.yaml"
+
+
+class MemorySecrets:
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+        self.generated: list[str] = []
+
+    def get_or_create(self, name: str, generate: Callable[[], str]) -> str:
+        if name not in self.values:
+            self.values[name] = generate()
+            self.generated.append(name)
+        return self.values[name]
+
+    def get(self, name: str) -> str | None:
+        return self.values.get(name)
+
+    def put(self, name: str, value: str) -> None:
+        self.values[name] = value
+
+    def resolve(self, ref: str) -> str:
+        raise KeyError(ref)
+
+
+@dataclass
+class Ran:
+    command: str
+    input: str | None
+    secrets: tuple[str, ...]
+
+
+@dataclass
+class FakeHostShell:
+    """A Proxmox node's SSH client whose `pct exec` runs in the sandbox's ContainerStandIn."""
+
+    containers: ContainerStandIn = field(default_factory=ContainerStandIn)
+    ran: list[Ran] = field(default_factory=list)
+    log: Any = None
+    on_retry: Any = None
+
+    @property
+    def files(self) -> dict[str, tuple[str, str]]:
+        return {path: v for (_, path), v in self.containers.files.items()}
+
+    async def run(self, command: str, *, check: bool = True, input: str | None = None, secrets: Any = (),
+                  timeout: float | None = 600, hint: str | None = None) -> Any:
+        self.ran.append(Ran(command, input, tuple(secrets)))
+        argv = shlex.split(command)
+        assert argv[0] == "pct", command
+        rc, out, err = self.containers.pct(argv[1:], input or "")
+        if check and rc:
+            raise OperationError(f"`pct exec` exited {rc}: {err.strip()}")
+        return type("Result", (), {"exit_status": rc, "ok": rc == 0, "stdout": out, "stderr": err})()
+
+
+@pytest.fixture
+def spec() -> Platform:
+    return Platform.model_validate(yaml.safe_load(BLUEPRINT.read_text()))
+
+
+@pytest.fixture
+def memory_secrets() -> MemorySecrets:
+    return MemorySecrets()
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    ws = Workspace(tmp_path / ".tierzero")
+    ws.root.mkdir()
+    ws.ssh_public_key.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAItest tierzero\n")
+    return ws
+
+
+@pytest.fixture
+def standin() -> Any:
+    with InfisicalStandIn() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(phase, "POLL_INTERVAL", 0.01)
+    monkeypatch.setattr(phase, "READY_TIMEOUT", 5.0)
+    monkeypatch.setattr(services_lxc, "POLL_INTERVAL", 0.01)
+
+
+@dataclass
+class Harness:
+    spec: Platform
+    workspace: Workspace
+    connections: Connections
+    secrets: MemorySecrets
+    shell: FakeHostShell
+    outputs: dict[str, Any] = field(default_factory=dict)
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def ctx(self, step: Step) -> StepContext:
+        return StepContext(spec=self.spec, workspace=self.workspace, target="sandbox", connections=self.connections,
+                           secrets=self.secrets, outputs=self.outputs, step_id=step.id,
+                           emit=lambda kind, **f: self.events.append((kind, f)))
+
+    async def run(self, step: Step) -> Any:
+        loop = asyncio.get_running_loop()
+        node = self.spec.infisical_services()[0].node
+        self.connections.state.setdefault("ssh_clients", {})[(id(loop), node)] = self.shell
+        out = await step.run(self.ctx(step))
+        self.outputs[step.id] = dict(out)
+        return out
+
+    async def run_all(self, steps: list[Step]) -> None:
+        for step in steps:
+            await self.run(step)
+
+
+@pytest.fixture
+def harness(spec: Platform, workspace: Workspace, standin: InfisicalStandIn) -> Harness:
+    conns = Connections(target="sandbox")
+    conns.add("infisical", spec.infisical_services()[0].name, standin.endpoint())
+    standin.source_ip = "192.168.10.5"  # as if tierzero ran on the node network the identity trusts
+    return Harness(spec, workspace, conns, MemorySecrets(), FakeHostShell())
+
+
+@pytest.fixture
+def capture_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG)
+    return caplog

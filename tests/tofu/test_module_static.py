@@ -1,0 +1,117 @@
+"""The OCI module and its twin, read with python-hcl2: contract with the Python side, safety rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hcl2
+import pytest
+from hcl_module import conforms, load_blocks, outputs, resources, variables
+from platform_fixture import SSH_KEY, platform
+
+from tierzero.adapters.tofu_workspace import layer_module_dir
+from tierzero.render.tofu_vars import CLOUD_OUTPUTS, tfvars_for
+
+OCI = layer_module_dir("oci")
+TWIN = layer_module_dir("oci_twin")
+ADMIN_PORTS = {22, 6443, 50000}
+
+
+@pytest.mark.parametrize("module", [OCI, TWIN], ids=["oci", "twin"])
+def test_every_file_parses(module: Path) -> None:
+    files = sorted(module.glob("*.tf"))
+    assert len(files) >= 4
+    for path in files:
+        with path.open() as handle:
+            assert hcl2.load(handle), path.name
+
+
+def test_twin_has_the_same_variables_and_outputs() -> None:
+    real, twin = variables(OCI), variables(TWIN)
+    assert sorted(real) == sorted(twin)
+    for name in real:
+        assert real[name].type == twin[name].type, name
+        assert real[name].has_default == twin[name].has_default, name
+    assert outputs(OCI) == outputs(TWIN)
+    assert (OCI / "limits.tf").read_text() == (TWIN / "limits.tf").read_text()
+
+
+@pytest.mark.parametrize("module", [OCI, TWIN], ids=["oci", "twin"])
+def test_every_tfvars_key_is_a_declared_variable_of_compatible_type(module: Path) -> None:
+    declared = variables(module)
+    values = tfvars_for(platform(), ssh_public_key=SSH_KEY)
+    unknown = sorted(set(values) - set(declared))
+    assert not unknown, f"tfvars_for writes undeclared variables {unknown}"
+    for name, value in values.items():
+        if value is None:
+            assert declared[name].nullable_default, f"{name} is null but has no null default"
+        assert conforms(value, declared[name].type, name) == []
+    required = {n for n, v in declared.items() if not v.has_default}
+    assert required <= set(values), f"required variables never written: {sorted(required - set(values))}"
+
+
+@pytest.mark.parametrize("module", [OCI, TWIN], ids=["oci", "twin"])
+def test_every_output_python_reads_is_declared(module: Path) -> None:
+    assert set(CLOUD_OUTPUTS) <= outputs(module)
+
+
+def _ports(rule: dict) -> set[int]:
+    tcp = (rule.get("tcp_options") or [{}])[0]
+    if not tcp:
+        return set(range(0, 65536)) if rule.get("protocol") in ('"all"', '"6"') else set()
+    low, high = tcp.get("min"), tcp.get("max")
+    if isinstance(low, int) and isinstance(high, int):
+        return set(range(low, high + 1))
+    return {-1}  # computed: checked through its for_each source below
+
+
+def _locals(module: Path) -> dict:
+    found: dict = {}
+    for block in load_blocks(module)["locals"]:
+        found.update(block)
+    return found
+
+
+def test_admin_ports_are_never_open_to_the_world() -> None:
+    security_list = resources(OCI)["oci_core_security_list.this"]
+    for rule in security_list["ingress_security_rules"]:
+        if rule["source"] in ('"0.0.0.0/0"', '"::/0"'):
+            assert not (_ports(rule) & ADMIN_PORTS), rule
+
+    dynamic = [body for item in security_list["dynamic"] for body in item.values()]
+    admin = [b for b in dynamic if "local.admin_rules" in b["for_each"]]
+    world = [b for b in dynamic if b["content"][0]["source"] in ('"0.0.0.0/0"', '"::/0"')]
+    # Admin ports are only ever opened to the CIDRs of var.admin_cidrs ...
+    assert len(admin) == 1 and admin[0]["content"][0]["source"] == "${ingress_security_rules.value.cidr}"
+    local = _locals(OCI)
+    assert set(local["admin_ports"]) == ADMIN_PORTS
+    assert "setproduct(var.admin_cidrs, local.admin_ports)" in local["admin_rules"]
+    # ... and the rules open to the world iterate only over HTTP ports or ICMP types.
+    assert {b["for_each"] for b in world} == {"${local.http_ports}", "${var.allow_icmp ? [8] : []}"}
+    assert local["http_ports"] == "${var.allow_http ? [80, 443] : []}"
+    # The variable itself refuses /0 (exercised for real against the twin in test_twin_e2e).
+    validations = str(load_blocks(OCI)["variable"])
+    assert "0.0.0.0/0 or ::/0" in validations
+
+
+@pytest.mark.parametrize("address", ["oci_core_instance.a1", "oci_core_instance.micro"])
+def test_instances_ignore_image_and_metadata_changes(address: str) -> None:
+    body = resources(OCI)[address]
+    assert body["for_each"].startswith("${var.")
+    ignored = body["lifecycle"][0]["ignore_changes"]
+    assert {"source_details", "metadata"} <= set(ignored)
+
+
+def test_provider_is_pinned_and_budget_alerts_at_the_first_cent() -> None:
+    terraform = load_blocks(OCI)["terraform"][0]
+    oci = terraform["required_providers"][0]["oci"]
+    assert oci["source"] == '"oracle/oci"' and oci["version"].startswith('"~> 7.')
+    found = resources(OCI)
+    rule = found["oci_budget_alert_rule.actual_spend"]
+    assert rule["type"] == '"ACTUAL"' and rule["threshold_type"] == '"PERCENTAGE"'
+    assert found["oci_core_public_ip.reserved"]["lifetime"] == '"RESERVED"'
+    declared = {item_name.strip('"'): body for item in load_blocks(OCI)["variable"] for item_name, body in item.items()}
+    assert declared["budget_amount"]["default"] == 1
+    assert declared["budget_alert_threshold_percent"]["default"] == 1
+    assert declared["limit_a1_ocpus"]["default"] == 2 and declared["limit_a1_memory_gb"]["default"] == 12
+    assert declared["limit_block_storage_gb"]["default"] == 200 and declared["limit_micro_instances"]["default"] == 2

@@ -1,0 +1,128 @@
+"""The twin of the OCI module, applied for real from a spec: outputs, validations, capacity."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from platform_fixture import SSH_KEY, platform
+
+from tierzero.adapters.capacity import Backoff, CapacityAttempt, CapacityHunter
+from tierzero.adapters.tofu_workspace import TFVARS_FILE, layer_module_dir, stage_module, write_json
+from tierzero.errors import OperationError
+from tierzero.render.tofu_vars import ad_candidates, parse_outputs, tfvars_for, write_tfvars
+
+
+def accept(plan: dict) -> None:
+    return None
+
+
+@pytest.fixture
+def twin(make_runner, tmp_path: Path):
+    workdir = tmp_path / "cloud"
+    stage_module(layer_module_dir("oci_twin"), workdir)
+    return make_runner(workdir=workdir)
+
+
+def test_twin_applies_a_spec_and_outputs_plausible_values(twin) -> None:
+    spec = platform()
+    write_tfvars(spec, twin.workdir, ssh_public_key=SSH_KEY)
+    twin.init()
+    plan, _ = twin.plan_guard_apply(accept)
+    assert plan.changes.remove == 0
+
+    cloud = parse_outputs(twin.output())
+    assert set(cloud.instances) == {"a1-1", "a1-2", "bastion"}
+    subnet = ipaddress.ip_network("10.0.1.0/24")
+    private = [ipaddress.ip_address(i.private_ip) for i in cloud.instances.values()]
+    assert all(ip in subnet for ip in private) and len(set(private)) == 3
+    assert cloud.instances["a1-2"].availability_domain == "AD-2"
+    assert cloud.instances["a1-1"].kind == "a1" and cloud.instances["a1-1"].shape == "VM.Standard.A1.Flex"
+    assert cloud.instances["bastion"].roles == ("bastion", "quorum-witness")
+    assert cloud.bastion_ip == cloud.instances["bastion"].public_ip  # its reserved address
+    assert cloud.instances["a1-1"].ocid.startswith("ocid1.instance.oc1.eu-frankfurt-1.")
+    assert cloud.vcn_id.startswith("ocid1.vcn.") and cloud.budget_id.startswith("ocid1.budget.")
+
+    again, result = twin.plan_guard_apply(accept)
+    assert again.changes.is_noop and result.change_summary.is_noop
+    assert parse_outputs(twin.output()) == cloud  # deterministic
+
+
+def test_twin_plans_identically_from_identical_specs(twin) -> None:
+    first = write_tfvars(platform(), twin.workdir, ssh_public_key=SSH_KEY).read_bytes()
+    second = write_tfvars(platform(), twin.workdir, ssh_public_key=SSH_KEY).read_bytes()
+    assert first == second
+    assert list(json.loads(first)) == sorted(json.loads(first))
+
+
+def _with(values: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    updated = json.loads(json.dumps(values))
+    for key, value in changes.items():
+        updated[key] = value
+    return updated
+
+
+A1 = {"ocpus": 1, "memory_gb": 6, "boot_volume_gb": 50, "availability_domain": "AD-1"}
+MICRO = {"roles": ["bastion"], "boot_volume_gb": 50, "availability_domain": "AD-1"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"admin_cidrs": ["0.0.0.0/0"]}, "never contain 0.0.0.0/0"),
+        ({"admin_cidrs": ["10.0.0.0/8", "::/0"]}, "never contain 0.0.0.0/0"),
+        ({"a1_instances": {"x": dict(A1, ocpus=1.5)}}, "whole OCPUs"),
+        ({"a1_instances": {"x": dict(A1, boot_volume_gb=40)}}, "at least 50 GB"),
+        ({"a1_instances": {"x": dict(A1, ocpus=2), "y": dict(A1)}}, "Always Free allows 2"),
+        ({"a1_instances": {"x": dict(A1, memory_gb=8), "y": dict(A1)}}, "Always Free allows 12 GB"),
+        ({"block_volumes": {"big": {"size_gb": 100, "instance": "a1-1"}}}, "allows 200 GB"),
+        ({"micro_instances": {n: dict(MICRO) for n in "abc"}}, "allows 2"),
+    ],
+    ids=[
+        "world-admin", "ipv6-world-admin", "fractional-ocpu", "small-boot",
+        "ocpus-total", "memory-total", "storage-total", "micro-count",
+    ],
+)
+def test_free_tier_validations_fail_the_plan(twin, changes: dict[str, Any], message: str) -> None:
+    values = _with(tfvars_for(platform(), ssh_public_key=SSH_KEY), **changes)
+    write_json(twin.workdir / TFVARS_FILE, values)
+    twin.init()
+    with pytest.raises(OperationError) as caught:
+        twin.plan()
+    log = caught.value.hint.split("log: ")[1].rstrip(")")
+    assert message in caught.value.message or message in Path(log).read_text().replace("\\n", " ")
+
+
+def test_capacity_hunt_moves_only_failed_instances_to_a_free_ad(make_runner, tmp_path: Path) -> None:
+    events: list[Any] = []
+    workdir = tmp_path / "cloud"
+    stage_module(layer_module_dir("oci_twin"), workdir)
+    runner = make_runner(workdir=workdir, env={"TIERZERO_TWIN_FULL_ADS": "AD-1"}, events=events)
+    spec = platform()
+    runner.init()
+    sleeps: list[float] = []
+    hunter = CapacityHunter(
+        runner,
+        variables=tfvars_for(spec, ssh_public_key=SSH_KEY),
+        tfvars_path=workdir / TFVARS_FILE,
+        ad_candidates=ad_candidates(spec),
+        guard=accept,
+        deadline_seconds=600,
+        backoff=Backoff(base_seconds=1),
+        sleep=sleeps.append,
+        rng=random.Random(3),
+    )
+    hunter.run()
+
+    cloud = parse_outputs(runner.output())
+    ads = {name: i.availability_domain for name, i in cloud.instances.items()}
+    # a1-2 was pinned... to AD-2, which had room; a1-1 and the bastion started in the full AD-1.
+    assert ads == {"a1-1": "AD-2", "a1-2": "AD-2", "bastion": "AD-2"}
+    attempts = [e for e in events if isinstance(e, CapacityAttempt)]
+    assert len(attempts) == 1 and set(attempts[0].instances) == {"a1-1", "bastion"}
+    completed = [e.address for e in events if e.type == "apply_complete" and "a1-2" in (e.address or "")]
+    assert completed == ['terraform_data.a1["a1-2"]']  # created once, never touched again
