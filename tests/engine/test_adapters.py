@@ -89,3 +89,36 @@ def test_oci_reads_instances_budgets_and_cost_through_sdk() -> None:
     assert free_tier_problems(insts) == []
     big = [InstanceInfo("x", "i", "VM.Standard.A1.Flex", "RUNNING", 4, 24, "AD-1"), InstanceInfo("y", "j", "VM.Standard.E4.Flex", "RUNNING", 1, 8, "AD-1")]
     assert len(free_tier_problems(big)) == 2
+
+
+def test_kube_over_tls_verifies_the_stand_in_certificate(tmp_path) -> None:
+    server = KubeApiServer(KubeState([node_object("cp-1")]), tls_dir=tmp_path).start()
+    try:
+        good = Connections(target="sandbox")
+        good.add("kubernetes", "main", Endpoint("127.0.0.1", server.port, verify=server.ca_file))
+        assert [n.name for n in Kube.connect(good, "main").nodes()] == ["cp-1"]
+        bad = Connections(target="sandbox")
+        bad.add("kubernetes", "main", Endpoint("127.0.0.1", server.port, verify=True))  # system CAs only
+        with pytest.raises(Exception, match="(?i)certificate|ssl"):
+            Kube.connect(bad, "main").version()
+    finally:
+        server.stop()
+
+
+def test_kube_prefers_the_kubeconfig_once_it_exists(tmp_path, kube_server: KubeApiServer) -> None:
+    import yaml
+
+    kube_server.state.fail_first = 0
+    path = tmp_path / "kubeconfig"
+    conns = Connections(target="real")
+    conns.add("kubernetes", "main", Endpoint("127.0.0.1", 1, extra={"kubeconfig": str(path)}))  # nothing listens on port 1
+    first = Kube.connect(conns, "main")
+    assert not first.uses_kubeconfig
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "admin@main",
+        "clusters": [{"name": "main", "cluster": {"server": kube_server.url}}],
+        "users": [{"name": "admin", "user": {"token": "t"}}],
+        "contexts": [{"name": "admin@main", "context": {"cluster": "main", "user": "admin"}}],
+    }))
+    again = Kube.connect(conns, "main")
+    assert again is not first and again.uses_kubeconfig and again.version() == "v1.36.2"

@@ -76,3 +76,19 @@ async def test_live_view_renders_running_steps(tmp_path: Path) -> None:
         await make_runner(tmp_path, [Step("hypervisors/ceph", "hypervisors", "", slow)], emit=progress).run()  # type: ignore[arg-type]
     assert seen == ["1"] and progress.timings.retries["hypervisors/ceph"] == 1
     assert "hypervisors/ceph: done in" in buf.getvalue()
+
+
+async def test_secrets_are_masked_in_events_and_errors(tmp_path: Path) -> None:
+    async def leaky(ctx):
+        ctx.log("token is s3cr3t-value")
+        raise RuntimeError("login failed with s3cr3t-value")
+
+    out = io.StringIO()
+    progress = JsonProgress(out)
+    progress.redact = lambda text: text.replace("s3cr3t-value", "***")
+    runner = make_runner(tmp_path, [Step("services/x", "services", "", leaky)], emit=progress)  # type: ignore[arg-type]
+    runner.redact = progress.redact
+    with pytest.raises(StepFailed) as err:
+        await runner.run()
+    assert "s3cr3t" not in out.getvalue() and "s3cr3t" not in err.value.message
+    assert "s3cr3t" not in (runner.state.get("services/x").last_error or "")

@@ -134,3 +134,48 @@ async def test_outputs_must_be_json(tmp_path: Path) -> None:
 
     with pytest.raises(StepFailed, match="JSON"):
         await make_runner(tmp_path, [Step("cloud/x", "cloud", "", bad)]).run()  # type: ignore[arg-type]
+
+
+async def test_fresh_run_forgets_the_previous_state(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l")
+    await make_runner(tmp_path, diamond(ledger)).run()
+    runner = make_runner(tmp_path, diamond(ledger))
+    assert {p.action for p in runner.plan(fresh=True)} == {"run"}
+    assert {p.action for p in runner.plan()} == {"skip"}  # planning changes nothing
+    res = await runner.run(fresh=True)
+    assert len(res.ran) == 6 and len(ledger.lines()) == 6  # steps re-ran, adopting what exists
+
+
+async def test_failure_cancels_running_siblings_fast(tmp_path: Path) -> None:
+    async def slow(ctx):
+        await asyncio.sleep(30)
+        return {}
+
+    async def boom(ctx):
+        await asyncio.sleep(0.05)
+        raise RuntimeError("bad")
+
+    steps = [Step("cloud/slow", "cloud", "", slow), Step("cloud/boom", "cloud", "", boom)]  # type: ignore[arg-type]
+    runner = make_runner(tmp_path, steps)
+    t0 = time.monotonic()
+    with pytest.raises(StepFailed, match="cloud/boom"):
+        await runner.run()
+    assert time.monotonic() - t0 < 2
+    rec = runner.state.get("cloud/slow")
+    assert rec.status == "pending" and "cancelled" in rec.last_error
+    assert {p.step_id: p.reason for p in runner.plan()}["cloud/slow"] == "not finished"
+
+
+async def test_interrupted_run_leaves_steps_pending(tmp_path: Path) -> None:
+    async def slow(ctx):
+        await asyncio.sleep(30)
+        return {}
+
+    runner = make_runner(tmp_path, [Step("cloud/slow", "cloud", "", slow)])  # type: ignore[arg-type]
+    task = asyncio.create_task(runner.run())
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert runner.state.get("cloud/slow").status == "pending"
+    assert runner.state.last_run().status == "failed"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +16,7 @@ PLANS = Path(__file__).parent / "plans"
 
 def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "tierzero", *args], capture_output=True, text=True, env={"COLUMNS": "160", "PATH": ""}
+        [sys.executable, "-m", "tierzero", *args], capture_output=True, text=True, env={**os.environ, "COLUMNS": "160"}
     )
 
 
@@ -106,14 +108,12 @@ def test_real_process_exit_code():
 
 
 def test_add_fit_to_check():
-    from importlib import resources
-
     import yaml
 
     from tierzero.cli.guard_cmd import add_fit_to_check
     from tierzero.spec.models import Platform
 
-    doc = yaml.safe_load(resources.files("tierzero.spec").joinpath("blueprints/oci-free-tier.yaml").read_text())
+    doc = yaml.safe_load((PLANS.parent / "specs" / "oci-free-tier.yaml").read_text())
     doc["cloud"]["oci"]["a1_instances"] = [{"name": f"a1-{i}", "ocpus": 2, "memory_gb": 12} for i in (1, 2)]
     fit = add_fit_to_check(Platform.model_validate(doc), "2026-07-01")
     assert fit.charged and fit.refused
@@ -122,3 +122,14 @@ def test_add_fit_to_check():
     assert "capacity:" in fit.lines
     assert fit.payload["free_tier"]["usd_month"] == pytest.approx(28.044)
     assert not add_fit_to_check(Platform.model_validate(doc), "2026-06-01").charged
+
+
+def test_require_free_raises_refused_with_every_reason():
+    from tierzero.errors import RefusedError
+    from tierzero.freetier.guard import require_free
+
+    plan = json.loads((PLANS / "42_mixed_over_many.json").read_text())
+    with pytest.raises(RefusedError) as caught:
+        require_free(plan, on=dt.date(2026, 7, 1))
+    assert caught.value.exit_code == 1 and caught.value.message.count("\n  ") == 5
+    assert require_free(json.loads((PLANS / "20_lb_10mbps_free.json").read_text())).verdict == "free"

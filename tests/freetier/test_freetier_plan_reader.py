@@ -93,3 +93,31 @@ def test_network_load_balancer_and_ephemeral_ip_are_free():
         _rc(f"oci_core_public_ip.e{i}", ["create"], None, {"lifetime": "EPHEMERAL"}, rtype="oci_core_public_ip") for i in range(5)]},
         on=DAY)
     assert report.verdict == "free"
+
+
+def test_deposed_object_is_its_own_holding():
+    a1 = {"shape": "VM.Standard.A1.Flex", "shape_config": [{"ocpus": 1, "memory_in_gbs": 6}]}
+    state = [
+        {"address": "oci_core_instance.h", "mode": "managed", "type": "oci_core_instance", "values": a1},
+        {"address": "oci_core_instance.h", "mode": "managed", "type": "oci_core_instance", "values": a1, "deposed_key": "00aa"},
+    ]
+    changes = [
+        {**_rc("oci_core_instance.h", ["no-op"], a1, a1, rtype="oci_core_instance")},
+        {**_rc("oci_core_instance.h", ["delete"], a1, None, rtype="oci_core_instance"), "deposed": "00aa"},
+    ]
+    plan = {"format_version": "1.2", "prior_state": {"values": {"root_module": {"resources": state}}}, "resource_changes": changes}
+    held = read_holdings(plan)
+    assert [(h.address, h.held) for h in held] == [("oci_core_instance.h", True), ("oci_core_instance.h (deposed 00aa)", False)]
+    report = guard_plan(plan, on=DAY)
+    assert report.verdict == "free" and report.totals.a1_ocpus == 1  # cleaning up the old copy is not a replacement
+
+
+def test_moved_resource_is_counted_once():
+    a1 = {"shape": "VM.Standard.A1.Flex", "shape_config": [{"ocpus": 2, "memory_in_gbs": 12}]}
+    plan = {"format_version": "1.2",
+            "prior_state": {"values": {"root_module": {"resources": [
+                {"address": "oci_core_instance.old", "mode": "managed", "type": "oci_core_instance", "values": a1}]}}},
+            "resource_changes": [{**_rc("module.hosts.oci_core_instance.h", ["no-op"], a1, a1, rtype="oci_core_instance"),
+                                  "previous_address": "oci_core_instance.old"}]}
+    assert [h.address for h in read_holdings(plan)] == ["module.hosts.oci_core_instance.h"]
+    assert guard_plan(plan, on=DAY).verdict == "free"

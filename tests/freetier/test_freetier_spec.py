@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from importlib import resources
+from pathlib import Path
 
 import pytest
 import yaml
@@ -14,7 +14,7 @@ from tierzero.freetier.spec_check import check_spec, usage_from_spec
 from tierzero.spec.models import Platform
 
 NEW, OLD = dt.date(2026, 7, 1), dt.date(2026, 6, 1)
-BLUEPRINT = yaml.safe_load(resources.files("tierzero.spec").joinpath("blueprints/oci-free-tier.yaml").read_text())
+BLUEPRINT = yaml.safe_load((Path(__file__).parent / "specs" / "oci-free-tier.yaml").read_text())
 
 
 def platform(edit=None) -> Platform:
@@ -133,3 +133,11 @@ def test_unknown_host_memory_is_reported():
 
 def test_workload_share_of_unschedulable_control_plane_is_zero():
     assert vm_workload_share(VmSpec("cp", "controlplane", 2, 4, schedulable=False)) == (0.0, 0.0)
+
+
+def test_the_shipped_blueprint_stays_free_today():
+    from importlib import resources
+
+    text = resources.files("tierzero.spec").joinpath("blueprints/oci-free-tier.yaml").read_text()
+    report = check_spec(Platform.model_validate(yaml.safe_load(text)))
+    assert not report.charged, report.lines()

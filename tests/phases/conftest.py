@@ -48,7 +48,7 @@ class MemorySecrets:
         raise KeyError(ref)
 
 
-def blueprint(name: str, **changes: Any) -> dict[str, Any]:
+def blueprint(name: str) -> dict[str, Any]:
     data = yaml.safe_load((BLUEPRINTS / name).read_text())
     return data
 

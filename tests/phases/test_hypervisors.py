@@ -13,8 +13,10 @@ def oci_spec() -> dict:
     return blueprint("oci-free-tier.yaml")
 
 
-def onprem_spec() -> dict:
-    return blueprint("proxmox.yaml")
+def onprem_spec(ceph: bool = True) -> dict:
+    data = blueprint("proxmox.yaml")
+    data["hypervisors"]["proxmox"]["ceph"]["enabled"] = ceph
+    return data
 
 
 async def test_two_hosts_with_qdevice(make_sandbox):
@@ -61,43 +63,41 @@ async def test_onprem_three_hosts_with_ceph(make_sandbox):
 
 
 async def test_lost_quorum_stops_with_remedy(make_sandbox):
-    box = make_sandbox(onprem_spec())
-    data_steps = [s for s in hypervisors.steps(box.spec) if not s.id.startswith("hypervisors/ceph")]
+    box = make_sandbox(onprem_spec(ceph=False))
+    await box.run(hypervisors.steps(box.spec))
     box.hosts.lose_quorum()
+    box.forget()
     with pytest.raises(StepFailed) as err:
-        await box.run(data_steps)
-    assert "quorum" in err.value.message.lower() or "quorate" in err.value.message.lower()
+        await box.run(hypervisors.steps(box.spec))
+    assert err.value.step_id == "hypervisors/quorum"
+    assert "not quorate" in err.value.message and "witness" in (err.value.hint or "")
 
 
 async def test_lost_quorum_recovers_within_deadline(make_sandbox):
     import asyncio
 
-    box = make_sandbox(onprem_spec())
+    box = make_sandbox(onprem_spec(ceph=False))
+    await box.run(hypervisors.steps(box.spec))
     box.hosts.lose_quorum()
+    box.forget()
+    box.events.clear()
 
     async def heal() -> None:
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.4)
         box.hosts.regain_quorum()
 
     healer = asyncio.create_task(heal())
-    steps = [s for s in hypervisors.steps(box.spec) if not s.id.startswith("hypervisors/ceph")]
-    # pvecm add refuses without quorum; creating happens first, so run create, then heal, then the rest.
-    box.hosts.regain_quorum()
-    box.hosts.cluster.quorum_lost = False
-    await box.run(steps[:4])  # preflights + create
-    box.hosts.lose_quorum()
-    box.hosts.cluster.members = box.hosts.cluster.members  # create done, joins pending
+    await box.run(hypervisors.steps(box.spec))
     await healer
-    await box.run(steps)
-    assert any(kind == "retry" for kind, _ in box.events) or box.state.get("hypervisors/quorum").outputs["quorate"]
     assert box.state.get("hypervisors/quorum").outputs["quorate"] is True
+    assert any(kind == "retry" and f["step"] == "hypervisors/quorum" for kind, f in box.events)
 
 
 async def test_node_offline_is_a_clear_stop(make_sandbox):
-    box = make_sandbox(onprem_spec())
+    box = make_sandbox(onprem_spec(ceph=False))
     box.hosts.set_offline("pve3")
     with pytest.raises(StepFailed) as err:
-        await box.run([s for s in hypervisors.steps(box.spec) if not s.id.startswith("hypervisors/ceph")])
+        await box.run(hypervisors.steps(box.spec))
     assert "pve3" in err.value.step_id and "SSH" in err.value.message
 
 
@@ -116,8 +116,8 @@ async def test_ceph_warn_is_reported_and_err_stops(make_sandbox):
 
 
 async def test_lost_token_secret_is_recreated(make_sandbox):
-    box = make_sandbox(onprem_spec())
-    steps = [s for s in hypervisors.steps(box.spec) if not s.id.startswith("hypervisors/ceph")]
+    box = make_sandbox(onprem_spec(ceph=False))
+    steps = hypervisors.steps(box.spec)
     await box.run(steps)
     first = box.secrets.get(TOKEN_SECRET_NAME)
     box.secrets.values.clear()

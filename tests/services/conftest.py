@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import shlex
 from dataclasses import dataclass, field
@@ -67,7 +66,7 @@ class FakeHostShell:
         return {path: v for (_, path), v in self.containers.files.items()}
 
     async def run(self, command: str, *, check: bool = True, input: str | None = None, secrets: Any = (),
-                  timeout: float | None = 600, hint: str | None = None) -> Any:
+                  timeout: float | None = 600, hint: str | None = None, **hooks: Any) -> Any:
         self.ran.append(Ran(command, input, tuple(secrets)))
         argv = shlex.split(command)
         assert argv[0] == "pct", command
@@ -124,9 +123,6 @@ class Harness:
                            emit=lambda kind, **f: self.events.append((kind, f)))
 
     async def run(self, step: Step) -> Any:
-        loop = asyncio.get_running_loop()
-        node = self.spec.infisical_services()[0].node
-        self.connections.state.setdefault("ssh_clients", {})[(id(loop), node)] = self.shell
         out = await step.run(self.ctx(step))
         self.outputs[step.id] = dict(out)
         return out
@@ -137,11 +133,13 @@ class Harness:
 
 
 @pytest.fixture
-def harness(spec: Platform, workspace: Workspace, standin: InfisicalStandIn) -> Harness:
+def harness(spec: Platform, workspace: Workspace, standin: InfisicalStandIn, monkeypatch: pytest.MonkeyPatch) -> Harness:
+    shell = FakeHostShell()
+    monkeypatch.setattr(phase, "host_shell", lambda ctx, node: shell)  # the node's SSH client
     conns = Connections(target="sandbox")
     conns.add("infisical", spec.infisical_services()[0].name, standin.endpoint())
     standin.source_ip = "192.168.10.5"  # as if tierzero ran on the node network the identity trusts
-    return Harness(spec, workspace, conns, MemorySecrets(), FakeHostShell())
+    return Harness(spec, workspace, conns, MemorySecrets(), shell)
 
 
 @pytest.fixture

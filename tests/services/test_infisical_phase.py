@@ -176,3 +176,28 @@ async def test_with_the_workspace_secret_store(harness, standin):
     await harness.run(_steps(harness)[1])
     assert harness.outputs[BOOT]["result"] == "adopted"
     assert WorkspaceSecrets(harness.workspace).get("infisical/infisical/client-secret") == value
+
+
+async def test_universal_auth_drift_is_put_back_to_the_spec(harness, standin):
+    await harness.run_all(_steps(harness))
+    (ua,) = standin.state.universal_auth.values()
+    ua["clientSecretTrustedIps"] = [{"ipAddress": "0.0.0.0", "prefix": 0, "type": "ipv4"}]
+    ua["accessTokenTTL"] = 2592000
+    ua["accessTokenMaxTTL"] = 2592000
+    standin.calls.clear()
+    await harness.run(_steps(harness)[1])
+    assert ("PATCH", f"/api/v1/auth/universal-auth/identities/{ua['identityId']}") in standin.calls
+    assert ua["clientSecretTrustedIps"] == [{"ipAddress": "192.168.10.0", "prefix": 24, "type": "ipv4"}]
+    assert ua["accessTokenTTL"] == phase.ACCESS_TOKEN_TTL
+    standin.calls.clear()
+    await harness.run(_steps(harness)[1])
+    assert not any(m == "PATCH" for m, _ in standin.calls)
+
+
+async def test_an_infisical_without_the_bootstrap_api_is_named(harness, standin, monkeypatch):
+    from tierzero.sandbox import infisical as sandbox
+
+    monkeypatch.setattr(sandbox, "ROUTES", [r for r in sandbox.ROUTES if r[2] != "bootstrap"])
+    with pytest.raises(InfisicalError) as err:
+        await harness.run_all(_steps(harness))
+    assert "admin bootstrap failed (404)" in err.value.message and "infisical_version" in (err.value.hint or "")

@@ -92,6 +92,11 @@ def make_pki(name: str, kind: str = "ed25519") -> ClusterPKI:
     return ClusterPKI(name, ca.public_bytes(pem), _key_pem(ca_key), admin.public_bytes(pem), _key_pem(admin_key))
 
 
+@pytest.fixture(name="make_pki", scope="session")
+def make_pki_fixture() -> Callable[..., ClusterPKI]:
+    return make_pki
+
+
 @pytest.fixture(scope="session")
 def pki() -> ClusterPKI:
     return make_pki("alpha")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
-from conftest import make_pki
 
+from tierzero.adapters.connections import Endpoint
 from tierzero.adapters.talos import TalosClient, TalosTLSError, TalosUnavailable
 from tierzero.errors import OperationError
 
@@ -21,13 +22,9 @@ async def configured(pki, start, connections):
     return node
 
 
-async def test_client_certificate_from_another_cluster_is_rejected(configured, connections) -> None:
+async def test_client_certificate_from_another_cluster_is_rejected(configured, connections, make_pki) -> None:
     other = make_pki("other")
     # trusts the node (right CA) but presents an admin certificate the node's OS CA never signed
-    from dataclasses import replace
-
-    from conftest import ClusterPKI  # noqa: F401
-
     pki_mixed = replace(other, ca_crt=configured.config.os_ca_crt)
     started = time.monotonic()
     async with TalosClient.authenticated("10.10.1.11", pki_mixed.talosconfig(["10.10.1.11"]), connections=connections) as c:
@@ -38,7 +35,7 @@ async def test_client_certificate_from_another_cluster_is_rejected(configured, c
     assert "talosconfig" in (err.value.hint or "")
 
 
-async def test_node_certificate_not_signed_by_the_talosconfig_ca_is_rejected(configured, connections) -> None:
+async def test_node_certificate_not_signed_by_the_talosconfig_ca_is_rejected(configured, connections, make_pki) -> None:
     other = make_pki("other")
     async with TalosClient.authenticated("10.10.1.11", other.talosconfig(["10.10.1.11"]), connections=connections) as c:
         with pytest.raises(TalosTLSError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
@@ -90,8 +87,6 @@ async def test_malformed_configuration_is_invalid_argument(start, connections) -
 
 
 async def test_unreachable_node_is_unavailable_not_tls(connections) -> None:
-    from tierzero.adapters.connections import Endpoint
-
     connections.add("talos", "10.10.1.99", Endpoint("127.0.0.1", 9))  # nothing listens on discard
     async with TalosClient.maintenance("10.10.1.99", connections=connections, call_timeout=3) as insecure:
         with pytest.raises(TalosUnavailable) as err:

@@ -6,14 +6,13 @@ import asyncio
 
 import pytest
 import yaml
-from conftest import make_pki
 
 from tierzero.adapters.talos import TalosClient
 from tierzero.errors import OperationError
 
 
 @pytest.mark.parametrize("ca_kind", ["ed25519", "ecdsa"])
-async def test_maintenance_apply_then_authenticated_calls(ca_kind, start, connections) -> None:
+async def test_maintenance_apply_then_authenticated_calls(ca_kind, start, connections, make_pki) -> None:
     pki = make_pki(f"lab-{ca_kind}", ca_kind)
     node = await start("10.10.0.11", kubeconfig=lambda cluster, addr: f"# kubeconfig for {cluster} via {addr}\n")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import hcl2
@@ -9,7 +11,8 @@ import pytest
 from hcl_module import conforms, load_blocks, outputs, resources, variables
 from platform_fixture import SSH_KEY, platform
 
-from tierzero.adapters.tofu_workspace import layer_module_dir
+from tierzero.adapters.tofu_workspace import layer_module_dir, stage_module
+from tierzero.freetier.limits import limits_on
 from tierzero.render.tofu_vars import CLOUD_OUTPUTS, tfvars_for
 
 OCI = layer_module_dir("oci")
@@ -39,7 +42,7 @@ def test_twin_has_the_same_variables_and_outputs() -> None:
 @pytest.mark.parametrize("module", [OCI, TWIN], ids=["oci", "twin"])
 def test_every_tfvars_key_is_a_declared_variable_of_compatible_type(module: Path) -> None:
     declared = variables(module)
-    values = tfvars_for(platform(), ssh_public_key=SSH_KEY)
+    values = tfvars_for(platform(), ssh_public_key=SSH_KEY, limits=limits_on())
     unknown = sorted(set(values) - set(declared))
     assert not unknown, f"tfvars_for writes undeclared variables {unknown}"
     for name, value in values.items():
@@ -115,3 +118,20 @@ def test_provider_is_pinned_and_budget_alerts_at_the_first_cent() -> None:
     assert declared["budget_alert_threshold_percent"]["default"] == 1
     assert declared["limit_a1_ocpus"]["default"] == 2 and declared["limit_a1_memory_gb"]["default"] == 12
     assert declared["limit_block_storage_gb"]["default"] == 200 and declared["limit_micro_instances"]["default"] == 2
+
+
+@pytest.mark.parametrize("module", [OCI, TWIN], ids=["oci", "twin"])
+def test_the_real_parser_accepts_the_module_as_formatted(module: Path, tofu_binary) -> None:
+    # `fmt -check` parses with the tool's own HCL parser (the OCI provider cannot be downloaded
+    # here, so `validate` is only possible for the twin, below).
+    proc = subprocess.run([tofu_binary.path, "fmt", "-check", "-no-color", str(module)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_twin_validates(make_runner, tmp_path: Path) -> None:
+    workdir = tmp_path / "twin"
+    stage_module(TWIN, workdir)
+    runner = make_runner(workdir=workdir)
+    runner.init()
+    result = runner.run("validate", ["validate", "-no-color", "-json"], stream=False)
+    assert result.ok and json.loads(result.stdout)["valid"] is True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -149,7 +150,7 @@ def test_held_state_lock_is_reported_with_holder_and_remedy(make_runner, tofu_bi
     runner: TofuRunner = make_runner("lock")
     runner.init()
     holder = subprocess.Popen(
-        [tofu_binary.path, "apply", "-auto-approve", "-input=false", "-no-color", "-var", "hold_seconds=2"],
+        [tofu_binary.path, "apply", "-auto-approve", "-input=false", "-no-color", "-var", "hold_seconds=60"],
         cwd=runner.workdir,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -165,7 +166,8 @@ def test_held_state_lock_is_reported_with_holder_and_remedy(make_runner, tofu_bi
         with pytest.raises(StateLockError) as caught:
             runner.plan()
     finally:
-        holder.wait(timeout=30)
+        holder.send_signal(signal.SIGINT)  # interrupted like Ctrl-C, it gives the lock back
+        holder.wait(timeout=60)
 
     error = caught.value
     assert error.lock.id == held_id

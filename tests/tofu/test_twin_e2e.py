@@ -126,3 +126,20 @@ def test_capacity_hunt_moves_only_failed_instances_to_a_free_ad(make_runner, tmp
     assert len(attempts) == 1 and set(attempts[0].instances) == {"a1-1", "bastion"}
     completed = [e.address for e in events if e.type == "apply_complete" and "a1-2" in (e.address or "")]
     assert completed == ['terraform_data.a1["a1-2"]']  # created once, never touched again
+
+
+def test_apply_cloud_layer_in_one_call_on_the_twin(tofu_binary, plugin_cache: Path, tmp_path: Path) -> None:
+    from tierzero.layers.oci import apply_cloud_layer, read_cloud_outputs
+
+    events: list[Any] = []
+    guarded: list[dict] = []
+    workdir = tmp_path / "cloud"
+    result = apply_cloud_layer(
+        platform(), workdir, guard=guarded.append, twin=True, ssh_public_key=SSH_KEY,
+        binary=tofu_binary, plugin_cache_dir=plugin_cache, on_event=events.append,
+    )
+    assert set(result.outputs.instances) == {"a1-1", "a1-2", "bastion"}
+    assert result.capacity_retries == 0 and len(guarded) == 1
+    assert result.plan.changes.add > 0
+    assert read_cloud_outputs(workdir, binary=tofu_binary) == result.outputs
+    assert not list(workdir.glob("__init__.py")) and (workdir / "twin.tf").exists()

@@ -94,7 +94,22 @@ def test_tfvars_give_every_instance_an_ad_and_the_bastion_a_reserved_ip() -> Non
     assert values["reserved_ips"] == {"bastion-ip": {"instance": "bastion"}}
     explicit = tfvars_for(platform(reserved_ips=[{"name": "edge", "instance": "bastion"}]), ssh_public_key=SSH_KEY)
     assert explicit["reserved_ips"] == {"edge": {"instance": "bastion"}}
+    taken = tfvars_for(platform(reserved_ips=[{"name": "bastion-ip", "instance": "a1-1"}]), ssh_public_key=SSH_KEY)
+    assert taken["reserved_ips"] == {"bastion-ip": {"instance": "a1-1"}, "bastion-ip-2": {"instance": "bastion"}}
     assert ad_candidates(platform()) == {"a1-1": ["AD-1", "AD-2", "AD-3"], "a1-2": ["AD-2"], "bastion": ["AD-1", "AD-2", "AD-3"]}
+
+
+def test_tfvars_carry_the_limits_in_force_on_the_day() -> None:
+    import datetime as dt
+
+    from tierzero.freetier.limits import limits_on
+
+    before = tfvars_for(platform(), ssh_public_key=SSH_KEY, limits=limits_on(dt.date(2026, 6, 1)))
+    after = tfvars_for(platform(), ssh_public_key=SSH_KEY, limits=limits_on(dt.date(2026, 6, 15)))
+    assert (before["limit_a1_ocpus"], before["limit_a1_memory_gb"]) == (4, 24)
+    assert (after["limit_a1_ocpus"], after["limit_a1_memory_gb"]) == (2, 12)
+    assert after["limit_micro_instances"] == 2 and after["limit_block_storage_gb"] == 200
+    assert "limit_a1_ocpus" not in tfvars_for(platform(), ssh_public_key=SSH_KEY)
 
 
 def test_tfvars_read_the_ssh_key_file_relative_to_the_spec(tmp_path: Path) -> None:

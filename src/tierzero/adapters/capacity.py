@@ -35,6 +35,9 @@ class Backoff:
         return rng.uniform(0.0, min(self.cap_seconds, self.base_seconds * 2 ** max(attempt - 1, 0)))
 
 
+DEFAULT_BACKOFF = Backoff()
+
+
 @dataclass(frozen=True)
 class CapacityAttempt:
     """Emitted once per failed attempt, before the wait. `type` matches TofuEvent's, so one
@@ -60,7 +63,7 @@ class CapacityHunter:
         ad_candidates: Mapping[str, Sequence[str]],
         guard: Guard,
         deadline_seconds: float,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff = DEFAULT_BACKOFF,
         replaceable: Collection[str] = (),
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -101,9 +104,8 @@ class CapacityHunter:
             except CapacityError as exc:
                 self.attempts += 1
                 failed_here.update(exc.addresses)
+                # Without an address to attribute the failure to, retry in place: nothing moves.
                 names = self._failed_instances(exc.addresses)
-                if not names:
-                    raise
                 for name in names:
                     tried.setdefault(name, []).append(self._ad(name))
                 remaining = deadline - self.clock()
@@ -159,7 +161,7 @@ class CapacityHunter:
             )
 
     def _gave_up(self, names: list[str], tried: dict[str, list[str]], exc: CapacityError) -> OperationError:
-        detail = "; ".join(f"{n}: tried {', '.join(dict.fromkeys(tried[n]))}" for n in names)
+        detail = "; ".join(f"{n}: tried {', '.join(dict.fromkeys(tried[n]))}" for n in names) or exc.message
         return OperationError(
             f"no host capacity after {self.attempts} attempts in {self.deadline_seconds:.0f}s ({detail})",
             hint="A1 capacity frees up over hours: run again later with a longer deadline, "

@@ -17,6 +17,8 @@ from tierzero.adapters.connections import Endpoint
 from tierzero.errors import OperationError
 
 ALREADY_SET_UP = "already been set up"
+TOO_OLD = ("this Infisical release predates automated bootstrapping or the password login API: "
+           "set services[].infisical_version to a newer release")
 USER_AGENT = "tierzero"
 
 
@@ -99,6 +101,8 @@ class InfisicalClient:
         except InfisicalError as exc:
             if exc.status == 400 and ALREADY_SET_UP in exc.api_message.lower():
                 raise AlreadySetUp("admin bootstrap", exc.status, exc.api_message, exc.api_error) from None
+            if exc.status == 404:
+                raise InfisicalError("admin bootstrap", 404, exc.api_message, exc.api_error, hint=TOO_OLD) from None
             raise
         return Bootstrap(user_id=data["user"]["id"], organization=data["organization"], token=data["identity"]["credentials"]["token"])
 
@@ -113,6 +117,8 @@ class InfisicalClient:
                     hint=f"the instance is already set up and the stored admin password does not work for {email}; "
                     "restore the workspace secrets from backup, or reset the instance's database",
                 ) from None
+            if exc.status == 404:
+                raise InfisicalError("admin login", 404, exc.api_message, exc.api_error, hint=TOO_OLD) from None
             raise
         return str(data["accessToken"])
 
@@ -148,13 +154,26 @@ class InfisicalClient:
         return dict(data["identityUniversalAuth"])
 
     def attach_universal_auth(self, token: str, identity_id: str, *, trusted_cidrs: list[str], access_token_ttl: int,
-                              access_token_max_ttl: int) -> dict[str, Any]:
+                              access_token_max_ttl: int, update: bool = False) -> dict[str, Any]:
+        """Attach (POST) or, with update=True, change (PATCH) the identity's Universal Auth settings."""
         ips = [{"ipAddress": cidr} for cidr in trusted_cidrs]
-        _, data = self._call("attach universal auth", "POST", f"/api/v1/auth/universal-auth/identities/{identity_id}", token=token,
+        method, what = ("PATCH", "update universal auth") if update else ("POST", "attach universal auth")
+        _, data = self._call(what, method, f"/api/v1/auth/universal-auth/identities/{identity_id}", token=token,
                              body={"clientSecretTrustedIps": ips, "accessTokenTrustedIps": ips,
                                    "accessTokenTTL": access_token_ttl, "accessTokenMaxTTL": access_token_max_ttl,
                                    "accessTokenNumUsesLimit": 0})
         return dict(data["identityUniversalAuth"])
+
+    @staticmethod
+    def trusted_networks(entries: list[dict[str, Any]]) -> set[str]:
+        """Infisical's {ipAddress, prefix} entries as normalised CIDR strings."""
+        import ipaddress
+
+        out = set()
+        for e in entries or []:
+            addr = f"{e['ipAddress']}/{e['prefix']}" if e.get("prefix") is not None else str(e["ipAddress"])
+            out.add(str(ipaddress.ip_network(addr, strict=False)))
+        return out
 
     def create_client_secret(self, token: str, identity_id: str, description: str) -> tuple[str, dict[str, Any]]:
         _, data = self._call("create client secret", "POST", f"/api/v1/auth/universal-auth/identities/{identity_id}/client-secrets",

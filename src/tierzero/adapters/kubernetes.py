@@ -45,13 +45,17 @@ def object_path(obj: dict[str, Any], *, with_name: bool) -> str:
     return f"{path}/{meta['name']}" if with_name else path
 
 
+def _has_kubeconfig(endpoint: Endpoint) -> bool:
+    path = endpoint.extra.get("kubeconfig")
+    return bool(path) and Path(path).is_file()
+
+
 def configuration(endpoint: Endpoint) -> Any:
     from kubernetes import client, config
 
     cfg = client.Configuration()
-    kubeconfig = endpoint.extra.get("kubeconfig")
-    if kubeconfig and Path(kubeconfig).is_file():
-        config.load_kube_config(config_file=str(kubeconfig), context=endpoint.extra.get("context"), client_configuration=cfg)
+    if _has_kubeconfig(endpoint):
+        config.load_kube_config(config_file=str(endpoint.extra["kubeconfig"]), context=endpoint.extra.get("context"), client_configuration=cfg)
         return cfg
     cfg.host = endpoint.url
     cfg.verify_ssl = bool(endpoint.verify)
@@ -81,15 +85,23 @@ class Kube:
         from kubernetes import client
 
         self.endpoint = endpoint
+        self._uses_kubeconfig = _has_kubeconfig(endpoint)
         self.api = client.ApiClient(configuration(endpoint))
         self.core = client.CoreV1Api(self.api)
 
     @classmethod
     def connect(cls, connections: Connections, cluster: str) -> "Kube":
+        """A client per cluster, cached; rebuilt when its endpoint changed or its kubeconfig appeared."""
         key = f"kube:{cluster}"
-        if key not in connections.state:
-            connections.state[key] = cls(connections.endpoint("kubernetes", cluster))
+        endpoint = connections.endpoint("kubernetes", cluster)
+        cached = connections.state.get(key)
+        if cached is None or cached.endpoint != endpoint or cached.uses_kubeconfig != _has_kubeconfig(endpoint):
+            connections.state[key] = cls(endpoint)
         return connections.state[key]
+
+    @property
+    def uses_kubeconfig(self) -> bool:
+        return self._uses_kubeconfig
 
     def close(self) -> None:
         self.api.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 import requests
@@ -276,5 +276,4 @@ def proxmox_client(ctx: "StepContext", node_name: str | None = None) -> ProxmoxC
     client = cache.get(key)
     if client is None:
         client = cache[key] = connect(ctx.connections, name, token_id, secret)
-    client.on_retry = ctx.retry
-    return client
+    return replace(client, on_retry=ctx.retry)  # shares the session; the retry hook is this step's

@@ -145,13 +145,13 @@ class SshClient:
             _record_key(t.known_hosts, t.host_pattern, key)
         return conn
 
-    async def connection(self) -> asyncssh.SSHClientConnection:
+    async def connection(self, on_retry: Callable[[int, str, float], None] | None = None) -> asyncssh.SSHClientConnection:
         async with self._lock:
             if self._conn is not None and not self._conn.is_closed():
                 return self._conn
             try:
                 self._conn = await retry_async(
-                    self._connect, policy=self.policy, classify=_transient, on_retry=self.on_retry, what=f"ssh {self.target.label}"
+                    self._connect, policy=self.policy, classify=_transient, on_retry=on_retry or self.on_retry, what=f"ssh {self.target.label}"
                 )
             except RetryExhausted as exc:
                 raise OperationError(
@@ -160,24 +160,27 @@ class SshClient:
                 ) from exc
             return self._conn
 
-    async def run(self, command: str | list[str], *, check: bool = True, input: str | None = None, secrets: Iterable[str] = (), timeout: float | None = 600, hint: str | None = None) -> Result:
+    async def run(self, command: str | list[str], *, check: bool = True, input: str | None = None, secrets: Iterable[str] = (), timeout: float | None = 600, hint: str | None = None,
+                  log: Callable[[str], None] | None = None, on_retry: Callable[[int, str, float], None] | None = None) -> Result:
         """Run a command; `secrets` are masked in the log and in errors (never in what is sent)."""
+        log = log or self.log
+        on_retry = on_retry or self.on_retry
         cmd = command if isinstance(command, str) else shlex.join(command)
         for s in secrets:
             self.redactor.add(s)
         shown = self.redactor.redact(cmd)
 
         async def once() -> asyncssh.SSHCompletedProcess:
-            conn = await self.connection()
+            conn = await self.connection(on_retry)
             try:
                 return await asyncio.wait_for(conn.run(cmd, input=input, check=False), timeout)
             except (asyncssh.ConnectionLost, OSError):
                 self._conn = None
                 raise
 
-        if self.log:
-            self.log(f"ssh {self.target.name}: {shown}")
-        proc = await retry_async(once, policy=self.policy, classify=_transient, on_retry=self.on_retry, what=f"ssh {self.target.label}: {shown}")
+        if log:
+            log(f"ssh {self.target.name}: {shown}")
+        proc = await retry_async(once, policy=self.policy, classify=_transient, on_retry=on_retry, what=f"ssh {self.target.label}: {shown}")
         out = proc.stdout if isinstance(proc.stdout, str) else (proc.stdout or b"").decode(errors="replace")
         err = proc.stderr if isinstance(proc.stderr, str) else (proc.stderr or b"").decode(errors="replace")
         result = Result(shown, self.redactor.redact(out) if secrets else out, self.redactor.redact(err), int(proc.exit_status or 0))
@@ -192,8 +195,31 @@ class SshClient:
             self._conn = None
 
 
-def ssh_client(connections: Connections, name: str, *, user: str = "root", workspace_root: Path | None = None, key_path: Path | None = None, log: Callable[[str], None] | None = None, on_retry: Callable[[int, str, float], None] | None = None) -> SshClient:
-    """The shared client for a host, cached in connections.state per event loop."""
+@dataclass
+class BoundSsh:
+    """A shared SshClient seen by one step: its log and retry hooks, the shared connection."""
+
+    client: SshClient
+    log: Callable[[str], None] | None = None
+    on_retry: Callable[[int, str, float], None] | None = None
+
+    @property
+    def target(self) -> SshTarget:
+        return self.client.target
+
+    @property
+    def redactor(self) -> Redactor:
+        return self.client.redactor
+
+    async def run(self, command: str | list[str], **kwargs: Any) -> Result:
+        kwargs.setdefault("log", self.log)
+        kwargs.setdefault("on_retry", self.on_retry)
+        return await self.client.run(command, **kwargs)
+
+
+def ssh_client(connections: Connections, name: str, *, user: str = "root", workspace_root: Path | None = None, key_path: Path | None = None, log: Callable[[str], None] | None = None, on_retry: Callable[[int, str, float], None] | None = None) -> BoundSsh:
+    """The shared client for a host (cached in connections.state per event loop), bound to the
+    caller's log and retry hooks."""
     loop = asyncio.get_running_loop()
     cache: dict[tuple[int, str], SshClient] = connections.state.setdefault("ssh_clients", {})
     key = (id(loop), name)
@@ -202,9 +228,7 @@ def ssh_client(connections: Connections, name: str, *, user: str = "root", works
         target = SshTarget.from_connections(connections, name, user=user, key_path=key_path, workspace_root=workspace_root)
         client = SshClient(target, policy=retry_policy(connections, "ssh"))
         cache[key] = client
-    client.log = log
-    client.on_retry = on_retry
-    return client
+    return BoundSsh(client, log, on_retry)
 
 
 async def close_all(connections: Connections) -> None:

@@ -34,6 +34,11 @@ from tierzero.adapters.talos_proto.tls_relay import TLSRelay, client_context
 from tierzero.adapters.talos_proto.talosconfig import TalosCredentials, parse_talosconfig
 from tierzero.errors import OperationError
 
+__all__ = [
+    "ApplyResult", "EtcdMember", "ServiceStatus", "TalosClient", "TalosCredentials", "TalosTLSError",
+    "TalosUnavailable", "VersionInfo", "classify_rpc_error", "extract_kubeconfig", "parse_talosconfig",
+]
+
 TALOS_API_PORT = 50000
 ApplyMode = Literal["auto", "reboot", "no_reboot", "staged", "try"]
 RetryHook = Callable[[int, str, float], None]  # (attempt, cause, delay), like StepContext.retry
@@ -283,7 +288,7 @@ class TalosClient:
         """Bootstrap etcd on this control plane. True if done now, False if it already was."""
         try:
             await self._unary("Bootstrap", machine_pb2.BootstrapRequest())
-        except (TalosUnavailable, TalosTLSError):
+        except TalosUnavailable:
             raise
         except OperationError as err:
             text = err.message.lower()

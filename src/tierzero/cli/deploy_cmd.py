@@ -20,13 +20,15 @@ def register(app: typer.Typer) -> None:
     app.command("destroy")(destroy)
 
 
-def _confirm(question: str, *, target: str, yes: bool) -> None:
+def _confirm(question: str, *, target: str, yes: bool, json_out: bool = False) -> None:
     import sys
 
     from tierzero.errors import RefusedError
 
     if yes:
         return
+    if json_out and target == "real":  # a prompt would corrupt the event stream
+        raise RefusedError(f"refusing to {question} without confirmation", hint="pass --yes together with --json")
     if not sys.stdin.isatty():
         if target == "sandbox":
             return
@@ -59,7 +61,8 @@ def deploy(
     selection = Selection(only, start, until)
     with session as runner:
         runner.concurrency = concurrency
-        plan = runner.plan(selection)
+        fresh = target == "sandbox"  # the stand-ins start empty each time: so does the sandbox state
+        plan = runner.plan(selection, fresh=fresh)
         if dry_run:
             _print_plan(plan, json_out)
             return
@@ -69,21 +72,26 @@ def deploy(
                 output.console().print(f"{len(changing)} steps will change real infrastructure:", markup=False)
                 for item in changing:
                     output.console().print(f"  {item.step_id}: {item.description} ({item.reason})", markup=False)
-            _confirm(f"change real infrastructure ({len(changing)} steps)", target=target, yes=yes)
+            _confirm(f"change real infrastructure ({len(changing)} steps)", target=target, yes=yes, json_out=json_out)
         try:
             with progress:
-                asyncio.run(runner.run(selection))
+                asyncio.run(runner.run(selection, fresh=fresh))
         finally:
             if not json_out:
                 print_timings(progress, output.console())
         where = session.locations()
+        orphans = sorted(set(runner.state.records()) - set(runner.graph.steps))
         if json_out:
-            progress("summary", status="done", target=target, locations=where)
+            progress("summary", status="done", target=target, locations=where, orphans=orphans,
+                     timings=progress.timing_rows(), phases={k: round(v, 3) for k, v in progress.timings.phases().items()})
         else:
             con = output.console()
             con.print(f"deployed ({target}); everything is at:", markup=False)
             for name, path in where.items():
                 con.print(f"  {name}: {path}", markup=False)
+            if orphans:
+                con.print(f"warning: the state holds steps no longer in the spec: {', '.join(orphans)}; what they built may remain",
+                          markup=False)
 
 
 def _print_plan(plan: list[Any], json_out: bool) -> None:
@@ -194,6 +202,10 @@ def destroy(file: Path = SPEC_OPTION, target: str = TARGET_OPTION, yes: bool = Y
         orphans = sorted(set(records) - set(runner.graph.steps))
         if not records:
             con.print(f"nothing to destroy: no {target} state", markup=False)
+            return
+        if target == "sandbox":  # nothing outlives a sandbox process: only its state is left to clear
+            runner.state.forget_all()
+            con.print("sandbox: nothing persists between runs; its state is cleared", markup=False)
             return
         con.print(f"{len(undo)} steps will be undone ({target}): {', '.join(undo) or 'none'}", markup=False)
         _confirm(f"destroy the {target} platform", target=target, yes=yes)

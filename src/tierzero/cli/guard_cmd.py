@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from tierzero.spec.models import Platform
 
 
+MAX_QUIET_ROWS = 200
+
+
 def register(app: typer.Typer) -> None:
     app.command("guard")(guard)
 
@@ -96,7 +99,10 @@ def _print_report(report: GuardReport) -> None:
     for name, justify in (("address", "left"), ("action", "left"), ("shape", "left"), ("OCPU", "right"),
                           ("GB", "right"), ("storage GB", "right"), ("$/month", "right")):
         table.add_column(name, justify=justify, overflow="fold")
-    for row in report.rows:
+    shown = report.rows
+    if len(shown) > MAX_QUIET_ROWS:  # a big plan: unchanged free resources would bury what matters
+        shown = [r for r in report.rows if r.action not in ("no-op", "existing") or (r.usd_month or 0) > 0 or r.usd_month is None]
+    for row in shown:
         table.add_row(row.address, row.action, row.shape, _q(row.ocpus), _q(row.memory_gb), _q(row.storage_gb),
                       _usd(row.usd_month) if row.held else "-")
     t = report.totals
@@ -104,6 +110,8 @@ def _print_report(report: GuardReport) -> None:
     table.add_row(f"total ({t.resources_held} held after apply)", report.verdict, "A1", _q(t.a1_ocpus),
                   _q(t.a1_memory_gb), _q(t.storage_gb), _usd(t.usd_month) + (" + ?" if t.unpriced else ""))
     con.print(table)
+    if len(shown) < len(report.rows):
+        con.print(f"({len(report.rows) - len(shown)} unchanged resources with no charge not shown; --json lists all)", markup=False)
     for reason in report.reasons:
         con.print(f"✗ {reason}", markup=False)
     for finding in report.findings:

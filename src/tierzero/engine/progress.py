@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 
+_FREE_TEXT = ("message", "error", "cause", "hint", "description")
+
+
 @dataclass
 class _Live:
     phase: str
@@ -30,24 +33,31 @@ class Timings:
     skipped: dict[str, str] = field(default_factory=dict)  # id -> phase
     retries: dict[str, int] = field(default_factory=dict)
     total: float = 0.0
+    spans: dict[str, list[float]] = field(default_factory=dict)  # phase -> [first start, last end] (monotonic)
 
     def phases(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for phase, seconds in self.steps.values():
-            out[phase] = out.get(phase, 0.0) + seconds
-        return out
+        """Wall-clock seconds per phase, from its first step's start to its last step's end."""
+        return {phase: end - start for phase, (start, end) in self.spans.items()}
+
+    def mark(self, phase: str, at: float) -> None:
+        span = self.spans.setdefault(phase, [at, at])
+        span[0], span[1] = min(span[0], at), max(span[1], at)
 
 
 class Progress:
     """Base sink: tracks running steps and timings; subclasses render."""
 
     def __init__(self) -> None:
+        self.redact: Callable[[str], str] = lambda text: text  # set to mask secrets in what is shown
         self.timings = Timings()
         self.running: dict[str, _Live] = {}
         self.failed: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
     def __call__(self, kind: str, **fields: Any) -> None:
+        for key in _FREE_TEXT:  # only free text: step ids like ".../api-token" are not secrets
+            if isinstance(fields.get(key), str):
+                fields[key] = self.redact(fields[key])
         with self._lock:
             self._track(kind, fields)
             self.render(kind, fields)
@@ -56,9 +66,11 @@ class Progress:
         step = f.get("step", "")
         if kind == "step_started":
             self.running[step] = _Live(f.get("phase", ""), time.monotonic())
+            self.timings.mark(f.get("phase", ""), time.monotonic())
         elif kind == "step_done":
             self.running.pop(step, None)
             self.timings.steps[step] = (f.get("phase", ""), float(f.get("elapsed", 0.0)))
+            self.timings.mark(f.get("phase", ""), time.monotonic())
         elif kind in ("step_failed", "step_cancelled"):
             self.running.pop(step, None)
             if kind == "step_failed":
@@ -125,7 +137,7 @@ def _line(kind: str, f: dict[str, Any]) -> str | None:
     if kind == "retry":
         return f"  {step}: retry {f.get('attempt')} in {f.get('delay', 0.0):.1f}s after {f.get('cause')}"
     if kind == "log":
-        return f"  {step}: {f.get('message')}"
+        return f"  {step}: {f.get('message')}" if step else str(f.get("message"))
     if kind == "run_finished":
         return f"run {f.get('run_id')} {f.get('status')} after {f.get('elapsed', 0.0):.1f}s"
     return None
@@ -205,6 +217,6 @@ def print_timings(progress: Progress, console: Any) -> None:
     for row in progress.timing_rows():
         table.add_row(row["phase"], row["step"], f"{row['seconds']:.1f}", str(row["retries"] or ""))
     for phase, seconds in progress.timings.phases().items():
-        table.add_row(phase, "(phase total, summed)", f"{seconds:.1f}", "", style="bold")
+        table.add_row(phase, "(phase, wall clock)", f"{seconds:.1f}", "", style="bold")
     table.add_row("", "run elapsed", f"{progress.timings.total:.1f}", "", style="bold")
     console.print(table)

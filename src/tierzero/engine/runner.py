@@ -83,6 +83,7 @@ class Runner:
         emit: EventSink | None = None,
         concurrency: int = 8,
         graph: Graph | None = None,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         self.graph = graph or build(steps)
         self.spec, self.workspace, self.target = spec, workspace, target
@@ -90,6 +91,7 @@ class Runner:
         self.emit: EventSink = emit or (lambda kind, **f: None)
         self.concurrency = max(1, concurrency)
         self.outputs: dict[str, Mapping[str, Any]] = {}
+        self.redact = redact or (lambda text: text)  # errors are stored and shown: mask secrets in them
 
     def _context(self, step_id: str) -> StepContext:
         return StepContext(
@@ -152,9 +154,10 @@ class Runner:
         return None
 
     # -- dry run
-    def plan(self, selection: Selection = Selection()) -> list[PlanItem]:
+    def plan(self, selection: Selection = Selection(), *, fresh: bool = False) -> list[PlanItem]:
+        """What `run` would do; `fresh`: as if the state were empty (a new sandbox)."""
         selected = self.graph.select(selection.only, selection.start, selection.until)
-        records = self.state.records()
+        records = {} if fresh else self.state.records()
         self._check_outside(selected, records)
         self._load_outputs(records)
         changing: set[str] = set()
@@ -177,8 +180,12 @@ class Runner:
         return items
 
     # -- run
-    async def run(self, selection: Selection = Selection(), command: str = "deploy") -> RunResult:
+    async def run(self, selection: Selection = Selection(), command: str = "deploy", *, fresh: bool = False) -> RunResult:
+        """Run the selected phases; `fresh` first forgets every step (the world is new, like a
+        sandbox whose stand-ins start empty)."""
         selected = self.graph.select(selection.only, selection.start, selection.until)
+        if fresh:
+            self.state.forget_all()
         records = self.state.records()
         self._check_outside(selected, records)
         self._load_outputs(records)
@@ -207,13 +214,18 @@ class Runner:
             for dep in deps:
                 readers[dep].append(sid)
         semaphore = asyncio.Semaphore(self.concurrency)
+        position = {sid: i for i, sid in enumerate(selected)}
         ready = [sid for sid in selected if not waiting[sid]]
         tasks: dict[asyncio.Task, str] = {}
         while ready or tasks:
             for sid in ready:
                 tasks[asyncio.create_task(self._execute(sid, records.get(sid), semaphore, result, run_id))] = sid
             ready = []
-            finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            try:
+                finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:  # interrupted (Ctrl-C): leave running steps as pending
+                await self._cancel(tasks)
+                raise
             failure: BaseException | None = None
             for task in finished:
                 sid = tasks.pop(task)
@@ -227,7 +239,7 @@ class Runner:
             if failure is not None:
                 await self._cancel(tasks)
                 raise failure
-            ready.sort(key=selected.index)
+            ready.sort(key=position.__getitem__)
 
     async def _cancel(self, tasks: dict[asyncio.Task, str]) -> None:
         for task in tasks:
@@ -240,7 +252,7 @@ class Runner:
             fp = self._fingerprint(step)
         except Exception as exc:  # noqa: BLE001
             cause, hint = _cause(exc)
-            raise StepFailed(sid, f"could not compute its inputs: {cause}", hint) from exc
+            raise StepFailed(sid, f"could not compute its inputs: {self.redact(cause)}", hint) from exc
         reason = self._rerun_reason(rec, fp)
         if reason is None and rec is not None:
             self.outputs[sid] = rec.outputs  # already published by _load_outputs
@@ -261,6 +273,7 @@ class Runner:
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure becomes a StepFailed
                 cause, hint = _cause(exc)
+                cause = self.redact(cause)
                 if isinstance(exc, TypeError) and "JSON" in str(exc):
                     cause = f"its outputs are not JSON-able ({exc})"
                 self.state.mark_failed(sid, cause)
@@ -295,6 +308,7 @@ class Runner:
                     await step.destroy(self._context(sid))
                 except Exception as exc:  # noqa: BLE001
                     cause, hint = _cause(exc)
+                    cause = self.redact(cause)
                     self.state.finish_run(run_id, "failed", cause)
                     self.emit("step_failed", step=sid, phase=step.phase, error=cause, hint=hint or REMEDY, elapsed=time.monotonic() - t0)
                     raise StepFailed(sid, f"destroy: {cause}", hint or "fix the cause and run destroy again; undone steps stay undone") from exc

@@ -102,8 +102,13 @@ class Session:
                 from tierzero.phases.registry import all_steps
 
                 self.steps = all_steps(self.spec)
+            from tierzero.workspace.secrets import process_redactor
+
+            redact = process_redactor().redact
+            if self.emit is not None and hasattr(self.emit, "redact"):
+                self.emit.redact = redact  # type: ignore[attr-defined]
             self.runner = Runner(self.steps, spec=self.spec, workspace=self.workspace, target=self.target, connections=connections,
-                                 secrets=secret_store(self.workspace, loaded.base_dir), state=self.state, emit=self.emit)
+                                 secrets=secret_store(self.workspace, loaded.base_dir), state=self.state, emit=self.emit, redact=redact)
         except BaseException:
             self._stack.close()
             raise

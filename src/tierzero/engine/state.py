@@ -158,6 +158,9 @@ class StateStore:
             (status, error, now, now, self.target, step_id),
         )
 
+    def forget_all(self) -> None:
+        self._write("DELETE FROM steps WHERE target = ?", (self.target,))
+
     def forget(self, step_id: str) -> None:
         self._write("DELETE FROM steps WHERE target = ? AND id = ?", (self.target, step_id))
 

@@ -211,8 +211,8 @@ def _is_a1(values: dict[str, Any] | None) -> bool:
 def _replace_refusals(holdings: Iterable[Held], allow_replace: set[str], notes: list[str]) -> list[str]:
     refusals, used = [], set()
     for held in holdings:
-        if held.type != INSTANCE or held.action not in REMOVING_ACTIONS:
-            continue
+        if held.type != INSTANCE or held.action not in REMOVING_ACTIONS or held.deposed:
+            continue  # destroying a deposed old copy is the end of a replacement already under way
         if not (_is_a1(held.before) or _is_a1(held.values)):
             continue
         if held.address in allow_replace:
@@ -259,5 +259,20 @@ def guard_plan(plan_json: dict[str, Any], *, on: dt.date | None = None, allow_re
         else:
             row.usd_month = 0.0
     notes: list[str] = []
+    if any(r.type == BUCKET and r.held for r in rows):
+        notes.append(f"bucket contents are not in a plan: keep object storage under {limits['object_storage_gb']:g} GB yourself")
     refusals = _replace_refusals(holdings, set(allow_replace), notes)
     return GuardReport(limits.on, rows, _totals(rows, assessment), assessment.findings, refusals, notes)
+
+
+def require_free(plan_json: dict[str, Any], *, on: dt.date | None = None, allow_replace: Iterable[str] = ()) -> GuardReport:
+    """`guard_plan`, raising RefusedError (exit 1) with every reason when the plan is refused. For the engine's apply."""
+    from tierzero.errors import RefusedError
+
+    report = guard_plan(plan_json, on=on, allow_replace=allow_replace)
+    if report.refused:
+        raise RefusedError(
+            "the free-tier guard refused the plan:\n  " + "\n  ".join(report.reasons),
+            hint="fix the spec, or pass --allow-replace ADDRESS for an intended A1 replacement",
+        )
+    return report

@@ -37,6 +37,7 @@ class Held:
     action: str
     held: bool = True  # False for a deleted object, kept only so the report can show it
     before: dict[str, Any] | None = None  # the object a replace or delete removes
+    deposed: bool = False  # an old copy left behind by an interrupted create-before-destroy
 
 
 def _managed_prior(module: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
@@ -76,41 +77,55 @@ def read_holdings(plan: dict[str, Any]) -> list[Held]:
     for resource in _managed_prior(prior_root):
         address = resource.get("address")
         if isinstance(address, str):
-            holdings[address] = Held(address, str(resource.get("type", "")), _values(resource.get("values")), EXISTING)
+            deposed = resource.get("deposed_key")
+            key = _deposed_address(address, deposed)
+            holdings[key] = Held(key, str(resource.get("type", "")), _values(resource.get("values")), EXISTING, deposed=bool(deposed))
     deleted: list[Held] = []
     for position, rc in enumerate(plan.get("resource_changes") or ()):
-        if not isinstance(rc, dict) or rc.get("mode", "managed") != "managed":
-            continue
-        address, rtype = rc.get("address"), str(rc.get("type", ""))
-        change = _values(rc.get("change"))
-        actions = change.get("actions")
-        if not isinstance(address, str) or not isinstance(actions, list):
-            raise InputError(f"resource_changes[{position}] has no address or no change.actions")
-        key = tuple(str(a) for a in actions)
-        label = ACTION_LABELS.get(key)
-        if label is None:
-            raise InputError(f"{address}: unknown plan actions {list(key)}")
-        before, after = _values(change.get("before")), _values(change.get("after"))
-        if key == ("read",):
-            continue
-        if key == ("delete",):
-            old = holdings.pop(address, None)
-            gone = before or (old.values if old else {})
-            deleted.append(Held(address, rtype, gone, label, held=False, before=gone))
-        elif key in (("no-op",), ("forget",)):
-            # A forgotten object leaves the state but not the tenancy: it still counts.
-            prior = holdings.get(address)
-            holdings[address] = Held(address, rtype, after or before or (prior.values if prior else {}), label)
-        elif key == ("create", "delete"):
-            prior = holdings.get(address)
-            holdings[address] = Held(address, rtype, after, label, before=before or (prior.values if prior else {}))
-            old_address = address + OLD_COPY_SUFFIX
-            holdings[old_address] = Held(old_address, rtype, before or (prior.values if prior else {}), "old copy until destroyed")
-        else:  # create, update, delete-then-create: the new object takes the old one's place
-            prior = holdings.get(address)
-            gone = (before or (prior.values if prior else {})) if key == ("delete", "create") else None
-            holdings[address] = Held(address, rtype, after, label, before=gone)
+        if isinstance(rc, dict) and rc.get("mode", "managed") == "managed":
+            _apply_change(rc, position, holdings, deleted)
     return list(holdings.values()) + deleted
+
+
+def _apply_change(rc: dict[str, Any], position: int, holdings: dict[str, Held], deleted: list[Held]) -> None:
+    address, rtype = rc.get("address"), str(rc.get("type", ""))
+    change = _values(rc.get("change"))
+    actions = change.get("actions")
+    if not isinstance(address, str) or not isinstance(actions, list):
+        raise InputError(f"resource_changes[{position}] has no address or no change.actions")
+    key = tuple(str(a) for a in actions)
+    label = ACTION_LABELS.get(key)
+    if label is None:
+        raise InputError(f"{address}: unknown plan actions {list(key)}")
+    if key == ("read",):
+        return
+    before, after = _values(change.get("before")), _values(change.get("after"))
+    moved_from = rc.get("previous_address")
+    if isinstance(moved_from, str) and moved_from != address and moved_from in holdings:
+        # A `moved` block: the prior object now lives at the new address; count it once.
+        holdings[address] = holdings.pop(moved_from)
+    deposed = rc.get("deposed")
+    if deposed:
+        # A deposed object has its own identity: its change must not touch the current object at the address.
+        address = _deposed_address(address, deposed)
+    prior = holdings.get(address)
+    previous = before or (prior.values if prior else {})
+    if key == ("delete",):
+        holdings.pop(address, None)
+        deleted.append(Held(address, rtype, previous, label, held=False, before=previous, deposed=bool(deposed)))
+    elif deposed or key in (("no-op",), ("forget",)):
+        # A forgotten object leaves the state but not the tenancy: it still counts.
+        holdings[address] = Held(address, rtype, after or previous, label, deposed=bool(deposed))
+    elif key == ("create", "delete"):
+        holdings[address] = Held(address, rtype, after, label, before=previous)
+        old_address = address + OLD_COPY_SUFFIX
+        holdings[old_address] = Held(old_address, rtype, previous, "old copy until destroyed")
+    else:  # create, update, delete-then-create: the new object takes the old one's place
+        holdings[address] = Held(address, rtype, after, label, before=previous if key == ("delete", "create") else None)
+
+
+def _deposed_address(address: str, deposed: Any) -> str:
+    return f"{address} (deposed {deposed})" if deposed else address
 
 
 def first_block(values: dict[str, Any], name: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tierzero.adapters.connections import UnknownEndpoint
-from tierzero.adapters.ssh import SshClient, ssh_client
+from tierzero.adapters.ssh import BoundSsh, ssh_client
 from tierzero.errors import OperationError
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ def pve_node(ctx: "StepContext", name: str) -> "ProxmoxNode":
     raise OperationError(f"no hypervisors.proxmox.nodes entry named {name!r}")
 
 
-def host_ssh(ctx: "StepContext", name: str) -> SshClient:
+def host_ssh(ctx: "StepContext", name: str) -> BoundSsh:
     """SSH to a Proxmox node or the quorum witness, with the workspace key."""
     node = next((n for n in ctx.spec.proxmox.nodes if n.name == name), None)
     user = node.ssh.user if node else "root"

@@ -21,6 +21,7 @@ from tierzero.phases.hosts import host_address, host_ssh, parse_pvecm, pve_node
 
 GiB = 1024**3
 MIN_IMAGE_SPACE = 4 * GiB
+MEMORY_SLACK = 0.08
 EMULATION_HINT = (
     "without /dev/kvm the VMs run under QEMU software emulation (TCG), several times slower; "
     "accept it with `hypervisors.proxmox.allow_software_emulation: true`, or enable virtualisation on the host"
@@ -57,7 +58,8 @@ def _preflight(name: str):
         disk = int((await ssh.run("df -B1 --output=avail /var/lib/vz")).stdout.split()[-1])
         node = pve_node(ctx, name)
         need = (_guests_on(ctx.spec, name) + node.memory_reserve_gb) * GiB
-        if total < need:
+        # MemTotal sits a few percent under the nominal size (kernel, firmware): allow for it.
+        if total < need * (1 - MEMORY_SLACK):
             raise OperationError(
                 f"{name} has {total / GiB:.1f} GiB of memory; its VMs, LXCs and the reserve need {need / GiB:.1f} GiB",
                 hint="move VMs to another node, shrink memory_gb, or lower memory_reserve_gb",
@@ -151,11 +153,13 @@ async def _qdevice(ctx: StepContext) -> Mapping[str, Any]:
     wssh = host_ssh(ctx, witness)
     sudo = "" if wssh.target.user == "root" else "sudo "
     if not (await wssh.run(f"{sudo}dpkg -s corosync-qnetd", check=False)).ok:
+        await wssh.run(f"{sudo}apt-get update -q || true")  # a stale index must not block the install
         await wssh.run(f"{sudo}env DEBIAN_FRONTEND=noninteractive apt-get install -y corosync-qnetd")
     waddr = host_address(ctx, witness)
     for node in ctx.spec.proxmox.nodes:
         ssh = host_ssh(ctx, node.name)
         if not (await ssh.run("dpkg -s corosync-qdevice", check=False)).ok:
+            await ssh.run("apt-get update -q || true")
             await ssh.run("env DEBIAN_FRONTEND=noninteractive apt-get install -y corosync-qdevice")
         key = shlex.quote(await _root_key(ctx, node.name))
         await wssh.run(f"{sudo}mkdir -p /root/.ssh && {sudo}grep -qxF {key} /root/.ssh/authorized_keys || echo {key} | {sudo}tee -a /root/.ssh/authorized_keys")
@@ -253,12 +257,14 @@ def steps(spec: Any) -> list[Step]:
     out.append(Step(_p("cluster/create"), "hypervisors", f"create Proxmox cluster {px.cluster_name} on {first}", _create,
                     inputs=lambda ctx: {"cluster": ctx.spec.proxmox.cluster_name, "first": first}, needs=(_p(f"preflight/{first}"),), real_only=True))
     joins = []
-    for node in px.nodes[1:]:
+    previous = _p("cluster/create")
+    for node in px.nodes[1:]:  # one at a time: concurrent joins race on corosync.conf
         sid = _p(f"cluster/join/{node.name}")
         joins.append(sid)
         out.append(Step(sid, "hypervisors", f"join {node.name} to {px.cluster_name}", _join(node.name),
                         inputs=lambda ctx, n=node.name: {"cluster": ctx.spec.proxmox.cluster_name, "node": n},
-                        needs=(_p("cluster/create"), _p(f"preflight/{node.name}")), real_only=True))
+                        needs=(previous, _p(f"preflight/{node.name}")), real_only=True))
+        previous = sid
     quorum_needs = [_p("cluster/create"), *joins]
     if px.qdevice is not None and len(px.nodes) % 2 == 0:
         out.append(Step(_p("qdevice"), "hypervisors", f"QDevice on {px.qdevice.host} (corosync-qnetd)", _qdevice,

@@ -8,6 +8,7 @@ adopts what exists, and a run cut off anywhere resumes from what is there.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import shlex
 import time
 from typing import TYPE_CHECKING, Any, Mapping
@@ -206,10 +207,14 @@ async def _bootstrap(ctx: StepContext, svc: "Infisical", client: InfisicalClient
         ctx.log(f"created machine identity {name} ({identity['id']})")
 
     ua = await call(client.universal_auth, token, identity["id"])
+    trusted = trusted_cidrs(ctx.spec)
+    settings = dict(trusted_cidrs=trusted, access_token_ttl=ACCESS_TOKEN_TTL, access_token_max_ttl=ACCESS_TOKEN_MAX_TTL)
     if ua is None:
-        ua = await call(client.attach_universal_auth, token, identity["id"], trusted_cidrs=trusted_cidrs(ctx.spec),
-                        access_token_ttl=ACCESS_TOKEN_TTL, access_token_max_ttl=ACCESS_TOKEN_MAX_TTL)
-        ctx.log(f"attached Universal Auth to {name}, trusted from {', '.join(trusted_cidrs(ctx.spec))}")
+        ua = await call(client.attach_universal_auth, token, identity["id"], **settings)
+        ctx.log(f"attached Universal Auth to {name}, trusted from {', '.join(trusted)}")
+    elif _ua_drifted(ua, trusted):
+        ua = await call(client.attach_universal_auth, token, identity["id"], update=True, **settings)
+        ctx.log(f"updated Universal Auth of {name} to the spec: trusted from {', '.join(trusted)}")
     client_id = str(ua["clientId"])
     id_name, secret_name = render.secret_name(svc.name, "client-id"), render.secret_name(svc.name, "client-secret")
     if ctx.secrets.get(id_name) != client_id:
@@ -237,6 +242,13 @@ async def _bootstrap(ctx: StepContext, svc: "Infisical", client: InfisicalClient
         "admin_password": secret_ref(ctx, render.secret_name(svc.name, "admin-password")),
         "client_id": secret_ref(ctx, id_name), "client_secret": secret_ref(ctx, secret_name),
     }
+
+
+def _ua_drifted(ua: Mapping[str, Any], trusted: list[str]) -> bool:
+    want = {str(ipaddress.ip_network(c)) for c in trusted}
+    nets = InfisicalClient.trusted_networks
+    return (nets(ua.get("clientSecretTrustedIps", [])) != want or nets(ua.get("accessTokenTrustedIps", [])) != want
+            or ua.get("accessTokenTTL") != ACCESS_TOKEN_TTL or ua.get("accessTokenMaxTTL") != ACCESS_TOKEN_MAX_TTL)
 
 
 def _pick_org(orgs: list[dict[str, Any]], svc: "Infisical") -> dict[str, Any]:

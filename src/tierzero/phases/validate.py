@@ -3,7 +3,8 @@
 Reads live systems through the adapters (OCI, Kubernetes, Flux) and the outputs of earlier
 steps for what only they can see:
 - `hypervisors/summary`: {"quorate": bool, "members": [...], "ceph_health": "HEALTH_OK"|None}
-- any `platform/...` step output holding "etcd_members" (list) and/or "talos_nodes" (list)
+- `platform/...` step outputs holding "etcd_members" (list), and "talos_nodes" (list) or, from
+  the step `platform/<cluster>/talos`, "nodes" (list)
 The step always runs (its inputs include the time) and fails when any row fails."""
 
 from __future__ import annotations
@@ -81,18 +82,22 @@ def check_proxmox(ctx: StepContext) -> list[Row]:
     return rows
 
 
-def _platform_lists(ctx: StepContext, key: str) -> list[Any] | None:
+def _platform_lists(ctx: StepContext, key: str, *, talos_step_key: str | None = None) -> list[Any] | None:
     found: list[Any] | None = None
     for sid, out in ctx.outputs.items():
-        if sid.startswith("platform/") and isinstance(out.get(key), list):
+        if not sid.startswith("platform/"):
+            continue
+        if isinstance(out.get(key), list):
             found = (found or []) + list(out[key])
+        elif talos_step_key and sid.endswith("/talos") and isinstance(out.get(talos_step_key), list):
+            found = (found or []) + list(out[talos_step_key])
     return found
 
 
 def check_talos(ctx: StepContext) -> list[Row]:
     rows = []
     expected = sorted(n.name for c in ctx.spec.clusters for _, n in c.nodes())
-    nodes = _platform_lists(ctx, "talos_nodes")
+    nodes = _platform_lists(ctx, "talos_nodes", talos_step_key="nodes")
     if nodes is None:
         rows.append(Row("Talos nodes", "skip", "no platform step reported talos_nodes"))
     else:
@@ -120,6 +125,13 @@ def check_kubernetes(ctx: StepContext) -> list[Row]:
                          f"{len(ready & want)}/{len(want)} Ready" + (f"; not Ready: {', '.join(sorted(want - ready))}" if want - ready else "")))
         if cluster.gitops is None:
             rows.append(Row(f"{cluster.name}: Flux reconciled", "skip", "no gitops in the spec"))
+            continue
+        if cluster.gitops.engine == "argocd":
+            apps = kube.list("argoproj.io/v1alpha1", "Application", "argocd")
+            bad = [a["metadata"]["name"] for a in apps if a.get("status", {}).get("health", {}).get("status") != "Healthy"
+                   or a.get("status", {}).get("sync", {}).get("status") != "Synced"]
+            rows.append(_row(f"{cluster.name}: Argo CD synced", bool(apps) and not bad,
+                             f"{len(apps) - len(bad)}/{len(apps)} Synced and Healthy" + (f"; not yet: {', '.join(bad)}" if bad else "")))
             continue
         objects = kube.list("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "flux-system") + \
             kube.list("helm.toolkit.fluxcd.io/v2", "HelmRelease", None)

@@ -9,6 +9,7 @@ from typing import Any
 
 from tierzero.adapters.tofu_workspace import TFVARS_FILE, S3StateBackend, write_json
 from tierzero.errors import InputError
+from tierzero.freetier.limits import Limits
 from tierzero.spec.cloud import OCI
 from tierzero.spec.models import Platform
 
@@ -35,17 +36,41 @@ def _ssh_key(oci: OCI, base_dir: Path) -> str:
     return key
 
 
-def tfvars_for(platform: Platform, *, base_dir: Path = Path("."), ssh_public_key: str | None = None) -> dict[str, Any]:
+HOURS_IN_LONGEST_MONTH = 31 * 24
+
+
+def limit_vars(limits: Limits) -> dict[str, int]:
+    """The module's limit_* variables from the free-tier data, so the module's own checks follow
+    the limits in force on the day (A1 hour allowances as the steady load a 31-day month allows)."""
+    ocpus, memory_gb = limits.a1_equivalent(HOURS_IN_LONGEST_MONTH)
+    return {
+        "limit_a1_ocpus": int(ocpus),
+        "limit_a1_memory_gb": int(memory_gb),
+        "limit_micro_instances": int(limits["micro_instances"]),
+        "limit_block_storage_gb": int(limits["block_storage_gb"]),
+    }
+
+
+def tfvars_for(
+    platform: Platform,
+    *,
+    base_dir: Path = Path("."),
+    ssh_public_key: str | None = None,
+    limits: Limits | None = None,
+) -> dict[str, Any]:
     """Variables of the `oci` (and `oci_twin`) module. `ssh_public_key` overrides reading the key
-    file named in the spec, relative to `base_dir` (the spec's directory)."""
+    file named in the spec, relative to `base_dir` (the spec's directory). With `limits` (see
+    `tierzero.freetier.limits.limits_on`) the module checks against them instead of its defaults."""
     oci = _oci(platform)
     first_ad = oci.availability_domains[0]
     reserved = {r.name: {"instance": r.instance} for r in oci.reserved_ips}
     bastions = [m.name for m in oci.micro_instances if "bastion" in m.roles]
     # The bastion is the stable way in, so it always gets a reserved address.
     if bastions and not any(r["instance"] == bastions[0] for r in reserved.values()):
-        reserved[f"{bastions[0]}-ip"] = {"instance": bastions[0]}
-    return {
+        name = next(n for n in (f"{bastions[0]}-ip", *(f"{bastions[0]}-ip-{i}" for i in range(2, 99))) if n not in reserved)
+        reserved[name] = {"instance": bastions[0]}
+    values: dict[str, Any] = limit_vars(limits) if limits is not None else {}
+    return values | {
         "name_prefix": platform.metadata.name,
         "region": oci.region,
         "tenancy_ocid": oci.tenancy_ocid,

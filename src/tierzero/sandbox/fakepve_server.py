@@ -111,3 +111,24 @@ def start_for_spec(spec: Any, **kwargs: Any) -> FakePveServer:
 
 def cafile_path(server: FakePveServer) -> Path:
     return Path(server.cafile)
+
+
+def _sandbox_factory(box: Any) -> Any:
+    """Harness factory "fakepve": the Proxmox API for the spec's nodes; links to the SSH
+    stand-in (whichever starts first) so tokens made with `pveum` are valid API tokens."""
+    server = start_for_spec(box.spec, time_scale=float(box.options.get("pve_time_scale", 0.0)))
+    box.shared["fakepve"] = server
+    server.connections(box.connections, nodes=[n.name for n in box.spec.proxmox.nodes])
+    hosts = box.shared.get("pve_hosts")
+    if hosts is not None:
+        hosts.pve = server.pve
+        server.pve.apitokens.update(hosts.cluster.tokens)
+    return server.stop
+
+
+try:
+    from tierzero.sandbox.harness import register as _register
+except ImportError:  # pragma: no cover - harness not present
+    pass
+else:
+    _register("fakepve", _sandbox_factory)

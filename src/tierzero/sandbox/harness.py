@@ -17,9 +17,21 @@ A stand-in is a *factory*::
 `box` carries `spec` (Platform), `workspace`, `connections` (add endpoints, or set
 `connections.ssh_key` / `known_hosts`), `state_dir` (a per-sandbox scratch directory) and
 `shared` (a dict to hand objects between factories, e.g. a CA). Factories run in
-registration order (builtins first: "kubernetes", "oci"); registering a name again
+registration order (builtins first: "kubernetes", "oci", "gitops-offline"); registering a name again
 replaces the factory. The harness imports the modules in `STANDIN_MODULES` (when present)
 before starting, so a module registers itself by calling `register` at import.
+`Sandbox.register` is the same function. `Sandbox(spec, ws, **options)` hands `options` to
+every factory as `box.options` (builtins read `flux_ready_after`, seconds until Flux objects
+turn Ready, and `kube_fail_first`, requests the Kubernetes API answers 503 before it is up);
+`start(only=[names])` starts a subset.
+
+Builtins: "kubernetes" (one HTTPS API per cluster with its nodes Ready and, with gitops, a
+bootstrapped flux-system Kustomization; endpoint ("kubernetes", CLUSTER)), "oci" (compute,
+budgets, usage = $0.00; endpoint ("oci", "default") with a throwaway signer) and
+"gitops-offline" (install manifests are stubbed instead of fetched).
+
+Stand-ins start empty in every process, so `tierzero deploy --target sandbox` starts from a
+fresh sandbox state each time (see `Runner.run(fresh=True)`).
 """
 
 from __future__ import annotations
@@ -85,11 +97,11 @@ def _kubernetes(box: SandboxContext) -> Callable[[], None]:
                 "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "metadata": {"name": "flux-system"},
                 "spec": {"path": f"./{cluster.gitops.path}".rstrip("/") or ".", "interval": "10m", "prune": True,
                          "sourceRef": {"kind": "GitRepository", "name": "flux-system"}}})
-        server = KubeApiServer(state).start()
+        server = KubeApiServer(state, tls_dir=box.state_dir / "kube-tls").start()
         servers.append(server)
         box.shared.setdefault("kube_servers", {})[cluster.name] = server
         box.connections.add("kubernetes", cluster.name,
-                            Endpoint("127.0.0.1", server.port, scheme="http", verify=False, extra={"token": "sandbox"}))
+                            Endpoint("127.0.0.1", server.port, scheme="https", verify=server.ca_file or False, extra={"token": "sandbox"}))
 
     def stop() -> None:
         for server in servers:
@@ -111,8 +123,25 @@ def _oci(box: SandboxContext) -> Callable[[], None]:
     return server.stop
 
 
+def _offline_installs(box: SandboxContext) -> Callable[[], None]:
+    """The GitOps phase fetches pinned install manifests (Flux, Argo CD) from the internet; the
+    sandbox is offline, so it gets a stub holding just the engine's namespace."""
+    try:
+        from tierzero.phases.gitops import GitopsHooks
+    except ImportError:
+        return lambda: None
+
+    def fetch(url: str) -> str:
+        namespace = "argocd" if "argo" in url else "flux-system"
+        return f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n"
+
+    box.connections.state.setdefault("gitops_hooks", GitopsHooks(fetch=fetch))
+    return lambda: None
+
+
 register("kubernetes", _kubernetes)
 register("oci", _oci)
+register("gitops-offline", _offline_installs)
 
 
 class Sandbox:

@@ -10,6 +10,8 @@ Knobs (attributes, settable while running):
                        without an answer (an interrupted run right after the admin call)
   source_ip            the client address the trusted-IP checks see (default: the real peer)
   calls                every request as (method, path)
+
+Also `ContainerStandIn`: what `pct exec` does inside the service containers, for stand-in hosts.
 """
 
 from __future__ import annotations
@@ -251,6 +253,22 @@ class InfisicalStandIn:
         identity["authMethods"].append("universal-auth")
         return 200, {"identityUniversalAuth": self._ua_view(ua)}
 
+    def update_ua(self, body: dict[str, Any], headers: Any, peer: str, identity_id: str) -> tuple[int, dict[str, Any]]:
+        auth = self._auth(headers)
+        self._identity(auth, identity_id)
+        ua = self.state.universal_auth.get(identity_id)
+        if ua is None:
+            raise _bad("The identity does not have universal auth")
+        for key in ("accessTokenTTL", "accessTokenMaxTTL", "accessTokenNumUsesLimit"):
+            if key in body:
+                ua[key] = int(body[key])
+        for key in ("clientSecretTrustedIps", "accessTokenTrustedIps"):
+            if key in body:
+                ua[key] = _ip_entries(body[key])
+        if ua["accessTokenTTL"] > ua["accessTokenMaxTTL"]:
+            raise _bad("Access token TTL cannot be greater than max TTL")
+        return 200, {"identityUniversalAuth": self._ua_view(ua)}
+
     def get_ua(self, body: dict[str, Any], headers: Any, peer: str, identity_id: str) -> tuple[int, dict[str, Any]]:
         auth = self._auth(headers)
         self._identity(auth, identity_id)
@@ -306,6 +324,7 @@ ROUTES: list[Route] = [
     ("GET", re.compile(r"^/api/v2/organizations/" + _ID + r"/identity-memberships$"), "list_identity_memberships"),
     ("POST", re.compile(r"^/api/v1/auth/universal-auth/identities/" + _ID + r"$"), "attach_ua"),
     ("GET", re.compile(r"^/api/v1/auth/universal-auth/identities/" + _ID + r"$"), "get_ua"),
+    ("PATCH", re.compile(r"^/api/v1/auth/universal-auth/identities/" + _ID + r"$"), "update_ua"),
     ("POST", re.compile(r"^/api/v1/auth/universal-auth/identities/" + _ID + r"/client-secrets$"), "create_client_secret"),
     ("GET", re.compile(r"^/api/v1/auth/universal-auth/identities/" + _ID + r"/client-secrets$"), "list_client_secrets"),
     ("POST", re.compile(r"^/api/v1/auth/universal-auth/login$"), "ua_login"),
@@ -367,6 +386,9 @@ def _handler_for(api: InfisicalStandIn) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:  # noqa: N802 - stdlib name
             self._dispatch("POST")
+
+        def do_PATCH(self) -> None:  # noqa: N802 - stdlib name
+            self._dispatch("PATCH")
 
     return Handler
 

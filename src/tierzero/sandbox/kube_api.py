@@ -209,13 +209,55 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle("DELETE")
 
 
+def self_signed(host: str = "127.0.0.1") -> tuple[bytes, bytes]:
+    """A throwaway certificate (PEM) and key (PEM) for a loopback server."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tierzero sandbox kube-apiserver")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
 class KubeApiServer(ThreadingHTTPServer):
+    """Plain HTTP, or HTTPS with a throwaway certificate when `tls_dir` is given
+    (`ca_file` is then the certificate a client verifies against)."""
+
     daemon_threads = True
 
-    def __init__(self, state: KubeState, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, state: KubeState, host: str = "127.0.0.1", port: int = 0, tls_dir: Any = None) -> None:
         super().__init__((host, port), _Handler)
         self.state = state
         self._thread: threading.Thread | None = None
+        self.ca_file: str | None = None
+        if tls_dir is not None:
+            import ssl
+            from pathlib import Path
+
+            cert, key = self_signed(host)
+            base = Path(tls_dir)
+            base.mkdir(parents=True, exist_ok=True)
+            cert_file, key_file = base / f"kube-{self.port}.crt", base / f"kube-{self.port}.key"
+            cert_file.write_bytes(cert)
+            key_file.touch(mode=0o600)
+            key_file.write_bytes(key)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(cert_file, key_file)
+            self.socket = context.wrap_socket(self.socket, server_side=True)
+            self.ca_file = str(cert_file)
 
     @property
     def port(self) -> int:
@@ -223,7 +265,7 @@ class KubeApiServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ca_file else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> "KubeApiServer":
         self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), name="kube-api-standin", daemon=True)

@@ -4,8 +4,8 @@ A node starts in maintenance mode: TLS with a throwaway self-signed certificate,
 certificate asked, only ApplyConfiguration and Version served (the rest: UNIMPLEMENTED).
 ApplyConfiguration reads the machine config (multi-document YAML; the v1alpha1 document's
 `machine.type`, `machine.ca`; the cluster name from `cluster.clusterName` or a
-KubeClusterConfig document), "reboots" (the port closes for
-`reboot_seconds`) and comes back with mutual TLS: a server certificate issued by the
+KubeClusterConfig document), "reboots" (the port closes for `reboot_seconds`) and comes
+back with mutual TLS: a server certificate issued by the
 config's OS CA, client certificates required and checked against it. Nodes of one cluster
 share a `TalosSandboxCluster` (bootstrap once, etcd members, the OS CA key a worker's
 trustd would fetch). TLS is terminated by Python's `ssl` in front of a plaintext gRPC
@@ -13,6 +13,9 @@ server, so Ed25519 OS CAs (the Talos default) work as on a real node.
 
 Fault injection on `TalosNodeServer`: `down_calls` (the next N calls fail UNAVAILABLE) and
 `reject_apply` (ApplyConfiguration fails INVALID_ARGUMENT with that message).
+
+Async code calls `start_node(...)`; synchronous code (the sandbox harness, which this module
+registers with as "talos") uses `TalosSandboxThread`, which hosts the nodes on its own loop.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import io
 import ipaddress
 import ssl
 import tarfile
+import threading
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -351,6 +355,32 @@ class TalosNodeServer:
                 self.registry.clusters.pop(cluster.name, None)  # etcd data is gone with the last member
 
 
+class TalosSandboxThread:
+    """Runs stand-in nodes on a private event loop in a daemon thread, for synchronous callers
+    such as the sandbox harness (clients in any other loop reach them over TCP)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.nodes: list[TalosNodeServer] = []
+        self._thread = threading.Thread(target=self.loop.run_forever, name="talos-api-standin", daemon=True)
+        self._thread.start()
+
+    def start_node(self, address: str, **kwargs: Any) -> TalosNodeServer:
+        node, _ = asyncio.run_coroutine_threadsafe(start_node(address, **kwargs), self.loop).result(30)
+        self.nodes.append(node)
+        return node
+
+    def stop(self) -> None:
+        async def stop_all() -> None:
+            for node in self.nodes:
+                await node.stop()
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(stop_all(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+
+
 async def start_node(
     address: str, *, registry: TalosSandboxRegistry, port: int = 0, hostname: str | None = None,
     kubeconfig: KubeconfigProvider | None = None, reboot_seconds: float = 0.3, version: str = "v1.9.5",
@@ -510,3 +540,43 @@ class _Servicer(machine_pb2_grpc.MachineServiceServicer):
         blob = _kubeconfig_tarball(content.encode() if isinstance(content, str) else content)
         for i in range(0, len(blob), 512):
             yield common_pb2.Data(metadata=self._meta(node), bytes=blob[i : i + 512])
+
+
+# -- sandbox harness registration ------------------------------------------------------------
+
+def _sandbox_factory(box: Any) -> Callable[[], None]:
+    """One stand-in node per spec node, registered as ("talos", ip) and ("talos", name); each
+    cluster's kubeconfig points at that cluster's Kubernetes stand-in when there is one."""
+    runner = TalosSandboxThread()
+    registry = TalosSandboxRegistry()
+    box.shared["talos_registry"], box.shared["talos_nodes"] = registry, {}
+    reboot = float(box.options.get("talos_reboot_seconds", 0.2))
+    try:
+        for cluster in box.spec.clusters:
+            kube = box.shared.get("kube_servers", {}).get(cluster.name)
+            provider = None
+            if kube is not None:
+                def provider(name: str, address: str, url: str = kube.url) -> bytes:
+                    doc = yaml.safe_load(_default_kubeconfig(name, address))
+                    doc["clusters"][0]["cluster"]["server"] = url
+                    doc["users"][0]["user"] = {"token": "sandbox"}
+                    return yaml.safe_dump(doc).encode()
+            for _role, spec_node in cluster.nodes():
+                ip = str(spec_node.ip)
+                address = spec_node.name if ip == "dhcp" else ip.split("/")[0]
+                node = runner.start_node(address, registry=registry, hostname=spec_node.name, kubeconfig=provider, reboot_seconds=reboot)
+                box.shared["talos_nodes"][address] = node
+                for name in dict.fromkeys((address, spec_node.name)):
+                    box.connections.add("talos", name, node.endpoint())
+    except BaseException:
+        runner.stop()
+        raise
+    return runner.stop
+
+
+try:
+    from tierzero.sandbox.harness import register as _register
+except ImportError:  # pragma: no cover - harness not present
+    pass
+else:
+    _register("talos", _sandbox_factory)

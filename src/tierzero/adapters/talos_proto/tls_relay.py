@@ -110,7 +110,7 @@ class TLSRelay:
                     self.connect_timeout,
                 )
             except ssl.SSLError as err:
-                self._record(f"TLS handshake: {err.reason or err}: {err}", True)
+                self._record(f"TLS handshake: {err}", True)
                 return
             except (OSError, asyncio.TimeoutError) as err:
                 self._record(f"connect to {self.host}:{self.port}: {err or 'timed out'}", False)

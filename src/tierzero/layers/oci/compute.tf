@@ -2,7 +2,7 @@
 #
 # No `prevent_destroy` here: it must be a literal, cannot follow a variable, and would make
 # `tierzero destroy` impossible. The safety net is tierzero's plan guard instead: every plan is
-# shown as JSON and refused when it deletes or replaces an instance unless a destroy was asked for.
+# shown as JSON first, and one that deletes or replaces an A1 instance is refused unless allowed.
 #
 # ignore_changes on source_details and metadata: a newer platform image or an edited SSH key must
 # never replace a running Proxmox host (both force a new instance in the provider).

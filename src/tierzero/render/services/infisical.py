@@ -63,7 +63,10 @@ services:
   db:
     image: {POSTGRES_IMAGE}
     restart: unless-stopped
-    env_file: .env
+    environment:  # only its own password; compose reads it from .env
+      POSTGRES_USER: {DB_USER}
+      POSTGRES_DB: {DB_NAME}
+      POSTGRES_PASSWORD: ${{POSTGRES_PASSWORD:?}}
     volumes:
       - pg_data:/var/lib/postgresql/data
     networks: [internal]
@@ -106,8 +109,6 @@ def env_file(svc: Infisical, stack: StackSecrets, site_url: str) -> str:
     lines = {
         "ENCRYPTION_KEY": stack.encryption_key,
         "AUTH_SECRET": stack.auth_secret,
-        "POSTGRES_USER": DB_USER,
-        "POSTGRES_DB": DB_NAME,
         "POSTGRES_PASSWORD": stack.db_password,
         "DB_CONNECTION_URI": f"postgres://{DB_USER}:{stack.db_password}@db:5432/{DB_NAME}",
         "REDIS_URL": "redis://redis:6379",

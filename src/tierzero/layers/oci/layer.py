@@ -1,0 +1,96 @@
+"""Apply the cloud layer from a spec in one call: stage the module (real or twin), write its
+variables, init with the spec's state backend, then plan -> guard -> apply with capacity hunting.
+
+Blocking: from asyncio code call it through `asyncio.to_thread`."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from tierzero.adapters.capacity import DEFAULT_BACKOFF, Backoff, CapacityHunter
+from tierzero.adapters.tofu import EventSink, Guard, PlanResult, TofuBinary, TofuRunner
+from tierzero.adapters.tofu_workspace import TFVARS_FILE, layer_module_dir, stage_module
+from tierzero.freetier.limits import Limits
+from tierzero.render.tofu_vars import CloudOutputs, ad_candidates, parse_outputs, state_backend, tfvars_for
+from tierzero.spec.models import Platform
+
+
+@dataclass(frozen=True)
+class CloudLayerResult:
+    outputs: CloudOutputs
+    plan: PlanResult
+    capacity_retries: int
+
+
+def prepare_cloud_layer(
+    platform: Platform,
+    workdir: Path,
+    *,
+    twin: bool = False,
+    resolve_secret: Callable[[str], str] | None = None,
+    binary: TofuBinary | None = None,
+    on_event: EventSink | None = None,
+    env: Mapping[str, str] | None = None,
+    plugin_cache_dir: Path | None = None,
+) -> TofuRunner:
+    """Stage the module into workdir and `init` it; returns the runner for further calls."""
+    stage_module(layer_module_dir("oci_twin" if twin else "oci"), workdir)
+    backend = state_backend(platform, resolve_secret or _no_secrets)
+    runner = TofuRunner(workdir, binary=binary, on_event=on_event, env=env, plugin_cache_dir=plugin_cache_dir)
+    runner.init(backend=backend)
+    return runner
+
+
+def apply_cloud_layer(
+    platform: Platform,
+    workdir: Path,
+    *,
+    guard: Guard,
+    twin: bool = False,
+    base_dir: Path = Path("."),
+    ssh_public_key: str | None = None,
+    limits: Limits | None = None,
+    resolve_secret: Callable[[str], str] | None = None,
+    on_event: EventSink | None = None,
+    env: Mapping[str, str] | None = None,
+    binary: TofuBinary | None = None,
+    plugin_cache_dir: Path | None = None,
+    hunt_deadline_seconds: float = 3600.0,
+    backoff: Backoff = DEFAULT_BACKOFF,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | None = None,
+) -> CloudLayerResult:
+    runner = prepare_cloud_layer(
+        platform, workdir, twin=twin, resolve_secret=resolve_secret, binary=binary,
+        on_event=on_event, env=env, plugin_cache_dir=plugin_cache_dir,
+    )
+    hunter = CapacityHunter(
+        runner,
+        variables=tfvars_for(platform, base_dir=base_dir, ssh_public_key=ssh_public_key, limits=limits),
+        tfvars_path=workdir / TFVARS_FILE,
+        ad_candidates=ad_candidates(platform),
+        guard=guard,
+        deadline_seconds=hunt_deadline_seconds,
+        backoff=backoff,
+        clock=clock,
+        sleep=sleep,
+        rng=rng,
+    )
+    plan, _ = hunter.run()
+    return CloudLayerResult(parse_outputs(runner.output()), plan, hunter.attempts)
+
+
+def read_cloud_outputs(workdir: Path, *, binary: TofuBinary | None = None, env: Mapping[str, str] | None = None) -> CloudOutputs:
+    """The outputs of an applied cloud layer (an initialised workdir)."""
+    return parse_outputs(TofuRunner(workdir, binary=binary, env=env).output())
+
+
+def _no_secrets(ref: str) -> str:
+    from tierzero.errors import InputError
+
+    raise InputError(f"the state backend needs the secret {ref}, but no secret resolver was given")

@@ -1,0 +1,219 @@
+"""Phase "gitops": hand each cluster to its GitOps engine.
+
+Per cluster with a `gitops` block: the Secret flux-system/sops-age holding the workspace age
+key (so Flux can decrypt the SOPS-encrypted tree), the rendered bootstrap applied (Flux: the
+pinned install plus gotk-sync; Argo CD: its install plus the root Application), then a wait until
+every Kustomization and HelmRelease (or Application) is Ready, naming the ones that are not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import yaml
+
+from tierzero.adapters.retry import RetryExhausted, Transient, retry_async
+from tierzero.adapters.ssh import retry_policy
+from tierzero.engine.step import Step, StepContext
+from tierzero.errors import OperationError
+
+FLUX_NS = "flux-system"
+KUSTOMIZE = "kustomize.toolkit.fluxcd.io/v1"
+HELM = "helm.toolkit.fluxcd.io/v2"
+ARGO = "argoproj.io/v1alpha1"
+
+
+def _fetch_url(url: str) -> str:
+    import requests
+
+    resp = requests.get(url, timeout=120)
+    resp.raise_for_status()
+    return resp.text
+
+
+def _default_kube(ctx: StepContext, cluster: Any) -> Any:
+    from tierzero.phases.platform import hooks
+
+    return hooks(ctx).kube(ctx, cluster)
+
+
+@dataclass
+class GitopsHooks:
+    kube: Callable[[StepContext, Any], Any] = _default_kube  # -> tierzero.adapters.kubernetes.Kube-like
+    fetch: Callable[[str], str] = _fetch_url  # remote kustomization resources (the pinned installs)
+
+
+def hooks(ctx: StepContext) -> GitopsHooks:
+    found = ctx.connections.state.get("gitops_hooks")
+    return found if isinstance(found, GitopsHooks) else GitopsHooks()
+
+
+def _cluster(ctx: StepContext, name: str) -> Any:
+    return next(c for c in ctx.spec.clusters if c.name == name)
+
+
+def bootstrap_dir(ctx: StepContext, cluster: Any) -> Path:
+    """The rendered bootstrap: clusters/<cluster>/flux-system for Flux (its sync then applies the
+    rest from Git); clusters/<cluster> for Argo CD (its install plus the root Application)."""
+    path = ctx.workspace.render_dir / "gitops" / cluster.name / "clusters" / cluster.name
+    if cluster.gitops.engine == "flux":
+        path = path / "flux-system"
+    if not (path / "kustomization.yaml").is_file():
+        raise OperationError(f"no rendered GitOps bootstrap at {path}", hint="run `tierzero plan` first: it renders the GitOps tree")
+    return path
+
+
+def manifests_of(directory: Path, fetch: Callable[[str], str]) -> list[dict[str, Any]]:
+    """The documents a kustomization.yaml lists: local files, sub-directories and URLs, in order."""
+    kust = yaml.safe_load((directory / "kustomization.yaml").read_text()) or {}
+    namespace = kust.get("namespace")
+    docs: list[dict[str, Any]] = []
+    for res in kust.get("resources", []):
+        if res.startswith(("https://", "http://")):
+            text = fetch(res)
+        elif (directory / res).is_dir():
+            docs.extend(manifests_of(directory / res, fetch))
+            continue
+        else:
+            text = (directory / res).read_text()
+        for doc in yaml.safe_load_all(text):
+            if isinstance(doc, dict) and doc.get("kind"):
+                if namespace and doc.get("kind") not in ("Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"):
+                    doc.setdefault("metadata", {}).setdefault("namespace", namespace)
+                docs.append(doc)
+    return docs
+
+
+def _age_key(ctx: StepContext) -> str:
+    for line in ctx.workspace.age_key.read_text().splitlines():
+        if line.startswith("AGE-SECRET-KEY-"):
+            return line.strip()
+    raise OperationError(f"{ctx.workspace.age_key} holds no age identity", hint="restore the workspace age key; Flux needs it to decrypt secrets")
+
+
+# ---------------------------------------------------------------------------- steps
+
+def _sops_secret(name: str):
+    async def run(ctx: StepContext) -> Mapping[str, Any]:
+        cluster = _cluster(ctx, name)
+        kube = hooks(ctx).kube(ctx, cluster)
+        ns = "flux-system" if cluster.gitops.engine == "flux" else "argocd"
+        secret = {
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": "sops-age", "namespace": ns, "labels": {"app.kubernetes.io/managed-by": "tierzero"}},
+            "data": {"age.agekey": base64.b64encode((_age_key(ctx) + "\n").encode()).decode()},
+        }
+        await asyncio.to_thread(kube.apply, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        action, _ = await asyncio.to_thread(kube.apply, secret)
+        return {"secret": f"{ns}/sops-age", "action": action}
+
+    return run
+
+
+def _bootstrap(name: str):
+    async def run(ctx: StepContext) -> Mapping[str, Any]:
+        cluster = _cluster(ctx, name)
+        h = hooks(ctx)
+        kube = h.kube(ctx, cluster)
+        docs = await asyncio.to_thread(manifests_of, bootstrap_dir(ctx, cluster), h.fetch)
+        # CRDs and namespaces first, so the custom objects after them find their kinds.
+        order = {"CustomResourceDefinition": 0, "Namespace": 1}
+        docs.sort(key=lambda d: order.get(d["kind"], 2))
+        counts: dict[str, int] = {}
+        policy = retry_policy(ctx.connections, "kubernetes")
+        for doc in docs:
+            action, _ = await retry_async(lambda d=doc: asyncio.to_thread(kube.apply, d), policy=policy, classify=_apply_transient,
+                                          on_retry=ctx.retry, what=f"apply {doc['kind']} {doc.get('metadata', {}).get('name')}")
+            counts[action] = counts.get(action, 0) + 1
+        return {"engine": cluster.gitops.engine, "objects": len(docs), **counts}
+
+    return run
+
+
+def _apply_transient(exc: BaseException) -> bool:
+    """The API may be busy (5xx) or not know a custom kind yet (404 until its CRD is established)."""
+    status = getattr(exc, "status", None)
+    if isinstance(status, int):
+        return status in (404, 409, 429) or status >= 500
+    return isinstance(exc, (ConnectionError, TimeoutError, OSError))
+
+
+def _not_ready_flux(kube: Any) -> list[str]:
+    bad = []
+    for api, kind in ((KUSTOMIZE, "Kustomization"), (HELM, "HelmRelease")):
+        for obj in kube.list(api, kind, None):
+            conds = {c.get("type"): c for c in obj.get("status", {}).get("conditions", [])}
+            ready = conds.get("Ready", {})
+            if ready.get("status") != "True":
+                meta = obj.get("metadata", {})
+                bad.append(f"{kind} {meta.get('namespace')}/{meta.get('name')}: {ready.get('message') or ready.get('reason') or 'no status yet'}")
+    return bad
+
+
+def _not_ready_argo(kube: Any) -> list[str]:
+    bad = []
+    for app in kube.list(ARGO, "Application", None):
+        st = app.get("status", {})
+        health, sync = st.get("health", {}).get("status"), st.get("sync", {}).get("status")
+        if health != "Healthy" or sync != "Synced":
+            msg = (st.get("conditions") or [{}])[-1].get("message") or f"health={health}, sync={sync}"
+            bad.append(f"Application {app['metadata'].get('name')}: {msg}")
+    return bad
+
+
+def _ready(name: str):
+    async def run(ctx: StepContext) -> Mapping[str, Any]:
+        cluster = _cluster(ctx, name)
+        kube = hooks(ctx).kube(ctx, cluster)
+        probe = _not_ready_flux if cluster.gitops.engine == "flux" else _not_ready_argo
+        last: list[str] = []
+
+        async def check() -> None:
+            last[:] = await asyncio.to_thread(probe, kube)
+            if last:
+                raise Transient(f"{len(last)} not ready")
+
+        ctx.wait(f"{cluster.gitops.engine} on {cluster.name}: everything Ready")
+        try:
+            await retry_async(check, policy=retry_policy(ctx.connections, "wait"), on_retry=ctx.retry, what=f"GitOps on {cluster.name}")
+        except RetryExhausted as exc:
+            raise OperationError(
+                f"GitOps on {cluster.name} is not Ready: " + "; ".join(last[:10]),
+                hint="check the repository was pushed (the tree from `tierzero plan`) and see `flux get all -A` / the Argo CD UI",
+            ) from exc
+        return {"engine": cluster.gitops.engine, "ready": True}
+
+    return run
+
+
+def _tree_digest(ctx: StepContext, cluster: Any) -> str | None:
+    import hashlib
+
+    try:
+        root = bootstrap_dir(ctx, cluster)
+    except OperationError:
+        return None
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def steps(spec: Any) -> list[Step]:
+    out: list[Step] = []
+    for cluster in spec.clusters:
+        if cluster.gitops is None:
+            continue
+        c = cluster.name
+        base = f"gitops/{c}"
+        out.append(Step(f"{base}/sops-age", "gitops", f"Secret sops-age with the workspace age key on {c}", _sops_secret(c),
+                        inputs=lambda ctx, cl=cluster: {"engine": cl.gitops.engine, "recipient": ctx.workspace.age_recipient() if ctx.workspace.age_recipient_file.exists() else None},
+                        real_only=True))
+        out.append(Step(f"{base}/bootstrap", "gitops", f"install {cluster.gitops.engine} on {c} and point it at {cluster.gitops.repo_url}", _bootstrap(c),
+                        inputs=lambda ctx, cl=cluster: {"gitops": cl.gitops.model_dump(mode="json"), "tree": _tree_digest(ctx, cl)}, needs=(f"{base}/sops-age",), real_only=True))
+        out.append(Step(f"{base}/ready", "gitops", f"wait for {cluster.gitops.engine} on {c} to be Ready", _ready(c), needs=(f"{base}/bootstrap",)))
+    return out

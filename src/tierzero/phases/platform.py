@@ -1,0 +1,316 @@
+"""Phase "platform": the Talos clusters as Proxmox VMs.
+
+Per cluster: the Image Factory nocloud disk image on each host's image storage (download-url,
+skipped when present); per node a VM (looked up by VMID and name first, never duplicated) booting
+that image with its machine config as NoCloud user-data (a cloud-init snippet); then the Talos
+API on every node, etcd bootstrapped once on the first control plane, the cluster healthy, and
+kubeconfig/talosconfig written to `.tierzero/clusters/<cluster>/` (0600).
+
+Outside collaborators come through `PlatformHooks` (defaults: `tierzero.render.talos_spec`,
+`tierzero.adapters.talos`, `tierzero.adapters.kubernetes`); a test or sandbox may put its own in
+`connections.state["platform_hooks"]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from tierzero.adapters.connections import Endpoint, UnknownEndpoint
+from tierzero.adapters.proxmox import proxmox_client
+from tierzero.adapters.retry import RetryExhausted, Transient, retry_async
+from tierzero.adapters.ssh import retry_policy
+from tierzero.engine.step import Step, StepContext
+from tierzero.errors import OperationError
+from tierzero.phases.hosts import host_ssh
+from tierzero.phases.platform_vm import assign_vmids, ensure_vm, image_name, image_volid, remove_vm
+from tierzero.workspace.layout import write_private
+
+
+@dataclass
+class PlatformHooks:
+    machine_config: Callable[[StepContext, Any, str], bytes]
+    talosconfig: Callable[[StepContext, Any], bytes]
+    talos: Callable[[StepContext, Any, str], Any]  # -> a TalosClient-like object for an address
+    kube: Callable[[StepContext, Any], Any]  # -> a Kube-like object (version(), nodes())
+    image_url: Callable[[Any], str]
+    image_checksum: Callable[[StepContext, Any], str | None] = lambda ctx, cluster: None
+    talos_maintenance: Callable[[StepContext, str], Any] | None = None  # -> an unauthenticated client
+
+
+def _default_image_url(cluster: Any) -> str:
+    """The Image Factory nocloud disk image as qcow2: Proxmox imports it as is, where the raw.xz
+    variant would need a decompression step download-url may not offer."""
+    try:
+        from tierzero.render.talos_spec import image_urls
+
+        return image_urls(cluster)["disk_image"].removesuffix(".raw.xz") + ".qcow2"
+    except ImportError:  # the renderer is not there: compute the schematic ID ourselves
+        import yaml
+
+        exts = sorted(cluster.extensions)
+        doc = {"customization": {"systemExtensions": {"officialExtensions": exts}} if exts else {}}
+        sid = hashlib.sha256(yaml.safe_dump(doc, sort_keys=False).encode()).hexdigest()
+        return f"https://factory.talos.dev/image/{sid}/{cluster.talos_version}/nocloud-{cluster.arch}.qcow2"
+
+
+def _default_machine_config(ctx: StepContext, cluster: Any, node: str) -> bytes:
+    from tierzero.render.talos_spec import machine_config
+
+    return machine_config(ctx.spec, cluster, node, ctx.secrets, ctx.workspace.root.parent).encode()
+
+
+def _default_talosconfig(ctx: StepContext, cluster: Any) -> bytes:
+    from tierzero.render.talos_spec import talosconfig
+
+    return talosconfig(cluster, ctx.secrets).encode()
+
+
+def _default_talos(ctx: StepContext, cluster: Any, address: str) -> Any:
+    from tierzero.adapters.talos import TalosClient
+
+    return TalosClient.authenticated(address, hooks(ctx).talosconfig(ctx, cluster), connections=ctx.connections)
+
+
+def _default_kube(ctx: StepContext, cluster: Any) -> Any:
+    from tierzero.adapters.kubernetes import Kube
+
+    try:
+        ctx.connections.endpoint("kubernetes", cluster.name)
+    except UnknownEndpoint:
+        host, port = cluster.endpoint.removeprefix("https://").rsplit(":", 1)
+        kubeconfig = cluster_dir(ctx, cluster) / "kubeconfig"
+        ctx.connections.add("kubernetes", cluster.name, Endpoint(host, int(port), extra={"kubeconfig": str(kubeconfig)}))
+    return Kube.connect(ctx.connections, cluster.name)
+
+
+def _default_maintenance(ctx: StepContext, address: str) -> Any:
+    from tierzero.adapters.talos import TalosClient
+
+    return TalosClient.maintenance(address, connections=ctx.connections, call_timeout=10.0)
+
+
+DEFAULT_HOOKS = PlatformHooks(_default_machine_config, _default_talosconfig, _default_talos, _default_kube, _default_image_url,
+                              talos_maintenance=_default_maintenance)
+
+
+def hooks(ctx: StepContext) -> PlatformHooks:
+    found = ctx.connections.state.get("platform_hooks")
+    return found if isinstance(found, PlatformHooks) else DEFAULT_HOOKS
+
+
+def cluster_dir(ctx: StepContext, cluster: Any) -> Any:
+    return ctx.workspace.root / "clusters" / cluster.name
+
+
+def node_ip(node: Any) -> str:
+    if node.ip == "dhcp":
+        raise OperationError(f"node {node.name} uses dhcp; tierzero needs a static `ip` to reach its Talos API", hint="give the node an ip like 10.10.0.21/24")
+    return node.ip.split("/")[0]
+
+
+def _cluster(ctx: StepContext, name: str) -> Any:
+    return next(c for c in ctx.spec.clusters if c.name == name)
+
+
+def _p(cluster: str, rest: str) -> str:
+    return f"platform/{cluster}/{rest}"
+
+
+# ---------------------------------------------------------------------------- image
+
+def _image(cluster_name: str, pve_node: str):
+    async def run(ctx: StepContext) -> Mapping[str, Any]:
+        cluster = _cluster(ctx, cluster_name)
+        storage = ctx.spec.proxmox.image_storage
+        url = hooks(ctx).image_url(cluster)
+        filename = image_name(cluster, url)
+        api = proxmox_client(ctx, pve_node)
+        present = {c.get("volid") for c in await api.storage_content(pve_node, storage, "import")}
+        volid = image_volid(storage, filename)
+        if volid in present:
+            return {"volid": volid, "downloaded": False}
+        checksum = hooks(ctx).image_checksum(ctx, cluster)
+        ctx.wait(f"downloading {filename} to {storage} on {pve_node}")
+        await api.download_url(pve_node, storage, url=url, filename=filename, content="import", checksum=checksum)
+        return {"volid": volid, "downloaded": True}
+
+    return run
+
+
+# ---------------------------------------------------------------------------- VMs
+
+def _vm(cluster_name: str, node_name: str, vmid: int):
+    async def run(ctx: StepContext) -> Mapping[str, Any]:
+        cluster = _cluster(ctx, cluster_name)
+        config = hooks(ctx).machine_config(ctx, cluster, node_name)
+        return await ensure_vm(ctx, cluster, node_name, vmid, config, hooks(ctx).image_url(cluster))
+
+    return run
+
+
+def _vm_destroy(cluster_name: str, node_name: str, vmid: int):
+    async def run(ctx: StepContext) -> Mapping[str, Any]:
+        return await remove_vm(ctx, _cluster(ctx, cluster_name), node_name, vmid)
+
+    return run
+
+
+# ---------------------------------------------------------------------------- Talos and Kubernetes
+
+async def _probe(client: Any) -> bool:
+    try:
+        await client.version(timeout=5.0)
+        return True
+    except OperationError:
+        return False
+    finally:
+        await client.close()
+
+
+async def _configure_node(ctx: StepContext, cluster: Any, node: Any, policy: Any) -> str:
+    """Wait until the node's Talos API answers with the cluster's credentials. A node still in
+    maintenance mode (it booted without reading its NoCloud user-data) gets its machine config
+    over the API instead. Returns "configured" or "applied"."""
+    h = hooks(ctx)
+    ip = node_ip(node)
+    applied = False
+
+    async def attempt() -> str:
+        nonlocal applied
+        if await _probe(h.talos(ctx, cluster, ip)):
+            return "applied" if applied else "configured"
+        if not applied and h.talos_maintenance is not None:
+            maint = h.talos_maintenance(ctx, ip)
+            try:
+                await maint.version(timeout=5.0)
+                ctx.log(f"{node.name} is in maintenance mode: applying its machine config over the Talos API")
+                await maint.apply_configuration(h.machine_config(ctx, cluster, node.name), "auto")
+                applied = True
+            except OperationError:
+                pass
+            finally:
+                await maint.close()
+        raise Transient(f"Talos API of {node.name} ({ip}) not answering yet")
+
+    return await _waiting(attempt, policy, ctx, f"Talos API of {node.name}", "check the VM console in Proxmox: did Talos boot and take its address?")
+
+
+def _talos_ready(cluster_name: str):
+    async def run(ctx: StepContext) -> Mapping[str, Any]:
+        cluster = _cluster(ctx, cluster_name)
+        policy = retry_policy(ctx.connections, "wait")
+        ctx.wait(f"Talos API on every node of {cluster.name}")
+        results = await asyncio.gather(*(_configure_node(ctx, cluster, node, policy) for _, node in cluster.nodes()))
+        names = [n.name for _, n in cluster.nodes()]
+        return {"nodes": names, "applied": sorted(n for n, r in zip(names, results) if r == "applied")}
+
+    return run
+
+
+def _bootstrap(cluster_name: str):
+    async def run(ctx: StepContext) -> Mapping[str, Any]:
+        cluster = _cluster(ctx, cluster_name)
+        first = cluster.control_planes[0]
+        client = hooks(ctx).talos(ctx, cluster, node_ip(first))
+        try:
+            members = await client.etcd_members()
+            if members:  # etcd runs already: bootstrapping again would split the cluster
+                return {"node": first.name, "bootstrapped": False}
+        except OperationError:
+            members = []  # etcd not up yet: it answers once bootstrapped
+        try:
+            done = await client.bootstrap()
+        finally:
+            await client.close()
+        return {"node": first.name, "bootstrapped": bool(done)}
+
+    return run
+
+
+def _health(cluster_name: str):
+    async def run(ctx: StepContext) -> Mapping[str, Any]:
+        cluster = _cluster(ctx, cluster_name)
+        h = hooks(ctx)
+        policy = retry_policy(ctx.connections, "wait")
+        want = len(cluster.control_planes)
+        client = h.talos(ctx, cluster, node_ip(cluster.control_planes[0]))
+        out_dir = cluster_dir(ctx, cluster)
+        try:
+            async def etcd() -> list[Any]:
+                members = await client.etcd_members()
+                if len(members) < want:
+                    raise Transient(f"{len(members)}/{want} etcd members")
+                return members
+
+            ctx.wait(f"etcd of {cluster.name}: {want} members")
+            members = await _waiting(etcd, policy, ctx, f"etcd of cluster {cluster.name}", "check the control planes' Talos logs (`talosctl logs etcd`)")
+            kubeconfig = await client.kubeconfig()
+        finally:
+            await client.close()
+        write_private(out_dir / "kubeconfig", kubeconfig)
+        write_private(out_dir / "talosconfig", h.talosconfig(ctx, cluster))
+        kube = h.kube(ctx, cluster)
+
+        async def nodes_ready() -> list[Any]:
+            await asyncio.to_thread(kube.version)
+            nodes = await asyncio.to_thread(kube.nodes)
+            ready = [n for n in nodes if n.ready]
+            if cluster.cni != "none" and len(ready) < len(cluster.nodes()):
+                raise Transient(f"{len(ready)}/{len(cluster.nodes())} nodes Ready")
+            return nodes
+
+        ctx.wait(f"Kubernetes API and nodes of {cluster.name}")
+        nodes = await _waiting(nodes_ready, policy, ctx, f"Kubernetes of cluster {cluster.name}", "check Cilium and the kubelets (`kubectl get pods -n kube-system`)")
+        return {
+            "etcd_members": sorted(getattr(m, "hostname", str(m)) for m in members),
+            "nodes_ready": sorted(n.name for n in nodes if n.ready),
+            "kubeconfig": str(out_dir / "kubeconfig"),
+            "talosconfig": str(out_dir / "talosconfig"),
+        }
+
+    return run
+
+
+async def _waiting(check: Callable[[], Any], policy: Any, ctx: StepContext, what: str, hint: str) -> Any:
+    try:
+        return await retry_async(check, policy=policy, on_retry=ctx.retry, what=what)
+    except RetryExhausted as exc:
+        raise OperationError(f"{what} not healthy: {exc.message}", hint=hint) from exc
+
+
+# ---------------------------------------------------------------------------- steps
+
+def steps(spec: Any) -> list[Step]:
+    out: list[Step] = []
+    vmids = assign_vmids(spec)
+    for cluster in spec.clusters:
+        c = cluster.name
+        hosts = sorted({n.node for _, n in cluster.nodes()})
+        for host in hosts:
+            out.append(Step(_p(c, f"image/{host}"), "platform", f"Talos {cluster.talos_version} nocloud image for {c} on {host}", _image(c, host),
+                            inputs=lambda ctx, cl=cluster: {"url": hooks(ctx).image_url(cl), "storage": ctx.spec.proxmox.image_storage}))
+        vm_ids = []
+        for _, node in cluster.nodes():
+            sid = _p(c, f"vm/{node.name}")
+            vm_ids.append(sid)
+            out.append(Step(
+                sid, "platform", f"VM {node.name} ({vmids[(c, node.name)]}) on {node.node}", _vm(c, node.name, vmids[(c, node.name)]),
+                inputs=lambda ctx, cl=cluster, n=node: {
+                    "node": n.model_dump(mode="json"), "image": hooks(ctx).image_url(cl), "vmid": vmids[(cl.name, n.name)],
+                    "config_sha256": hashlib.sha256(hooks(ctx).machine_config(ctx, cl, n.name)).hexdigest(),
+                    "net": [ctx.spec.proxmox.bridge, ctx.spec.proxmox.vlan, ctx.spec.proxmox.storage],
+                },
+                needs=(_p(c, f"image/{node.node}"),), real_only=True, destroy=_vm_destroy(c, node.name, vmids[(c, node.name)]),
+            ))
+        out.append(Step(_p(c, "talos"), "platform", f"wait for the Talos API on every node of {c}", _talos_ready(c), needs=tuple(vm_ids)))
+        out.append(Step(_p(c, "bootstrap"), "platform", f"bootstrap etcd on {cluster.control_planes[0].name}", _bootstrap(c),
+                        inputs=lambda ctx, cl=cluster: {"first": cl.control_planes[0].name}, needs=(_p(c, "talos"),), real_only=True))
+        out.append(Step(_p(c, "health"), "platform", f"wait for {c} to be healthy; write kubeconfig and talosconfig", _health(c),
+                        inputs=lambda ctx, cl=cluster: {"nodes": [n.name for _, n in cl.nodes()]}, needs=(_p(c, "bootstrap"),)))
+    return out
+
+
+__all__ = ["DEFAULT_HOOKS", "PlatformHooks", "cluster_dir", "hooks", "node_ip", "steps", "host_ssh"]

@@ -1,0 +1,192 @@
+"""One Talos VM on Proxmox: VMID assignment, the cloud-init snippet with its machine config, and
+create/adopt/start, looking up by VMID and by name so a re-run never makes a second VM."""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from typing import Any, Mapping
+
+from tierzero.adapters.proxmox import ProxmoxClient, proxmox_client
+from tierzero.engine.step import StepContext
+from tierzero.errors import OperationError
+from tierzero.phases.hosts import host_ssh
+
+FIRST_VMID = 1000
+
+
+def assign_vmids(spec: Any) -> dict[tuple[str, str], int]:
+    """Stable VMIDs: the spec's own, else from 1000 up in spec order, skipping every VMID the spec
+    gives explicitly (to VMs or services)."""
+    taken = {n.vmid for c in spec.clusters for _, n in c.nodes() if n.vmid} | {s.vmid for s in spec.services}
+    out: dict[tuple[str, str], int] = {}
+    nxt = FIRST_VMID
+    for cluster in spec.clusters:
+        for _, node in cluster.nodes():
+            if node.vmid:
+                out[(cluster.name, node.name)] = node.vmid
+                continue
+            while nxt in taken:
+                nxt += 1
+            out[(cluster.name, node.name)] = nxt
+            taken.add(nxt)
+    return out
+
+
+def image_name(cluster: Any, url: str) -> str:
+    """The file name on the storage: schematic, version and arch, so a changed image is a new file."""
+    parts = url.rstrip("/").split("/")
+    schematic = parts[-3][:12] if len(parts) >= 3 else "vanilla"
+    ext = "qcow2" if url.endswith(".qcow2") else "raw"
+    return f"talos-{schematic}-{cluster.talos_version}-nocloud-{cluster.arch}.{ext}"
+
+
+def image_volid(storage: str, filename: str) -> str:
+    return f"{storage}:import/{filename}"
+
+
+def vm_name(cluster: Any, node: Any) -> str:
+    return node.name
+
+
+def _kvm(ctx: StepContext, host: str) -> bool:
+    pre = ctx.outputs.get(f"hypervisors/preflight/{host}")
+    if pre is not None and "kvm" in pre:
+        return bool(pre["kvm"])
+    return not ctx.spec.proxmox.allow_software_emulation
+
+
+async def _snippet(ctx: StepContext, api: ProxmoxClient, host: str, name: str, config: bytes) -> tuple[str, bool]:
+    """Write the machine config as a NoCloud user-data snippet on the host (0600); unchanged files
+    are left alone. Returns (cicustom volume, written)."""
+    storage = ctx.spec.proxmox.image_storage
+    info = await api.call("get", f"storage/{storage}")
+    base = str(info.get("path") or "/var/lib/vz")
+    filename = f"tierzero-{name}-user.yaml"
+    path = f"{base}/snippets/{filename}"
+    ssh = host_ssh(ctx, host)
+    digest = hashlib.sha256(config).hexdigest()
+    current = await ssh.run(["sha256sum", path], check=False)
+    written = False
+    if not current.ok or current.stdout.split()[0] != digest:
+        q = shlex.quote(path)
+        await ssh.run(f"mkdir -p {shlex.quote(base + '/snippets')} && cat > {q} && chmod 600 {q}", input=config.decode())
+        written = True
+    return f"{storage}:snippets/{filename}", written
+
+
+def _net0(ctx: StepContext, node: Any) -> str:
+    px = ctx.spec.proxmox
+    net = f"virtio={node.mac},bridge={px.bridge}" if node.mac else f"virtio,bridge={px.bridge}"
+    return net + (f",tag={px.vlan}" if px.vlan else "")
+
+
+def _ipconfig(ctx: StepContext, node: Any) -> str:
+    if node.ip == "dhcp":
+        return "ip=dhcp"
+    return f"ip={node.ip},gw={ctx.spec.proxmox.gateway}"
+
+
+def desired_config(ctx: StepContext, cluster: Any, node: Any, image_volid_: str, cicustom: str) -> dict[str, Any]:
+    px = ctx.spec.proxmox
+    kvm = _kvm(ctx, node.node)
+    cfg: dict[str, Any] = {
+        "name": vm_name(cluster, node),
+        "cores": node.cores,
+        "sockets": 1,
+        "memory": int(node.memory_gb * 1024),
+        "cpu": "host" if kvm else "max",
+        "kvm": 1 if kvm else 0,
+        "ostype": "l26",
+        "scsihw": "virtio-scsi-single",
+        "scsi0": f"{px.storage}:0,import-from={image_volid_},discard=on,iothread=1",
+        "ide2": f"{px.storage}:cloudinit",
+        "net0": _net0(ctx, node),
+        "citype": "nocloud",
+        "cicustom": f"user={cicustom}",
+        "ipconfig0": _ipconfig(ctx, node),
+        "nameserver": " ".join(px.nameservers),
+        "agent": "enabled=1",
+        "serial0": "socket",
+        "boot": "order=scsi0",
+        "onboot": 1,
+        "tags": f"tierzero;{cluster.name}",
+    }
+    if cluster.arch == "arm64":
+        cfg.update({"bios": "ovmf", "efidisk0": f"{px.storage}:1,efitype=4m"})
+    return cfg
+
+
+async def ensure_vm(ctx: StepContext, cluster: Any, node_name: str, vmid: int, config: bytes, image_url: str) -> Mapping[str, Any]:
+    node = next(n for _, n in cluster.nodes() if n.name == node_name)
+    host = node.node
+    api = proxmox_client(ctx, host)
+    name = vm_name(cluster, node)
+    found = await api.find_guest(vmid=vmid)
+    if found is not None and found.get("name") != name:
+        raise OperationError(
+            f"VMID {vmid} is taken by {found.get('type')} {found.get('name')!r} on {found.get('node')}, not {name!r}",
+            hint=f"give {name} another `vmid` in the spec, or remove the other guest",
+        )
+    if found is None:
+        by_name = await api.find_guest(name=name)
+        if by_name is not None and by_name.get("type") == "qemu":
+            ctx.log(f"adopting existing VM {by_name['vmid']} named {name}")
+            found, vmid = by_name, int(by_name["vmid"])
+    if found is not None and found.get("node") != host:
+        raise OperationError(f"VM {name} ({vmid}) lives on {found.get('node')}, the spec puts it on {host}", hint="migrate it, or change `node` in the spec")
+    cicustom, snippet_written = await _snippet(ctx, api, host, name, config)
+    created = False
+    if found is None:
+        volid = image_volid(ctx.spec.proxmox.image_storage, image_name(cluster, image_url))
+        await api.create_vm(host, vmid, **desired_config(ctx, cluster, node, volid, cicustom))
+        await api.resize_vm_disk(host, vmid, "scsi0", f"{node.disk_gb}G")
+        created = True
+    else:
+        current = await api.vm_config(host, vmid)
+        changes = {k: v for k, v in (("cores", node.cores), ("memory", int(node.memory_gb * 1024)), ("net0", _net0(ctx, node))) if not _same(k, current.get(k), v)}
+        if changes:
+            ctx.log(f"updating {name}: {', '.join(sorted(changes))} (applies at the next reboot if running)")
+            await api.set_vm_config(host, vmid, **changes)
+        if snippet_written:
+            ctx.log(f"{name}: machine config changed; a running node takes it only through the Talos API (apply-config)")
+    started = False
+    if await api.vm_status(host, vmid) != "running":
+        await api.start_vm(host, vmid)
+        started = True
+    return {"vmid": vmid, "node": host, "name": name, "created": created, "started": started}
+
+
+def _same(key: str, current: Any, wanted: Any) -> bool:
+    if current is None:
+        return False
+    if key != "net0":
+        return str(current) == str(wanted)
+
+    def split(value: Any) -> tuple[str | None, set[str]]:
+        mac, rest = None, set()
+        for part in str(value).split(","):
+            name, _, val = part.partition("=")
+            if name == "virtio":
+                mac = val.upper() or None
+            else:
+                rest.add(part)
+        return mac, rest
+
+    # PVE fills in a MAC when none is given and writes it upper-case: compare what the spec fixes.
+    (have_mac, have), (want_mac, want) = split(current), split(wanted)
+    return have == want and (want_mac is None or want_mac == have_mac)
+
+
+async def remove_vm(ctx: StepContext, cluster: Any, node_name: str, vmid: int) -> Mapping[str, Any]:
+    """Undo of ensure_vm: stop and delete the VM if it is still ours (same VMID and name)."""
+    node = next(n for _, n in cluster.nodes() if n.name == node_name)
+    api = proxmox_client(ctx, node.node)
+    found = await api.find_guest(vmid=vmid)
+    if found is None or found.get("name") != vm_name(cluster, node):
+        return {"vmid": vmid, "deleted": False}
+    host = str(found.get("node"))
+    if await api.vm_status(host, vmid) == "running":
+        await api.stop_vm(host, vmid)
+    await api.delete_vm(host, vmid)
+    return {"vmid": vmid, "deleted": True}

@@ -1,0 +1,68 @@
+"""The whole path through the sandbox harness: hypervisors, platform and gitops against the
+registered stand-ins (SSH hosts, fakepve, the Talos gRPC stand-in, the Kubernetes API), with
+the real Talos renderer and GitOps tree; then again on the finished platform, changing nothing."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tierzero.adapters.retry import Policy
+from tierzero.adapters.ssh import close_all
+from tierzero.engine.runner import Runner
+from tierzero.engine.state import StateStore
+from tierzero.phases import gitops, hypervisors, platform
+from tierzero.spec import load_spec
+from tierzero.workspace.keys import init_workspace
+from tierzero.workspace.layout import Workspace
+
+from .conftest import BLUEPRINTS, MemorySecrets
+
+INSTALL = "apiVersion: v1\nkind: Namespace\nmetadata: {name: flux-system}\n"
+
+
+@pytest.mark.slow
+async def test_oci_blueprint_end_to_end(tmp_path: Path):
+    harness = pytest.importorskip("tierzero.sandbox.harness")
+    plan = pytest.importorskip("tierzero.render.plan")
+    pytest.importorskip("tierzero.sandbox.talos_api")
+    spec_file = tmp_path / "tierzero.yaml"
+    shutil.copy(BLUEPRINTS / "oci-free-tier.yaml", spec_file)
+    loaded = load_spec(spec_file)
+    spec = loaded.platform
+    ws = Workspace.beside(spec_file)
+    init_workspace(ws)
+    secrets = MemorySecrets()
+    box = harness.Sandbox(spec, ws)
+    conns = box.start(only=["kubernetes", "talos", "pve-hosts", "fakepve"])
+    conns.state["retry:wait"] = Policy(base=0.05, cap=0.5, deadline=30)
+    conns.state["gitops_hooks"] = gitops.GitopsHooks(fetch=lambda url: INSTALL)
+    try:
+        plan.write_plan(plan.render_all(loaded, ws), ws.render_dir)
+        steps = hypervisors.steps(spec) + platform.steps(spec) + gitops.steps(spec)
+        state = StateStore.open(ws.state_dir, "sandbox")
+        await Runner(steps, spec=spec, workspace=ws, target="sandbox", connections=conns, secrets=secrets, state=state).run()
+        await close_all(conns)
+        health = state.get("platform/main/health").outputs
+        assert health["etcd_members"] == ["cp-1", "cp-2", "cp-3"]
+        assert state.get("gitops/main/ready").outputs["ready"] is True
+        fake = box.context.shared["fakepve"]
+        hosts = box.context.shared["pve_hosts"]
+        assert fake.creates() == 3 and hosts.cluster.members == ["pve1", "pve2"] and hosts.cluster.qdevice
+
+        # Re-run every step on the finished platform: nothing is created or joined again.
+        state.close()
+        for f in ws.state_dir.iterdir():
+            f.unlink()
+        state = StateStore.open(ws.state_dir, "sandbox")
+        before = len(hosts.commands)
+        await Runner(steps, spec=spec, workspace=ws, target="sandbox", connections=conns, secrets=secrets, state=state).run()
+        await close_all(conns)
+        assert fake.creates() == 3
+        assert not [c for _, c in hosts.commands[before:] if c.startswith(("pvecm create", "pvecm add", "pvecm qdevice", "pveum user token add"))]
+        assert state.get("platform/main/bootstrap").outputs["bootstrapped"] is False
+        state.close()
+    finally:
+        box.stop()

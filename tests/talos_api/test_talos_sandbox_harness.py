@@ -1,0 +1,40 @@
+"""The sandbox harness factory: stand-in nodes on their own thread, reached from the test's loop."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import yaml
+
+from tierzero.adapters.connections import Connections
+from tierzero.adapters.talos import TalosClient
+from tierzero.sandbox.talos_api import _sandbox_factory
+
+
+def _box() -> SimpleNamespace:
+    nodes = [("controlplane", SimpleNamespace(name="cp1", ip="10.30.0.11/24")),
+             ("worker", SimpleNamespace(name="w1", ip="dhcp"))]
+    cluster = SimpleNamespace(name="lab", nodes=lambda: nodes)
+    return SimpleNamespace(
+        spec=SimpleNamespace(clusters=[cluster]),
+        connections=Connections(target="sandbox"),
+        shared={"kube_servers": {"lab": SimpleNamespace(url="http://127.0.0.1:6555")}},
+        options={"talos_reboot_seconds": 0.1},
+    )
+
+
+async def test_factory_starts_one_node_per_spec_node(pki) -> None:
+    box = _box()
+    stop = _sandbox_factory(box)
+    try:
+        assert {name for kind, name in box.connections.endpoints if kind == "talos"} == {"10.30.0.11", "cp1", "w1"}
+        async with TalosClient.maintenance("10.30.0.11", connections=box.connections) as insecure:
+            await insecure.apply_configuration(pki.machine_config("controlplane"))
+        async with TalosClient.authenticated("cp1", pki.talosconfig(["10.30.0.11"]), connections=box.connections) as c:
+            assert (await c.wait_ready(10)).hostname == "cp1"
+            assert await c.bootstrap() is True
+            kubeconfig = yaml.safe_load(await c.kubeconfig())
+        assert kubeconfig["clusters"][0]["cluster"]["server"] == "http://127.0.0.1:6555"
+        assert box.shared["talos_registry"].clusters["alpha"].bootstrapped
+    finally:
+        stop()
