@@ -107,4 +107,8 @@ class FitSection:
 
 
 def fit_section(loaded: LoadedSpec, limits_date: str | None) -> FitSection:
-    return FitSection()
+    """The free-tier fit and capacity report; `charged` (or a hard limit broken) makes `check` exit 1."""
+    from tierzero.cli.guard_cmd import add_fit_to_check
+
+    fit = add_fit_to_check(loaded.platform, limits_date)
+    return FitSection(fit.charged or fit.refused, fit.lines, fit.payload)

@@ -75,8 +75,27 @@ def gitops_part(ctx: PlanContext) -> dict[str, bytes]:
     return out
 
 
-# (name, renderer) in output order; the lead appends ("talos", ...) and ("cloud", ...).
-PARTS: list[tuple[str, Part]] = [("gitops", gitops_part)]
+def talos_part(ctx: PlanContext) -> dict[str, bytes]:
+    from tierzero.render.talos_spec import talos_part as render
+
+    return render(ctx)
+
+
+def cloud_part(ctx: PlanContext) -> dict[str, bytes]:
+    """`cloud/tierzero.auto.tfvars.json`: the OpenTofu layer's variables (Python never writes HCL)."""
+    import json
+
+    from tierzero.render.tofu_vars import TFVARS_FILE, tfvars_for
+
+    platform = ctx.loaded.platform
+    if platform.oci is None:
+        return {}
+    data = tfvars_for(platform, base_dir=ctx.loaded.base_dir)
+    return {f"cloud/{TFVARS_FILE}": (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()}
+
+
+# (name, renderer) in output order.
+PARTS: list[tuple[str, Part]] = [("gitops", gitops_part), ("talos", talos_part), ("cloud", cloud_part)]
 
 
 def register_part(name: str, part: Part) -> None:
