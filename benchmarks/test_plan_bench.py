@@ -65,4 +65,5 @@ def test_plan_every_addon(benchmark, tmp_path, monkeypatch):
     spec.write_text(yaml.safe_dump(data))
     init_workspace(Workspace.beside(spec))
     files = benchmark(plan_once, spec, True)
-    assert sum(p.endswith(".sops.yaml") and not p.endswith("/.sops.yaml") for p in files) == 5
+    assert sum(p.startswith("gitops/") and p.endswith(".sops.yaml") and not p.endswith("/.sops.yaml") for p in files) == 5
+    assert sorted(p for p in files if p.startswith("talos/")) == [f"talos/main/cp-{i}.sops.yaml" for i in (1, 2, 3)]

@@ -43,7 +43,9 @@ def test_plan_writes_the_tree_and_is_byte_identical_on_rerun(full, capsys):
     out_dir = project.ws.render_dir
     first = read_tree(out_dir)
     assert "gitops/main/clusters/main/flux-system/kustomization.yaml" in first
-    assert all(p.startswith("gitops/main/") for p in first)
+    assert {p.split("/")[0] for p in first} == {"gitops", "talos", "cloud"}
+    assert all(p.startswith("gitops/main/") for p in first if p.startswith("gitops/"))
+    assert "cloud/tierzero.auto.tfvars.json" in first
     code, out, err = call(capsys, "plan", "-f", spec, "--json")
     assert code == 0, err
     summary = json.loads(out)

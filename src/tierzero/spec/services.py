@@ -23,7 +23,7 @@ class Infisical(Model):
     template: str = Field(default="debian-12-standard_12.7-1_amd64.tar.zst", description="LXC appliance template")
     admin_email: str = Field(pattern=EMAIL)
     organization: str = Field(min_length=1)
-    infisical_version: str = "v0.93.1-postgres"
+    infisical_version: str = Field(default="v0.165.16", description="infisical/infisical image tag (needs the admin bootstrap API, 2025 or later)")
 
 
 Service = Infisical
