@@ -17,7 +17,7 @@ A stand-in is a *factory*::
 `box` carries `spec` (Platform), `workspace`, `connections` (add endpoints, or set
 `connections.ssh_key` / `known_hosts`), `state_dir` (a per-sandbox scratch directory) and
 `shared` (a dict to hand objects between factories, e.g. a CA). Factories run in
-registration order (builtins first: "kubernetes", "oci", "gitops-offline"); registering a name again
+registration order (builtins first); registering a name again
 replaces the factory. The harness imports the modules in `STANDIN_MODULES` (when present)
 before starting, so a module registers itself by calling `register` at import.
 `Sandbox.register` is the same function. `Sandbox(spec, ws, **options)` hands `options` to
@@ -28,7 +28,8 @@ turn Ready, and `kube_fail_first`, requests the Kubernetes API answers 503 befor
 Builtins: "kubernetes" (one HTTPS API per cluster with its nodes Ready and, with gitops, a
 bootstrapped flux-system Kustomization; endpoint ("kubernetes", CLUSTER)), "oci" (compute,
 budgets, usage = $0.00; endpoint ("oci", "default") with a throwaway signer) and
-"gitops-offline" (install manifests are stubbed instead of fetched).
+"gitops-offline" (install manifests are stubbed instead of fetched) and "tofu-twin"
+(connections.state["tofu_layer"] = "oci_twin": the cloud phase applies the twin module).
 
 Stand-ins start empty in every process, so `tierzero deploy --target sandbox` starts from a
 fresh sandbox state each time (see `Runner.run(fresh=True)`).
@@ -139,9 +140,16 @@ def _offline_installs(box: SandboxContext) -> Callable[[], None]:
     return lambda: None
 
 
+def _tofu_twin(box: SandboxContext) -> Callable[[], None]:
+    """The cloud phase applies the `oci_twin` layer (terraform_data only) instead of `oci`."""
+    box.connections.state.setdefault("tofu_layer", "oci_twin")
+    return lambda: None
+
+
 register("kubernetes", _kubernetes)
 register("oci", _oci)
 register("gitops-offline", _offline_installs)
+register("tofu-twin", _tofu_twin)
 
 
 class Sandbox:

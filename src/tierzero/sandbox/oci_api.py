@@ -13,7 +13,7 @@ import threading
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 
 def _now() -> str:
@@ -81,12 +81,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         st = self.server.state
         url = urlsplit(self.path)
-        query = parse_qs(url.query)
         st.requests.append(f"GET {url.path}")
         if url.path == "/20160918/instances":
-            compartment = query.get("compartmentId", [""])[0]
-            items = [i for i in st.instances if not compartment or i["compartmentId"] == compartment or compartment.startswith("ocid1.tenancy")]
-            return self._send(200, items)
+            # One tenancy, one compartment: whichever compartment id the caller learned, it is this one.
+            return self._send(200, st.instances)
         if url.path.startswith("/20160918/instances/"):
             wanted = url.path.rsplit("/", 1)[1]
             for inst in st.instances:
