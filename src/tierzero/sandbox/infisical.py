@@ -426,3 +426,45 @@ class ContainerStandIn:
                 return 1, "", "env file .env not found\n"
             return 0, "", ""
         return 127, "", "sandbox container: unsupported script\n"
+
+
+def _sandbox_factory(box: Any) -> Callable[[], None]:
+    """Harness factory "infisical": one API stand-in per Infisical service, reached as
+    ("infisical", NAME); the SSH host stand-in's `pct exec` runs in a shared ContainerStandIn;
+    the LXC template is seeded in fakepve's image storage (fakepve serves no appliance index)."""
+    services = box.spec.infisical_services()
+    containers = ContainerStandIn()
+    hosts = box.shared.get("pve_hosts")
+    if hosts is not None:
+        hosts.pct_handler = lambda host, vmid, script, stdin: containers.pct(["exec", str(vmid), "--", "sh", "-c", script], stdin)
+    fake = box.shared.get("fakepve")
+    px = box.spec.proxmox
+    standins: dict[str, InfisicalStandIn] = {}
+    try:
+        for svc in services:
+            if fake is not None:
+                volumes = fake.pve.storages[px.image_storage].setdefault("volumes", {})
+                volumes[f"vztmpl/{svc.template}"] = {"content": "vztmpl", "format": "tzst", "size": 1, "ctime": 0}
+            standin = InfisicalStandIn().start()
+            standin.source_ip = px.gateway  # calls come from the node network, as the cluster's would
+            box.connections.add("infisical", svc.name, standin.endpoint())
+            standins[svc.name] = standin
+    except BaseException:
+        for standin in standins.values():
+            standin.stop()
+        raise
+    box.shared["infisical"], box.shared["containers"] = standins, containers
+
+    def stop() -> None:
+        for standin in standins.values():
+            standin.stop()
+
+    return stop
+
+
+try:
+    from tierzero.sandbox.harness import register as _register
+except ImportError:  # pragma: no cover - harness not present
+    pass
+else:
+    _register("infisical", _sandbox_factory)
