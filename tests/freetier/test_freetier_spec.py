@@ -84,6 +84,60 @@ SPEC_CASES = [
 ]
 
 
+def a1(*shapes):
+    """Replace the A1 hosts: shapes are (ocpus, memory_gb) or (ocpus, memory_gb, boot_volume_gb)."""
+    def edit(doc):
+        oci(doc)["a1_instances"] = [
+            {"name": f"a1-{i}", "ocpus": s[0], "memory_gb": s[1], "boot_volume_gb": s[2] if len(s) > 2 else 50}
+            for i, s in enumerate(shapes, start=1)
+        ]
+    return edit
+
+
+def both(*edits):
+    def edit(doc):
+        for e in edits:
+            e(doc)
+    return edit
+
+
+def volumes(*sizes):
+    return lambda d: oci(d).update(block_volumes=[{"name": f"v{i}", "size_gb": g, "instance": "a1-1"} for i, g in enumerate(sizes)])
+
+
+def witness(d):
+    oci(d)["micro_instances"].append({"name": "witness", "roles": ["quorum-witness"]})
+
+
+CUT, EVE = dt.date(2026, 6, 15), dt.date(2026, 6, 14)
+# Worked by hand, 744 h a month. After the cut the allowance is 1,500 OCPU-h and 9,000 GB-h; before it
+# 3,000 and 18,000. A1 $0.01 per OCPU-h, $0.0015 per GB-h; block storage $0.0255 per GB-month over 200 GB.
+SPEC_CASES += [
+    ("one_host_1x6", a1((1, 6)), NEW, "free", 0.0),
+    ("one_host_3x18_new", a1((3, 18)), NEW, "refused", 7.32 + 6.588),  # 2,232-1,500=732 OCPU-h; 13,392-9,000=4,392 GB-h
+    ("one_host_3x18_old", a1((3, 18)), OLD, "free", 0.0),
+    ("one_host_4x24_old", a1((4, 24)), OLD, "free", 0.0),  # 2,976 <= 3,000 and 17,856 <= 18,000
+    ("one_host_4x24_new", a1((4, 24)), NEW, "refused", 14.76 + 13.284),
+    ("one_host_4x24_on_the_cut", a1((4, 24)), CUT, "refused", 14.76 + 13.284),
+    ("one_host_4x24_the_day_before", a1((4, 24)), EVE, "free", 0.0),
+    ("memory_only_over", a1((2, 16)), NEW, "refused", 4.356),  # 1,488 OCPU-h fit; 11,904-9,000=2,904 GB-h
+    ("one_gb_too_many", a1((1, 6), (1, 7)), NEW, "refused", 1.008),  # 9,672-9,000=672 GB-h
+    ("three_hosts_new", a1((2, 12), (1, 6)), NEW, "refused", 7.32 + 6.588),
+    ("three_small_hosts_new", a1((1, 6), (1, 6), (1, 6)), NEW, "refused", 7.32 + 6.588),  # 4 boot volumes: exactly 200 GB
+    ("three_small_hosts_old", a1((1, 6), (1, 6), (1, 6)), OLD, "free", 0.0),
+    ("boot_volumes_fill_200", a1((1, 6, 75), (1, 6, 75)), NEW, "free", 0.0),  # 75+75+50
+    ("boot_volumes_over_200", a1((1, 6, 100), (1, 6, 100)), NEW, "refused", 1.275),  # 250-200=50 GB × 0.0255
+    ("block_volume_fills_200", volumes(50), NEW, "free", 0.0),  # 150+50
+    ("block_volume_over", volumes(100), NEW, "refused", 1.275),
+    ("two_block_volumes_over", volumes(50, 50), NEW, "refused", 1.275),
+    ("second_micro_fits", witness, NEW, "free", 0.0),  # boot volumes 50+50+50+50 = 200
+    ("second_micro_and_a_volume", both(witness, volumes(50)), NEW, "refused", 1.275),
+    ("big_host_two_micros", both(a1((2, 12)), witness), NEW, "free", 0.0),  # 50+50+50
+    ("big_host_big_boot", a1((2, 12, 150)), NEW, "free", 0.0),  # 150+50
+    ("big_host_bigger_boot", a1((2, 12, 160)), NEW, "refused", 0.255),  # 210-200=10 GB
+]
+
+
 @pytest.mark.parametrize(("case_id", "edit", "day", "verdict", "dollars"), SPEC_CASES, ids=[c[0] for c in SPEC_CASES])
 def test_spec_case(case_id, edit, day, verdict, dollars):
     report = check_spec(platform(edit), on=day)
