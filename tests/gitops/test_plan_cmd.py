@@ -51,6 +51,8 @@ def test_plan_writes_the_tree_and_is_byte_identical_on_rerun(full, capsys):
     summary = json.loads(out)
     (cluster,) = summary["clusters"]
     assert cluster["secrets"] == cluster["reused"] == 4 and summary["written"] is True
+    hosts = summary["capacity"]["hosts"]
+    assert [h["node"] for h in hosts] == ["pve1", "pve2"] and all(h["memory_gb"] == 6 for h in hosts)
     assert read_tree(out_dir) == first
     # The canaries set through env: references appear nowhere in plaintext under the plan dir.
     for path in out_dir.rglob("*"):

@@ -49,9 +49,12 @@ def plan(
     if report is None or report.ok:
         write_plan(files, target)
 
+    from tierzero.freetier.capacity import capacity_report
+
+    capacity = capacity_report(loaded.platform)
     summaries = [s.as_dict() for s in ctx.clusters.values()]
     if json_out:
-        result = {"out": str(target), "files": len(files), "clusters": summaries, "written": report is None or report.ok}
+        result = {"out": str(target), "files": len(files), "clusters": summaries, "capacity": capacity.as_dict(), "written": report is None or report.ok}
         if report is not None:
             result["validation"] = {"ok": report.ok, "checked": report.checked, "problems": report.problems, "unverified": report.unverified}
         output.print_json(result)
@@ -65,6 +68,9 @@ def plan(
             con.print(f"  add-ons: {', '.join(s.addons) if s.addons else 'none'}", markup=False)
             for note in s.notes:
                 con.print(f"  note: {note}", markup=False)
+        con.print("capacity:", markup=False)
+        for line in capacity.lines():
+            con.print(f"  {line}", markup=False)
         if report is not None:
             con.print(f"validated {report.checked} objects: {'ok' if report.ok else f'{len(report.problems)} problem(s)'}", markup=False)
             for item in report.unverified:
