@@ -85,6 +85,7 @@ class TLSRelay:
         self.connect_timeout = connect_timeout
         self._server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
         self._last_error: tuple[str, bool] | None = None  # (message, is_tls)
 
     def last_failure(self) -> tuple[str, bool] | None:
@@ -101,6 +102,10 @@ class TLSRelay:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
         try:
             try:
                 up_reader, up_writer = await asyncio.wait_for(
@@ -121,6 +126,10 @@ class TLSRelay:
                 _pipe(up_reader, writer, lambda m: self._record(m, True), expect_data=True),
             )
             self._writers.discard(up_writer)
+        except asyncio.CancelledError:
+            # Only `close()` cancels handlers: end quietly, since asyncio's stream callback
+            # reports a cancelled connection task as an error.
+            return
         finally:
             with contextlib.suppress(Exception):
                 writer.close()
@@ -133,6 +142,12 @@ class TLSRelay:
         for w in list(self._writers):
             with contextlib.suppress(Exception):
                 w.close()
+        # Connections still piping would otherwise be left pending when the loop closes.
+        handlers = list(self._handlers)
+        for task in handlers:
+            task.cancel()
+        if handlers:
+            await asyncio.gather(*handlers, return_exceptions=True)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._server.wait_closed(), 2.0)
         self._server = None
