@@ -41,10 +41,15 @@ def stage_module(module_dir: Path, workdir: Path) -> list[str]:
     return names
 
 
+def json_text(data: Any) -> str:
+    """Deterministic JSON: sorted keys, two-space indent, trailing newline."""
+    return json.dumps(data, sort_keys=True, indent=2) + "\n"
+
+
 def write_json(path: Path, data: Any) -> None:
-    """Deterministic JSON (sorted keys, trailing newline), written atomically."""
+    """`json_text`, written atomically."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, sort_keys=True, indent=2) + "\n")
+    tmp.write_text(json_text(data))
     tmp.replace(path)
 
 

@@ -83,15 +83,14 @@ def talos_part(ctx: PlanContext) -> dict[str, bytes]:
 
 def cloud_part(ctx: PlanContext) -> dict[str, bytes]:
     """`cloud/tierzero.auto.tfvars.json`: the OpenTofu layer's variables (Python never writes HCL)."""
-    import json
-
+    from tierzero.adapters.tofu_workspace import json_text
     from tierzero.render.tofu_vars import TFVARS_FILE, tfvars_for
 
     platform = ctx.loaded.platform
     if platform.oci is None:
         return {}
     data = tfvars_for(platform, base_dir=ctx.loaded.base_dir)
-    return {f"cloud/{TFVARS_FILE}": (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()}
+    return {f"cloud/{TFVARS_FILE}": json_text(data).encode()}
 
 
 # (name, renderer) in output order.
