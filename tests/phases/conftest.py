@@ -3,9 +3,8 @@ a spec, an in-memory secret store, and a runner over the real engine."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -17,35 +16,12 @@ from tierzero.engine.runner import Runner, Selection
 from tierzero.engine.state import StateStore
 from tierzero.sandbox.fakepve_server import FakePveServer, start_for_spec
 from tierzero.sandbox.pve_hosts import PveHosts, hosts_for_spec, start_pve_hosts
+from memory_secrets import MemorySecrets
 from tierzero.spec import Platform
 from tierzero.workspace.keys import create_age_identity, create_ssh_keypair
 from tierzero.workspace.layout import Workspace
 
 BLUEPRINTS = Path(__file__).resolve().parents[2] / "src" / "tierzero" / "spec" / "blueprints"
-
-
-class MemorySecrets:
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-
-    def get(self, name: str) -> str | None:
-        return self.values.get(name)
-
-    def put(self, name: str, value: str) -> None:
-        self.values[name] = value
-
-    def get_or_create(self, name: str, generate: Callable[[], str]) -> str:
-        if name not in self.values:
-            self.values[name] = generate()
-        return self.values[name]
-
-    def resolve(self, ref: str) -> str:
-        kind, _, rest = ref.partition(":")
-        if kind == "env":
-            return os.environ[rest]
-        if kind == "file":
-            return Path(rest).read_text().strip()
-        raise KeyError(ref)
 
 
 def blueprint(name: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import logging
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -17,32 +17,12 @@ from tierzero.engine.step import Step, StepContext
 from tierzero.phases import services as phase
 from tierzero.phases import services_lxc
 from tierzero.errors import OperationError
+from memory_secrets import MemorySecrets
 from tierzero.sandbox.infisical import ContainerStandIn, InfisicalStandIn
 from tierzero.spec import Platform
 from tierzero.workspace.layout import Workspace
 
 BLUEPRINT = Path(__file__).resolve().parents[2] / "src/tierzero/spec/blueprints/proxmox.yaml"
-
-
-class MemorySecrets:
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-        self.generated: list[str] = []
-
-    def get_or_create(self, name: str, generate: Callable[[], str]) -> str:
-        if name not in self.values:
-            self.values[name] = generate()
-            self.generated.append(name)
-        return self.values[name]
-
-    def get(self, name: str) -> str | None:
-        return self.values.get(name)
-
-    def put(self, name: str, value: str) -> None:
-        self.values[name] = value
-
-    def resolve(self, ref: str) -> str:
-        raise KeyError(ref)
 
 
 @dataclass

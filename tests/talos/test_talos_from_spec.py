@@ -4,40 +4,17 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import yaml
 
+from memory_secrets import MemorySecrets
 from tierzero.render import talos_spec
 from tierzero.render.talos.contract import Contract
 from tierzero.render.talos.validate import validate_documents
 from tierzero.spec import load_spec_bytes
 
 BASE = yaml.safe_load((Path(__file__).parents[1] / "spec" / "valid" / "base.yaml").read_text())
-
-
-class MemoryStore:
-    """The SecretStore protocol, in memory: counts generations to prove reuse."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-        self.generated: list[str] = []
-
-    def get(self, name: str) -> str | None:
-        return self.values.get(name)
-
-    def put(self, name: str, value: str) -> None:
-        self.values[name] = value
-
-    def get_or_create(self, name: str, generate: Callable[[], str]) -> str:
-        if name not in self.values:
-            self.generated.append(name)
-            self.values[name] = generate()
-        return self.values[name]
-
-    def resolve(self, ref: str) -> str:
-        raise AssertionError("no references in these specs")
 
 
 def _labels_patch(talos: str, labels: dict) -> dict:
@@ -75,7 +52,7 @@ CONTRACTS = [("v1.11.6", "1.34.1"), ("v1.12.11", "1.34.1"), ("v1.13.9", "1.34.1"
 @pytest.mark.parametrize("talos,kubernetes", CONTRACTS)
 def test_every_node_config_validates_against_its_contract_schema(oracles, talos, kubernetes):
     p = platform(talos, kubernetes)
-    store = MemoryStore()
+    store = MemorySecrets()
     cluster = p.clusters[0]
     contract = Contract.parse(talos)
     schema = oracles / "talos" / "schemas" / f"{contract}.config.schema.json"
@@ -93,7 +70,7 @@ def _flat(docs: list[dict]) -> str:
 @pytest.mark.parametrize("talos,kubernetes", CONTRACTS)
 def test_node_identity_network_and_cilium_settings(talos, kubernetes):
     p = platform(talos, kubernetes)
-    store = MemoryStore()
+    store = MemorySecrets()
     cluster = p.clusters[0]
     cp = docs_of(talos_spec.machine_config(p, cluster, "cp-2", store))
     worker = docs_of(talos_spec.machine_config(p, cluster, "w-1", store))
@@ -124,7 +101,7 @@ def test_node_identity_network_and_cilium_settings(talos, kubernetes):
 @pytest.mark.parametrize("talos,kubernetes", CONTRACTS)
 def test_cluster_role_and_node_patches_apply_in_order(talos, kubernetes):
     p = platform(talos, kubernetes)
-    store = MemoryStore()
+    store = MemorySecrets()
     cluster = p.clusters[0]
     cp = labels_of(docs_of(talos_spec.machine_config(p, cluster, "cp-1", store)), talos)
     worker = labels_of(docs_of(talos_spec.machine_config(p, cluster, "w-1", store)), talos)
@@ -137,7 +114,7 @@ def test_installer_image_follows_arch_extensions_and_version():
     urls = talos_spec.image_urls(p.clusters[0])
     assert urls["installer"] == f"factory.talos.dev/nocloud-installer/{urls['schematic']}:v1.13.9"
     assert urls["disk_image"].endswith("/v1.13.9/nocloud-arm64.raw.xz")
-    cfg = docs_of(talos_spec.machine_config(p, p.clusters[0], "cp-1", MemoryStore()))[0]
+    cfg = docs_of(talos_spec.machine_config(p, p.clusters[0], "cp-1", MemorySecrets()))[0]
     assert cfg["machine"]["install"]["image"] == urls["installer"]
     assert cfg["machine"]["install"]["disk"] == "/dev/vda"
 
@@ -149,7 +126,7 @@ def test_installer_image_follows_arch_extensions_and_version():
 
 def test_rendering_is_deterministic_and_client_material_is_made_once():
     p = platform()
-    store = MemoryStore()
+    store = MemorySecrets()
     cluster = p.clusters[0]
     first = talos_spec.machine_config(p, cluster, "cp-1", store)
     assert talos_spec.machine_config(p, cluster, "cp-1", store) == first
@@ -167,5 +144,5 @@ def test_no_cilium_manifest_when_cni_none():
         d["clusters"][0]["cni"] = "none"
 
     p = platform(mutate=no_cni)
-    cp = docs_of(talos_spec.machine_config(p, p.clusters[0], "cp-1", MemoryStore()))[0]
+    cp = docs_of(talos_spec.machine_config(p, p.clusters[0], "cp-1", MemorySecrets()))[0]
     assert "inlineManifests" not in cp["cluster"]
