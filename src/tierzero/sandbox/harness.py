@@ -15,8 +15,11 @@ A stand-in is a *factory*::
     register("pve-hosts", factory)                           # at import time of your module
 
 `box` carries `spec` (Platform), `workspace`, `connections` (add endpoints, or set
-`connections.ssh_key` / `known_hosts`), `state_dir` (a per-sandbox scratch directory) and
-`shared` (a dict to hand objects between factories, e.g. a CA). Factories run in
+`connections.ssh_key` / `known_hosts`), `state_dir` (a per-sandbox scratch directory),
+`shared` (a dict to hand objects between factories, e.g. a CA) and `world`
+(`tierzero.sandbox.world.World`, or None when the sandbox does not persist): a stand-in
+loads its document with `box.world.file(NAME).load()`, adds what the spec asks for that the
+saved world lacks, and saves its document after every change a client could observe. Factories run in
 registration order (builtins first); registering a name again
 replaces the factory. The harness imports the modules in `STANDIN_MODULES` (when present)
 before starting, so a module registers itself by calling `register` at import.
@@ -31,8 +34,9 @@ budgets, usage = $0.00; endpoint ("oci", "default") with a throwaway signer) and
 "gitops-offline" (install manifests are stubbed instead of fetched) and "tofu-twin"
 (connections.state["tofu_layer"] = "oci_twin": the cloud phase applies the twin module).
 
-Stand-ins start empty in every process, so `tierzero deploy --target sandbox` starts from a
-fresh sandbox state each time (see `Runner.run(fresh=True)`).
+The world persists in the workspace (`Sandbox(..., persist=False)` for a throwaway one), so
+`tierzero deploy --target sandbox` run twice skips what the first run finished, and a killed
+run resumes against the VMs, nodes and objects it left behind.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ class SandboxContext:
     state_dir: Path
     shared: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    world: Any = None  # tierzero.sandbox.world.World | None
 
 
 StandInFactory = Callable[[SandboxContext], Callable[[], None]]
@@ -155,8 +160,9 @@ register("tofu-twin", _tofu_twin)
 class Sandbox:
     """Start every registered stand-in for a spec; `connections` then reaches them all."""
 
-    def __init__(self, spec: Any, workspace: Any, **options: Any) -> None:
-        self.spec, self.workspace, self.options = spec, workspace, options
+    def __init__(self, spec: Any, workspace: Any, *, persist: bool = True, **options: Any) -> None:
+        self.spec, self.workspace, self.options, self.persist = spec, workspace, options, persist
+        self.world: Any = None
         self.connections = Connections(target="sandbox")
         self._stops: list[tuple[str, Callable[[], None]]] = []
         self.context: SandboxContext | None = None
@@ -167,7 +173,15 @@ class Sandbox:
         _import_standins()
         state_dir = Path(self.workspace.root) / "sandbox"
         state_dir.mkdir(parents=True, exist_ok=True)
-        self.context = SandboxContext(self.spec, self.workspace, self.connections, state_dir, options=dict(self.options))
+        if self.persist:
+            from tierzero.sandbox.world import World
+            from tierzero.workspace.keys import create_age_identity
+
+            if not self.workspace.age_key.exists():
+                Path(self.workspace.root).mkdir(parents=True, exist_ok=True)
+                create_age_identity(self.workspace)
+            self.world = World.open(self.workspace)
+        self.context = SandboxContext(self.spec, self.workspace, self.connections, state_dir, options=dict(self.options), world=self.world)
         try:
             for name, factory in list(_FACTORIES.items()):
                 if only is None or name in only:
