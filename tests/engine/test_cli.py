@@ -54,15 +54,17 @@ def test_sandbox_deploy_json_events_then_status_and_dry_run(project: dict, capsy
     assert sum(e["event"] == "step_done" for e in events) == 7
     assert _cli(["deploy", "-f", project["spec"], "--target", "sandbox", "--dry-run", "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)["plan"]
-    assert {p["action"] for p in plan} == {"run"}  # a sandbox starts empty every time
+    assert {p["action"] for p in plan} == {"skip"}  # the sandbox world persists: nothing left to do
     assert _cli(["status", "-f", project["spec"], "--target", "sandbox", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["last_run"]["status"] == "done" and {s["status"] for s in status["steps"]} == {"done"}
     assert _cli(["status", "-f", project["spec"], "--json"]) == 0  # the real target has its own state
     assert {s["status"] for s in json.loads(capsys.readouterr().out)["steps"]} == {"not run"}
     assert _cli(["destroy", "-f", project["spec"], "--target", "sandbox"]) == 0
+    assert "destroyed (sandbox)" in capsys.readouterr().out
     assert _cli(["status", "-f", project["spec"], "--target", "sandbox", "--json"]) == 0
-    assert {s["status"] for s in json.loads(capsys.readouterr().out.split("\n", 1)[1])["steps"]} == {"not run"}
+    assert {s["status"] for s in json.loads(capsys.readouterr().out)["steps"]} == {"not run"}
+    assert not (Path(project["spec"]).parent / ".tierzero" / "sandbox" / "world").exists()
 
 
 def test_real_deploy_with_yes_then_destroy(project: dict, capsys: pytest.CaptureFixture) -> None:

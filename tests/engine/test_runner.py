@@ -136,13 +136,14 @@ async def test_outputs_must_be_json(tmp_path: Path) -> None:
         await make_runner(tmp_path, [Step("cloud/x", "cloud", "", bad)]).run()  # type: ignore[arg-type]
 
 
-async def test_fresh_run_forgets_the_previous_state(tmp_path: Path) -> None:
+async def test_forgotten_state_reruns_every_step_adopting_what_exists(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "l")
     await make_runner(tmp_path, diamond(ledger)).run()
     runner = make_runner(tmp_path, diamond(ledger))
-    assert {p.action for p in runner.plan(fresh=True)} == {"run"}
-    assert {p.action for p in runner.plan()} == {"skip"}  # planning changes nothing
-    res = await runner.run(fresh=True)
+    assert {p.action for p in runner.plan()} == {"skip"}
+    runner.state.forget_all()  # what a wiped sandbox world does to its state
+    assert {p.action for p in runner.plan()} == {"run"}
+    res = await runner.run()
     assert len(res.ran) == 6 and len(ledger.lines()) == 6  # steps re-ran, adopting what exists
 
 

@@ -61,8 +61,7 @@ def deploy(
     selection = Selection(only, start, until)
     with session as runner:
         runner.concurrency = concurrency
-        fresh = target == "sandbox"  # the stand-ins start empty each time: so does the sandbox state
-        plan = runner.plan(selection, fresh=fresh)
+        plan = runner.plan(selection)
         if dry_run:
             _print_plan(plan, json_out)
             return
@@ -75,7 +74,7 @@ def deploy(
             _confirm(f"change real infrastructure ({len(changing)} steps)", target=target, yes=yes, json_out=json_out)
         try:
             with progress:
-                asyncio.run(runner.run(selection, fresh=fresh))
+                asyncio.run(runner.run(selection))
         finally:
             if not json_out:
                 print_timings(progress, output.console())
@@ -203,16 +202,22 @@ def destroy(file: Path = SPEC_OPTION, target: str = TARGET_OPTION, yes: bool = Y
         if not records:
             con.print(f"nothing to destroy: no {target} state", markup=False)
             return
-        if target == "sandbox":  # nothing outlives a sandbox process: only its state is left to clear
-            runner.state.forget_all()
-            con.print("sandbox: nothing persists between runs; its state is cleared", markup=False)
-            return
         con.print(f"{len(undo)} steps will be undone ({target}): {', '.join(undo) or 'none'}", markup=False)
         _confirm(f"destroy the {target} platform", target=target, yes=yes)
         with progress:
             asyncio.run(runner.destroy())
         left = runner.state.records()
+        guests = session.sandbox_guests() if target == "sandbox" else []
     con.print(f"destroyed ({target}); {len(undo)} steps undone", markup=False)
+    if target == "sandbox":
+        from tierzero.sandbox.world import World
+
+        World.wipe(session.workspace)  # what is left is the stand-ins' own "hardware": the next deploy starts bare
+        if guests:
+            from tierzero.errors import OperationError
+
+            raise OperationError(f"destroy left guests behind in the sandbox Proxmox: {', '.join(guests)}",
+                                 hint="a destroy step missed them: this is a tierzero bug; the sandbox world was wiped")
     if orphans or left:
         from tierzero.errors import RefusedError
 

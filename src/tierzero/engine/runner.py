@@ -139,8 +139,10 @@ class Runner:
         return fingerprint(step.inputs(self._context(step.id)))
 
     @staticmethod
-    def _rerun_reason(rec: StepRecord | None, fp: str | None) -> str | None:
+    def _rerun_reason(rec: StepRecord | None, fp: str | None, always: bool = False) -> str | None:
         """Why a step must run, or None to skip it."""
+        if always:
+            return "runs every time"
         if rec is None:
             return "new"
         if rec.status == "failed":
@@ -154,10 +156,10 @@ class Runner:
         return None
 
     # -- dry run
-    def plan(self, selection: Selection = Selection(), *, fresh: bool = False) -> list[PlanItem]:
-        """What `run` would do; `fresh`: as if the state were empty (a new sandbox)."""
+    def plan(self, selection: Selection = Selection()) -> list[PlanItem]:
+        """What `run` would do, and why."""
         selected = self.graph.select(selection.only, selection.start, selection.until)
-        records = {} if fresh else self.state.records()
+        records = self.state.records()
         self._check_outside(selected, records)
         self._load_outputs(records)
         changing: set[str] = set()
@@ -169,7 +171,7 @@ class Runner:
                 fp: str | None = self._fingerprint(step)
             except Exception:  # noqa: BLE001 - inputs may read outputs that do not exist yet
                 fp = None
-            reason = self._rerun_reason(records.get(sid), fp)
+            reason = self._rerun_reason(records.get(sid), fp, step.always)
             if reason == "inputs changed" and fp is None and upstream_changing:
                 reason = "downstream of change"
             if reason is None and upstream_changing:
@@ -180,12 +182,9 @@ class Runner:
         return items
 
     # -- run
-    async def run(self, selection: Selection = Selection(), command: str = "deploy", *, fresh: bool = False) -> RunResult:
-        """Run the selected phases; `fresh` first forgets every step (the world is new, like a
-        sandbox whose stand-ins start empty)."""
+    async def run(self, selection: Selection = Selection(), command: str = "deploy") -> RunResult:
+        """Run the selected phases."""
         selected = self.graph.select(selection.only, selection.start, selection.until)
-        if fresh:
-            self.state.forget_all()
         records = self.state.records()
         self._check_outside(selected, records)
         self._load_outputs(records)
@@ -253,7 +252,7 @@ class Runner:
         except Exception as exc:  # noqa: BLE001
             cause, hint = _cause(exc)
             raise StepFailed(sid, f"could not compute its inputs: {self.redact(cause)}", hint) from exc
-        reason = self._rerun_reason(rec, fp)
+        reason = self._rerun_reason(rec, fp, step.always)
         if reason is None and rec is not None:
             self.outputs[sid] = rec.outputs  # already published by _load_outputs
             result.skipped.append(sid)

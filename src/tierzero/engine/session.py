@@ -48,6 +48,14 @@ def real_connections(spec: Any, workspace: Any) -> Connections:
     return conns
 
 
+def _match_world(state: StateStore, world: Any) -> None:
+    """Steps recorded against another sandbox world (wiped, or never persisted) describe
+    nothing that exists: forget them, so this run builds the new world from the start."""
+    if world is None or state.get_meta("sandbox_world") != world.id:
+        state.forget_all()
+        state.set_meta("sandbox_world", world.id if world is not None else "")
+
+
 def secret_store(workspace: Any, base_dir: Path) -> Any:
     from tierzero.workspace.secrets import WorkspaceSecrets
 
@@ -68,6 +76,7 @@ class Session:
         if self.target not in ("real", "sandbox"):
             raise InputError(f"--target: unknown target {self.target!r}", hint="use real or sandbox")
         self._stack = ExitStack()
+        self.sandbox: Any = None
         self.runner: Runner | None = None
 
     def open(self) -> Runner:
@@ -96,6 +105,8 @@ class Session:
                 box = Sandbox(self.spec, self.workspace, **self.sandbox_options)
                 connections = box.start()
                 self._stack.callback(box.stop)
+                self.sandbox = box
+                _match_world(self.state, box.world)
             else:
                 connections = real_connections(self.spec, self.workspace)
             if self.steps is None:
@@ -122,6 +133,15 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def sandbox_guests(self) -> list[str]:
+        """VMs and containers the sandbox Proxmox holds ("vmid name"): after a destroy, none."""
+        box = self.sandbox
+        server = box.context.shared.get("fakepve") if box is not None and box.context is not None else None
+        if server is None:
+            return []
+        pve = server.pve
+        return sorted(f"{g.vmid} {getattr(g, 'name', '')}".strip() for g in [*pve.vms, *getattr(pve, "cts", [])])
 
     def locations(self) -> dict[str, str]:
         out = {"workspace": str(self.workspace.root), "state": str(self.state.path), "render": str(self.workspace.render_dir)}

@@ -32,6 +32,12 @@ CREATE TABLE IF NOT EXISTS steps (
     run_id INTEGER,
     PRIMARY KEY (target, id)
 );
+CREATE TABLE IF NOT EXISTS meta (
+    target TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (target, key)
+);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     target TEXT NOT NULL,
@@ -163,6 +169,15 @@ class StateStore:
 
     def forget(self, step_id: str) -> None:
         self._write("DELETE FROM steps WHERE target = ? AND id = ?", (self.target, step_id))
+
+    # -- facts about the target itself (e.g. which sandbox world the steps were run against)
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE target = ? AND key = ?", (self.target, key)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._write("INSERT INTO meta (target, key, value) VALUES (?, ?, ?) ON CONFLICT (target, key) DO UPDATE SET value = excluded.value",
+                    (self.target, key, value))
 
     # -- runs
     def start_run(self, command: str, selection: str) -> int:

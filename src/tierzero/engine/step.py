@@ -76,3 +76,4 @@ class Step:
     needs: tuple[str, ...] = ()  # ids of steps whose outputs this one reads
     destroy: StepRun | None = None  # undo, run in reverse order by `tierzero destroy`
     real_only: bool = False  # changes real infrastructure: needs confirmation
+    always: bool = False  # runs on every deploy (checks of the world as it is now), never skipped

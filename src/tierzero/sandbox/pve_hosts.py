@@ -5,6 +5,10 @@ against one shared in-memory model, so `pvecm add` on pve2 shows up in pve1's `p
 The servers run on their own event loop in a daemon thread, so sync and async tests alike can
 use them. Faults are attributes and methods of `PveHosts` (see `lose_quorum`, `set_offline`,
 `set_ceph_health`, `HostState.kvm`). Every command is recorded in `PveHosts.commands`.
+
+With a world file (`start_pve_hosts(..., world=...)`, or the harness factory when the sandbox
+persists) the state is restored at start and saved after every command that changed it, before
+the command's exit status reaches the client (see `tierzero.sandbox.pve_hosts_world`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import shlex
 import threading
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import asyncssh
 
@@ -32,7 +36,10 @@ class PveHosts(PveCommands):
         self.hosts = {h.name: h for h in hosts}
         self.authorized_key = authorized_key.strip()
         self.cluster = ClusterState()
+        self._pve: Any = None
         self.pve = pve  # a FakePve: tokens made by `pveum` become valid API tokens there
+        # Writes the world document when the state changed; called under `lock` (see save_world).
+        self.persist: Callable[["PveHosts"], None] | None = None
         self.commands: list[tuple[str, str]] = []
         # `pct exec <vmid> -- sh -c <script>`: (host, vmid, script, stdin) -> (status, stdout, stderr).
         # The default succeeds silently; a services test may plug in its own container.
@@ -41,16 +48,47 @@ class PveHosts(PveCommands):
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="pve-hosts", daemon=True)
         self._servers: dict[str, asyncssh.SSHAcceptor] = {}
-        self._host_keys = {h.name: host_key or asyncssh.generate_private_key("ssh-ed25519") for h in hosts}
+        self._host_key = host_key
+        self._host_keys: dict[str, asyncssh.SSHKey] = {}
         for h in hosts:
             h.root_pubkey = h.root_pubkey or f"ssh-rsa AAAAB3Nza{uuid.uuid4().hex} root@{h.name}"
+
+    @property
+    def pve(self) -> Any:
+        return self._pve
+
+    @pve.setter
+    def pve(self, value: Any) -> None:
+        self._pve = value
+        self.sync_pve()
+
+    def sync_pve(self) -> None:
+        """Bring the linked fakepve in line with the hosts (it may start before or after them, and
+        the hosts may come back from a saved world): `pveum` tokens are API tokens there, and a lost
+        quorum or an offline node shows in the API too."""
+        pve = self._pve
+        if pve is None:
+            return
+        pve.apitokens.update(self.cluster.tokens)
+        if self.cluster.quorum_lost:
+            pve.lose_quorum()
+        for h in self.hosts.values():
+            if h.offline and not h.witness and h.name in pve.nodes:
+                pve.set_node_offline(h.name, True)
+
+    def save_world(self) -> None:
+        """Write the world document if the state changed since the last write (no-op without one)."""
+        with self.lock:
+            if self.persist is not None:
+                self.persist(self)
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> "PveHosts":
         self._thread.start()
-        for name in self.hosts:
-            self._call(self._listen(name))
+        for name, host in self.hosts.items():
+            if not host.offline:  # a host saved offline stays unreachable until set_offline(name, False)
+                self._call(self._listen(name))
         return self
 
     def stop(self) -> None:
@@ -66,11 +104,16 @@ class PveHosts(PveCommands):
         host = self.hosts[name]
         keys = asyncssh.import_authorized_keys(self.authorized_key + "\n")
         server = await asyncssh.listen(
-            "127.0.0.1", host.port, server_host_keys=[self._host_keys[name]], authorized_client_keys=keys,
+            "127.0.0.1", host.port, server_host_keys=[self._host_key_for(name)], authorized_client_keys=keys,
             process_factory=lambda proc: self._serve(name, proc), reuse_address=True,
         )
         host.port = server.sockets[0].getsockname()[1]
         self._servers[name] = server
+
+    def _host_key_for(self, name: str) -> asyncssh.SSHKey:
+        if name not in self._host_keys:
+            self._host_keys[name] = self._host_key or asyncssh.generate_private_key("ssh-ed25519")
+        return self._host_keys[name]
 
     async def _close(self, name: str) -> None:
         server = self._servers.pop(name, None)
@@ -91,11 +134,13 @@ class PveHosts(PveCommands):
         self.cluster.quorum_lost = True
         if self.pve is not None:
             self.pve.lose_quorum()
+        self.save_world()
 
     def regain_quorum(self) -> None:
         self.cluster.quorum_lost = False
         if self.pve is not None:
             self.pve.regain_quorum()
+        self.save_world()
 
     def set_offline(self, name: str, offline: bool = True) -> None:
         """The host stops answering SSH (connection refused) and drops out of the membership."""
@@ -107,12 +152,14 @@ class PveHosts(PveCommands):
             self._call(self._listen(name))
         if self.pve is not None and not host.witness:
             self.pve.set_node_offline(name, offline)
+        self.save_world()
 
     def set_ceph_health(self, status: str | None, checks: dict[str, str] | None = None, *, down: bool = False) -> None:
         """Force HEALTH_WARN/HEALTH_ERR with checks {code: message}; None goes back to computed health."""
         self.cluster.ceph.forced_health = status
         self.cluster.ceph.forced_checks = dict(checks or {})
         self.cluster.ceph.down = down
+        self.save_world()
 
     def count(self, prefix: str) -> int:
         return sum(1 for _, cmd in self.commands if cmd.startswith(prefix))
@@ -127,6 +174,7 @@ class PveHosts(PveCommands):
         with self.lock:
             self.commands.append((name, command))
             status, out, err = self._shell(self.hosts[name], command, stdin)
+            self.save_world()  # on disk before the client learns the command finished
         process.stdout.write(out)
         process.stderr.write(err)
         process.exit(status)
@@ -313,12 +361,19 @@ def start_pve_hosts(
     pve: Any = None,
     kvm: bool = True,
     host_key: asyncssh.SSHKey | None = None,
+    world: Any = None,
 ) -> PveHosts:
-    """Start one SSH stand-in per (name, address) host, plus quorum witnesses; returns the handle."""
+    """Start one SSH stand-in per (name, address) host, plus quorum witnesses; returns the handle.
+    `world` (a `tierzero.sandbox.world.WorldFile`) restores the hosts saved there and keeps it current."""
     key = Path(authorized_key_file).read_text()
     hosts = [HostState(name, addr, kvm=kvm) for name, addr in nodes]
     hosts += [HostState(name, addr, witness=True, memory_total=1 * GiB, memory_available=GiB // 2) for name, addr in witnesses]
-    return PveHosts(hosts, key, pve=pve, host_key=host_key).start()
+    handle = PveHosts(hosts, key, pve=pve, host_key=host_key)
+    if world is not None:
+        from tierzero.sandbox.pve_hosts_world import attach
+
+        attach(handle, world)
+    return handle.start()
 
 
 def hosts_for_spec(spec: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -333,9 +388,10 @@ def hosts_for_spec(spec: Any) -> tuple[list[tuple[str, str]], list[tuple[str, st
 
 
 def _sandbox_factory(box: Any) -> Any:
-    """Harness factory "pve-hosts": SSH stand-ins for the spec's hosts (and QDevice witness).
-    Options: pve_kvm (default True). One host key, kept in the sandbox state directory, so the
-    workspace known_hosts stays valid from one sandbox run to the next."""
+    """Harness factory "pve-hosts": SSH stand-ins for the spec's hosts (and QDevice witness), as
+    the world saved them when the sandbox persists. Options: pve_kvm (default True; a saved host
+    keeps its own). One host key, kept in the sandbox state directory, so the workspace
+    known_hosts stays valid from one sandbox run to the next."""
     from tierzero.workspace.keys import create_ssh_keypair
 
     ws = box.workspace
@@ -348,8 +404,12 @@ def _sandbox_factory(box: Any) -> Any:
         write_private(key_file, asyncssh.generate_private_key("ssh-ed25519").export_private_key())
     nodes, witnesses = hosts_for_spec(box.spec)
     fake = box.shared.get("fakepve")
+    from tierzero.sandbox.pve_hosts_world import DOCUMENT
+
+    world = box.world.file(DOCUMENT) if box.world is not None else None
     hosts = start_pve_hosts(nodes, ws.ssh_public_key, witnesses=witnesses, pve=fake.pve if fake else None,
-                            kvm=bool(box.options.get("pve_kvm", True)), host_key=asyncssh.read_private_key(str(key_file)))
+                            kvm=bool(box.options.get("pve_kvm", True)), host_key=asyncssh.read_private_key(str(key_file)),
+                            world=world)
     box.shared["pve_hosts"] = hosts
     box.connections.ssh_key = box.connections.ssh_key or ws.ssh_key
     box.connections.known_hosts = box.connections.known_hosts or ws.root / "known_hosts"
