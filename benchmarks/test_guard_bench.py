@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from typing import Any
 
 from tierzero.freetier.guard import guard_plan
@@ -59,9 +58,3 @@ def test_guard_10k_resources(benchmark):
     report = benchmark(guard_plan, PLAN, on=DAY, allow_replace=allow)
     assert report.verdict == "refused"  # thousands of A1 hosts and volumes: far beyond the free tier
     assert report.totals.resources_held > 5000
-
-
-def test_guard_10k_resources_under_a_second():
-    start = time.perf_counter()
-    guard_plan(PLAN, on=DAY)
-    assert time.perf_counter() - start < 1.0

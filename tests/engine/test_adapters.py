@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from collections.abc import Iterator
 
 import pytest
 
 from tierzero.adapters.connections import Connections, Endpoint
 from tierzero.adapters.kubernetes import Kube, plural_of
-from tierzero.adapters.oci import InstanceInfo, Oci, free_tier_problems, throwaway_signer
+from tierzero.adapters.oci import InstanceInfo, Oci, throwaway_signer
 from tierzero.adapters.retry import Policy, RetryExhausted
 from tierzero.sandbox.kube_api import KubeApiServer, KubeState, node_object
 from tierzero.sandbox.oci_api import OciApiServer, OciState, instance
@@ -86,9 +88,20 @@ def test_oci_reads_instances_budgets_and_cost_through_sdk() -> None:
         assert "POST /20200107/usage" in state.requests and "GET /20160918/instances" in state.requests
     finally:
         server.stop()
-    assert free_tier_problems(insts) == []
-    big = [InstanceInfo("x", "i", "VM.Standard.A1.Flex", "RUNNING", 4, 24, "AD-1"), InstanceInfo("y", "j", "VM.Standard.E4.Flex", "RUNNING", 1, 8, "AD-1")]
-    assert len(free_tier_problems(big)) == 2
+
+
+def test_live_instances_are_judged_by_the_limits_in_force_that_day() -> None:
+    from tierzero.phases.validate import free_tier_problems
+
+    old_design = [InstanceInfo(f"a1-{i}", f"i{i}", "VM.Standard.A1.Flex", "RUNNING", 1.33, 8, "AD-1") for i in range(3)]
+    assert free_tier_problems(old_design, on=dt.date(2026, 6, 14)) == []  # 4 OCPU / 24 GB allowance
+    after = free_tier_problems(old_design, on=dt.date(2026, 6, 15))  # halved to 2 OCPU / 12 GB
+    assert after and all("/month" in line for line in after), after
+    fits = [InstanceInfo("a1", "i", "VM.Standard.A1.Flex", "RUNNING", 2, 12, "AD-1"),
+            InstanceInfo("old", "t", "VM.Standard.A1.Flex", "TERMINATED", 4, 24, "AD-1")]
+    assert free_tier_problems(fits, on=dt.date(2026, 11, 22)) == []
+    paid = [InstanceInfo("y", "j", "VM.Standard.E4.Flex", "RUNNING", 1, 8, "AD-1")]
+    assert any("E4.Flex" in line for line in free_tier_problems(paid, on=dt.date(2026, 11, 22)))
 
 
 def test_kube_over_tls_verifies_the_stand_in_certificate(tmp_path) -> None:

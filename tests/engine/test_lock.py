@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -44,10 +45,35 @@ def test_lock_of_other_host_is_respected(tmp_path: Path) -> None:
         WorkspaceLock(path).acquire()
 
 
-def test_unreadable_old_lock_is_removed(tmp_path: Path) -> None:
+def test_unreadable_unheld_lock_is_taken_over(tmp_path: Path) -> None:
     path = tmp_path / "lock"
     path.write_text("")
-    old = time.time() - 60
-    os.utime(path, (old, old))
     with WorkspaceLock(path):
-        pass
+        assert json.loads(path.read_text())["pid"] == os.getpid()
+
+
+def test_lock_of_a_killed_unreaped_process_is_recovered(tmp_path: Path) -> None:
+    """kill -9 leaves a zombie until its parent waits: its pid still answers signal 0, yet
+    the lock it held is free."""
+    path = tmp_path / "lock"
+    code = ("import sys, time; from pathlib import Path; from tierzero.engine.lock import WorkspaceLock; "
+            f"WorkspaceLock(Path({str(path)!r})).acquire(); print('held', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        with pytest.raises(RefusedError, match=f"pid {proc.pid}"):
+            WorkspaceLock(path).acquire()
+        os.kill(proc.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{proc.pid}/status").read_text().find("State:\tZ") < 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(proc.pid, 0)  # the zombie is still there: a pid check would call the lock live
+        messages: list[str] = []
+        with WorkspaceLock(path, notify=messages.append):
+            assert json.loads(path.read_text())["pid"] == os.getpid()
+        assert messages and str(proc.pid) in messages[0]
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout:
+            proc.stdout.close()

@@ -50,6 +50,8 @@ def mutated(draw) -> dict:
             parent[path[-1]]
         except (KeyError, IndexError, TypeError):
             continue
+        if not isinstance(parent, (dict, list)):  # an earlier mutation made it a scalar (a string indexes too)
+            continue
         action = draw(st.sampled_from(["retype", "delete", "unknown-key"]))
         if action == "retype":
             parent[path[-1]] = draw(JUNK)

@@ -16,8 +16,6 @@ from typing import Any
 from tierzero.adapters.connections import Connections, Endpoint
 
 _PLACEHOLDER_FINGERPRINT = ":".join(["00"] * 16)
-FREE_SHAPES = {"VM.Standard.A1.Flex", "VM.Standard.E2.1.Micro"}
-A1_FREE_OCPUS, A1_FREE_MEMORY_GB, MICRO_FREE_COUNT = 2, 12, 2  # limits since 2026-06-15 (see freetier/limits)
 
 
 @dataclass(frozen=True)
@@ -112,20 +110,3 @@ class Oci:
         total = round(sum(float(i.computed_amount or 0.0) for i in items), 2)
         currency = next((i.currency for i in items if i.currency), "USD")
         return total, currency
-
-
-def free_tier_problems(instances: list[InstanceInfo]) -> list[str]:
-    """Why these running instances would be billed (empty: within Always Free)."""
-    problems = []
-    live = [i for i in instances if i.state not in ("TERMINATED", "TERMINATING")]
-    for inst in live:
-        if inst.shape not in FREE_SHAPES:
-            problems.append(f"{inst.name}: shape {inst.shape} is not Always Free")
-    a1 = [i for i in live if i.shape == "VM.Standard.A1.Flex"]
-    ocpus, memory = sum(i.ocpus for i in a1), sum(i.memory_gb for i in a1)
-    if ocpus > A1_FREE_OCPUS or memory > A1_FREE_MEMORY_GB:
-        problems.append(f"A1 total {ocpus:g} OCPU / {memory:g} GB exceeds {A1_FREE_OCPUS} OCPU / {A1_FREE_MEMORY_GB} GB")
-    micros = [i for i in live if i.shape == "VM.Standard.E2.1.Micro"]
-    if len(micros) > MICRO_FREE_COUNT:
-        problems.append(f"{len(micros)} E2.1.Micro instances exceed {MICRO_FREE_COUNT}")
-    return problems

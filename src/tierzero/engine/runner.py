@@ -92,6 +92,10 @@ class Runner:
         self.concurrency = max(1, concurrency)
         self.outputs: dict[str, Mapping[str, Any]] = {}
         self.redact = redact or (lambda text: text)  # errors are stored and shown: mask secrets in them
+        # Fingerprints `plan` computed; `run` reuses them until its first step starts (until then
+        # the world they were computed from is unchanged). Some inputs render configs: not free.
+        self._planned: dict[str, str | None] = {}
+        self._started_any = False
 
     def _context(self, step_id: str) -> StepContext:
         return StepContext(
@@ -171,6 +175,7 @@ class Runner:
                 fp: str | None = self._fingerprint(step)
             except Exception:  # noqa: BLE001 - inputs may read outputs that do not exist yet
                 fp = None
+            self._planned[sid] = fp
             reason = self._rerun_reason(records.get(sid), fp, step.always)
             if reason == "inputs changed" and fp is None and upstream_changing:
                 reason = "downstream of change"
@@ -188,6 +193,7 @@ class Runner:
         records = self.state.records()
         self._check_outside(selected, records)
         self._load_outputs(records)
+        self._started_any = False
         run_id = self.state.start_run(command, selection.describe())
         result = RunResult(run_id)
         started = time.monotonic()
@@ -200,6 +206,8 @@ class Runner:
             result.elapsed = time.monotonic() - started
             self.emit("run_finished", run_id=run_id, status="failed", elapsed=result.elapsed, error=cause)
             raise
+        finally:
+            self._planned.clear()
         self.state.finish_run(run_id, "done")
         result.elapsed = time.monotonic() - started
         self.emit("run_finished", run_id=run_id, status="done", elapsed=result.elapsed, ran=len(result.ran), skipped=len(result.skipped))
@@ -248,7 +256,8 @@ class Runner:
     async def _execute(self, sid: str, rec: StepRecord | None, semaphore: asyncio.Semaphore, result: RunResult, run_id: int) -> None:
         step = self.graph.steps[sid]
         try:
-            fp = self._fingerprint(step)
+            planned = None if self._started_any else self._planned.get(sid)
+            fp = planned if planned is not None else self._fingerprint(step)
         except Exception as exc:  # noqa: BLE001
             cause, hint = _cause(exc)
             raise StepFailed(sid, f"could not compute its inputs: {self.redact(cause)}", hint) from exc
@@ -259,6 +268,7 @@ class Runner:
             self.emit("step_skipped", step=sid, phase=step.phase, reason="unchanged")
             return
         async with semaphore:
+            self._started_any = True
             self.state.mark_running(sid, step.phase, fp, run_id)
             self.emit("step_started", step=sid, phase=step.phase, reason=reason, description=step.description)
             t0 = time.monotonic()

@@ -5,11 +5,12 @@ steps for what only they can see:
 - `hypervisors/summary`: {"quorate": bool, "members": [...], "ceph_health": "HEALTH_OK"|None}
 - `platform/...` step outputs holding "etcd_members" (list), and "talos_nodes" (list) or, from
   the step `platform/<cluster>/talos`, "nodes" (list)
-The step always runs (its inputs include the time) and fails when any row fails."""
+The step runs on every deploy (`Step.always`) and fails when any row fails."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -44,10 +45,21 @@ def _compartment(ctx: StepContext) -> str:
     return oci.tenancy_ocid
 
 
+def free_tier_problems(instances: list[Any], on: dt.date | None = None) -> list[str]:
+    """Why these live instances would leave Always Free, judged by the dated limits and prices in
+    force on `on` (today by default): the same assessment `tierzero check` makes of a spec."""
+    from tierzero.freetier.cost import assess
+    from tierzero.freetier.usage import Instance, Usage
+
+    live = [i for i in instances if i.state not in ("TERMINATED", "TERMINATING")]
+    usage = Usage(instances=[Instance(i.name, i.shape, i.ocpus, i.memory_gb) for i in live])
+    return [f.line() for f in assess(usage, on=on).violations]
+
+
 def check_oci(ctx: StepContext) -> list[Row]:
     if ctx.spec.oci is None:
         return [Row("OCI instances", "skip", "no cloud in the spec (own hosts)"), Row("cost this month", "skip", "no cloud in the spec")]
-    from tierzero.adapters.oci import Oci, free_tier_problems
+    from tierzero.adapters.oci import Oci
 
     client = Oci.connect(ctx.connections, ctx.spec)
     instances = client.instances(_compartment(ctx))

@@ -4,6 +4,9 @@ loop in a daemon thread, seeded with the spec's nodes and storages.
 Faults are fakepve's own: `server.pve.lose_quorum()`, `.set_node_offline(node)`, `.fail(method,
 suffix, status, message | error=...)`, `.ceph_down()`, `.snapshot_lock(vmid)`, `.flaky_network(...)`;
 coroutine ones (`hold_config_lock`, `backup`) through `server.call(...)`.
+
+With a `WorldFile` (the harness passes the workspace world's "fakepve" document) the fake starts
+from the saved state and saves every change before a client sees it (see fakepve_world).
 """
 
 from __future__ import annotations
@@ -11,13 +14,15 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from tierzero.adapters.connections import Connections, Endpoint
 
 FILE_CONTENT = "iso,vztmpl,backup,import,snippets"
+DOCUMENT = "fakepve"  # the world document's name
 
 
 @dataclass
@@ -56,6 +61,7 @@ class FakePveServer:
 
             self.call(settle())
             self.call(self.pve.stop())
+            self.pve.save_now()  # what background tasks changed since the last request
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
@@ -72,24 +78,35 @@ def start_fakepve(
     time_scale: float = 0.0,
     user: str = "root@pam",
     password: str = "sandbox-only",
+    world: Any = None,
 ) -> FakePveServer:
-    """Start fakepve on 127.0.0.1 with a port the system picks; nodes are added online."""
-    from fakepve import FakePve
+    """Start fakepve on 127.0.0.1 with a port the system picks; nodes are added online. With
+    `world` (a WorldFile) the saved state comes back first, the nodes and storages it lacks are
+    added, and every change is saved from then on."""
     from fakepve.certs import make_cert
 
+    from tierzero.sandbox.fakepve_world import WorldFakePve, restore
+
+    saved = world.load() if world is not None else None
     tmp = tempfile.TemporaryDirectory(prefix="tierzero-fakepve-")
     certfile, keyfile, _ = make_cert(tmp.name, hosts=("127.0.0.1",))
-    pve = FakePve(user=user, password=password, host="127.0.0.1", port=0)
+    pve = WorldFakePve(user=user, password=password, host="127.0.0.1", port=0)
     pve.time_scale = time_scale
     pve.cluster_name = cluster_name
     pve.nodes = {}
+    if saved is not None:
+        restore(pve, saved)
     for node in nodes:
-        pve.add_node(node)
+        if node not in pve.nodes:  # a saved node keeps its online flag
+            pve.add_node(node)
     for name in storages:
         if name not in pve.storages:
             pve.storages[name] = {"type": "lvmthin", "active": 1, "content": "images,rootdir", "files": set(), "vgname": "pve", "thinpool": "data"}
     store = pve.storages.setdefault(image_storage, {"type": "dir", "active": 1, "files": set(), "path": f"/var/lib/vz-{image_storage}", "avail": 50 * 1024**3})
-    store["content"] = FILE_CONTENT
+    if saved is None or image_storage not in (saved.get("storages") or {}):
+        store["content"] = FILE_CONTENT
+    if world is not None:
+        pve.attach(world)  # before it serves: the first answer already finds the document
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="fakepve", daemon=True)
     thread.start()
@@ -114,9 +131,11 @@ def cafile_path(server: FakePveServer) -> Path:
 
 
 def _sandbox_factory(box: Any) -> Any:
-    """Harness factory "fakepve": the Proxmox API for the spec's nodes; links to the SSH
-    stand-in (whichever starts first) so tokens made with `pveum` are valid API tokens."""
-    server = start_for_spec(box.spec, time_scale=float(box.options.get("pve_time_scale", 0.0)))
+    """Harness factory "fakepve": the Proxmox API for the spec's nodes, persisted in the world's
+    "fakepve" document; links to the SSH stand-in (whichever starts first) so tokens made with
+    `pveum` are valid API tokens (and saved: pve.apitokens saves on change)."""
+    world = box.world.file(DOCUMENT) if box.world is not None else None
+    server = start_for_spec(box.spec, time_scale=float(box.options.get("pve_time_scale", 0.0)), world=world)
     box.shared["fakepve"] = server
     server.connections(box.connections, nodes=[n.name for n in box.spec.proxmox.nodes])
     hosts = box.shared.get("pve_hosts")

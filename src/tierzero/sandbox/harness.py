@@ -20,7 +20,7 @@ A stand-in is a *factory*::
 (`tierzero.sandbox.world.World`, or None when the sandbox does not persist): a stand-in
 loads its document with `box.world.file(NAME).load()`, adds what the spec asks for that the
 saved world lacks, and saves its document after every change a client could observe. Factories run in
-registration order (builtins first); registering a name again
+`START_ORDER`, then the others in registration order; registering a name again
 replaces the factory. The harness imports the modules in `STANDIN_MODULES` (when present)
 before starting, so a module registers itself by calling `register` at import.
 `Sandbox.register` is the same function. `Sandbox(spec, ws, **options)` hands `options` to
@@ -31,8 +31,9 @@ turn Ready, and `kube_fail_first`, requests the Kubernetes API answers 503 befor
 Builtins: "kubernetes" (one HTTPS API per cluster with its nodes Ready and, with gitops, a
 bootstrapped flux-system Kustomization; endpoint ("kubernetes", CLUSTER)), "oci" (compute,
 budgets, usage = $0.00; endpoint ("oci", "default") with a throwaway signer) and
-"gitops-offline" (install manifests are stubbed instead of fetched) and "tofu-twin"
-(connections.state["tofu_layer"] = "oci_twin": the cloud phase applies the twin module).
+"gitops-offline" (install manifests are stubbed instead of fetched), "tofu-twin"
+(connections.state["tofu_layer"] = "oci_twin": the cloud phase applies the twin module) and
+"sandbox-clock" (waits poll on the stand-ins' compressed clock).
 
 The world persists in the workspace (`Sandbox(..., persist=False)` for a throwaway one), so
 `tierzero deploy --target sandbox` run twice skips what the first run finished, and a killed
@@ -66,6 +67,14 @@ class SandboxContext:
 
 StandInFactory = Callable[[SandboxContext], Callable[[], None]]
 _FACTORIES: dict[str, StandInFactory] = {}
+# Start order of the known stand-ins, whatever order their modules were imported in: later
+# ones link to earlier ones (fakepve to the hosts' tokens, Infisical's template to fakepve).
+START_ORDER = ("kubernetes", "oci", "gitops-offline", "tofu-twin", "sandbox-clock", "talos", "pve-hosts", "fakepve", "infisical")
+
+
+def _start_order() -> list[tuple[str, StandInFactory]]:
+    rank = {name: i for i, name in enumerate(START_ORDER)}
+    return sorted(_FACTORIES.items(), key=lambda item: rank.get(item[0], len(rank)))
 
 
 def register(name: str, factory: StandInFactory) -> None:
@@ -103,6 +112,8 @@ def _kubernetes(box: SandboxContext) -> Callable[[], None]:
                 "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "metadata": {"name": "flux-system"},
                 "spec": {"path": f"./{cluster.gitops.path}".rstrip("/") or ".", "interval": "10m", "prune": True,
                          "sourceRef": {"kind": "GitRepository", "name": "flux-system"}}})
+        if box.world is not None:
+            state.attach(box.world.file(f"kubernetes-{cluster.name}"))
         server = KubeApiServer(state, tls_dir=box.state_dir / "kube-tls").start()
         servers.append(server)
         box.shared.setdefault("kube_servers", {})[cluster.name] = server
@@ -151,10 +162,20 @@ def _tofu_twin(box: SandboxContext) -> Callable[[], None]:
     return lambda: None
 
 
+def _sandbox_clock(box: SandboxContext) -> Callable[[], None]:
+    """Stand-ins reboot in tenths of a second where real machines take minutes: waits poll on
+    the same compressed clock (deadlines stay generous)."""
+    from tierzero.adapters.retry import Policy
+
+    box.connections.state.setdefault("retry:wait", Policy(base=0.1, cap=1.0, deadline=120.0))
+    return lambda: None
+
+
 register("kubernetes", _kubernetes)
 register("oci", _oci)
 register("gitops-offline", _offline_installs)
 register("tofu-twin", _tofu_twin)
+register("sandbox-clock", _sandbox_clock)
 
 
 class Sandbox:
@@ -183,7 +204,7 @@ class Sandbox:
             self.world = World.open(self.workspace)
         self.context = SandboxContext(self.spec, self.workspace, self.connections, state_dir, options=dict(self.options), world=self.world)
         try:
-            for name, factory in list(_FACTORIES.items()):
+            for name, factory in _start_order():
                 if only is None or name in only:
                     self._stops.append((name, factory(self.context)))
         except BaseException:

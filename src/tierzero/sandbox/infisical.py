@@ -2,7 +2,10 @@
 
 It serves the endpoints tierzero uses with Infisical's request and response field names and its
 error shape ({reqId, statusCode, message, error}), and keeps state (admin user, organizations,
-identities, Universal Auth configs, client secrets, tokens) in memory.
+identities, Universal Auth configs, client secrets, tokens) in memory, as a real server keeps
+its database: password and client-secret hashes, token digests, never the values themselves.
+With a sandbox world that state is restored at start and saved after every request that changed
+it, before the answer is sent (`tierzero.sandbox.infisical_world`).
 
 Knobs (attributes, settable while running):
   unready_polls        GET /api/status answers 503 this many times before 200
@@ -11,7 +14,8 @@ Knobs (attributes, settable while running):
   source_ip            the client address the trusted-IP checks see (default: the real peer)
   calls                every request as (method, path)
 
-Also `ContainerStandIn`: what `pct exec` does inside the service containers, for stand-in hosts.
+`ContainerStandIn` (what `pct exec` does inside the service containers) lives in
+`tierzero.sandbox.containers` and is importable from here too.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
 from tierzero.adapters.connections import Endpoint
+from tierzero.sandbox.containers import ContainerStandIn
+from tierzero.sandbox.infisical_world import hash_secret, token_digest, verify_secret
 
 
 class _ApiError(Exception):
@@ -84,8 +90,8 @@ class InfisicalState:
     memberships: dict[str, set[str]] = field(default_factory=dict)  # user id -> org ids
     identities: dict[str, dict[str, Any]] = field(default_factory=dict)  # by id
     universal_auth: dict[str, dict[str, Any]] = field(default_factory=dict)  # by identity id
-    client_secrets: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by identity id
-    tokens: dict[str, dict[str, Any]] = field(default_factory=dict)  # token -> {kind, subject, orgId}
+    client_secrets: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by identity id, with clientSecretHash
+    tokens: dict[str, dict[str, Any]] = field(default_factory=dict)  # token_digest(token) -> {kind, subject, orgId}
 
 
 class InfisicalStandIn:
@@ -97,6 +103,7 @@ class InfisicalStandIn:
         self.drop_after_bootstrap = False
         self.source_ip: str | None = None
         self.calls: list[tuple[str, str]] = []
+        self.on_change: Callable[[], None] | None = None  # after every request, under the lock, before the answer
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
@@ -120,7 +127,7 @@ class InfisicalStandIn:
         return Endpoint(host=self.host, port=self.port, scheme="http", verify=False)
 
     def start(self) -> "InfisicalStandIn":
-        self._thread = threading.Thread(target=self._server.serve_forever, name="infisical-standin", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="infisical-standin", daemon=True)
         self._thread.start()
         return self
 
@@ -140,13 +147,13 @@ class InfisicalStandIn:
 
     def _token(self, kind: str, subject: str, org_id: str | None) -> str:
         token = "st." + secrets.token_urlsafe(24)
-        self.state.tokens[token] = {"kind": kind, "subject": subject, "orgId": org_id}
+        self.state.tokens[token_digest(token)] = {"kind": kind, "subject": subject, "orgId": org_id}
         return token
 
     def _auth(self, headers: Any) -> dict[str, Any]:
         value = headers.get("Authorization", "")
         token = value[7:] if value.startswith("Bearer ") else ""
-        found = self.state.tokens.get(token)
+        found = self.state.tokens.get(token_digest(token)) if token else None
         if not found:
             raise _ApiError(401, "Token missing", "UnauthorizedError")
         return found
@@ -182,7 +189,7 @@ class InfisicalStandIn:
             raise _bad("Instance has already been set up")
         email = body["email"].strip().lower()
         user = {"id": str(uuid.uuid4()), "username": email, "email": email, "firstName": "Admin",
-                "lastName": "User", "superAdmin": True, "password": body["password"].strip()}
+                "lastName": "User", "superAdmin": True, "passwordHash": hash_secret(body["password"].strip())}
         org = {"id": str(uuid.uuid4()), "name": body["organization"].strip(), "slug": _slug(body["organization"])}
         st.users[email] = user
         st.orgs[org["id"]] = org
@@ -191,14 +198,14 @@ class InfisicalStandIn:
         st.identities[admin["id"]] = admin
         st.initialized = True
         token = self._token("identity", admin["id"], org["id"])
-        public_user = {k: v for k, v in user.items() if k != "password"}
+        public_user = {k: v for k, v in user.items() if k != "passwordHash"}
         return 200, {"message": "Successfully bootstrapped instance", "user": public_user, "organization": dict(org),
                      "identity": {"id": admin["id"], "name": admin["name"], "credentials": {"token": token}}}
 
     def login(self, body: dict[str, Any], headers: Any, peer: str) -> tuple[int, dict[str, Any]]:
         _require(body, "email", "password")
         user = self.state.users.get(body["email"].strip().lower())
-        if user is None or user["password"] != body["password"].strip():
+        if user is None or not verify_secret(body["password"].strip(), user["passwordHash"]):
             raise _unauthorized()
         return 200, {"accessToken": self._token("user", user["id"], None)}
 
@@ -287,13 +294,13 @@ class InfisicalStandIn:
         data = {"id": str(uuid.uuid4()), "description": body.get("description", ""), "clientSecretPrefix": value[:4],
                 "clientSecretNumUses": 0, "clientSecretNumUsesLimit": int(body.get("numUsesLimit", 0)),
                 "clientSecretTTL": int(body.get("ttl", 0)), "identityUAId": ua["id"], "isClientSecretRevoked": False}
-        self.state.client_secrets.setdefault(identity_id, []).append({**data, "value": value})
+        self.state.client_secrets.setdefault(identity_id, []).append({**data, "clientSecretHash": hash_secret(value)})
         return 200, {"clientSecret": value, "clientSecretData": data}
 
     def list_client_secrets(self, body: dict[str, Any], headers: Any, peer: str, identity_id: str) -> tuple[int, dict[str, Any]]:
         auth = self._auth(headers)
         self._identity(auth, identity_id)
-        rows = [{k: v for k, v in s.items() if k != "value"} for s in self.state.client_secrets.get(identity_id, [])]
+        rows = [{k: v for k, v in s.items() if k != "clientSecretHash"} for s in self.state.client_secrets.get(identity_id, [])]
         return 200, {"clientSecretData": rows}
 
     def ua_login(self, body: dict[str, Any], headers: Any, peer: str) -> tuple[int, dict[str, Any]]:
@@ -304,7 +311,9 @@ class InfisicalStandIn:
             if not _trusted(ua["clientSecretTrustedIps"], self.source_ip or peer):
                 raise _ApiError(403, "You are not allowed to access this resource from the current IP address", "ForbiddenError")
             for secret in self.state.client_secrets.get(identity_id, []):
-                if secret["value"] == body["clientSecret"] and not secret["isClientSecretRevoked"]:
+                if secret["isClientSecretRevoked"] or not body["clientSecret"].startswith(secret["clientSecretPrefix"]):
+                    continue
+                if verify_secret(body["clientSecret"], secret["clientSecretHash"]):
                     secret["clientSecretNumUses"] += 1
                     token = self._token("identity", identity_id, self.state.identities[identity_id]["orgId"])
                     return 200, {"accessToken": token, "expiresIn": ua["accessTokenTTL"],
@@ -375,6 +384,8 @@ def _handler_for(api: InfisicalStandIn) -> type[BaseHTTPRequestHandler]:
                 except json.JSONDecodeError:
                     status, drop = 400, False
                     payload = {"reqId": req_id, "statusCode": 400, "message": "Body is not valid JSON", "error": "BadRequest"}
+                if api.on_change is not None:  # also after an error: a refused PATCH may have changed fields first
+                    api.on_change()
             if drop:
                 self.close_connection = True
                 self.connection.close()
@@ -393,50 +404,28 @@ def _handler_for(api: InfisicalStandIn) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@dataclass
-class ContainerStandIn:
-    """What `pct exec <vmid> -- sh -c <script>` does inside service containers, for a stand-in Proxmox
-    host to delegate to (e.g. a `_cmd_pct` handler): Docker present or installed, files written
-    from stdin with their mode, `docker compose up` refused until Docker and the .env are there."""
-
-    docker_present: bool = False
-    files: dict[tuple[int, str], tuple[str, str]] = field(default_factory=dict)  # (vmid, path) -> (mode, content)
-    scripts: list[tuple[int, str]] = field(default_factory=list)
-
-    def pct(self, args: list[str], stdin: str = "") -> tuple[int, str, str]:
-        """`args` after `pct`; returns (exit status, stdout, stderr)."""
-        if len(args) != 6 or args[0] != "exec" or args[2:5] != ["--", "sh", "-c"]:
-            return 2, "", f"pct: unsupported arguments {args[:3]}\n"
-        vmid, script = int(args[1]), args[5]
-        self.scripts.append((vmid, script))
-        if script.startswith("docker version"):
-            return (0, "", "") if self.docker_present else (127, "", "sh: docker: not found\n")
-        if "apt-get install" in script and "docker-ce" in script:
-            self.docker_present = True
-            return 0, "", ""
-        if "cat > " in script and "mv -f " in script:
-            path = script.rsplit(" ", 1)[1].strip("'")
-            mode = script.split("chmod ", 1)[1].split()[0]
-            self.files[(vmid, path)] = (mode, stdin)
-            return 0, "", ""
-        if "docker compose up" in script:
-            if not self.docker_present:
-                return 127, "", "sh: docker: not found\n"
-            if not any(v == vmid and p.endswith("/.env") for v, p in self.files):
-                return 1, "", "env file .env not found\n"
-            return 0, "", ""
-        return 127, "", "sandbox container: unsupported script\n"
-
-
 def _sandbox_factory(box: Any) -> Callable[[], None]:
     """Harness factory "infisical": one API stand-in per Infisical service, reached as
-    ("infisical", NAME); the SSH host stand-in's `pct exec` runs in a shared ContainerStandIn;
+    ("infisical", NAME); the SSH host stand-in's `pct exec` runs in a shared ContainerStandIn (whichever starts first);
     the LXC template is seeded in fakepve's image storage (fakepve serves no appliance index)."""
+    from tierzero.sandbox.infisical_world import DOCUMENT, InfisicalWorld
+
     services = box.spec.infisical_services()
+    world = InfisicalWorld(box.world.file(DOCUMENT)) if box.world is not None else None
     containers = ContainerStandIn()
+    if world is not None:
+        world.restore_containers(containers)
+
+    def pct(host: str, vmid: int, script: str, stdin: str) -> tuple[int, str, str]:
+        result = containers.pct(["exec", str(vmid), "--", "sh", "-c", script], stdin)
+        if world is not None:  # runs under the SSH stand-in's lock, before the exit status goes out
+            world.containers_changed(containers)
+        return result
+
+    box.shared["pct_handler"] = pct  # for an SSH host stand-in that starts after this one
     hosts = box.shared.get("pve_hosts")
     if hosts is not None:
-        hosts.pct_handler = lambda host, vmid, script, stdin: containers.pct(["exec", str(vmid), "--", "sh", "-c", script], stdin)
+        hosts.pct_handler = pct
     fake = box.shared.get("fakepve")
     px = box.spec.proxmox
     standins: dict[str, InfisicalStandIn] = {}
@@ -446,9 +435,11 @@ def _sandbox_factory(box: Any) -> Callable[[], None]:
                 volumes = fake.pve.storages[px.image_storage].setdefault("volumes", {})
                 volumes[f"vztmpl/{svc.template}"] = {"content": "vztmpl", "format": "tzst", "size": 1, "ctime": 0}
             standin = InfisicalStandIn().start()
+            standins[svc.name] = standin
+            if world is not None:  # nobody knows the port yet, so restoring after start is safe
+                world.track(svc.name, standin)
             standin.source_ip = px.gateway  # calls come from the node network, as the cluster's would
             box.connections.add("infisical", svc.name, standin.endpoint())
-            standins[svc.name] = standin
     except BaseException:
         for standin in standins.values():
             standin.stop()

@@ -7,6 +7,8 @@ the official client uses here.
 - objects of a *.fluxcd.io group report status.conditions Ready=True `ready_after` seconds
   after they were created (Reconciling until then)
 - fault injection: the first `fail_first` requests get 503 (the API is not up yet)
+- persistence: `KubeState.attach(document)` restores the objects and resourceVersion counter
+  a world document holds and saves them after every change, before the response goes out
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -54,6 +56,7 @@ class KubeState:
         self.fail_first = fail_first
         self.requests = 0
         self.version = 1
+        self.persist: Callable[[dict[str, Any]], None] | None = None
         for node in nodes:
             self.objects.setdefault(("/api/v1", "", "nodes"), {})[node["metadata"]["name"]] = node
         self.objects[("/api/v1", "", "namespaces")] = {
@@ -67,6 +70,38 @@ class KubeState:
         meta.update({"namespace": namespace, "uid": str(uuid.uuid4()), "creationTimestamp": _now(), "generation": 1, "resourceVersion": "1"})
         self.created[meta["uid"]] = time.monotonic() - 1e6  # long settled
         self.objects.setdefault((prefix, namespace, plural), {})[meta["name"]] = obj
+
+    def snapshot(self) -> dict[str, Any]:
+        """The objects and the resourceVersion counter, as JSON-ready data."""
+        return {"version": self.version,
+                "objects": [[p, ns, plural, coll] for (p, ns, plural), coll in sorted(self.objects.items()) if coll]}
+
+    def restore(self, doc: dict[str, Any]) -> None:
+        """Put a snapshot back over what the constructor and `seed` put in place: a saved object
+        wins over a seeded one of the same name, seeded ones the snapshot lacks (e.g. a node the
+        spec added) stay. Restored objects count as long settled, so Flux ones are Ready."""
+        self.version = max(self.version, int(doc.get("version", 1)))
+        settled = float("-inf")  # older than any ready_after
+        for prefix, namespace, plural, items in doc.get("objects", []):
+            coll = self.objects.setdefault((prefix, namespace, plural), {})
+            for name, obj in items.items():
+                coll[name] = obj
+                uid = obj.get("metadata", {}).get("uid")
+                if uid:
+                    self.created[uid] = settled
+
+    def attach(self, document: Any) -> None:
+        """Persist to a world document (`load() -> dict | None`, `save(dict)`): restore what it
+        holds, then save after every change."""
+        self.restore(document.load() or {})
+        self.persist = document.save
+        with self.lock:
+            self.changed()
+
+    def changed(self) -> None:
+        """Call with `lock` held, so saves happen in the order of the changes."""
+        if self.persist is not None:
+            self.persist(self.snapshot())
 
     def decorate(self, prefix: str, obj: dict[str, Any]) -> dict[str, Any]:
         if ".fluxcd.io/" not in prefix + "/":
@@ -154,7 +189,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._status(422, "Invalid", "metadata.name is required")
                 if obj_name in coll:
                     return self._status(409, "AlreadyExists", f'{plural} "{obj_name}" already exists')
-                return self._send(201, st.decorate(prefix, self._store(coll, obj_name, ns, body)))
+                return self._commit(201, st.decorate(prefix, self._store(coll, obj_name, ns, body)))
             if name is None:
                 return self._status(405, "MethodNotAllowed", method)
             found = coll.get(name)
@@ -165,13 +200,18 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "DELETE":
                 if coll.pop(name, None) is None:
                     return self._status(404, "NotFound", f'{plural} "{name}" not found')
-                return self._send(200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
+                return self._commit(200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
             if method in ("PUT", "PATCH"):
                 if found is None:
                     return self._status(404, "NotFound", f'{plural} "{name}" not found')
                 merged = {**found, **body} if method == "PATCH" else body
-                return self._send(200, st.decorate(prefix, self._store(coll, name, ns, merged, found)))
+                return self._commit(200, st.decorate(prefix, self._store(coll, name, ns, merged, found)))
         return self._status(405, "MethodNotAllowed", method)
+
+    def _commit(self, code: int, body: Any) -> None:
+        """Answer a change once it is saved (the caller holds the state's lock)."""
+        self.server.state.changed()
+        self._send(code, body)
 
     def _store(self, coll: dict, name: str, ns: str, body: dict, previous: dict | None = None) -> dict:
         st = self.server.state

@@ -411,6 +411,8 @@ def _sandbox_factory(box: Any) -> Any:
                             kvm=bool(box.options.get("pve_kvm", True)), host_key=asyncssh.read_private_key(str(key_file)),
                             world=world)
     box.shared["pve_hosts"] = hosts
+    if "pct_handler" in box.shared:  # the service containers' stand-in started first
+        hosts.pct_handler = box.shared["pct_handler"]
     box.connections.ssh_key = box.connections.ssh_key or ws.ssh_key
     box.connections.known_hosts = box.connections.known_hosts or ws.root / "known_hosts"
     hosts.connections(box.connections)

@@ -23,7 +23,7 @@ _SETS = ("packages", "authorized", "known_hosts")
 _NOT_SAVED = ("port",)
 
 
-def snapshot(hosts: "PveHosts") -> dict[str, Any]:
+def snapshot(hosts: PveHosts) -> dict[str, Any]:
     """The document for the hosts' current state (plain JSON types only, so two compare equal
     exactly when a client could not tell them apart)."""
     return {"version": VERSION,
@@ -31,7 +31,7 @@ def snapshot(hosts: "PveHosts") -> dict[str, Any]:
             "cluster": _cluster_doc(hosts.cluster)}
 
 
-def restore(hosts: "PveHosts", doc: dict[str, Any]) -> None:
+def restore(hosts: PveHosts, doc: dict[str, Any]) -> None:
     """Put a saved world in place: saved hosts replace the spec's fresh ones of the same name,
     hosts only the world knows are kept (a real host does not vanish when a spec forgets it)."""
     for name, data in doc.get("hosts", {}).items():
@@ -43,18 +43,18 @@ class Persistence:
     """Called by `PveHosts.save_world` (under the hosts' lock): writes the document when the
     snapshot differs from the last one written."""
 
-    def __init__(self, file: "WorldFile") -> None:
+    def __init__(self, file: WorldFile) -> None:
         self.file = file
         self.last: dict[str, Any] | None = None
 
-    def __call__(self, hosts: "PveHosts") -> None:
+    def __call__(self, hosts: PveHosts) -> None:
         doc = snapshot(hosts)
         if doc != self.last:
             self.file.save(doc)
             self.last = doc
 
 
-def attach(hosts: "PveHosts", file: "WorldFile") -> None:
+def attach(hosts: PveHosts, file: WorldFile) -> None:
     """Restore `hosts` from `file` (when saved before) and save every later change there.
     Call before `hosts.start()`: a host saved offline must not start listening."""
     doc = file.load()

@@ -15,7 +15,9 @@ Fault injection on `TalosNodeServer`: `down_calls` (the next N calls fail UNAVAI
 `reject_apply` (ApplyConfiguration fails INVALID_ARGUMENT with that message).
 
 Async code calls `start_node(...)`; synchronous code (the sandbox harness, which this module
-registers with as "talos") uses `TalosSandboxThread`, which hosts the nodes on its own loop.
+registers with as "talos", see `tierzero.sandbox.talos_world`) uses `TalosSandboxThread`, which
+hosts the nodes on its own loop. `TalosSandboxRegistry.persist`, when set, is called after every
+change a client can observe (apply, bootstrap, reset), before the RPC answers.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import asyncio
 import contextlib
 import gzip
 import io
+import socket
 import ssl
 import tarfile
 import threading
@@ -74,6 +77,11 @@ class TalosSandboxCluster:
 @dataclass
 class TalosSandboxRegistry:
     clusters: dict[str, TalosSandboxCluster] = field(default_factory=dict)
+    persist: Callable[[], None] | None = None
+
+    def changed(self) -> None:
+        if self.persist is not None:
+            self.persist()
 
     def cluster(self, name: str) -> TalosSandboxCluster:
         return self.clusters.setdefault(name, TalosSandboxCluster(name))
@@ -129,7 +137,11 @@ class TalosNodeServer:
         machine_pb2_grpc.add_MachineServiceServicer_to_server(_Servicer(self), self._grpc)
         self._backend_port = self._grpc.add_insecure_port("127.0.0.1:0")
         await self._grpc.start()
-        await self._listen(port)
+        if self._tls_context() is None:  # a restored worker waiting for trustd: its port is known before it answers
+            self.port = port or _free_port()
+            self._spawn(self._listen(self.port))
+        else:
+            await self._listen(port)
         return self.port
 
     async def stop(self) -> None:
@@ -204,7 +216,10 @@ class TalosNodeServer:
             await asyncio.sleep(self.reboot_seconds)
             await self._listen(self.port)
 
-        task = asyncio.get_running_loop().create_task(cycle())
+        self._spawn(cycle())
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -240,8 +255,11 @@ class TalosSandboxThread:
         self._thread = threading.Thread(target=self.loop.run_forever, name="talos-api-standin", daemon=True)
         self._thread.start()
 
-    def start_node(self, address: str, **kwargs: Any) -> TalosNodeServer:
-        node, _ = asyncio.run_coroutine_threadsafe(start_node(address, **kwargs), self.loop).result(30)
+    def start_node(self, address: str, *, port: int = 0, **kwargs: Any) -> TalosNodeServer:
+        return self.start(TalosNodeServer(address, **kwargs), port)
+
+    def start(self, node: TalosNodeServer, port: int = 0) -> TalosNodeServer:
+        asyncio.run_coroutine_threadsafe(node.start(port), self.loop).result(30)
         self.nodes.append(node)
         return node
 
@@ -265,6 +283,12 @@ async def start_node(
         address, registry=registry, hostname=hostname, kubeconfig=kubeconfig, reboot_seconds=reboot_seconds, version=version
     )
     return node, await node.start(port)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 # -- RPCs --------------------------------------------------------------------------------------
@@ -355,6 +379,7 @@ class _Servicer(machine_pb2_grpc.MachineServiceServicer):
         mode = Mode.REBOOT if reboot else (Mode.NO_REBOOT if request.mode in (Mode.AUTO, Mode.TRY) else request.mode)
         if not request.dry_run:
             node.configure(config)
+            node.registry.changed()
             if reboot:
                 node.reboot_soon()
         details = "Dry run: no changes applied" if request.dry_run else f"Applied configuration ({Mode.Mode.Name(mode)})"
@@ -371,6 +396,7 @@ class _Servicer(machine_pb2_grpc.MachineServiceServicer):
         node.cluster.bootstrapped = True
         for member in node.cluster.nodes.values():
             member.in_etcd = bool(member.config and member.config.control_plane)
+        node.registry.changed()
         return machine_pb2.BootstrapResponse(messages=[machine_pb2.Bootstrap(metadata=self._meta(node))])
 
     @_rpc()
@@ -399,6 +425,7 @@ class _Servicer(machine_pb2_grpc.MachineServiceServicer):
     def Reset(self, node: TalosNodeServer, request: Any) -> Any:
         meta = self._meta(node)
         node.wipe()
+        node.registry.changed()
         node.reboot_soon(halt=not request.reboot)
         return machine_pb2.ResetResponse(messages=[machine_pb2.Reset(metadata=meta)])
 
@@ -420,33 +447,9 @@ class _Servicer(machine_pb2_grpc.MachineServiceServicer):
 # -- sandbox harness registration ------------------------------------------------------------
 
 def _sandbox_factory(box: Any) -> Callable[[], None]:
-    """One stand-in node per spec node, registered as ("talos", ip) and ("talos", name); each
-    cluster's kubeconfig points at that cluster's Kubernetes stand-in when there is one."""
-    runner = TalosSandboxThread()
-    registry = TalosSandboxRegistry()
-    box.shared["talos_registry"], box.shared["talos_nodes"] = registry, {}
-    reboot = float(box.options.get("talos_reboot_seconds", 0.2))
-    try:
-        for cluster in box.spec.clusters:
-            kube = box.shared.get("kube_servers", {}).get(cluster.name)
-            provider = None
-            if kube is not None:
-                def provider(name: str, address: str, url: str = kube.url) -> bytes:
-                    doc = yaml.safe_load(_default_kubeconfig(name, address))
-                    doc["clusters"][0]["cluster"]["server"] = url
-                    doc["users"][0]["user"] = {"token": "sandbox"}
-                    return yaml.safe_dump(doc).encode()
-            for _role, spec_node in cluster.nodes():
-                ip = str(spec_node.ip)
-                address = spec_node.name if ip == "dhcp" else ip.split("/")[0]
-                node = runner.start_node(address, registry=registry, hostname=spec_node.name, kubeconfig=provider, reboot_seconds=reboot)
-                box.shared["talos_nodes"][address] = node
-                for name in dict.fromkeys((address, spec_node.name)):
-                    box.connections.add("talos", name, node.endpoint())
-    except BaseException:
-        runner.stop()
-        raise
-    return runner.stop
+    from tierzero.sandbox.talos_world import sandbox_factory
+
+    return sandbox_factory(box)
 
 
 try:

@@ -1,0 +1,76 @@
+"""Read a workspace's sandbox world back (decrypted) in a form two deployments of the same spec
+share: what exists and how it is wired, without ids, keys, times or ports that differ run to run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tierzero.sandbox.world import World
+from tierzero.workspace import Workspace
+
+
+def world_documents(ws_root: Path) -> dict[str, Any]:
+    return World.open(Workspace(ws_root)).load_all()
+
+
+def _fakepve(doc: dict[str, Any]) -> dict[str, Any]:
+    guests = [("qemu", g) for g in doc.get("vms", [])] + [("lxc", g) for g in doc.get("cts", [])]
+    return {
+        "guests": sorted((kind, g["vmid"], g["config"].get("name") or g["config"].get("hostname"), g["node"], g["status"],
+                          bool(g.get("template"))) for kind, g in guests),
+        "disks": sorted(f"{name}:{vol}" for name, st in doc["storages"].items() for vol in st.get("volumes", {})),
+        "tokens": sorted(doc["apitokens"]),
+        "nodes": doc["nodes"], "cluster": doc["cluster_name"], "quorate": doc["quorate"],
+    }
+
+
+def _pve_hosts(doc: dict[str, Any]) -> dict[str, Any]:
+    cluster = doc["cluster"]
+    return {
+        "cluster": {"name": cluster["name"], "members": sorted(cluster["members"]), "qdevice": cluster["qdevice"],
+                    "tokens": sorted(cluster["tokens"]), "ceph": {k: cluster["ceph"][k] for k in ("initialized", "mons", "osds", "pools")}},
+        "hosts": {name: {"in_cluster": h["in_cluster"], "packages": h["packages"], "files": sorted(h["files"]),
+                         "authorized": len(h["authorized"]), "tailscale_up": h["tailscale_up"], "ceph_installed": h["ceph_installed"]}
+                  for name, h in doc["hosts"].items()},
+    }
+
+
+def _talos(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "clusters": {name: {"bootstrapped": c["bootstrapped"], "nodes": sorted(c["nodes"])} for name, c in doc["clusters"].items()},
+        "nodes": {addr: {"configured": bool(n.get("config")), "hostname": n.get("hostname"), "in_etcd": n.get("in_etcd")}
+                  for addr, n in doc["nodes"].items()},
+    }
+
+
+def _kubernetes(doc: dict[str, Any]) -> dict[str, Any]:
+    return {f"{prefix} {ns} {plural}": sorted(objs) for prefix, ns, plural, objs in doc["objects"]}
+
+
+def _infisical(doc: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for name, svc in doc["services"].items():
+        out[name] = {
+            "initialized": svc["initialized"],
+            "users": sorted(svc.get("users", {})),
+            "orgs": sorted(o["name"] for o in svc.get("orgs", {}).values()),
+            "identities": sorted((i["name"], tuple(i["authMethods"])) for i in svc.get("identities", {}).values()),
+            "client_secrets": sorted(len(v) for v in svc.get("client_secrets", {}).values()),
+        }
+    return out
+
+
+NORMALIZERS = {"fakepve": _fakepve, "pve-hosts": _pve_hosts, "talos": _talos, "infisical": _infisical}
+
+
+def normalized_world(ws_root: Path) -> dict[str, Any]:
+    """Every document, reduced to what two deployments of the same spec must agree on."""
+    out: dict[str, Any] = {}
+    for name, doc in world_documents(ws_root).items():
+        assert doc is not None, name
+        if name.startswith("kubernetes-"):
+            out[name] = _kubernetes(doc)
+        else:
+            out[name] = NORMALIZERS[name](doc)  # a new stand-in document needs a normalizer here
+    return out

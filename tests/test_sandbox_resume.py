@@ -1,0 +1,82 @@
+"""Kill -9 at every step boundary of the real sandbox pipeline, resume each time, and end
+with the world an uninterrupted deploy builds: same guests, one cluster, one token, one
+machine identity, nodes bootstrapped once; secrets written once and never again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox_world import normalized_world
+
+pytestmark = pytest.mark.slow
+
+
+def _init(path: Path) -> Path:
+    proc = subprocess.run([sys.executable, "-m", "tierzero", "init", str(path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return path / "tierzero.yaml"
+
+
+def _deploy(spec: Path, kill_after_new_step_of: set[str] | None = None) -> tuple[bool, list[dict[str, Any]]]:
+    """Deploy in the sandbox. With a set: kill -9 the moment a step finishes that is not in it
+    (and add it); steps the run skipped as finished are added too (a step can finish between
+    the event being read and the kill landing). Returns (killed, events)."""
+    proc = subprocess.Popen([sys.executable, "-m", "tierzero", "deploy", "-f", str(spec), "--target", "sandbox", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    events: list[dict[str, Any]] = []
+    killed = False
+    assert proc.stdout is not None and proc.stderr is not None
+    with proc.stdout, proc.stderr:
+        for line in proc.stdout:
+            event = json.loads(line)
+            events.append(event)
+            if kill_after_new_step_of is not None and event["event"] == "step_skipped":
+                kill_after_new_step_of.add(event["step"])
+            if kill_after_new_step_of is not None and event["event"] == "step_done" and event["step"] not in kill_after_new_step_of:
+                kill_after_new_step_of.add(event["step"])
+                os.kill(proc.pid, signal.SIGKILL)
+                killed = True
+                break
+        rc = proc.wait(timeout=240)
+        err = proc.stderr.read()
+    if not killed:
+        assert rc == 0, f"deploy failed: {err[-3000:]}"
+    return killed, events
+
+
+def _secrets(ws: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(ws)): p.read_bytes() for p in (ws / "secrets").rglob("*.sops.yaml")}
+
+
+def test_killed_at_every_step_boundary_ends_in_the_uninterrupted_world(tmp_path: Path) -> None:
+    reference = _init(tmp_path / "reference")
+    _, events = _deploy(reference)
+    steps = {e["step"] for e in events if e["event"] == "step_done"}
+
+    spec = _init(tmp_path / "killed")
+    ws = spec.parent / ".tierzero"
+    done: set[str] = set()
+    first_seen: dict[str, bytes] = {}
+    kills = 0
+    while True:
+        killed, events = _deploy(spec, kill_after_new_step_of=done)
+        for name, blob in _secrets(ws).items():  # generated or issued, a secret is written once
+            assert first_seen.setdefault(name, blob) == blob, f"{name} changed after a resume (kill {kills})"
+        if not killed:
+            break
+        kills += 1
+    assert done == steps, sorted(steps ^ done)
+    assert kills >= len(steps) * 3 // 4, f"only {kills} of {len(steps)} step boundaries were hit"
+    assert set(first_seen) == set(_secrets(reference.parent / ".tierzero"))
+
+    assert normalized_world(ws) == normalized_world(reference.parent / ".tierzero")
+    _, events = _deploy(spec)  # the world is complete: only the checks run
+    assert [e["step"] for e in events if e["event"] == "step_started"] == ["validate/checks"]
