@@ -12,7 +12,7 @@ from tierzero.adapters.redact import Redactor
 from tierzero.adapters.tofu_events import parse_line, parse_lock_info
 from tierzero.adapters.tofu_workspace import BACKEND_CONFIG_FILE, BACKEND_FILE, stage_module, write_backend
 from tierzero.errors import InputError
-from tierzero.render.tofu_vars import ad_candidates, state_backend, tfvars_for
+from tierzero.render.tofu_vars import ad_candidates, placed_ads, state_backend, tfvars_for
 from tierzero.spec.models import Platform
 
 
@@ -97,6 +97,15 @@ def test_tfvars_give_every_instance_an_ad_and_the_bastion_a_reserved_ip() -> Non
     taken = tfvars_for(platform(reserved_ips=[{"name": "bastion-ip", "instance": "a1-1"}]), ssh_public_key=SSH_KEY)
     assert taken["reserved_ips"] == {"bastion-ip": {"instance": "a1-1"}, "bastion-ip-2": {"instance": "bastion"}}
     assert ad_candidates(platform()) == {"a1-1": ["AD-1", "AD-2", "AD-3"], "a1-2": ["AD-2"], "bastion": ["AD-1", "AD-2", "AD-3"]}
+
+
+def test_instances_stay_in_the_ad_a_capacity_hunt_put_them_in() -> None:
+    outputs = {"instances": {"a1-1": {"ad": "AD-3"}, "a1-2": {"ad": "AD-1"}, "bastion": {"ad": "AD-2"}}}
+    values = tfvars_for(platform(), ssh_public_key=SSH_KEY, placed=placed_ads(outputs))
+    assert values["a1_instances"]["a1-1"]["availability_domain"] == "AD-3"  # unpinned: where it runs
+    assert values["a1_instances"]["a1-2"]["availability_domain"] == "AD-2"  # pinned: the spec decides (the guard refuses a move)
+    assert values["micro_instances"]["bastion"]["availability_domain"] == "AD-2"
+    assert placed_ads({}) == {}
 
 
 def test_tfvars_carry_the_limits_in_force_on_the_day() -> None:

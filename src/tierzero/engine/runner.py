@@ -88,7 +88,7 @@ class Runner:
         self.graph = graph or build(steps)
         self.spec, self.workspace, self.target = spec, workspace, target
         self.connections, self.secrets, self.state = connections, secrets, state
-        self.emit: EventSink = emit or (lambda kind, **f: None)
+        self.emit: EventSink = emit if emit is not None else (lambda kind, **f: None)
         self.concurrency = max(1, concurrency)
         self.outputs: dict[str, Mapping[str, Any]] = {}
         self.redact = redact or (lambda text: text)  # errors are stored and shown: mask secrets in them

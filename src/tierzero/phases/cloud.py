@@ -1,37 +1,56 @@
-"""Phase "cloud" (minimal, written by the engine owner as glue): stage the OCI OpenTofu module
-in `.tierzero/cloud/`, write its variables from the spec, plan, pass the plan through the
-free-tier guard, apply exactly that plan, and read the outputs back. Instance addresses are
-published as endpoints (ssh/proxmox per Proxmox node on a cloud instance).
+"""Phase "cloud": stage the OCI OpenTofu module in `.tierzero/cloud/`, write its variables from
+the spec, then plan -> free-tier guard -> apply exactly that plan, hunting for A1 capacity: on
+"Out of host capacity" the instances that failed move to the next availability domain and the
+apply is retried with backoff until `cloud.oci.capacity_hunt_minutes` (default an hour) runs out.
+Instances that exist keep the AD they landed in, and no existing A1 instance is ever replaced
+(the guard allows replacing only an instance this very hunt failed to create). Instance
+addresses are published as endpoints (ssh/proxmox per Proxmox node on a cloud instance).
 
 The sandbox applies the `oci_twin` layer (terraform_data only) instead: the harness sets
-`connections.state["tofu_layer"]`."""
+`connections.state["tofu_layer"]`, and may set "tofu_env" (e.g. TIERZERO_TWIN_FULL_ADS, ADs
+whose creates fail for lack of capacity) and "capacity_backoff"."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tierzero.engine.step import Step, StepContext
-
 
 def _workdir(ctx: StepContext) -> Any:
     return ctx.workspace.root / "cloud"
 
 
-def _apply_sync(ctx: StepContext) -> dict[str, Any]:
-    from tierzero.adapters.tofu import TofuRunner
-    from tierzero.adapters.tofu_workspace import layer_module_dir, stage_module
+def _apply_sync(ctx: StepContext, on_retry: Callable[[Any], None]) -> dict[str, Any]:
+    from tierzero.adapters.capacity import DEFAULT_BACKOFF, CapacityAttempt, CapacityHunter
+    from tierzero.adapters.tofu_workspace import TFVARS_FILE
     from tierzero.freetier.guard import require_free
-    from tierzero.render.tofu_vars import parse_outputs, state_backend, write_tfvars
+    from tierzero.freetier.limits import limits_on
+    from tierzero.layers.oci import prepare_cloud_layer
+    from tierzero.render.tofu_vars import ad_candidates, parse_outputs, placed_ads, tfvars_for
 
     layer = str(ctx.connections.state.get("tofu_layer", "oci"))
     workdir = _workdir(ctx)
-    stage_module(layer_module_dir(layer), workdir)
-    write_tfvars(ctx.spec, workdir, base_dir=ctx.workspace.root.parent)
-    runner = TofuRunner(workdir)
-    runner.init(backend=state_backend(ctx.spec, ctx.secrets.resolve))
-    plan, _ = runner.plan_guard_apply(lambda plan_json: require_free(plan_json))
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, CapacityAttempt):
+            on_retry(event)
+
+    runner = prepare_cloud_layer(ctx.spec, workdir, twin=layer == "oci_twin", resolve_secret=ctx.secrets.resolve,
+                                 on_event=on_event, env=ctx.connections.state.get("tofu_env"))
+    placed = placed_ads(runner.output())
+    hunter: CapacityHunter = CapacityHunter(
+        runner,
+        variables=tfvars_for(ctx.spec, base_dir=ctx.workspace.root.parent, limits=limits_on(), placed=placed),
+        tfvars_path=workdir / TFVARS_FILE,
+        ad_candidates=ad_candidates(ctx.spec),
+        guard=lambda plan_json: require_free(plan_json, allow_replace=hunter.failed_addresses),
+        deadline_seconds=float(ctx.connections.state.get("capacity_hunt_seconds", ctx.spec.oci.capacity_hunt_minutes * 60)),
+        backoff=ctx.connections.state.get("capacity_backoff", DEFAULT_BACKOFF),
+    )
+    hunter.run()
     cloud = parse_outputs(runner.output())
     endpoints = []
     for node in ctx.spec.proxmox.nodes:
@@ -48,6 +67,7 @@ def _apply_sync(ctx: StepContext) -> dict[str, Any]:
         "bastion_ip": cloud.bastion_ip,
         "instances": {n: {"ocid": i.ocid, "shape": i.shape, "private_ip": i.private_ip, "public_ip": i.public_ip,
                           "availability_domain": i.availability_domain} for n, i in cloud.instances.items()},
+        "capacity_retries": hunter.attempts,
         "endpoints": endpoints,
     }
 
@@ -70,7 +90,15 @@ async def _destroy(ctx: StepContext) -> Mapping[str, Any]:
 
 async def _apply(ctx: StepContext) -> Mapping[str, Any]:
     ctx.wait("OpenTofu plan, free-tier guard and apply")
-    return await asyncio.to_thread(_apply_sync, ctx)
+    loop = asyncio.get_running_loop()
+
+    def on_retry(attempt: Any) -> None:  # from the tofu thread: events belong to the loop
+        moves = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in attempt.moves.items()) or "retrying in place"
+        found = [m.group(0) for m in re.finditer(r"(\d{3}-\w+, )?Out of host capacity\.?( \([^)$]*\))?", attempt.message)]
+        cause = found[-1].strip() if found else attempt.message.strip().splitlines()[0]  # the last: OCI's own words
+        loop.call_soon_threadsafe(ctx.retry, attempt.attempt, f"{cause}; {moves}", attempt.delay_seconds)
+
+    return await asyncio.to_thread(_apply_sync, ctx, on_retry)
 
 
 def steps(spec: Any) -> list[Step]:

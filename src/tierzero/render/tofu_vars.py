@@ -57,12 +57,16 @@ def tfvars_for(
     base_dir: Path = Path("."),
     ssh_public_key: str | None = None,
     limits: Limits | None = None,
+    placed: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Variables of the `oci` (and `oci_twin`) module. `ssh_public_key` overrides reading the key
     file named in the spec, relative to `base_dir` (the spec's directory). With `limits` (see
-    `tierzero.freetier.limits.limits_on`) the module checks against them instead of its defaults."""
+    `tierzero.freetier.limits.limits_on`) the module checks against them instead of its defaults.
+    `placed` maps instances that exist to the AD they run in: an instance the spec does not pin
+    stays there (capacity hunting may have moved it; going back would replace it)."""
     oci = _oci(platform)
     first_ad = oci.availability_domains[0]
+    placed = placed or {}
     reserved = {r.name: {"instance": r.instance} for r in oci.reserved_ips}
     bastions = [m.name for m in oci.micro_instances if "bastion" in m.roles]
     # The bastion is the stable way in, so it always gets a reserved address.
@@ -88,12 +92,12 @@ def tfvars_for(
                 "ocpus": a.ocpus,
                 "memory_gb": a.memory_gb,
                 "boot_volume_gb": a.boot_volume_gb,
-                "availability_domain": a.availability_domain or first_ad,
+                "availability_domain": a.availability_domain or placed.get(a.name) or first_ad,
             }
             for a in oci.a1_instances
         },
         "micro_instances": {
-            m.name: {"roles": list(m.roles), "boot_volume_gb": m.boot_volume_gb, "availability_domain": first_ad}
+            m.name: {"roles": list(m.roles), "boot_volume_gb": m.boot_volume_gb, "availability_domain": placed.get(m.name) or first_ad}
             for m in oci.micro_instances
         },
         "reserved_ips": reserved,
@@ -163,6 +167,11 @@ class CloudOutputs:
     vcn_id: str
     subnet_id: str
     budget_id: str
+
+
+def placed_ads(outputs: Mapping[str, Any]) -> dict[str, str]:
+    """Where the instances of an applied cloud layer run (empty before the first apply)."""
+    return {name: str(item["ad"]) for name, item in (outputs.get("instances") or {}).items() if item.get("ad")}
 
 
 def parse_outputs(outputs: Mapping[str, Any]) -> CloudOutputs:

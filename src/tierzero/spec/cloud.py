@@ -89,6 +89,9 @@ class OCI(Model):
     budget: Budget
     state_backend: StateBackend = Field(default_factory=LocalBackend)
     ssh_public_key: str = Field(default=".tierzero/id_ed25519.pub", description="public key file installed on every instance")
+    capacity_hunt_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60, description=(
+        "how long to keep retrying A1 creates that fail with 'Out of host capacity' (moving through the ADs, "
+        "with backoff) before the cloud step fails; an unattended run can afford hours"))
 
     @model_validator(mode="after")
     def _compartment(self) -> "OCI":
