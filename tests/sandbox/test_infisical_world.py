@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import json
 import stat
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tierzero.adapters.infisical import (
     AlreadySetUp,
@@ -26,26 +24,11 @@ from tierzero.sandbox.infisical import InfisicalStandIn
 from tierzero.sandbox.infisical_world import DOCUMENT, InfisicalWorld
 from tierzero.sandbox.world import World
 from tierzero.spec import Platform
-from tierzero.workspace.keys import create_age_identity, create_ssh_keypair
-from tierzero.workspace.layout import Workspace
 
-BLUEPRINT = Path(__file__).resolve().parents[2] / "src/tierzero/spec/blueprints/proxmox.yaml"
 EMAIL, PASSWORD = "you@example.com", "correct horse battery staple"
 NETWORK = ["192.168.10.0/24"]
 
 
-@pytest.fixture
-def spec() -> Platform:
-    return Platform.model_validate(yaml.safe_load(BLUEPRINT.read_text()))
-
-
-@pytest.fixture
-def ws(tmp_path: Path) -> Workspace:
-    ws = Workspace(tmp_path / ".tierzero")
-    ws.root.mkdir()
-    create_ssh_keypair(ws)
-    create_age_identity(ws)
-    return ws
 
 
 def _client(box: Sandbox, spec: Platform) -> InfisicalClient:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tierzero.adapters.connections import Connections
 from tierzero.adapters.proxmox import connect
@@ -22,27 +21,11 @@ from tierzero.sandbox.harness import Sandbox
 from tierzero.sandbox.pve_hosts import PveHosts, hosts_for_spec, start_pve_hosts
 from tierzero.sandbox.pve_hosts_world import DOCUMENT
 from tierzero.sandbox.world import World
-from tierzero.spec import Platform
-from tierzero.workspace.keys import create_age_identity, create_ssh_keypair
-from tierzero.workspace.layout import Workspace
 
-BLUEPRINT = Path(__file__).resolve().parents[2] / "src/tierzero/spec/blueprints/proxmox.yaml"
 TOKEN = ["pveum", "user", "token", "add", "root@pam", "tierzero", "--privsep", "0", "--output-format", "json"]
 FAST = Policy(base=0.01, cap=0.05, deadline=1.0)
 
 
-@pytest.fixture
-def spec() -> Platform:
-    return Platform.model_validate(yaml.safe_load(BLUEPRINT.read_text()))
-
-
-@pytest.fixture
-def ws(tmp_path: Path) -> Workspace:
-    ws = Workspace(tmp_path / ".tierzero")
-    ws.root.mkdir()
-    create_ssh_keypair(ws)
-    create_age_identity(ws)
-    return ws
 
 
 def _fast(conns: Connections) -> Connections:

@@ -1,0 +1,28 @@
+"""Shared by the world tests: the proxmox starter spec and a workspace with its keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tierzero.spec import Platform
+from tierzero.workspace.keys import create_age_identity, create_ssh_keypair
+from tierzero.workspace.layout import Workspace
+
+BLUEPRINT = Path(__file__).resolve().parents[2] / "src/tierzero/spec/blueprints/proxmox.yaml"
+
+
+@pytest.fixture
+def spec() -> Platform:
+    return Platform.model_validate(yaml.safe_load(BLUEPRINT.read_text()))
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    ws = Workspace(tmp_path / ".tierzero")
+    ws.root.mkdir()
+    create_ssh_keypair(ws)
+    create_age_identity(ws)
+    return ws
