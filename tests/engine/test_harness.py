@@ -1,8 +1,12 @@
-"""The sandbox harness: builtin stand-ins, the registration API, and validation rows."""
+"""The sandbox harness: builtin stand-ins, the registration API, and validation rows observed on a
+deployed sandbox world with faults injected in its stand-ins."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -11,7 +15,9 @@ import yaml
 
 from tierzero.adapters.connections import Endpoint
 from tierzero.adapters.kubernetes import Kube
-from tierzero.engine.step import StepContext
+from tierzero.engine.runner import Runner
+from tierzero.engine.session import Session
+from tierzero.errors import OperationError
 from tierzero.phases import validate
 from tierzero.sandbox import Sandbox, SandboxContext, register
 from tierzero.sandbox.harness import _FACTORIES
@@ -19,10 +25,8 @@ from tierzero.spec import Platform
 from tierzero.workspace import Workspace
 
 
-def _spec(**ceph: object) -> Platform:
+def _spec() -> Platform:
     data = yaml.safe_load(resources.files("tierzero.spec").joinpath("blueprints/oci-free-tier.yaml").read_text())
-    if ceph:
-        data["hypervisors"]["proxmox"]["ceph"] = {"enabled": True, "osd_lv_size_gb": 10}
     return Platform.model_validate(data)
 
 
@@ -50,29 +54,73 @@ def test_register_and_start_stop(tmp_path: Path) -> None:
         _FACTORIES.pop("test-hosts", None)
 
 
-def _ctx(spec: Platform, conns: object, outputs: dict) -> StepContext:
-    return StepContext(spec=spec, workspace=None, target="sandbox", connections=conns, secrets=None, outputs=outputs)  # type: ignore[arg-type]
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Session, Runner]]:
+    """The oci-free-tier blueprint deployed in the sandbox, in-process (faults below are undone)."""
+    root = tmp_path_factory.mktemp("harness")
+    with resources.as_file(resources.files("tierzero.spec").joinpath("blueprints/oci-free-tier.yaml")) as path:
+        shutil.copy(path, root / "tierzero.yaml")
+    session = Session(root / "tierzero.yaml", "sandbox")
+    with session as runner:
+        asyncio.run(runner.run())
+        yield session, runner
 
 
-def test_validation_rows_pass_and_fail(tmp_path: Path) -> None:
-    spec = _spec(ceph=True)
-    with Sandbox(spec, Workspace(tmp_path / ".tierzero")) as conns:
-        good = {"hypervisors/summary": {"quorate": True, "members": ["pve1", "pve2"], "ceph_health": "HEALTH_OK"},
-                "platform/bootstrap": {"etcd_members": ["cp-1", "cp-2", "cp-3"], "talos_nodes": ["cp-1", "cp-2", "cp-3"]}}
-        rows = {r.check: r for r in asyncio.run(validate.run_checks(_ctx(spec, conns, good)))}
-        assert {r.status for r in rows.values()} == {"pass"}, rows
-        bad = {"hypervisors/summary": {"quorate": False, "members": ["pve1"], "ceph_health": "HEALTH_WARN", "ceph_reasons": ["1 osd down"]},
-               "platform/bootstrap": {"etcd_members": ["cp-1"]}}
-        rows = {r.check: r for r in asyncio.run(validate.run_checks(_ctx(spec, conns, bad)))}
-        assert rows["Proxmox quorum"].status == "fail" and "pve1" in rows["Proxmox quorum"].evidence
-        assert rows["Ceph health"].status == "fail" and "1 osd down" in rows["Ceph health"].evidence
-        assert rows["etcd members"].status == "fail" and rows["Talos nodes"].status == "skip"
+def _rows(runner: Runner) -> dict[str, validate.Row]:
+    return {r.check: r for r in asyncio.run(validate.run_checks(runner.context_from_state("validate/checks")))}
 
 
-def test_validate_step_fails_with_every_failed_row(tmp_path: Path) -> None:
-    spec = _spec()
-    with Sandbox(spec, Workspace(tmp_path / ".tierzero")) as conns:
-        conns.endpoints.pop(("kubernetes", "main"))  # a check that cannot reach its API fails, it does not crash
-        step = validate.steps(spec)[0]
-        with pytest.raises(Exception, match="validation failed: check_kubernetes|validation failed: kubernetes"):
-            asyncio.run(step.run(_ctx(spec, conns, {"hypervisors/summary": {"quorate": True, "members": ["pve1", "pve2"]}})))
+@contextmanager
+def _faults(session: Session) -> Iterator[None]:
+    """Quorum lost, Talos on cp-2 stopped, the machine identity's client secret revoked."""
+    shared = session.sandbox.context.shared
+    pve = shared["fakepve"].pve
+    node = next(n for n in shared["talos_nodes"].values() if n.hostname == "cp-2")
+    secrets = [s for group in shared["infisical"]["infisical"].state.client_secrets.values() for s in group]
+    pve.lose_quorum()
+    node.switch(on=False)
+    for s in secrets:
+        s["isClientSecretRevoked"] = True
+    try:
+        yield
+    finally:
+        pve.regain_quorum()
+        node.switch(on=True)
+        for s in secrets:
+            s["isClientSecretRevoked"] = False
+
+
+FAULTED = {"Proxmox quorum", "main: Talos nodes", "infisical: machine identity logs in"}
+
+
+@pytest.mark.slow
+def test_validation_rows_pass_and_fail(deployed: tuple[Session, Runner]) -> None:
+    session, runner = deployed
+    rows = _rows(runner)
+    assert {n for n, r in rows.items() if r.status != "pass"} == {"Ceph health"}, rows  # Ceph is off in this blueprint
+    assert "pve1, pve2" in rows["Proxmox quorum"].evidence and "3/3 answer" in rows["main: Talos nodes"].evidence
+    with _faults(session):
+        rows = _rows(runner)
+    assert {n for n, r in rows.items() if r.status == "fail"} == FAULTED, rows
+    assert "NOT quorate" in rows["Proxmox quorum"].evidence
+    assert "not answering: cp-2" in rows["main: Talos nodes"].evidence
+    assert "401" in rows["infisical: machine identity logs in"].evidence
+    assert rows["main: etcd members"].status == "pass" and rows["infisical: Infisical ready"].status == "pass"
+    assert {r.status for r in _rows(runner).values()} == {"pass", "skip"}  # the faults were undone
+
+
+@pytest.mark.slow
+def test_validate_step_fails_with_every_failed_row(deployed: tuple[Session, Runner]) -> None:
+    session, runner = deployed
+    step = validate.steps(runner.spec)[0]
+    saved = runner.connections.endpoints.pop(("kubernetes", "main"))  # a check that cannot reach its API fails, it does not crash
+    try:
+        with _faults(session), pytest.raises(OperationError) as failed:
+            asyncio.run(step.run(runner.context_from_state(step.id)))
+    finally:
+        runner.connections.endpoints[("kubernetes", "main")] = saved
+    message = failed.value.message
+    assert message.startswith("validation failed: ")
+    for check in (*FAULTED, "kubernetes"):
+        assert f"{check} (" in message
+    assert asyncio.run(step.run(runner.context_from_state(step.id)))["rows"]  # and passes again once all is back

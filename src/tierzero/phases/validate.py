@@ -1,22 +1,29 @@
 """Validation: the reference design's checks, each a row (pass / fail / skip + evidence).
 
-Reads live systems through the adapters (OCI, Kubernetes, Flux) and the outputs of earlier
-steps for what only they can see:
-- `hypervisors/summary`: {"quorate": bool, "members": [...], "ceph_health": "HEALTH_OK"|None}
-- `platform/...` step outputs holding "etcd_members" (list), and "talos_nodes" (list) or, from
-  the step `platform/<cluster>/talos`, "nodes" (list)
-The step runs on every deploy (`Step.always`) and fails when any row fails."""
+Every row observes the running world through the adapters, never the deploy's own notes: OCI
+(instances, Always Free, cost), the Proxmox API (quorum, Ceph), each node's Talos API over mTLS
+with the cluster's talosconfig (versions, etcd members), Kubernetes (nodes, Flux / Argo CD) and
+each Infisical service (ready, its machine identity's Universal Auth login). A part that has no
+credentials yet (the phase that makes them never ran) is a skip that says so. Calls use short
+timeouts and retry transient errors for seconds, not the deploy's minutes, so a part that is down
+fails its row promptly. The step runs on every deploy (`Step.always`) and fails when any row fails."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
+from tierzero.adapters.connections import Endpoint, UnknownEndpoint
+from tierzero.adapters.retry import Policy
 from tierzero.engine.step import Step, StepContext
-from tierzero.errors import OperationError
+from tierzero.errors import OperationError, TierzeroError
+
+CALL_TIMEOUT = 10.0  # seconds for one request to a live system
+RETRY_DEADLINE = 5.0  # transient errors (5xx, resets) are retried this long at most
 
 
 @dataclass(frozen=True)
@@ -79,47 +86,155 @@ def check_oci(ctx: StepContext) -> list[Row]:
     return rows
 
 
-def check_proxmox(ctx: StepContext) -> list[Row]:
-    summary = ctx.outputs.get("hypervisors/summary")
-    if summary is None:
-        return [Row("Proxmox quorum", "skip", "the hypervisors phase has not reported (hypervisors/summary)")]
-    members = summary.get("members", [])
-    rows = [_row("Proxmox quorum", bool(summary.get("quorate")), f"quorate={summary.get('quorate')}, members: {', '.join(map(str, members)) or 'none'}")]
-    if ctx.spec.proxmox.ceph.enabled:
-        health = summary.get("ceph_health")
-        rows.append(_row("Ceph health", health == "HEALTH_OK", str(health) + "".join(f"; {r}" for r in summary.get("ceph_reasons", []))))
+def _short(policy: Policy) -> Policy:
+    return replace(policy, cap=min(policy.cap, 1.0), deadline=min(policy.deadline, RETRY_DEADLINE))
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, TierzeroError):
+        return exc.message
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {CALL_TIMEOUT:g}s"
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def check_proxmox(ctx: StepContext) -> list[Row]:
+    from tierzero.adapters.proxmox import connect, token_for
+
+    px = ctx.spec.proxmox
+    ceph_off = Row("Ceph health", "skip", "Ceph is disabled in the spec")
+    try:
+        token_for(ctx)
+    except OperationError as exc:
+        why = f"{exc.message}: the hypervisors phase has not run"
+        return [Row("Proxmox quorum", "skip", why), Row("Ceph health", "skip", why) if px.ceph.enabled else ceph_off]
+    errors = []
+    for node in px.nodes:  # the first node whose API answers: one host down must not hide the others
+        try:
+            client = connect(ctx.connections, node.name, *token_for(ctx, node.name), timeout=CALL_TIMEOUT)
+            api = replace(client, policy=_short(client.policy))
+            status = await api.cluster_status()
+            break
+        except (TierzeroError, UnknownEndpoint) as exc:
+            errors.append(f"{node.name}: {_why(exc)}")
     else:
-        rows.append(Row("Ceph health", "skip", "Ceph is disabled in the spec"))
+        down = Row("Proxmox quorum", "fail", "no node's API answers: " + "; ".join(errors))
+        return [down, Row("Ceph health", "fail", "no node's API answers") if px.ceph.enabled else ceph_off]
+    return [_quorum_row(px, status), await _ceph_row(api) if px.ceph.enabled else ceph_off]
+
+
+def _quorum_row(px: Any, status: list[dict[str, Any]]) -> Row:
+    cluster = next((i for i in status if i.get("type") == "cluster"), None)
+    quorate = bool(cluster.get("quorate")) if cluster else True  # a single node without a cluster
+    members = {str(i.get("name")): bool(i.get("online")) for i in status if i.get("type") == "node"}
+    want = [n.name for n in px.nodes]
+    online = [n for n in want if members.get(n)]
+    offline = [n for n in want if n in members and not members[n]]
+    missing = [n for n in want if n not in members]
+    parts = [f"cluster {cluster.get('name', '?') if cluster else '(none)'} {'quorate' if quorate else 'NOT quorate'}",
+             f"online members: {', '.join(online) or 'none'}"]
+    parts += [f"{label}: {', '.join(names)}" for label, names in (("offline", offline), ("not members", missing)) if names]
+    return _row("Proxmox quorum", quorate and not offline and not missing, "; ".join(parts))
+
+
+async def _ceph_row(api: Any) -> Row:
+    try:
+        data = await api.call("get", "cluster/ceph/status")
+    except TierzeroError as exc:
+        return Row("Ceph health", "fail", exc.message)
+    health = data.get("health") or {}
+    status = str(health.get("status", "UNKNOWN"))
+    checks = [f"{code}: {c.get('summary', {}).get('message', '')}" for code, c in (health.get("checks") or {}).items()]
+    osds = data.get("osdmap") or {}
+    if "num_osds" in osds:
+        checks.append(f"{osds.get('num_up_osds', 0)}/{osds['num_osds']} OSDs up")
+    return _row("Ceph health", status == "HEALTH_OK", "; ".join([status, *checks]))
+
+
+async def check_talos(ctx: StepContext) -> list[Row]:
+    results = await asyncio.gather(*(_talos_cluster(ctx, c) for c in ctx.spec.clusters))
+    return [row for rows in results for row in rows]
+
+
+async def _talos_call(ctx: StepContext, cluster: Any, node: Any, call: str) -> Any:
+    from tierzero.phases.platform import hooks, node_ip
+
+    client = hooks(ctx).talos(ctx, cluster, node_ip(node))
+    try:
+        return await asyncio.wait_for(getattr(client, call)(), CALL_TIMEOUT)
+    finally:
+        await client.close()
+
+
+async def _talos_cluster(ctx: StepContext, cluster: Any) -> list[Row]:
+    from tierzero.render.talos_spec import secret_name
+
+    nodes_check, etcd_check = f"{cluster.name}: Talos nodes", f"{cluster.name}: etcd members"
+    # Without them the talosconfig hook would generate a new cluster PKI: never from a check.
+    if not any(ctx.secrets.get(secret_name(cluster, what)) for what in ("talosconfig", "secrets.yaml")):
+        why = f"no Talos secrets for {cluster.name} yet (`tierzero plan` or the platform phase makes them)"
+        return [Row(nodes_check, "skip", why), Row(etcd_check, "skip", why)]
+    nodes = [n for _, n in cluster.nodes()]
+    first = cluster.control_planes[0]
+    *versions, members = await asyncio.gather(*(_talos_call(ctx, cluster, n, "version") for n in nodes),
+                                              _talos_call(ctx, cluster, first, "etcd_members"), return_exceptions=True)
+    up = [f"{n.name} {v.tag}" for n, v in zip(nodes, versions) if not isinstance(v, BaseException)]
+    down = [f"{n.name} ({_why(v)})" for n, v in zip(nodes, versions) if isinstance(v, BaseException)]
+    evidence = f"{len(up)}/{len(nodes)} answer over mTLS: {', '.join(up) or 'none'}" + (f"; not answering: {', '.join(down)}" if down else "")
+    rows = [_row(nodes_check, not down, evidence)]
+    cps = len(cluster.control_planes)
+    if isinstance(members, BaseException):
+        rows.append(Row(etcd_check, "fail", f"{first.name} cannot list etcd members: {_why(members)}"))
+    else:
+        names = ", ".join(sorted(m.hostname for m in members))
+        rows.append(_row(etcd_check, len(members) == cps, f"{len(members)} members listed by {first.name} ({names}), {cps} control planes"))
     return rows
 
 
-def _platform_lists(ctx: StepContext, key: str, *, talos_step_key: str | None = None) -> list[Any] | None:
-    found: list[Any] | None = None
-    for sid, out in ctx.outputs.items():
-        if not sid.startswith("platform/"):
+def _infisical_endpoint(ctx: StepContext, svc: Any) -> Endpoint:
+    from urllib.parse import urlsplit
+
+    from tierzero.render.services.infisical import API_PORT
+
+    url = (ctx.outputs.get(f"services/stack/{svc.name}") or {}).get("url")
+    if isinstance(url, str):
+        parts = urlsplit(url)
+        default = Endpoint(parts.hostname or "", parts.port or 80, scheme=parts.scheme, verify=False)
+    else:
+        default = Endpoint(str(svc.ip).split("/")[0], API_PORT, scheme="http", verify=False) if svc.ip != "dhcp" else None
+    return ctx.connections.endpoint("infisical", svc.name, default=default)
+
+
+def check_services(ctx: StepContext) -> list[Row]:
+    from tierzero.adapters.infisical import InfisicalClient
+    from tierzero.phases.services import automation_identity_name
+    from tierzero.render.services.infisical import secret_name
+
+    rows: list[Row] = []
+    for svc in ctx.spec.infisical_services():
+        ready_check, login_check = f"{svc.name}: Infisical ready", f"{svc.name}: machine identity logs in"
+        client_id, client_secret = (ctx.secrets.get(secret_name(svc.name, k)) for k in ("client-id", "client-secret"))
+        if not client_id or not client_secret:
+            why = f"Infisical {svc.name} was never bootstrapped: no machine identity credentials are stored (services phase)"
+            rows += [Row(ready_check, "skip", why), Row(login_check, "skip", why)]
             continue
-        if isinstance(out.get(key), list):
-            found = (found or []) + list(out[key])
-        elif talos_step_key and sid.endswith("/talos") and isinstance(out.get(talos_step_key), list):
-            found = (found or []) + list(out[talos_step_key])
-    return found
-
-
-def check_talos(ctx: StepContext) -> list[Row]:
-    rows = []
-    expected = sorted(n.name for c in ctx.spec.clusters for _, n in c.nodes())
-    nodes = _platform_lists(ctx, "talos_nodes", talos_step_key="nodes")
-    if nodes is None:
-        rows.append(Row("Talos nodes", "skip", "no platform step reported talos_nodes"))
-    else:
-        names = sorted(str(n.get("name", n)) if isinstance(n, Mapping) else str(n) for n in nodes)
-        rows.append(_row("Talos nodes", set(expected) <= set(names), f"{len(names)}/{len(expected)}: {', '.join(names)}"))
-    members = _platform_lists(ctx, "etcd_members")
-    cps = sum(len(c.control_planes) for c in ctx.spec.clusters)
-    if members is None:
-        rows.append(Row("etcd members", "skip", "no platform step reported etcd_members"))
-    else:
-        rows.append(_row("etcd members", len(members) == cps, f"{len(members)} members, {cps} control planes"))
+        try:
+            endpoint = _infisical_endpoint(ctx, svc)
+        except UnknownEndpoint as exc:
+            rows += [Row(ready_check, "fail", str(exc)), Row(login_check, "fail", str(exc))]
+            continue
+        client = InfisicalClient(endpoint, timeout=CALL_TIMEOUT)
+        identity = automation_identity_name(svc)
+        try:
+            ready = client.ready()
+            rows.append(_row(ready_check, ready, f"{endpoint.url}/api/status {'answers' if ready else 'does not answer'} 200"))
+            try:  # the evidence carries neither the client id nor the secret nor the token
+                token = client.universal_auth_login(client_id, client_secret)
+                rows.append(Row(login_check, "pass", f"{identity} logs in with Universal Auth (token valid {token.get('expiresIn', '?')} s)"))
+            except TierzeroError as exc:
+                rows.append(Row(login_check, "fail", f"{identity}: {exc.message}"))
+        finally:
+            client.close()
     return rows
 
 
@@ -156,14 +271,19 @@ def _ready(obj: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in obj.get("status", {}).get("conditions", []))
 
 
-CHECKS: tuple[Callable[[StepContext], list[Row]], ...] = (check_oci, check_proxmox, check_talos, check_kubernetes)
+Check = Callable[[StepContext], "list[Row] | Awaitable[list[Row]]"]
+CHECKS: tuple[Check, ...] = (check_oci, check_proxmox, check_talos, check_kubernetes, check_services)
 
 
 async def run_checks(ctx: StepContext) -> list[Row]:
-    async def one(check: Callable[[StepContext], list[Row]]) -> list[Row]:
+    """Every check at once: async ones (Proxmox, Talos) on this loop, blocking ones in threads."""
+
+    async def one(check: Check) -> list[Row]:
         name = check.__name__.removeprefix("check_")
         try:
-            return await asyncio.to_thread(check, ctx)
+            if inspect.iscoroutinefunction(check):
+                return await check(ctx)  # type: ignore[no-any-return]
+            return await asyncio.to_thread(check, ctx)  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001 - a broken check is a failed row, not a crash
             return [Row(name, "fail", f"{type(exc).__name__}: {exc}")]
 

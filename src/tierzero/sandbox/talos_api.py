@@ -118,6 +118,7 @@ class TalosNodeServer:
         self._front: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def maintenance(self) -> bool:
@@ -133,6 +134,7 @@ class TalosNodeServer:
 
     # lifecycle
     async def start(self, port: int = 0) -> int:
+        self._loop = asyncio.get_running_loop()
         self._grpc = grpc.aio.server()
         machine_pb2_grpc.add_MachineServiceServicer_to_server(_Servicer(self), self._grpc)
         self._backend_port = self._grpc.add_insecure_port("127.0.0.1:0")
@@ -204,6 +206,15 @@ class TalosNodeServer:
         """Bring a halted node (reset without reboot) back up on its port."""
         if self._front is None:
             await self._listen(self.port)
+
+    async def power_off(self) -> None:
+        """Halt the node: its API stops answering until `power_on`."""
+        await self._unlisten()
+
+    def switch(self, on: bool, timeout: float = 10.0) -> None:
+        """`power_on`/`power_off` from any thread (tests, fault scenarios): run on the node's loop."""
+        assert self._loop is not None, "the node was never started"
+        asyncio.run_coroutine_threadsafe(self.power_on() if on else self.power_off(), self._loop).result(timeout)
 
     def reboot_soon(self, *, halt: bool = False) -> None:
         """Close the port shortly (after the reply is out), come back after `reboot_seconds`."""
