@@ -70,6 +70,8 @@ class PveHosts(PveCommands):
         if pve is None:
             return
         pve.apitokens.update(self.cluster.tokens)
+        ceph = self.cluster.ceph
+        pve.ceph.update(health=ceph.forced_health or "HEALTH_OK", down=ceph.down)
         if self.cluster.quorum_lost:
             pve.lose_quorum()
         for h in self.hosts.values():
@@ -159,6 +161,7 @@ class PveHosts(PveCommands):
         self.cluster.ceph.forced_health = status
         self.cluster.ceph.forced_checks = dict(checks or {})
         self.cluster.ceph.down = down
+        self.sync_pve()  # the API's view of Ceph (cluster/ceph/status) shows the same fault
         self.save_world()
 
     def count(self, prefix: str) -> int:
