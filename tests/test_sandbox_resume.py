@@ -73,6 +73,7 @@ def test_killed_at_every_step_boundary_ends_in_the_uninterrupted_world(tmp_path:
         if not killed:
             break
         kills += 1
+    print(f"{kills} kill -9 / resume cycles over {len(steps)} steps")  # shown with -s
     assert done == steps, sorted(steps ^ done)
     assert kills >= len(steps) * 3 // 4, f"only {kills} of {len(steps)} step boundaries were hit"
     assert set(first_seen) == set(_secrets(reference.parent / ".tierzero"))

@@ -96,12 +96,13 @@ class Runner:
         # the world they were computed from is unchanged). Some inputs render configs: not free.
         self._planned: dict[str, str | None] = {}
         self._started_any = False
+        self._previous: dict[str, Mapping[str, Any]] = {}  # outputs of each step's last finished run
 
     def _context(self, step_id: str) -> StepContext:
         return StepContext(
             spec=self.spec, workspace=self.workspace, target=self.target,  # type: ignore[arg-type]
             connections=self.connections, secrets=self.secrets, outputs=self.outputs,
-            step_id=step_id, emit=self.emit,
+            step_id=step_id, emit=self.emit, previous=self._previous.get(step_id),
         )
 
     def context_from_state(self, step_id: str) -> StepContext:
@@ -110,6 +111,8 @@ class Runner:
         return self._context(step_id)
 
     def _load_outputs(self, records: Mapping[str, StepRecord]) -> None:
+        # A step left running or failed keeps the outputs of its last finished run in the state.
+        self._previous = {sid: r.outputs for sid, r in records.items() if r.outputs}
         self.outputs.clear()
         self.outputs.update({sid: r.outputs for sid, r in records.items() if r.status == "done" and sid in self.graph.steps})
         for out in self.outputs.values():

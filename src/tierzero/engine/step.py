@@ -49,6 +49,7 @@ class StepContext:
     outputs: Mapping[str, Mapping[str, Any]]  # outputs of finished steps, by step id
     step_id: str = ""
     emit: EventSink = field(default=lambda kind, **f: None)
+    previous: Mapping[str, Any] | None = None  # this step's outputs from its last finished run (even if a later one died)
 
     def output(self, step_id: str) -> Mapping[str, Any]:
         return self.outputs[step_id]

@@ -198,6 +198,32 @@ async def _configure_node(ctx: StepContext, cluster: Any, node: Any, policy: Any
     return await _waiting(attempt, policy, ctx, f"Talos API of {node.name}", "check the VM console in Proxmox: did Talos boot and take its address?")
 
 
+def config_digests(ctx: StepContext, cluster: Any) -> dict[str, str]:
+    """sha256 of each node's rendered machine config: what the Talos step must have applied."""
+    cache: dict[tuple[int, str, str], bytes] = ctx.connections.state.setdefault("machine_configs", {})
+    out = {}
+    for _, node in cluster.nodes():
+        key = (id(ctx.spec), cluster.name, node.name)
+        if key not in cache:  # a pure function of the spec and the (never regenerated) secrets bundle
+            cache[key] = hooks(ctx).machine_config(ctx, cluster, node.name)
+        out[node.name] = hashlib.sha256(cache[key]).hexdigest()
+    return out
+
+
+async def _reapply(ctx: StepContext, cluster: Any, node: Any, policy: Any) -> str:
+    """Apply a changed machine config to a running node over the authenticated API (mode auto:
+    Talos reboots only when the change needs it). Returns the mode Talos chose."""
+    client = hooks(ctx).talos(ctx, cluster, node_ip(node))
+    try:
+        result = await client.apply_configuration(hooks(ctx).machine_config(ctx, cluster, node.name), "auto")
+    finally:
+        await client.close()
+    ctx.log(f"applied the changed machine config to {node.name}: {result.details or result.mode}")
+    if result.mode == "reboot":
+        await _configure_node(ctx, cluster, node, policy)  # back after the reboot, answering with the cluster's credentials
+    return result.mode
+
+
 def _talos_ready(cluster_name: str):
     async def run(ctx: StepContext) -> Mapping[str, Any]:
         cluster = _cluster(ctx, cluster_name)
@@ -205,7 +231,15 @@ def _talos_ready(cluster_name: str):
         ctx.wait(f"Talos API on every node of {cluster.name}")
         results = await asyncio.gather(*(_configure_node(ctx, cluster, node, policy) for _, node in cluster.nodes()))
         names = [n.name for _, n in cluster.nodes()]
-        return {"nodes": names, "applied": sorted(n for n, r in zip(names, results) if r == "applied")}
+        digests = config_digests(ctx, cluster)
+        # Nodes that took their config from NoCloud user-data or over the maintenance API run
+        # the current one; others run what the last run applied, which may be older.
+        before = dict((ctx.previous or {}).get("configs", {}))
+        stale = [node for (_, node), how in zip(cluster.nodes(), results)
+                 if how == "configured" and node.name in before and before[node.name] != digests[node.name]]
+        modes = await asyncio.gather(*(_reapply(ctx, cluster, node, policy) for node in stale))
+        return {"nodes": names, "applied": sorted(n for n, r in zip(names, results) if r == "applied"),
+                "reapplied": {node.name: mode for node, mode in zip(stale, modes)}, "configs": digests}
 
     return run
 
@@ -300,12 +334,13 @@ def steps(spec: Any) -> list[Step]:
                 sid, "platform", f"VM {node.name} ({vmids[(c, node.name)]}) on {node.node}", _vm(c, node.name, vmids[(c, node.name)]),
                 inputs=lambda ctx, cl=cluster, n=node: {
                     "node": n.model_dump(mode="json"), "image": hooks(ctx).image_url(cl), "vmid": vmids[(cl.name, n.name)],
-                    "config_sha256": hashlib.sha256(hooks(ctx).machine_config(ctx, cl, n.name)).hexdigest(),
+                    "config_sha256": config_digests(ctx, cl)[n.name],
                     "net": [ctx.spec.proxmox.bridge, ctx.spec.proxmox.vlan, ctx.spec.proxmox.storage],
                 },
                 needs=(_p(c, f"image/{node.node}"),), real_only=True, destroy=_vm_destroy(c, node.name, vmids[(c, node.name)]),
             ))
-        out.append(Step(_p(c, "talos"), "platform", f"wait for the Talos API on every node of {c}", _talos_ready(c), needs=tuple(vm_ids)))
+        out.append(Step(_p(c, "talos"), "platform", f"wait for the Talos API on every node of {c}; apply changed machine configs",
+                        _talos_ready(c), inputs=lambda ctx, cl=cluster: {"configs": config_digests(ctx, cl)}, needs=tuple(vm_ids)))
         out.append(Step(_p(c, "bootstrap"), "platform", f"bootstrap etcd on {cluster.control_planes[0].name}", _bootstrap(c),
                         inputs=lambda ctx, cl=cluster: {"first": cl.control_planes[0].name}, needs=(_p(c, "talos"),), real_only=True))
         out.append(Step(_p(c, "health"), "platform", f"wait for {c} to be healthy; write kubeconfig and talosconfig", _health(c),

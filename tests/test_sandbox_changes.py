@@ -1,0 +1,68 @@
+"""A re-run does what changed: a spec edit that changes one node's machine config re-renders,
+re-runs that node's VM step (its NoCloud user-data) and the Talos step, which applies the new
+config to the running node over the authenticated API; nothing else runs, and a further run
+changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import shutil
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tierzero.engine.session import Session
+from tierzero.sandbox.world import World
+from tierzero.workspace import Workspace
+
+pytestmark = pytest.mark.slow
+
+CP2 = '{name: cp-2, node: pve1, cores: 1, memory_gb: 2, disk_gb: 20, ip: 10.10.0.12/24, mac: "BC:24:11:00:00:12"}'
+CP2_TUNED = CP2[:-1] + ', patches: [{machine: {sysctls: {net.core.somaxconn: "65535"}}}]}'
+
+
+class Events(list):
+    def __call__(self, kind: str, **fields: Any) -> None:
+        self.append({"event": kind, **fields})
+
+    def started(self) -> list[str]:
+        return [e["step"] for e in self if e["event"] == "step_started"]
+
+
+def _deploy(spec: Path) -> tuple[Events, dict[str, Any]]:
+    events = Events()
+    with Session(spec, "sandbox", emit=events) as runner:
+        asyncio.run(runner.run())
+        return events, {sid: r.outputs for sid, r in runner.state.records().items()}
+
+
+def _applied_config(ws: Path, address: str) -> str:
+    talos = World.open(Workspace(ws)).file("talos").load()
+    assert talos is not None
+    return base64.b64decode(talos["nodes"][address]["config"]).decode()
+
+
+def test_a_changed_machine_config_is_applied_to_the_running_node(tmp_path: Path) -> None:
+    spec = tmp_path / "tierzero.yaml"
+    with resources.as_file(resources.files("tierzero.spec").joinpath("blueprints/oci-free-tier.yaml")) as path:
+        shutil.copy(path, spec)
+    _, first = _deploy(spec)
+    assert first["platform/main/talos"]["reapplied"] == {}
+    assert "somaxconn" not in _applied_config(tmp_path / ".tierzero", "10.10.0.12")
+
+    text = spec.read_text()
+    assert CP2 in text
+    spec.write_text(text.replace(CP2, CP2_TUNED))
+    events, second = _deploy(spec)
+    assert sorted(events.started()) == ["platform/main/talos", "platform/main/vm/cp-2", "setup/render", "validate/checks"]
+    assert second["platform/main/talos"]["reapplied"] == {"cp-2": "no_reboot"}
+    assert second["platform/main/talos"]["configs"]["cp-2"] != first["platform/main/talos"]["configs"]["cp-2"]
+    assert second["platform/main/talos"]["configs"]["cp-1"] == first["platform/main/talos"]["configs"]["cp-1"]
+    assert "net.core.somaxconn: \"65535\"" in _applied_config(tmp_path / ".tierzero", "10.10.0.12")
+    assert "somaxconn" not in _applied_config(tmp_path / ".tierzero", "10.10.0.11")
+
+    events, _ = _deploy(spec)
+    assert events.started() == ["validate/checks"]
