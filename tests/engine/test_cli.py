@@ -60,6 +60,13 @@ def test_sandbox_deploy_json_events_then_status_and_dry_run(project: dict, capsy
     assert status["last_run"]["status"] == "done" and {s["status"] for s in status["steps"]} == {"done"}
     assert _cli(["status", "-f", project["spec"], "--json"]) == 0  # the real target has its own state
     assert {s["status"] for s in json.loads(capsys.readouterr().out)["steps"]} == {"not run"}
+    world = Path(project["spec"]).parent / ".tierzero" / "sandbox" / "world"
+    (world / "world.id").rename(world / "world.id.bak")  # as if the world were wiped behind our back
+    assert _cli(["status", "-f", project["spec"], "--target", "sandbox", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sandbox_world"] == "gone"
+    (world / "world.id.bak").rename(world / "world.id")
+    assert _cli(["status", "-f", project["spec"], "--target", "sandbox", "--json"]) == 0
+    assert "sandbox_world" not in json.loads(capsys.readouterr().out)
     assert _cli(["destroy", "-f", project["spec"], "--target", "sandbox"]) == 0
     assert "destroyed (sandbox)" in capsys.readouterr().out
     assert _cli(["status", "-f", project["spec"], "--target", "sandbox", "--json"]) == 0

@@ -132,8 +132,14 @@ def status(file: Path = SPEC_OPTION, target: str = TARGET_OPTION, json_out: bool
                          "outputs": rec.outputs if rec else {}, "last_error": rec.last_error if rec else None})
         orphans = sorted(set(records) - set(runner.graph.steps))
         locations = session.locations()
+        world_gone = False
+        if target == "sandbox" and records:
+            from tierzero.sandbox.world import World
+
+            world_gone = World.current_id(session.workspace) != runner.state.get_meta("sandbox_world")
     if json_out:
-        output.print_json({"target": target, "last_run": last.as_dict() if last else None, "steps": rows, "orphans": orphans, "locations": locations})
+        output.print_json({"target": target, "last_run": last.as_dict() if last else None, "steps": rows, "orphans": orphans,
+                           "locations": locations, **({"sandbox_world": "gone"} if world_gone else {})})
         return
     from rich.table import Table
 
@@ -153,6 +159,8 @@ def status(file: Path = SPEC_OPTION, target: str = TARGET_OPTION, json_out: bool
     con.print(table)
     if orphans:
         con.print(f"state also holds steps no longer in the spec: {', '.join(orphans)}", markup=False)
+    if world_gone:
+        con.print("the sandbox world these steps built is gone (wiped or never saved): the next deploy starts from scratch", markup=False)
 
 
 def validate(file: Path = SPEC_OPTION, target: str = TARGET_OPTION, json_out: bool = JSON_OPTION) -> None:
