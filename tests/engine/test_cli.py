@@ -109,3 +109,14 @@ def test_failed_step_is_one_clear_message(project: dict, monkeypatch: pytest.Mon
     err = capsys.readouterr().err
     assert "step cloud/x failed: ConnectionRefusedError: connect to 10.0.1.5:22 refused" in err
     assert "hint:" in err and "Traceback" not in err
+
+
+def test_a_sandbox_command_waits_its_turn_for_the_world(project: dict, capsys: pytest.CaptureFixture) -> None:
+    """A started sandbox writes its world back: validate must not run beside a deploy on it."""
+    from tierzero.engine.lock import WorkspaceLock
+
+    capsys.readouterr()
+    with WorkspaceLock(project["root"] / ".tierzero" / "state" / "lock"):
+        assert _cli(["validate", "-f", project["spec"], "--target", "sandbox"]) == 1
+        assert _cli(["status", "-f", project["spec"], "--target", "sandbox"]) == 0  # reads the state only
+    assert "locked by pid" in capsys.readouterr().err

@@ -88,7 +88,9 @@ class Session:
         self.workspace = Workspace.beside(self.spec_path)
         self.workspace.state_dir.mkdir(parents=True, exist_ok=True)
         try:
-            if self.lock:
+            # A started sandbox writes its world back as it serves: one process owns it at a time,
+            # even for a read-only command like validate.
+            if self.lock or (self.target == "sandbox" and not self.offline):
                 notify = (lambda m: self.emit("log", step="", message=m)) if self.emit else None
                 self._stack.enter_context(WorkspaceLock(self.workspace.state_dir / "lock", notify=notify))
             self.state = StateStore.open(self.workspace.state_dir, self.target)
