@@ -151,7 +151,7 @@ class PveCommands:
         tokenid = f"{user}!{a[4]}"
         if verb == "add":
             if tokenid in tokens:
-                return 255, "", f"Token already exists.\n"
+                return 255, "", "Token already exists.\n"
             secret = str(uuid.uuid4())
             tokens[tokenid] = secret
             if self.pve is not None:
