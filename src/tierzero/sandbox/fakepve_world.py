@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -166,7 +165,6 @@ class WorldFakePve(FakePve):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.world: Any = None
-        self._saved: str | None = None
         self._save_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.apitokens = _WatchedDict(self.apitokens, self.save_now)
@@ -177,16 +175,12 @@ class WorldFakePve(FakePve):  # type: ignore[misc]
         self.save_now()
 
     def checkpoint(self) -> None:
-        """Save the snapshot if it differs from the last one saved. Call on the server's loop (or
-        while it is not running); `save_now` works from anywhere."""
+        """Save the snapshot (the WorldFile skips one equal to what it last wrote). Call on the
+        server's loop (or while it is not running); `save_now` works from anywhere."""
         if self.world is None:
             return
         with self._save_lock:  # a snapshot taken earlier never lands after a later one
-            data = snapshot(self)
-            text = json.dumps(data, sort_keys=True)
-            if text != self._saved:
-                self.world.save(data)
-                self._saved = text
+            self.world.save(snapshot(self))
 
     def save_now(self, timeout: float = 30.0) -> None:
         """`checkpoint` from any thread: on the server's loop when it runs in another thread."""

@@ -116,8 +116,6 @@ class InfisicalWorld:
             for key in where[:-1]:
                 parent = parent[key]
             before = parent.get(where[-1])
-            if before == value:
-                return
             parent[where[-1]] = value
             try:
                 self.file.save(self._doc)

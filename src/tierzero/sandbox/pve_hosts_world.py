@@ -39,28 +39,13 @@ def restore(hosts: PveHosts, doc: dict[str, Any]) -> None:
     hosts.cluster = _cluster_from(doc.get("cluster", {}))
 
 
-class Persistence:
-    """Called by `PveHosts.save_world` (under the hosts' lock): writes the document when the
-    snapshot differs from the last one written."""
-
-    def __init__(self, file: WorldFile) -> None:
-        self.file = file
-        self.last: dict[str, Any] | None = None
-
-    def __call__(self, hosts: PveHosts) -> None:
-        doc = snapshot(hosts)
-        if doc != self.last:
-            self.file.save(doc)
-            self.last = doc
-
-
 def attach(hosts: PveHosts, file: WorldFile) -> None:
     """Restore `hosts` from `file` (when saved before) and save every later change there.
     Call before `hosts.start()`: a host saved offline must not start listening."""
     doc = file.load()
     if doc is not None:
         restore(hosts, doc)
-    hosts.persist = Persistence(file)
+    hosts.persist = lambda h: file.save(snapshot(h))  # the file skips a snapshot equal to the last
     hosts.sync_pve()  # the restored tokens become API tokens in a fakepve that started first
     hosts.save_world()  # hosts the spec added, and their fresh root keys, before any client sees them
 

@@ -27,14 +27,20 @@ ID_FILE = "world.id"
 
 
 class WorldFile:
-    """One stand-in's document. `save` is thread-safe and cheap (no fsync: a killed process
-    loses nothing the page cache holds; only a power cut could, and the sandbox is not a
-    database)."""
+    """One stand-in's document. `save` is thread-safe and cheap: a document equal to the one
+    last loaded or written is not written again (stand-ins call it after every request), and
+    there is no fsync (a killed process loses nothing the page cache holds; only a power cut
+    could, and the sandbox is not a database)."""
 
     def __init__(self, path: Path, recipient: Any, identity: Any) -> None:
         self.path, self._recipient, self._identity = path, recipient, identity
         self._lock = threading.Lock()
+        self._last: bytes | None = None  # the plaintext on disk, as this process knows it
         self.writes = 0
+
+    @staticmethod
+    def _plain(data: dict[str, Any]) -> bytes:
+        return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
     def load(self) -> dict[str, Any] | None:
         import pyrage
@@ -43,20 +49,26 @@ class WorldFile:
             blob = self.path.read_bytes()
         except FileNotFoundError:
             return None
-        return json.loads(pyrage.decrypt(blob, [self._identity]))
+        data = json.loads(pyrage.decrypt(blob, [self._identity]))
+        with self._lock:
+            self._last = self._plain(data)
+        return data
 
     def save(self, data: dict[str, Any]) -> None:
         import pyrage
 
-        payload = pyrage.encrypt(json.dumps(data, sort_keys=True, separators=(",", ":")).encode(), [self._recipient])
+        plain = self._plain(data)
         with self._lock:
+            if plain == self._last:
+                return
             tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
-                os.write(fd, payload)
+                os.write(fd, pyrage.encrypt(plain, [self._recipient]))
             finally:
                 os.close(fd)
             os.replace(tmp, self.path)
+            self._last = plain
             self.writes += 1
 
 
