@@ -19,39 +19,30 @@ from typing import Any
 
 from tierzero.engine.step import Step, StepContext
 
+
 def _workdir(ctx: StepContext) -> Any:
     return ctx.workspace.root / "cloud"
 
 
 def _apply_sync(ctx: StepContext, on_retry: Callable[[Any], None]) -> dict[str, Any]:
-    from tierzero.adapters.capacity import DEFAULT_BACKOFF, CapacityAttempt, CapacityHunter
-    from tierzero.adapters.tofu_workspace import TFVARS_FILE
-    from tierzero.freetier.guard import require_free
+    from tierzero.adapters.capacity import DEFAULT_BACKOFF, CapacityAttempt
     from tierzero.freetier.limits import limits_on
-    from tierzero.layers.oci import prepare_cloud_layer
-    from tierzero.render.tofu_vars import ad_candidates, parse_outputs, placed_ads, tfvars_for
+    from tierzero.layers.oci import apply_cloud_layer
 
     layer = str(ctx.connections.state.get("tofu_layer", "oci"))
-    workdir = _workdir(ctx)
 
     def on_event(event: Any) -> None:
         if isinstance(event, CapacityAttempt):
             on_retry(event)
 
-    runner = prepare_cloud_layer(ctx.spec, workdir, twin=layer == "oci_twin", resolve_secret=ctx.secrets.resolve,
-                                 on_event=on_event, env=ctx.connections.state.get("tofu_env"))
-    placed = placed_ads(runner.output())
-    hunter: CapacityHunter = CapacityHunter(
-        runner,
-        variables=tfvars_for(ctx.spec, base_dir=ctx.workspace.root.parent, limits=limits_on(), placed=placed),
-        tfvars_path=workdir / TFVARS_FILE,
-        ad_candidates=ad_candidates(ctx.spec),
-        guard=lambda plan_json: require_free(plan_json, allow_replace=hunter.failed_addresses),
-        deadline_seconds=float(ctx.connections.state.get("capacity_hunt_seconds", ctx.spec.oci.capacity_hunt_minutes * 60)),
-        backoff=ctx.connections.state.get("capacity_backoff", DEFAULT_BACKOFF),
+    state = ctx.connections.state
+    result = apply_cloud_layer(
+        ctx.spec, _workdir(ctx), twin=layer == "oci_twin", base_dir=ctx.workspace.root.parent, limits=limits_on(),
+        resolve_secret=ctx.secrets.resolve, on_event=on_event, env=state.get("tofu_env"),
+        hunt_deadline_seconds=float(state.get("capacity_hunt_seconds", ctx.spec.oci.capacity_hunt_minutes * 60)),
+        backoff=state.get("capacity_backoff", DEFAULT_BACKOFF),
     )
-    hunter.run()
-    cloud = parse_outputs(runner.output())
+    cloud = result.outputs
     endpoints = []
     for node in ctx.spec.proxmox.nodes:
         inst = cloud.instances.get(node.instance or "")
@@ -67,7 +58,7 @@ def _apply_sync(ctx: StepContext, on_retry: Callable[[Any], None]) -> dict[str, 
         "bastion_ip": cloud.bastion_ip,
         "instances": {n: {"ocid": i.ocid, "shape": i.shape, "private_ip": i.private_ip, "public_ip": i.public_ip,
                           "availability_domain": i.availability_domain} for n, i in cloud.instances.items()},
-        "capacity_retries": hunter.attempts,
+        "capacity_retries": result.capacity_retries,
         "endpoints": endpoints,
     }
 

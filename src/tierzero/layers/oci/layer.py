@@ -1,5 +1,8 @@
 """Apply the cloud layer from a spec in one call: stage the module (real or twin), write its
 variables, init with the spec's state backend, then plan -> guard -> apply with capacity hunting.
+Instances that exist keep the availability domain they run in (a hunt may have moved them;
+going back would replace them), and the default guard is the free-tier one, which refuses any
+A1 replacement except of an instance this very hunt failed to create.
 
 Blocking: from asyncio code call it through `asyncio.to_thread`."""
 
@@ -14,8 +17,9 @@ from pathlib import Path
 from tierzero.adapters.capacity import DEFAULT_BACKOFF, Backoff, CapacityHunter
 from tierzero.adapters.tofu import EventSink, Guard, PlanResult, TofuBinary, TofuRunner
 from tierzero.adapters.tofu_workspace import TFVARS_FILE, layer_module_dir, stage_module
+from tierzero.freetier.guard import require_free
 from tierzero.freetier.limits import Limits
-from tierzero.render.tofu_vars import CloudOutputs, ad_candidates, parse_outputs, state_backend, tfvars_for
+from tierzero.render.tofu_vars import CloudOutputs, ad_candidates, parse_outputs, placed_ads, state_backend, tfvars_for
 from tierzero.spec.models import Platform
 
 
@@ -49,7 +53,7 @@ def apply_cloud_layer(
     platform: Platform,
     workdir: Path,
     *,
-    guard: Guard,
+    guard: Guard | None = None,
     twin: bool = False,
     base_dir: Path = Path("."),
     ssh_public_key: str | None = None,
@@ -69,12 +73,13 @@ def apply_cloud_layer(
         platform, workdir, twin=twin, resolve_secret=resolve_secret, binary=binary,
         on_event=on_event, env=env, plugin_cache_dir=plugin_cache_dir,
     )
-    hunter = CapacityHunter(
+    placed = placed_ads(runner.output())
+    hunter: CapacityHunter = CapacityHunter(
         runner,
-        variables=tfvars_for(platform, base_dir=base_dir, ssh_public_key=ssh_public_key, limits=limits),
+        variables=tfvars_for(platform, base_dir=base_dir, ssh_public_key=ssh_public_key, limits=limits, placed=placed),
         tfvars_path=workdir / TFVARS_FILE,
         ad_candidates=ad_candidates(platform),
-        guard=guard,
+        guard=guard or (lambda plan_json: require_free(plan_json, allow_replace=hunter.failed_addresses)),
         deadline_seconds=hunt_deadline_seconds,
         backoff=backoff,
         clock=clock,
