@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import shutil
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +16,12 @@ from tierzero.engine.session import Session
 from tierzero.sandbox.world import World
 from tierzero.workspace import Workspace
 
+from sandbox_runs import Events, starter_project
+
 pytestmark = pytest.mark.slow
 
 CP2 = '{name: cp-2, node: pve1, cores: 1, memory_gb: 2, disk_gb: 20, ip: 10.10.0.12/24, mac: "BC:24:11:00:00:12"}'
 CP2_TUNED = CP2[:-1] + ', patches: [{machine: {sysctls: {net.core.somaxconn: "65535"}}}]}'
-
-
-class Events(list):
-    def __call__(self, kind: str, **fields: Any) -> None:
-        self.append({"event": kind, **fields})
-
-    def started(self) -> list[str]:
-        return [e["step"] for e in self if e["event"] == "step_started"]
 
 
 def _deploy(spec: Path) -> tuple[Events, dict[str, Any]]:
@@ -46,9 +38,7 @@ def _applied_config(ws: Path, address: str) -> str:
 
 
 def test_a_changed_machine_config_is_applied_to_the_running_node(tmp_path: Path) -> None:
-    spec = tmp_path / "tierzero.yaml"
-    with resources.as_file(resources.files("tierzero.spec").joinpath("blueprints/oci-free-tier.yaml")) as path:
-        shutil.copy(path, spec)
+    spec = starter_project(tmp_path)
     _, first = _deploy(spec)
     assert first["platform/main/talos"]["reapplied"] == {}
     assert "somaxconn" not in _applied_config(tmp_path / ".tierzero", "10.10.0.12")

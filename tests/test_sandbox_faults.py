@@ -5,38 +5,19 @@ config) end in a finished deploy; permanent ones stop with the step, the cause a
 from __future__ import annotations
 
 import asyncio
-import shutil
-from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tierzero.engine.runner import StepFailed
 from tierzero.engine.session import Session
 
+from sandbox_runs import Events, starter_project
+
 pytestmark = pytest.mark.slow
 
-BLUEPRINT = resources.files("tierzero.spec").joinpath("blueprints/oci-free-tier.yaml")
-
-
-def _project(tmp_path: Path) -> Path:
-    spec = tmp_path / "tierzero.yaml"
-    with resources.as_file(BLUEPRINT) as path:
-        shutil.copy(path, spec)
-    return spec
-
-
-class Events(list):
-    def __call__(self, kind: str, **fields: Any) -> None:
-        self.append({"event": kind, **fields})
-
-    def of(self, kind: str, step_prefix: str = "") -> list[dict[str, Any]]:
-        return [e for e in self if e["event"] == kind and str(e.get("step", "")).startswith(step_prefix)]
-
-
 def test_transient_faults_in_every_layer_still_end_in_a_running_platform(tmp_path: Path) -> None:
-    spec_path = _project(tmp_path)
+    spec_path = starter_project(tmp_path)
     events = Events()
     session = Session(spec_path, "sandbox", emit=events, sandbox_options={
         "oci_full_ads": ["Uocm:EU-FRANKFURT-1-AD-1"],  # where every instance is first placed
@@ -67,7 +48,7 @@ def test_transient_faults_in_every_layer_still_end_in_a_running_platform(tmp_pat
 
 
 def test_capacity_that_never_comes_stops_the_cloud_step_with_a_remedy(tmp_path: Path) -> None:
-    spec_path = _project(tmp_path)
+    spec_path = starter_project(tmp_path)
     ads = [f"Uocm:EU-FRANKFURT-1-AD-{i}" for i in (1, 2, 3)]
     session = Session(spec_path, "sandbox", sandbox_options={"oci_full_ads": ads})
     with session as runner:
@@ -81,7 +62,7 @@ def test_capacity_that_never_comes_stops_the_cloud_step_with_a_remedy(tmp_path: 
 
 
 def test_a_permanent_proxmox_refusal_names_the_step_and_cause(tmp_path: Path) -> None:
-    spec_path = _project(tmp_path)
+    spec_path = starter_project(tmp_path)
     session = Session(spec_path, "sandbox")
     with session as runner:
         session.sandbox.context.shared["fakepve"].pve.fail("POST", "/qemu", 403, "Permission check failed (/vms/1000, VM.Allocate)")

@@ -5,11 +5,9 @@ evidence while the other rows keep passing. Before any deploy, the parts without
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +19,17 @@ from tierzero.engine.runner import Runner
 from tierzero.engine.session import Session
 from tierzero.phases import validate
 
+from sandbox_runs import starter_project
+
 pytestmark = pytest.mark.slow
 
 LIVE = ("Proxmox quorum", "Ceph health", "lab: Talos nodes", "lab: etcd members", "infisical: Infisical ready",
         "infisical: machine identity logs in")
 
 
-def _project(root: Path, blueprint: str = "proxmox") -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    with resources.as_file(resources.files("tierzero.spec").joinpath(f"blueprints/{blueprint}.yaml")) as path:
-        shutil.copy(path, root / "tierzero.yaml")
-    return root / "tierzero.yaml"
-
-
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Session, Runner]]:
-    session = Session(_project(tmp_path_factory.mktemp("live")), "sandbox")
+    session = Session(starter_project(tmp_path_factory.mktemp("live"), "proxmox"), "sandbox")
     with session as runner:
         asyncio.run(runner.run())
         # Ceph down answers 500, which the Proxmox client retries: seconds here, not the validation default.
@@ -218,7 +211,7 @@ def test_an_unready_infisical_fails_the_ready_row(deployed: tuple[Session, Runne
 
 
 def test_before_any_deploy_the_parts_without_credentials_skip(tmp_path: Path) -> None:
-    session = Session(_project(tmp_path / "fresh"), "sandbox")
+    session = Session(starter_project(tmp_path / "fresh", "proxmox"), "sandbox")
     with session as runner:
         found = rows(runner)
     for name in LIVE:
