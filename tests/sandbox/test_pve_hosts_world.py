@@ -21,6 +21,7 @@ from tierzero.sandbox.harness import Sandbox
 from tierzero.sandbox.pve_hosts import PveHosts, hosts_for_spec, start_pve_hosts
 from tierzero.sandbox.pve_hosts_world import DOCUMENT
 from tierzero.sandbox.world import World
+from tierzero.workspace.layout import Workspace
 
 TOKEN = ["pveum", "user", "token", "add", "root@pam", "tierzero", "--privsep", "0", "--output-format", "json"]
 FAST = Policy(base=0.01, cap=0.05, deadline=1.0)
@@ -31,6 +32,11 @@ FAST = Policy(base=0.01, cap=0.05, deadline=1.0)
 def _fast(conns: Connections) -> Connections:
     conns.state.update({"retry": FAST, "retry:ssh": FAST})
     return conns
+
+
+def _ssh(hosts: Any, ws: Workspace) -> Connections:
+    """Connections to the stand-in hosts with the workspace key, retrying fast."""
+    return _fast(hosts.connections(Connections(target="sandbox", ssh_key=ws.ssh_key, known_hosts=ws.root / "known_hosts")))
 
 
 async def _run(conns: Connections, host: str, command: str | list[str], *, input: str | None = None, check: bool = True) -> Any:
@@ -104,7 +110,7 @@ async def test_restored_tokens_are_api_tokens_whichever_starts_first(spec, ws, f
     world = World.open(ws)
     nodes, witnesses = hosts_for_spec(spec)
     first = start_pve_hosts(nodes, ws.ssh_public_key, witnesses=witnesses, world=world.file(DOCUMENT))
-    conns = _fast(first.connections(Connections(target="sandbox", ssh_key=ws.ssh_key, known_hosts=ws.root / "known_hosts")))
+    conns = _ssh(first, ws)
     try:
         await _run(conns, "pve1", "pvecm create tierzero")
         secret = json.loads((await _run(conns, "pve1", TOKEN)).stdout)["value"]
@@ -134,7 +140,7 @@ async def test_killed_run_resumes_from_the_file(spec, ws):
     nodes, witnesses = hosts_for_spec(spec)
     file = World.open(ws).file(DOCUMENT)
     abandoned = start_pve_hosts(nodes, ws.ssh_public_key, witnesses=witnesses, world=file)
-    conns = _fast(abandoned.connections(Connections(target="sandbox", ssh_key=ws.ssh_key, known_hosts=ws.root / "known_hosts")))
+    conns = _ssh(abandoned, ws)
     await _run(conns, "pve1", "pvecm create tierzero")
     await _run(conns, "pve2", "pvecm add 192.168.10.11")
     await _run(conns, "pve3", "apt-get install -y ceph-common")
@@ -143,7 +149,7 @@ async def test_killed_run_resumes_from_the_file(spec, ws):
 
     resumed = start_pve_hosts(nodes, ws.ssh_public_key, witnesses=witnesses, world=World.open(ws).file(DOCUMENT))
     try:
-        conns = _fast(resumed.connections(Connections(target="sandbox", ssh_key=ws.ssh_key, known_hosts=ws.root / "known_hosts")))
+        conns = _ssh(resumed, ws)
         assert resumed.cluster.members == ["pve1", "pve2"]
         assert resumed.cluster.tokens == {"root@pam!tierzero": secret}
         assert "pve1 (local)" in (await _run(conns, "pve1", "pvecm nodes")).stdout
@@ -160,7 +166,7 @@ async def test_document_is_encrypted_private_and_written_only_on_change(spec, ws
     nodes, witnesses = hosts_for_spec(spec)
     file = World.open(ws).file(DOCUMENT)
     hosts = start_pve_hosts(nodes, ws.ssh_public_key, witnesses=witnesses, world=file)
-    conns = _fast(hosts.connections(Connections(target="sandbox", ssh_key=ws.ssh_key, known_hosts=ws.root / "known_hosts")))
+    conns = _ssh(hosts, ws)
     try:
         await _run(conns, "pve1", "pvecm create tierzero")
         secret = json.loads((await _run(conns, "pve1", TOKEN)).stdout)["value"]
@@ -188,7 +194,7 @@ async def test_world_keeps_its_hosts_and_adds_the_specs_new_ones(spec, ws):
     nodes, witnesses = hosts_for_spec(spec)
     file = World.open(ws).file(DOCUMENT)
     first = start_pve_hosts(nodes[:2], ws.ssh_public_key, world=file)
-    conns = _fast(first.connections(Connections(target="sandbox", ssh_key=ws.ssh_key, known_hosts=ws.root / "known_hosts")))
+    conns = _ssh(first, ws)
     try:
         await _run(conns, "pve1", "pvecm create tierzero")
         await close_all(conns)
@@ -197,7 +203,7 @@ async def test_world_keeps_its_hosts_and_adds_the_specs_new_ones(spec, ws):
         first.stop()
 
     second = start_pve_hosts(nodes, ws.ssh_public_key, witnesses=witnesses, world=World.open(ws).file(DOCUMENT))
-    conns = _fast(second.connections(Connections(target="sandbox", ssh_key=ws.ssh_key, known_hosts=ws.root / "known_hosts")))
+    conns = _ssh(second, ws)
     try:
         assert sorted(second.hosts) == sorted(name for name, _ in nodes + witnesses)
         assert second.hosts["pve1"].in_cluster and not second.hosts["pve3"].in_cluster
@@ -206,7 +212,7 @@ async def test_world_keeps_its_hosts_and_adds_the_specs_new_ones(spec, ws):
         with pytest.raises(OperationError, match="cannot reach"):
             await _run(conns, "pve2", "hostname")
         second.set_offline("pve2", False)
-        conns = _fast(second.connections(Connections(target="sandbox", ssh_key=ws.ssh_key, known_hosts=ws.root / "known_hosts")))
+        conns = _ssh(second, ws)
         assert (await _run(conns, "pve2", "hostname")).stdout == "pve2\n"
         await close_all(conns)
     finally:
