@@ -7,22 +7,7 @@ from tierzero.engine.runner import StepFailed
 from tierzero.engine.step import Step
 
 from engine_helpers import make_runner
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    async def asleep(self, seconds: float) -> None:
-        self.sleep(seconds)
+from fake_clock import FakeClock
 
 
 def test_backoff_full_jitter_bounds() -> None:
@@ -32,7 +17,7 @@ def test_backoff_full_jitter_bounds() -> None:
 
 
 def test_transient_then_success_reports_retries() -> None:
-    clock, seen, attempts = Clock(), [], iter([ConnectionError("refused"), TimeoutError(), None])
+    clock, seen, attempts = FakeClock(), [], iter([ConnectionError("refused"), TimeoutError(), None])
 
     def fn() -> str:
         exc = next(attempts)
@@ -58,7 +43,7 @@ def test_permanent_raises_at_once() -> None:
 
 
 def test_deadline_bounds_the_retries() -> None:
-    clock = Clock()
+    clock = FakeClock()
 
     def fn() -> None:
         raise Transient("api not up")
@@ -69,7 +54,7 @@ def test_deadline_bounds_the_retries() -> None:
 
 
 async def test_async_retry_through_a_step_emits_retry_events(tmp_path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     tries = []
 
     async def flaky(ctx):

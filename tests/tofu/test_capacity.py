@@ -13,20 +13,9 @@ from tierzero.adapters.tofu import CapacityError, PlanResult
 from tierzero.adapters.tofu_events import ChangeCounts
 from tierzero.errors import OperationError, RefusedError
 
+from fake_clock import FakeClock
+
 ADS = ["AD-1", "AD-2", "AD-3"]
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def capacity_vars(tmp_path: Path, fail: dict[str, int]) -> dict[str, Any]:
@@ -62,7 +51,7 @@ def test_out_of_capacity_is_retried_in_the_next_ad_until_it_succeeds(make_runner
     events: list[Any] = []
     runner = make_runner("capacity", events=events)
     runner.init()
-    clock = FakeClock()
+    clock = FakeClock(start=1000.0)
     guarded: list[dict] = []
     hunter = hunter_for(runner, capacity_vars(tmp_path, {"pve-1": 0, "pve-2": 2}), clock, guard=guarded.append)
 
@@ -90,7 +79,7 @@ def test_out_of_capacity_is_retried_in_the_next_ad_until_it_succeeds(make_runner
 def test_hunt_gives_up_at_the_deadline_and_keeps_what_exists(make_runner, tmp_path: Path) -> None:
     runner = make_runner("capacity")
     runner.init()
-    clock = FakeClock()
+    clock = FakeClock(start=1000.0)
     hunter = hunter_for(runner, capacity_vars(tmp_path, {"pve-1": 0, "pve-2": 100}), clock, deadline=25)
 
     with pytest.raises(OperationError, match="no host capacity") as caught:
@@ -137,7 +126,7 @@ def change(address: str, actions: list[str], reason: str | None = None) -> dict:
 
 def scripted_hunter(runner: ScriptedRunner, tmp_path: Path) -> CapacityHunter:
     variables = {"a1_instances": {"pve-1": {"availability_domain": "AD-1"}, "pve-2": {"availability_domain": "AD-1"}}}
-    clock = FakeClock()
+    clock = FakeClock(start=1000.0)
     return CapacityHunter(
         runner,  # type: ignore[arg-type]
         variables=variables,
