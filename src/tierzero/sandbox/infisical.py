@@ -27,11 +27,12 @@ import secrets
 import threading
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 
 from tierzero.adapters.connections import Endpoint
 from tierzero.sandbox.containers import ContainerStandIn
+from tierzero.sandbox.http_server import StandInHttpServer
 from tierzero.sandbox.infisical_world import hash_secret, token_digest, verify_secret
 
 
@@ -105,19 +106,17 @@ class InfisicalStandIn:
         self.calls: list[tuple[str, str]] = []
         self.on_change: Callable[[], None] | None = None  # after every request, under the lock, before the answer
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._server = StandInHttpServer(_handler_for(self), host, port, name="infisical-standin")
 
     # ------------------------------------------------------------------ lifecycle
 
     @property
     def host(self) -> str:
-        return str(self._server.server_address[0])
+        return self._server.host
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return self._server.port
 
     @property
     def url(self) -> str:
@@ -127,15 +126,11 @@ class InfisicalStandIn:
         return Endpoint(host=self.host, port=self.port, scheme="http", verify=False)
 
     def start(self) -> "InfisicalStandIn":
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="infisical-standin", daemon=True)
-        self._thread.start()
+        self._server.start_serving()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread:
-            self._thread.join(5)
+        self._server.stop()
 
     def __enter__(self) -> "InfisicalStandIn":
         return self.start()

@@ -19,9 +19,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
+
+from tierzero.sandbox.http_server import StandInHttpServer
 
 
 def _now() -> str:
@@ -272,16 +274,13 @@ def self_signed(host: str = "127.0.0.1") -> tuple[bytes, bytes]:
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
-class KubeApiServer(ThreadingHTTPServer):
+class KubeApiServer(StandInHttpServer):
     """Plain HTTP, or HTTPS with a throwaway certificate when `tls_dir` is given
     (`ca_file` is then the certificate a client verifies against)."""
 
-    daemon_threads = True
-
     def __init__(self, state: KubeState, host: str = "127.0.0.1", port: int = 0, tls_dir: Any = None) -> None:
-        super().__init__((host, port), _Handler)
+        super().__init__(_Handler, host, port, name="kube-api-standin")
         self.state = state
-        self._thread: threading.Thread | None = None
         self.ca_file: str | None = None
         if tls_dir is not None:
             import ssl
@@ -300,18 +299,9 @@ class KubeApiServer(ThreadingHTTPServer):
             self.ca_file = str(cert_file)
 
     @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-    @property
     def url(self) -> str:
         return f"{'https' if self.ca_file else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> "KubeApiServer":
-        self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), name="kube-api-standin", daemon=True)
-        self._thread.start()
+        self.start_serving()
         return self
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()

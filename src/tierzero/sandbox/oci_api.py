@@ -9,11 +9,12 @@ Requests are signed by the SDK; the stand-in accepts any signature."""
 from __future__ import annotations
 
 import json
-import threading
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
+
+from tierzero.sandbox.http_server import StandInHttpServer
 
 
 def _now() -> str:
@@ -110,25 +111,15 @@ class _Handler(BaseHTTPRequestHandler):
         return self._not_found()
 
 
-class OciApiServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class OciApiServer(StandInHttpServer):
     def __init__(self, state: OciState, host: str = "127.0.0.1", port: int = 0) -> None:
-        super().__init__((host, port), _Handler)
+        super().__init__(_Handler, host, port, name="oci-api-standin")
         self.state = state
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "OciApiServer":
-        threading.Thread(target=self.serve_forever, args=(0.05,), name="oci-api-standin", daemon=True).start()
+        self.start_serving()
         return self
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
