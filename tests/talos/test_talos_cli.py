@@ -56,7 +56,8 @@ def test_gensecret_writes_a_private_bundle_and_refuses_to_overwrite(tmp_path):
 def test_genconfig_matches_the_oracle_and_writes_private_files(tmp_path, talos_oracles):
     secrets = talos_oracles / "stability" / "secrets.yaml"
     argv = ["talos", "genconfig", "base", "https://base:6443", "--with-secrets", str(secrets),
-            "--kubernetes-version", "1.28.0", "--talos-version", "v1.14", "-o", str(tmp_path)]
+            "--kubernetes-version", "1.28.0", "--talos-version", "v1.14", "-o", str(tmp_path),
+            "--install-disk", ""]  # the oracle is the library's output, which has no install disk (talosctl's default is /dev/sda)
     assert run(argv) == 0
     for name in ("controlplane.yaml", "worker.yaml", "talosconfig"):
         assert mode(tmp_path / name) == 0o600
@@ -120,7 +121,9 @@ def test_genconfig_bad_endpoint_exits_2(tmp_path):
 def test_validate_exit_codes(tmp_path, talos_oracles, capsys):
     schemas = talos_oracles / "schemas"
     good = talos_oracles / "stability" / "v1.13" / "base-controlplane.yaml"
-    assert run(["talos", "validate", str(good), "--talos-version", "v1.13", "--schema", str(schemas)]) == 0
+    # the oracle has no install disk: valid for an installed disk image (cloud mode), not for an ISO (metal mode)
+    assert run(["talos", "validate", str(good), "--talos-version", "v1.13", "--schema", str(schemas), "--mode", "cloud"]) == 0
+    assert run(["talos", "validate", str(good), "--talos-version", "v1.13", "--schema", str(schemas)]) == 1
     broken = tmp_path / "broken.yaml"
     broken.write_text(good.read_text().replace("https://base:6443", "http://base:6443", 1))
     assert run(["talos", "validate", str(broken), "--talos-version", "v1.13", "--schema", str(schemas)]) == 1

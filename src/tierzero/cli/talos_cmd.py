@@ -79,8 +79,12 @@ def genconfig(
     config_patch_worker: list[str] = typer.Option([], "--config-patch-worker", help="Patch for worker.yaml."),
     additional_sans: list[str] = typer.Option([], "--additional-sans", help="Extra API server SANs (comma-separated)."),
     dns_domain: str = typer.Option("cluster.local", "--dns-domain", help="Cluster DNS domain."),
-    install_disk: str = typer.Option("", "--install-disk", help="Disk to install Talos to."),
-    install_image: str = typer.Option("", "--install-image", help="Installer image."),
+    install_disk: str = typer.Option("/dev/sda", "--install-disk", help="Disk to install Talos to (talosctl's default)."),
+    install_image: str = typer.Option(
+        None, "--install-image",
+        help="Installer image (default, as talosctl: the installer of --talos-version's release; "
+        "factory.talos.dev/metal-installer/<empty schematic> from v1.14).",
+    ),
     install_extra_kernel_args: list[str] = typer.Option([], "--install-extra-kernel-args", help="Kernel args (comma-separated)."),
     registry_mirror: list[str] = typer.Option([], "--registry-mirror", help="HOST=ENDPOINT, repeatable."),
     local_api_server_port: int = typer.Option(0, "--local-api-server-port", help="API server port on each control plane."),
@@ -96,6 +100,7 @@ def genconfig(
     from tierzero.errors import InputError
     from tierzero.render.talos import client
     from tierzero.render.talos.contract import DEFAULT_CONTRACT
+    from tierzero.render.talos.defaults import default_install_image
     from tierzero.render.talos.generate import generate
     from tierzero.render.talos.options import DEFAULT_KUBERNETES_VERSION, GenerateOptions
     from tierzero.render.talos.secrets import load_bundle
@@ -112,7 +117,7 @@ def genconfig(
         additional_sans=_split_commas(additional_sans),
         dns_domain=dns_domain,
         install_disk=install_disk,
-        install_image=install_image,
+        install_image=install_image if install_image is not None else default_install_image(talos_version or DEFAULT_CONTRACT),
         install_extra_kernel_args=_split_commas(install_extra_kernel_args),
         registry_mirrors=mirrors,
         local_api_server_port=local_api_server_port,
@@ -153,18 +158,29 @@ def validate(
     file: Path = typer.Argument(..., help="A machine config (YAML stream)."),
     talos_version: str = typer.Option(None, "--talos-version", help="Version contract to validate against (default v1.14)."),
     schema: Path = typer.Option(None, "--schema", help="config.schema.json, or a directory of v1.X.config.schema.json."),
+    mode: str = typer.Option(
+        None, "--mode", "-m",
+        help="Talos runtime mode, as `talosctl validate --mode`: metal (ISO/PXE, installs to disk), "
+        "cloud (an installed disk image: nocloud, oracle, …) or container. Default: metal, the strictest.",
+    ),
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Validate a machine config against the official schema of its contract and semantic rules."""
+    """Validate a machine config against the official schema of its contract, semantic rules and
+    Talos' own rules for the runtime mode (install instructions in metal mode, host DNS in container mode)."""
     import yaml
 
     from tierzero.cli import output
     from tierzero.errors import InputError, RefusedError
     from tierzero.render.talos.contract import DEFAULT_CONTRACT, Contract
+    from tierzero.render.talos.modes import DEFAULT_MODE, MODES, mode_findings
     from tierzero.render.talos.validate import find_schema, validate_documents
     from tierzero.render.talos.yamlio import load_stream
 
     contract = Contract.parse(talos_version or DEFAULT_CONTRACT)
+    if mode is not None and mode not in MODES:
+        raise InputError(f"--mode: unknown mode {mode!r}", hint=f"use one of: {', '.join(MODES)}")
+    chosen = mode or DEFAULT_MODE
+    mode_note = f"{chosen} mode" + ("" if mode else " (assumed; pass --mode cloud for an installed disk image, --mode container for docker)")
     try:
         docs = load_stream(file.read_text())
     except OSError as exc:
@@ -174,19 +190,23 @@ def validate(
     schema_path = find_schema(contract, schema)
     if schema is not None and schema_path is None:
         raise InputError(f"--schema: no {contract}.config.schema.json at {schema}")
-    findings = validate_documents(docs, contract, schema_path)
+    findings = validate_documents(docs, contract, schema_path, chosen)  # type: ignore[arg-type]
+    talos_warnings = mode_findings(docs, contract, chosen)[1]  # type: ignore[arg-type]
     notes = [] if schema_path else ["official schema not found; only semantic checks ran (pass --schema)"]
     if json_out:
         output.print_json({
-            "valid": not findings, "contract": str(contract), "schema": str(schema_path) if schema_path else None,
-            "problems": [str(f) for f in findings], "notes": notes,
+            "valid": not findings, "contract": str(contract), "mode": chosen, "mode_assumed": mode is None,
+            "schema": str(schema_path) if schema_path else None,
+            "problems": [str(f) for f in findings], "warnings": talos_warnings, "notes": notes,
         })
         if findings:
             raise typer.Exit(1)
         return
     for note in notes:
         output.error([f"note: {note}"])
+    for warning in talos_warnings:
+        output.error([f"warning: {warning}"])
     if findings:
         output.error([f"{file}: {finding}" for finding in findings])
-        raise RefusedError(f"{file}: {len(findings)} problem(s) for Talos {contract}")
-    output.console().print(f"{file}: valid for Talos {contract}", markup=False)
+        raise RefusedError(f"{file}: {len(findings)} problem(s) for Talos {contract} in {mode_note}")
+    output.console().print(f"{file}: valid for Talos {contract} in {mode_note}", markup=False)

@@ -16,6 +16,7 @@ LABEL_CONTROL_PLANE = "node-role.kubernetes.io/control-plane"
 FLANNEL_BACKEND = {"backendType": "vxlan", "backendPort": 4789}
 # talosctl names the secretbox key this way in the etcd encryption configuration.
 SECRETBOX_KEY_NAME = "key2"
+CUSTOM_CNI_NAME = "custom-cni"
 
 
 def doc(kind: str, **fields: Any) -> Document:
@@ -52,6 +53,8 @@ def _machine_documents(opts: GenerateOptions, bundle: SecretsBundle) -> list[Doc
         doc("DiscoveryIdentityConfig", clusterID=bundle.cluster_id, clusterSecret=bundle.cluster_secret),
     ]
     if opts.install_disk:
+        # Talos writes `installer: {}` when no image is given (the field is not omitempty); the
+        # disk selector is a CEL expression on the device path (generate/init.go, unattendedInstallConfig).
         installer = {"image": opts.install_image} if opts.install_image else {}
         docs.append(
             doc(
@@ -60,8 +63,6 @@ def _machine_documents(opts: GenerateOptions, bundle: SecretsBundle) -> list[Doc
                 provisioning={"diskSelector": {"match": f"disk.dev_path == {json.dumps(opts.install_disk)}"}, "wipe": False},
             )
         )
-        if not installer:
-            del docs[-1]["installer"]
     docs.append(doc("ResolverConfig", hostDNS={"enabled": True, "forwardKubeDNSToHost": True}))
     if opts.sysctls:
         docs.append(doc("SysctlConfig", params=dict(opts.sysctls)))
@@ -135,12 +136,18 @@ def _controlplane_documents(opts: GenerateOptions, bundle: SecretsBundle) -> lis
         doc("KubeSchedulerConfig", image=legacy.image(legacy.SCHEDULER_IMAGE, opts), config={}),
         doc("KubeProxyConfig", image=legacy.image(legacy.PROXY_IMAGE, opts), config={}),
     ]
-    if opts.cni_urls:
-        docs += [doc("KubeExternalManifestConfig", name=url, url=url) for url in opts.cni_urls]
-    else:
+    if not opts.cni_urls:
         docs.append(doc("KubeFlannelCNIConfig", **FLANNEL_BACKEND))
     docs.append(doc("KubeCoreDNSConfig", enabled=True))
+    docs += [doc("KubeExternalManifestConfig", name=name, url=url) for name, url in external_cni_manifests(opts.cni_urls)]
     return docs
+
+
+def external_cni_manifests(urls: list[str]) -> list[tuple[str, str]]:
+    """(document name, URL) per custom CNI manifest. talosctl takes one URL and names its document
+    `custom-cni`, after KubeCoreDNSConfig (generate/kubernetes.go, generateKubernetesControlplaneConfigs);
+    further URLs, which only tierzero accepts, are `custom-cni-2`, `custom-cni-3`, …"""
+    return [(CUSTOM_CNI_NAME if i == 0 else f"{CUSTOM_CNI_NAME}-{i + 1}", url) for i, url in enumerate(urls)]
 
 
 def _anonymous_health_auth() -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tierzero.render.talos.contract import Contract
+from tierzero.render.talos.modes import Mode, mode_findings
 from tierzero.render.talos.patches import document_key
 from tierzero.render.talos.yamlio import Document
 
@@ -219,8 +220,11 @@ def _conflicts(
     return findings
 
 
-def validate_documents(docs: list[Document], contract: Contract, schema_path: Path | None) -> list[Finding]:
+def validate_documents(docs: list[Document], contract: Contract, schema_path: Path | None, mode: Mode | None = None) -> list[Finding]:
+    """Schema, semantic and (with `mode`) Talos' runtime-mode findings; empty when the config is valid."""
     findings = semantic_findings(docs, contract)
     if schema_path is not None:
         findings = schema_findings(docs, schema_path) + findings
+    if mode is not None:
+        findings += [Finding(*problem) for problem in mode_findings(docs, contract, mode)[0]]
     return findings
