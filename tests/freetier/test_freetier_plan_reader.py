@@ -8,7 +8,8 @@ import pytest
 
 from tierzero.errors import InputError
 from tierzero.freetier.guard import guard_plan
-from tierzero.freetier.plan_reader import first_block, number, read_holdings
+from tierzero.freetier.plan_reader import first_block, read_holdings
+from tierzero.freetier.plan_values import amount
 
 DAY = dt.date(2026, 7, 1)
 
@@ -71,8 +72,8 @@ def test_helpers():
     assert first_block({"b": [{"x": 1}]}, "b") == {"x": 1}
     assert first_block({"b": {"x": 1}}, "b") == {"x": 1}
     assert first_block({"b": []}, "b") == {} and first_block({}, "b") == {}
-    assert number("2") == 2.0 and number(" 1.5 ") == 1.5 and number(3) == 3.0
-    assert number(None, 50) == 50 and number("abc", 7) == 7 and number(True, 1) == 1
+    assert amount("2", "a", "x") == 2.0 and amount(" 1.5 ", "a", "x") == 1.5 and amount(3, "a", "x") == 3.0
+    assert amount(None, "a", "x", 50) == 50 and amount(0, "a", "x") == 0.0
 
 
 def test_unknown_values_use_documented_defaults():

@@ -35,8 +35,10 @@ def guard(
     from tierzero.freetier.guard import guard_plan
     from tierzero.freetier.limits import parse_day
 
+    from tierzero.freetier.plan_values import read_plan_file
+
     day = parse_day(limits_date)
-    plan = _read_plan(plan_json)
+    plan = read_plan_file(plan_json)
     report = guard_plan(plan, on=day, allow_replace=set(allow_replace))
     if json_out:
         output.print_json(report.as_dict())
@@ -46,29 +48,10 @@ def guard(
         raise RefusedError(f"refused: {len(report.reasons)} reason(s); the plan would {_consequence(report)}")
 
 
-def _read_plan(path: Path) -> dict:
-    import json
-
-    from tierzero.errors import InputError
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {path}: {exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{path}: not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})",
-            hint="produce it with: tofu show -json plan.out > plan.json",
-        ) from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: the plan JSON is not an object", hint="produce it with: tofu show -json plan.out > plan.json")
-    return data
-
-
 def _consequence(report: GuardReport) -> str:
     parts = []
+    if report.unknowns:
+        parts.append("set prices that are unknown at plan time")
     if report.charged:
         unpriced = " plus charges with no known list price" if report.totals.unpriced else ""
         parts.append(f"cost about {_usd(report.totals.usd_month)}/month{unpriced}")

@@ -26,8 +26,10 @@ from tierzero.freetier.cost import (
     assess,
     fixed_shape_mbps,
 )
+from tierzero.freetier.leftovers import LAUNCH_VOLUME_SIZE_PATHS, boot_volume_gb, launch_volumes_gb, leftovers
 from tierzero.freetier.limits import Limits, limits_on
-from tierzero.freetier.plan_reader import Held, first_block, number, read_holdings
+from tierzero.freetier.plan_reader import Held, first_block, read_holdings
+from tierzero.freetier.plan_values import amount, unknown_paths
 
 DEFAULT_BOOT_VOLUME_GB = 50.0  # what tierzero assumes when a plan leaves boot_volume_size_in_gbs out or unknown
 DEFAULT_VOLUME_GB = 1024.0  # OCI's default block volume size when size_in_gbs is not given
@@ -48,6 +50,22 @@ BUCKET = "oci_objectstorage_bucket"
 BUDGET = "oci_budget_budget"
 SHOWN_FREE_TYPES = (NETWORK_LOAD_BALANCER, VCN, BUCKET, BUDGET)
 REMOVING_ACTIONS = ("delete", "replace", "replace (create first)")
+
+# Attributes that set what a resource costs (or leaves behind); one unknown at plan time refuses the plan.
+# A backup's size is left out: OCI computes it during apply for every backup, and the free count, not the
+# size, decides whether one is charged (the size is then assumed, ASSUMED_BACKUP_GB).
+PRICE_PATHS: dict[str, tuple[str, ...]] = {
+    INSTANCE: (
+        "shape", "shape_config.ocpus", "shape_config.memory_in_gbs", "source_details.boot_volume_size_in_gbs",
+        "source_details.is_preserve_boot_volume_enabled", "preserve_boot_volume", "preserve_data_volumes_created_at_launch",
+        *LAUNCH_VOLUME_SIZE_PATHS,
+    ),
+    "oci_core_volume": ("size_in_gbs", "size_in_mbs"),
+    "oci_core_boot_volume": ("size_in_gbs",),
+    "oci_load_balancer_load_balancer": ("shape", "shape_details.minimum_bandwidth_in_mbps", "shape_details.maximum_bandwidth_in_mbps"),
+    "oci_load_balancer": ("shape", "shape_details.minimum_bandwidth_in_mbps", "shape_details.maximum_bandwidth_in_mbps"),
+    PUBLIC_IP: ("lifetime",),
+}
 
 
 @dataclass
@@ -95,6 +113,7 @@ class GuardReport:
     findings: list[Finding]
     replace_refusals: list[str]
     notes: list[str] = field(default_factory=list)
+    unknowns: list[str] = field(default_factory=list)  # "unknown at plan time: ADDRESS: attribute, …"
 
     @property
     def charged(self) -> bool:
@@ -102,7 +121,7 @@ class GuardReport:
 
     @property
     def refused(self) -> bool:
-        return bool(self.replace_refusals) or any(f.kind != "warning" for f in self.findings)
+        return bool(self.unknowns) or bool(self.replace_refusals) or any(f.kind != "warning" for f in self.findings)
 
     @property
     def verdict(self) -> str:
@@ -110,7 +129,7 @@ class GuardReport:
 
     @property
     def reasons(self) -> list[str]:
-        return self.replace_refusals + [f.line() for f in self.findings if f.kind != "warning"]
+        return self.unknowns + self.replace_refusals + [f.line() for f in self.findings if f.kind != "warning"]
 
     def as_dict(self) -> dict[str, Any]:
         t = self.totals
@@ -128,6 +147,7 @@ class GuardReport:
                 "resources_held": t.resources_held,
             },
             "reasons": self.reasons,
+            "unknown_at_plan_time": self.unknowns,
             "warnings": [f.line() for f in self.findings if f.kind == "warning"],
             "findings": [f.as_dict() for f in self.findings],
             "notes": self.notes,
@@ -141,16 +161,17 @@ def _instance(held: Held, values: dict[str, Any], limits: Limits) -> Instance:
         ocpus, memory = limits["micro_ocpus"], limits["micro_memory_gb"]
     else:
         config = first_block(values, "shape_config")
-        ocpus = number(config.get("ocpus"), DEFAULT_FLEX_OCPUS) or DEFAULT_FLEX_OCPUS
-        memory = number(config.get("memory_in_gbs"), ocpus * DEFAULT_GB_PER_OCPU.get(shape, DEFAULT_GB_PER_OCPU_OTHER))
-    boot = number(first_block(values, "source_details").get("boot_volume_size_in_gbs"), DEFAULT_BOOT_VOLUME_GB)
-    return Instance(held.address, shape, ocpus, memory or 0.0, boot or DEFAULT_BOOT_VOLUME_GB)
+        ocpus = amount(config.get("ocpus"), held.address, "shape_config.ocpus", DEFAULT_FLEX_OCPUS) or DEFAULT_FLEX_OCPUS
+        default_memory = ocpus * DEFAULT_GB_PER_OCPU.get(shape, DEFAULT_GB_PER_OCPU_OTHER)
+        memory = amount(config.get("memory_in_gbs"), held.address, "shape_config.memory_in_gbs", default_memory)
+    return Instance(held.address, shape, ocpus, memory or 0.0, boot_volume_gb(held.address, values) or DEFAULT_BOOT_VOLUME_GB)
 
 
-def _volume_gb(values: dict[str, Any], default: float) -> float:
-    size = number(values.get("size_in_gbs"))
-    if size is None and number(values.get("size_in_mbs")) is not None:
-        size = (number(values.get("size_in_mbs")) or 0.0) / 1024
+def _volume_gb(held: Held, default: float) -> float:
+    size = amount(held.values.get("size_in_gbs"), held.address, "size_in_gbs")
+    mbs = amount(held.values.get("size_in_mbs"), held.address, "size_in_mbs")
+    if size is None and mbs is not None:
+        size = mbs / 1024
     return default if size is None else size
 
 
@@ -158,8 +179,8 @@ def _load_balancer(held: Held, values: dict[str, Any]) -> LoadBalancer:
     shape = str(values.get("shape") or "flexible")
     if shape == "flexible":
         details = first_block(values, "shape_details")
-        low = number(details.get("minimum_bandwidth_in_mbps"), 10.0) or 0.0
-        high = number(details.get("maximum_bandwidth_in_mbps"), low) or 0.0
+        low = amount(details.get("minimum_bandwidth_in_mbps"), held.address, "shape_details.minimum_bandwidth_in_mbps", 10.0) or 0.0
+        high = amount(details.get("maximum_bandwidth_in_mbps"), held.address, "shape_details.maximum_bandwidth_in_mbps", low) or 0.0
         return LoadBalancer(held.address, shape, low, max(low, high))
     fixed = fixed_shape_mbps(shape) or 10.0
     return LoadBalancer(held.address, shape, fixed, fixed)
@@ -173,14 +194,21 @@ def _add(held: Held, usage: Usage, rows: list[GuardRow], limits: Limits) -> None
         if held.held:
             usage.instances.append(inst)
         row = GuardRow(held.address, held.type, held.action, inst.shape, inst.ocpus, inst.memory_gb, inst.boot_volume_gb)
+        for i, size in enumerate(launch_volumes_gb(held.address, values)):
+            # launch_volume_attachments create block volumes that count like any other
+            vol = Volume(f"{held.address} (launch volume {i})", size)
+            if held.held:
+                usage.volumes.append(vol)
+            rows.append(GuardRow(vol.id, "oci_core_volume", held.action, storage_gb=size, held=held.held))
     elif held.type in VOLUME_TYPES:
         default = DEFAULT_BOOT_VOLUME_GB if held.type == "oci_core_boot_volume" else DEFAULT_VOLUME_GB
-        vol = Volume(held.address, _volume_gb(values, default))
+        vol = Volume(held.address, _volume_gb(held, default))
         if held.held:
             usage.volumes.append(vol)
         row = GuardRow(held.address, held.type, held.action, storage_gb=vol.size_gb)
     elif held.type in BACKUP_TYPES:
-        size = number(values.get("size_in_gbs")) or number(values.get("unique_size_in_gbs")) or ASSUMED_BACKUP_GB
+        size = (amount(values.get("size_in_gbs"), held.address, "size_in_gbs")
+                or amount(values.get("unique_size_in_gbs"), held.address, "unique_size_in_gbs") or ASSUMED_BACKUP_GB)
         if held.held:
             usage.backups.append(Backup(held.address, size))
         row = GuardRow(held.address, held.type, held.action, "backup", storage_gb=size)
@@ -245,10 +273,28 @@ def _totals(rows: list[GuardRow], assessment: Assessment) -> GuardTotals:
     return totals
 
 
+def _unknowns(holdings: Iterable[Held]) -> list[str]:
+    lines = []
+    for held in holdings:
+        if held.held and held.unknown:
+            paths = unknown_paths(held.unknown, PRICE_PATHS.get(held.type, ()))
+            if paths:
+                lines.append(
+                    f"unknown at plan time: {held.address}: {', '.join(paths)}; its price cannot be judged before apply. "
+                    "Fix: give it a value known at plan time (a literal or a variable), or apply what it depends on first"
+                )
+    return lines
+
+
 def guard_plan(plan_json: dict[str, Any], *, on: dt.date | None = None, allow_replace: Iterable[str] = ()) -> GuardReport:
-    """Judge a `tofu show -json` plan against the Always Free tier in force on `on` (default today)."""
+    """Judge a `tofu show -json` plan against the Always Free tier in force on `on` (default today).
+
+    Raises InputError (exit 2) for a price-setting value that is invalid (a word, negative, NaN or infinite),
+    naming the resource address and the attribute. Volumes a delete or replace leaves behind (leftovers.py)
+    are held after the apply and priced like any other."""
     limits = limits_on(on)
     holdings = read_holdings(plan_json)
+    holdings += leftovers(holdings)
     usage, rows = Usage(), []
     for held in holdings:
         _add(held, usage, rows, limits)
@@ -262,7 +308,11 @@ def guard_plan(plan_json: dict[str, Any], *, on: dt.date | None = None, allow_re
     if any(r.type == BUCKET and r.held for r in rows):
         notes.append(f"bucket contents are not in a plan: keep object storage under {limits['object_storage_gb']:g} GB yourself")
     refusals = _replace_refusals(holdings, set(allow_replace), notes)
-    return GuardReport(limits.on, rows, _totals(rows, assessment), assessment.findings, refusals, notes)
+    left = [h for h in holdings if h.action.startswith("left by")]
+    if left:
+        notes.append(f"{len(left)} volume(s) outlive their instance and leave the state: "
+                     f"{sum(r.storage_gb for r in rows if r.action.startswith('left by')):g} GB still billed after the apply")
+    return GuardReport(limits.on, rows, _totals(rows, assessment), assessment.findings, refusals, notes, _unknowns(holdings))
 
 
 def require_free(plan_json: dict[str, Any], *, on: dt.date | None = None, allow_replace: Iterable[str] = ()) -> GuardReport:

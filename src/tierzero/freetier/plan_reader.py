@@ -38,6 +38,7 @@ class Held:
     held: bool = True  # False for a deleted object, kept only so the report can show it
     before: dict[str, Any] | None = None  # the object a replace or delete removes
     deposed: bool = False  # an old copy left behind by an interrupted create-before-destroy
+    unknown: Any = None  # the change's `after_unknown`: true where a value is known only after apply
 
 
 def _managed_prior(module: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
@@ -100,6 +101,7 @@ def _apply_change(rc: dict[str, Any], position: int, holdings: dict[str, Held], 
     if key == ("read",):
         return
     before, after = _values(change.get("before")), _values(change.get("after"))
+    unknown = change.get("after_unknown") or None
     moved_from = rc.get("previous_address")
     if isinstance(moved_from, str) and moved_from != address and moved_from in holdings:
         # A `moved` block: the prior object now lives at the new address; count it once.
@@ -117,11 +119,11 @@ def _apply_change(rc: dict[str, Any], position: int, holdings: dict[str, Held], 
         # A forgotten object leaves the state but not the tenancy: it still counts.
         holdings[address] = Held(address, rtype, after or previous, label, deposed=bool(deposed))
     elif key == ("create", "delete"):
-        holdings[address] = Held(address, rtype, after, label, before=previous)
+        holdings[address] = Held(address, rtype, after, label, before=previous, unknown=unknown)
         old_address = address + OLD_COPY_SUFFIX
         holdings[old_address] = Held(old_address, rtype, previous, "old copy until destroyed")
     else:  # create, update, delete-then-create: the new object takes the old one's place
-        holdings[address] = Held(address, rtype, after, label, before=previous if key == ("delete", "create") else None)
+        holdings[address] = Held(address, rtype, after, label, before=previous if key != ("create",) else None, unknown=unknown)
 
 
 def _deposed_address(address: str, deposed: Any) -> str:
@@ -134,17 +136,3 @@ def first_block(values: dict[str, Any], name: str) -> dict[str, Any]:
     if isinstance(block, list):
         block = block[0] if block else None
     return block if isinstance(block, dict) else {}
-
-
-def number(value: Any, default: float | None = None) -> float | None:
-    """A plan number, which may arrive as a string like "2"; `default` when absent or unknown."""
-    if value is None or isinstance(value, bool):
-        return default
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            return default
-    return default
