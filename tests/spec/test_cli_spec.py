@@ -51,13 +51,13 @@ def test_init_writes_a_valid_spec_and_private_keys(tmp_path, capsys, blueprint):
     assert report["valid"] is True
 
 
-def test_init_refuses_to_overwrite_without_force(tmp_path, capsys):
+def test_init_keeps_an_existing_spec_without_force(tmp_path, capsys):
     assert call(capsys, "init", str(tmp_path))[0] == 0
     spec = tmp_path / "tierzero.yaml"
     spec.write_text("# mine\n")
     age_before = (tmp_path / ".tierzero" / "age.key").read_bytes()
-    code, _, err = call(capsys, "init", str(tmp_path))
-    assert code == 2 and "already exists" in err and "--force" in err
+    code, out, _ = call(capsys, "init", str(tmp_path))
+    assert code == 0 and "kept" in out and "--force" in out
     assert spec.read_text() == "# mine\n"
     assert call(capsys, "init", str(tmp_path), "--force")[0] == 0
     assert spec.read_text() != "# mine\n"

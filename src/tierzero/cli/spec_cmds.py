@@ -20,10 +20,13 @@ def register(app: typer.Typer) -> None:
 def init(
     directory: Path = typer.Argument(Path("."), help="Where to write tierzero.yaml and .tierzero/."),
     blueprint: str = typer.Option("oci-free-tier", "--blueprint", "-b", help=f"One of: {', '.join(BLUEPRINTS)}."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing tierzero.yaml."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing tierzero.yaml with the blueprint (keys are never replaced)."),
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Write a commented, valid starter spec and a workspace with fresh keys."""
+    """Write a commented, valid starter spec and a workspace with fresh keys.
+
+    Over an existing workspace it keeps what is there (the spec unless --force, every key always) and creates
+    only what is missing: the keys, the spec's JSON Schema and the workspace .gitignore."""
     from importlib import resources
 
     from tierzero.cli import output
@@ -34,24 +37,41 @@ def init(
 
     if blueprint not in BLUEPRINTS:
         raise InputError(f"--blueprint: unknown blueprint {blueprint!r}", hint=f"use one of: {', '.join(BLUEPRINTS)}")
-    spec_path = directory / "tierzero.yaml"
-    if spec_path.exists() and not force:
-        raise InputError(f"{spec_path} already exists", hint="pass --force to overwrite it (keys in .tierzero/ are always kept)")
     if directory.exists() and not directory.is_dir():
         raise InputError(f"{directory} exists and is not a directory", hint="choose another DIR")
+    spec_path = directory / "tierzero.yaml"
+    schema_path = directory / "tierzero.schema.json"
     text = resources.files("tierzero.spec").joinpath(f"blueprints/{blueprint}.yaml").read_text()
     directory.mkdir(parents=True, exist_ok=True)
     ws = Workspace.beside(spec_path)
-    keys = init_workspace(ws)
-    write_public(directory / "tierzero.schema.json", _schema_text())
-    write_public(spec_path, text)
-    result = {"spec": str(spec_path), "workspace": str(ws.root), "blueprint": blueprint, **keys}
+    created: list[str] = []
+    kept: list[str] = []
+    keys = init_workspace(ws, created=created, kept=kept)
+    schema = _schema_text()
+    if not schema_path.exists():
+        write_public(schema_path, schema)
+        created.append(str(schema_path))
+    elif schema_path.read_text() != schema:
+        write_public(schema_path, schema)  # generated from this tierzero's models, never edited by hand
+        created.append(f"{schema_path} (updated to this tierzero's schema)")
+    else:
+        kept.append(str(schema_path))
+    if spec_path.exists() and not force:
+        kept.append(f"{spec_path} (pass --force to replace it with the {blueprint} blueprint)")
+    else:
+        replaced = spec_path.exists()
+        write_public(spec_path, text)
+        created.append(f"{spec_path} (blueprint {blueprint}{', replacing the previous spec' if replaced else ''})")
+    result = {"spec": str(spec_path), "workspace": str(ws.root), "blueprint": blueprint, "created": created, "kept": kept, **keys}
     if json_out:
         output.print_json(result)
         return
     con = output.console()
-    con.print(f"wrote {spec_path} (blueprint {blueprint})", markup=False)
-    con.print(f"workspace {ws.root}: age key, SSH key pair (private files 0600, kept out of Git)", markup=False)
+    for item in created:
+        con.print(f"wrote {item}", markup=False)
+    for item in kept:
+        con.print(f"kept {item}", markup=False)
+    con.print(f"workspace {ws.root}: private files 0600, kept out of Git", markup=False)
     con.print(f"age recipient: {keys['age_recipient']}", markup=False)
     con.print(f"next: edit the spec, then `tierzero check -f {spec_path}`", markup=False)
 
