@@ -43,20 +43,20 @@ def render_gitops_tree(
     from tierzero.render.gitops.component import RenderContext
     from tierzero.render.gitops.encrypt import encrypt_secrets
     from tierzero.render.gitops.flux import build_flux
-    from tierzero.render.gitops.tree import Tree, sops_config
+    from tierzero.render.gitops.tree import Tree, sops_config, top_directories
 
     if cluster.gitops is None:
         raise InputError(f"cluster {cluster.name} has no `gitops` block", hint="add gitops: {repo_url: ...} to render its tree")
     ctx = RenderContext(platform, cluster, secrets, dict(facts or {}))
     comps = components(ctx)
     tree = Tree()
-    tree.raw[".sops.yaml"] = sops_config(recipient)
     if cluster.gitops.engine == "argocd":
         build_argocd(tree, cluster, cluster.gitops, comps)
         if tree.secrets:
             ctx.notes.append("argocd: Secrets are SOPS-encrypted in Git; Argo CD applies them only with a SOPS plugin (KSOPS) installed")
     else:
         build_flux(tree, cluster, cluster.gitops, comps)
+    tree.raw[".sops.yaml"] = sops_config(recipient, top_directories(tree))
     age_key = getattr(secrets, "age_key", None)
     key: AgeKey | None = age_key() if callable(age_key) else None
     encrypted = encrypt_secrets(tree.secret_plaintexts(), recipient, key, previous_dir)

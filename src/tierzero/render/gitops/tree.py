@@ -4,6 +4,7 @@ encrypted before anything is returned), and a kustomization.yaml per directory."
 from __future__ import annotations
 
 import posixpath
+import re
 from dataclasses import dataclass, field
 
 from tierzero.adapters.sops import SECRET_REGEX
@@ -55,12 +56,28 @@ class Tree:
         return {path: dump(m).encode() for path, m in self.secrets.items()}
 
 
-def sops_config(recipient: str) -> bytes:
-    """`.sops.yaml` at the tree root: what `sops` run in the repository encrypts, and how."""
+USER_DIRECTORIES = ("apps",)  # where users add their own manifests and Secrets
+
+
+def top_directories(tree: Tree) -> list[str]:
+    """The repository's top-level directories: what the tree holds, plus where users add their own files."""
+    paths = [*tree.docs, *tree.secrets, *tree.raw]
+    return sorted({p.split("/", 1)[0] for p in paths if "/" in p} | set(USER_DIRECTORIES))
+
+
+def sops_config(recipient: str, directories: list[str]) -> bytes:
+    """`.sops.yaml` at the tree root: what `sops` run in the repository encrypts, and how.
+
+    sops matches `path_regex` against the file's path relative to the `.sops.yaml` (getsops/sops v3.11.0
+    config/config.go, parseCreationRuleForFile) and uses the first rule that matches. One rule, anchored to the
+    directories the repository holds: `*.sops.yaml` files are Kubernetes objects, so only `data` and `stringData`
+    are encrypted and apiVersion, kind and metadata stay readable for kustomize and Flux (Flux docs, "Manage
+    Kubernetes secrets with SOPS": `encrypted_regex: ^(data|stringData)$`). Any other path matches no rule, and
+    sops refuses it ("no matching creation rules found") instead of encrypting it whole."""
+    alternatives = "|".join(re.escape(d) for d in directories)
     doc = {
         "creation_rules": [
-            {"path_regex": r"(^|/)talos/.*\.ya?ml$", "age": recipient},
-            {"path_regex": r"\.sops\.ya?ml$", "encrypted_regex": SECRET_REGEX, "age": recipient},
+            {"path_regex": rf"^({alternatives})/.+\.sops\.ya?ml$", "encrypted_regex": SECRET_REGEX, "age": recipient},
         ]
     }
     return dump(doc).encode()
