@@ -166,3 +166,93 @@ def test_backoff_is_full_jitter_and_capped() -> None:
         samples = [backoff.delay(attempt, rng) for _ in range(50)]
         assert all(0 <= s <= bound for s in samples)
         assert max(samples) > bound / 2  # spread across the whole range, not a fixed delay
+
+
+# -- issue 17 case 6: errors that belong to one AD move the hunt on; errors of the request stop it -------------
+
+SHAPE_NOT_FOUND = "404-NotAuthorizedOrNotFound, shape VM.Standard.A1.Flex not found"  # hitrov/oci-arm-host-capacity #96, #142
+NO_CAPACITY = "500-InternalError, Out of host capacity."
+
+
+def ad_vars(tmp_path: Path, ad_errors: dict[str, str], start: str = "AD-1") -> dict[str, Any]:
+    variables = capacity_vars(tmp_path, {"pve-1": 0, "pve-2": 0})
+    variables["a1_instances"]["pve-1"]["availability_domain"] = "AD-3"
+    variables["a1_instances"]["pve-2"]["availability_domain"] = start
+    variables["ad_errors"] = ad_errors
+    return variables
+
+
+def test_an_ad_without_the_shape_is_dropped_and_the_hunt_goes_on(make_runner, tmp_path: Path) -> None:
+    """The issue's example: AD-1 answers "shape … not found" (the AD does not offer A1 to this tenancy): the hunt
+    drops AD-1 for the run with a line saying why, moves to AD-2 (out of capacity: moved on, kept), then AD-3."""
+    events: list[Any] = []
+    runner = make_runner("capacity", events=events)
+    runner.init()
+    clock = FakeClock(start=1000.0)
+    hunter = hunter_for(runner, ad_vars(tmp_path, {"AD-1": SHAPE_NOT_FOUND, "AD-2": NO_CAPACITY}), clock)
+
+    _, applied = hunter.run()
+
+    assert applied.ok and runner.output()["instances"]["pve-2"]["ad"] == "AD-3"
+    tried = [e for e in events if isinstance(e, CapacityAttempt)]
+    assert [t.moves for t in tried] == [{"pve-2": ("AD-1", "AD-2")}, {"pve-2": ("AD-2", "AD-3")}]
+    assert list(tried[0].dropped) == ["AD-1"] and "does not offer the shape" in tried[0].dropped["AD-1"]
+    assert "dropping AD-1 for this run" in tried[0].message
+    assert tried[1].dropped == {}  # out of host capacity moves on but keeps the AD
+    assert hunter.dropped == {"a1_instances": {"AD-1": tried[0].dropped["AD-1"]}}
+
+
+def test_a_dropped_ad_is_never_tried_again(make_runner, tmp_path: Path) -> None:
+    """With AD-2 and AD-3 out of capacity, the hunt cycles between them until its deadline; AD-1 never returns."""
+    events: list[Any] = []
+    runner = make_runner("capacity", events=events)
+    runner.init()
+    clock = FakeClock(start=1000.0)
+    hunter = hunter_for(runner, ad_vars(tmp_path, {"AD-1": SHAPE_NOT_FOUND, "AD-2": NO_CAPACITY, "AD-3": NO_CAPACITY},
+                                        start="AD-1"), clock, deadline=90)
+    hunter.variables["a1_instances"]["pve-1"]["availability_domain"] = "AD-2"  # pve-1 has room nowhere either
+    with pytest.raises(OperationError, match="no host capacity"):
+        hunter.run()
+    targets = [new for e in events if isinstance(e, CapacityAttempt) for _, new in e.moves.values()]
+    assert len(targets) >= 4 and "AD-1" not in targets
+
+
+def test_when_no_ad_offers_the_shape_the_hunt_stops_with_the_cause(make_runner, tmp_path: Path) -> None:
+    """The boundary: every AD answers "shape not found". A drop holds for every A1 instance (the shape is the AD's,
+    not the instance's): pve-1 (AD-3) and pve-2 (AD-1) fail, both move to AD-2, fail, and nothing is left."""
+    runner = make_runner("capacity")
+    runner.init()
+    clock = FakeClock(start=1000.0)
+    errors = {ad: SHAPE_NOT_FOUND for ad in ADS}
+    hunter = hunter_for(runner, ad_vars(tmp_path, errors), clock)
+    with pytest.raises(OperationError, match="no availability domain is left for pve-") as caught:
+        hunter.run()
+    assert all(ad in caught.value.message for ad in ADS)
+    assert "region" in (caught.value.hint or "")
+    assert hunter.attempts == 2
+
+
+@pytest.mark.parametrize(
+    ("error", "cause", "fix"),
+    [
+        ("400-LimitExceeded, The following service limits were exceeded: standard-a1-core-count", "service limit", "shrink or remove"),
+        ("401-NotAuthenticated, The required information to complete authentication was not provided or was incorrect.",
+         "credentials", "~/.oci/config"),
+        ("404-NotAuthorizedOrNotFound, image ocid1.image.oc1..aaaa not found", "image", "aarch64"),
+        ("400-InvalidParameter, Invalid ShapeConfig: null (Cannot launch flexible instance without ShapeConfig)", "parameter", "correct"),
+    ],
+    ids=["limit", "auth", "bad-image", "invalid-parameter"],
+)
+def test_an_error_of_the_request_stops_the_hunt_at_once(make_runner, tmp_path: Path, error: str, cause: str, fix: str) -> None:
+    """No AD accepts a request with bad credentials, over a limit, with a wrong image or parameter: stop at
+    once (no wait, no move) with the cause and the fix (oci_errors.py, OCI docs "API Errors")."""
+    runner = make_runner("capacity")
+    runner.init()
+    clock = FakeClock(start=1000.0)
+    hunter = hunter_for(runner, ad_vars(tmp_path, {"AD-1": error}), clock)
+    with pytest.raises(OperationError) as caught:
+        hunter.run()
+    assert not isinstance(caught.value, CapacityError)
+    assert cause in caught.value.message and fix in (caught.value.hint or "")
+    assert hunter.attempts == 0 and clock.sleeps == []
+    assert attempts_of("pve-2", tmp_path) == 1

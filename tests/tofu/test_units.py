@@ -65,13 +65,21 @@ def test_parse_line_lifts_addresses_actions_and_summaries() -> None:
     [
         "500-InternalError, Out of host capacity.",
         "Error: 500-InternalError\nOut of host capacity. Service: Core Instance",
-        "400-LimitExceeded, The following service limits were exceeded: standard-a1-core-count",
+        "404-NotAuthorizedOrNotFound, shape VM.Standard.A1.Flex not found",
     ],
 )
 def test_capacity_diagnostics_are_recognised(detail: str) -> None:
     diagnostic = {"severity": "error", "summary": "Error", "detail": detail}
     event = parse_line(json.dumps({"type": "diagnostic", "diagnostic": diagnostic}))
     assert event and event.diagnostic and event.diagnostic.is_capacity
+
+
+def test_a_limit_exceeded_is_not_a_capacity_problem() -> None:
+    """A service limit is the tenancy's, not an AD's: another AD cannot help (see test_oci_errors.py)."""
+    diagnostic = {"severity": "error", "summary": "Error",
+                  "detail": "400-LimitExceeded, The following service limits were exceeded: standard-a1-core-count"}
+    event = parse_line(json.dumps({"type": "diagnostic", "diagnostic": diagnostic}))
+    assert event and event.diagnostic and not event.diagnostic.is_capacity
 
 
 def test_lock_info_is_read_from_the_diagnostic_detail() -> None:

@@ -1,10 +1,13 @@
-"""Capacity hunting: retry an apply that OCI refused for lack of host capacity.
+"""Capacity hunting: retry an apply that OCI refused for reasons that belong to an availability domain.
 
-A1.Flex capacity comes and goes. On "Out of host capacity" (or a LimitExceeded on A1) the hunter
-waits (exponential backoff with full jitter), moves only the instances that failed to the next
-availability domain, re-plans and applies again, until a deadline. Instances that already exist
-are never touched: a re-plan that would delete or replace anything except an instance this very
-hunt failed to create is refused.
+A1.Flex capacity comes and goes. On "Out of host capacity" the hunter waits (exponential backoff
+with full jitter), moves only the instances that failed to the next availability domain, re-plans
+and applies again, until a deadline. An AD that does not offer the shape at all ("404-NotAuthorizedOrNotFound,
+shape … not found") is dropped for the rest of the run, for every instance of that shape, with a line
+saying why. Errors of the request itself (credentials, limits, quotas, the image, a parameter: see
+oci_errors) never reach the hunter: the apply stops at once with the cause and the fix. Instances that
+already exist are never touched: a re-plan that would delete or replace anything except an instance this
+very hunt failed to create is refused.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ import random
 import re
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from tierzero.adapters.oci_errors import OciError
 from tierzero.adapters.tofu import CapacityError, Guard, PlanResult, RunResult, TofuRunner
 from tierzero.adapters.tofu_workspace import write_json
 from tierzero.errors import OperationError, RefusedError
@@ -51,6 +55,7 @@ class CapacityAttempt:
     delay_seconds: float
     remaining_seconds: float
     message: str
+    dropped: dict[str, str] = field(default_factory=dict)  # AD -> why it is out of the hunt for this run
 
 
 class CapacityHunter:
@@ -82,6 +87,7 @@ class CapacityHunter:
         self.rng = rng or random.Random()
         self.attempts = 0
         self._failed_here: set[str] = set()
+        self.dropped: dict[str, dict[str, str]] = {}  # instance variable -> {AD: why it was dropped}
 
     @property
     def failed_addresses(self) -> frozenset[str]:
@@ -106,16 +112,20 @@ class CapacityHunter:
                 failed_here.update(exc.addresses)
                 # Without an address to attribute the failure to, retry in place: nothing moves.
                 names = self._failed_instances(exc.addresses)
+                errors = self._errors_by_name(exc)
                 for name in names:
                     tried.setdefault(name, []).append(self._ad(name))
+                dropped = self._drop_ads(names, errors)
                 remaining = deadline - self.clock()
                 if remaining <= 0:
                     raise self._gave_up(names, tried, exc) from exc
                 delay = min(self.backoff.delay(self.attempts, self.rng), remaining)
-                moves = {name: (self._ad(name), self._next_ad(name)) for name in names}
+                moves = {name: (self._ad(name), self._next_ad(name)) for name in names
+                         if getattr(errors.get(name), "scope", "ad") != "retry"}
                 for name, (_, new_ad) in moves.items():
                     self._set_ad(name, new_ad)
-                self.runner.emit(CapacityAttempt(self.attempts, tuple(names), moves, delay, remaining, exc.message))
+                message = exc.message + "".join(f"\ndropping {ad} for this run: {why}" for ad, why in dropped.items())
+                self.runner.emit(CapacityAttempt(self.attempts, tuple(names), moves, delay, remaining, message, dropped))
                 self.sleep(delay)
 
     # -- instances in the variables --------------------------------------------------------
@@ -131,14 +141,44 @@ class CapacityHunter:
         keys = [m["key"] for a in addresses if (m := _KEY.search(a))]
         return sorted({k for k in keys if k in instances})
 
+    def _errors_by_name(self, exc: CapacityError) -> dict[str, OciError]:
+        return {m["key"]: error for address, error in exc.errors.items() if (m := _KEY.search(address))}
+
+    def _variable_of(self, name: str) -> str:
+        return next((var for var in INSTANCE_VARIABLES if name in (self.variables.get(var) or {})), "")
+
+    def _drop_ads(self, names: list[str], errors: Mapping[str, OciError]) -> dict[str, str]:
+        """Drop, for every instance of the same kind, the ADs that answered they do not offer the shape."""
+        newly: dict[str, str] = {}
+        for name in names:
+            error = errors.get(name)
+            if error is None or error.scope != "ad-permanent":
+                continue
+            ad, var = self._ad(name), self._variable_of(name)
+            if ad not in self.dropped.setdefault(var, {}):
+                self.dropped[var][ad] = newly[ad] = error.cause
+            if not self._candidates(name):
+                raise OperationError(
+                    f"no availability domain is left for {name}: "
+                    + "; ".join(f"{d}: {why}" for d, why in self.dropped[var].items()),
+                    hint=f"{error.fix}; or pick a region whose ADs offer the shape",
+                )
+        return newly
+
+    def _candidates(self, name: str) -> list[str]:
+        dropped = self.dropped.get(self._variable_of(name), {})
+        return [ad for ad in (self.ad_candidates.get(name) or [self._ad(name)]) if ad not in dropped]
+
     def _ad(self, name: str) -> str:
         return str(self._instances()[name]["availability_domain"])
 
     def _next_ad(self, name: str) -> str:
         current = self._ad(name)
-        candidates = self.ad_candidates.get(name) or [current]
+        candidates = self._candidates(name)
         if current not in candidates:
-            return candidates[0]
+            everyone = self.ad_candidates.get(name) or [current]
+            later = everyone[everyone.index(current) + 1:] + everyone if current in everyone else everyone
+            return next(ad for ad in later if ad in candidates)
         return candidates[(candidates.index(current) + 1) % len(candidates)]
 
     def _set_ad(self, name: str, ad: str) -> None:

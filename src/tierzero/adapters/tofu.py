@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tierzero.adapters.oci_errors import OciError, classify
 from tierzero.adapters.redact import Redactor
 from tierzero.adapters.tofu_events import (
     ChangeCounts,
@@ -47,11 +48,13 @@ class StateLockError(OperationError):
 
 
 class CapacityError(OperationError):
-    """OCI had no host capacity (or A1 hit LimitExceeded) for some instances; retrying may work."""
+    """Creates failed for reasons that belong to an availability domain (no host capacity there, or the AD does
+    not offer the shape) or to throttling; the hunt may go on. `errors` gives each failed address its class."""
 
-    def __init__(self, message: str, *, hint: str, addresses: Sequence[str]) -> None:
+    def __init__(self, message: str, *, hint: str, addresses: Sequence[str], errors: Mapping[str, OciError] | None = None) -> None:
         super().__init__(message, hint=hint)
         self.addresses = list(addresses)
+        self.errors = dict(errors or {})
 
 
 @dataclass(frozen=True)
@@ -308,12 +311,21 @@ class TofuRunner:
                 f"`{self.name} force-unlock {info.id or '<LOCK_ID>'}` in {self.workdir} ({where})",
                 lock=info,
             )
-        capacity = [d for d in errors if d.is_capacity]
-        if capacity:
+        classified = [(d, classify(d.text)) for d in errors]
+        request = [(d, c) for d, c in classified if c is not None and c.scope == "request"]
+        if request:  # no availability domain would take this request: stop at once
+            diagnostic, error = request[0]
+            return OperationError(f"{self.name} {result.command}: {error.cause}: {diagnostic.text}", hint=f"{error.fix} ({where})")
+        per_ad = [(d, c) for d, c in classified if c is not None]
+        if per_ad:
+            first = per_ad[0][1]
+            by_address = {d.address: c for d, c in per_ad if d.address}
+            addresses = result.errored_addresses
             return CapacityError(
-                f"{self.name} {result.command}: {capacity[0].text}",
-                hint=f"OCI has no free capacity for this shape now; retry later or in another availability domain ({where})",
-                addresses=result.errored_addresses,
+                f"{self.name} {result.command}: {per_ad[0][0].text}",
+                hint=f"{first.cause}; {first.fix} ({where})",
+                addresses=addresses,
+                errors={a: by_address.get(a, first) for a in addresses},
             )
         first = errors[0].text if errors else f"exit status {result.returncode}"
         more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""

@@ -17,8 +17,6 @@ KNOWN_TYPES = frozenset(
     }
 )
 
-_CAPACITY = re.compile(r"out of host capacity|outofhostcapacity", re.I)
-_LIMIT_EXCEEDED = re.compile(r"LimitExceeded", re.I)
 _KEY_IN_ADDRESS = re.compile(r'\["(?P<key>[^"]+)"\]$')
 
 
@@ -52,8 +50,12 @@ class Diagnostic:
 
     @property
     def is_capacity(self) -> bool:
-        """OCI has no room for the shape in that AD right now (or A1 hit a LimitExceeded)."""
-        return bool(_CAPACITY.search(self.text) or _LIMIT_EXCEEDED.search(self.text))
+        """The error belongs to one availability domain (no room now, or the shape is not offered there) or to
+        throttling, so the capacity hunt may go on; see oci_errors for the classes."""
+        from tierzero.adapters.oci_errors import classify
+
+        error = classify(self.text)
+        return error is not None and error.scope != "request"
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,8 @@ async def _apply(ctx: StepContext) -> Mapping[str, Any]:
         moves = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in attempt.moves.items()) or "retrying in place"
         found = [m.group(0) for m in re.finditer(r"(\d{3}-\w+, )?Out of host capacity\.?( \([^)$]*\))?", attempt.message)]
         cause = found[-1].strip() if found else attempt.message.strip().splitlines()[0]  # the last: OCI's own words
-        loop.call_soon_threadsafe(ctx.retry, attempt.attempt, f"{cause}; {moves}", attempt.delay_seconds)
+        dropped = "".join(f"; {ad} dropped for this run: {why}" for ad, why in attempt.dropped.items())
+        loop.call_soon_threadsafe(ctx.retry, attempt.attempt, f"{cause}{dropped}; {moves}", attempt.delay_seconds)
 
     return await asyncio.to_thread(_apply_sync, ctx, on_retry)
 
