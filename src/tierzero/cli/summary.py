@@ -41,6 +41,7 @@ def spec_summary(loaded: LoadedSpec) -> dict[str, Any]:
         "cni": c.cni,
         "gitops": c.gitops.engine if c.gitops else None,
         "addons": list(c.addons.enabled()),
+        "load_balancers": _load_balancer_line(c),
     } for c in p.clusters]
     cloud = None
     if p.oci:
@@ -56,6 +57,13 @@ def spec_summary(loaded: LoadedSpec) -> dict[str, Any]:
         "clusters": clusters,
         "services": [{"name": s.name, "kind": s.kind, "node": s.node, "vmid": s.vmid} for s in p.services],
     }
+
+
+def _load_balancer_line(cluster: Any) -> str | None:
+    """What tierzero does about Talos' exclude-from-external-load-balancers label for this cluster."""
+    from tierzero.render.load_balancers import exclude_label_decision
+
+    return exclude_label_decision(cluster).describe()
 
 
 def print_summary(con, loaded: LoadedSpec) -> None:
@@ -88,6 +96,8 @@ def print_summary(con, loaded: LoadedSpec) -> None:
         )
         if c["addons"]:
             con.print(f"  add-ons: {', '.join(c['addons'])}", markup=False)
+        if c["load_balancers"]:
+            con.print(f"  load balancers: {c['load_balancers']}", markup=False)
     for s in data["services"]:
         con.print(f"service {s['name']} ({s['kind']}) on {s['node']} as LXC {s['vmid']}", markup=False)
 

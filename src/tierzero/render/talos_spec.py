@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from tierzero.render.load_balancers import exclude_label_decision, remove_exclude_label_patch
 from tierzero.render.talos.node import ClusterInputs, NodeInputs, render_node_config
 from tierzero.render.talos.schematic import Schematic, disk_image_url, installer_image
 from tierzero.render.talos.secrets import SecretsBundle, bundle_from_dict, generate_bundle
@@ -100,6 +101,8 @@ def node_inputs(platform: "Platform", cluster: "Cluster", role: str, node: "Node
         inline = _inline_manifest_patch(cluster)
         if inline:
             patches.insert(0, inline)
+        if exclude_label_decision(cluster).remove_label:  # before the user's patches, which may set it again
+            patches.insert(0, remove_exclude_label_patch(cluster.talos_version))
     patches += [_patch_text(p) for p in node.patches]
     address = None if node.ip == "dhcp" else node.ip
     return NodeInputs(
