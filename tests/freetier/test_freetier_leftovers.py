@@ -130,3 +130,40 @@ def test_a_reserved_ip_left_unassigned_still_counts():
     report = judge(state, rc("pve1", ["delete"], a1(50), None), allow={"oci_core_instance.pve1"})
     assert [r.address for r in report.rows if r.type == "oci_core_public_ip" and r.held] == [f"oci_core_public_ip.r{i}" for i in range(3)]
     assert report.totals.unpriced == 1 and report.verdict == "refused"
+
+
+# -- issue 17 case 8: the volume key is free; the guard prices Vault from the dated data ----------------------
+
+
+def kms(name: str, rtype: str, after: dict, unknown: dict | None = None) -> dict:
+    return {"address": f"{rtype}.{name}", "mode": "managed", "type": rtype, "name": name,
+            "change": {"actions": ["create"], "before": None, "after": after, "after_unknown": unknown or {}}}
+
+
+def test_software_keys_and_virtual_vaults_are_free():
+    """Always Free Resources, Vault (always_free.yaml vault_hsm_key_versions): software-protected keys and DEFAULT
+    vaults carry no charge, however many; the module's volume key is one of them."""
+    changes = [kms("v", "oci_kms_vault", {"vault_type": "DEFAULT"})]
+    changes += [kms(f"k{i}", "oci_kms_key", {"protection_mode": "SOFTWARE"}) for i in range(30)]
+    report = guard_plan({"format_version": "1.2", "resource_changes": changes}, on=ON)
+    assert report.verdict == "free" and len([r for r in report.rows if r.type == "oci_kms_key"]) == 30
+
+
+@pytest.mark.parametrize(("count", "mode", "verdict"), [(20, "HSM", "free"), (21, "HSM", "refused"), (21, None, "refused")],
+                         ids=["20-hsm", "21-hsm", "21-default-is-hsm"])
+def test_hsm_key_versions_beyond_twenty_are_charged(count, mode, verdict):
+    """20 HSM key versions are free; the provider's default protection mode is HSM (terraform-provider-oci
+    website/docs/r/kms_key.html.markdown: "By default, a key's protection mode is set to `HSM`")."""
+    after = {} if mode is None else {"protection_mode": mode}
+    changes = [kms(f"k{i}", "oci_kms_key", after) for i in range(count)]
+    report = guard_plan({"format_version": "1.2", "resource_changes": changes}, on=ON)
+    assert report.verdict == verdict
+    assert report.totals.unpriced == (count - 20 if count > 20 else 0)  # no public list price: charged, unknown
+
+
+def test_a_virtual_private_vault_is_never_free_and_an_unknown_mode_is_refused():
+    report = guard_plan({"format_version": "1.2", "resource_changes": [kms("v", "oci_kms_vault", {"vault_type": "VIRTUAL_PRIVATE"})]}, on=ON)
+    assert report.verdict == "refused" and {f.code for f in report.findings} == {"virtual_private_vault"}
+    unknown = guard_plan({"format_version": "1.2", "resource_changes": [
+        kms("k", "oci_kms_key", {"protection_mode": None}, {"protection_mode": True})]}, on=ON)
+    assert unknown.unknowns and "oci_kms_key.k: protection_mode" in unknown.unknowns[0]

@@ -15,6 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from tierzero.freetier.limits import Limits, Prices, limit_eras, limits_on, prices_on
+from tierzero.freetier.vault import assess_vault
 from tierzero.freetier.usage import (  # noqa: F401  (re-exported: callers build a Usage from here too)
     A1_SHAPE,
     MICRO_SHAPE,
@@ -365,6 +366,7 @@ def assess(usage: Usage, *, on: dt.date | None = None, limits: Limits | None = N
     _assess_storage(usage, out)
     _assess_network(usage, out)
     _assess_object_storage_and_egress(usage, out)
+    assess_vault(usage, out)
     return out
 
 

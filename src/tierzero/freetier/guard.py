@@ -65,6 +65,8 @@ PRICE_PATHS: dict[str, tuple[str, ...]] = {
     "oci_load_balancer_load_balancer": ("shape", "shape_details.minimum_bandwidth_in_mbps", "shape_details.maximum_bandwidth_in_mbps"),
     "oci_load_balancer": ("shape", "shape_details.minimum_bandwidth_in_mbps", "shape_details.maximum_bandwidth_in_mbps"),
     PUBLIC_IP: ("lifetime",),
+    "oci_kms_vault": ("vault_type",),
+    "oci_kms_key": ("protection_mode",),
 }
 
 
@@ -223,6 +225,16 @@ def _add(held: Held, usage: Usage, rows: list[GuardRow], limits: Limits) -> None
         if held.held:
             usage.reserved_ips.append(held.address)
         row = GuardRow(held.address, held.type, held.action, "reserved IPv4")
+    elif held.type == "oci_kms_vault":
+        private = str(values.get("vault_type", "DEFAULT")).upper() == "VIRTUAL_PRIVATE"
+        if private and held.held:
+            usage.private_vaults.append(held.address)
+        row = GuardRow(held.address, held.type, held.action, "virtual private vault" if private else "virtual vault")
+    elif held.type == "oci_kms_key":
+        mode = str(values.get("protection_mode") or "HSM").upper()  # the API's default is HSM
+        if mode != "SOFTWARE" and held.held:
+            usage.hsm_key_versions.append(held.address)
+        row = GuardRow(held.address, held.type, held.action, f"{mode.lower()} key")
     elif held.type in SHOWN_FREE_TYPES:
         if held.type == VCN and held.held:
             usage.vcns.append(held.address)

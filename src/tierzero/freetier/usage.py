@@ -47,6 +47,8 @@ class Usage:
     load_balancers: list[LoadBalancer] = field(default_factory=list)
     reserved_ips: list[str] = field(default_factory=list)
     vcns: list[str] = field(default_factory=list)
+    hsm_key_versions: list[str] = field(default_factory=list)  # one id per HSM-protected key version
+    private_vaults: list[str] = field(default_factory=list)  # VIRTUAL_PRIVATE vaults: never free
     object_storage_gb: float = 0.0
     egress_gb_month: float = 0.0
 

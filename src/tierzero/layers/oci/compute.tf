@@ -65,8 +65,21 @@ resource "oci_core_instance" "a1" {
     ssh_authorized_keys = var.ssh_authorized_keys
   }
 
+  # IMDSv2 only (checkov CKV_OCI_5): Ubuntu's cloud-init and Talos' oracle platform read metadata through /v2.
+  instance_options {
+    are_legacy_imds_endpoints_disabled = true
+  }
+
+  # In-transit encryption of the paravirtualized boot volume (checkov CKV_OCI_4): OCI offers it on VM shapes
+  # launched from platform images (Block Volume docs, "Block Volume Encryption"), which both shapes here are.
+  launch_options {
+    is_pv_encryption_in_transit_enabled = true
+  }
+
   lifecycle {
-    ignore_changes = [source_details, metadata]
+    # launch_options too: switching in-transit encryption on a running host is an update OCI applies with a
+    # reboot; hosts launched before this setting keep running as they are.
+    ignore_changes = [source_details, metadata, launch_options]
     precondition {
       condition     = local.a1_image_id != null
       error_message = "No aarch64 platform image matches ${var.image_operating_system} ${var.image_operating_system_version}."
@@ -99,8 +112,16 @@ resource "oci_core_instance" "micro" {
     ssh_authorized_keys = var.ssh_authorized_keys
   }
 
+  instance_options {
+    are_legacy_imds_endpoints_disabled = true
+  }
+
+  launch_options {
+    is_pv_encryption_in_transit_enabled = true
+  }
+
   lifecycle {
-    ignore_changes = [source_details, metadata]
+    ignore_changes = [source_details, metadata, launch_options]
     precondition {
       condition     = local.micro_image_id != null
       error_message = "No x86_64 platform image matches ${var.image_operating_system} ${var.image_operating_system_version}."
@@ -134,18 +155,28 @@ resource "oci_core_public_ip" "reserved" {
 }
 
 resource "oci_core_volume" "extra" {
+  #checkov:skip=CKV_OCI_2:Oracle's backup policies keep more backups than the 5 Always Free includes (they would be billed); Ceph keeps copies on the other hosts
   for_each            = var.block_volumes
   compartment_id      = local.compartment_id
   availability_domain = local.all_instances[each.value.instance].availability_domain
   display_name        = "${var.name_prefix}-${each.key}"
   size_in_gbs         = each.value.size_gb
+  kms_key_id          = one(oci_kms_key.volumes[*].id) # a free software-protected key (kms.tf)
   freeform_tags       = var.freeform_tags
+
+  depends_on = [oci_identity_policy.volume_key]
 }
 
 resource "oci_core_volume_attachment" "extra" {
-  for_each        = var.block_volumes
-  attachment_type = "paravirtualized"
-  instance_id     = local.all_instances[each.value.instance].id
-  volume_id       = oci_core_volume.extra[each.key].id
-  display_name    = "${var.name_prefix}-${each.key}"
+  for_each                            = var.block_volumes
+  attachment_type                     = "paravirtualized"
+  instance_id                         = local.all_instances[each.value.instance].id
+  volume_id                           = oci_core_volume.extra[each.key].id
+  display_name                        = "${var.name_prefix}-${each.key}"
+  is_pv_encryption_in_transit_enabled = true
+
+  lifecycle {
+    # Changing it forces a new attachment: a data disk (a Ceph OSD) would be detached from a running host.
+    ignore_changes = [is_pv_encryption_in_transit_enabled]
+  }
 }
