@@ -171,3 +171,30 @@ def test_a_plan_larger_than_the_cap_is_refused_before_reading(tmp_path, monkeypa
         handle.truncate(MAX_PLAN_BYTES + 1)
     result = _run_limited(["guard", str(path)], 1024 ** 3)
     assert result.returncode == 2 and "larger than a plan tierzero reads" in result.stderr
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from tierzero.errors import InputError  # noqa: E402
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ocpus=JSON_VALUES, boot=JSON_VALUES, config=JSON_VALUES, unknown=JSON_VALUES, lifetime=JSON_VALUES)
+def test_any_json_in_price_fields_is_judged_or_refused_as_input(ocpus, boot, config, unknown, lifetime):
+    """Whatever JSON sits where a price is read, the guard returns a verdict or an InputError (exit 2): never
+    another exception (which the CLI would turn into exit 70)."""
+    after = {"shape": "VM.Standard.A1.Flex", "shape_config": [{"ocpus": ocpus, "memory_in_gbs": 6}],
+             "source_details": config if isinstance(config, list) else [{"boot_volume_size_in_gbs": boot}]}
+    changes = [change("oci_core_instance.a", "oci_core_instance", after, unknown if isinstance(unknown, dict) else None),
+               change("oci_core_public_ip.p", "oci_core_public_ip", {"lifetime": lifetime})]
+    try:
+        guard_plan(plan(*changes), on=ON)
+    except InputError:
+        pass

@@ -20,6 +20,7 @@ from tierzero.errors import OperationError
 from memory_secrets import MemorySecrets
 from tierzero.sandbox.infisical import ContainerStandIn, InfisicalStandIn
 from tierzero.spec import Platform
+from tierzero.workspace.keys import create_ssh_keypair
 from tierzero.workspace.layout import Workspace
 
 BLUEPRINT = Path(__file__).resolve().parents[2] / "src/tierzero/spec/blueprints/proxmox.yaml"
@@ -70,7 +71,7 @@ def memory_secrets() -> MemorySecrets:
 def workspace(tmp_path: Path) -> Workspace:
     ws = Workspace(tmp_path / ".tierzero")
     ws.root.mkdir()
-    ws.ssh_public_key.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAItest tierzero\n")
+    create_ssh_keypair(ws)  # a real pair: a public key without its private key is refused (workspace/keys.py)
     return ws
 
 
