@@ -143,3 +143,25 @@ def test_apply_cloud_layer_in_one_call_on_the_twin(tofu_binary, plugin_cache: Pa
     assert result.plan.changes.add > 0
     assert read_cloud_outputs(workdir, binary=tofu_binary) == result.outputs
     assert not list(workdir.glob("__init__.py")) and (workdir / "twin.tf").exists()
+
+
+def test_an_ad_without_a1_is_dropped_and_the_rest_lands_elsewhere(make_runner, tmp_path: Path) -> None:
+    """Issue 17 case 6 against the twin: AD-1 answers "shape VM.Standard.A1.Flex not found" for A1 only; the hunt
+    drops it for A1 (the micro bastion still lands there) and the A1 hosts land in AD-2."""
+    events: list[Any] = []
+    workdir = tmp_path / "cloud"
+    stage_module(layer_module_dir("oci_twin"), workdir)
+    runner = make_runner(workdir=workdir, env={"TIERZERO_TWIN_NO_A1_ADS": "AD-1"}, events=events)
+    spec = platform()
+    runner.init()
+    hunter = CapacityHunter(
+        runner, variables=tfvars_for(spec, ssh_public_key=SSH_KEY), tfvars_path=workdir / TFVARS_FILE,
+        ad_candidates=ad_candidates(spec), guard=accept, deadline_seconds=600, backoff=Backoff(base_seconds=1),
+        sleep=lambda s: None, rng=random.Random(3),
+    )
+    hunter.run()
+    ads = {name: i.availability_domain for name, i in parse_outputs(runner.output()).instances.items()}
+    assert ads == {"a1-1": "AD-2", "a1-2": "AD-2", "bastion": "AD-1"}
+    assert list(hunter.dropped) == ["a1_instances"] and list(hunter.dropped["a1_instances"]) == ["AD-1"]
+    attempts = [e for e in events if isinstance(e, CapacityAttempt)]
+    assert "dropping AD-1 for this run" in attempts[0].message

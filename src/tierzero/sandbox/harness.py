@@ -159,15 +159,19 @@ def _offline_installs(box: SandboxContext) -> Callable[[], None]:
 def _tofu_twin(box: SandboxContext) -> Callable[[], None]:
     """The cloud phase applies the `oci_twin` layer (terraform_data only) instead of `oci`.
     Option `oci_full_ads`: availability domains out of A1 capacity (creates there fail with
-    OCI's "Out of host capacity"); the capacity hunt backs off on the sandbox's clock."""
+    OCI's "Out of host capacity"); `oci_no_a1_ads`: ADs that do not offer A1 at all ("shape … not
+    found"); the capacity hunt backs off on the sandbox's clock."""
     from tierzero.adapters.capacity import Backoff
 
     state = box.connections.state
     state.setdefault("tofu_layer", "oci_twin")
     state.setdefault("capacity_backoff", Backoff(base_seconds=0.05, cap_seconds=0.2))
-    full = box.options.get("oci_full_ads")
-    if full:
-        state.setdefault("tofu_env", {"TIERZERO_TWIN_FULL_ADS": " ".join(full)})
+    env = {}
+    for option, variable in (("oci_full_ads", "TIERZERO_TWIN_FULL_ADS"), ("oci_no_a1_ads", "TIERZERO_TWIN_NO_A1_ADS")):
+        if box.options.get(option):
+            env[variable] = " ".join(box.options[option])
+    if env:
+        state.setdefault("tofu_env", env)
     return lambda: None
 
 

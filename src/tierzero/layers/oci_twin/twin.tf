@@ -30,7 +30,15 @@ locals {
     public_ip = contains(local.reserved_instances, n) ? cidrhost("198.51.100.0/24", 10 + local.instance_index[n]) : cidrhost("203.0.113.0/24", 10 + local.instance_index[n])
   }) }
 
-  capacity_check = "case \" $${TIERZERO_TWIN_FULL_ADS:-} \" in *\" $AD \"*) echo \"500-InternalError, Out of host capacity. (twin: $AD is full)\" >&2; exit 1;; esac"
+  # OCI's answers live in the environment, not the command: a failed provisioner's diagnostic quotes the command,
+  # and only the answer that was given may reach the capacity hunt's classifier.
+  capacity_check = "case \" $${TIERZERO_TWIN_FULL_ADS:-} \" in *\" $AD \"*) echo \"$NO_CAPACITY (twin: $AD is full)\" >&2; exit 1;; esac"
+  # An AD that does not offer A1 to the tenancy answers as OCI does (hitrov/oci-arm-host-capacity issue 96).
+  a1_check = "case \" $${TIERZERO_TWIN_NO_A1_ADS:-} \" in *\" $AD \"*) echo \"$NO_SHAPE (twin: $AD has no A1)\" >&2; exit 1;; esac; ${local.capacity_check}"
+  oci_answers = {
+    NO_CAPACITY = "500-InternalError, Out of host capacity."
+    NO_SHAPE    = "404-NotAuthorizedOrNotFound, shape VM.Standard.A1.Flex not found"
+  }
 }
 
 resource "terraform_data" "vcn" {
@@ -59,8 +67,8 @@ resource "terraform_data" "a1" {
   triggers_replace = [each.value.availability_domain]
 
   provisioner "local-exec" {
-    command     = local.capacity_check
-    environment = { AD = each.value.availability_domain }
+    command     = local.a1_check
+    environment = merge(local.oci_answers, { AD = each.value.availability_domain })
   }
 }
 
@@ -71,7 +79,7 @@ resource "terraform_data" "micro" {
 
   provisioner "local-exec" {
     command     = local.capacity_check
-    environment = { AD = each.value.availability_domain }
+    environment = merge(local.oci_answers, { AD = each.value.availability_domain })
   }
 }
 
