@@ -76,9 +76,10 @@ def test_sandbox_deploy_json_events_then_status_and_dry_run(project: dict, capsy
 
 def test_real_deploy_with_yes_then_destroy(project: dict, capsys: pytest.CaptureFixture) -> None:
     assert _cli(["deploy", "-f", project["spec"], "--yes", "--only", "setup"]) == 0
-    assert _cli(["deploy", "-f", project["spec"], "--yes"]) == 0
+    assert _cli(["deploy", "-f", project["spec"], "--yes", "--timings"]) == 0
     out = capsys.readouterr().out
-    assert "deployed (real)" in out and "timings" in out and "state:" in out
+    assert "deployed (real)" in out and "timings" in out and "run elapsed" in out
+    assert out.splitlines()[-1].startswith("log: ") and out.splitlines()[-1].endswith("-deploy-real.log")
     assert "real-change" in project["ledger"].lines()
     assert _cli(["destroy", "-f", project["spec"]]) == 1  # no TTY, no --yes
     assert _cli(["destroy", "-f", project["spec"], "--yes"]) == 0

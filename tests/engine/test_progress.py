@@ -27,17 +27,24 @@ async def test_json_events_stream(tmp_path: Path) -> None:
     assert set(progress.timings.phases()) == {"setup", "cloud", "platform"}
 
 
-async def test_plain_lines_and_timing_table(tmp_path: Path) -> None:
+async def test_plain_lines_are_terse_by_default_and_detailed_with_verbose(tmp_path: Path) -> None:
     async def wait_and_log(ctx):
         ctx.wait("the API")
         ctx.log("hello")
+        ctx.log("no /dev/kvm: software emulation", level="warn")
         return {}
 
-    out = io.StringIO()
-    progress = PlainProgress(out)
-    await make_runner(tmp_path, [Step("cloud/x", "cloud", "", wait_and_log)], emit=progress).run()  # type: ignore[arg-type]
-    text = out.getvalue()
-    assert "[cloud] cloud/x: started (new)" in text and "waiting for the API" in text and "done in" in text
+    texts = {}
+    for verbose in (False, True):
+        out = io.StringIO()
+        progress = PlainProgress(out, verbose=verbose)
+        await make_runner(tmp_path / str(verbose), [Step("cloud/x", "cloud", "", wait_and_log)], emit=progress).run()  # type: ignore[arg-type]
+        texts[verbose] = out.getvalue()
+    terse, detailed = texts[False], texts[True]
+    assert "[cloud] cloud/x: created in" in terse and "warning: cloud/x: no /dev/kvm: software emulation" in terse
+    assert "started" not in terse and "waiting for" not in terse and "hello" not in terse
+    assert "[cloud] cloud/x: started (new)" in detailed and "waiting for the API" in detailed and "hello" in detailed
+    assert "warning: cloud/x: no /dev/kvm" in detailed
     from rich.console import Console
 
     buf = io.StringIO()
@@ -56,26 +63,31 @@ async def test_failure_event_has_error_and_hint(tmp_path: Path) -> None:
     assert failed["step"] == "cloud/x" and "no capacity" in failed["error"] and failed["hint"]
 
 
-async def test_live_view_renders_running_steps(tmp_path: Path) -> None:
+async def test_live_view_shows_the_running_step_with_its_wait_and_retries(tmp_path: Path) -> None:
     from rich.console import Console
 
     from tierzero.engine.progress import LiveProgress
 
-    buf = io.StringIO()
-    progress = LiveProgress(Console(file=buf, force_terminal=True, width=120))
+    progress = LiveProgress(Console(file=io.StringIO(), force_terminal=True, width=120))
     seen: list[str] = []
 
     async def slow(ctx):
         ctx.wait("Ceph HEALTH_OK")
         ctx.retry(1, "HEALTH_WARN", 0.0)
-        table = progress._table()
-        seen.append(str(len(table.rows)))
+        screen = Console(file=io.StringIO(), width=120, record=True)
+        screen.print(progress.renderable())
+        seen.append(screen.export_text())
         return {}
 
     with progress:
         await make_runner(tmp_path, [Step("hypervisors/ceph", "hypervisors", "", slow)], emit=progress).run()  # type: ignore[arg-type]
-    assert seen == ["1"] and progress.timings.retries["hypervisors/ceph"] == 1
-    assert "hypervisors/ceph: done in" in buf.getvalue()
+    running = [line for line in seen[0].splitlines() if "hypervisors/ceph" in line]
+    assert len(running) == 1 and "waiting for Ceph HEALTH_OK" in running[0] and "retry 1: HEALTH_WARN" in running[0]
+    assert progress.timings.retries["hypervisors/ceph"] == 1
+    final = Console(file=io.StringIO(), width=120, record=True)
+    final.print(progress.renderable())
+    lines = final.export_text().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("✓ hypervisors") and "1 created" in lines[0]  # collapsed to one line
 
 
 async def test_secrets_are_masked_in_events_and_errors(tmp_path: Path) -> None:

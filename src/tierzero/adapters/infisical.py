@@ -13,6 +13,7 @@ from typing import Any
 
 import requests
 
+from tierzero.adapters import calls
 from tierzero.adapters.connections import Endpoint
 from tierzero.errors import OperationError
 
@@ -66,6 +67,7 @@ class InfisicalClient:
     def _call(self, what: str, method: str, path: str, *, token: str | None = None, body: dict[str, Any] | None = None,
               ok: tuple[int, ...] = (200,)) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        calls.sent("infisical", self.base, f"{method} {path}")
         try:
             resp = self.session.request(method, self.base + path, json=body, headers=headers, timeout=self.timeout, verify=self.verify)
         except requests.RequestException as exc:
@@ -86,6 +88,7 @@ class InfisicalClient:
 
     def ready(self) -> bool:
         """True once GET /api/status answers 200."""
+        calls.sent("infisical", self.base, "GET /api/status")
         try:
             resp = self.session.get(self.base + "/api/status", timeout=self.timeout, verify=self.verify)
         except requests.RequestException:

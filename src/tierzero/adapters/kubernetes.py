@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tierzero.adapters import calls
 from tierzero.adapters.connections import Connections, Endpoint
 from tierzero.adapters.retry import OnRetry, Policy, retry_call
 from tierzero.errors import OperationError
@@ -88,6 +89,13 @@ class Kube:
         self._uses_kubeconfig = _has_kubeconfig(endpoint)
         self.api = client.ApiClient(configuration(endpoint))
         self.core = client.CoreV1Api(self.api)
+        send = self.api.call_api  # every request of the client, generated APIs included, goes through it
+
+        def call_api(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            calls.sent("kubernetes", endpoint.url, calls.http_request(method, url))
+            return send(method, url, *args, **kwargs)
+
+        self.api.call_api = call_api
 
     @classmethod
     def connect(cls, connections: Connections, cluster: str) -> "Kube":

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from tierzero.adapters import calls
 from tierzero.adapters.connections import Connections, Endpoint
 
 _PLACEHOLDER_FINGERPRINT = ":".join(["00"] * 16)
@@ -75,7 +76,19 @@ class Oci:
         return connections.state["oci"]
 
     def _client(self, cls: Any) -> Any:
-        return cls(self.config, **self.kwargs)
+        client = cls(self.config, **self.kwargs)
+        base = client.base_client
+        send = base.request  # every attempt of every operation (retries, pages) goes through it
+
+        def request(req: Any, *args: Any, **kwargs: Any) -> Any:
+            url = str(getattr(req, "url", ""))
+            query = getattr(req, "query_params", None) or {}
+            shown = calls.http_request(str(req.method), url) + (f" {calls.params_text(query)}" if query else "")
+            calls.sent("oci", url.split("/")[2] if "://" in url else str(base.endpoint), shown)
+            return send(req, *args, **kwargs)
+
+        base.request = request
+        return client
 
     def instances(self, compartment_id: str) -> list[InstanceInfo]:
         import oci

@@ -18,6 +18,7 @@ import requests
 from proxmoxer import ProxmoxAPI
 from proxmoxer.core import ResourceException
 
+from tierzero.adapters import calls
 from tierzero.adapters.connections import Connections
 from tierzero.adapters.retry import Policy, RetryExhausted, retry_async
 from tierzero.adapters.ssh import retry_policy
@@ -93,6 +94,7 @@ class ProxmoxClient:
     # ----------------------------------------------------------------- plumbing
 
     def _raw(self, method: str, path: str, params: dict[str, Any]) -> Any:
+        calls.sent("proxmox", self.label, f"{method.upper()} /{path.lstrip('/')}" + (f" {calls.params_text(params)}" if params else ""))
         try:
             resource = self.api(path.lstrip("/"))
             return getattr(resource, method.lower())(**params)

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable
 
 import asyncssh
 
+from tierzero.adapters import calls
 from tierzero.adapters.connections import Connections, Endpoint
 from tierzero.adapters.redact import Redactor
 from tierzero.adapters.retry import Policy, RetryExhausted, retry_async
@@ -172,6 +173,7 @@ class SshClient:
 
         async def once() -> asyncssh.SSHCompletedProcess:
             conn = await self.connection(on_retry)
+            calls.sent("ssh", self.target.name, shown)
             try:
                 return await asyncio.wait_for(conn.run(cmd, input=input, check=False), timeout)
             except (asyncssh.ConnectionLost, OSError):

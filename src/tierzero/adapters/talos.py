@@ -28,6 +28,7 @@ from typing import Any, Awaitable, Callable, Iterable, Literal, TypeVar
 import grpc
 from google.protobuf import empty_pb2
 
+from tierzero.adapters import calls
 from tierzero.adapters.connections import Connections, Endpoint
 from tierzero.adapters.talos_proto import machine_pb2, machine_pb2_grpc
 from tierzero.adapters.talos_proto.tls_relay import TLSRelay, client_context
@@ -245,6 +246,10 @@ class TalosClient:
         self._stub = machine_pb2_grpc.MachineServiceStub(self._channel)
         return self._stub
 
+    def _sent(self, method: str) -> None:
+        mode = " (maintenance, no client certificate)" if self.is_maintenance else ""
+        calls.sent("talos", self.node or self.address, f"{method} via {self.address}:{self._port}{mode}" if self.node else f"{method}{mode}")
+
     def _metadata(self) -> tuple[tuple[str, str], ...]:
         return (("nodes", self.node),) if self.node else ()
 
@@ -261,6 +266,7 @@ class TalosClient:
 
     async def _unary(self, method: str, request: Any, timeout: float | None = None) -> list[Any]:
         stub = await self._get_stub()
+        self._sent(method)
         try:
             response = await getattr(stub, method)(request, timeout=timeout or self.call_timeout, metadata=self._metadata())
         except grpc.RpcError as err:
@@ -317,6 +323,7 @@ class TalosClient:
         stub = await self._get_stub()
         chunks: list[bytes] = []
         where = f"Kubeconfig {self._where}"
+        self._sent("Kubeconfig")
         try:
             async for chunk in stub.Kubeconfig(empty_pb2.Empty(), timeout=self.call_timeout, metadata=self._metadata()):
                 _check_metadata([chunk], where)

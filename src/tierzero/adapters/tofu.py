@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tierzero.adapters import calls
 from tierzero.adapters.oci_errors import OciError, classify
 from tierzero.adapters.redact import Redactor
 from tierzero.adapters.tofu_events import (
@@ -81,6 +82,7 @@ def find_binary(min_version: tuple[int, int, int] = MIN_VERSION, *, path: str | 
         exe = shutil.which(flavor, path=path)
         if exe is None:
             continue
+        calls.sent("tofu", exe, f"{flavor} version -json")
         proc = subprocess.run([exe, "version", "-json"], capture_output=True, text=True, timeout=60)
         try:
             info = json.loads(proc.stdout)
@@ -252,6 +254,7 @@ class TofuRunner:
     def run(self, command: str, args: Sequence[str], *, stream: bool = True, log_stdout: bool = True) -> RunResult:
         """Run one command; never raises on a non-zero exit (see _checked)."""
         argv = [self.binary.path, *args]
+        calls.sent("tofu", str(self.workdir), self.redactor.redact(" ".join([self.binary.flavor, *args])))
         events: list[TofuEvent] = []
         lines: list[str] = []
         with tempfile.TemporaryFile(mode="w+") as err:

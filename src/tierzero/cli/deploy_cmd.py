@@ -1,4 +1,10 @@
-"""`deploy`, `status`, `validate` and `destroy`: running the step graph of a spec."""
+"""`deploy`, `status`, `validate` and `destroy`: running the step graph of a spec.
+
+What a person sees is terse by default (one line per phase on a terminal, one line per step in
+a pipe), `-v` adds every command and API call as it is sent, and every run writes its full,
+redacted event log to `.tierzero/logs/` (the last line printed says where). `--json` is the
+machine interface: deploy and destroy stream JSON-lines events ending in a `summary` event;
+status and validate print one JSON document."""
 
 from __future__ import annotations
 
@@ -9,8 +15,10 @@ import typer
 
 SPEC_OPTION = typer.Option(Path("tierzero.yaml"), "--file", "-f", help="The spec file.")
 TARGET_OPTION = typer.Option("real", "--target", "-t", help="real (your cloud and hosts) or sandbox (local stand-ins).")
-JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output (deploy: a JSON-lines event stream).")
+JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output (deploy, destroy: a JSON-lines event stream).")
 YES_OPTION = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
+VERBOSE_OPTION = typer.Option(False, "--verbose", "-v", help="Also show every command and API call as it is sent, and each step's narration.")
+TIMINGS_OPTION = typer.Option(False, "--timings", help="End with the full table of step timings.")
 
 
 def register(app: typer.Typer) -> None:
@@ -37,6 +45,64 @@ def _confirm(question: str, *, target: str, yes: bool, json_out: bool = False) -
         raise RefusedError("cancelled; nothing was changed")
 
 
+class _Run:
+    """The sinks of one command's run: the view (`progress`), the log files, and both at once (`emit`)."""
+
+    def __init__(self, file: Path, command: str, target: str, *, json_out: bool, verbose: bool, log: bool = True) -> None:
+        from tierzero.engine.progress import Tee, make_progress
+        from tierzero.engine.runlog import RunLog
+        from tierzero.workspace import Workspace
+
+        self.command, self.target, self.json_out = command, target, json_out
+        self.progress = make_progress(json_out, verbose=verbose)
+        self.log = RunLog(Workspace.beside(file).logs_dir, command, target) if log else None
+        self.emit = Tee(self.progress, self.log)
+
+    def opening(self, target: str, what: str = "") -> Any:
+        """A transient spinner on a terminal while the run gets ready (loading the spec, starting the sandbox)."""
+        from contextlib import nullcontext
+
+        console = getattr(self.progress, "console", None)
+        if not getattr(self.progress, "shows_phases", False) or console is None:
+            return nullcontext()
+        what = what or ("loading the spec and starting the sandbox stand-ins" if target == "sandbox" else "loading the spec")
+        return console.status(what + "…")
+
+    def mark_shown(self, exc: BaseException) -> None:
+        """A failed step's cause and remedy stay on a terminal's live view: the error need not follow it again."""
+        from tierzero.engine.runner import StepFailed
+
+        if isinstance(exc, StepFailed) and getattr(self.progress, "shows_phases", False):
+            exc.shown = True  # type: ignore[attr-defined]
+
+    def finish(self, status: str, *, locations: dict[str, str], timings: bool = False, **extra: Any) -> None:
+        """The summary (a `summary` event with --json), then the log's location; closes the log."""
+        from tierzero.cli import output
+        from tierzero.cli.summary import run_summary, summary_fields
+        from tierzero.engine.progress import print_timings
+
+        paths = self.log.paths if self.log else {}
+        fields = {"status": status, "target": self.target, "locations": locations, **extra,
+                  **summary_fields(self.progress, log=paths)}
+        if self.json_out:
+            self.emit("summary", **fields)
+        elif self.log is not None:
+            self.log("summary", **fields)
+        if self.log is not None:
+            self.log.close()
+        if self.json_out:
+            return
+        con = output.console()
+        if timings:
+            print_timings(self.progress, con)
+        lines = run_summary(self.progress, command=self.command, target=self.target, status=status, locations=locations,
+                            log=paths, masked=self.log.masked if self.log else 0, orphans=extra.get("orphans", []),
+                            phases=not getattr(self.progress, "shows_phases", False), configs=self.command == "deploy",
+                            width=max(60, con.width))
+        for line in lines:
+            con.print(line, markup=False, highlight=False)
+
+
 def deploy(
     file: Path = SPEC_OPTION,
     target: str = TARGET_OPTION,
@@ -46,22 +112,26 @@ def deploy(
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would run and why; change nothing."),
     yes: bool = YES_OPTION,
     json_out: bool = JSON_OPTION,
+    verbose: bool = VERBOSE_OPTION,
+    timings: bool = TIMINGS_OPTION,
     concurrency: int = typer.Option(8, "--concurrency", min=1, help="Steps run at once at most."),
 ) -> None:
     """Build the platform: run every phase's steps, skipping those already done with unchanged inputs."""
     import asyncio
 
     from tierzero.cli import output
-    from tierzero.engine.progress import make_progress, print_timings
     from tierzero.engine.runner import Selection
     from tierzero.engine.session import Session
 
-    progress = make_progress(json_out and not dry_run)
-    session = Session(file, target, emit=progress)
+    run = _Run(file, "deploy", target, json_out=json_out and not dry_run, verbose=verbose, log=not dry_run)
+    session = Session(file, target, emit=run.emit)
     selection = Selection(only, start, until)
-    with session as runner:
+    with run.opening(target):
+        runner = session.open()
+    with _closing(session):
         runner.concurrency = concurrency
-        plan = runner.plan(selection)
+        with run.opening(target, "working out what changed"):
+            plan = runner.plan(selection)
         if dry_run:
             _print_plan(plan, json_out)
             return
@@ -72,25 +142,31 @@ def deploy(
                 for item in changing:
                     output.console().print(f"  {item.step_id}: {item.description} ({item.reason})", markup=False)
             _confirm(f"change real infrastructure ({len(changing)} steps)", target=target, yes=yes, json_out=json_out)
+        status = "interrupted"
         try:
-            with progress:
+            with run.progress:
                 asyncio.run(runner.run(selection))
+            status = "done"
+        except Exception as exc:
+            status = "failed"
+            run.mark_shown(exc)
+            raise
         finally:
-            if not json_out:
-                print_timings(progress, output.console())
-        where = session.locations()
-        orphans = sorted(set(runner.state.records()) - set(runner.graph.steps))
-        if json_out:
-            progress("summary", status="done", target=target, locations=where, orphans=orphans,
-                     timings=progress.timing_rows(), phases={k: round(v, 3) for k, v in progress.timings.phases().items()})
-        else:
-            con = output.console()
-            con.print(f"deployed ({target}); everything is at:", markup=False)
-            for name, path in where.items():
-                con.print(f"  {name}: {path}", markup=False)
-            if orphans:
-                con.print(f"warning: the state holds steps no longer in the spec: {', '.join(orphans)}; what they built may remain",
-                          markup=False)
+            orphans = sorted(set(runner.state.records()) - set(runner.graph.steps))
+            run.finish(status, locations=session.locations(), timings=timings, orphans=orphans)
+
+
+def _closing(session: Any) -> Any:
+    from contextlib import contextmanager
+
+    @contextmanager
+    def closing() -> Any:
+        try:
+            yield session
+        finally:
+            session.close()
+
+    return closing()
 
 
 def _print_plan(plan: list[Any], json_out: bool) -> None:
@@ -112,12 +188,11 @@ def _print_plan(plan: list[Any], json_out: bool) -> None:
     con.print(f"{runs} of {len(plan)} steps would run (dry run: nothing changed)", markup=False)
 
 
-def status(file: Path = SPEC_OPTION, target: str = TARGET_OPTION, json_out: bool = JSON_OPTION) -> None:
-    """Show each phase's steps: status, timings, outputs, and the last run."""
-    import json
-    from datetime import datetime, timezone
-
+def status(file: Path = SPEC_OPTION, target: str = TARGET_OPTION, json_out: bool = JSON_OPTION, verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Every step with its status, time and outputs.")) -> None:
+    """Show each phase: its steps' status, the last run, where the configs and the last log are."""
     from tierzero.cli import output
+    from tierzero.cli.summary import latest_log, status_lines, status_table
     from tierzero.engine.session import Session
 
     session = Session(file, target, lock=False, offline=True)
@@ -137,86 +212,99 @@ def status(file: Path = SPEC_OPTION, target: str = TARGET_OPTION, json_out: bool
             from tierzero.sandbox.world import World
 
             world_gone = World.current_id(session.workspace) != runner.state.get_meta("sandbox_world")
+        log = latest_log(session.workspace.logs_dir, target)
     if json_out:
         output.print_json({"target": target, "last_run": last.as_dict() if last else None, "steps": rows, "orphans": orphans,
-                           "locations": locations, **({"sandbox_world": "gone"} if world_gone else {})})
+                           "locations": locations, **({"sandbox_world": "gone"} if world_gone else {}),
+                           "log": str(log) if log else None})
         return
-    from rich.table import Table
-
     con = output.console()
-    if last:
-        when = datetime.fromtimestamp(last.started, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-        con.print(f"last run {last.id}: {last.command} ({last.selection}) {last.status} at {when}" + (f": {last.error}" if last.error else ""), markup=False)
-    else:
-        con.print(f"no {target} run yet", markup=False)
-    table = Table(box=None, header_style="bold")
-    for col in ("phase", "step", "status", "seconds", "outputs"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        outs = json.dumps(r["outputs"], sort_keys=True)
-        shown = outs if len(outs) <= 80 else outs[:77] + "..."
-        table.add_row(r["phase"], r["step"], r["status"], f"{r['duration']:.1f}" if r["duration"] else "", r["last_error"] or shown)
-    con.print(table)
-    if orphans:
-        con.print(f"state also holds steps no longer in the spec: {', '.join(orphans)}", markup=False)
-    if world_gone:
-        con.print("the sandbox world these steps built is gone (wiped or never saved): the next deploy starts from scratch", markup=False)
+    if verbose:
+        con.print(status_table(rows))
+    for line in status_lines(rows, last, target=target, locations=locations, orphans=orphans, world_gone=world_gone, log=log,
+                             phases=not verbose):
+        con.print(line, markup=False, highlight=False)
 
 
-def validate(file: Path = SPEC_OPTION, target: str = TARGET_OPTION, json_out: bool = JSON_OPTION) -> None:
-    """Check the running platform end to end: one row per check, with its evidence."""
+def validate(file: Path = SPEC_OPTION, target: str = TARGET_OPTION, json_out: bool = JSON_OPTION, verbose: bool = VERBOSE_OPTION) -> None:
+    """Check the running platform end to end: one line per check, with its evidence."""
     import asyncio
+    import time
+    from contextlib import nullcontext
 
+    from tierzero.adapters import calls
     from tierzero.cli import output
+    from tierzero.cli.summary import checks_lines
+    from tierzero.engine.progress import make_progress
     from tierzero.engine.session import Session
     from tierzero.phases.validate import run_checks
 
-    session = Session(file, target, lock=False)
-    with session as runner:
-        rows = asyncio.run(run_checks(runner.context_from_state("validate/checks")))
-    failed = [r for r in rows if r.status == "fail"]
-    if json_out:
-        output.print_json({"target": target, "ok": not failed, "checks": [r.as_dict() for r in rows]})
+    run = _Run(file, "validate", target, json_out=json_out, verbose=verbose)
+    if json_out:  # one JSON document, not an event stream: the events go to the log only
+        run.emit.sinks = [run.log]
     else:
-        from rich.table import Table
-
-        table = Table(box=None, header_style="bold")
-        for col in ("result", "check", "evidence"):
-            table.add_column(col, overflow="fold")
-        for r in rows:
-            table.add_row(r.status.upper(), r.check, r.evidence)
-        con = output.console()
-        con.print(table)
-        con.print(f"{len(rows) - len(failed)} of {len(rows)} checks passed or skipped", markup=False)
+        run.progress = make_progress(False, verbose=verbose)  # lines above the table, never a live view
+        run.emit.sinks = [run.progress, run.log]
+    session = Session(file, target, lock=False, emit=run.emit)
+    t0 = time.monotonic()
+    assert run.log is not None
+    con = output.console()
+    try:
+        with con.status("running the checks…") if con.is_terminal and not json_out else nullcontext(), session as runner:
+            ctx = runner.context_from_state("validate/checks")
+            with calls.receiving(lambda **f: run.emit("call", step="validate/checks", phase="validate", **f)):
+                rows = asyncio.run(run_checks(ctx))
+        failed = [r for r in rows if r.status == "fail"]
+        report = {"target": target, "ok": not failed, "checks": [r.as_dict() for r in rows]}
+        run.log("summary", **report, elapsed=round(time.monotonic() - t0, 3), log=run.log.paths)
+    finally:
+        run.log.close()
+    if json_out:
+        output.print_json({**report, "log": run.log.paths.get("log")})
+    else:
+        for line in checks_lines(rows, target=target, elapsed=time.monotonic() - t0, log=run.log.paths, color=con.is_terminal):
+            con.print(line, highlight=False)
     if failed:
         raise typer.Exit(1)
 
 
-def destroy(file: Path = SPEC_OPTION, target: str = TARGET_OPTION, yes: bool = YES_OPTION) -> None:
+def destroy(file: Path = SPEC_OPTION, target: str = TARGET_OPTION, yes: bool = YES_OPTION, json_out: bool = JSON_OPTION,
+            verbose: bool = VERBOSE_OPTION, timings: bool = TIMINGS_OPTION) -> None:
     """Undo what deploy built, in reverse order."""
     import asyncio
 
     from tierzero.cli import output
-    from tierzero.engine.progress import make_progress
     from tierzero.engine.session import Session
 
-    progress = make_progress(False)
-    session = Session(file, target, emit=progress)
+    run = _Run(file, "destroy", target, json_out=json_out, verbose=verbose)
+    session = Session(file, target, emit=run.emit)
     con = output.console()
     with session as runner:
         records = runner.state.records()
         undo = [sid for sid in reversed(runner.graph.order) if sid in records and runner.graph.steps[sid].destroy]
         orphans = sorted(set(records) - set(runner.graph.steps))
         if not records:
-            con.print(f"nothing to destroy: no {target} state", markup=False)
+            if json_out:
+                run.emit("summary", status="nothing to do", target=target, undone=[], left=[], guests=[], log={})
+            else:
+                con.print(f"nothing to destroy: no {target} state", markup=False)
             return
-        con.print(f"{len(undo)} steps will be undone ({target}): {', '.join(undo) or 'none'}", markup=False)
-        _confirm(f"destroy the {target} platform", target=target, yes=yes)
-        with progress:
-            asyncio.run(runner.destroy())
-        left = runner.state.records()
-        guests = session.sandbox_guests() if target == "sandbox" else []
-    con.print(f"destroyed ({target}); {len(undo)} steps undone", markup=False)
+        if not json_out:
+            con.print(f"{len(undo)} steps will be undone ({target})" + (" in reverse order" if undo else ""), markup=False)
+        _confirm(f"destroy the {target} platform", target=target, yes=yes, json_out=json_out)
+        status, guests, left = "interrupted", [], []
+        try:
+            with run.progress:
+                asyncio.run(runner.destroy())
+            left = sorted(runner.state.records())
+            guests = session.sandbox_guests() if target == "sandbox" else []
+            status = "done" if not guests and not orphans and not left else "incomplete"
+        except Exception as exc:
+            status = "failed"
+            run.mark_shown(exc)
+            raise
+        finally:
+            run.finish(status, locations=session.locations(), timings=timings, undone=undo, left=left, guests=guests, orphans=orphans)
     if target == "sandbox":
         from tierzero.sandbox.world import World
 

@@ -46,7 +46,8 @@ def invoke(app: typer.Typer, argv: list[str]) -> int:
     except TierzeroError as exc:
         if state.debug:
             traceback.print_exc()
-        error(exc.lines())
+        if not getattr(exc, "shown", False):  # a live view already showed it, with its remedy
+            error(exc.lines())
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tierzero.adapters import calls
 from tierzero.engine.dag import Graph, build
 from tierzero.engine.state import StateStore, StepRecord, fingerprint
 from tierzero.engine.step import EventSink, Step, StepContext
@@ -200,7 +201,8 @@ class Runner:
         run_id = self.state.start_run(command, selection.describe())
         result = RunResult(run_id)
         started = time.monotonic()
-        self.emit("run_started", run_id=run_id, target=self.target, selection=selection.describe(), steps=len(selected))
+        self.emit("run_started", run_id=run_id, target=self.target, selection=selection.describe(), steps=len(selected),
+                  command=command, phases=self._phases(selected))
         try:
             await self._schedule(selected, records, result, run_id)
         except BaseException as exc:
@@ -215,6 +217,16 @@ class Runner:
         result.elapsed = time.monotonic() - started
         self.emit("run_finished", run_id=run_id, status="done", elapsed=result.elapsed, ran=len(result.ran), skipped=len(result.skipped))
         return result
+
+    def _phases(self, step_ids: Sequence[str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for sid in step_ids:
+            out.setdefault(self.graph.phase_of(sid), []).append(sid)
+        return out
+
+    def _bind_calls(self, sid: str, phase: str) -> None:
+        """Adapter requests made from now on in this task (and its threads) are this step's `call` events."""
+        calls.bind(lambda **f: self.emit("call", step=sid, phase=phase, **f))
 
     async def _schedule(self, selected: list[str], records: Mapping[str, StepRecord], result: RunResult, run_id: int) -> None:
         chosen = set(selected)
@@ -274,6 +286,7 @@ class Runner:
             self._started_any = True
             self.state.mark_running(sid, step.phase, fp, run_id)
             self.emit("step_started", step=sid, phase=step.phase, reason=reason, description=step.description)
+            self._bind_calls(sid, step.phase)  # this task's own context: no reset needed
             t0 = time.monotonic()
             try:
                 produced = await step.run(self._context(sid))
@@ -306,15 +319,31 @@ class Runner:
         self._load_outputs(records)
         run_id = self.state.start_run("destroy", "all")
         undone: list[str] = []
-        self.emit("run_started", run_id=run_id, target=self.target, selection="destroy", steps=len(records))
-        for sid in reversed(self.graph.order):
+        undo_order = [sid for sid in reversed(self.graph.order) if sid in records]
+        self.emit("run_started", run_id=run_id, target=self.target, selection="destroy", steps=len(records), command="destroy",
+                  phases=self._phases([sid for sid in undo_order if self.graph.steps[sid].destroy is not None]))
+        started = time.monotonic()
+        token = calls.bind(None)
+        try:
+            await self._undo(undo_order, undone, run_id, on_step)
+        except BaseException as exc:
+            cause = exc.message if isinstance(exc, TierzeroError) else type(exc).__name__
+            self.emit("run_finished", run_id=run_id, status="failed", elapsed=time.monotonic() - started, error=cause)
+            raise
+        finally:
+            calls.unbind(token)
+        self.state.finish_run(run_id, "done")
+        self.emit("run_finished", run_id=run_id, status="done", elapsed=time.monotonic() - started, ran=len(undone), skipped=0)
+        return undone
+
+    async def _undo(self, undo_order: list[str], undone: list[str], run_id: int, on_step: Callable[[str], None] | None) -> None:
+        for sid in undo_order:
             step = self.graph.steps[sid]
-            if sid not in records:
-                continue
             if step.destroy is not None:
                 if on_step:
                     on_step(sid)
                 self.emit("step_started", step=sid, phase=step.phase, reason="destroy", description=step.description)
+                self._bind_calls(sid, step.phase)
                 t0 = time.monotonic()
                 try:
                     await step.destroy(self._context(sid))
@@ -328,6 +357,3 @@ class Runner:
                 undone.append(sid)
             self.state.forget(sid)
             self.outputs.pop(sid, None)
-        self.state.finish_run(run_id, "done")
-        self.emit("run_finished", run_id=run_id, status="done", elapsed=0.0, ran=len(undone), skipped=0)
-        return undone

@@ -9,12 +9,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tierzero.adapters import calls
 from tierzero.adapters.connections import Connections, Endpoint
 from tierzero.engine.lock import WorkspaceLock
 from tierzero.engine.runner import Runner
 from tierzero.engine.state import StateStore
 from tierzero.engine.step import EventSink, Step
 from tierzero.errors import InputError
+
+
+def _unbind_calls(token: Any) -> None:
+    try:
+        calls.unbind(token)
+    except ValueError:  # closed from another context than it was opened in: nothing to restore there
+        pass
 
 
 def kubeconfig_path(workspace: Any, cluster: str) -> Path:
@@ -90,8 +98,10 @@ class Session:
         try:
             # A started sandbox writes its world back as it serves: one process owns it at a time,
             # even for a read-only command like validate.
+            if self.emit is not None:  # requests sent outside any step (e.g. `validate`) are still `call` events
+                self._stack.callback(_unbind_calls, calls.bind(lambda **f: self.emit("call", step="", phase="", **f)))  # type: ignore[misc]
             if self.lock or (self.target == "sandbox" and not self.offline):
-                notify = (lambda m: self.emit("log", step="", message=m)) if self.emit else None
+                notify = (lambda m: self.emit("log", step="", message=m, level="notice")) if self.emit else None
                 self._stack.enter_context(WorkspaceLock(self.workspace.state_dir / "lock", notify=notify))
             self.state = StateStore.open(self.workspace.state_dir, self.target)
             self._stack.callback(self.state.close)

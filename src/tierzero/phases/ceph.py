@@ -125,7 +125,7 @@ async def _health(ctx: StepContext) -> Mapping[str, Any]:
     except RetryExhausted as exc:
         if last.get("status") == "HEALTH_WARN":
             for reason in last["reasons"]:
-                ctx.log(f"Ceph HEALTH_WARN: {reason}")
+                ctx.log(f"Ceph HEALTH_WARN: {reason}", level="warn")
             return {"status": "HEALTH_WARN", "reasons": last["reasons"]}
         raise OperationError(
             f"Ceph is {last.get('status', 'unknown')}: {'; '.join(last.get('reasons', [])) or exc.message}",

@@ -30,6 +30,9 @@ ARGO = "argoproj.io/v1alpha1"
 def _fetch_url(url: str) -> str:
     import requests
 
+    from tierzero.adapters import calls
+
+    calls.sent("http", url.split("/")[2] if "://" in url else url, calls.http_request("GET", url))
     resp = requests.get(url, timeout=120)
     resp.raise_for_status()
     return resp.text

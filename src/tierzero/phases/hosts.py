@@ -31,7 +31,7 @@ def host_ssh(ctx: "StepContext", name: str) -> BoundSsh:
     key: Path | None = None
     if ctx.connections.ssh_key is None and node is not None:
         key = ctx.workspace.root.parent / node.ssh.private_key
-    return ssh_client(ctx.connections, name, user=user, workspace_root=ctx.workspace.root, key_path=key, log=ctx.log, on_retry=ctx.retry)
+    return ssh_client(ctx.connections, name, user=user, workspace_root=ctx.workspace.root, key_path=key, on_retry=ctx.retry)
 
 
 def host_address(ctx: "StepContext", name: str) -> str:

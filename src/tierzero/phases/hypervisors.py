@@ -80,7 +80,7 @@ def _preflight(name: str):
         if not kvm and not ctx.spec.proxmox.allow_software_emulation:
             raise OperationError(f"{name} has no /dev/kvm", hint=EMULATION_HINT)
         if not kvm:
-            ctx.log(f"{name}: no /dev/kvm, VMs will use software emulation (accepted by allow_software_emulation)")
+            ctx.log(f"{name}: no /dev/kvm, VMs will use software emulation (accepted by allow_software_emulation)", level="warn")
         return {"pve_version": found.group(1), "memory_total": total, "memory_available": available, "disk_available": disk, "kvm": kvm, "address": addr}
 
     return run
@@ -209,7 +209,7 @@ async def _token(ctx: StepContext) -> Mapping[str, Any]:
     if exists and ctx.secrets.get(TOKEN_SECRET_NAME):
         return {"token_id": token_id, "created": False}
     if exists:
-        ctx.log(f"token {token_id} exists but its secret is lost: recreating it")
+        ctx.log(f"token {token_id} exists but its secret is lost: recreating it", level="warn")
         await ssh.run(["pveum", "user", "token", "remove", TOKEN_USER, TOKEN_NAME])
     res = await ssh.run(["pveum", "user", "token", "add", TOKEN_USER, TOKEN_NAME, "--privsep", "0", "--output-format", "json"])
     secret = json.loads(res.stdout)["value"]

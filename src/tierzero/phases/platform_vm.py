@@ -146,10 +146,10 @@ async def ensure_vm(ctx: StepContext, cluster: Any, node_name: str, vmid: int, c
         current = await api.vm_config(host, vmid)
         changes = {k: v for k, v in (("cores", node.cores), ("memory", int(node.memory_gb * 1024)), ("net0", _net0(ctx, node))) if not _same(k, current.get(k), v)}
         if changes:
-            ctx.log(f"updating {name}: {', '.join(sorted(changes))} (applies at the next reboot if running)")
+            ctx.log(f"updating {name}: {', '.join(sorted(changes))} (applies at the next reboot if running)", level="notice")
             await api.set_vm_config(host, vmid, **changes)
         if snippet_written:
-            ctx.log(f"{name}: machine config changed; a running node takes it only through the Talos API (apply-config)")
+            ctx.log(f"{name}: machine config changed; a running node takes it only through the Talos API (apply-config)", level="notice")
     started = False
     if await api.vm_status(host, vmid) != "running":
         await api.start_vm(host, vmid)

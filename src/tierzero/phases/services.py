@@ -226,7 +226,7 @@ async def _bootstrap(ctx: StepContext, svc: "Infisical", client: InfisicalClient
             await call(client.universal_auth_login, client_id, stored)
             ctx.log(f"stored client secret of {name} still logs in")
         except InvalidCredentials:
-            ctx.log(f"stored client secret of {name} is refused (revoked or from another instance): creating a new one")
+            ctx.log(f"stored client secret of {name} is refused (revoked or from another instance): creating a new one", level="warn")
             stored = None
     if stored is None:
         secret, data = await call(client.create_client_secret, token, identity["id"], f"tierzero {ctx.spec.metadata.name}")

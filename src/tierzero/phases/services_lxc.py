@@ -41,7 +41,7 @@ def host_shell(ctx: "StepContext", node: str) -> Any:
 
     spec_node = next((n for n in ctx.spec.proxmox.nodes if n.name == node), None)
     return ssh_client(ctx.connections, node, user=spec_node.ssh.user if spec_node else "root",
-                      workspace_root=ctx.workspace.root, log=ctx.log, on_retry=ctx.retry)
+                      workspace_root=ctx.workspace.root, on_retry=ctx.retry)
 
 
 def ostemplate(ctx: "StepContext", svc: "Infisical") -> str:

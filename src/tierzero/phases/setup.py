@@ -27,7 +27,7 @@ async def _bundles(ctx: StepContext) -> Mapping[str, Any]:
     try:
         from tierzero.render.talos.secrets import generate_bundle
     except ModuleNotFoundError:
-        ctx.log("the Talos renderer is not installed: no secrets bundle generated")
+        ctx.log("the Talos renderer is not installed: no secrets bundle generated", level="warn")
         return {"bundles": []}
     names = []
     for cluster in ctx.spec.clusters:
@@ -47,7 +47,7 @@ async def _render(ctx: StepContext) -> Mapping[str, Any]:
     except ModuleNotFoundError as exc:
         if exc.name != "tierzero.render.plan":
             raise
-        ctx.log("the renderer is not installed: nothing rendered")
+        ctx.log("the renderer is not installed: nothing rendered", level="warn")
         return {"files": 0, "digest": ""}
     from tierzero.spec import LoadedSpec
 
