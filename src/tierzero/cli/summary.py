@@ -142,6 +142,18 @@ def _pack(items: list[str], width: int, indent: str = "  ") -> list[str]:
     return lines
 
 
+def shown_path(path: Any) -> str:
+    """A path as a person would type it: relative to the working directory when inside it."""
+    import os
+    from pathlib import Path
+
+    full = Path(path).absolute()
+    try:
+        return str(full.relative_to(Path(os.getcwd())))
+    except ValueError:
+        return str(full)
+
+
 def config_files(locations: dict[str, str]) -> list[str]:
     """"kubeconfig: PATH" / "talosconfig: PATH" lines for the files that exist (several clusters: one line each kind)."""
     from pathlib import Path
@@ -150,9 +162,9 @@ def config_files(locations: dict[str, str]) -> list[str]:
     for kind in ("kubeconfig", "talosconfig"):
         found = {k[len(kind) + 2: -1]: v for k, v in locations.items() if k.startswith(f"{kind} (") and Path(v).is_file()}
         if len(found) == 1:
-            out.append(f"  {kind}: {next(iter(found.values()))}")
+            out.append(f"  {kind}: {shown_path(next(iter(found.values())))}")
         elif found:
-            out.append(f"  {kind}s: " + ", ".join(f"{c} {p}" for c, p in found.items()))
+            out.append(f"  {kind}s: " + ", ".join(f"{c} {shown_path(p)}" for c, p in found.items()))
     return out
 
 
@@ -190,7 +202,7 @@ def run_summary(progress: Any, *, command: str, target: str, status: str, locati
         lines.append(f"  warning: the state holds steps no longer in the spec: {', '.join(orphans)}; what they built may remain")
     if configs:
         lines += config_files(locations)
-    tail = f"log: {log['log']}" if log else "log: none written"
+    tail = f"log: {shown_path(log['log'])}" if log else "log: none written"
     if masked:
         tail += f" ({masked} value{'s' if masked != 1 else ''} masked as ***)"
     while len(lines) + 1 > SUMMARY_MAX_LINES and len(lines) > 1:  # keep the head, drop detail from the middle
@@ -257,7 +269,7 @@ def status_lines(rows: list[dict[str, Any]], last: Any, *, target: str, location
     if world_gone:
         out.append("the sandbox world these steps built is gone (wiped or never saved): the next deploy starts from scratch")
     out += config_files(locations)
-    out.append(f"log: {log}" if log else "log: none yet")
+    out.append(f"log: {shown_path(log)}" if log else "log: none yet")
     return out
 
 
@@ -305,5 +317,5 @@ def checks_lines(rows: list[Any], *, target: str, elapsed: float, log: dict[str,
     counts = {s: sum(r.status == s for r in rows) for s in ("pass", "fail", "skip")}
     out.append(Text(f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped of {len(rows)} checks "
                     f"({target}) in {seconds(elapsed)}"))
-    out.append(Text(f"log: {log['log']}" if log else "log: none written"))
+    out.append(Text(f"log: {shown_path(log['log'])}" if log else "log: none written"))
     return out
