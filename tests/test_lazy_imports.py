@@ -6,7 +6,8 @@ import json
 import subprocess
 import sys
 
-HEAVY = ["pydantic", "cryptography", "kubernetes", "oci", "grpc", "asyncssh", "proxmoxer", "ruamel", "jsonschema", "yaml", "rich.console"]
+HEAVY = ["pydantic", "cryptography", "kubernetes", "oci", "grpc", "asyncssh", "proxmoxer", "ruamel", "jsonschema", "yaml", "rich.console", "rich.live",
+         "tierzero.engine.progress", "tierzero.engine.runlog", "tierzero.adapters.calls"]
 
 
 def test_cli_help_imports_no_heavy_module():

@@ -104,3 +104,131 @@ async def test_secrets_are_masked_in_events_and_errors(tmp_path: Path) -> None:
         await runner.run()
     assert "s3cr3t" not in out.getvalue() and "s3cr3t" not in err.value.message
     assert "s3cr3t" not in (runner.state.get("services/x").last_error or "")
+
+
+def _feed(progress, events: list[tuple[str, dict]]) -> None:
+    for kind, fields in events:
+        progress(kind, **fields)
+
+
+PLAN = {"setup": ["setup/a", "setup/b"], "platform": ["platform/vm", "platform/talos"], "validate": ["validate/checks"]}
+
+
+def _run_with_failure() -> list[tuple[str, dict]]:
+    return [
+        ("run_started", {"run_id": 7, "target": "sandbox", "selection": "all", "steps": 5, "command": "deploy", "phases": PLAN}),
+        ("step_skipped", {"step": "setup/a", "phase": "setup", "reason": "unchanged"}),
+        ("step_skipped", {"step": "setup/b", "phase": "setup", "reason": "unchanged"}),
+        ("step_started", {"step": "platform/vm", "phase": "platform", "reason": "new", "description": "VM"}),
+        ("step_started", {"step": "platform/talos", "phase": "platform", "reason": "inputs changed", "description": "configs"}),
+        ("call", {"step": "platform/vm", "phase": "platform", "via": "proxmox", "target": "pve1", "request": "POST /nodes/pve1/qemu"}),
+        ("step_failed", {"step": "platform/vm", "phase": "platform", "error": "HTTP 403: Permission check failed",
+                         "hint": "give the token VM.Allocate", "elapsed": 0.4}),
+        ("step_cancelled", {"step": "platform/talos", "phase": "platform"}),
+        ("run_finished", {"run_id": 7, "status": "failed", "elapsed": 1.5, "error": "step platform/vm failed"}),
+    ]
+
+
+def test_plain_view_folds_skipped_steps_and_shows_a_failure_with_its_remedy() -> None:
+    from tierzero.engine.progress import PlainProgress
+
+    out = io.StringIO()
+    _feed(PlainProgress(out, heartbeat=0), _run_with_failure())
+    assert out.getvalue().splitlines() == [
+        "deploy (sandbox), run 7: 5 steps in 3 phases",
+        "[setup] 2 steps unchanged",
+        "[platform] platform/vm: FAILED after 0.4s: HTTP 403: Permission check failed",
+        "  remedy: give the token VM.Allocate",
+        "[platform] platform/talos: stopped (another step failed)",
+    ]
+
+
+def test_live_view_keeps_the_failed_step_with_cause_and_remedy_and_the_phases_not_reached() -> None:
+    from rich.console import Console
+
+    from tierzero.engine.progress import LiveProgress
+
+    progress = LiveProgress(Console(file=io.StringIO(), force_terminal=True, width=100))
+    _feed(progress, _run_with_failure())
+    screen = Console(file=io.StringIO(), width=100, record=True)
+    screen.print(progress.renderable())
+    assert [line.rstrip() for line in screen.export_text().splitlines()] == [
+        "✓ setup        2 unchanged  0.0s",
+        "✗ platform     1 failed, 1 stopped  0.0s",
+        "    ✗ platform/vm after 0.4s: HTTP 403: Permission check failed",
+        "    remedy: give the token VM.Allocate",
+        "· validate     1 step",
+    ]
+
+
+def test_a_long_step_says_it_is_still_running_at_growing_intervals() -> None:
+    from tierzero.engine.progress import PlainProgress
+
+    out = io.StringIO()
+    progress = PlainProgress(out, heartbeat=30)
+    _feed(progress, [("run_started", {"run_id": 1, "target": "real", "steps": 1, "command": "deploy", "phases": {"cloud": ["cloud/oci"]}}),
+                     ("step_started", {"step": "cloud/oci", "phase": "cloud", "reason": "new"}),
+                     ("wait", {"step": "cloud/oci", "message": "A1 capacity"}),
+                     ("retry", {"step": "cloud/oci", "attempt": 1, "cause": "Out of host capacity", "delay": 30.0})])
+    started = progress.steps["cloud/oci"].started
+    for t in (10, 31, 45, 92, 150, 220):
+        progress.beat(started + t)
+    beats = out.getvalue().splitlines()[1:]
+    assert [b.split("after ")[1].split(";")[0] for b in beats] == ["31s", "1m32s", "3m40s"]  # 30 s, then 60 s, then 120 s later
+    assert beats[0] == "[cloud] cloud/oci: still running after 31s; waiting for A1 capacity; 1 retries, last: Out of host capacity"
+
+
+def test_a_storm_of_the_same_failure_is_a_warning_but_a_rebooting_node_is_not() -> None:
+    from tierzero.engine.progress import PlainProgress
+
+    out = io.StringIO()
+    progress = PlainProgress(out, heartbeat=0)
+    progress("step_started", step="platform/talos", phase="platform", reason="new")
+    for i in range(12):  # three nodes, each not answering a few times while they reboot
+        progress("retry", step="platform/talos", attempt=i, cause=f"Talos API of cp-{i % 3} not answering yet", delay=0.1)
+    assert "warning" not in out.getvalue() and not progress.warnings
+    for i in range(10):
+        progress("retry", step="platform/talos", attempt=i, cause="HTTP 503: proxy: backend unavailable", delay=0.1)
+    assert out.getvalue().splitlines() == [
+        "warning: platform/talos: the same failure retried 10 times: HTTP 503: proxy: backend unavailable"]
+    assert len(progress.warnings) == 1 and progress.steps["platform/talos"].retries == 22
+
+
+def test_the_summary_is_ten_lines_at_most_and_ends_with_the_log(tmp_path: Path) -> None:
+    from tierzero.cli.summary import SUMMARY_MAX_LINES, run_summary
+    from tierzero.engine.progress import Progress
+
+    progress = Progress()
+    phases = {f"phase{p}": [f"phase{p}/step{s}" for s in range(4)] for p in range(12)}
+    progress("run_started", run_id=1, target="real", steps=48, command="deploy", phases=phases)
+    for phase, steps in phases.items():
+        for sid in steps:
+            progress("step_started", step=sid, phase=phase, reason="new")
+            progress("retry", step=sid, attempt=1, cause="x" * 300, delay=1.0)
+            progress("log", step=sid, message="careful", level="warn")
+            progress("step_done", step=sid, phase=phase, elapsed=float(len(sid)))
+    configs = {}
+    for cluster in ("a", "b", "c"):
+        for kind in ("kubeconfig", "talosconfig"):
+            path = tmp_path / cluster / kind
+            path.parent.mkdir(exist_ok=True)
+            path.write_text("x")
+            configs[f"{kind} ({cluster})"] = str(path)
+    lines = run_summary(progress, command="deploy", target="real", status="done", locations=configs,
+                        log={"log": str(tmp_path / "run.log"), "jsonl": ""}, masked=2, orphans=["old/step"])
+    assert len(lines) <= SUMMARY_MAX_LINES
+    assert lines[0].startswith("deployed (real) in ") and "48 created" in lines[0]
+    assert lines[-1] == f"log: {tmp_path / 'run.log'} (2 values masked as ***)"
+    assert all(len(line) <= 100 for line in lines[:-1] if "config" not in line)
+    assert any("kubeconfigs: a " in line for line in lines) and any("48 warnings" in line for line in lines)
+
+
+def test_tee_sets_the_redactor_on_every_sink_and_each_gets_its_own_fields() -> None:
+    from tierzero.engine.progress import JsonProgress, Tee
+
+    first, second = io.StringIO(), io.StringIO()
+    tee = Tee(JsonProgress(first), JsonProgress(second), None)
+    tee.redact = lambda text: text.replace("pw123456", "***")
+    tee("log", step="s", message="login pw123456")
+    for out in (first, second):
+        assert json.loads(out.getvalue())["message"] == "login ***"

@@ -232,8 +232,7 @@ def latest_log(logs_dir: Any, target: str) -> Any:
     """The readable log of the newest run against `target`, or None."""
     from pathlib import Path
 
-    found = sorted(Path(logs_dir).glob(f"*-{target}.log")) + sorted(Path(logs_dir).glob(f"*-{target}.*.log"))
-    return max(found, key=lambda p: p.name, default=None)
+    return max(Path(logs_dir).glob(f"*-{target}.log"), key=lambda p: p.name, default=None)
 
 
 def status_lines(rows: list[dict[str, Any]], last: Any, *, target: str, locations: dict[str, str], orphans: list[str],

@@ -6,7 +6,7 @@
 - `<run>.log`: the same events as readable lines, UTC time first.
 
 `<run>` is `<UTC time>-<command>-<target>`, e.g. `20261201T020304Z-deploy-sandbox`, so names sort
-in time order. Every string passes through the process redactor before it is written (secrets
+in time order (a second run within the same second gets `20261201T020304Z.2-...`). Every string passes through the process redactor before it is written (secrets
 known to tierzero and token-shaped strings become ***). Files are 0600 in a 0700 directory; each
 line is flushed, so a killed run leaves a readable log. Only the newest `keep` runs are kept
 (default 20, or the environment variable TIERZERO_LOG_RUNS)."""
@@ -90,10 +90,9 @@ class RunLog:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.logs_dir, 0o700)
         stamp = datetime.fromtimestamp(self.clock(), timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        base = f"{stamp}-{self.command}-{self.target}"
         n = 1
-        while True:
-            name = base if n == 1 else f"{base}.{n}"
+        while True:  # a second run in the same second: 20261201T020304Z.2-deploy-real sorts after the first
+            name = f"{stamp}{'' if n == 1 else f'.{n}'}-{self.command}-{self.target}"
             try:
                 fd = os.open(self.logs_dir / f"{name}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 break
