@@ -104,7 +104,10 @@ class Harness:
                            emit=lambda kind, **f: self.events.append((kind, f)))
 
     async def run(self, step: Step) -> Any:
-        out = await step.run(self.ctx(step))
+        from tierzero.adapters import calls
+
+        with calls.receiving(lambda **f: self.events.append(("call", {"step": step.id, **f}))):  # as the runner does
+            out = await step.run(self.ctx(step))
         self.outputs[step.id] = dict(out)
         return out
 

@@ -38,7 +38,7 @@ async def test_stack_and_bootstrap_over_ssh(harness, standin, monkeypatch):
     for name, value in harness.secrets.values.items():
         assert value not in sent, name
     logs = repr(harness.events)
-    assert "pct exec 300" in logs  # the SSH client logs commands through the step
+    assert "pct exec 300" in logs  # the SSH client reports every command it sends, as the step's
     for name, value in harness.secrets.values.items():
         if not name.endswith("client-id"):
             assert value not in logs, name

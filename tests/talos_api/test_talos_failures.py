@@ -93,3 +93,40 @@ async def test_unreachable_node_is_unavailable_not_tls(connections) -> None:
             await insecure.version()
     assert not isinstance(err.value, TalosTLSError)
     assert "127.0.0.1:9" in err.value.message
+
+
+async def test_a_node_slow_to_answer_the_handshake_is_waited_for(start, connections) -> None:
+    """A distant node (or a busy machine) takes longer than 0.2 s for TCP + TLS + HTTP/2 SETTINGS;
+    the client must wait for it like talosctl does (gRPC's 20 s minimum connect timeout), not fail
+    with "connection attempt timed out before receiving SETTINGS frame"."""
+    import asyncio
+
+    node = await start("10.10.1.21", hostname="far")
+    direct = connections.endpoint("talos", "10.10.1.21")
+    lag = 0.6  # seconds before the node's first bytes reach us
+
+    async def slow_link(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(direct.host, direct.port)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, delay: float) -> None:
+            first = True
+            while data := await src.read(65536):
+                if first and delay:
+                    await asyncio.sleep(delay)  # the latency under test, not a wait for an event
+                first = False
+                dst.write(data)
+                await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer, 0.0), pipe(up_reader, writer, lag), return_exceptions=True)
+
+    link = await asyncio.start_server(slow_link, "127.0.0.1", 0)
+    connections.add("talos", "10.10.1.21", replace(direct, port=link.sockets[0].getsockname()[1]))
+    try:
+        started = time.monotonic()
+        async with TalosClient.maintenance("10.10.1.21", connections=connections) as client:
+            version = await client.version()
+        assert version.hostname == "far" and time.monotonic() - started >= lag
+    finally:
+        link.close()
+    assert node.calls == ["Version"]

@@ -54,10 +54,14 @@ _APPLY_MODES: dict[str, int] = {
 }
 _TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED}
 _TLS_WORDS = ("handshake", "certificate", "ssl", "tls", "x509")
-# Short reconnect backoff: a rebooting node should be picked up within a second or two.
+# Short reconnect backoff: a rebooting node should be picked up within a second or two. Not
+# "grpc.min_reconnect_backoff_ms": gRPC core takes it as the minimum *connect timeout* (default
+# 20 s), so 200 there failed every connection whose TCP + TLS (through the relay) + SETTINGS took
+# longer than 0.2 s: a distant node, or a busy machine (grpc/grpc doc/connection-backoff.md,
+# MIN_CONNECT_TIMEOUT; measured with grpcio 1.85: 0.22 s to UNAVAILABLE "connection attempt timed
+# out before receiving SETTINGS frame").
 _CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 200),
-    ("grpc.min_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2000),
 ]
 
