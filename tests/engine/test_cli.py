@@ -96,6 +96,12 @@ def test_validate_in_sandbox_and_bad_phase(project: dict, capsys: pytest.Capture
     checks = {c["check"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
     assert checks["cost this month"]["status"] == "pass" and checks["cost this month"]["evidence"] == "0.00 USD"
     assert checks["main: Kubernetes nodes Ready"]["status"] == "pass"
+    assert _cli(["validate", "-f", project["spec"], "--target", "sandbox"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    passed = sum(c["status"] == "pass" for c in checks.values())
+    assert len(lines) == len(checks) + 2 and {line[0] for line in lines[:-2]} == {"✓", "–"}
+    assert lines[-2].startswith(f"{passed} passed, 0 failed, {len(checks) - passed} skipped of {len(checks)} checks (sandbox) in ")
+    assert lines[-1].startswith("log: ") and lines[-1].endswith("-validate-sandbox.log")
     assert _cli(["deploy", "-f", project["spec"], "--target", "sandbox", "--only", "nope"]) == 2
     assert "unknown phase" in capsys.readouterr().err
 
@@ -121,3 +127,70 @@ def test_a_sandbox_command_waits_its_turn_for_the_world(project: dict, capsys: p
         assert _cli(["validate", "-f", project["spec"], "--target", "sandbox"]) == 1
         assert _cli(["status", "-f", project["spec"], "--target", "sandbox"]) == 0  # reads the state only
     assert "locked by pid" in capsys.readouterr().err
+
+
+def _calling_steps(ledger: Ledger) -> list[Step]:
+    from tierzero.adapters import calls
+
+    async def talk(ctx):
+        calls.sent("ssh", "pve1", "pveversion")
+        ledger.ensure("talked")
+        return {}
+
+    async def undo(ctx):
+        calls.sent("ssh", "pve1", "pvecm delnode pve2")
+        return {}
+
+    return [Step("hypervisors/talk", "hypervisors", "asks pve1", talk, destroy=undo, always=True)]  # type: ignore[arg-type]
+
+
+def test_verbose_shows_every_call_and_the_log_always_has_them(project: dict, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr("tierzero.phases.registry.all_steps", lambda spec: _calling_steps(project["ledger"]))
+    capsys.readouterr()
+    outputs = {}
+    for flags in ([], ["-v"], ["--json"], ["--json", "-v"]):
+        assert _cli(["deploy", "-f", project["spec"], "--yes", *flags]) == 0
+        outputs[" ".join(flags)] = capsys.readouterr().out
+    assert "pveversion" not in outputs[""] and "[hypervisors] hypervisors/talk: checked in" in outputs[""]
+    assert "  hypervisors/talk: ssh pve1: pveversion" in outputs["-v"].splitlines()
+    calls_in = {flags: [json.loads(line) for line in out.splitlines() if '"call"' in line] for flags, out in outputs.items() if "json" in flags}
+    assert calls_in["--json"] == [] and [c["request"] for c in calls_in["--json -v"]] == ["pveversion"]
+    logs = sorted((project["root"] / ".tierzero" / "logs").glob("*-deploy-real.jsonl"))
+    assert len(logs) == 4
+    for log in logs:  # whatever was shown, every run's log holds the call, with its step
+        sent = [json.loads(line) for line in log.read_text().splitlines() if '"call"' in line]
+        assert [(c["step"], c["via"], c["target"], c["request"]) for c in sent] == [("hypervisors/talk", "ssh", "pve1", "pveversion")]
+
+
+def test_destroy_json_streams_events_and_ends_with_a_summary(project: dict, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr("tierzero.phases.registry.all_steps", lambda spec: _calling_steps(project["ledger"]))
+    assert _cli(["deploy", "-f", project["spec"], "--yes"]) == 0
+    capsys.readouterr()
+    assert _cli(["destroy", "-f", project["spec"], "--json"]) == 1  # real infrastructure: --json needs --yes
+    assert "--yes" in capsys.readouterr().err
+    assert _cli(["destroy", "-f", project["spec"], "--json", "--yes"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e["event"] for e in events] == ["run_started", "step_started", "step_done", "run_finished", "summary"]
+    summary = events[-1]
+    assert summary["status"] == "done" and summary["undone"] == ["hypervisors/talk"] and summary["left"] == []
+    assert summary["changes"] == {"hypervisors": {"destroyed": 1}} and Path(summary["log"]["jsonl"]).is_file()
+    log = [json.loads(line) for line in Path(summary["log"]["jsonl"]).read_text().splitlines()]
+    assert [c["request"] for c in log if c["event"] == "call"] == ["pvecm delnode pve2"]
+    assert _cli(["destroy", "-f", project["spec"], "--json", "--yes"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "nothing to do"
+
+
+def test_status_shows_one_line_per_phase_and_where_the_last_log_is(project: dict, capsys: pytest.CaptureFixture) -> None:
+    assert _cli(["deploy", "-f", project["spec"], "--yes"]) == 0
+    capsys.readouterr()
+    assert _cli(["status", "-f", project["spec"]]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("real: last run 1, deploy (all), done at ")
+    assert [line.split()[:2] for line in lines[1:5]] == [["✓", "setup"], ["✓", "cloud"], ["✓", "platform"], ["✓", "services"]]
+    assert "3 done" in lines[2] and lines[-1].startswith("log: ") and lines[-1].endswith("-deploy-real.log")
+    assert _cli(["status", "-f", project["spec"], "-v"]) == 0
+    assert "platform/e" in capsys.readouterr().out  # every step, in a table
+    assert _cli(["status", "-f", project["spec"], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["log"].endswith("-deploy-real.log")
