@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
+import re
 import select
 import struct
 import termios
@@ -20,6 +21,7 @@ class Screen:
     lines: list[str]  # the visible rows, trailing blank rows dropped
     exit_code: int
     raw: bytes
+    frame: list[str] | None = None  # the first screen `snapshot` matched while the command ran
 
     @property
     def text(self) -> str:
@@ -27,7 +29,8 @@ class Screen:
 
 
 def run_on_pty(argv: Sequence[str], *, cols: int = 100, rows: int = 60, deadline: float = 240.0,
-               env: dict[str, str] | None = None, cwd: str | os.PathLike[str] | None = None) -> Screen:
+               env: dict[str, str] | None = None, cwd: str | os.PathLike[str] | None = None,
+               snapshot: "re.Pattern[str] | None" = None) -> Screen:
     """Run argv with stdin, stdout and stderr on a cols x rows terminal until it exits (or the
     deadline passes: then it is killed and the test fails on the exit code)."""
     import pyte
@@ -45,6 +48,7 @@ def run_on_pty(argv: Sequence[str], *, cols: int = 100, rows: int = 60, deadline
     screen = pyte.Screen(cols, rows)
     stream = pyte.ByteStream(screen)
     raw = bytearray()
+    frame: list[str] | None = None
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         ready, _, _ = select.select([fd], [], [], max(0.0, end - time.monotonic()))
@@ -58,6 +62,8 @@ def run_on_pty(argv: Sequence[str], *, cols: int = 100, rows: int = 60, deadline
             break
         raw += chunk
         stream.feed(chunk)
+        if snapshot is not None and frame is None and snapshot.search("\n".join(screen.display)):
+            frame = _visible(screen)
     done, status = os.waitpid(pid, os.WNOHANG)
     if done == 0:  # still running at the deadline, or it closed the terminal and lives on
         end = time.monotonic() + 10.0
@@ -68,7 +74,11 @@ def run_on_pty(argv: Sequence[str], *, cols: int = 100, rows: int = 60, deadline
             os.kill(pid, 9)
             _, status = os.waitpid(pid, 0)
     os.close(fd)
+    return Screen(_visible(screen), os.waitstatus_to_exitcode(status), bytes(raw), frame)
+
+
+def _visible(screen: "pyte.Screen") -> list[str]:  # noqa: F821 - pyte is imported lazily
     lines = [line.rstrip() for line in screen.display]
     while lines and not lines[-1]:
         lines.pop()
-    return Screen(lines, os.waitstatus_to_exitcode(status), bytes(raw))
+    return lines

@@ -232,3 +232,17 @@ def test_tee_sets_the_redactor_on_every_sink_and_each_gets_its_own_fields() -> N
     tee("log", step="s", message="login pw123456")
     for out in (first, second):
         assert json.loads(out.getvalue())["message"] == "login ***"
+
+
+async def test_a_reader_that_goes_away_does_not_stop_the_run(tmp_path: Path) -> None:
+    import os
+
+    from tierzero.engine.progress import PlainProgress
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `tierzero deploy | head -1` after its first line
+    stream = os.fdopen(write_end, "w")
+    ledger = Ledger(tmp_path / "l")
+    await make_runner(tmp_path, diamond(ledger), emit=PlainProgress(stream, heartbeat=0)).run()
+    assert len(ledger.lines()) == 6  # every step ran
+    stream.close()

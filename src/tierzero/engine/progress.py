@@ -290,6 +290,25 @@ class Progress:
                 for s, (p, t) in self.timings.steps.items()]
 
 
+def write_line(stream: IO[str], text: str) -> None:
+    """Write and flush one line. A reader that went away (`| head`, a closed CI pipe) must not stop
+    a run half-way through changing infrastructure: the rest is dropped, the run log keeps it all."""
+    if getattr(stream, "closed", False):
+        return
+    try:
+        stream.write(text + "\n")
+        stream.flush()
+    except (BrokenPipeError, ValueError):
+        try:  # Python would fail flushing it again at exit: point the descriptor at /dev/null
+            import os
+
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
 def outcome_text(counts: Counter[str]) -> str:
     """"3 created, 1 unchanged" in the fixed order of OUTCOMES."""
     return ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if counts.get(o))
@@ -306,8 +325,7 @@ class JsonProgress(Progress):
     def render(self, kind: str, fields: dict[str, Any]) -> None:
         if kind == "warning" or (kind == "call" and not self.verbose):
             return
-        self.stream.write(json.dumps({"event": kind, "ts": round(self.clock(), 3), **fields}, default=str) + "\n")
-        self.stream.flush()
+        write_line(self.stream, json.dumps({"event": kind, "ts": round(self.clock(), 3), **fields}, default=str))
 
 
 def detail_line(kind: str, f: dict[str, Any]) -> str | None:

@@ -10,7 +10,7 @@ import threading
 import time
 from typing import IO, Any
 
-from tierzero.engine.progress import SHOWN_LEVELS, Progress, StepView, detail_line, seconds
+from tierzero.engine.progress import SHOWN_LEVELS, Progress, StepView, detail_line, seconds, write_line
 
 
 def _skip_line(phase: str, skipped: list[StepView]) -> str:
@@ -33,8 +33,7 @@ class PlainProgress(Progress):
         self._folded: set[str] = set()
 
     def _print(self, text: str) -> None:
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        write_line(self.stream, text)
 
     def render(self, kind: str, f: dict[str, Any]) -> None:
         step, phase = f.get("step", ""), f.get("phase", "")
