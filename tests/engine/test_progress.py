@@ -246,3 +246,10 @@ async def test_a_reader_that_goes_away_does_not_stop_the_run(tmp_path: Path) -> 
     await make_runner(tmp_path, diamond(ledger), emit=PlainProgress(stream, heartbeat=0)).run()
     assert len(ledger.lines()) == 6  # every step ran
     stream.close()
+
+
+def test_durations_read_like_a_person_writes_them() -> None:
+    from tierzero.engine.progress import seconds
+
+    assert [seconds(v) for v in (0.04, 9.94, 9.96, 59.6, 219.99999, 3599.6, 3725.0)] == [
+        "0.0s", "9.9s", "10s", "1m00s", "3m40s", "1h00m", "1h02m"]

@@ -81,13 +81,14 @@ def redact_fields(value: Any, redact: Callable[[str], str], key: str = "") -> tu
 
 def seconds(value: float) -> str:
     """1.2s, 42s, 3m05s, 1h02m."""
-    if value < 10:
+    if value < 9.95:
         return f"{value:.1f}s"
-    if value < 60:
-        return f"{value:.0f}s"
-    if value < 3600:
-        return f"{int(value // 60)}m{int(value % 60):02d}s"
-    return f"{int(value // 3600)}h{int(value % 3600 // 60):02d}m"
+    whole = round(value)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
 @dataclass
