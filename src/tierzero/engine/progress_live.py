@@ -80,15 +80,23 @@ class LiveProgress(Progress):
             head.append(f" {name} ", style="bold")
             head.append(f"{finished}/{len(views)}")
             head.append(f"  {seconds(elapsed)}", style="dim")
-            return [head] + [self._running_line(v, now) for v in views if v.status == "running"] + \
-                [self._failed_line(v) for v in views if v.status == "failed"]
+            return [head] + [self._running_line(v, now) for v in views if v.status == "running"] + self._failures(views)
         mark, style = MARKS[state]
         line = Text.assemble((f"{mark} ", style), (name, "bold" if state != "done" else ""), " ", outcome_text(self.outcomes(phase)))
         retries = sum(v.retries for v in views)
         line.append(f"  {seconds(self.phase_elapsed(phase))}" + (f", {retries} retries" if retries else ""), style="dim")
-        out = [line]
-        for view in views:
-            if view.status == "failed":
+        return [line] + self._failures(views)
+
+    def _failures(self, views: list[StepView]) -> list[Any]:
+        """The first failed step in full; more failures with the same remedy one line each."""
+        failed = [v for v in views if v.status == "failed"]
+        out: list[Any] = []
+        for view in failed:
+            if out and view.hint == failed[0].hint:
+                line = Text.assemble(("    ✗ ", "bold red"), (view.step, "bold"), ": ", (view.error, "red"))
+                line.no_wrap, line.overflow = True, "ellipsis"
+                out.append(line)
+            else:
                 out.append(self._failed_line(view))
         return out
 
