@@ -2,8 +2,9 @@
 inputs skipped, a step left `running` by a killed run re-run, and the first failure stops
 the run with the step id, the cause and a remedy.
 
-Events (see `tierzero.engine.progress`): run_started, step_started, step_skipped, step_done,
-step_failed, step_cancelled, run_finished, plus log/wait/retry from inside steps. A step's
+Events (schema: `tierzero.engine.progress`): run_started, step_started, step_skipped, step_done,
+step_failed, step_cancelled, run_finished, plus log/wait/retry from inside steps and `call` for
+each request an adapter sends while the step runs (`tierzero.adapters.calls`). A step's
 `step_done` event is emitted only after its state is committed."""
 
 from __future__ import annotations
