@@ -83,7 +83,7 @@ class _Run:
 
         paths = self.log.paths if self.log else {}
         fields = {"status": status, "target": self.target, "locations": locations, **extra,
-                  **summary_fields(self.progress, log=paths)}
+                  **summary_fields(self.progress, log=paths), "masked": self.log.masked if self.log else 0}
         if self.json_out:
             self.emit("summary", **fields)
         elif self.log is not None:

@@ -31,7 +31,7 @@ added, never renamed or removed; a reader must ignore kinds and fields it does n
 | wait | step, message | the step now waits for this |
 | retry | step, attempt, cause, delay (s) | a transient failure, tried again after delay |
 | call | step, phase, via (tierzero.adapters.calls.VIAS), target, request | a request sent to the outside: SSH command, API call, RPC, tofu invocation |
-| summary | status, target, locations, orphans, timings, phases (s per phase), changes ({phase: {outcome: count}}), slowest, log ({jsonl, log}) | deploy/destroy --json: the last line |
+| summary | status ("done", "failed", "interrupted"; destroy also "incomplete", "nothing to do"), target, locations, orphans, timings, phases (s per phase), changes ({phase: {outcome: count}}), slowest, warnings, elapsed, log ({jsonl, log}), masked (strings the redactor changed); destroy adds undone, left, guests | deploy/destroy --json: the last line; always the run log's last line |
 
 Outcomes of a step in a summary: created (reason "new"), changed (any other reason to run),
 unchanged (skipped), checked (runs every time), destroyed, failed, stopped.
