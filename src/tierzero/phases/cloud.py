@@ -88,6 +88,8 @@ async def _apply(ctx: StepContext) -> Mapping[str, Any]:
         found = [m.group(0) for m in re.finditer(r"(\d{3}-\w+, )?Out of host capacity\.?( \([^)$]*\))?", attempt.message)]
         cause = found[-1].strip() if found else attempt.message.strip().splitlines()[0]  # the last: OCI's own words
         dropped = "".join(f"; {ad} dropped for this run: {why}" for ad, why in attempt.dropped.items())
+        for ad, why in attempt.dropped.items():  # shown even by the terse views, not only inside a retry's cause
+            loop.call_soon_threadsafe(lambda ad=ad, why=why: ctx.log(f"{ad} dropped for this run: {why}", level="notice"))
         loop.call_soon_threadsafe(ctx.retry, attempt.attempt, f"{cause}{dropped}; {moves}", attempt.delay_seconds)
 
     return await asyncio.to_thread(_apply_sync, ctx, on_retry)
