@@ -80,6 +80,7 @@ class RunLog:
         self.log_path: Path | None = None
         self._jsonl: IO[str] | None = None
         self._log: IO[str] | None = None
+        self._closed = False  # a late event (a straggling thread) must not start a second log
         self._lock = threading.Lock()
 
     @property
@@ -122,6 +123,8 @@ class RunLog:
         clean, masked = redact_fields(fields, self.redact)
         ts = self.clock()
         with self._lock:
+            if self._closed:
+                return
             self.masked += masked
             if self._jsonl is None:
                 self._open()
@@ -137,6 +140,7 @@ class RunLog:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             for f in (self._jsonl, self._log):
                 if f is not None:
                     f.close()
