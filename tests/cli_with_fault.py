@@ -18,7 +18,9 @@ def main(argv: list[str]) -> None:
     def open_with_fault(self: session_module.Session):  # type: ignore[no-untyped-def]
         runner = opened(self)
         if self.sandbox is not None:
-            self.sandbox.context.shared["fakepve"].pve.fail(method, path, int(status), message)
+            from tierzero.sandbox import fakepve
+
+            self.sandbox.context[fakepve.SERVER].pve.fail(method, path, int(status), message)
         return runner
 
     session_module.Session.open = open_with_fault  # type: ignore[method-assign]

@@ -11,6 +11,7 @@ import pytest
 
 from tierzero.engine.runner import StepFailed
 from tierzero.engine.session import Session
+from tierzero.sandbox import fakepve
 
 from sandbox_runs import Events, starter_project
 
@@ -24,7 +25,7 @@ def test_transient_faults_in_every_layer_still_end_in_a_running_platform(tmp_pat
         "kube_fail_first": 4,
     })
     with session as runner:
-        pve = session.sandbox.context.shared["fakepve"].pve
+        pve = session.sandbox.context[fakepve.SERVER].pve
         pve.fail("POST", "/qemu", 503, "proxy: backend unavailable", times=2)
         pve.flaky_network(drop_rate=0.08, seed=11)
         asyncio.run(runner.run())
@@ -65,7 +66,7 @@ def test_a_permanent_proxmox_refusal_names_the_step_and_cause(tmp_path: Path) ->
     spec_path = starter_project(tmp_path)
     session = Session(spec_path, "sandbox")
     with session as runner:
-        session.sandbox.context.shared["fakepve"].pve.fail("POST", "/qemu", 403, "Permission check failed (/vms/1000, VM.Allocate)")
+        session.sandbox.context[fakepve.SERVER].pve.fail("POST", "/qemu", 403, "Permission check failed (/vms/1000, VM.Allocate)")
         with pytest.raises(StepFailed) as failed:
             asyncio.run(runner.run())
     assert failed.value.step_id.startswith("platform/main/vm/")

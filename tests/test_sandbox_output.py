@@ -146,12 +146,14 @@ def test_the_run_log_holds_every_request_sent_and_no_secret(tmp_path: Path, monk
     assert all(e["step"] for e in logged)  # every request belongs to the step that sent it
 
     box = sessions[0].sandbox
-    shared, endpoints = box.context.shared, box.connections.endpoints
+    from tierzero.sandbox import pve_hosts, talos
+
+    context, endpoints = box.context, box.connections.endpoints
     redact = process_redactor().redact
     seen: Counter = Counter()
-    for host, command in shared["pve_hosts"].commands:
+    for host, command in context[pve_hosts.HOSTS].commands:
         seen["ssh", host, redact(command)] += 1
-    for node in shared["talos_nodes"].values():
+    for node in context[talos.NODES].values():
         seen.update(("talos", method) for method in node.calls)
     kind_of_port = {ep.port: kind for (kind, _), ep in endpoints.items() if kind in ("proxmox", "kubernetes", "oci", "infisical")}
     for port, method, url in on_the_wire:

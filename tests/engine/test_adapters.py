@@ -12,8 +12,8 @@ from tierzero.adapters.connections import Connections, Endpoint
 from tierzero.adapters.kubernetes import Kube, plural_of
 from tierzero.adapters.oci import InstanceInfo, Oci, throwaway_signer
 from tierzero.adapters.retry import Policy, RetryExhausted
-from tierzero.sandbox.kube_api import KubeApiServer, KubeState, node_object
-from tierzero.sandbox.oci_api import OciApiServer, OciState, instance
+from tierzero.sandbox.kubernetes import KubeApiServer, KubeState, node_object
+from tierzero.sandbox.oci import OciApiServer, OciState, instance
 
 
 @pytest.fixture

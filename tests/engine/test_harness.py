@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -19,8 +19,9 @@ from tierzero.engine.runner import Runner
 from tierzero.engine.session import Session
 from tierzero.errors import OperationError
 from tierzero.phases import validate
-from tierzero.sandbox import Sandbox, SandboxContext, register
-from tierzero.sandbox.harness import _FACTORIES
+from tierzero.sandbox import fakepve, infisical, talos
+from tierzero.sandbox.context import SandboxContext, StandIn
+from tierzero.sandbox.harness import STANDINS, Sandbox
 from tierzero.spec import Platform
 from tierzero.workspace import Workspace
 
@@ -30,28 +31,35 @@ def _spec() -> Platform:
     return Platform.model_validate(data)
 
 
-def test_register_and_start_stop(tmp_path: Path) -> None:
+def test_a_standin_added_to_the_table_starts_and_stops(tmp_path: Path) -> None:
     started: list[str] = []
 
-    def factory(box: SandboxContext) -> object:
+    def start(box: SandboxContext) -> Callable[[], None]:
         for node in box.spec.proxmox.nodes:
             box.connections.add("ssh", node.name, Endpoint("127.0.0.1", 1, scheme="ssh"))
         started.append("up")
         return lambda: started.append("down")
 
-    register("test-hosts", factory)
-    try:
-        box = Sandbox(_spec(), Workspace(tmp_path / ".tierzero"), only_for_test=True)
-        with box as conns:
-            assert conns.target == "sandbox" and started == ["up"]
-            assert conns.endpoint("ssh", "pve2").scheme == "ssh"
-            assert conns.endpoint("kubernetes", "main").host == "127.0.0.1"
-            assert conns.endpoint("oci", "default").port > 0
-            kube = Kube.connect(conns, "main")
-            assert sorted(n.name for n in kube.nodes()) == ["cp-1", "cp-2", "cp-3"]
-        assert started == ["up", "down"]
-    finally:
-        _FACTORIES.pop("test-hosts", None)
+    table = (*STANDINS[:2], StandIn("test-hosts", start))
+    box = Sandbox(_spec(), Workspace(tmp_path / ".tierzero"), standins=table)
+    with box as conns:
+        assert conns.target == "sandbox" and started == ["up"]
+        assert conns.endpoint("ssh", "pve2").scheme == "ssh"
+        assert conns.endpoint("kubernetes", "main").host == "127.0.0.1"
+        assert conns.endpoint("oci", "default").port > 0
+        kube = Kube.connect(conns, "main")
+        assert sorted(n.name for n in kube.nodes()) == ["cp-1", "cp-2", "cp-3"]
+    assert started == ["up", "down"]
+
+
+def test_the_table_names_each_standin_once_and_refuses_unknown_names(tmp_path: Path) -> None:
+    names = [s.name for s in STANDINS]
+    assert len(names) == len(set(names)) >= 9
+    box = Sandbox(_spec(), Workspace(tmp_path / ".tierzero"), persist=False)
+    with pytest.raises(ValueError, match="no stand-ins named \\['fakepv'\\]"):
+        box.start(only=["fakepv"])
+    with pytest.raises(TypeError, match="unknown sandbox options"):
+        Sandbox(_spec(), Workspace(tmp_path / ".tierzero"), talos_reboot=1)
 
 
 @pytest.fixture(scope="module")
@@ -73,10 +81,10 @@ def _rows(runner: Runner) -> dict[str, validate.Row]:
 @contextmanager
 def _faults(session: Session) -> Iterator[None]:
     """Quorum lost, Talos on cp-2 stopped, the machine identity's client secret revoked."""
-    shared = session.sandbox.context.shared
-    pve = shared["fakepve"].pve
-    node = next(n for n in shared["talos_nodes"].values() if n.hostname == "cp-2")
-    secrets = [s for group in shared["infisical"]["infisical"].state.client_secrets.values() for s in group]
+    box = session.sandbox.context
+    pve = box[fakepve.SERVER].pve
+    node = next(n for n in box[talos.NODES].values() if n.hostname == "cp-2")
+    secrets = [s for group in box[infisical.SERVICES]["infisical"].state.client_secrets.values() for s in group]
     pve.lose_quorum()
     node.switch(on=False)
     for s in secrets:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tierzero.engine.progress import JsonProgress, PlainProgress, print_timings
+from tierzero.engine.progress import JsonProgress, print_timings
+from tierzero.engine.progress_plain import PlainProgress
 from tierzero.engine.runner import StepFailed
 from tierzero.engine.step import Step
 
@@ -66,7 +67,7 @@ async def test_failure_event_has_error_and_hint(tmp_path: Path) -> None:
 async def test_live_view_shows_the_running_step_with_its_wait_and_retries(tmp_path: Path) -> None:
     from rich.console import Console
 
-    from tierzero.engine.progress import LiveProgress
+    from tierzero.engine.progress_live import LiveProgress
 
     progress = LiveProgress(Console(file=io.StringIO(), force_terminal=True, width=120))
     seen: list[str] = []
@@ -130,7 +131,7 @@ def _run_with_failure() -> list[tuple[str, dict]]:
 
 
 def test_plain_view_folds_skipped_steps_and_shows_a_failure_with_its_remedy() -> None:
-    from tierzero.engine.progress import PlainProgress
+    from tierzero.engine.progress_plain import PlainProgress
 
     out = io.StringIO()
     _feed(PlainProgress(out, heartbeat=0), _run_with_failure())
@@ -146,7 +147,7 @@ def test_plain_view_folds_skipped_steps_and_shows_a_failure_with_its_remedy() ->
 def test_live_view_keeps_the_failed_step_with_cause_and_remedy_and_the_phases_not_reached() -> None:
     from rich.console import Console
 
-    from tierzero.engine.progress import LiveProgress
+    from tierzero.engine.progress_live import LiveProgress
 
     progress = LiveProgress(Console(file=io.StringIO(), force_terminal=True, width=100))
     _feed(progress, _run_with_failure())
@@ -162,7 +163,7 @@ def test_live_view_keeps_the_failed_step_with_cause_and_remedy_and_the_phases_no
 
 
 def test_a_long_step_says_it_is_still_running_at_growing_intervals() -> None:
-    from tierzero.engine.progress import PlainProgress
+    from tierzero.engine.progress_plain import PlainProgress
 
     out = io.StringIO()
     progress = PlainProgress(out, heartbeat=30)
@@ -179,7 +180,7 @@ def test_a_long_step_says_it_is_still_running_at_growing_intervals() -> None:
 
 
 def test_a_storm_of_the_same_failure_is_a_warning_but_a_rebooting_node_is_not() -> None:
-    from tierzero.engine.progress import PlainProgress
+    from tierzero.engine.progress_plain import PlainProgress
 
     out = io.StringIO()
     progress = PlainProgress(out, heartbeat=0)
@@ -237,7 +238,7 @@ def test_tee_sets_the_redactor_on_every_sink_and_each_gets_its_own_fields() -> N
 async def test_a_reader_that_goes_away_does_not_stop_the_run(tmp_path: Path) -> None:
     import os
 
-    from tierzero.engine.progress import PlainProgress
+    from tierzero.engine.progress_plain import PlainProgress
 
     read_end, write_end = os.pipe()
     os.close(read_end)  # like `tierzero deploy | head -1` after its first line

@@ -10,7 +10,8 @@ import yaml
 from tierzero.engine.session import kubeconfig_path, real_connections
 from tierzero.engine.step import Step, StepContext
 from tierzero.phases import validate
-from tierzero.sandbox import Sandbox
+from tierzero.sandbox import oci
+from tierzero.sandbox.harness import Sandbox
 from tierzero.spec import Platform
 from tierzero.workspace import Workspace
 
@@ -64,7 +65,7 @@ def test_cost_above_zero_fails_its_row(tmp_path: Path) -> None:
     box = Sandbox(spec, Workspace(tmp_path / ".tierzero"))
     conns = box.start(only=["oci"])
     try:
-        box.context.shared["oci_server"].state.cost = 0.37
+        box.context[oci.SERVER].state.cost = 0.37
         ctx = StepContext(spec=spec, workspace=None, target="sandbox", connections=conns, secrets=None, outputs={})  # type: ignore[arg-type]
         rows = {r.check: r for r in validate.check_oci(ctx)}
         assert rows["cost this month"].status == "fail" and rows["cost this month"].evidence == "0.37 USD"

@@ -14,7 +14,7 @@ from tierzero.adapters.retry import Policy
 from tierzero.adapters.ssh import close_all
 from tierzero.engine.runner import Runner, Selection
 from tierzero.engine.state import StateStore
-from tierzero.sandbox.fakepve_server import FakePveServer, start_for_spec
+from tierzero.sandbox.fakepve import FakePveServer, start_for_spec
 from tierzero.sandbox.pve_hosts import PveHosts, hosts_for_spec, start_pve_hosts
 from memory_secrets import MemorySecrets
 from tierzero.spec import Platform

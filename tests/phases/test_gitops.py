@@ -9,7 +9,7 @@ from tierzero.adapters.connections import Endpoint
 from tierzero.adapters.kubernetes import Kube
 from tierzero.engine.runner import StepFailed
 from tierzero.phases import gitops
-from tierzero.sandbox.kube_api import KubeApiServer, KubeState
+from tierzero.sandbox.kubernetes import KubeApiServer, KubeState
 
 from .conftest import blueprint
 

@@ -1,5 +1,5 @@
 """The whole path through the sandbox harness: hypervisors, platform and gitops against the
-registered stand-ins (SSH hosts, fakepve, the Talos gRPC stand-in, the Kubernetes API), with
+sandbox's stand-ins (SSH hosts, fakepve, the Talos gRPC stand-in, the Kubernetes API), with
 the real Talos renderer and GitOps tree; then again on the finished platform, changing nothing."""
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ from tierzero.adapters.ssh import close_all
 from tierzero.engine.runner import Runner
 from tierzero.engine.state import StateStore
 from tierzero.phases import gitops, hypervisors, platform
+from tierzero.render import plan
+from tierzero.sandbox import harness
+from tierzero.sandbox import fakepve, pve_hosts
 from tierzero.spec import load_spec
 from tierzero.workspace.keys import init_workspace
 from tierzero.workspace.layout import Workspace
@@ -25,9 +28,6 @@ INSTALL = "apiVersion: v1\nkind: Namespace\nmetadata: {name: flux-system}\n"
 
 @pytest.mark.slow
 async def test_oci_blueprint_end_to_end(tmp_path: Path):
-    harness = pytest.importorskip("tierzero.sandbox.harness")
-    plan = pytest.importorskip("tierzero.render.plan")
-    pytest.importorskip("tierzero.sandbox.talos_api")
     spec_file = tmp_path / "tierzero.yaml"
     shutil.copy(BLUEPRINTS / "oci-free-tier.yaml", spec_file)
     loaded = load_spec(spec_file)
@@ -48,8 +48,8 @@ async def test_oci_blueprint_end_to_end(tmp_path: Path):
         health = state.get("platform/main/health").outputs
         assert health["etcd_members"] == ["cp-1", "cp-2", "cp-3"]
         assert state.get("gitops/main/ready").outputs["ready"] is True
-        fake = box.context.shared["fakepve"]
-        hosts = box.context.shared["pve_hosts"]
+        fake = box.context[fakepve.SERVER]
+        hosts = box.context[pve_hosts.HOSTS]
         assert fake.creates() == 3 and hosts.cluster.members == ["pve1", "pve2"] and hosts.cluster.qdevice
 
         # Re-run every step on the finished platform: nothing is created or joined again.

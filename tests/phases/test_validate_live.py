@@ -9,7 +9,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -18,11 +18,14 @@ from tierzero.adapters.retry import Policy
 from tierzero.engine.runner import Runner
 from tierzero.engine.session import Session
 from tierzero.phases import validate
+from tierzero.sandbox import fakepve, infisical, talos
+from tierzero.sandbox.context import Handle
 
 from sandbox_runs import starter_project
 
 pytestmark = pytest.mark.slow
 
+T = TypeVar("T")
 LIVE = ("Proxmox quorum", "Ceph health", "lab: Talos nodes", "lab: etcd members", "infisical: Infisical ready",
         "infisical: machine identity logs in")
 
@@ -44,8 +47,8 @@ def rows(runner: Runner) -> dict[str, validate.Row]:
     return by_name
 
 
-def shared(session: Session, key: str) -> Any:
-    return session.sandbox.context.shared[key]
+def shared(session: Session, handle: Handle[T]) -> T:
+    return session.sandbox.context[handle]
 
 
 def assert_only_failing(found: dict[str, validate.Row], *failing: str) -> None:
@@ -68,7 +71,7 @@ def test_every_live_row_passes_on_the_deployed_world(deployed: tuple[Session, Ru
 
 def test_lost_quorum_fails_the_quorum_row(deployed: tuple[Session, Runner]) -> None:
     session, runner = deployed
-    pve = shared(session, "fakepve").pve
+    pve = shared(session, fakepve.SERVER).pve
     pve.lose_quorum()
     try:
         found = rows(runner)
@@ -80,7 +83,7 @@ def test_lost_quorum_fails_the_quorum_row(deployed: tuple[Session, Runner]) -> N
 
 def test_an_offline_node_is_named_in_the_quorum_row(deployed: tuple[Session, Runner]) -> None:
     session, runner = deployed
-    pve = shared(session, "fakepve").pve
+    pve = shared(session, fakepve.SERVER).pve
     pve.set_node_offline("pve2")
     try:
         found = rows(runner)
@@ -117,7 +120,7 @@ def test_the_first_hosts_api_unreachable_asks_the_next_host(deployed: tuple[Sess
 
 def test_ceph_down_fails_the_ceph_row_with_the_api_error(deployed: tuple[Session, Runner]) -> None:
     session, runner = deployed
-    pve = shared(session, "fakepve").pve
+    pve = shared(session, fakepve.SERVER).pve
     pve.ceph_down()
     try:
         found = rows(runner)
@@ -129,7 +132,7 @@ def test_ceph_down_fails_the_ceph_row_with_the_api_error(deployed: tuple[Session
 
 def test_ceph_health_warn_fails_the_ceph_row(deployed: tuple[Session, Runner]) -> None:
     session, runner = deployed
-    pve = shared(session, "fakepve").pve
+    pve = shared(session, fakepve.SERVER).pve
     pve.ceph_slow(0.0, health="HEALTH_WARN")
     try:
         found = rows(runner)
@@ -151,7 +154,7 @@ async def test_ceph_evidence_carries_the_health_checks() -> None:
 
 
 def _node(session: Session, name: str) -> Any:
-    return next(n for n in shared(session, "talos_nodes").values() if n.hostname == name)
+    return next(n for n in shared(session, talos.NODES).values() if n.hostname == name)
 
 
 def test_a_stopped_talos_node_fails_the_talos_row(deployed: tuple[Session, Runner]) -> None:
@@ -181,7 +184,7 @@ def test_an_etcd_member_gone_fails_the_etcd_row(deployed: tuple[Session, Runner]
 
 def test_a_revoked_client_secret_fails_the_login_row_without_leaking_it(deployed: tuple[Session, Runner]) -> None:
     session, runner = deployed
-    standin = shared(session, "infisical")["infisical"]
+    standin = shared(session, infisical.SERVICES)["infisical"]
     stored = [s for secrets in standin.state.client_secrets.values() for s in secrets]
     assert stored
     for s in stored:
@@ -200,7 +203,7 @@ def test_a_revoked_client_secret_fails_the_login_row_without_leaking_it(deployed
 
 def test_an_unready_infisical_fails_the_ready_row(deployed: tuple[Session, Runner]) -> None:
     session, runner = deployed
-    standin = shared(session, "infisical")["infisical"]
+    standin = shared(session, infisical.SERVICES)["infisical"]
     standin.unready_polls = 1
     try:
         found = rows(runner)

@@ -25,14 +25,9 @@ from fakepve import FakePve
 
 from tierzero.adapters.connections import Connections, Endpoint
 from tierzero.adapters.proxmox import ProxmoxClient, connect
-from tierzero.sandbox.fakepve_server import (
-    DOCUMENT,
-    FakePveServer,
-    _sandbox_factory,
-    start_fakepve,
-)
-from tierzero.sandbox.fakepve_world import restore, snapshot
-from tierzero.sandbox.harness import SandboxContext
+from tierzero.sandbox import fakepve, pve_hosts
+from tierzero.sandbox.context import SandboxContext
+from tierzero.sandbox.fakepve import DOCUMENT, FakePveServer, restore, snapshot, start_fakepve
 from tierzero.sandbox.world import World
 from tierzero.spec import Platform
 from tierzero.workspace import Workspace
@@ -60,7 +55,7 @@ def workspace(tmp_path: Path) -> Workspace:
 def _box(ws: Workspace, hosts: Any = None) -> SandboxContext:
     box = SandboxContext(_spec(), ws, Connections(target="sandbox"), Path(ws.root) / "sandbox", world=World.open(ws))
     if hosts is not None:
-        box.shared["pve_hosts"] = hosts
+        box.put(pve_hosts.HOSTS, hosts)
     return box
 
 
@@ -203,9 +198,9 @@ def _expect_populated(seen: dict[str, Any], storage: str) -> None:
 async def test_a_second_sandbox_finds_the_first_ones_world(workspace: Workspace, tmp_path: Path) -> None:
     hosts = SimpleNamespace(pve=None, cluster=SimpleNamespace(tokens={TOKEN_ID: SECRET}))  # the SSH stand-in, already up
     box = _box(workspace, hosts)
-    stop = _sandbox_factory(box)
+    stop = fakepve.STANDIN.start(box)
     try:
-        server: FakePveServer = box.shared["fakepve"]
+        server: FakePveServer = box[fakepve.SERVER]
         assert hosts.pve is server.pve
         first = await _populate(_client(box.connections), box.spec.proxmox.image_storage, tmp_path)
         _expect_populated(first, box.spec.proxmox.image_storage)
@@ -213,11 +208,11 @@ async def test_a_second_sandbox_finds_the_first_ones_world(workspace: Workspace,
         stop()
 
     again = _box(workspace)  # a new run: no SSH stand-in handing over the token this time
-    stop = _sandbox_factory(again)
+    stop = fakepve.STANDIN.start(again)
     try:
         client = _client(again.connections)  # the saved token is accepted
         assert await _observe(client, again.spec.proxmox.image_storage) == first  # same config digests too
-        assert again.shared["fakepve"].creates("qemu") == 0
+        assert again[fakepve.SERVER].creates("qemu") == 0
         await client.stop_vm("pve1", 100)  # and the world goes on from there
         assert await client.vm_status("pve1", 100) == "stopped"
     finally:
@@ -248,8 +243,8 @@ from importlib import resources
 from pathlib import Path
 import yaml
 from tierzero.adapters.connections import Connections
-from tierzero.sandbox.fakepve_server import _sandbox_factory
-from tierzero.sandbox.harness import SandboxContext
+from tierzero.sandbox import fakepve
+from tierzero.sandbox.context import SandboxContext, SandboxOptions
 from tierzero.sandbox.world import World
 from tierzero.spec import Platform
 from tierzero.workspace import Workspace
@@ -257,9 +252,9 @@ from tierzero.workspace import Workspace
 spec = Platform.model_validate(yaml.safe_load(resources.files("tierzero.spec").joinpath("blueprints/oci-free-tier.yaml").read_text()))
 ws = Workspace(Path(sys.argv[1]))
 box = SandboxContext(spec, ws, Connections(target="sandbox"), ws.root / "sandbox", world=World.open(ws),
-                     options={"pve_time_scale": 0.001})
-_sandbox_factory(box)
-server = box.shared["fakepve"]
+                     options=SandboxOptions(pve_time_scale=0.001))
+fakepve.STANDIN.start(box)
+server = box[fakepve.SERVER]
 server.pve.apitokens[sys.argv[2]] = sys.stdin.readline().strip()
 print(json.dumps({"port": server.pve.port, "cafile": server.cafile}), flush=True)
 sys.stdin.read()
@@ -295,7 +290,7 @@ async def test_a_killed_sandbox_leaves_its_world_behind(workspace: Workspace, tm
     assert proc.returncode == -signal.SIGKILL
 
     box = _box(workspace)
-    stop = _sandbox_factory(box)
+    stop = fakepve.STANDIN.start(box)
     try:
         assert await _observe(_client(box.connections), storage) == first
     finally:

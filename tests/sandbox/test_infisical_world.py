@@ -21,7 +21,7 @@ from tierzero.adapters.retry import Policy
 from tierzero.adapters.ssh import close_all, ssh_client
 from tierzero.sandbox.harness import Sandbox
 from tierzero.sandbox.infisical import InfisicalStandIn
-from tierzero.sandbox.infisical_world import DOCUMENT, InfisicalWorld
+from tierzero.sandbox.infisical import DOCUMENT, InfisicalWorld
 from tierzero.sandbox.world import World
 from tierzero.spec import Platform
 

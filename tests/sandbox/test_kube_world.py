@@ -15,7 +15,8 @@ import pytest
 
 from tierzero.adapters.connections import Connections
 from tierzero.adapters.kubernetes import Kube
-from tierzero.sandbox.harness import SandboxContext, _kubernetes
+from tierzero.sandbox import kubernetes
+from tierzero.sandbox.context import SandboxContext, SandboxOptions
 from tierzero.sandbox.world import World
 
 FLUX = "kustomize.toolkit.fluxcd.io/v1"
@@ -44,8 +45,8 @@ class Run:
         self.world = World(root / "world", identity)
         # Flux objects created during a run never turn Ready by waiting: only a restore makes them Ready
         self.box = SandboxContext(SimpleNamespace(clusters=[cluster]), None, Connections(target="sandbox"), root,
-                                  options={"flux_ready_after": 1e9}, world=self.world)
-        self._stop: Callable[[], None] | None = _kubernetes(self.box)
+                                  options=SandboxOptions(flux_ready_after=1e9), world=self.world)
+        self._stop: Callable[[], None] | None = kubernetes.STANDIN.start(self.box)
         self.kube = Kube.connect(self.box.connections, "lab")
 
     def stop(self) -> None:

@@ -16,10 +16,11 @@ from tierzero.adapters.proxmox import connect
 from tierzero.adapters.retry import Policy
 from tierzero.adapters.ssh import close_all, ssh_client
 from tierzero.errors import OperationError
-from tierzero.sandbox.fakepve_server import start_for_spec
+from tierzero.sandbox.fakepve import start_for_spec
 from tierzero.sandbox.harness import Sandbox
 from tierzero.sandbox.pve_hosts import PveHosts, hosts_for_spec, start_pve_hosts
-from tierzero.sandbox.pve_hosts_world import DOCUMENT
+from tierzero.sandbox.pve_hosts import DOCUMENT
+from tierzero.sandbox import pve_hosts
 from tierzero.sandbox.world import World
 from tierzero.workspace.layout import Workspace
 
@@ -121,7 +122,7 @@ async def test_restored_tokens_are_api_tokens_whichever_starts_first(spec, ws, f
     fake = start_for_spec(spec)
     hosts: PveHosts | None = None
     try:
-        if fakepve_first:  # the pve-hosts factory finds fakepve in box.shared
+        if fakepve_first:  # hosts started against a fakepve that is already up
             hosts = start_pve_hosts(nodes, ws.ssh_public_key, witnesses=witnesses, pve=fake.pve, world=World.open(ws).file(DOCUMENT))
         else:  # the fakepve factory links itself to hosts already running
             hosts = start_pve_hosts(nodes, ws.ssh_public_key, witnesses=witnesses, world=World.open(ws).file(DOCUMENT))
@@ -223,7 +224,7 @@ def test_without_a_world_nothing_is_written(spec, ws):
     box = Sandbox(spec, ws, persist=False)
     box.start(only=["pve-hosts"])
     try:
-        assert box.context.shared["pve_hosts"].persist is None
+        assert box.context[pve_hosts.HOSTS].persist is None
     finally:
         box.stop()
     assert not (Path(ws.root) / "sandbox" / "world").exists()

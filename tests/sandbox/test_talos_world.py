@@ -22,7 +22,8 @@ from tierzero.render.talos import client as render_client
 from tierzero.render.talos import contract
 from tierzero.render.talos import node as render_node
 from tierzero.render.talos import secrets as render_secrets
-from tierzero.sandbox.talos_api import _sandbox_factory
+from tierzero.sandbox import talos
+from tierzero.sandbox.context import SandboxContext, SandboxOptions
 from tierzero.sandbox.world import World
 
 CP, WORKER = "10.20.0.11", "10.20.0.21"
@@ -53,9 +54,9 @@ class Run:
         spec_nodes = [(role, SimpleNamespace(name=name, ip=ip)) for role, name, ip in nodes]
         cluster = SimpleNamespace(name="homelab", nodes=lambda: spec_nodes)
         self.world = World(world_dir, identity)
-        self.box = SimpleNamespace(spec=SimpleNamespace(clusters=[cluster]), connections=Connections(target="sandbox"),
-                                   shared={}, options={"talos_reboot_seconds": 0.05}, world=self.world)
-        self._stop: Callable[[], None] | None = _sandbox_factory(self.box)
+        self.box = SandboxContext(SimpleNamespace(clusters=[cluster]), None, Connections(target="sandbox"), world_dir,  # type: ignore[arg-type]
+                                  options=SandboxOptions(talos_reboot_seconds=0.05), world=self.world)
+        self._stop: Callable[[], None] | None = talos.STANDIN.start(self.box)
 
     def stop(self) -> None:
         if self._stop is not None:
@@ -67,7 +68,7 @@ class Run:
         return self.box.connections
 
     def node(self, address: str) -> Any:
-        return self.box.shared["talos_nodes"][address]
+        return self.box[talos.NODES][address]
 
 
 @pytest.fixture
@@ -115,7 +116,7 @@ async def test_a_second_run_finds_nodes_configured_and_bootstrapped(runs, bundle
 
     second = runs()
     await assert_restored(second, talosconfig)
-    assert second.box.shared["talos_registry"].clusters["homelab"].bootstrapped
+    assert second.box[talos.REGISTRY].clusters["homelab"].bootstrapped
 
 
 async def test_a_killed_run_is_restored_from_what_it_saved(runs, bundle) -> None:

@@ -195,7 +195,7 @@ async def test_universal_auth_drift_is_put_back_to_the_spec(harness, standin):
 
 
 async def test_an_infisical_without_the_bootstrap_api_is_named(harness, standin, monkeypatch):
-    from tierzero.sandbox import infisical as sandbox
+    from tierzero.sandbox.infisical import server as sandbox
 
     monkeypatch.setattr(sandbox, "ROUTES", [r for r in sandbox.ROUTES if r[2] != "bootstrap"])
     with pytest.raises(InfisicalError) as err:

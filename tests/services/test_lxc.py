@@ -14,7 +14,7 @@ from tierzero.engine.step import StepContext
 from tierzero.errors import OperationError, RefusedError
 from tierzero.phases import services as phase
 from tierzero.phases import services_lxc
-from tierzero.sandbox.fakepve_server import start_for_spec
+from tierzero.sandbox.fakepve import start_for_spec
 
 TEMPLATE = "debian-12-standard_12.7-1_amd64.tar.zst"
 

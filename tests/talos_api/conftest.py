@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tierzero.adapters.connections import Connections
-from tierzero.sandbox.talos_api import TalosNodeServer, TalosSandboxRegistry, start_node
+from tierzero.sandbox.talos.server import TalosNodeServer, TalosSandboxRegistry, start_node
 
 
 def _b64(data: bytes) -> str:

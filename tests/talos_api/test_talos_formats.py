@@ -10,7 +10,7 @@ import pytest
 
 from tierzero.adapters.talos import extract_kubeconfig, parse_talosconfig
 from tierzero.errors import InputError, OperationError
-from tierzero.sandbox.talos_api import ConfigError, parse_machine_config
+from tierzero.sandbox.talos.server import ConfigError, parse_machine_config
 
 
 def test_talosconfig_current_context(pki) -> None:

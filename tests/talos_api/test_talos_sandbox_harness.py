@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import yaml
 
 from tierzero.adapters.connections import Connections
 from tierzero.adapters.talos import TalosClient
-from tierzero.sandbox.talos_api import _sandbox_factory
+from tierzero.sandbox import kubernetes, talos
+from tierzero.sandbox.context import SandboxContext, SandboxOptions
 
 
-def _box() -> SimpleNamespace:
+def _box(tmp_path: Path) -> SandboxContext:
     nodes = [("controlplane", SimpleNamespace(name="cp1", ip="10.30.0.11/24")),
              ("worker", SimpleNamespace(name="w1", ip="dhcp"))]
     cluster = SimpleNamespace(name="lab", nodes=lambda: nodes)
-    return SimpleNamespace(
-        spec=SimpleNamespace(clusters=[cluster]),
-        connections=Connections(target="sandbox"),
-        shared={"kube_servers": {"lab": SimpleNamespace(url="http://127.0.0.1:6555")}},
-        options={"talos_reboot_seconds": 0.1},
-    )
+    box = SandboxContext(SimpleNamespace(clusters=[cluster]), None, Connections(target="sandbox"), tmp_path,  # type: ignore[arg-type]
+                         options=SandboxOptions(talos_reboot_seconds=0.1))
+    box.put(kubernetes.SERVERS, {"lab": SimpleNamespace(url="http://127.0.0.1:6555")})  # type: ignore[dict-item]
+    return box
 
 
-async def test_factory_starts_one_node_per_spec_node(pki) -> None:
-    box = _box()
-    stop = _sandbox_factory(box)
+async def test_factory_starts_one_node_per_spec_node(pki, tmp_path: Path) -> None:
+    box = _box(tmp_path)
+    stop = talos.STANDIN.start(box)
     try:
         assert {name for kind, name in box.connections.endpoints if kind == "talos"} == {"10.30.0.11", "cp1", "w1"}
         async with TalosClient.maintenance("10.30.0.11", connections=box.connections) as insecure:
@@ -35,6 +35,6 @@ async def test_factory_starts_one_node_per_spec_node(pki) -> None:
             assert await c.bootstrap() is True
             kubeconfig = yaml.safe_load(await c.kubeconfig())
         assert kubeconfig["clusters"][0]["cluster"]["server"] == "http://127.0.0.1:6555"
-        assert box.shared["talos_registry"].clusters["alpha"].bootstrapped
+        assert box[talos.REGISTRY].clusters["alpha"].bootstrapped
     finally:
         stop()

@@ -49,7 +49,8 @@ class _Run:
     """The sinks of one command's run: the view (`progress`), the log files, and both at once (`emit`)."""
 
     def __init__(self, file: Path, command: str, target: str, *, json_out: bool, verbose: bool, log: bool = True) -> None:
-        from tierzero.engine.progress import Tee, make_progress
+        from tierzero.engine.progress import Tee
+        from tierzero.engine.progress_views import make_progress
         from tierzero.engine.runlog import RunLog
         from tierzero.workspace import Workspace
 
@@ -235,7 +236,7 @@ def validate(file: Path = SPEC_OPTION, target: str = TARGET_OPTION, json_out: bo
     from tierzero.adapters import calls
     from tierzero.cli import output
     from tierzero.cli.summary import checks_lines
-    from tierzero.engine.progress import make_progress
+    from tierzero.engine.progress_views import make_progress
     from tierzero.engine.session import Session
     from tierzero.phases.validate import run_checks
 

@@ -1,6 +1,6 @@
 """Progress for people and machines, fed by the runner's events; the event schema lives here.
 
-Renderers (`make_progress` picks one):
+Renderers (`tierzero.engine.progress_views.make_progress` picks one):
 - `JsonProgress`: one JSON object per line, the `--json` machine interface.
 - `PlainProgress` (`tierzero.engine.progress_plain`): for logs and pipes (CI): one line per
   finished step, skipped steps folded into one line per phase, warnings always, a "still running"
@@ -365,32 +365,6 @@ class Tee:
         for sink in self.sinks:
             if hasattr(sink, "redact"):
                 sink.redact = value
-
-
-def __getattr__(name: str) -> Any:  # the renderers in their own modules, importable from here
-    if name == "PlainProgress":
-        from tierzero.engine.progress_plain import PlainProgress
-
-        return PlainProgress
-    if name == "LiveProgress":
-        from tierzero.engine.progress_live import LiveProgress
-
-        return LiveProgress
-    raise AttributeError(name)
-
-
-def make_progress(json_out: bool, stream: IO[str] | None = None, *, verbose: bool = False, width: int | None = None) -> Progress:
-    """JSON lines with --json; the live view on a terminal; plain lines otherwise."""
-    out = stream or sys.stdout
-    if json_out:
-        return JsonProgress(out, verbose=verbose)
-    if out.isatty():
-        from tierzero.engine.progress_live import LiveProgress
-
-        return LiveProgress(verbose=verbose, width=width)
-    from tierzero.engine.progress_plain import PlainProgress
-
-    return PlainProgress(out, verbose=verbose)
 
 
 def print_timings(progress: Progress, console: Any) -> None:

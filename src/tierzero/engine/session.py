@@ -148,8 +148,10 @@ class Session:
 
     def sandbox_guests(self) -> list[str]:
         """VMs and containers the sandbox Proxmox holds ("vmid name"): after a destroy, none."""
+        from tierzero.sandbox import fakepve
+
         box = self.sandbox
-        server = box.context.shared.get("fakepve") if box is not None and box.context is not None else None
+        server = box.context.get(fakepve.SERVER) if box is not None and box.context is not None else None
         if server is None:
             return []
         pve = server.pve

@@ -10,10 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Literal
 
+from tierzero.freetier.findings import _EPSILON, Assessment, Finding, Kind, usd  # noqa: F401  (re-exported)
 from tierzero.freetier.limits import Limits, Prices, limit_eras, limits_on, prices_on
 from tierzero.freetier.vault import assess_vault
 from tierzero.freetier.usage import (  # noqa: F401  (re-exported: callers build a Usage from here too)
@@ -27,82 +25,6 @@ from tierzero.freetier.usage import (  # noqa: F401  (re-exported: callers build
 )
 
 GB_PER_TB = 1024
-_EPSILON = 1e-9
-
-Kind = Literal["charge", "limit", "warning"]
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One violation or warning: what, by how much, what it costs a month, and a change that fits."""
-
-    code: str
-    kind: Kind
-    what: str
-    over_by: float
-    unit: str
-    usd_month: float | None  # None: charged, but no public list price is known
-    fix: str
-    ids: tuple[str, ...] = ()
-
-    def line(self) -> str:
-        if self.kind == "warning":
-            return f"{self.what}. {self.fix[:1].upper()}{self.fix[1:]}"
-        if self.kind == "limit":
-            cost = "not allowed by Always Free (no charge, but apply fails or leaves the free tier)"
-        elif self.usd_month is None:
-            cost = "charged, price unknown"
-        else:
-            cost = f"{usd(self.usd_month)}/month"
-        return f"{self.what}: {cost}. Fix: {self.fix}"
-
-    def as_dict(self) -> dict:
-        return {
-            "code": self.code,
-            "kind": self.kind,
-            "what": self.what,
-            "over_by": round(self.over_by, 4),
-            "unit": self.unit,
-            "usd_month": None if self.usd_month is None else round(self.usd_month, 4),
-            "fix": self.fix,
-            "ids": list(self.ids),
-        }
-
-
-@dataclass
-class Assessment:
-    limits: Limits
-    prices: Prices
-    findings: list[Finding] = field(default_factory=list)
-    usd_by_id: dict[str, float] = field(default_factory=dict)
-    unpriced_ids: set[str] = field(default_factory=set)
-
-    @property
-    def violations(self) -> list[Finding]:
-        return [f for f in self.findings if f.kind != "warning"]
-
-    @property
-    def warnings(self) -> list[Finding]:
-        return [f for f in self.findings if f.kind == "warning"]
-
-    @property
-    def total_usd_month(self) -> float:
-        return sum(f.usd_month or 0.0 for f in self.findings if f.kind == "charge")
-
-    @property
-    def charged(self) -> bool:
-        return any(f.kind == "charge" for f in self.findings)
-
-    @property
-    def refused(self) -> bool:
-        return bool(self.violations)
-
-    def charge(self, item_id: str, amount: float | None) -> None:
-        if amount is None:
-            self.unpriced_ids.add(item_id)
-        elif amount > _EPSILON:
-            self.usd_by_id[item_id] = self.usd_by_id.get(item_id, 0.0) + amount
-
 
 class _Pool:
     """A free allowance consumed in order; `take` returns the part of `amount` above what is left."""
@@ -125,12 +47,6 @@ def num(value: float) -> str:
     """A quantity for people: thousands separators, at most two decimals, no trailing zeros."""
     text = f"{value:,.2f}".rstrip("0").rstrip(".")
     return text if text != "-0" else "0"
-
-
-def usd(value: float) -> str:
-    """Dollars to the cent, half up: $1.275 shows as $1.28 (binary floats would show $1.27)."""
-    cents = Decimal(repr(round(value, 9))).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    return f"${cents:,.2f}"
 
 
 def _cost(amount: float, price: float | None) -> float | None:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tierzero.freetier.findings import Assessment, Finding
+
 if TYPE_CHECKING:
-    from tierzero.freetier.cost import Assessment
     from tierzero.freetier.usage import Usage
 
 
 def assess_vault(usage: "Usage", out: "Assessment") -> None:
-    from tierzero.freetier.cost import Finding
-
     limits, prices, hours = out.limits, out.prices, out.prices.hours_per_month
     allowed = int(limits["vault_hsm_key_versions"])
     extra = usage.hsm_key_versions[allowed:]

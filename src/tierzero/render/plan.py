@@ -76,9 +76,31 @@ def gitops_part(ctx: PlanContext) -> dict[str, bytes]:
 
 
 def talos_part(ctx: PlanContext) -> dict[str, bytes]:
-    from tierzero.render.talos_spec import talos_part as render
+    """Plan part: every node's machine config, SOPS-encrypted whole (they carry the cluster PKI)."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    return render(ctx)
+    from tierzero.adapters.sops import encrypt_stable
+    from tierzero.render.talos_spec import image_urls, machine_config, talosconfig
+
+    platform = ctx.loaded.platform
+    recipient = ctx.secrets.recipient()
+    key = ctx.secrets.age_key()
+    jobs: list[tuple[str, str]] = []
+    for cluster in platform.clusters:
+        talosconfig(cluster, ctx.secrets)
+        for _, node in cluster.nodes():
+            text = machine_config(platform, cluster, node.name, ctx.secrets, ctx.loaded.base_dir)
+            jobs.append((f"talos/{cluster.name}/{node.name}.sops.yaml", text))
+        ctx.summary(cluster.name).notes.append(f"{len(cluster.control_planes) + len(cluster.workers)} Talos machine configs (installer {image_urls(cluster)['installer']})")
+
+    def encrypt(job: tuple[str, str]) -> tuple[str, bytes]:
+        rel, text = job
+        prev_path = ctx.previous / rel if ctx.previous else None
+        previous = prev_path.read_bytes() if prev_path and prev_path.is_file() else None
+        return rel, encrypt_stable(text.encode(), recipient, key, previous, fmt="binary")
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(pool.map(encrypt, jobs))
 
 
 def cloud_part(ctx: PlanContext) -> dict[str, bytes]:

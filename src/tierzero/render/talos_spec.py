@@ -20,7 +20,6 @@ from tierzero.render.talos.secrets import SecretsBundle, bundle_from_dict, gener
 
 if TYPE_CHECKING:
     from tierzero.engine.step import SecretStore
-    from tierzero.render.plan import PlanContext
     from tierzero.spec.clusters import Cluster, Node, Patch
     from tierzero.spec.models import Platform
 
@@ -154,30 +153,3 @@ def kubeconfig(cluster: "Cluster", secrets: "SecretStore") -> str:
         secret_name(cluster, "kubeconfig"),
         lambda: admin_kubeconfig(secrets_bundle(secrets, cluster), cluster.name, cluster.endpoint),
     )
-
-
-def talos_part(ctx: "PlanContext") -> dict[str, bytes]:
-    """Plan part: every node's machine config, SOPS-encrypted whole (they carry the cluster PKI)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tierzero.adapters.sops import encrypt_stable
-
-    platform = ctx.loaded.platform
-    recipient = ctx.secrets.recipient()
-    key = ctx.secrets.age_key()
-    jobs: list[tuple[str, str]] = []
-    for cluster in platform.clusters:
-        talosconfig(cluster, ctx.secrets)
-        for _, node in cluster.nodes():
-            text = machine_config(platform, cluster, node.name, ctx.secrets, ctx.loaded.base_dir)
-            jobs.append((f"talos/{cluster.name}/{node.name}.sops.yaml", text))
-        ctx.summary(cluster.name).notes.append(f"{len(cluster.control_planes) + len(cluster.workers)} Talos machine configs (installer {image_urls(cluster)['installer']})")
-
-    def encrypt(job: tuple[str, str]) -> tuple[str, bytes]:
-        rel, text = job
-        prev_path = ctx.previous / rel if ctx.previous else None
-        previous = prev_path.read_bytes() if prev_path and prev_path.is_file() else None
-        return rel, encrypt_stable(text.encode(), recipient, key, previous, fmt="binary")
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return dict(pool.map(encrypt, jobs))

@@ -1,6 +1,2 @@
 """Offline stand-ins for everything tierzero talks to; see `tierzero.sandbox.harness` for the
-`Sandbox` and how a stand-in registers itself."""
-
-from tierzero.sandbox.harness import Sandbox, SandboxContext, register
-
-__all__ = ["Sandbox", "SandboxContext", "register"]
+`Sandbox`, the ordered table of stand-ins and how to add one."""

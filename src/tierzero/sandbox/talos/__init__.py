@@ -1,5 +1,6 @@
-"""The Talos stand-in in the sandbox: the harness factory (one node per spec node) and the world
-document "talos" that keeps what the nodes hold across runs.
+"""The Talos stand-in in the sandbox (`STANDIN`, "talos"): one Talos API node per spec node
+(`tierzero.sandbox.talos.server`) and the world document "talos" that keeps what the nodes hold
+across runs.
 
 Per node the document holds its hostname, the machine config it was given (the raw bytes, so
 the summary and the TLS identity from its OS CA are re-derived exactly) and whether it is an
@@ -11,12 +12,13 @@ and fault injection are not kept; neither is a halted node's power state (it com
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
 from typing import Any
 
 import yaml
 
-from tierzero.sandbox.talos_api import (
+from tierzero.sandbox import kubernetes
+from tierzero.sandbox.context import Handle, SandboxContext, StandIn, Stop
+from tierzero.sandbox.talos.server import (
     KubeconfigProvider,
     TalosNodeServer,
     TalosSandboxCluster,
@@ -24,9 +26,11 @@ from tierzero.sandbox.talos_api import (
     TalosSandboxThread,
     _default_kubeconfig,
 )
-from tierzero.sandbox.talos_node_tls import parse_machine_config
+from tierzero.sandbox.talos.tls import parse_machine_config
 
 DOCUMENT = "talos"
+REGISTRY: Handle[TalosSandboxRegistry] = Handle("talos-registry")
+NODES: Handle[dict[str, TalosNodeServer]] = Handle("talos-nodes")  # by address (or name, for a dhcp node)
 
 
 def _b64(data: bytes | None) -> str | None:
@@ -64,8 +68,8 @@ def restore(registry: TalosSandboxRegistry, nodes: dict[str, TalosNodeServer], d
         )
 
 
-def _kubeconfig_provider(box: Any, cluster: str) -> KubeconfigProvider | None:
-    kube = box.shared.get("kube_servers", {}).get(cluster)
+def _kubeconfig_provider(box: SandboxContext, cluster: str) -> KubeconfigProvider | None:
+    kube = (box.get(kubernetes.SERVERS) or {}).get(cluster)
     if kube is None:
         return None
 
@@ -78,15 +82,16 @@ def _kubeconfig_provider(box: Any, cluster: str) -> KubeconfigProvider | None:
     return provider
 
 
-def sandbox_factory(box: Any) -> Callable[[], None]:
+def _start(box: SandboxContext) -> Stop:
     """One stand-in node per spec node, registered as ("talos", ip) and ("talos", name); each
     cluster's kubeconfig points at that cluster's Kubernetes stand-in when there is one. With
     `box.world`, the nodes come back as the saved world left them."""
     registry = TalosSandboxRegistry()
     nodes: dict[str, TalosNodeServer] = {}
     names: dict[str, str] = {}
-    box.shared["talos_registry"], box.shared["talos_nodes"] = registry, nodes
-    reboot = float(box.options.get("talos_reboot_seconds", 0.2))
+    box.put(REGISTRY, registry)
+    box.put(NODES, nodes)
+    reboot = box.options.talos_reboot_seconds
     for cluster in box.spec.clusters:
         provider = _kubeconfig_provider(box, cluster.name)
         for _role, spec_node in cluster.nodes():
@@ -94,9 +99,8 @@ def sandbox_factory(box: Any) -> Callable[[], None]:
             address = spec_node.name if ip == "dhcp" else ip.split("/")[0]
             nodes[address] = TalosNodeServer(address, registry=registry, hostname=spec_node.name, kubeconfig=provider, reboot_seconds=reboot)
             names[address] = spec_node.name
-    world = getattr(box, "world", None)
-    if world is not None:
-        document = world.file(DOCUMENT)
+    if box.world is not None:
+        document = box.world.file(DOCUMENT)
         restore(registry, nodes, document.load() or {})
         registry.persist = lambda: document.save(snapshot(registry, nodes))
         registry.changed()  # the spec's new nodes (and dropped old ones) are part of the world now
@@ -110,3 +114,6 @@ def sandbox_factory(box: Any) -> Callable[[], None]:
         runner.stop()
         raise
     return runner.stop
+
+
+STANDIN = StandIn("talos", _start)

@@ -4,7 +4,10 @@
 - GET  /20190111/budgets?compartmentId=...     (budgets: the spec's budget)
 - POST /20200107/usage                         (usage API: this month's cost, $0.00)
 
-Requests are signed by the SDK; the stand-in accepts any signature."""
+Requests are signed by the SDK; the stand-in accepts any signature.
+
+In the sandbox (`STANDIN`, "oci", only when the spec has a cloud): ("oci", "default") with a
+throwaway signer."""
 
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
+from tierzero.adapters.connections import Endpoint
+from tierzero.sandbox.context import Handle, SandboxContext, StandIn, Stop
 from tierzero.sandbox.http_server import StandInHttpServer
 
 
@@ -123,3 +128,21 @@ class OciApiServer(StandInHttpServer):
     def start(self) -> "OciApiServer":
         self.start_serving()
         return self
+
+
+SERVER: Handle[OciApiServer] = Handle("oci")
+
+
+def _start(box: SandboxContext) -> Stop:
+    oci = box.spec.oci
+    if oci is None:
+        return lambda: None
+    from tierzero.adapters.oci import throwaway_signer
+
+    server = box.put(SERVER, OciApiServer(OciState.from_spec(box.spec)).start())
+    box.connections.add("oci", "default", Endpoint("127.0.0.1", server.port, scheme="http", extra={
+        "signer": throwaway_signer(oci.tenancy_ocid), "region": oci.region, "tenancy": oci.tenancy_ocid}))
+    return server.stop
+
+
+STANDIN = StandIn("oci", _start)

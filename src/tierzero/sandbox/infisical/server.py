@@ -5,7 +5,7 @@ error shape ({reqId, statusCode, message, error}), and keeps state (admin user, 
 identities, Universal Auth configs, client secrets, tokens) in memory, as a real server keeps
 its database: password and client-secret hashes, token digests, never the values themselves.
 With a sandbox world that state is restored at start and saved after every request that changed
-it, before the answer is sent (`tierzero.sandbox.infisical_world`).
+it, before the answer is sent (`tierzero.sandbox.infisical`).
 
 Knobs (attributes, settable while running):
   unready_polls        GET /api/status answers 503 this many times before 200
@@ -13,13 +13,13 @@ Knobs (attributes, settable while running):
                        without an answer (an interrupted run right after the admin call)
   source_ip            the client address the trusted-IP checks see (default: the real peer)
   calls                every request as (method, path)
-
-`ContainerStandIn` (what `pct exec` does inside the service containers) lives in
-`tierzero.sandbox.containers` and is importable from here too.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import ipaddress
 import json
 import re
@@ -31,9 +31,32 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 
 from tierzero.adapters.connections import Endpoint
-from tierzero.sandbox.containers import ContainerStandIn
 from tierzero.sandbox.http_server import StandInHttpServer
-from tierzero.sandbox.infisical_world import hash_secret, token_digest, verify_secret
+
+# Client secrets are 256 random bits and need no stretching; the admin password might be weak.
+# A modest count keeps test logins fast while still not storing anything reversible.
+_ITERATIONS = 20_000
+
+
+def hash_secret(value: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.pbkdf2_hmac("sha256", value.encode(), salt, _ITERATIONS)
+    return f"pbkdf2-sha256${_ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def verify_secret(value: str, stored: str) -> bool:
+    try:
+        scheme, rounds, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "pbkdf2-sha256":
+        return False
+    found = hashlib.pbkdf2_hmac("sha256", value.encode(), base64.b64decode(salt), int(rounds))
+    return hmac.compare_digest(found, base64.b64decode(digest))
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class _ApiError(Exception):
@@ -397,60 +420,3 @@ def _handler_for(api: InfisicalStandIn) -> type[BaseHTTPRequestHandler]:
             self._dispatch("PATCH")
 
     return Handler
-
-
-def _sandbox_factory(box: Any) -> Callable[[], None]:
-    """Harness factory "infisical": one API stand-in per Infisical service, reached as
-    ("infisical", NAME); the SSH host stand-in's `pct exec` runs in a shared ContainerStandIn (whichever starts first);
-    the LXC template is seeded in fakepve's image storage (fakepve serves no appliance index)."""
-    from tierzero.sandbox.infisical_world import DOCUMENT, InfisicalWorld
-
-    services = box.spec.infisical_services()
-    world = InfisicalWorld(box.world.file(DOCUMENT)) if box.world is not None else None
-    containers = ContainerStandIn()
-    if world is not None:
-        world.restore_containers(containers)
-
-    def pct(host: str, vmid: int, script: str, stdin: str) -> tuple[int, str, str]:
-        result = containers.pct(["exec", str(vmid), "--", "sh", "-c", script], stdin)
-        if world is not None:  # runs under the SSH stand-in's lock, before the exit status goes out
-            world.containers_changed(containers)
-        return result
-
-    box.shared["pct_handler"] = pct  # for an SSH host stand-in that starts after this one
-    hosts = box.shared.get("pve_hosts")
-    if hosts is not None:
-        hosts.pct_handler = pct
-    fake = box.shared.get("fakepve")
-    px = box.spec.proxmox
-    standins: dict[str, InfisicalStandIn] = {}
-    try:
-        for svc in services:
-            if fake is not None:
-                volumes = fake.pve.storages[px.image_storage].setdefault("volumes", {})
-                volumes[f"vztmpl/{svc.template}"] = {"content": "vztmpl", "format": "tzst", "size": 1, "ctime": 0}
-            standin = InfisicalStandIn().start()
-            standins[svc.name] = standin
-            if world is not None:  # nobody knows the port yet, so restoring after start is safe
-                world.track(svc.name, standin)
-            standin.source_ip = px.gateway  # calls come from the node network, as the cluster's would
-            box.connections.add("infisical", svc.name, standin.endpoint())
-    except BaseException:
-        for standin in standins.values():
-            standin.stop()
-        raise
-    box.shared["infisical"], box.shared["containers"] = standins, containers
-
-    def stop() -> None:
-        for standin in standins.values():
-            standin.stop()
-
-    return stop
-
-
-try:
-    from tierzero.sandbox.harness import register as _register
-except ImportError:  # pragma: no cover - harness not present
-    pass
-else:
-    _register("infisical", _sandbox_factory)

@@ -6,9 +6,9 @@ The servers run on their own event loop in a daemon thread, so sync and async te
 use them. Faults are attributes and methods of `PveHosts` (see `lose_quorum`, `set_offline`,
 `set_ceph_health`, `HostState.kvm`). Every command is recorded in `PveHosts.commands`.
 
-With a world file (`start_pve_hosts(..., world=...)`, or the harness factory when the sandbox
-persists) the state is restored at start and saved after every command that changed it, before
-the command's exit status reaches the client (see `tierzero.sandbox.pve_hosts_world`).
+With a world file (`start_pve_hosts(..., world=...)`, or the sandbox's "pve-hosts" stand-in when
+it persists) the state is restored at start and saved after every command that changed it, before
+the command's exit status reaches the client (see `tierzero.sandbox.pve_hosts`).
 """
 
 from __future__ import annotations
@@ -18,15 +18,14 @@ import hashlib
 import shlex
 import threading
 import uuid
-from pathlib import Path
 from typing import Any, Callable
 
 import asyncssh
 
 from tierzero.adapters.connections import Connections, Endpoint
-from tierzero.sandbox.pve_commands import GiB, CephState, ClusterState, HostState, PveCommands
+from tierzero.sandbox.pve_hosts.commands import CephState, ClusterState, HostState, PveCommands
 
-__all__ = ["CephState", "ClusterState", "HostState", "PveHosts", "hosts_for_spec", "start_pve_hosts"]
+__all__ = ["CephState", "ClusterState", "HostState", "PveHosts"]
 
 
 class PveHosts(PveCommands):
@@ -354,77 +353,3 @@ def _split_ops(command: str) -> list[tuple[str, str]]:
         i += 1
     parts.append((op, buf))
     return parts
-
-
-def start_pve_hosts(
-    nodes: list[tuple[str, str]],
-    authorized_key_file: Path | str,
-    *,
-    witnesses: list[tuple[str, str]] = (),  # type: ignore[assignment]
-    pve: Any = None,
-    kvm: bool = True,
-    host_key: asyncssh.SSHKey | None = None,
-    world: Any = None,
-) -> PveHosts:
-    """Start one SSH stand-in per (name, address) host, plus quorum witnesses; returns the handle.
-    `world` (a `tierzero.sandbox.world.WorldFile`) restores the hosts saved there and keeps it current."""
-    key = Path(authorized_key_file).read_text()
-    hosts = [HostState(name, addr, kvm=kvm) for name, addr in nodes]
-    hosts += [HostState(name, addr, witness=True, memory_total=1 * GiB, memory_available=GiB // 2) for name, addr in witnesses]
-    handle = PveHosts(hosts, key, pve=pve, host_key=host_key)
-    if world is not None:
-        from tierzero.sandbox.pve_hosts_world import attach
-
-        attach(handle, world)
-    return handle.start()
-
-
-def hosts_for_spec(spec: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """(pve hosts, witnesses) with sandbox addresses from the spec (explicit or 10.99.0.x)."""
-    px = spec.proxmox
-    nodes = [(n.name, n.address or f"10.99.0.{i + 11}") for i, n in enumerate(px.nodes)]
-    witnesses = []
-    if px.qdevice is not None:
-        host = px.qdevice.host
-        witnesses.append((host, host if host[:1].isdigit() else "10.99.0.250"))
-    return nodes, witnesses
-
-
-def _sandbox_factory(box: Any) -> Any:
-    """Harness factory "pve-hosts": SSH stand-ins for the spec's hosts (and QDevice witness), as
-    the world saved them when the sandbox persists. Options: pve_kvm (default True; a saved host
-    keeps its own). One host key, kept in the sandbox state directory, so the workspace
-    known_hosts stays valid from one sandbox run to the next."""
-    from tierzero.workspace.keys import create_ssh_keypair
-
-    ws = box.workspace
-    if not ws.ssh_public_key.exists():
-        create_ssh_keypair(ws)
-    key_file = Path(box.state_dir) / "pve_hosts_host_key"
-    if not key_file.exists():
-        from tierzero.workspace.layout import write_private
-
-        write_private(key_file, asyncssh.generate_private_key("ssh-ed25519").export_private_key())
-    nodes, witnesses = hosts_for_spec(box.spec)
-    fake = box.shared.get("fakepve")
-    from tierzero.sandbox.pve_hosts_world import DOCUMENT
-
-    world = box.world.file(DOCUMENT) if box.world is not None else None
-    hosts = start_pve_hosts(nodes, ws.ssh_public_key, witnesses=witnesses, pve=fake.pve if fake else None,
-                            kvm=bool(box.options.get("pve_kvm", True)), host_key=asyncssh.read_private_key(str(key_file)),
-                            world=world)
-    box.shared["pve_hosts"] = hosts
-    if "pct_handler" in box.shared:  # the service containers' stand-in started first
-        hosts.pct_handler = box.shared["pct_handler"]
-    box.connections.ssh_key = box.connections.ssh_key or ws.ssh_key
-    box.connections.known_hosts = box.connections.known_hosts or ws.root / "known_hosts"
-    hosts.connections(box.connections)
-    return hosts.stop
-
-
-try:
-    from tierzero.sandbox.harness import register as _register
-except ImportError:  # pragma: no cover - harness not present
-    pass
-else:
-    _register("pve-hosts", _sandbox_factory)

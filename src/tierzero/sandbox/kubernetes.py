@@ -9,6 +9,11 @@ the official client uses here.
 - fault injection: the first `fail_first` requests get 503 (the API is not up yet)
 - persistence: `KubeState.attach(document)` restores the objects and resourceVersion counter
   a world document holds and saves them after every change, before the response goes out
+
+In the sandbox (`STANDIN`, "kubernetes"): one HTTPS API per spec cluster, reached as
+("kubernetes", CLUSTER), its nodes Ready and, with gitops, a bootstrapped flux-system
+Kustomization (no Flux runs here: the stand-in plays a bootstrapped one); the world document
+"kubernetes-CLUSTER" keeps its objects.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
+from tierzero.adapters.connections import Endpoint
+from tierzero.sandbox.context import Handle, SandboxContext, StandIn, Stop
 from tierzero.sandbox.http_server import StandInHttpServer
 
 
@@ -305,3 +312,33 @@ class KubeApiServer(StandInHttpServer):
     def start(self) -> "KubeApiServer":
         self.start_serving()
         return self
+
+
+SERVERS: Handle[dict[str, KubeApiServer]] = Handle("kubernetes")  # by cluster name
+
+
+def _start(box: SandboxContext) -> Stop:
+    servers = box.put(SERVERS, {})
+    for cluster in box.spec.clusters:
+        nodes = [node_object(n.name, str(n.ip).split("/")[0] if n.ip != "dhcp" else "", role) for role, n in cluster.nodes()]
+        state = KubeState(nodes, ready_after=box.options.flux_ready_after, fail_first=box.options.kube_fail_first)
+        if cluster.gitops is not None:  # no Flux runs here: the stand-in plays a bootstrapped one
+            state.seed("/apis/kustomize.toolkit.fluxcd.io/v1", "flux-system", "kustomizations", {
+                "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "metadata": {"name": "flux-system"},
+                "spec": {"path": f"./{cluster.gitops.path}".rstrip("/") or ".", "interval": "10m", "prune": True,
+                         "sourceRef": {"kind": "GitRepository", "name": "flux-system"}}})
+        if box.world is not None:
+            state.attach(box.world.file(f"kubernetes-{cluster.name}"))
+        server = KubeApiServer(state, tls_dir=box.state_dir / "kube-tls").start()
+        servers[cluster.name] = server
+        box.connections.add("kubernetes", cluster.name,
+                            Endpoint("127.0.0.1", server.port, scheme="https", verify=server.ca_file or False, extra={"token": "sandbox"}))
+
+    def stop() -> None:
+        for server in servers.values():
+            server.stop()
+
+    return stop
+
+
+STANDIN = StandIn("kubernetes", _start)

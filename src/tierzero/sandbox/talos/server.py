@@ -14,9 +14,8 @@ server, so Ed25519 OS CAs (the Talos default) work as on a real node.
 Fault injection on `TalosNodeServer`: `down_calls` (the next N calls fail UNAVAILABLE) and
 `reject_apply` (ApplyConfiguration fails INVALID_ARGUMENT with that message).
 
-Async code calls `start_node(...)`; synchronous code (the sandbox harness, which this module
-registers with as "talos", see `tierzero.sandbox.talos_world`) uses `TalosSandboxThread`, which
-hosts the nodes on its own loop. `TalosSandboxRegistry.persist`, when set, is called after every
+Async code calls `start_node(...)`; synchronous code (the sandbox's "talos" stand-in, see
+`tierzero.sandbox.talos`) uses `TalosSandboxThread`, which hosts the nodes on its own loop. `TalosSandboxRegistry.persist`, when set, is called after every
 change a client can observe (apply, bootstrap, reset), before the RPC answers.
 """
 
@@ -39,7 +38,7 @@ import yaml
 
 from tierzero.adapters.connections import Endpoint
 from tierzero.adapters.talos_proto import common_pb2, machine_pb2, machine_pb2_grpc
-from tierzero.sandbox.talos_node_tls import (  # noqa: F401  (ConfigError, parse_machine_config are public here too)
+from tierzero.sandbox.talos.tls import (  # noqa: F401  (ConfigError, parse_machine_config are public here too)
     ConfigError,
     MachineConfigSummary,
     server_context,
@@ -453,19 +452,3 @@ class _Servicer(machine_pb2_grpc.MachineServiceServicer):
         blob = _kubeconfig_tarball(content.encode() if isinstance(content, str) else content)
         for i in range(0, len(blob), 512):
             yield common_pb2.Data(metadata=self._meta(node), bytes=blob[i : i + 512])
-
-
-# -- sandbox harness registration ------------------------------------------------------------
-
-def _sandbox_factory(box: Any) -> Callable[[], None]:
-    from tierzero.sandbox.talos_world import sandbox_factory
-
-    return sandbox_factory(box)
-
-
-try:
-    from tierzero.sandbox.harness import register as _register
-except ImportError:  # pragma: no cover - harness not present
-    pass
-else:
-    _register("talos", _sandbox_factory)

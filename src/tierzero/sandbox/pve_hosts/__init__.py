@@ -1,6 +1,7 @@
-"""The stand-in Proxmox hosts in the sandbox world (document "pve-hosts"): every host's and the
-cluster's state as JSON (bytes as base64, sets as sorted lists), so a second sandbox run, or
-one after a kill -9, finds the cluster, packages, keys and tokens the first one left.
+"""The stand-in Proxmox VE hosts in the sandbox (`STANDIN`, "pve-hosts"): SSH servers playing the
+hosts' shell (`tierzero.sandbox.pve_hosts.server`) and their world document "pve-hosts": every
+host's and the cluster's state as JSON (bytes as base64, sets as sorted lists), so a second
+sandbox run, or one after a kill -9, finds the cluster, packages, keys and tokens the first one left.
 
 Listening ports are not part of the world: each run gets fresh ones.
 """
@@ -9,15 +10,22 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tierzero.sandbox.pve_commands import CephState, ClusterState, HostState
+import asyncssh
+
+from tierzero.sandbox.context import Handle, SandboxContext, StandIn, Stop
+from tierzero.sandbox.pve_hosts.commands import GiB, CephState, ClusterState, HostState
+from tierzero.sandbox.pve_hosts.server import PveHosts
 
 if TYPE_CHECKING:
-    from tierzero.sandbox.pve_hosts import PveHosts
     from tierzero.sandbox.world import WorldFile
 
+__all__ = ["CephState", "ClusterState", "HostState", "PveHosts", "hosts_for_spec", "start_pve_hosts", "HOSTS", "STANDIN"]
+
 DOCUMENT = "pve-hosts"
+HOSTS: Handle[PveHosts] = Handle("pve-hosts")
 VERSION = 1
 _SETS = ("packages", "authorized", "known_hosts")
 _NOT_SAVED = ("port",)
@@ -93,3 +101,64 @@ def _cluster_from(doc: dict[str, Any]) -> ClusterState:
     ceph = CephState(**{k: v for k, v in raw.items() if k in {f.name for f in dataclasses.fields(CephState)}})
     values = {k: v for k, v in doc.items() if k in {f.name for f in dataclasses.fields(ClusterState)} - {"ceph"}}
     return ClusterState(**values, ceph=ceph)
+
+
+# ------------------------------------------------------------------ the stand-in
+
+
+def start_pve_hosts(
+    nodes: list[tuple[str, str]],
+    authorized_key_file: Path | str,
+    *,
+    witnesses: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    pve: Any = None,
+    kvm: bool = True,
+    host_key: asyncssh.SSHKey | None = None,
+    world: Any = None,
+) -> PveHosts:
+    """Start one SSH stand-in per (name, address) host, plus quorum witnesses; returns the handle.
+    `world` (a `tierzero.sandbox.world.WorldFile`) restores the hosts saved there and keeps it current."""
+    key = Path(authorized_key_file).read_text()
+    hosts = [HostState(name, addr, kvm=kvm) for name, addr in nodes]
+    hosts += [HostState(name, addr, witness=True, memory_total=1 * GiB, memory_available=GiB // 2) for name, addr in witnesses]
+    handle = PveHosts(hosts, key, pve=pve, host_key=host_key)
+    if world is not None:
+        attach(handle, world)
+    return handle.start()
+
+
+def hosts_for_spec(spec: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(pve hosts, witnesses) with sandbox addresses from the spec (explicit or 10.99.0.x)."""
+    px = spec.proxmox
+    nodes = [(n.name, n.address or f"10.99.0.{i + 11}") for i, n in enumerate(px.nodes)]
+    witnesses = []
+    if px.qdevice is not None:
+        host = px.qdevice.host
+        witnesses.append((host, host if host[:1].isdigit() else "10.99.0.250"))
+    return nodes, witnesses
+
+
+def _start(box: SandboxContext) -> Stop:
+    """SSH stand-ins for the spec's hosts (and QDevice witness), as the world saved them when the
+    sandbox persists. Option pve_kvm (a saved host keeps its own). One host key, kept in the
+    sandbox state directory, so the workspace known_hosts stays valid from one sandbox run to the next."""
+    from tierzero.workspace.keys import create_ssh_keypair
+    from tierzero.workspace.layout import write_private
+
+    ws = box.workspace
+    if not ws.ssh_public_key.exists():
+        create_ssh_keypair(ws)
+    key_file = Path(box.state_dir) / "pve_hosts_host_key"
+    if not key_file.exists():
+        write_private(key_file, asyncssh.generate_private_key("ssh-ed25519").export_private_key())
+    nodes, witnesses = hosts_for_spec(box.spec)
+    world = box.world.file(DOCUMENT) if box.world is not None else None
+    hosts = box.put(HOSTS, start_pve_hosts(nodes, ws.ssh_public_key, witnesses=witnesses, kvm=box.options.pve_kvm,
+                                           host_key=asyncssh.read_private_key(str(key_file)), world=world))
+    box.connections.ssh_key = box.connections.ssh_key or ws.ssh_key
+    box.connections.known_hosts = box.connections.known_hosts or ws.root / "known_hosts"
+    hosts.connections(box.connections)
+    return hosts.stop
+
+
+STANDIN = StandIn("pve-hosts", _start)

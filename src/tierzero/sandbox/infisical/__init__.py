@@ -1,4 +1,6 @@
-"""The Infisical stand-ins in the sandbox world (document "infisical"): each service's database
+"""The Infisical stand-ins in the sandbox (`STANDIN`, "infisical"): one Infisical API per service
+(`tierzero.sandbox.infisical.server`), `pct exec` in the service containers
+(`tierzero.sandbox.infisical.containers`), and the world document "infisical": each service's database
 (admin user, organizations, identities, Universal Auth, client secrets, access tokens) and the
 service containers' `pct exec` state, so a second sandbox run finds the instance bootstrapped
 and the stored client id and secret still log in.
@@ -11,45 +13,25 @@ restart, and identity tokens are rows in its database); the stand-in does not ex
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import hashlib
-import hmac
-import secrets
 import threading
 from typing import TYPE_CHECKING, Any
 
+from tierzero.sandbox import fakepve, pve_hosts
+from tierzero.sandbox.context import Handle, SandboxContext, StandIn, Stop
+from tierzero.sandbox.infisical.containers import ContainerStandIn
+from tierzero.sandbox.infisical.server import InfisicalStandIn, InfisicalState, hash_secret, token_digest, verify_secret
+
 if TYPE_CHECKING:
-    from tierzero.sandbox.containers import ContainerStandIn
-    from tierzero.sandbox.infisical import InfisicalStandIn, InfisicalState
     from tierzero.sandbox.world import WorldFile
+
+__all__ = ["ContainerStandIn", "InfisicalStandIn", "InfisicalState", "InfisicalWorld", "STANDIN", "SERVICES", "CONTAINERS",
+           "hash_secret", "token_digest", "verify_secret"]
 
 DOCUMENT = "infisical"
 VERSION = 1
-# Client secrets are 256 random bits and need no stretching; the admin password might be weak.
-# A modest count keeps test logins fast while still not storing anything reversible.
-_ITERATIONS = 20_000
-
-
-def hash_secret(value: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.pbkdf2_hmac("sha256", value.encode(), salt, _ITERATIONS)
-    return f"pbkdf2-sha256${_ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
-
-
-def verify_secret(value: str, stored: str) -> bool:
-    try:
-        scheme, rounds, salt, digest = stored.split("$")
-    except ValueError:
-        return False
-    if scheme != "pbkdf2-sha256":
-        return False
-    found = hashlib.pbkdf2_hmac("sha256", value.encode(), base64.b64decode(salt), int(rounds))
-    return hmac.compare_digest(found, base64.b64decode(digest))
-
-
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+SERVICES: Handle[dict[str, InfisicalStandIn]] = Handle("infisical")  # by service name
+CONTAINERS: Handle[ContainerStandIn] = Handle("infisical-containers")
 
 
 # ------------------------------------------------------------------ conversions
@@ -122,3 +104,56 @@ class InfisicalWorld:
             except BaseException:
                 parent[where[-1]] = before  # not on disk: the next request tries again
                 raise
+
+
+# ------------------------------------------------------------------ the stand-in
+
+
+def _start(box: SandboxContext) -> Stop:
+    """One API stand-in per Infisical service, reached as ("infisical", NAME); the SSH host
+    stand-in's `pct exec` runs in one ContainerStandIn; the LXC template is seeded in fakepve's
+    image storage (fakepve serves no appliance index)."""
+    services = box.spec.infisical_services()
+    world = InfisicalWorld(box.world.file(DOCUMENT)) if box.world is not None else None
+    containers = ContainerStandIn()
+    if world is not None:
+        world.restore_containers(containers)
+
+    def pct(host: str, vmid: int, script: str, stdin: str) -> tuple[int, str, str]:
+        result = containers.pct(["exec", str(vmid), "--", "sh", "-c", script], stdin)
+        if world is not None:  # runs under the SSH stand-in's lock, before the exit status goes out
+            world.containers_changed(containers)
+        return result
+
+    hosts = box.get(pve_hosts.HOSTS)
+    if hosts is not None:
+        hosts.pct_handler = pct
+    fake = box.get(fakepve.SERVER)
+    px = box.spec.proxmox
+    standins: dict[str, InfisicalStandIn] = {}
+    try:
+        for svc in services:
+            if fake is not None:
+                volumes = fake.pve.storages[px.image_storage].setdefault("volumes", {})
+                volumes[f"vztmpl/{svc.template}"] = {"content": "vztmpl", "format": "tzst", "size": 1, "ctime": 0}
+            standin = InfisicalStandIn().start()
+            standins[svc.name] = standin
+            if world is not None:  # nobody knows the port yet, so restoring after start is safe
+                world.track(svc.name, standin)
+            standin.source_ip = px.gateway  # calls come from the node network, as the cluster's would
+            box.connections.add("infisical", svc.name, standin.endpoint())
+    except BaseException:
+        for standin in standins.values():
+            standin.stop()
+        raise
+    box.put(SERVICES, standins)
+    box.put(CONTAINERS, containers)
+
+    def stop() -> None:
+        for standin in standins.values():
+            standin.stop()
+
+    return stop
+
+
+STANDIN = StandIn("infisical", _start)
