@@ -53,7 +53,7 @@ def test_capacity_that_never_comes_stops_the_cloud_step_with_a_remedy(tmp_path: 
     ads = [f"Uocm:EU-FRANKFURT-1-AD-{i}" for i in (1, 2, 3)]
     session = Session(spec_path, "sandbox", sandbox_options={"oci_full_ads": ads})
     with session as runner:
-        runner.connections.state["capacity_hunt_seconds"] = 0.5
+        runner.connections.cloud.capacity_hunt_seconds = 0.5
         with pytest.raises(StepFailed) as failed:
             asyncio.run(runner.run())
         records = runner.state.records()

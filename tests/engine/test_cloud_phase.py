@@ -31,7 +31,7 @@ async def test_cloud_phase_on_the_twin(tmp_path: Path) -> None:
     ws = Workspace.beside(tmp_path / "tierzero.yaml")
     init_workspace(ws)
     conns = Connections(target="real")  # real wiring (endpoints published), twin layer
-    conns.state["tofu_layer"] = "oci_twin"
+    conns.cloud.layer = "oci_twin"
     state = StateStore.open(ws.state_dir, "real")
 
     def runner() -> Runner:

@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tierzero.adapters.connections import Connections
+from tierzero.adapters.connections import Connections, RetryPolicies
 from tierzero.adapters.retry import Policy
 from tierzero.adapters.ssh import close_all
 from tierzero.engine.runner import Runner, Selection
 from tierzero.engine.state import StateStore
+from tierzero.phases.gitops import GitopsHooks
+from tierzero.phases.platform import PlatformHooks
 from tierzero.sandbox.fakepve import FakePveServer, start_for_spec
 from tierzero.sandbox.pve_hosts import PveHosts, hosts_for_spec, start_pve_hosts
 from memory_secrets import MemorySecrets
@@ -45,10 +47,12 @@ class Sandbox:
         self.hosts.connections(self.conns)
         self.pve.connections(self.conns)
         fast = Policy(base=0.01, cap=0.05, deadline=1.5)
-        self.conns.state.update({"retry": fast, "retry:wait": fast, "retry:lock": Policy(base=0.01, cap=0.05, deadline=1.0)})
+        self.conns.retry = RetryPolicies(default=fast, wait=fast, lock=Policy(base=0.01, cap=0.05, deadline=1.0))
         self.secrets = MemorySecrets()
         self.state = StateStore.open(self.ws.state_dir, "sandbox")
         self.events: list[tuple[str, dict[str, Any]]] = []
+        self.platform_hooks: PlatformHooks | None = None  # a test's own Talos and Kubernetes
+        self.gitops_hooks: GitopsHooks | None = None
 
     def runner(self, steps: list) -> Runner:
         return Runner(steps, spec=self.spec, workspace=self.ws, target="sandbox", connections=self.conns,

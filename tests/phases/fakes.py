@@ -1,35 +1,29 @@
 """Talos and Kubernetes fakes for the platform tests, answering from fakepve's VM state: a node's
 Talos API answers once its VM runs; etcd has members once bootstrapped; nodes are Ready when
-their VMs run."""
+their VMs run. They implement the protocols of `tierzero.adapters.protocols` (mypy checks it)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from tierzero.adapters.kubernetes import NodeStatus
+from tierzero.adapters.protocols import ApplyMode, ApplyResult, EtcdMember, KubernetesNodes, TalosApi, TalosMaintenanceApi, VersionInfo
+from tierzero.engine.step import StepContext
 from tierzero.errors import OperationError
 from tierzero.phases.platform import PlatformHooks
-
-
-@dataclass
-class Member:
-    hostname: str
-
-
-@dataclass
-class Node:
-    name: str
-    ready: bool
+from tierzero.spec.models import Cluster, Node, Platform
 
 
 @dataclass
 class TalosWorld:
-    pve: Any  # FakePve
-    spec: Any
+    pve: Any  # fakepve.FakePve
+    spec: Platform
     bootstraps: list[str] = field(default_factory=list)
     etcd_down: bool = False
     cloud_init: bool = True  # False: VMs boot into maintenance mode and need an apply
     applied: dict[str, bytes] = field(default_factory=dict)
+    reapplied: dict[str, bytes] = field(default_factory=dict)  # configs applied to configured nodes
 
     def vm_running(self, name: str) -> bool:
         return any(vm.name == name and vm.status == "running" for vm in self.pve.vms)
@@ -37,7 +31,7 @@ class TalosWorld:
     def configured(self, name: str) -> bool:
         return self.vm_running(name) and (self.cloud_init or name in self.applied)
 
-    def cluster_of(self, address: str) -> tuple[Any, Any]:
+    def cluster_of(self, address: str) -> tuple[Cluster, Node]:
         for cluster in self.spec.clusters:
             for _, node in cluster.nodes():
                 if node.ip.split("/")[0] == address:
@@ -45,16 +39,28 @@ class TalosWorld:
         raise KeyError(address)
 
     def hooks(self) -> PlatformHooks:
-        from tierzero.phases.platform import DEFAULT_HOOKS
+        def machine_config(ctx: StepContext, cluster: Cluster, node: str) -> bytes:
+            return f"version: v1alpha1\nmachine:\n  type: test\n  name: {node}\n".encode()
 
-        return PlatformHooks(
-            machine_config=lambda ctx, cluster, node: f"version: v1alpha1\nmachine:\n  type: test\n  name: {node}\n".encode(),
-            talosconfig=lambda ctx, cluster: f"context: {cluster.name}\n".encode(),
-            talos=lambda ctx, cluster, address: FakeTalos(self, address),
-            kube=lambda ctx, cluster: FakeKube(self, cluster),
-            image_url=DEFAULT_HOOKS.image_url,
-            talos_maintenance=lambda ctx, address: FakeMaintenance(self, address),
-        )
+        def talosconfig(ctx: StepContext, cluster: Cluster) -> bytes:
+            return f"context: {cluster.name}\n".encode()
+
+        def talos(ctx: StepContext, cluster: Cluster, address: str) -> TalosApi:
+            return FakeTalos(self, address)
+
+        def kube(ctx: StepContext, cluster: Cluster) -> KubernetesNodes:
+            return FakeKube(self, cluster)
+
+        def maintenance(ctx: StepContext, address: str) -> TalosMaintenanceApi:
+            return FakeMaintenance(self, address)
+
+        return PlatformHooks(machine_config=machine_config, talosconfig=talosconfig, talos=talos, kube=kube,
+                             talos_maintenance=maintenance)
+
+
+def _version(cluster: Cluster, node: Node) -> VersionInfo:
+    return VersionInfo(tag=cluster.talos_version, sha="", os="Talos", arch=cluster.arch, platform="nocloud",
+                       platform_mode="cloud", hostname=node.name)
 
 
 class FakeMaintenance:
@@ -62,14 +68,14 @@ class FakeMaintenance:
         self.world = world
         self.cluster, self.node = world.cluster_of(address)
 
-    async def version(self, timeout: float | None = None) -> Any:
+    async def version(self, timeout: float | None = None) -> VersionInfo:
         if not self.world.vm_running(self.node.name) or self.world.configured(self.node.name):
             raise OperationError("not in maintenance mode")
-        return object()
+        return _version(self.cluster, self.node)
 
-    async def apply_configuration(self, config: bytes, mode: str = "auto") -> Any:
-        self.world.applied[self.node.name] = config
-        return object()
+    async def apply_configuration(self, config: bytes | str, mode: ApplyMode = "auto", *, dry_run: bool = False) -> ApplyResult:
+        self.world.applied[self.node.name] = config.encode() if isinstance(config, str) else config
+        return ApplyResult(mode="reboot", details="", warnings=())
 
     async def close(self) -> None:
         return None
@@ -80,13 +86,17 @@ class FakeTalos:
         self.world = world
         self.cluster, self.node = world.cluster_of(address)
 
-    async def version(self, timeout: float | None = None) -> Any:
-        return await self.wait_ready()
-
-    async def wait_ready(self, timeout: float = 600.0, on_retry: Any = None) -> Any:
+    async def version(self, timeout: float | None = None) -> VersionInfo:
         if not self.world.configured(self.node.name):
             raise OperationError(f"Talos API of {self.node.name} not ready")
-        return type("Version", (), {"tag": self.cluster.talos_version})()
+        return _version(self.cluster, self.node)
+
+    async def apply_configuration(self, config: bytes | str, mode: ApplyMode = "auto", *, dry_run: bool = False) -> ApplyResult:
+        if not self.world.configured(self.node.name):
+            raise OperationError(f"Talos API of {self.node.name} not ready")
+        if not dry_run:
+            self.world.reapplied[self.node.name] = config.encode() if isinstance(config, str) else config
+        return ApplyResult(mode="no_reboot", details="applied without a reboot", warnings=())
 
     async def bootstrap(self) -> bool:
         if self.cluster.name in self.world.bootstraps:
@@ -94,10 +104,11 @@ class FakeTalos:
         self.world.bootstraps.append(self.cluster.name)
         return True
 
-    async def etcd_members(self) -> list[Member]:
+    async def etcd_members(self) -> list[EtcdMember]:
         if self.world.etcd_down or self.cluster.name not in self.world.bootstraps:
             raise OperationError("etcd is not running")
-        return [Member(n.name) for n in self.cluster.control_planes if self.world.vm_running(n.name)]
+        return [EtcdMember(id=i, hostname=n.name, peer_urls=(), client_urls=(), is_learner=False)
+                for i, n in enumerate(self.cluster.control_planes) if self.world.vm_running(n.name)]
 
     async def kubeconfig(self) -> bytes:
         return f"apiVersion: v1\nkind: Config\nclusters: [{{name: {self.cluster.name}}}]\n".encode()
@@ -107,11 +118,11 @@ class FakeTalos:
 
 
 class FakeKube:
-    def __init__(self, world: TalosWorld, cluster: Any) -> None:
+    def __init__(self, world: TalosWorld, cluster: Cluster) -> None:
         self.world, self.cluster = world, cluster
 
     def version(self) -> str:
         return "v1.36.2"
 
-    def nodes(self) -> list[Node]:
-        return [Node(n.name, self.world.vm_running(n.name)) for _, n in self.cluster.nodes()]
+    def nodes(self) -> list[NodeStatus]:
+        return [NodeStatus(n.name, self.world.vm_running(n.name), (), "v1.36.2") for _, n in self.cluster.nodes()]

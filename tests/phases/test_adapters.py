@@ -43,7 +43,7 @@ async def test_tofu_records_then_refuses_a_changed_key(make_sandbox):
 
 async def test_unreachable_host_gives_up_at_the_deadline(make_sandbox):
     box = make_sandbox(onprem())
-    box.conns.state["retry:ssh"] = Policy(base=0.01, cap=0.05, deadline=0.5)
+    box.conns.retry.ssh = Policy(base=0.01, cap=0.05, deadline=0.5)
     box.hosts.set_offline("pve2")
     retries = []
     with pytest.raises(OperationError) as err:

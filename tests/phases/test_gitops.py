@@ -66,7 +66,8 @@ def wire(box, srv) -> list[str]:
         fetched.append(url)
         return INSTALL
 
-    box.conns.state["gitops_hooks"] = gitops.GitopsHooks(kube=lambda ctx, c: Kube.connect(ctx.connections, c.name), fetch=fetch)
+    box.gitops_hooks = gitops.GitopsHooks(kube=lambda ctx, c: Kube.connect(ctx.connections, c.name))
+    box.conns.fetch = fetch
     return fetched
 
 
@@ -75,7 +76,7 @@ async def test_flux_bootstrap_and_ready(make_sandbox, kube_api):
     srv = kube_api(ready_after=0.2)
     fetched = wire(box, srv)
     render_tree(box)
-    await box.run(gitops.steps(box.spec))
+    await box.run(gitops.steps(box.spec, box.gitops_hooks))
     secret = srv.state.objects[("/api/v1", "flux-system", "secrets")]["sops-age"]
     assert base64.b64decode(secret["data"]["age.agekey"]).decode().startswith("AGE-SECRET-KEY-")
     assert "flux-system" in srv.state.objects[("/apis/kustomize.toolkit.fluxcd.io/v1", "flux-system", "kustomizations")]
@@ -84,7 +85,7 @@ async def test_flux_bootstrap_and_ready(make_sandbox, kube_api):
     assert any(kind == "retry" and f["step"] == "gitops/main/ready" for kind, f in box.events)
     # Again: nothing changes.
     box.forget()
-    await box.run(gitops.steps(box.spec))
+    await box.run(gitops.steps(box.spec, box.gitops_hooks))
     assert box.state.get("gitops/main/bootstrap").outputs.get("created", 0) == 0
 
 
@@ -94,7 +95,7 @@ async def test_not_ready_is_reported_by_name(make_sandbox, kube_api):
     wire(box, srv)
     render_tree(box)
     with pytest.raises(StepFailed) as err:
-        await box.run(gitops.steps(box.spec))
+        await box.run(gitops.steps(box.spec, box.gitops_hooks))
     assert "Kustomization flux-system/flux-system: reconciliation in progress" in err.value.message
 
 
@@ -102,7 +103,7 @@ async def test_missing_tree_asks_for_plan(make_sandbox, kube_api):
     box = make_sandbox(blueprint("oci-free-tier.yaml"))
     wire(box, kube_api())
     with pytest.raises(StepFailed) as err:
-        await box.run(gitops.steps(box.spec))
+        await box.run(gitops.steps(box.spec, box.gitops_hooks))
     assert "tierzero plan" in (err.value.hint or "")
 
 
@@ -136,7 +137,7 @@ async def test_argocd_bootstrap_and_health(make_sandbox, kube_api):
     box = make_sandbox(data)
     srv = kube_api()
     wire(box, srv)
-    box.conns.state["gitops_hooks"].fetch = lambda url: ARGO_INSTALL
+    box.conns.fetch = lambda url: ARGO_INSTALL
     base = box.ws.render_dir / "gitops" / "main" / "clusters" / "main"
     (base / "argocd").mkdir(parents=True)
     (base / "argocd" / "namespace.yaml").write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: argocd}\n")
@@ -152,7 +153,7 @@ async def test_argocd_bootstrap_and_health(make_sandbox, kube_api):
         srv.state.objects[key]["root"]["status"] = {"health": {"status": "Healthy"}, "sync": {"status": "Synced"}}
 
     controller = asyncio.create_task(argo_syncs())
-    await box.run(gitops.steps(box.spec))
+    await box.run(gitops.steps(box.spec, box.gitops_hooks))
     await controller
     assert "argocd-server" in srv.state.objects[("/apis/apps/v1", "argocd", "deployments")]
     assert srv.state.objects[("/api/v1", "argocd", "secrets")]["sops-age"]

@@ -19,12 +19,12 @@ def oci_spec() -> dict:
 
 def prepare(box) -> TalosWorld:
     world = TalosWorld(box.pve.pve, box.spec)
-    box.conns.state["platform_hooks"] = world.hooks()
+    box.platform_hooks = world.hooks()
     return world
 
 
 def all_steps(box) -> list:
-    return hypervisors.steps(box.spec) + platform.steps(box.spec)
+    return hypervisors.steps(box.spec) + platform.steps(box.spec, box.platform_hooks)
 
 
 async def test_whole_path_two_hosts_qdevice(make_sandbox):

@@ -37,8 +37,8 @@ async def test_oci_blueprint_end_to_end(tmp_path: Path):
     secrets = MemorySecrets()
     box = harness.Sandbox(spec, ws)
     conns = box.start(only=["kubernetes", "talos", "pve-hosts", "fakepve"])
-    conns.state["retry:wait"] = Policy(base=0.05, cap=0.5, deadline=30)
-    conns.state["gitops_hooks"] = gitops.GitopsHooks(fetch=lambda url: INSTALL)
+    conns.retry.wait = Policy(base=0.05, cap=0.5, deadline=30)
+    conns.fetch = lambda url: INSTALL
     try:
         plan.write_plan(plan.render_all(loaded, ws), ws.render_dir)
         steps = hypervisors.steps(spec) + platform.steps(spec) + gitops.steps(spec)

@@ -36,7 +36,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Session
     with session as runner:
         asyncio.run(runner.run())
         # Ceph down answers 500, which the Proxmox client retries: seconds here, not the validation default.
-        runner.connections.state["retry:proxmox"] = Policy(base=0.01, cap=0.05, deadline=0.3)
+        runner.connections.retry.proxmox = Policy(base=0.01, cap=0.05, deadline=0.3)
         yield session, runner
 
 

@@ -17,6 +17,7 @@ from tierzero.adapters.infisical import (
     InfisicalError,
     InvalidCredentials,
 )
+from tierzero.adapters.connections import RetryPolicies
 from tierzero.adapters.retry import Policy
 from tierzero.adapters.ssh import close_all, ssh_client
 from tierzero.sandbox.harness import Sandbox
@@ -156,7 +157,7 @@ async def test_service_containers_persist_over_ssh(spec, ws):
     fast = Policy(base=0.01, cap=0.05, deadline=1.0)
     box = Sandbox(spec, ws)
     conns = box.start(only=["pve-hosts", "infisical"])
-    conns.state.update({"retry": fast, "retry:ssh": fast})
+    conns.retry = RetryPolicies(default=fast, ssh=fast)
     try:
         ssh = ssh_client(conns, "pve3")
         assert (await ssh.run("pct exec 300 -- sh -c 'docker version'", check=False)).exit_status == 127
@@ -167,7 +168,7 @@ async def test_service_containers_persist_over_ssh(spec, ws):
 
     again = Sandbox(spec, ws)
     conns = again.start(only=["pve-hosts", "infisical"])
-    conns.state.update({"retry": fast, "retry:ssh": fast})
+    conns.retry = RetryPolicies(default=fast, ssh=fast)
     try:
         assert (await ssh_client(conns, "pve3").run("pct exec 300 -- sh -c 'docker version'")).ok
         await close_all(conns)

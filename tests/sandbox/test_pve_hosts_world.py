@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tierzero.adapters.connections import Connections
+from tierzero.adapters.connections import Connections, RetryPolicies
 from tierzero.adapters.proxmox import connect
 from tierzero.adapters.retry import Policy
 from tierzero.adapters.ssh import close_all, ssh_client
@@ -31,7 +31,7 @@ FAST = Policy(base=0.01, cap=0.05, deadline=1.0)
 
 
 def _fast(conns: Connections) -> Connections:
-    conns.state.update({"retry": FAST, "retry:ssh": FAST})
+    conns.retry = RetryPolicies(default=FAST, ssh=FAST)
     return conns
 
 

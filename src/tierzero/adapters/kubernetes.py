@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tierzero.adapters import calls
-from tierzero.adapters.connections import Connections, Endpoint
+from tierzero.adapters.connections import ClientCache, Connections, Endpoint
 from tierzero.adapters.retry import OnRetry, Policy, retry_call
 from tierzero.errors import OperationError
 
@@ -100,12 +100,11 @@ class Kube:
     @classmethod
     def connect(cls, connections: Connections, cluster: str) -> "Kube":
         """A client per cluster, cached; rebuilt when its endpoint changed or its kubeconfig appeared."""
-        key = f"kube:{cluster}"
         endpoint = connections.endpoint("kubernetes", cluster)
-        cached = connections.state.get(key)
+        cached = _CLIENTS.get(connections, cluster)
         if cached is None or cached.endpoint != endpoint or cached.uses_kubeconfig != _has_kubeconfig(endpoint):
-            connections.state[key] = cls(endpoint)
-        return connections.state[key]
+            cached = _CLIENTS.put(connections, cluster, cls(endpoint))
+        return cached
 
     @property
     def uses_kubeconfig(self) -> bool:
@@ -213,6 +212,9 @@ class Kube:
     def is_ready(self, api_version: str, kind: str, name: str, namespace: str = "flux-system") -> bool:
         ready = self.conditions(api_version, kind, name, namespace).get("Ready", {})
         return ready.get("status") == "True"
+
+
+_CLIENTS: ClientCache[str, Kube] = ClientCache()  # by cluster name
 
 
 def _same(existing: dict[str, Any], wanted: dict[str, Any]) -> bool:

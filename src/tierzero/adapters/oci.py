@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tierzero.adapters import calls
-from tierzero.adapters.connections import Connections, Endpoint
+from tierzero.adapters.connections import ClientCache, Connections, Endpoint
 
 _PLACEHOLDER_FINGERPRINT = ":".join(["00"] * 16)
 
@@ -69,11 +69,11 @@ class Oci:
 
     @classmethod
     def connect(cls, connections: Connections, spec: Any) -> "Oci":
-        if "oci" not in connections.state:
+        cached = _CLIENTS.get(connections, "default")
+        if cached is None:
             endpoint = connections.endpoints.get(("oci", "default"))
-            oci_spec = spec.oci
-            connections.state["oci"] = cls(endpoint, region=oci_spec.region, tenancy=oci_spec.tenancy_ocid)
-        return connections.state["oci"]
+            cached = _CLIENTS.put(connections, "default", cls(endpoint, region=spec.oci.region, tenancy=spec.oci.tenancy_ocid))
+        return cached
 
     def _client(self, cls: Any) -> Any:
         client = cls(self.config, **self.kwargs)
@@ -123,3 +123,6 @@ class Oci:
         total = round(sum(float(i.computed_amount or 0.0) for i in items), 2)
         currency = next((i.currency for i in items if i.currency), "USD")
         return total, currency
+
+
+_CLIENTS: ClientCache[str, Oci] = ClientCache()

@@ -19,7 +19,7 @@ from proxmoxer import ProxmoxAPI
 from proxmoxer.core import ResourceException
 
 from tierzero.adapters import calls
-from tierzero.adapters.connections import Connections
+from tierzero.adapters.connections import ClientCache, Connections
 from tierzero.adapters.retry import Policy, RetryExhausted, retry_async
 from tierzero.adapters.ssh import retry_policy
 from tierzero.errors import OperationError
@@ -273,9 +273,11 @@ def proxmox_client(ctx: "StepContext", node_name: str | None = None) -> ProxmoxC
     """The API client for a node (default the first), cached per endpoint and token."""
     name = node_name or ctx.spec.proxmox.nodes[0].name
     token_id, secret = token_for(ctx, name)
-    cache: dict[tuple[str, str, str], ProxmoxClient] = ctx.connections.state.setdefault("proxmox_clients", {})
     key = (name, token_id, secret)
-    client = cache.get(key)
+    client = _CLIENTS.get(ctx.connections, key)
     if client is None:
-        client = cache[key] = connect(ctx.connections, name, token_id, secret)
+        client = _CLIENTS.put(ctx.connections, key, connect(ctx.connections, name, token_id, secret))
     return replace(client, on_retry=ctx.retry)  # shares the session; the retry hook is this step's
+
+
+_CLIENTS: ClientCache[tuple[str, str, str], ProxmoxClient] = ClientCache()

@@ -17,20 +17,15 @@ from typing import Any, Callable, Iterable
 import asyncssh
 
 from tierzero.adapters import calls
-from tierzero.adapters.connections import Connections, Endpoint
+from tierzero.adapters.connections import ClientCache, Connections, Endpoint, RetryKind
 from tierzero.adapters.redact import Redactor
 from tierzero.adapters.retry import Policy, RetryExhausted, retry_async
 from tierzero.errors import OperationError
 
 
-def retry_policy(connections: Connections | None, kind: str) -> Policy:
-    """The retry policy for a kind of call ("ssh", "proxmox", "lock", "wait"); a sandbox or a test
-    may shorten it by putting a Policy in connections.state["retry:<kind>"] or ["retry"]."""
-    if connections is not None:
-        found = connections.state.get(f"retry:{kind}") or connections.state.get("retry")
-        if isinstance(found, Policy):
-            return found
-    return Policy(deadline=600.0 if kind == "wait" else 300.0)
+def retry_policy(connections: Connections, kind: RetryKind) -> Policy:
+    """The retry policy for a kind of call (see `Connections.retry`; a sandbox or a test shortens it)."""
+    return connections.retry.policy(kind)
 
 
 @dataclass(frozen=True)
@@ -220,23 +215,22 @@ class BoundSsh:
 
 
 def ssh_client(connections: Connections, name: str, *, user: str = "root", workspace_root: Path | None = None, key_path: Path | None = None, log: Callable[[str], None] | None = None, on_retry: Callable[[int, str, float], None] | None = None) -> BoundSsh:
-    """The shared client for a host (cached in connections.state per event loop), bound to the
-    caller's log and retry hooks."""
-    loop = asyncio.get_running_loop()
-    cache: dict[tuple[int, str], SshClient] = connections.state.setdefault("ssh_clients", {})
-    key = (id(loop), name)
-    client = cache.get(key)
+    """The shared client for a host (one per Connections and event loop), bound to the caller's
+    log and retry hooks."""
+    key = (id(asyncio.get_running_loop()), name)
+    client = _CLIENTS.get(connections, key)
     if client is None:
         target = SshTarget.from_connections(connections, name, user=user, key_path=key_path, workspace_root=workspace_root)
-        client = SshClient(target, policy=retry_policy(connections, "ssh"))
-        cache[key] = client
+        client = _CLIENTS.put(connections, key, SshClient(target, policy=retry_policy(connections, "ssh")))
     return BoundSsh(client, log, on_retry)
 
 
+_CLIENTS: ClientCache[tuple[int, str], SshClient] = ClientCache()
+
+
 async def close_all(connections: Connections) -> None:
-    for client in list(connections.state.get("ssh_clients", {}).values()):
+    for client in _CLIENTS.pop_all(connections):
         try:
             await client.close()
         except Exception:  # noqa: BLE001 - closing is best effort
             pass
-    connections.state.pop("ssh_clients", None)

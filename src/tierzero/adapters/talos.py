@@ -22,14 +22,14 @@ import io
 import random
 import ssl
 import tarfile
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable, Literal, TypeVar
+from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
 import grpc
 from google.protobuf import empty_pb2
 
 from tierzero.adapters import calls
 from tierzero.adapters.connections import Connections, Endpoint
+from tierzero.adapters.protocols import ApplyMode, ApplyResult, EtcdMember, ServiceStatus, VersionInfo
 from tierzero.adapters.talos_proto import machine_pb2, machine_pb2_grpc
 from tierzero.adapters.talos_proto.tls_relay import TLSRelay, client_context
 from tierzero.adapters.talos_proto.talosconfig import TalosCredentials, parse_talosconfig
@@ -41,7 +41,6 @@ __all__ = [
 ]
 
 TALOS_API_PORT = 50000
-ApplyMode = Literal["auto", "reboot", "no_reboot", "staged", "try"]
 RetryHook = Callable[[int, str, float], None]  # (attempt, cause, delay), like StepContext.retry
 T = TypeVar("T")
 
@@ -73,46 +72,6 @@ class TalosUnavailable(OperationError):
 class TalosTLSError(TalosUnavailable):
     """The TLS handshake failed. Retryable only while a node may still be switching from
     maintenance to its configured certificates; otherwise a wrong talosconfig."""
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    tag: str
-    sha: str
-    os: str
-    arch: str
-    platform: str
-    platform_mode: str
-    hostname: str
-
-
-@dataclass(frozen=True)
-class ApplyResult:
-    mode: str  # the mode the node actually chose, e.g. "reboot" in maintenance
-    details: str
-    warnings: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class EtcdMember:
-    id: int
-    hostname: str
-    peer_urls: tuple[str, ...]
-    client_urls: tuple[str, ...]
-    is_learner: bool
-
-
-@dataclass(frozen=True)
-class ServiceStatus:
-    id: str
-    state: str  # "Running", "Preparing", "Waiting", "Finished", ...
-    healthy: bool
-    health_unknown: bool
-    message: str
-
-    @property
-    def ok(self) -> bool:
-        return self.state == "Running" and (self.healthy or self.health_unknown)
 
 
 def _resolve(address: str, connections: Connections | None) -> tuple[str, int, str | None]:

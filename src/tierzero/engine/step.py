@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal, Mapping, Protocol
 
 if TYPE_CHECKING:
+    from tierzero.adapters.connections import Connections
     from tierzero.spec import Platform
     from tierzero.workspace import Workspace
 
@@ -44,7 +45,7 @@ class StepContext:
     spec: "Platform"
     workspace: "Workspace"
     target: Target
-    connections: Any  # tierzero.adapters.connections.Connections
+    connections: "Connections"
     secrets: SecretStore
     outputs: Mapping[str, Mapping[str, Any]]  # outputs of finished steps, by step id
     step_id: str = ""

@@ -6,9 +6,9 @@ Instances that exist keep the AD they landed in, and no existing A1 instance is 
 (the guard allows replacing only an instance this very hunt failed to create). Instance
 addresses are published as endpoints (ssh/proxmox per Proxmox node on a cloud instance).
 
-The sandbox applies the `oci_twin` layer (terraform_data only) instead: the harness sets
-`connections.state["tofu_layer"]`, and may set "tofu_env" (e.g. TIERZERO_TWIN_FULL_ADS, ADs
-whose creates fail for lack of capacity) and "capacity_backoff"."""
+The sandbox applies the `oci_twin` layer (terraform_data only) instead: its stand-in sets
+`connections.cloud` (the layer, the tool's environment, e.g. TIERZERO_TWIN_FULL_ADS naming ADs
+whose creates fail for lack of capacity, and the capacity hunt's backoff)."""
 
 from __future__ import annotations
 
@@ -29,18 +29,19 @@ def _apply_sync(ctx: StepContext, on_retry: Callable[[Any], None]) -> dict[str, 
     from tierzero.freetier.limits import limits_on
     from tierzero.layers.oci import apply_cloud_layer
 
-    layer = str(ctx.connections.state.get("tofu_layer", "oci"))
+    cloud_layer = ctx.connections.cloud
+    layer = cloud_layer.layer
 
     def on_event(event: Any) -> None:
         if isinstance(event, CapacityAttempt):
             on_retry(event)
 
-    state = ctx.connections.state
+    hunt = cloud_layer.capacity_hunt_seconds
     result = apply_cloud_layer(
         ctx.spec, _workdir(ctx), twin=layer == "oci_twin", base_dir=ctx.workspace.root.parent, limits=limits_on(),
-        resolve_secret=ctx.secrets.resolve, on_event=on_event, env=state.get("tofu_env"),
-        hunt_deadline_seconds=float(state.get("capacity_hunt_seconds", ctx.spec.oci.capacity_hunt_minutes * 60)),
-        backoff=state.get("capacity_backoff", DEFAULT_BACKOFF),
+        resolve_secret=ctx.secrets.resolve, on_event=on_event, env=cloud_layer.env or None,
+        hunt_deadline_seconds=hunt if hunt is not None else ctx.spec.oci.capacity_hunt_minutes * 60.0,
+        backoff=cloud_layer.capacity_backoff or DEFAULT_BACKOFF,
     )
     cloud = result.outputs
     endpoints = []
@@ -99,5 +100,5 @@ def steps(spec: Any) -> list[Step]:
     if spec.oci is None:
         return []
     return [Step("cloud/oci", "cloud", "OCI network, instances and budget (OpenTofu, guarded)", _apply,
-                 inputs=lambda ctx: {"oci": ctx.spec.oci.model_dump(mode="json"), "layer": str(ctx.connections.state.get("tofu_layer", "oci"))},
+                 inputs=lambda ctx: {"oci": ctx.spec.oci.model_dump(mode="json"), "layer": ctx.connections.cloud.layer},
                  destroy=_destroy, real_only=True)]

@@ -12,14 +12,20 @@ import asyncio
 import base64
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import yaml
 
+from tierzero.adapters.http import fetcher
+from tierzero.adapters.protocols import KubernetesApi
 from tierzero.adapters.retry import RetryExhausted, Transient, retry_async
 from tierzero.adapters.ssh import retry_policy
 from tierzero.engine.step import Step, StepContext
 from tierzero.errors import OperationError
+from tierzero.phases.platform import kube_client
+
+if TYPE_CHECKING:
+    from tierzero.spec.models import Cluster, Platform
 
 FLUX_NS = "flux-system"
 KUSTOMIZE = "kustomize.toolkit.fluxcd.io/v1"
@@ -27,32 +33,12 @@ HELM = "helm.toolkit.fluxcd.io/v2"
 ARGO = "argoproj.io/v1alpha1"
 
 
-def _fetch_url(url: str) -> str:
-    import requests
-
-    from tierzero.adapters import calls
-
-    calls.sent("http", url.split("/")[2] if "://" in url else url, calls.http_request("GET", url))
-    resp = requests.get(url, timeout=120)
-    resp.raise_for_status()
-    return resp.text
-
-
-def _default_kube(ctx: StepContext, cluster: Any) -> Any:
-    from tierzero.phases.platform import hooks
-
-    return hooks(ctx).kube(ctx, cluster)
-
-
 @dataclass
 class GitopsHooks:
-    kube: Callable[[StepContext, Any], Any] = _default_kube  # -> tierzero.adapters.kubernetes.Kube-like
-    fetch: Callable[[str], str] = _fetch_url  # remote kustomization resources (the pinned installs)
+    """What the GitOps steps call outside this module; `steps(spec, hooks)` takes a test's own.
+    Remote kustomization resources (the pinned installs) are read through `connections.fetch`."""
 
-
-def hooks(ctx: StepContext) -> GitopsHooks:
-    found = ctx.connections.state.get("gitops_hooks")
-    return found if isinstance(found, GitopsHooks) else GitopsHooks()
+    kube: Callable[[StepContext, Cluster], KubernetesApi] = kube_client
 
 
 def _cluster(ctx: StepContext, name: str) -> Any:
@@ -100,10 +86,10 @@ def _age_key(ctx: StepContext) -> str:
 
 # ---------------------------------------------------------------------------- steps
 
-def _sops_secret(name: str):
+def _sops_secret(h: GitopsHooks, name: str):
     async def run(ctx: StepContext) -> Mapping[str, Any]:
         cluster = _cluster(ctx, name)
-        kube = hooks(ctx).kube(ctx, cluster)
+        kube = h.kube(ctx, cluster)
         ns = "flux-system" if cluster.gitops.engine == "flux" else "argocd"
         secret = {
             "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
@@ -117,12 +103,11 @@ def _sops_secret(name: str):
     return run
 
 
-def _bootstrap(name: str):
+def _bootstrap(h: GitopsHooks, name: str):
     async def run(ctx: StepContext) -> Mapping[str, Any]:
         cluster = _cluster(ctx, name)
-        h = hooks(ctx)
         kube = h.kube(ctx, cluster)
-        docs = await asyncio.to_thread(manifests_of, bootstrap_dir(ctx, cluster), h.fetch)
+        docs = await asyncio.to_thread(manifests_of, bootstrap_dir(ctx, cluster), fetcher(ctx.connections))
         # CRDs and namespaces first, so the custom objects after them find their kinds.
         order = {"CustomResourceDefinition": 0, "Namespace": 1}
         docs.sort(key=lambda d: order.get(d["kind"], 2))
@@ -168,10 +153,10 @@ def _not_ready_argo(kube: Any) -> list[str]:
     return bad
 
 
-def _ready(name: str):
+def _ready(h: GitopsHooks, name: str):
     async def run(ctx: StepContext) -> Mapping[str, Any]:
         cluster = _cluster(ctx, name)
-        kube = hooks(ctx).kube(ctx, cluster)
+        kube = h.kube(ctx, cluster)
         probe = _not_ready_flux if cluster.gitops.engine == "flux" else _not_ready_argo
         last: list[str] = []
 
@@ -206,17 +191,18 @@ def _tree_digest(ctx: StepContext, cluster: Any) -> str | None:
     return digest.hexdigest()
 
 
-def steps(spec: Any) -> list[Step]:
+def steps(spec: Platform, hooks: GitopsHooks | None = None) -> list[Step]:
+    h = hooks or GitopsHooks()
     out: list[Step] = []
     for cluster in spec.clusters:
         if cluster.gitops is None:
             continue
         c = cluster.name
         base = f"gitops/{c}"
-        out.append(Step(f"{base}/sops-age", "gitops", f"Secret sops-age with the workspace age key on {c}", _sops_secret(c),
+        out.append(Step(f"{base}/sops-age", "gitops", f"Secret sops-age with the workspace age key on {c}", _sops_secret(h, c),
                         inputs=lambda ctx, cl=cluster: {"engine": cl.gitops.engine, "recipient": ctx.workspace.age_recipient() if ctx.workspace.age_recipient_file.exists() else None},
                         real_only=True))
-        out.append(Step(f"{base}/bootstrap", "gitops", f"install {cluster.gitops.engine} on {c} and point it at {cluster.gitops.repo_url}", _bootstrap(c),
+        out.append(Step(f"{base}/bootstrap", "gitops", f"install {cluster.gitops.engine} on {c} and point it at {cluster.gitops.repo_url}", _bootstrap(h, c),
                         inputs=lambda ctx, cl=cluster: {"gitops": cl.gitops.model_dump(mode="json"), "tree": _tree_digest(ctx, cl)}, needs=(f"{base}/sops-age",), real_only=True))
-        out.append(Step(f"{base}/ready", "gitops", f"wait for {cluster.gitops.engine} on {c} to be Ready", _ready(c), needs=(f"{base}/bootstrap",)))
+        out.append(Step(f"{base}/ready", "gitops", f"wait for {cluster.gitops.engine} on {c} to be Ready", _ready(h, c), needs=(f"{base}/bootstrap",)))
     return out

@@ -7,40 +7,33 @@ API on every node, etcd bootstrapped once on the first control plane, the cluste
 kubeconfig/talosconfig written to `.tierzero/clusters/<cluster>/` (0600).
 
 Outside collaborators come through `PlatformHooks` (defaults: `tierzero.render.talos_spec`,
-`tierzero.adapters.talos`, `tierzero.adapters.kubernetes`); a test or sandbox may put its own in
-`connections.state["platform_hooks"]`.
+`tierzero.adapters.talos`, `tierzero.adapters.kubernetes`); a test passes its own to `steps()`.
+The Talos and Kubernetes hooks return the protocols of `tierzero.adapters.protocols`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from tierzero.adapters.connections import Endpoint, UnknownEndpoint
+from tierzero.adapters.protocols import KubernetesNodes, TalosApi, TalosMaintenanceApi
 from tierzero.adapters.proxmox import proxmox_client
 from tierzero.adapters.retry import RetryExhausted, Transient, retry_async
 from tierzero.adapters.ssh import retry_policy
 from tierzero.engine.step import Step, StepContext
 from tierzero.errors import OperationError
-from tierzero.phases.hosts import host_ssh
 from tierzero.phases.platform_vm import assign_vmids, ensure_vm, image_name, image_volid, remove_vm
 from tierzero.workspace.layout import write_private
 
-
-@dataclass
-class PlatformHooks:
-    machine_config: Callable[[StepContext, Any, str], bytes]
-    talosconfig: Callable[[StepContext, Any], bytes]
-    talos: Callable[[StepContext, Any, str], Any]  # -> a TalosClient-like object for an address
-    kube: Callable[[StepContext, Any], Any]  # -> a Kube-like object (version(), nodes())
-    image_url: Callable[[Any], str]
-    image_checksum: Callable[[StepContext, Any], str | None] = lambda ctx, cluster: None
-    talos_maintenance: Callable[[StepContext, str], Any] | None = None  # -> an unauthenticated client
+if TYPE_CHECKING:
+    from tierzero.adapters.kubernetes import Kube
+    from tierzero.spec.models import Cluster, Platform
 
 
-def _default_image_url(cluster: Any) -> str:
+def _default_image_url(cluster: Cluster) -> str:
     """The Image Factory nocloud disk image as qcow2: Proxmox imports it as is, where the raw.xz
     variant would need a decompression step download-url may not offer."""
     try:
@@ -56,25 +49,28 @@ def _default_image_url(cluster: Any) -> str:
         return f"https://factory.talos.dev/image/{sid}/{cluster.talos_version}/nocloud-{cluster.arch}.qcow2"
 
 
-def _default_machine_config(ctx: StepContext, cluster: Any, node: str) -> bytes:
+def _default_machine_config(ctx: StepContext, cluster: Cluster, node: str) -> bytes:
     from tierzero.render.talos_spec import machine_config
 
     return machine_config(ctx.spec, cluster, node, ctx.secrets, ctx.workspace.root.parent).encode()
 
 
-def _default_talosconfig(ctx: StepContext, cluster: Any) -> bytes:
+def _default_talosconfig(ctx: StepContext, cluster: Cluster) -> bytes:
     from tierzero.render.talos_spec import talosconfig
 
     return talosconfig(cluster, ctx.secrets).encode()
 
 
-def _default_talos(ctx: StepContext, cluster: Any, address: str) -> Any:
+def talos_client(ctx: StepContext, cluster: Cluster, address: str) -> TalosApi:
+    """The Talos API of the node at `address`, with the cluster's talosconfig."""
     from tierzero.adapters.talos import TalosClient
 
-    return TalosClient.authenticated(address, hooks(ctx).talosconfig(ctx, cluster), connections=ctx.connections)
+    return TalosClient.authenticated(address, _default_talosconfig(ctx, cluster), connections=ctx.connections)
 
 
-def _default_kube(ctx: StepContext, cluster: Any) -> Any:
+def kube_client(ctx: StepContext, cluster: Cluster) -> Kube:
+    """The cluster's Kubernetes API: its ("kubernetes", CLUSTER) endpoint, else the spec's
+    endpoint with the kubeconfig the health step writes."""
     from tierzero.adapters.kubernetes import Kube
 
     try:
@@ -86,19 +82,43 @@ def _default_kube(ctx: StepContext, cluster: Any) -> Any:
     return Kube.connect(ctx.connections, cluster.name)
 
 
-def _default_maintenance(ctx: StepContext, address: str) -> Any:
+def _default_kube(ctx: StepContext, cluster: Cluster) -> KubernetesNodes:
+    return kube_client(ctx, cluster)
+
+
+def _default_maintenance(ctx: StepContext, address: str) -> TalosMaintenanceApi:
     from tierzero.adapters.talos import TalosClient
 
     return TalosClient.maintenance(address, connections=ctx.connections, call_timeout=10.0)
 
 
-DEFAULT_HOOKS = PlatformHooks(_default_machine_config, _default_talosconfig, _default_talos, _default_kube, _default_image_url,
-                              talos_maintenance=_default_maintenance)
+_default_talos = talos_client
 
 
-def hooks(ctx: StepContext) -> PlatformHooks:
-    found = ctx.connections.state.get("platform_hooks")
-    return found if isinstance(found, PlatformHooks) else DEFAULT_HOOKS
+def _no_checksum(ctx: StepContext, cluster: Cluster) -> str | None:
+    return None
+
+
+@dataclass
+class PlatformHooks:
+    """What the platform steps call outside this module; `steps(spec, hooks)` takes a test's own."""
+
+    machine_config: Callable[[StepContext, Cluster, str], bytes] = _default_machine_config
+    talosconfig: Callable[[StepContext, Cluster], bytes] = _default_talosconfig
+    talos: Callable[[StepContext, Cluster, str], TalosApi] = _default_talos  # a node's API, by address
+    kube: Callable[[StepContext, Cluster], KubernetesNodes] = _default_kube
+    image_url: Callable[[Cluster], str] = _default_image_url
+    image_checksum: Callable[[StepContext, Cluster], str | None] = _no_checksum
+    talos_maintenance: Callable[[StepContext, str], TalosMaintenanceApi] | None = _default_maintenance
+    # Rendered machine configs, by (spec, cluster, node): a pure function of the spec and the
+    # (never regenerated) secrets bundle, read by fingerprints and runs alike.
+    _configs: dict[tuple[int, str, str], tuple[Platform, bytes]] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def rendered_config(self, ctx: StepContext, cluster: Cluster, node: str) -> bytes:
+        key = (id(ctx.spec), cluster.name, node)
+        if key not in self._configs:  # the spec is kept with it, so its id is not reused meanwhile
+            self._configs[key] = (ctx.spec, self.machine_config(ctx, cluster, node))
+        return self._configs[key][1]
 
 
 def cluster_dir(ctx: StepContext, cluster: Any) -> Any:
@@ -121,18 +141,18 @@ def _p(cluster: str, rest: str) -> str:
 
 # ---------------------------------------------------------------------------- image
 
-def _image(cluster_name: str, pve_node: str):
+def _image(h: PlatformHooks, cluster_name: str, pve_node: str):
     async def run(ctx: StepContext) -> Mapping[str, Any]:
         cluster = _cluster(ctx, cluster_name)
         storage = ctx.spec.proxmox.image_storage
-        url = hooks(ctx).image_url(cluster)
+        url = h.image_url(cluster)
         filename = image_name(cluster, url)
         api = proxmox_client(ctx, pve_node)
         present = {c.get("volid") for c in await api.storage_content(pve_node, storage, "import")}
         volid = image_volid(storage, filename)
         if volid in present:
             return {"volid": volid, "downloaded": False}
-        checksum = hooks(ctx).image_checksum(ctx, cluster)
+        checksum = h.image_checksum(ctx, cluster)
         ctx.wait(f"downloading {filename} to {storage} on {pve_node}")
         await api.download_url(pve_node, storage, url=url, filename=filename, content="import", checksum=checksum)
         return {"volid": volid, "downloaded": True}
@@ -142,11 +162,11 @@ def _image(cluster_name: str, pve_node: str):
 
 # ---------------------------------------------------------------------------- VMs
 
-def _vm(cluster_name: str, node_name: str, vmid: int):
+def _vm(h: PlatformHooks, cluster_name: str, node_name: str, vmid: int):
     async def run(ctx: StepContext) -> Mapping[str, Any]:
         cluster = _cluster(ctx, cluster_name)
-        config = hooks(ctx).machine_config(ctx, cluster, node_name)
-        return await ensure_vm(ctx, cluster, node_name, vmid, config, hooks(ctx).image_url(cluster))
+        config = h.rendered_config(ctx, cluster, node_name)
+        return await ensure_vm(ctx, cluster, node_name, vmid, config, h.image_url(cluster))
 
     return run
 
@@ -170,11 +190,10 @@ async def _probe(client: Any) -> bool:
         await client.close()
 
 
-async def _configure_node(ctx: StepContext, cluster: Any, node: Any, policy: Any) -> str:
+async def _configure_node(ctx: StepContext, h: PlatformHooks, cluster: Any, node: Any, policy: Any) -> str:
     """Wait until the node's Talos API answers with the cluster's credentials. A node still in
     maintenance mode (it booted without reading its NoCloud user-data) gets its machine config
     over the API instead. Returns "configured" or "applied"."""
-    h = hooks(ctx)
     ip = node_ip(node)
     applied = False
 
@@ -187,7 +206,7 @@ async def _configure_node(ctx: StepContext, cluster: Any, node: Any, policy: Any
             try:
                 await maint.version(timeout=5.0)
                 ctx.log(f"{node.name} is in maintenance mode: applying its machine config over the Talos API")
-                await maint.apply_configuration(h.machine_config(ctx, cluster, node.name), "auto")
+                await maint.apply_configuration(h.rendered_config(ctx, cluster, node.name), "auto")
                 applied = True
             except OperationError:
                 pass
@@ -198,57 +217,50 @@ async def _configure_node(ctx: StepContext, cluster: Any, node: Any, policy: Any
     return await _waiting(attempt, policy, ctx, f"Talos API of {node.name}", "check the VM console in Proxmox: did Talos boot and take its address?")
 
 
-def config_digests(ctx: StepContext, cluster: Any) -> dict[str, str]:
+def config_digests(ctx: StepContext, h: PlatformHooks, cluster: Any) -> dict[str, str]:
     """sha256 of each node's rendered machine config: what the Talos step must have applied."""
-    cache: dict[tuple[int, str, str], bytes] = ctx.connections.state.setdefault("machine_configs", {})
-    out = {}
-    for _, node in cluster.nodes():
-        key = (id(ctx.spec), cluster.name, node.name)
-        if key not in cache:  # a pure function of the spec and the (never regenerated) secrets bundle
-            cache[key] = hooks(ctx).machine_config(ctx, cluster, node.name)
-        out[node.name] = hashlib.sha256(cache[key]).hexdigest()
-    return out
+    return {node.name: hashlib.sha256(h.rendered_config(ctx, cluster, node.name)).hexdigest() for _, node in cluster.nodes()}
 
 
-async def _reapply(ctx: StepContext, cluster: Any, node: Any, policy: Any) -> str:
+async def _reapply(ctx: StepContext, h: PlatformHooks, cluster: Any, node: Any, policy: Any) -> str:
     """Apply a changed machine config to a running node over the authenticated API (mode auto:
     Talos reboots only when the change needs it). Returns the mode Talos chose."""
-    client = hooks(ctx).talos(ctx, cluster, node_ip(node))
+    client = h.talos(ctx, cluster, node_ip(node))
     try:
-        result = await client.apply_configuration(hooks(ctx).machine_config(ctx, cluster, node.name), "auto")
+        result = await client.apply_configuration(h.rendered_config(ctx, cluster, node.name), "auto")
     finally:
         await client.close()
     ctx.log(f"applied the changed machine config to {node.name}: {result.details or result.mode}")
     if result.mode == "reboot":
-        await _configure_node(ctx, cluster, node, policy)  # back after the reboot, answering with the cluster's credentials
+        await _configure_node(ctx, h, cluster, node, policy)  # back after the reboot, answering with the cluster's credentials
     return result.mode
 
 
-def _talos_ready(cluster_name: str):
+def _talos_ready(h: PlatformHooks, cluster_name: str):
     async def run(ctx: StepContext) -> Mapping[str, Any]:
         cluster = _cluster(ctx, cluster_name)
         policy = retry_policy(ctx.connections, "wait")
         ctx.wait(f"Talos API on every node of {cluster.name}")
-        results = await asyncio.gather(*(_configure_node(ctx, cluster, node, policy) for _, node in cluster.nodes()))
+        results = await asyncio.gather(*(_configure_node(ctx, h, cluster, node, policy) for _, node in cluster.nodes()))
         names = [n.name for _, n in cluster.nodes()]
-        digests = config_digests(ctx, cluster)
+        digests = config_digests(ctx, h, cluster)
         # Nodes that took their config from NoCloud user-data or over the maintenance API run
         # the current one; others run what the last run applied, which may be older.
         before = dict((ctx.previous or {}).get("configs", {}))
         stale = [node for (_, node), how in zip(cluster.nodes(), results)
                  if how == "configured" and node.name in before and before[node.name] != digests[node.name]]
-        modes = await asyncio.gather(*(_reapply(ctx, cluster, node, policy) for node in stale))
+        modes = await asyncio.gather(*(_reapply(ctx, h, cluster, node, policy) for node in stale))
         return {"nodes": names, "applied": sorted(n for n, r in zip(names, results) if r == "applied"),
                 "reapplied": {node.name: mode for node, mode in zip(stale, modes)}, "configs": digests}
 
     return run
 
 
-def _bootstrap(cluster_name: str):
+def _bootstrap(h: PlatformHooks, cluster_name: str):
     async def run(ctx: StepContext) -> Mapping[str, Any]:
         cluster = _cluster(ctx, cluster_name)
         first = cluster.control_planes[0]
-        client = hooks(ctx).talos(ctx, cluster, node_ip(first))
+        client = h.talos(ctx, cluster, node_ip(first))
         try:
             members = await client.etcd_members()
             if members:  # etcd runs already: bootstrapping again would split the cluster
@@ -264,10 +276,9 @@ def _bootstrap(cluster_name: str):
     return run
 
 
-def _health(cluster_name: str):
+def _health(h: PlatformHooks, cluster_name: str):
     async def run(ctx: StepContext) -> Mapping[str, Any]:
         cluster = _cluster(ctx, cluster_name)
-        h = hooks(ctx)
         policy = retry_policy(ctx.connections, "wait")
         want = len(cluster.control_planes)
         client = h.talos(ctx, cluster, node_ip(cluster.control_planes[0]))
@@ -317,35 +328,36 @@ async def _waiting(check: Callable[[], Any], policy: Any, ctx: StepContext, what
 
 # ---------------------------------------------------------------------------- steps
 
-def steps(spec: Any) -> list[Step]:
+def steps(spec: Platform, hooks: PlatformHooks | None = None) -> list[Step]:
+    h = hooks or PlatformHooks()
     out: list[Step] = []
     vmids = assign_vmids(spec)
     for cluster in spec.clusters:
         c = cluster.name
         hosts = sorted({n.node for _, n in cluster.nodes()})
         for host in hosts:
-            out.append(Step(_p(c, f"image/{host}"), "platform", f"Talos {cluster.talos_version} nocloud image for {c} on {host}", _image(c, host),
-                            inputs=lambda ctx, cl=cluster: {"url": hooks(ctx).image_url(cl), "storage": ctx.spec.proxmox.image_storage}))
+            out.append(Step(_p(c, f"image/{host}"), "platform", f"Talos {cluster.talos_version} nocloud image for {c} on {host}", _image(h, c, host),
+                            inputs=lambda ctx, cl=cluster: {"url": h.image_url(cl), "storage": ctx.spec.proxmox.image_storage}))
         vm_ids = []
         for _, node in cluster.nodes():
             sid = _p(c, f"vm/{node.name}")
             vm_ids.append(sid)
             out.append(Step(
-                sid, "platform", f"VM {node.name} ({vmids[(c, node.name)]}) on {node.node}", _vm(c, node.name, vmids[(c, node.name)]),
+                sid, "platform", f"VM {node.name} ({vmids[(c, node.name)]}) on {node.node}", _vm(h, c, node.name, vmids[(c, node.name)]),
                 inputs=lambda ctx, cl=cluster, n=node: {
-                    "node": n.model_dump(mode="json"), "image": hooks(ctx).image_url(cl), "vmid": vmids[(cl.name, n.name)],
-                    "config_sha256": config_digests(ctx, cl)[n.name],
+                    "node": n.model_dump(mode="json"), "image": h.image_url(cl), "vmid": vmids[(cl.name, n.name)],
+                    "config_sha256": config_digests(ctx, h, cl)[n.name],
                     "net": [ctx.spec.proxmox.bridge, ctx.spec.proxmox.vlan, ctx.spec.proxmox.storage],
                 },
                 needs=(_p(c, f"image/{node.node}"),), real_only=True, destroy=_vm_destroy(c, node.name, vmids[(c, node.name)]),
             ))
         out.append(Step(_p(c, "talos"), "platform", f"wait for the Talos API on every node of {c}; apply changed machine configs",
-                        _talos_ready(c), inputs=lambda ctx, cl=cluster: {"configs": config_digests(ctx, cl)}, needs=tuple(vm_ids)))
-        out.append(Step(_p(c, "bootstrap"), "platform", f"bootstrap etcd on {cluster.control_planes[0].name}", _bootstrap(c),
+                        _talos_ready(h, c), inputs=lambda ctx, cl=cluster: {"configs": config_digests(ctx, h, cl)}, needs=tuple(vm_ids)))
+        out.append(Step(_p(c, "bootstrap"), "platform", f"bootstrap etcd on {cluster.control_planes[0].name}", _bootstrap(h, c),
                         inputs=lambda ctx, cl=cluster: {"first": cl.control_planes[0].name}, needs=(_p(c, "talos"),), real_only=True))
-        out.append(Step(_p(c, "health"), "platform", f"wait for {c} to be healthy; write kubeconfig and talosconfig", _health(c),
+        out.append(Step(_p(c, "health"), "platform", f"wait for {c} to be healthy; write kubeconfig and talosconfig", _health(h, c),
                         inputs=lambda ctx, cl=cluster: {"nodes": [n.name for _, n in cl.nodes()]}, needs=(_p(c, "bootstrap"),)))
     return out
 
 
-__all__ = ["DEFAULT_HOOKS", "PlatformHooks", "cluster_dir", "hooks", "node_ip", "steps", "host_ssh"]
+__all__ = ["PlatformHooks", "cluster_dir", "kube_client", "node_ip", "steps", "talos_client"]

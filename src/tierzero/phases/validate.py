@@ -157,9 +157,9 @@ async def check_talos(ctx: StepContext) -> list[Row]:
 
 
 async def _talos_call(ctx: StepContext, cluster: Any, node: Any, call: str) -> Any:
-    from tierzero.phases.platform import hooks, node_ip
+    from tierzero.phases.platform import node_ip, talos_client
 
-    client = hooks(ctx).talos(ctx, cluster, node_ip(node))
+    client = talos_client(ctx, cluster, node_ip(node))
     try:
         return await asyncio.wait_for(getattr(client, call)(), CALL_TIMEOUT)
     finally:

@@ -9,7 +9,7 @@ from tierzero.sandbox.context import SandboxContext, StandIn, Stop
 def _start(box: SandboxContext) -> Stop:
     from tierzero.adapters.retry import Policy
 
-    box.connections.state.setdefault("retry:wait", Policy(base=0.1, cap=1.0, deadline=120.0))
+    box.connections.retry.wait = Policy(base=0.1, cap=1.0, deadline=120.0)
     return lambda: None
 
 

@@ -13,9 +13,7 @@ def offline_install(url: str) -> str:
 
 
 def _start(box: SandboxContext) -> Stop:
-    from tierzero.phases.gitops import GitopsHooks
-
-    box.connections.state.setdefault("gitops_hooks", GitopsHooks(fetch=offline_install))
+    box.connections.fetch = offline_install
     return lambda: None
 
 

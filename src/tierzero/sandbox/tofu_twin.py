@@ -12,15 +12,12 @@ from tierzero.sandbox.context import SandboxContext, StandIn, Stop
 def _start(box: SandboxContext) -> Stop:
     from tierzero.adapters.capacity import Backoff
 
-    state = box.connections.state
-    state.setdefault("tofu_layer", "oci_twin")
-    state.setdefault("capacity_backoff", Backoff(base_seconds=0.05, cap_seconds=0.2))
-    env = {}
+    cloud = box.connections.cloud
+    cloud.layer = "oci_twin"
+    cloud.capacity_backoff = Backoff(base_seconds=0.05, cap_seconds=0.2)
     for ads, variable in ((box.options.oci_full_ads, "TIERZERO_TWIN_FULL_ADS"), (box.options.oci_no_a1_ads, "TIERZERO_TWIN_NO_A1_ADS")):
         if ads:
-            env[variable] = " ".join(ads)
-    if env:
-        state.setdefault("tofu_env", env)
+            cloud.env[variable] = " ".join(ads)
     return lambda: None
 
 

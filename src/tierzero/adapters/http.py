@@ -1,0 +1,27 @@
+"""Plain HTTPS reads of public resources (the pinned install manifests a GitOps bootstrap lists)."""
+
+from __future__ import annotations
+
+from tierzero.adapters.connections import Connections, Fetch
+from tierzero.errors import OperationError
+
+
+def fetch_text(url: str, *, timeout: float = 120.0) -> str:
+    """GET `url` and return its body; any failure is an OperationError naming the URL."""
+    import requests
+
+    from tierzero.adapters import calls
+
+    calls.sent("http", url.split("/")[2] if "://" in url else url, calls.http_request("GET", url))
+    try:
+        resp = requests.get(url, timeout=timeout)
+        resp.raise_for_status()
+    except requests.RequestException as exc:
+        raise OperationError(f"GET {url} failed: {type(exc).__name__}: {exc}",
+                             hint="check that this machine reaches the URL (proxy, DNS, firewall), then run again") from exc
+    return resp.text
+
+
+def fetcher(connections: Connections) -> Fetch:
+    """How this target reads remote resources: the target's own (the sandbox is offline), else HTTPS."""
+    return connections.fetch or fetch_text

@@ -1,0 +1,166 @@
+"""The seams between the phases and the clients, in the manner of httpx's transports: what a phase
+may call on a Talos node, a Kubernetes cluster, a Proxmox VE API, OCI and a Git remote. The real
+clients (`TalosClient`, `Kube`, `ProxmoxClient`, `Oci`) satisfy these protocols, and so must
+every fake a test plugs in through a phase's hooks: one that drifts fails type checking (mypy
+runs in CI), not at 2 a.m. Values the calls return are plain frozen dataclasses defined here,
+so neither side needs the other's heavy imports (grpc, the cloud SDKs)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from tierzero.adapters.kubernetes import NodeStatus
+from tierzero.adapters.oci import InstanceInfo
+
+ApplyMode = Literal["auto", "reboot", "no_reboot", "staged", "try"]
+
+
+# ---------------------------------------------------------------------------- Talos
+
+@dataclass(frozen=True)
+class VersionInfo:
+    tag: str
+    sha: str
+    os: str
+    arch: str
+    platform: str
+    platform_mode: str
+    hostname: str
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    mode: str  # the mode the node actually chose, e.g. "reboot" in maintenance
+    details: str
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EtcdMember:
+    id: int
+    hostname: str
+    peer_urls: tuple[str, ...]
+    client_urls: tuple[str, ...]
+    is_learner: bool
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    id: str
+    state: str  # "Running", "Preparing", "Waiting", "Finished", ...
+    healthy: bool
+    health_unknown: bool
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "Running" and (self.healthy or self.health_unknown)
+
+
+class TalosMaintenanceApi(Protocol):
+    """A node booted without its machine config (maintenance mode): only these two calls work.
+    Errors are `OperationError`s; `TalosUnavailable` marks the retryable ones."""
+
+    async def version(self, timeout: float | None = None) -> VersionInfo: ...
+
+    async def apply_configuration(self, config: bytes | str, mode: ApplyMode = "auto", *, dry_run: bool = False) -> ApplyResult: ...
+
+    async def close(self) -> None: ...
+
+
+class TalosApi(TalosMaintenanceApi, Protocol):
+    """A configured node's Talos API, over mutual TLS with the cluster's talosconfig."""
+
+    async def bootstrap(self) -> bool: ...
+
+    async def etcd_members(self) -> list[EtcdMember]: ...
+
+    async def kubeconfig(self) -> bytes: ...
+
+
+# ---------------------------------------------------------------------------- Kubernetes
+
+class KubernetesNodes(Protocol):
+    """The cluster's API server version and its nodes (blocking calls: run them in a thread)."""
+
+    def version(self) -> str: ...
+
+    def nodes(self) -> list[NodeStatus]: ...
+
+
+class KubernetesApi(KubernetesNodes, Protocol):
+    """Objects by apiVersion and kind; `apply` creates or replaces: ("created"|"replaced"|"unchanged", object)."""
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None: ...
+
+    def list(self, api_version: str, kind: str, namespace: str | None) -> list[dict[str, Any]]: ...
+
+    def apply(self, obj: dict[str, Any]) -> tuple[str, dict[str, Any]]: ...
+
+    def delete(self, obj: dict[str, Any]) -> bool: ...
+
+
+# ---------------------------------------------------------------------------- Proxmox VE
+
+class ProxmoxApi(Protocol):
+    """The Proxmox VE API of one node; paths as in the API viewer (`nodes/{node}/qemu`). Worker
+    tasks are waited for (`task`); failures are `OperationError`s with a remedy."""
+
+    async def call(self, method: str, path: str, **params: Any) -> Any: ...
+
+    async def task(self, method: str, path: str, what: str, **params: Any) -> str: ...
+
+    async def cluster_status(self) -> list[dict[str, Any]]: ...
+
+    async def storage_content(self, node: str, storage: str, content: str | None = None) -> list[dict[str, Any]]: ...
+
+    async def download_url(self, node: str, storage: str, *, url: str, filename: str, content: str,
+                           checksum: str | None = None, algorithm: str = "sha256", **extra: Any) -> str: ...
+
+    async def find_guest(self, *, vmid: int | None = None, name: str | None = None, kind: str | None = None) -> dict[str, Any] | None: ...
+
+    async def create_vm(self, node: str, vmid: int, **config: Any) -> str: ...
+
+    async def vm_config(self, node: str, vmid: int) -> dict[str, Any]: ...
+
+    async def set_vm_config(self, node: str, vmid: int, **changes: Any) -> None: ...
+
+    async def resize_vm_disk(self, node: str, vmid: int, disk: str, size: str) -> None: ...
+
+    async def vm_status(self, node: str, vmid: int) -> str: ...
+
+    async def start_vm(self, node: str, vmid: int) -> None: ...
+
+    async def stop_vm(self, node: str, vmid: int) -> None: ...
+
+    async def delete_vm(self, node: str, vmid: int, purge: bool = True) -> None: ...
+
+
+# ---------------------------------------------------------------------------- OCI
+
+class OciApi(Protocol):
+    """Reads of the tenancy (blocking calls: run them in a thread)."""
+
+    def instances(self, compartment_id: str) -> list[InstanceInfo]: ...
+
+    def budgets(self, compartment_id: str | None = None) -> list[dict[str, Any]]: ...
+
+    def cost_this_month(self) -> tuple[float, str]: ...  # (amount, currency) billed since the 1st, UTC
+
+
+# ---------------------------------------------------------------------------- Git
+
+class GitRemote(Protocol):
+    """The repository a cluster's GitOps engine syncs from (`clusters[].gitops.repo_url`): the
+    rendered tree goes in as one commit, the whole content of the branch. Blocking calls.
+    Not implemented yet; the shape a push/fetch adapter (and a Git server stand-in) must have."""
+
+    def fetch(self, branch: str) -> Mapping[str, bytes] | None:
+        """The files at the head of `branch` by path, or None when the branch does not exist."""
+        ...
+
+    def push(self, tree: Mapping[str, bytes], *, branch: str, message: str) -> str:
+        """Commit `tree` as the branch's content (no commit when it is unchanged); returns the head commit id."""
+        ...
