@@ -34,7 +34,7 @@ class TalosWorld:
     def cluster_of(self, address: str) -> tuple[Cluster, Node]:
         for cluster in self.spec.clusters:
             for _, node in cluster.nodes():
-                if node.ip.split("/")[0] == address:
+                if str(node.ip.address) == address:
                     return cluster, node
         raise KeyError(address)
 

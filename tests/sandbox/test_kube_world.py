@@ -13,6 +13,7 @@ from typing import Any
 import pyrage
 import pytest
 
+from tierzero.spec.models import Node
 from tierzero.adapters.connections import Connections
 from tierzero.adapters.kubernetes import Kube
 from tierzero.sandbox import kubernetes
@@ -40,7 +41,7 @@ class Run:
     """One sandbox run of the Kubernetes stand-in on a world directory."""
 
     def __init__(self, root: Path, identity: str, node_names: list[str]) -> None:
-        nodes = [("controlplane" if n.startswith("cp") else "worker", SimpleNamespace(name=n, ip="dhcp")) for n in node_names]
+        nodes = [("controlplane" if n.startswith("cp") else "worker", Node(name=n, node="pve1")) for n in node_names]
         cluster = SimpleNamespace(name="lab", nodes=lambda: nodes, gitops=SimpleNamespace(path="clusters/lab"))
         self.world = World(root / "world", identity)
         # Flux objects created during a run never turn Ready by waiting: only a restore makes them Ready

@@ -15,6 +15,7 @@ from typing import Any
 import pyrage
 import pytest
 
+from tierzero.spec.models import Node
 from tierzero.adapters.connections import Connections
 from tierzero.adapters.talos import TalosClient
 from tierzero.errors import OperationError
@@ -51,7 +52,7 @@ class Run:
     """One sandbox run of the Talos stand-in: its factory started on a world directory."""
 
     def __init__(self, world_dir: Path, identity: str, nodes: list[tuple[str, str, str]]) -> None:
-        spec_nodes = [(role, SimpleNamespace(name=name, ip=ip)) for role, name, ip in nodes]
+        spec_nodes = [(role, Node(name=name, node="pve1", ip=ip)) for role, name, ip in nodes]
         cluster = SimpleNamespace(name="homelab", nodes=lambda: spec_nodes)
         self.world = World(world_dir, identity)
         self.box = SandboxContext(SimpleNamespace(clusters=[cluster]), None, Connections(target="sandbox"), world_dir,  # type: ignore[arg-type]

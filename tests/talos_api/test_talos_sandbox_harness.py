@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import yaml
 
+from tierzero.spec.models import Node
 from tierzero.adapters.connections import Connections
 from tierzero.adapters.talos import TalosClient
 from tierzero.sandbox import kubernetes, talos
@@ -14,8 +15,8 @@ from tierzero.sandbox.context import SandboxContext, SandboxOptions
 
 
 def _box(tmp_path: Path) -> SandboxContext:
-    nodes = [("controlplane", SimpleNamespace(name="cp1", ip="10.30.0.11/24")),
-             ("worker", SimpleNamespace(name="w1", ip="dhcp"))]
+    nodes = [("controlplane", Node(name="cp1", node="pve1", ip="10.30.0.11/24")),
+             ("worker", Node(name="w1", node="pve1"))]
     cluster = SimpleNamespace(name="lab", nodes=lambda: nodes)
     box = SandboxContext(SimpleNamespace(clusters=[cluster]), None, Connections(target="sandbox"), tmp_path,  # type: ignore[arg-type]
                          options=SandboxOptions(talos_reboot_seconds=0.1))

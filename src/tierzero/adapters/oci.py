@@ -11,10 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tierzero.adapters import calls
 from tierzero.adapters.connections import ClientCache, Connections, Endpoint
+
+if TYPE_CHECKING:
+    from tierzero.spec.models import Platform
 
 _PLACEHOLDER_FINGERPRINT = ":".join(["00"] * 16)
 
@@ -68,7 +71,7 @@ class Oci:
             self.kwargs["service_endpoint"] = self.service_endpoint
 
     @classmethod
-    def connect(cls, connections: Connections, spec: Any) -> "Oci":
+    def connect(cls, connections: Connections, spec: Platform) -> "Oci":
         cached = _CLIENTS.get(connections, "default")
         if cached is None:
             endpoint = connections.endpoints.get(("oci", "default"))

@@ -247,7 +247,7 @@ class ProxmoxClient:
 def token_for(ctx: "StepContext", node_name: str | None = None) -> tuple[str, str]:
     """(token id, secret): the spec's own token for the node, else the one tierzero created."""
     px = ctx.spec.proxmox
-    node = next((n for n in px.nodes if n.name == node_name), px.nodes[0])
+    node = (px.get_node(node_name) if node_name else None) or px.nodes[0]
     if node.token_id and node.token_secret:
         return node.token_id, ctx.secrets.resolve(node.token_secret)
     secret = ctx.secrets.get(TOKEN_SECRET_NAME)

@@ -14,13 +14,17 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tierzero.adapters import calls
 from tierzero.engine.dag import Graph, build
 from tierzero.engine.state import StateStore, StepRecord, fingerprint
 from tierzero.engine.step import EventSink, Step, StepContext
 from tierzero.errors import InputError, OperationError, TierzeroError
+
+if TYPE_CHECKING:
+    from tierzero.spec.models import Platform
+    from tierzero.workspace import Workspace
 
 REMEDY = "fix the cause, then run the same command again: finished steps are skipped and this one is retried"
 
@@ -76,8 +80,8 @@ class Runner:
         self,
         steps: Sequence[Step],
         *,
-        spec: Any,
-        workspace: Any,
+        spec: Platform,
+        workspace: Workspace,
         target: str,
         connections: Any,
         secrets: Any,

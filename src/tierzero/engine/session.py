@@ -47,9 +47,8 @@ def real_connections(spec: Any, workspace: Any) -> Connections:
         host, _, port = cluster.endpoint.removeprefix("https://").partition(":")
         conns.add("kubernetes", cluster.name, Endpoint(host, int(port), extra={"kubeconfig": str(kubeconfig_path(workspace, cluster.name))}))
         for _, node in cluster.nodes():
-            if node.ip != "dhcp":
-                address = str(node.ip).split("/")[0]
-                conns.add("talos", address, Endpoint(address, 50000))
+            if node.ip.address:
+                conns.add("talos", str(node.ip.address), Endpoint(str(node.ip.address), 50000))
     if spec.oci is not None:
         conns.add("oci", "default", Endpoint(f"iaas.{spec.oci.region}.oraclecloud.com", 443,
                                              extra={"profile": spec.oci.config_profile, "service_endpoint": False}))

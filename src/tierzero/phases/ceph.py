@@ -4,13 +4,16 @@ OSDs per node (whole devices, or an LV carved from the host VG), the pool, then 
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from tierzero.adapters.retry import RetryExhausted, Transient, retry_async
 from tierzero.adapters.ssh import retry_policy
 from tierzero.engine.step import Step, StepContext
 from tierzero.errors import OperationError
 from tierzero.phases.hosts import host_ssh
+
+if TYPE_CHECKING:
+    from tierzero.spec.models import Platform, ProxmoxNode
 
 LV_NAME = "ceph-osd"
 LV_VG = "pve"
@@ -20,7 +23,7 @@ def _p(name: str) -> str:
     return f"hypervisors/ceph/{name}"
 
 
-def osd_targets(spec: Any, node: Any) -> list[str]:
+def osd_targets(spec: Platform, node: ProxmoxNode) -> list[str]:
     """Devices (or the VG/LV) that should carry OSDs on this node."""
     ceph = spec.proxmox.ceph
     if node.osd_devices:
@@ -73,7 +76,7 @@ def _osds(name: str):
                 in_use.update(e.get("devices", []))
                 in_use.update(x for x in (e.get("lv_path"), e.get("lv_name"), f"{e.get('vg_name')}/{e.get('lv_name')}") if x)
         created = []
-        node = next(n for n in ctx.spec.proxmox.nodes if n.name == name)
+        node = ctx.spec.proxmox.node(name)
         for target in osd_targets(ctx.spec, node):
             if target in in_use or f"/dev/{target}" in in_use:
                 continue
@@ -134,7 +137,7 @@ async def _health(ctx: StepContext) -> Mapping[str, Any]:
     return {"status": "HEALTH_OK", "reasons": []}
 
 
-def ceph_steps(spec: Any) -> list[Step]:
+def ceph_steps(spec: Platform) -> list[Step]:
     px = spec.proxmox
     names = [n.name for n in px.nodes]
     cfg = lambda ctx: ctx.spec.proxmox.ceph.model_dump(mode="json")  # noqa: E731
@@ -146,7 +149,7 @@ def ceph_steps(spec: Any) -> list[Step]:
         prev = _p(f"mon/{n}")
     for n in names:
         out.append(Step(_p(f"osd/{n}"), "hypervisors", f"Ceph OSDs on {n}", _osds(n),
-                        inputs=lambda ctx, n=n: {"ceph": cfg(ctx), "devices": osd_targets(ctx.spec, next(x for x in ctx.spec.proxmox.nodes if x.name == n))},
+                        inputs=lambda ctx, n=n: {"ceph": cfg(ctx), "devices": osd_targets(ctx.spec, ctx.spec.proxmox.node(n))},
                         needs=(prev,), real_only=True))
     out.append(Step(_p("pool"), "hypervisors", f"Ceph pool {px.ceph.pool}", _pool, inputs=cfg, needs=tuple(_p(f"osd/{n}") for n in names), real_only=True))
     out.append(Step(_p("health"), "hypervisors", "wait for Ceph HEALTH_OK", _health, needs=(_p("pool"),)))

@@ -15,9 +15,12 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tierzero.engine.step import Step, StepContext
+
+if TYPE_CHECKING:
+    from tierzero.spec.models import Platform
 
 
 def _workdir(ctx: StepContext) -> Any:
@@ -96,7 +99,7 @@ async def _apply(ctx: StepContext) -> Mapping[str, Any]:
     return await asyncio.to_thread(_apply_sync, ctx, on_retry)
 
 
-def steps(spec: Any) -> list[Step]:
+def steps(spec: Platform) -> list[Step]:
     if spec.oci is None:
         return []
     return [Step("cloud/oci", "cloud", "OCI network, instances and budget (OpenTofu, guarded)", _apply,

@@ -41,11 +41,11 @@ class GitopsHooks:
     kube: Callable[[StepContext, Cluster], KubernetesApi] = kube_client
 
 
-def _cluster(ctx: StepContext, name: str) -> Any:
-    return next(c for c in ctx.spec.clusters if c.name == name)
+def _cluster(ctx: StepContext, name: str) -> Cluster:
+    return ctx.spec.cluster(name)
 
 
-def bootstrap_dir(ctx: StepContext, cluster: Any) -> Path:
+def bootstrap_dir(ctx: StepContext, cluster: Cluster) -> Path:
     """The rendered bootstrap: clusters/<cluster>/flux-system for Flux (its sync then applies the
     rest from Git); clusters/<cluster> for Argo CD (its install plus the root Application)."""
     path = ctx.workspace.render_dir / "gitops" / cluster.name / "clusters" / cluster.name
@@ -178,7 +178,7 @@ def _ready(h: GitopsHooks, name: str):
     return run
 
 
-def _tree_digest(ctx: StepContext, cluster: Any) -> str | None:
+def _tree_digest(ctx: StepContext, cluster: Cluster) -> str | None:
     import hashlib
 
     try:

@@ -18,15 +18,15 @@ if TYPE_CHECKING:
 
 
 def pve_node(ctx: "StepContext", name: str) -> "ProxmoxNode":
-    for node in ctx.spec.proxmox.nodes:
-        if node.name == name:
-            return node
-    raise OperationError(f"no hypervisors.proxmox.nodes entry named {name!r}")
+    node = ctx.spec.proxmox.get_node(name)
+    if node is None:
+        raise OperationError(f"no hypervisors.proxmox.nodes entry named {name!r}")
+    return node
 
 
 def host_ssh(ctx: "StepContext", name: str) -> BoundSsh:
     """SSH to a Proxmox node or the quorum witness, with the workspace key."""
-    node = next((n for n in ctx.spec.proxmox.nodes if n.name == name), None)
+    node = ctx.spec.proxmox.get_node(name)
     user = node.ssh.user if node else "root"
     key: Path | None = None
     if ctx.connections.ssh_key is None and node is not None:
@@ -36,7 +36,7 @@ def host_ssh(ctx: "StepContext", name: str) -> BoundSsh:
 
 def host_address(ctx: "StepContext", name: str) -> str:
     """The address other hosts reach this one at (corosync, pvecm add, qnetd)."""
-    node = next((n for n in ctx.spec.proxmox.nodes if n.name == name), None)
+    node = ctx.spec.proxmox.get_node(name)
     if node is not None and node.address:
         return node.address
     try:

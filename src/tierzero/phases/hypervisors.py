@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from tierzero.adapters.proxmox import TOKEN_NAME, TOKEN_SECRET_NAME, TOKEN_USER
 from tierzero.adapters.retry import RetryExhausted, Transient, retry_async
@@ -18,6 +18,9 @@ from tierzero.adapters.ssh import retry_policy
 from tierzero.engine.step import Step, StepContext
 from tierzero.errors import OperationError
 from tierzero.phases.hosts import host_address, host_ssh, parse_pvecm, pve_node
+
+if TYPE_CHECKING:
+    from tierzero.spec.models import Platform
 
 GiB = 1024**3
 MIN_IMAGE_SPACE = 4 * GiB
@@ -32,11 +35,11 @@ def _p(name: str) -> str:
     return f"hypervisors/{name}"
 
 
-def _first(spec: Any) -> str:
+def _first(spec: Platform) -> str:
     return spec.proxmox.nodes[0].name
 
 
-def _guests_on(spec: Any, node: str) -> float:
+def _guests_on(spec: Platform, node: str) -> float:
     total = sum(n.memory_gb for c in spec.clusters for _, n in c.nodes() if n.node == node)
     return total + sum(s.memory_gb for s in spec.services if s.node == node)
 
@@ -141,7 +144,7 @@ def _join(name: str):
     return run
 
 
-def _witness(spec: Any) -> str:
+def _witness(spec: Platform) -> str:
     return spec.proxmox.qdevice.host
 
 
@@ -244,7 +247,7 @@ def _tailscale(name: str):
 
 # ---------------------------------------------------------------------------- steps
 
-def steps(spec: Any) -> list[Step]:
+def steps(spec: Platform) -> list[Step]:
     px = spec.proxmox
     first = px.nodes[0].name
     out: list[Step] = []

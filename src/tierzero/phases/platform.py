@@ -30,7 +30,7 @@ from tierzero.workspace.layout import write_private
 
 if TYPE_CHECKING:
     from tierzero.adapters.kubernetes import Kube
-    from tierzero.spec.models import Cluster, Platform
+    from tierzero.spec.models import Cluster, Node, Platform
 
 
 def _default_image_url(cluster: Cluster) -> str:
@@ -121,18 +121,18 @@ class PlatformHooks:
         return self._configs[key][1]
 
 
-def cluster_dir(ctx: StepContext, cluster: Any) -> Any:
+def cluster_dir(ctx: StepContext, cluster: Cluster) -> Any:
     return ctx.workspace.root / "clusters" / cluster.name
 
 
-def node_ip(node: Any) -> str:
-    if node.ip == "dhcp":
+def node_ip(node: Node) -> str:
+    if node.ip.address is None:
         raise OperationError(f"node {node.name} uses dhcp; tierzero needs a static `ip` to reach its Talos API", hint="give the node an ip like 10.10.0.21/24")
-    return node.ip.split("/")[0]
+    return str(node.ip.address)
 
 
-def _cluster(ctx: StepContext, name: str) -> Any:
-    return next(c for c in ctx.spec.clusters if c.name == name)
+def _cluster(ctx: StepContext, name: str) -> Cluster:
+    return ctx.spec.cluster(name)
 
 
 def _p(cluster: str, rest: str) -> str:
@@ -190,7 +190,7 @@ async def _probe(client: Any) -> bool:
         await client.close()
 
 
-async def _configure_node(ctx: StepContext, h: PlatformHooks, cluster: Any, node: Any, policy: Any) -> str:
+async def _configure_node(ctx: StepContext, h: PlatformHooks, cluster: Cluster, node: Node, policy: Any) -> str:
     """Wait until the node's Talos API answers with the cluster's credentials. A node still in
     maintenance mode (it booted without reading its NoCloud user-data) gets its machine config
     over the API instead. Returns "configured" or "applied"."""
@@ -217,12 +217,12 @@ async def _configure_node(ctx: StepContext, h: PlatformHooks, cluster: Any, node
     return await _waiting(attempt, policy, ctx, f"Talos API of {node.name}", "check the VM console in Proxmox: did Talos boot and take its address?")
 
 
-def config_digests(ctx: StepContext, h: PlatformHooks, cluster: Any) -> dict[str, str]:
+def config_digests(ctx: StepContext, h: PlatformHooks, cluster: Cluster) -> dict[str, str]:
     """sha256 of each node's rendered machine config: what the Talos step must have applied."""
     return {node.name: hashlib.sha256(h.rendered_config(ctx, cluster, node.name)).hexdigest() for _, node in cluster.nodes()}
 
 
-async def _reapply(ctx: StepContext, h: PlatformHooks, cluster: Any, node: Any, policy: Any) -> str:
+async def _reapply(ctx: StepContext, h: PlatformHooks, cluster: Cluster, node: Node, policy: Any) -> str:
     """Apply a changed machine config to a running node over the authenticated API (mode auto:
     Talos reboots only when the change needs it). Returns the mode Talos chose."""
     client = h.talos(ctx, cluster, node_ip(node))

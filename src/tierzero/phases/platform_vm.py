@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import hashlib
 import shlex
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from tierzero.adapters.proxmox import ProxmoxClient, proxmox_client
 from tierzero.engine.step import StepContext
 from tierzero.errors import OperationError
 from tierzero.phases.hosts import host_ssh
 
+if TYPE_CHECKING:
+    from tierzero.spec.models import Cluster, Node, Platform
+
 FIRST_VMID = 1000
 
 
-def assign_vmids(spec: Any) -> dict[tuple[str, str], int]:
+def assign_vmids(spec: Platform) -> dict[tuple[str, str], int]:
     """Stable VMIDs: the spec's own, else from 1000 up in spec order, skipping every VMID the spec
     gives explicitly (to VMs or services)."""
     taken = {n.vmid for c in spec.clusters for _, n in c.nodes() if n.vmid} | {s.vmid for s in spec.services}
@@ -33,7 +36,7 @@ def assign_vmids(spec: Any) -> dict[tuple[str, str], int]:
     return out
 
 
-def image_name(cluster: Any, url: str) -> str:
+def image_name(cluster: Cluster, url: str) -> str:
     """The file name on the storage: schematic, version and arch, so a changed image is a new file."""
     parts = url.rstrip("/").split("/")
     schematic = parts[-3][:12] if len(parts) >= 3 else "vanilla"
@@ -45,7 +48,7 @@ def image_volid(storage: str, filename: str) -> str:
     return f"{storage}:import/{filename}"
 
 
-def vm_name(cluster: Any, node: Any) -> str:
+def vm_name(cluster: Cluster, node: Node) -> str:
     return node.name
 
 
@@ -75,19 +78,19 @@ async def _snippet(ctx: StepContext, api: ProxmoxClient, host: str, name: str, c
     return f"{storage}:snippets/{filename}", written
 
 
-def _net0(ctx: StepContext, node: Any) -> str:
+def _net0(ctx: StepContext, node: Node) -> str:
     px = ctx.spec.proxmox
     net = f"virtio={node.mac},bridge={px.bridge}" if node.mac else f"virtio,bridge={px.bridge}"
     return net + (f",tag={px.vlan}" if px.vlan else "")
 
 
-def _ipconfig(ctx: StepContext, node: Any) -> str:
-    if node.ip == "dhcp":
+def _ipconfig(ctx: StepContext, node: Node) -> str:
+    if node.ip.dhcp:
         return "ip=dhcp"
     return f"ip={node.ip},gw={ctx.spec.proxmox.gateway}"
 
 
-def desired_config(ctx: StepContext, cluster: Any, node: Any, image_volid_: str, cicustom: str) -> dict[str, Any]:
+def desired_config(ctx: StepContext, cluster: Cluster, node: Node, image_volid_: str, cicustom: str) -> dict[str, Any]:
     px = ctx.spec.proxmox
     kvm = _kvm(ctx, node.node)
     cfg: dict[str, Any] = {
@@ -117,8 +120,8 @@ def desired_config(ctx: StepContext, cluster: Any, node: Any, image_volid_: str,
     return cfg
 
 
-async def ensure_vm(ctx: StepContext, cluster: Any, node_name: str, vmid: int, config: bytes, image_url: str) -> Mapping[str, Any]:
-    node = next(n for _, n in cluster.nodes() if n.name == node_name)
+async def ensure_vm(ctx: StepContext, cluster: Cluster, node_name: str, vmid: int, config: bytes, image_url: str) -> Mapping[str, Any]:
+    node = cluster.node(node_name)
     host = node.node
     api = proxmox_client(ctx, host)
     name = vm_name(cluster, node)
@@ -178,9 +181,9 @@ def _same(key: str, current: Any, wanted: Any) -> bool:
     return have == want and (want_mac is None or want_mac == have_mac)
 
 
-async def remove_vm(ctx: StepContext, cluster: Any, node_name: str, vmid: int) -> Mapping[str, Any]:
+async def remove_vm(ctx: StepContext, cluster: Cluster, node_name: str, vmid: int) -> Mapping[str, Any]:
     """Undo of ensure_vm: stop and delete the VM if it is still ours (same VMID and name)."""
-    node = next(n for _, n in cluster.nodes() if n.name == node_name)
+    node = cluster.node(node_name)
     api = proxmox_client(ctx, node.node)
     found = await api.find_guest(vmid=vmid)
     if found is None or found.get("name") != vm_name(cluster, node):

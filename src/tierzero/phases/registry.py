@@ -19,9 +19,12 @@ A module that is absent contributes nothing (while the project grows)."""
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tierzero.engine.step import PHASES, Step
+
+if TYPE_CHECKING:
+    from tierzero.spec.models import Platform
 
 PHASE_MODULES: dict[str, str] = {phase: f"tierzero.phases.{phase}" for phase in PHASES}
 
@@ -40,7 +43,7 @@ def present_phases() -> list[str]:
     return [p for p in PHASES if phase_module(p) is not None]
 
 
-def all_steps(spec: Any) -> list[Step]:
+def all_steps(spec: Platform) -> list[Step]:
     out: list[Step] = []
     for phase in PHASES:
         module = phase_module(phase)

@@ -39,7 +39,7 @@ def host_shell(ctx: "StepContext", node: str) -> Any:
     """The SSH client of a Proxmox node (tierzero.adapters.ssh), for `pct exec` into its containers."""
     from tierzero.adapters.ssh import ssh_client
 
-    spec_node = next((n for n in ctx.spec.proxmox.nodes if n.name == node), None)
+    spec_node = ctx.spec.proxmox.get_node(node)
     return ssh_client(ctx.connections, node, user=spec_node.ssh.user if spec_node else "root",
                       workspace_root=ctx.workspace.root, on_retry=ctx.retry)
 
@@ -67,7 +67,7 @@ async def ensure_template(ctx: "StepContext", api: PveApi, svc: "Infisical") -> 
 def create_params(ctx: "StepContext", svc: "Infisical", template: str) -> dict[str, Any]:
     px = ctx.spec.proxmox
     net = f"name=eth0,bridge={px.bridge}"
-    if svc.ip == "dhcp":
+    if svc.ip.dhcp:
         net += ",ip=dhcp"
     else:
         net += f",ip={svc.ip},gw={px.gateway}"
@@ -79,7 +79,7 @@ def create_params(ctx: "StepContext", svc: "Infisical", template: str) -> dict[s
         # nesting lets Docker run in the container; keyctl is what Docker needs in an unprivileged one.
         "features": "nesting=1,keyctl=1", "unprivileged": 1, "onboot": 1,
     }
-    if svc.ip != "dhcp":
+    if not svc.ip.dhcp:
         params["nameserver"] = " ".join(px.nameservers)
     key = ctx.workspace.ssh_public_key
     if key.exists():
@@ -129,7 +129,7 @@ async def read_address(ctx: "StepContext", api: PveApi, svc: "Infisical") -> str
         for iface in await api.call("get", f"nodes/{svc.node}/lxc/{svc.vmid}/interfaces") or []:
             if iface.get("name") == "eth0" and iface.get("inet"):
                 address = str(ipaddress.ip_interface(iface["inet"]).ip)
-                if svc.ip != "dhcp" and address != str(ipaddress.ip_interface(svc.ip).ip):
+                if svc.ip.address is not None and address != str(svc.ip.address):
                     raise RefusedError(f"LXC {svc.vmid} has {address} on eth0, not the spec's {svc.ip}",
                                        hint="the container was changed outside tierzero: fix its net0 or the spec")
                 return address

@@ -7,9 +7,12 @@ from __future__ import annotations
 import hashlib
 import importlib
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tierzero.engine.step import Step, StepContext
+
+if TYPE_CHECKING:
+    from tierzero.spec.models import Platform
 
 
 def bundle_secret_name(cluster: str) -> str:
@@ -60,7 +63,7 @@ async def _render(ctx: StepContext) -> Mapping[str, Any]:
     return {"files": len(files), "digest": digest.hexdigest(), "dir": str(ctx.workspace.render_dir)}
 
 
-def steps(spec: Any) -> list[Step]:
+def steps(spec: Platform) -> list[Step]:
     return [
         Step("setup/workspace-keys", "setup", "workspace age key and SSH key pair", _keys,
              inputs=lambda ctx: {"workspace": str(ctx.workspace.root)}),

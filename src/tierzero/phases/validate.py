@@ -15,12 +15,15 @@ import datetime as dt
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tierzero.adapters.connections import Endpoint, UnknownEndpoint
 from tierzero.adapters.retry import Policy
 from tierzero.engine.step import Step, StepContext
 from tierzero.errors import OperationError, TierzeroError
+
+if TYPE_CHECKING:
+    from tierzero.spec.models import Cluster, Infisical, Node, Platform, Proxmox
 
 CALL_TIMEOUT = 10.0  # seconds for one request to a live system
 RETRY_DEADLINE = 5.0  # transient errors (5xx, resets) are retried this long at most
@@ -123,7 +126,7 @@ async def check_proxmox(ctx: StepContext) -> list[Row]:
     return [_quorum_row(px, status), await _ceph_row(api) if px.ceph.enabled else ceph_off]
 
 
-def _quorum_row(px: Any, status: list[dict[str, Any]]) -> Row:
+def _quorum_row(px: Proxmox, status: list[dict[str, Any]]) -> Row:
     cluster = next((i for i in status if i.get("type") == "cluster"), None)
     quorate = bool(cluster.get("quorate")) if cluster else True  # a single node without a cluster
     members = {str(i.get("name")): bool(i.get("online")) for i in status if i.get("type") == "node"}
@@ -156,7 +159,7 @@ async def check_talos(ctx: StepContext) -> list[Row]:
     return [row for rows in results for row in rows]
 
 
-async def _talos_call(ctx: StepContext, cluster: Any, node: Any, call: str) -> Any:
+async def _talos_call(ctx: StepContext, cluster: Cluster, node: Node, call: str) -> Any:
     from tierzero.phases.platform import node_ip, talos_client
 
     client = talos_client(ctx, cluster, node_ip(node))
@@ -166,7 +169,7 @@ async def _talos_call(ctx: StepContext, cluster: Any, node: Any, call: str) -> A
         await client.close()
 
 
-async def _talos_cluster(ctx: StepContext, cluster: Any) -> list[Row]:
+async def _talos_cluster(ctx: StepContext, cluster: Cluster) -> list[Row]:
     from tierzero.render.talos_spec import secret_name
 
     nodes_check, etcd_check = f"{cluster.name}: Talos nodes", f"{cluster.name}: etcd members"
@@ -191,7 +194,7 @@ async def _talos_cluster(ctx: StepContext, cluster: Any) -> list[Row]:
     return rows
 
 
-def _infisical_endpoint(ctx: StepContext, svc: Any) -> Endpoint:
+def _infisical_endpoint(ctx: StepContext, svc: Infisical) -> Endpoint:
     from urllib.parse import urlsplit
 
     from tierzero.render.services.infisical import API_PORT
@@ -201,7 +204,7 @@ def _infisical_endpoint(ctx: StepContext, svc: Any) -> Endpoint:
         parts = urlsplit(url)
         default = Endpoint(parts.hostname or "", parts.port or 80, scheme=parts.scheme, verify=False)
     else:
-        default = Endpoint(str(svc.ip).split("/")[0], API_PORT, scheme="http", verify=False) if svc.ip != "dhcp" else None
+        default = Endpoint(str(svc.ip.address), API_PORT, scheme="http", verify=False) if svc.ip.address else None
     return ctx.connections.endpoint("infisical", svc.name, default=default)
 
 
@@ -302,5 +305,5 @@ async def _validate(ctx: StepContext) -> Mapping[str, Any]:
     return {"rows": [r.as_dict() for r in rows]}
 
 
-def steps(spec: Any) -> list[Step]:
+def steps(spec: Platform) -> list[Step]:
     return [Step("validate/checks", "validate", "check the platform end to end", _validate, always=True)]

@@ -7,7 +7,6 @@ twice are identical and a resumed deploy never changes a cluster's identity.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -103,7 +102,7 @@ def node_inputs(platform: "Platform", cluster: "Cluster", role: str, node: "Node
         if exclude_label_decision(cluster).remove_label:  # before the user's patches, which may set it again
             patches.insert(0, remove_exclude_label_patch(cluster.talos_version))
     patches += [_patch_text(p) for p in node.patches]
-    address = None if node.ip == "dhcp" else node.ip
+    address = None if node.ip.interface is None else str(node.ip.interface)
     return NodeInputs(
         hostname=node.name,
         role=role,  # type: ignore[arg-type]
@@ -116,22 +115,15 @@ def node_inputs(platform: "Platform", cluster: "Cluster", role: str, node: "Node
     )
 
 
-def find_node(cluster: "Cluster", name: str) -> tuple[str, "Node"]:
-    for role, node in cluster.nodes():
-        if node.name == name:
-            return role, node
-    raise KeyError(f"cluster {cluster.name} has no node {name!r}")
-
-
 def machine_config(platform: "Platform", cluster: "Cluster", node_name: str, secrets: "SecretStore", base_dir: Path | None = None) -> str:
     """The machine config of one node (plaintext: it holds the cluster's keys; never log it)."""
     bundle = secrets_bundle(secrets, cluster)
-    role, node = find_node(cluster, node_name)
+    role, node = cluster.node_and_role(node_name)
     return render_node_config(cluster_inputs(platform, cluster, bundle, base_dir), node_inputs(platform, cluster, role, node))
 
 
 def node_address(node: "Node") -> str | None:
-    return None if node.ip == "dhcp" else str(ipaddress.ip_interface(node.ip).ip)
+    return None if node.ip.address is None else str(node.ip.address)
 
 
 def talosconfig(cluster: "Cluster", secrets: "SecretStore") -> str:

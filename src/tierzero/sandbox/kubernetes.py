@@ -320,7 +320,7 @@ SERVERS: Handle[dict[str, KubeApiServer]] = Handle("kubernetes")  # by cluster n
 def _start(box: SandboxContext) -> Stop:
     servers = box.put(SERVERS, {})
     for cluster in box.spec.clusters:
-        nodes = [node_object(n.name, str(n.ip).split("/")[0] if n.ip != "dhcp" else "", role) for role, n in cluster.nodes()]
+        nodes = [node_object(n.name, str(n.ip.address or ""), role) for role, n in cluster.nodes()]
         state = KubeState(nodes, ready_after=box.options.flux_ready_after, fail_first=box.options.kube_fail_first)
         if cluster.gitops is not None:  # no Flux runs here: the stand-in plays a bootstrapped one
             state.seed("/apis/kustomize.toolkit.fluxcd.io/v1", "flux-system", "kustomizations", {

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
@@ -36,16 +38,47 @@ def _ip(value: str) -> str:
     return value
 
 
-def _ip_with_prefix(value: str) -> str:
-    if value == "dhcp":
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+IPAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class AddressOrDhcp:
+    """A VM's or container's address: static with its prefix length (`interface`, like
+    10.10.0.11/24), or assigned by DHCP (`interface` None). Written and read as "dhcp" or
+    "10.10.0.11/24", in the spec and in fingerprints alike."""
+
+    interface: IPInterface | None = None
+
+    @property
+    def dhcp(self) -> bool:
+        return self.interface is None
+
+    @property
+    def address(self) -> IPAddr | None:
+        """The address without its prefix, like 10.10.0.11; None with DHCP."""
+        return self.interface.ip if self.interface is not None else None
+
+    def __str__(self) -> str:
+        return "dhcp" if self.interface is None else str(self.interface)
+
+
+DHCP = AddressOrDhcp()
+
+
+def _ip_with_prefix(value: Any) -> AddressOrDhcp:
+    if isinstance(value, AddressOrDhcp):
         return value
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "Input should be a valid string")
+    if value == "dhcp":
+        return DHCP
     if "/" not in value:
         raise ValueError("a static address needs its prefix length, like 10.0.0.11/24, or use 'dhcp'")
     try:
-        ipaddress.ip_interface(value)
+        return AddressOrDhcp(ipaddress.ip_interface(value))
     except ValueError:
         raise ValueError("not an address with prefix length, like 10.0.0.11/24") from None
-    return value
 
 
 _MAC = re.compile(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$")
@@ -61,5 +94,6 @@ def _mac(value: str) -> str:
 
 Cidr = Annotated[str, AfterValidator(_cidr)]
 IPAddress = Annotated[str, AfterValidator(_ip)]
-InterfaceAddress = Annotated[str, AfterValidator(_ip_with_prefix)]
+InterfaceAddress = Annotated[AddressOrDhcp, PlainValidator(_ip_with_prefix), PlainSerializer(str, return_type=str),
+                             WithJsonSchema({"type": "string"})]
 MacAddress = Annotated[str, AfterValidator(_mac)]

@@ -7,11 +7,12 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from tierzero.spec.addons import Addons
-from tierzero.spec.base import Cidr, InterfaceAddress, IPAddress, MacAddress, Model, Name
+from tierzero.spec.base import DHCP, Cidr, InterfaceAddress, IPAddress, MacAddress, Model, Name
 
 # A patch is a strategic-merge mapping, an RFC 6902 list of operations, or a string:
 # "@path/to/file.yaml" or inline YAML/JSON.
 Patch = dict[str, Any] | list[dict[str, Any]] | str
+Role = Literal["controlplane", "worker"]
 
 
 class Patches(Model):
@@ -27,7 +28,7 @@ class Node(Model):
     cores: int = Field(default=2, ge=1, le=128)
     memory_gb: float = Field(default=2.0, ge=1)
     disk_gb: int = Field(default=20, ge=10)
-    ip: InterfaceAddress = Field(default="dhcp", description="static address with prefix like 10.10.0.11/24, or dhcp")
+    ip: InterfaceAddress = Field(default=DHCP, description="static address with prefix like 10.10.0.11/24, or dhcp")
     mac: MacAddress | None = None
     patches: list[Patch] = Field(default_factory=list)
 
@@ -80,5 +81,15 @@ class Cluster(Model):
     def kubernetes_semver(self) -> str:
         return self.kubernetes_version.lstrip("v")
 
-    def nodes(self) -> list[tuple[Literal["controlplane", "worker"], Node]]:
+    def nodes(self) -> list[tuple[Role, Node]]:
         return [("controlplane", n) for n in self.control_planes] + [("worker", n) for n in self.workers]
+
+    def node(self, name: str) -> Node:
+        """The node named `name`; KeyError naming the cluster when there is none."""
+        return self.node_and_role(name)[1]
+
+    def node_and_role(self, name: str) -> tuple[Role, Node]:
+        for role, node in self.nodes():
+            if node.name == name:
+                return role, node
+        raise KeyError(f"cluster {self.name} has no node {name!r}")

@@ -93,6 +93,16 @@ class Proxmox(Model):
     allow_software_emulation: bool = Field(default=False, description="accept VMs without /dev/kvm (slow TCG emulation)")
     kind: Literal["pve"] = "pve"
 
+    def node(self, name: str) -> ProxmoxNode:
+        """The host named `name`; KeyError when the spec has none."""
+        found = self.get_node(name)
+        if found is None:
+            raise KeyError(f"no hypervisors.proxmox.nodes entry named {name!r}")
+        return found
+
+    def get_node(self, name: str) -> ProxmoxNode | None:
+        return next((n for n in self.nodes if n.name == name), None)
+
 
 class Hypervisors(Model):
     proxmox: Proxmox

@@ -17,9 +17,9 @@ from tierzero.spec.addons import (  # noqa: F401  (re-exported: the public surfa
     OciCcm,
     TailscaleOperator,
 )
-from tierzero.spec.base import Model, Name
+from tierzero.spec.base import DHCP, AddressOrDhcp, Model, Name  # noqa: F401
 from tierzero.spec.cloud import OCI, A1Instance, BlockVolume, Budget, Cloud, MicroInstance, ReservedIP  # noqa: F401
-from tierzero.spec.clusters import Cluster, ClusterNetwork, GitOps, Node, Patches  # noqa: F401
+from tierzero.spec.clusters import Cluster, ClusterNetwork, GitOps, Node, Patches, Role  # noqa: F401
 from tierzero.spec.hypervisors import SSH, Ceph, Hypervisors, Proxmox, ProxmoxNode, QDevice, Tailscale  # noqa: F401
 from tierzero.spec.services import Infisical, Service
 
@@ -51,6 +51,13 @@ class Platform(Model):
     @property
     def proxmox(self) -> Proxmox:
         return self.hypervisors.proxmox
+
+    def cluster(self, name: str) -> Cluster:
+        """The cluster named `name`; KeyError when the spec has none."""
+        for cluster in self.clusters:
+            if cluster.name == name:
+                return cluster
+        raise KeyError(f"no clusters[] entry named {name!r}")
 
     def host_memory_gb(self, node: ProxmoxNode) -> float | None:
         """Memory of a Proxmox host: its cloud instance's, or the explicit host's."""

@@ -74,8 +74,8 @@ def _unique(p: Platform) -> list[Problem]:
     vmids = [(path + ("vmid",), str(n.vmid)) for path, _, n in vms if n.vmid is not None]
     vmids += [(("services", i, "vmid"), str(s.vmid)) for i, s in enumerate(p.services)]
     out += _duplicates(vmids, "VMID")
-    ips = [(path + ("ip",), n.ip.split("/")[0]) for path, _, n in vms if n.ip != "dhcp"]
-    ips += [(("services", i, "ip"), s.ip.split("/")[0]) for i, s in enumerate(p.services) if s.ip != "dhcp"]
+    ips = [(path + ("ip",), str(n.ip.address)) for path, _, n in vms if n.ip.address]
+    ips += [(("services", i, "ip"), str(s.ip.address)) for i, s in enumerate(p.services) if s.ip.address]
     ips += [(("hypervisors", "proxmox", "nodes", i, "address"), n.address) for i, n in enumerate(p.proxmox.nodes) if n.address]
     out += _duplicates(ips, "IP address")
     return out
@@ -108,11 +108,11 @@ def _addresses(p: Platform) -> list[Problem]:
             if ipaddress.ip_network(cidr).prefixlen == 0:
                 out.append(_err(("cloud", "oci", "network", "admin_cidrs", i), "admin ports must not be open to the whole Internet; list your own networks (like 203.0.113.7/32)"))
     for path, c, n in _vm_nodes(p):
-        if n.ip != "dhcp":
-            out += _host_in(path + ("ip",), n.ip, node_net, "address")
+        if n.ip.interface:
+            out += _host_in(path + ("ip",), str(n.ip), node_net, "address")
     for i, s in enumerate(p.services):
-        if s.ip != "dhcp":
-            out += _host_in(("services", i, "ip"), s.ip, node_net, "address")
+        if s.ip.interface:
+            out += _host_in(("services", i, "ip"), str(s.ip), node_net, "address")
     for ci, c in enumerate(p.clusters):
         base = ("clusters", ci)
         nets = {"network.pod_cidr": c.network.pod_cidr, "network.service_cidr": c.network.service_cidr}
@@ -129,13 +129,13 @@ def _addresses(p: Platform) -> list[Problem]:
                     out.append(_err(base + tuple(key.split(".")), f"{val} overlaps {oname} ({oval}); pick a range that does not"))
         if c.vip:
             out += _host_in(base + ("vip",), c.vip, node_net, "VIP")
-            node_ips = {n.ip.split("/")[0] for _, n in c.nodes() if n.ip != "dhcp"}
+            node_ips = {str(n.ip.address) for _, n in c.nodes() if n.ip.address}
             if c.vip in node_ips:
                 out.append(_err(base + ("vip",), f"VIP {c.vip} is also a node's address; the VIP must be a free address"))
         host = urlparse(c.endpoint).hostname or ""
         try:
             ipaddress.ip_address(host)
-            cp_ips = {n.ip.split("/")[0] for n in c.control_planes if n.ip != "dhcp"}
+            cp_ips = {str(n.ip.address) for n in c.control_planes if n.ip.address}
             if host != c.vip and host not in cp_ips:
                 out.append(_err(base + ("endpoint",), f"endpoint address {host} is neither the VIP nor a control plane's address; use the VIP"))
         except ValueError:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from tierzero.spec.base import InterfaceAddress, Model, Name
+from tierzero.spec.base import DHCP, InterfaceAddress, Model, Name
 
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
@@ -19,7 +19,7 @@ class Infisical(Model):
     cores: int = Field(default=2, ge=1)
     memory_gb: float = Field(default=2.0, ge=1)
     disk_gb: int = Field(default=16, ge=8)
-    ip: InterfaceAddress = "dhcp"
+    ip: InterfaceAddress = DHCP
     template: str = Field(default="debian-12-standard_12.7-1_amd64.tar.zst", description="LXC appliance template")
     admin_email: str = Field(pattern=EMAIL)
     organization: str = Field(min_length=1)

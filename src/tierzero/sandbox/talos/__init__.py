@@ -95,8 +95,7 @@ def _start(box: SandboxContext) -> Stop:
     for cluster in box.spec.clusters:
         provider = _kubeconfig_provider(box, cluster.name)
         for _role, spec_node in cluster.nodes():
-            ip = str(spec_node.ip)
-            address = spec_node.name if ip == "dhcp" else ip.split("/")[0]
+            address = str(spec_node.ip.address or spec_node.name)
             nodes[address] = TalosNodeServer(address, registry=registry, hostname=spec_node.name, kubeconfig=provider, reboot_seconds=reboot)
             names[address] = spec_node.name
     if box.world is not None:

@@ -16,9 +16,9 @@ STORE = "infisical"
 def service_url(ctx: RenderContext, name: str) -> str | None:
     for svc in ctx.platform.infisical_services():
         if svc.name == name:
-            if svc.ip == "dhcp":
+            if svc.ip.address is None:
                 return None
-            return f"http://{svc.ip.split('/')[0]}:8080"
+            return f"http://{svc.ip.address}:8080"
     raise InputError(f"clusters[{ctx.cluster.name}].addons.infisical.service: no infisical service named {name!r}", hint="name an entry of services[] with kind: infisical")
 
 
