@@ -91,7 +91,7 @@ def timeline_steps(scale: float) -> tuple[list[Step], dict[str, float]]:
         for sid, minutes, needs in items:
             seconds = minutes * scale
 
-            async def run(ctx: StepContext, seconds: float = seconds, sid: str = sid) -> dict[str, Any]:
+            async def run(ctx: StepContext, _inputs: Any, seconds: float = seconds, sid: str = sid) -> dict[str, Any]:
                 if seconds:
                     await asyncio.sleep(seconds)
                 return {"id": sid, "upstream": sorted(ctx.outputs[n]["id"] for n in ctx.outputs if n in needs_of[sid])}

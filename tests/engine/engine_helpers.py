@@ -67,7 +67,7 @@ class Ledger:
 
 def ledger_step(sid: str, phase: str, ledger: Ledger, needs: tuple[str, ...] = (), *, value: Any = None,
                 delay: float = 0.0, secret: bool = False, log: list[str] | None = None) -> Step:
-    async def run(ctx: StepContext) -> dict[str, Any]:
+    async def run(ctx: StepContext, _inputs: Any = None) -> dict[str, Any]:
         if log is not None:
             log.append(sid)
         if delay:

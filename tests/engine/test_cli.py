@@ -25,11 +25,11 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     assert _cli(["init", str(tmp_path)]) == 0
     ledger = Ledger(tmp_path / "ledger.txt")
 
-    async def change(ctx):
+    async def change(ctx, _inputs=None):
         ledger.ensure("real-change")
         return {}
 
-    async def undo(ctx):
+    async def undo(ctx, _inputs=None):
         ledger.ensure("undone")
         return {}
 
@@ -107,7 +107,7 @@ def test_validate_in_sandbox_and_bad_phase(project: dict, capsys: pytest.Capture
 
 
 def test_failed_step_is_one_clear_message(project: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
-    async def boom(ctx):
+    async def boom(ctx, _inputs=None):
         raise ConnectionRefusedError("connect to 10.0.1.5:22 refused")
 
     monkeypatch.setattr("tierzero.phases.registry.all_steps", lambda spec: [Step("cloud/x", "cloud", "x", boom)])  # type: ignore[arg-type]
@@ -132,12 +132,12 @@ def test_a_sandbox_command_waits_its_turn_for_the_world(project: dict, capsys: p
 def _calling_steps(ledger: Ledger) -> list[Step]:
     from tierzero.adapters import calls
 
-    async def talk(ctx):
+    async def talk(ctx, _inputs=None):
         calls.sent("ssh", "pve1", "pveversion")
         ledger.ensure("talked")
         return {}
 
-    async def undo(ctx):
+    async def undo(ctx, _inputs=None):
         calls.sent("ssh", "pve1", "pvecm delnode pve2")
         return {}
 

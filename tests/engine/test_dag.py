@@ -6,7 +6,7 @@ from tierzero.engine.dag import DagError, build
 from tierzero.engine.step import Step
 
 
-async def _noop(ctx):  # pragma: no cover - never run here
+async def _noop(ctx, _inputs=None):  # pragma: no cover - never run here
     return {}
 
 

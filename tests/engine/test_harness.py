@@ -124,11 +124,11 @@ def test_validate_step_fails_with_every_failed_row(deployed: tuple[Session, Runn
     saved = runner.connections.endpoints.pop(("kubernetes", "main"))  # a check that cannot reach its API fails, it does not crash
     try:
         with _faults(session), pytest.raises(OperationError) as failed:
-            asyncio.run(step.run(runner.context_from_state(step.id)))
+            asyncio.run(step.run(runner.context_from_state(step.id), None))
     finally:
         runner.connections.endpoints[("kubernetes", "main")] = saved
     message = failed.value.message
     assert message.startswith("validation failed: ")
     for check in (*FAULTED, "kubernetes"):
         assert f"{check} (" in message
-    assert asyncio.run(step.run(runner.context_from_state(step.id)))["rows"]  # and passes again once all is back
+    assert asyncio.run(step.run(runner.context_from_state(step.id), None))["rows"]  # and passes again once all is back

@@ -29,7 +29,7 @@ async def test_json_events_stream(tmp_path: Path) -> None:
 
 
 async def test_plain_lines_are_terse_by_default_and_detailed_with_verbose(tmp_path: Path) -> None:
-    async def wait_and_log(ctx):
+    async def wait_and_log(ctx, _inputs=None):
         ctx.wait("the API")
         ctx.log("hello")
         ctx.log("no /dev/kvm: software emulation", level="warn")
@@ -54,7 +54,7 @@ async def test_plain_lines_are_terse_by_default_and_detailed_with_verbose(tmp_pa
 
 
 async def test_failure_event_has_error_and_hint(tmp_path: Path) -> None:
-    async def boom(ctx):
+    async def boom(ctx, _inputs=None):
         raise ValueError("no capacity")
 
     out = io.StringIO()
@@ -72,7 +72,7 @@ async def test_live_view_shows_the_running_step_with_its_wait_and_retries(tmp_pa
     progress = LiveProgress(Console(file=io.StringIO(), force_terminal=True, width=120))
     seen: list[str] = []
 
-    async def slow(ctx):
+    async def slow(ctx, _inputs=None):
         ctx.wait("Ceph HEALTH_OK")
         ctx.retry(1, "HEALTH_WARN", 0.0)
         screen = Console(file=io.StringIO(), width=120, record=True)
@@ -92,7 +92,7 @@ async def test_live_view_shows_the_running_step_with_its_wait_and_retries(tmp_pa
 
 
 async def test_secrets_are_masked_in_events_and_errors(tmp_path: Path) -> None:
-    async def leaky(ctx):
+    async def leaky(ctx, _inputs=None):
         ctx.log("token is s3cr3t-value")
         raise RuntimeError("login failed with s3cr3t-value")
 

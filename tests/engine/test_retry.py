@@ -57,7 +57,7 @@ async def test_async_retry_through_a_step_emits_retry_events(tmp_path) -> None:
     clock = FakeClock()
     tries = []
 
-    async def flaky(ctx):
+    async def flaky(ctx, _inputs=None):
         async def once():
             tries.append(1)
             if len(tries) < 3:
@@ -66,7 +66,7 @@ async def test_async_retry_through_a_step_emits_retry_events(tmp_path) -> None:
 
         return await retry_async(once, on_retry=ctx.retry, sleep=clock.asleep, clock=clock)
 
-    async def broken(ctx):
+    async def broken(ctx, _inputs=None):
         async def once():
             raise Permanent("image not found: talos v9")
 

@@ -38,7 +38,7 @@ async def test_a_run_is_logged_whole_private_and_redacted(tmp_path: Path) -> Non
     redactor = Redactor(["hunter2-secret"])
     log = RunLog(tmp_path / "logs", "deploy", "sandbox", keep=5, clock=Clock(), redact=redactor.redact)
 
-    async def talk(ctx):
+    async def talk(ctx, _inputs=None):
         calls.sent("ssh", "pve1", "pveum user token add root@pam tierzero --password hunter2-secret")
         await asyncio.to_thread(calls.sent, "proxmox", "pve1", "GET /nodes")
         ctx.log("logged in with hunter2-secret")
@@ -100,7 +100,7 @@ async def test_concurrent_steps_get_their_own_calls_and_unbound_calls_go_nowhere
     arrived = 0
 
     def make(name: str):
-        async def run(ctx):
+        async def run(ctx, _inputs=None):
             nonlocal arrived
             arrived += 1
             if arrived == 2:

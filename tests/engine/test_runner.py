@@ -35,7 +35,7 @@ async def test_independent_steps_run_concurrently(tmp_path: Path) -> None:
 async def test_concurrency_is_bounded(tmp_path: Path) -> None:
     active = peak = 0
 
-    async def run(ctx):
+    async def run(ctx, _inputs=None):
         nonlocal active, peak
         active += 1
         peak = max(peak, active)
@@ -67,11 +67,11 @@ async def test_downstream_with_unchanged_inputs_is_skipped(tmp_path: Path) -> No
     calls: list[str] = []
 
     def steps(v: int) -> list[Step]:
-        async def up(ctx):
+        async def up(ctx, _inputs=None):
             calls.append("up")
             return {"parity": v % 2}
 
-        async def down(ctx):
+        async def down(ctx, _inputs=None):
             calls.append("down")
             return {}
 
@@ -89,7 +89,7 @@ async def test_permanent_failure_stops_with_step_cause_and_remedy(tmp_path: Path
     ledger = Ledger(tmp_path / "l")
     started: list[str] = []
 
-    async def boom(ctx):
+    async def boom(ctx, _inputs=None):
         raise RuntimeError("quota exceeded for A1 cores")
 
     steps = diamond(ledger, log=started)
@@ -129,7 +129,7 @@ async def test_destroy_reverse_order_and_forgets_state(tmp_path: Path) -> None:
 
 
 async def test_outputs_must_be_json(tmp_path: Path) -> None:
-    async def bad(ctx):
+    async def bad(ctx, _inputs=None):
         return {"when": object()}
 
     with pytest.raises(StepFailed, match="JSON"):
@@ -148,11 +148,11 @@ async def test_forgotten_state_reruns_every_step_adopting_what_exists(tmp_path: 
 
 
 async def test_failure_cancels_running_siblings_fast(tmp_path: Path) -> None:
-    async def slow(ctx):
+    async def slow(ctx, _inputs=None):
         await asyncio.sleep(30)
         return {}
 
-    async def boom(ctx):
+    async def boom(ctx, _inputs=None):
         await asyncio.sleep(0.05)
         raise RuntimeError("bad")
 
@@ -168,7 +168,7 @@ async def test_failure_cancels_running_siblings_fast(tmp_path: Path) -> None:
 
 
 async def test_interrupted_run_leaves_steps_pending(tmp_path: Path) -> None:
-    async def slow(ctx):
+    async def slow(ctx, _inputs=None):
         await asyncio.sleep(30)
         return {}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -38,12 +39,12 @@ def test_real_connections_from_the_spec(tmp_path: Path) -> None:
 
 
 async def test_steps_publish_endpoints_on_a_real_run(tmp_path: Path) -> None:
-    async def cloud(ctx: StepContext) -> dict:
+    async def cloud(ctx: StepContext, _inputs: Any = None) -> dict:
         return {"endpoints": [{"kind": "ssh", "name": "pve1", "host": "192.0.2.10", "port": 22, "scheme": "ssh"}]}
 
     seen: list[str] = []
 
-    async def host(ctx: StepContext) -> dict:
+    async def host(ctx: StepContext, _inputs: Any = None) -> dict:
         seen.append(ctx.connections.endpoint("ssh", "pve1").host)
         return {}
 

@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from tierzero.engine.runner import StepFailed
+from tierzero.engine.runner import Selection, StepFailed
 from tierzero.phases import hypervisors, platform
 
 from .conftest import blueprint
@@ -150,3 +150,21 @@ async def test_destroy_removes_only_our_vms(make_sandbox):
         out = await step.destroy(runner._context(step.id))
         assert out["deleted"] is True
     assert [vm.name for vm in box.pve.pve.vms] == ["not-ours"]
+
+
+def _rerun(box) -> dict[str, str]:
+    """What a deploy of the platform phase would do now: {step id: reason} of the steps it runs."""
+    return {i.step_id: i.reason for i in box.runner(all_steps(box)).plan(Selection(only="platform")) if i.action == "run"}
+
+
+@pytest.mark.parametrize("field, value", [("image_storage", "images"), ("allow_software_emulation", False)])
+async def test_every_setting_a_vm_is_made_from_re_runs_its_step(make_sandbox, field, value):
+    box = make_sandbox(oci_spec(), kvm=True)
+    prepare(box)
+    await box.run(all_steps(box))
+    vms = {f"platform/main/vm/{n}" for n in ("cp-1", "cp-2", "cp-3", "w-1")}
+    assert not vms & set(_rerun(box))  # nothing changed: the VMs are skipped
+    assert getattr(box.spec.proxmox, field) != value
+    setattr(box.spec.proxmox, field, value)
+    rerun = _rerun(box)
+    assert vms <= set(rerun) and {rerun[v] for v in vms} == {"inputs changed"}

@@ -106,8 +106,9 @@ class Harness:
     async def run(self, step: Step) -> Any:
         from tierzero.adapters import calls
 
+        ctx = self.ctx(step)
         with calls.receiving(lambda **f: self.events.append(("call", {"step": step.id, **f}))):  # as the runner does
-            out = await step.run(self.ctx(step))
+            out = await step.run(ctx, step.inputs(ctx))
         self.outputs[step.id] = dict(out)
         return out
 

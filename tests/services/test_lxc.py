@@ -182,7 +182,8 @@ async def test_unknown_template_is_refused_with_choices(spec, workspace, memory_
 async def test_lxc_step_output(spec, workspace, memory_pve):
     api = MemoryPve(offered=[TEMPLATE])
     step = phase.steps(spec)[0]
-    out = await step.run(_memory_ctx(spec, workspace, api, memory_pve))
+    ctx = _memory_ctx(spec, workspace, api, memory_pve)
+    out = await step.run(ctx, step.inputs(ctx))
     assert out["address"] == "192.168.10.30" and out["vmid"] == 300
 
 
@@ -190,7 +191,7 @@ async def test_destroy_deletes_only_our_container(pve, spec):
     fake, ctx = pve
     step = phase.steps(spec)[0]
     assert (await step.destroy(ctx)) == {"deleted": False}
-    await step.run(ctx)
+    await step.run(ctx, step.inputs(ctx))
     assert (await step.destroy(ctx)) == {"deleted": True}
     assert fake.ct(300) is None
     fake.add_ct(300, "other", node="pve3", config={"hostname": "other"})

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from tierzero.adapters import calls
 from tierzero.engine.dag import Graph, build
 from tierzero.engine.state import StateStore, StepRecord, fingerprint
-from tierzero.engine.step import EventSink, Step, StepContext
+from tierzero.engine.step import EventSink, Step, StepContext, frozen
 from tierzero.errors import InputError, OperationError, TierzeroError
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ class Runner:
         self.redact = redact or (lambda text: text)  # errors are stored and shown: mask secrets in them
         # Fingerprints `plan` computed; `run` reuses them until its first step starts (until then
         # the world they were computed from is unchanged). Some inputs render configs: not free.
-        self._planned: dict[str, str | None] = {}
+        self._planned: dict[str, tuple[str, Any] | None] = {}  # (fingerprint, inputs value)
         self._started_any = False
         self._previous: dict[str, Mapping[str, Any]] = {}  # outputs of each step's last finished run
 
@@ -148,8 +148,10 @@ class Runner:
                         hint=f"run the {self.graph.phase_of(dep)} phase first, or drop --only/--from",
                     )
 
-    def _fingerprint(self, step: Step) -> str:
-        return fingerprint(step.inputs(self._context(step.id)))
+    def _inputs(self, step: Step[Any]) -> tuple[str, Any]:
+        """The step's inputs value and its fingerprint."""
+        value = step.inputs(self._context(step.id))
+        return fingerprint(value), frozen(value)
 
     @staticmethod
     def _rerun_reason(rec: StepRecord | None, fp: str | None, always: bool = False) -> str | None:
@@ -181,10 +183,11 @@ class Runner:
             step = self.graph.steps[sid]
             upstream_changing = any(n in changing for n in self.graph.explicit[sid])
             try:
-                fp: str | None = self._fingerprint(step)
+                planned: tuple[str, Any] | None = self._inputs(step)
             except Exception:  # noqa: BLE001 - inputs may read outputs that do not exist yet
-                fp = None
-            self._planned[sid] = fp
+                planned = None
+            self._planned[sid] = planned
+            fp = planned[0] if planned is not None else None
             reason = self._rerun_reason(records.get(sid), fp, step.always)
             if reason == "inputs changed" and fp is None and upstream_changing:
                 reason = "downstream of change"
@@ -277,7 +280,7 @@ class Runner:
         step = self.graph.steps[sid]
         try:
             planned = None if self._started_any else self._planned.get(sid)
-            fp = planned if planned is not None else self._fingerprint(step)
+            fp, value = planned if planned is not None else self._inputs(step)
         except Exception as exc:  # noqa: BLE001
             cause, hint = _cause(exc)
             raise StepFailed(sid, f"could not compute its inputs: {self.redact(cause)}", hint) from exc
@@ -294,7 +297,7 @@ class Runner:
             self._bind_calls(sid, step.phase)  # this task's own context: no reset needed
             t0 = time.monotonic()
             try:
-                produced = await step.run(self._context(sid))
+                produced = await step.run(self._context(sid), value)
                 outputs = dict(produced or {})
                 json.dumps(outputs)
             except asyncio.CancelledError:

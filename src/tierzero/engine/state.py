@@ -6,6 +6,7 @@ one step marked `running`, which the next run simply runs again (steps are idemp
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sqlite3
@@ -64,6 +65,8 @@ def _unjsonable(value: Any) -> Any:
         return str(value)
     if hasattr(value, "model_dump"):
         return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}  # nested values come back here
     raise TypeError(f"step inputs must be JSON-able; got {type(value).__name__}")
 
 

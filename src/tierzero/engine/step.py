@@ -1,14 +1,18 @@
 """What a deployment is made of: steps, each in a phase, with inputs, outputs and dependencies.
 
-A step's `run` is an async function of its context. It must be idempotent: look up before
-creating, adopt what exists, and never regenerate a secret (use `ctx.secrets`). The engine
-fingerprints `inputs(ctx)`; an unchanged fingerprint with a finished status means skip.
+A step is one typed declaration: `inputs(ctx)` builds a frozen value (a frozen dataclass, a
+tuple, a string...) from the spec and the upstream outputs the step depends on; the engine
+fingerprints that value and hands the same value to `run(ctx, inputs)`, so what the step acts
+on is what was fingerprinted: an unchanged fingerprint with a finished status means skip.
+`run` must be idempotent: look up before creating, adopt what exists, and never regenerate a
+secret (use `ctx.secrets`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal, Mapping, Protocol
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generic, Literal, Mapping, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from tierzero.adapters.connections import Connections
@@ -65,17 +69,38 @@ class StepContext:
         self.emit("retry", step=self.step_id, attempt=attempt, cause=cause, delay=delay)
 
 
-StepRun = Callable[[StepContext], Awaitable[Mapping[str, Any]]]
+I = TypeVar("I")  # a step's inputs value
+Outputs = Mapping[str, Any]
+StepRun = Callable[[StepContext, I], Awaitable[Outputs]]
+StepUndo = Callable[[StepContext], Awaitable[Outputs]]
+
+
+def no_inputs(ctx: StepContext) -> None:
+    return None
+
+
+def frozen(value: Any) -> Any:
+    """`value` with its dicts read-only (MappingProxyType) and its lists and sets tuples, all the
+    way down: what `run` receives when `inputs` returned plain JSON-like data."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: frozen(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(frozen(v) for v in value)
+    if isinstance(value, (set, frozenset)):
+        return frozenset(frozen(v) for v in value)
+    return value
 
 
 @dataclass(frozen=True)
-class Step:
+class Step(Generic[I]):
     id: str  # unique, like "hypervisors/pvecm-add/pve2"
     phase: Phase
     description: str
-    run: StepRun
-    inputs: Callable[[StepContext], Any] = lambda ctx: None  # JSON-able; fingerprinted
+    run: Callable[[StepContext, I], Awaitable[Outputs]]
+    # A frozen value of everything the step's effect depends on (JSON-able once dataclasses and
+    # spec models are dumped: see tierzero.engine.state.fingerprint); `run` receives it.
+    inputs: Callable[[StepContext], I] = no_inputs  # type: ignore[assignment]
     needs: tuple[str, ...] = ()  # ids of steps whose outputs this one reads
-    destroy: StepRun | None = None  # undo, run in reverse order by `tierzero destroy`
+    destroy: StepUndo | None = None  # undo, run in reverse order by `tierzero destroy`
     real_only: bool = False  # changes real infrastructure: needs confirmation
     always: bool = False  # runs on every deploy (checks of the world as it is now), never skipped

@@ -34,7 +34,7 @@ def osd_targets(spec: Platform, node: ProxmoxNode) -> list[str]:
 
 
 def _install(name: str):
-    async def run(ctx: StepContext) -> Mapping[str, Any]:
+    async def run(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
         ssh = host_ssh(ctx, name)
         if (await ssh.run("command -v ceph-mon", check=False)).ok:
             return {"installed": False}
@@ -44,7 +44,7 @@ def _install(name: str):
     return run
 
 
-async def _init(ctx: StepContext) -> Mapping[str, Any]:
+async def _init(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
     px = ctx.spec.proxmox
     ssh = host_ssh(ctx, px.nodes[0].name)
     if (await ssh.run("test -e /etc/pve/ceph.conf", check=False)).ok:
@@ -54,7 +54,7 @@ async def _init(ctx: StepContext) -> Mapping[str, Any]:
 
 
 def _mon(name: str):
-    async def run(ctx: StepContext) -> Mapping[str, Any]:
+    async def run(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
         ssh = host_ssh(ctx, name)
         dump = await ssh.run("ceph mon dump --format json", check=False)
         mons = [m.get("name") for m in json.loads(dump.stdout or "{}").get("mons", [])] if dump.ok else []
@@ -67,7 +67,7 @@ def _mon(name: str):
 
 
 def _osds(name: str):
-    async def run(ctx: StepContext) -> Mapping[str, Any]:
+    async def run(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
         ssh = host_ssh(ctx, name)
         listed = json.loads((await ssh.run("ceph-volume lvm list --format json", check=False)).stdout or "{}")
         in_use: set[str] = set()
@@ -94,7 +94,7 @@ def _osds(name: str):
     return run
 
 
-async def _pool(ctx: StepContext) -> Mapping[str, Any]:
+async def _pool(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
     ceph = ctx.spec.proxmox.ceph
     ssh = host_ssh(ctx, ctx.spec.proxmox.nodes[0].name)
     pools = (await ssh.run("ceph osd pool ls")).stdout.split()
@@ -113,7 +113,7 @@ async def health_detail(ctx: StepContext) -> tuple[str, list[str]]:
     return str(data.get("status", "UNKNOWN")), reasons
 
 
-async def _health(ctx: StepContext) -> Mapping[str, Any]:
+async def _health(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
     last: dict[str, Any] = {}
 
     async def check() -> None:

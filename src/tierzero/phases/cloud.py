@@ -15,19 +15,33 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tierzero.engine.step import Step, StepContext
+from tierzero.errors import OperationError
 
 if TYPE_CHECKING:
-    from tierzero.spec.models import Platform
+    from tierzero.adapters.connections import TofuLayer
+    from tierzero.spec.models import OCI, Platform
+
+
+def _oci(spec: Platform) -> OCI:
+    if spec.oci is None:
+        raise OperationError("the cloud phase runs only for a spec with cloud.oci", hint="add cloud.oci, or deploy --from hypervisors")
+    return spec.oci
+
+
+def _cloud_inputs(ctx: StepContext) -> CloudInputs:
+    hosts = tuple(CloudHost(n.name, n.instance, n.ssh.port, n.ssh.user) for n in ctx.spec.proxmox.nodes if n.instance)
+    return CloudInputs(_oci(ctx.spec), ctx.connections.cloud.layer, hosts)
 
 
 def _workdir(ctx: StepContext) -> Any:
     return ctx.workspace.root / "cloud"
 
 
-def _apply_sync(ctx: StepContext, on_retry: Callable[[Any], None]) -> dict[str, Any]:
+def _apply_sync(ctx: StepContext, inputs: CloudInputs, on_retry: Callable[[Any], None]) -> dict[str, Any]:
     from tierzero.adapters.capacity import DEFAULT_BACKOFF, CapacityAttempt
     from tierzero.freetier.limits import limits_on
     from tierzero.layers.oci import apply_cloud_layer
@@ -43,19 +57,19 @@ def _apply_sync(ctx: StepContext, on_retry: Callable[[Any], None]) -> dict[str, 
     result = apply_cloud_layer(
         ctx.spec, _workdir(ctx), twin=layer == "oci_twin", base_dir=ctx.workspace.root.parent, limits=limits_on(),
         resolve_secret=ctx.secrets.resolve, on_event=on_event, env=cloud_layer.env or None,
-        hunt_deadline_seconds=hunt if hunt is not None else ctx.spec.oci.capacity_hunt_minutes * 60.0,
+        hunt_deadline_seconds=hunt if hunt is not None else inputs.oci.capacity_hunt_minutes * 60.0,
         backoff=cloud_layer.capacity_backoff or DEFAULT_BACKOFF,
     )
     cloud = result.outputs
     endpoints = []
-    for node in ctx.spec.proxmox.nodes:
-        inst = cloud.instances.get(node.instance or "")
+    for host in inputs.hosts:
+        inst = cloud.instances.get(host.instance)
         if inst is None:
             continue
         address = inst.public_ip or inst.private_ip
-        endpoints.append({"kind": "ssh", "name": node.name, "host": address, "port": node.ssh.port, "scheme": "ssh",
-                          "extra": {"user": node.ssh.user, "address": inst.private_ip}})
-        endpoints.append({"kind": "proxmox", "name": node.name, "host": address, "port": 8006, "verify": False})
+        endpoints.append({"kind": "ssh", "name": host.name, "host": address, "port": host.ssh_port, "scheme": "ssh",
+                          "extra": {"user": host.ssh_user, "address": inst.private_ip}})
+        endpoints.append({"kind": "proxmox", "name": host.name, "host": address, "port": 8006, "verify": False})
     return {
         "layer": layer,
         "compartment_id": cloud.compartment_id,
@@ -83,7 +97,24 @@ async def _destroy(ctx: StepContext) -> Mapping[str, Any]:
     return await asyncio.to_thread(_destroy_sync, ctx)
 
 
-async def _apply(ctx: StepContext) -> Mapping[str, Any]:
+@dataclass(frozen=True)
+class CloudHost:
+    """A Proxmox host on a cloud instance: its endpoints are published from the instance's addresses."""
+
+    name: str
+    instance: str
+    ssh_port: int
+    ssh_user: str
+
+
+@dataclass(frozen=True)
+class CloudInputs:
+    oci: OCI
+    layer: TofuLayer
+    hosts: tuple[CloudHost, ...]
+
+
+async def _apply(ctx: StepContext, inputs: CloudInputs) -> Mapping[str, Any]:
     ctx.wait("OpenTofu plan, free-tier guard and apply")
     loop = asyncio.get_running_loop()
 
@@ -96,12 +127,12 @@ async def _apply(ctx: StepContext) -> Mapping[str, Any]:
             loop.call_soon_threadsafe(lambda ad=ad, why=why: ctx.log(f"{ad} dropped for this run: {why}", level="notice"))
         loop.call_soon_threadsafe(ctx.retry, attempt.attempt, f"{cause}{dropped}; {moves}", attempt.delay_seconds)
 
-    return await asyncio.to_thread(_apply_sync, ctx, on_retry)
+    return await asyncio.to_thread(_apply_sync, ctx, inputs, on_retry)
 
 
 def steps(spec: Platform) -> list[Step]:
     if spec.oci is None:
         return []
     return [Step("cloud/oci", "cloud", "OCI network, instances and budget (OpenTofu, guarded)", _apply,
-                 inputs=lambda ctx: {"oci": ctx.spec.oci.model_dump(mode="json"), "layer": ctx.connections.cloud.layer},
+                 inputs=_cloud_inputs,
                  destroy=_destroy, real_only=True)]

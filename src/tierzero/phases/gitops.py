@@ -87,7 +87,7 @@ def _age_key(ctx: StepContext) -> str:
 # ---------------------------------------------------------------------------- steps
 
 def _sops_secret(h: GitopsHooks, name: str):
-    async def run(ctx: StepContext) -> Mapping[str, Any]:
+    async def run(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
         cluster = _cluster(ctx, name)
         kube = h.kube(ctx, cluster)
         ns = "flux-system" if cluster.gitops.engine == "flux" else "argocd"
@@ -104,7 +104,7 @@ def _sops_secret(h: GitopsHooks, name: str):
 
 
 def _bootstrap(h: GitopsHooks, name: str):
-    async def run(ctx: StepContext) -> Mapping[str, Any]:
+    async def run(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
         cluster = _cluster(ctx, name)
         kube = h.kube(ctx, cluster)
         docs = await asyncio.to_thread(manifests_of, bootstrap_dir(ctx, cluster), fetcher(ctx.connections))
@@ -154,7 +154,7 @@ def _not_ready_argo(kube: Any) -> list[str]:
 
 
 def _ready(h: GitopsHooks, name: str):
-    async def run(ctx: StepContext) -> Mapping[str, Any]:
+    async def run(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
         cluster = _cluster(ctx, name)
         kube = h.kube(ctx, cluster)
         probe = _not_ready_flux if cluster.gitops.engine == "flux" else _not_ready_argo

@@ -47,7 +47,7 @@ def _guests_on(spec: Platform, node: str) -> float:
 # ---------------------------------------------------------------------------- preflight
 
 def _preflight(name: str):
-    async def run(ctx: StepContext) -> Mapping[str, Any]:
+    async def run(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
         ssh = host_ssh(ctx, name)
         version = (await ssh.run("pveversion", hint="is Proxmox VE installed on this host?")).stdout.strip()
         found = re.search(r"pve-manager/([\d.]+)", version)
@@ -80,7 +80,7 @@ def _preflight(name: str):
                 hint=f"add `<address> {hostname}.<domain> {hostname}` to /etc/hosts; corosync and pvecm need it",
             )
         kvm = (await ssh.run("test -e /dev/kvm", check=False)).ok
-        if not kvm and not ctx.spec.proxmox.allow_software_emulation:
+        if not kvm and not inputs["tcg"]:
             raise OperationError(f"{name} has no /dev/kvm", hint=EMULATION_HINT)
         if not kvm:
             ctx.log(f"{name}: no /dev/kvm, VMs will use software emulation (accepted by allow_software_emulation)", level="warn")
@@ -96,7 +96,7 @@ async def _status(ctx: StepContext, name: str) -> Any:
     return parse_pvecm(res.stdout + res.stderr, res.exit_status)
 
 
-async def _create(ctx: StepContext) -> Mapping[str, Any]:
+async def _create(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
     name, cluster = _first(ctx.spec), ctx.spec.proxmox.cluster_name
     st = await _status(ctx, name)
     if st.in_cluster and st.name and st.name != cluster:
@@ -128,7 +128,7 @@ async def _trust(ctx: StepContext, on: str, address: str) -> None:
 
 
 def _join(name: str):
-    async def run(ctx: StepContext) -> Mapping[str, Any]:
+    async def run(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
         first, cluster = _first(ctx.spec), ctx.spec.proxmox.cluster_name
         st = await _status(ctx, name)
         if st.in_cluster:
@@ -148,7 +148,7 @@ def _witness(spec: Platform) -> str:
     return spec.proxmox.qdevice.host
 
 
-async def _qdevice(ctx: StepContext) -> Mapping[str, Any]:
+async def _qdevice(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
     first, witness = _first(ctx.spec), _witness(ctx.spec)
     st = await _status(ctx, first)
     if st.qdevice:
@@ -171,7 +171,7 @@ async def _qdevice(ctx: StepContext) -> Mapping[str, Any]:
     return {"witness": witness, "configured": True}
 
 
-async def _quorum(ctx: StepContext) -> Mapping[str, Any]:
+async def _quorum(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
     first = _first(ctx.spec)
     want = len(ctx.spec.proxmox.nodes)
     seen: dict[str, Any] = {}
@@ -202,7 +202,7 @@ async def _quorum(ctx: StepContext) -> Mapping[str, Any]:
 
 # ---------------------------------------------------------------------------- token and tailscale
 
-async def _token(ctx: StepContext) -> Mapping[str, Any]:
+async def _token(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
     token_id = f"{TOKEN_USER}!{TOKEN_NAME}"
     if all(n.token_id for n in ctx.spec.proxmox.nodes):
         return {"token_id": ctx.spec.proxmox.nodes[0].token_id, "created": False}
@@ -222,7 +222,7 @@ async def _token(ctx: StepContext) -> Mapping[str, Any]:
 
 
 def _tailscale(name: str):
-    async def run(ctx: StepContext) -> Mapping[str, Any]:
+    async def run(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
         ts = ctx.spec.proxmox.tailscale
         ssh = host_ssh(ctx, name)
         if not (await ssh.run("command -v tailscale", check=False)).ok:
@@ -295,7 +295,7 @@ def steps(spec: Platform) -> list[Step]:
     return out
 
 
-async def _summary(ctx: StepContext) -> Mapping[str, Any]:
+async def _summary(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
     q = ctx.output(_p("quorum"))
     health = ctx.outputs.get(_p("ceph/health"), {})
     return {"cluster": q["cluster"], "members": q["members"], "quorate": q["quorate"], "qdevice": q.get("qdevice", False),

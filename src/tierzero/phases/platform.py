@@ -25,7 +25,7 @@ from tierzero.adapters.retry import RetryExhausted, Transient, retry_async
 from tierzero.adapters.ssh import retry_policy
 from tierzero.engine.step import Step, StepContext
 from tierzero.errors import OperationError
-from tierzero.phases.platform_vm import assign_vmids, ensure_vm, image_name, image_volid, remove_vm
+from tierzero.phases.platform_vm import VmInputs, assign_vmids, ensure_vm, image_name, image_volid, remove_vm, vm_inputs
 from tierzero.workspace.layout import write_private
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def _default_maintenance(ctx: StepContext, address: str) -> TalosMaintenanceApi:
 _default_talos = talos_client
 
 
-def _no_checksum(ctx: StepContext, cluster: Cluster) -> str | None:
+def _no_checksum(ctx: StepContext, url: str) -> str | None:
     return None
 
 
@@ -108,7 +108,7 @@ class PlatformHooks:
     talos: Callable[[StepContext, Cluster, str], TalosApi] = _default_talos  # a node's API, by address
     kube: Callable[[StepContext, Cluster], KubernetesNodes] = _default_kube
     image_url: Callable[[Cluster], str] = _default_image_url
-    image_checksum: Callable[[StepContext, Cluster], str | None] = _no_checksum
+    image_checksum: Callable[[StepContext, str], str | None] = _no_checksum  # (ctx, image URL)
     talos_maintenance: Callable[[StepContext, str], TalosMaintenanceApi] | None = _default_maintenance
     # Rendered machine configs, by (spec, cluster, node): a pure function of the spec and the
     # (never regenerated) secrets bundle, read by fingerprints and runs alike.
@@ -141,18 +141,24 @@ def _p(cluster: str, rest: str) -> str:
 
 # ---------------------------------------------------------------------------- image
 
-def _image(h: PlatformHooks, cluster_name: str, pve_node: str):
-    async def run(ctx: StepContext) -> Mapping[str, Any]:
-        cluster = _cluster(ctx, cluster_name)
-        storage = ctx.spec.proxmox.image_storage
-        url = h.image_url(cluster)
-        filename = image_name(cluster, url)
+@dataclass(frozen=True)
+class ImageInputs:
+    url: str
+    storage: str
+    talos_version: str
+    arch: str
+
+
+def _image(h: PlatformHooks, pve_node: str):
+    async def run(ctx: StepContext, inputs: ImageInputs) -> Mapping[str, Any]:
+        storage, url = inputs.storage, inputs.url
+        filename = image_name(inputs.talos_version, inputs.arch, url)
         api = proxmox_client(ctx, pve_node)
         present = {c.get("volid") for c in await api.storage_content(pve_node, storage, "import")}
         volid = image_volid(storage, filename)
         if volid in present:
             return {"volid": volid, "downloaded": False}
-        checksum = h.image_checksum(ctx, cluster)
+        checksum = h.image_checksum(ctx, url)
         ctx.wait(f"downloading {filename} to {storage} on {pve_node}")
         await api.download_url(pve_node, storage, url=url, filename=filename, content="import", checksum=checksum)
         return {"volid": volid, "downloaded": True}
@@ -162,11 +168,12 @@ def _image(h: PlatformHooks, cluster_name: str, pve_node: str):
 
 # ---------------------------------------------------------------------------- VMs
 
-def _vm(h: PlatformHooks, cluster_name: str, node_name: str, vmid: int):
-    async def run(ctx: StepContext) -> Mapping[str, Any]:
-        cluster = _cluster(ctx, cluster_name)
-        config = h.rendered_config(ctx, cluster, node_name)
-        return await ensure_vm(ctx, cluster, node_name, vmid, config, h.image_url(cluster))
+def _vm(h: PlatformHooks, cluster_name: str):
+    async def run(ctx: StepContext, inputs: VmInputs) -> Mapping[str, Any]:
+        config = h.rendered_config(ctx, _cluster(ctx, cluster_name), inputs.node.name)
+        if hashlib.sha256(config).hexdigest() != inputs.config_sha256:  # rendered from the same spec and secrets
+            raise OperationError(f"the machine config of {inputs.node.name} changed while the step ran", hint="run the deploy again")
+        return await ensure_vm(ctx, inputs, config)
 
     return run
 
@@ -237,7 +244,7 @@ async def _reapply(ctx: StepContext, h: PlatformHooks, cluster: Cluster, node: N
 
 
 def _talos_ready(h: PlatformHooks, cluster_name: str):
-    async def run(ctx: StepContext) -> Mapping[str, Any]:
+    async def run(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
         cluster = _cluster(ctx, cluster_name)
         policy = retry_policy(ctx.connections, "wait")
         ctx.wait(f"Talos API on every node of {cluster.name}")
@@ -257,7 +264,7 @@ def _talos_ready(h: PlatformHooks, cluster_name: str):
 
 
 def _bootstrap(h: PlatformHooks, cluster_name: str):
-    async def run(ctx: StepContext) -> Mapping[str, Any]:
+    async def run(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
         cluster = _cluster(ctx, cluster_name)
         first = cluster.control_planes[0]
         client = h.talos(ctx, cluster, node_ip(first))
@@ -277,7 +284,7 @@ def _bootstrap(h: PlatformHooks, cluster_name: str):
 
 
 def _health(h: PlatformHooks, cluster_name: str):
-    async def run(ctx: StepContext) -> Mapping[str, Any]:
+    async def run(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
         cluster = _cluster(ctx, cluster_name)
         policy = retry_policy(ctx.connections, "wait")
         want = len(cluster.control_planes)
@@ -336,19 +343,16 @@ def steps(spec: Platform, hooks: PlatformHooks | None = None) -> list[Step]:
         c = cluster.name
         hosts = sorted({n.node for _, n in cluster.nodes()})
         for host in hosts:
-            out.append(Step(_p(c, f"image/{host}"), "platform", f"Talos {cluster.talos_version} nocloud image for {c} on {host}", _image(h, c, host),
-                            inputs=lambda ctx, cl=cluster: {"url": h.image_url(cl), "storage": ctx.spec.proxmox.image_storage}))
+            out.append(Step(_p(c, f"image/{host}"), "platform", f"Talos {cluster.talos_version} nocloud image for {c} on {host}", _image(h, host),
+                            inputs=lambda ctx, cl=cluster: ImageInputs(h.image_url(cl), ctx.spec.proxmox.image_storage, cl.talos_version, cl.arch)))
         vm_ids = []
         for _, node in cluster.nodes():
             sid = _p(c, f"vm/{node.name}")
             vm_ids.append(sid)
             out.append(Step(
-                sid, "platform", f"VM {node.name} ({vmids[(c, node.name)]}) on {node.node}", _vm(h, c, node.name, vmids[(c, node.name)]),
-                inputs=lambda ctx, cl=cluster, n=node: {
-                    "node": n.model_dump(mode="json"), "image": h.image_url(cl), "vmid": vmids[(cl.name, n.name)],
-                    "config_sha256": config_digests(ctx, h, cl)[n.name],
-                    "net": [ctx.spec.proxmox.bridge, ctx.spec.proxmox.vlan, ctx.spec.proxmox.storage],
-                },
+                sid, "platform", f"VM {node.name} ({vmids[(c, node.name)]}) on {node.node}", _vm(h, c),
+                inputs=lambda ctx, cl=cluster, n=node: vm_inputs(ctx, cl, n, vmids[(cl.name, n.name)], h.image_url(cl),
+                                                                 config_digests(ctx, h, cl)[n.name]),
                 needs=(_p(c, f"image/{node.node}"),), real_only=True, destroy=_vm_destroy(c, node.name, vmids[(c, node.name)]),
             ))
         out.append(Step(_p(c, "talos"), "platform", f"wait for the Talos API on every node of {c}; apply changed machine configs",

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import shlex
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
-from tierzero.adapters.proxmox import ProxmoxClient, proxmox_client
+from tierzero.adapters.protocols import ProxmoxApi
+from tierzero.adapters.proxmox import proxmox_client
 from tierzero.engine.step import StepContext
 from tierzero.errors import OperationError
 from tierzero.phases.hosts import host_ssh
@@ -36,12 +38,12 @@ def assign_vmids(spec: Platform) -> dict[tuple[str, str], int]:
     return out
 
 
-def image_name(cluster: Cluster, url: str) -> str:
+def image_name(talos_version: str, arch: str, url: str) -> str:
     """The file name on the storage: schematic, version and arch, so a changed image is a new file."""
     parts = url.rstrip("/").split("/")
     schematic = parts[-3][:12] if len(parts) >= 3 else "vanilla"
     ext = "qcow2" if url.endswith(".qcow2") else "raw"
-    return f"talos-{schematic}-{cluster.talos_version}-nocloud-{cluster.arch}.{ext}"
+    return f"talos-{schematic}-{talos_version}-nocloud-{arch}.{ext}"
 
 
 def image_volid(storage: str, filename: str) -> str:
@@ -52,22 +54,51 @@ def vm_name(cluster: Cluster, node: Node) -> str:
     return node.name
 
 
-def _kvm(ctx: StepContext, host: str) -> bool:
-    pre = ctx.outputs.get(f"hypervisors/preflight/{host}")
-    if pre is not None and "kvm" in pre:
-        return bool(pre["kvm"])
-    return not ctx.spec.proxmox.allow_software_emulation
+@dataclass(frozen=True)
+class VmInputs:
+    """Everything a Talos VM depends on: what the VM step fingerprints and then acts on."""
+
+    cluster: str
+    arch: str
+    talos_version: str
+    node: Node
+    image: str  # the Image Factory disk image URL
+    vmid: int
+    config_sha256: str  # the rendered machine config's digest (the config itself is secret)
+    net: tuple[str, int | None, str]  # bridge, VLAN tag, VM disk storage
+    image_storage: str  # holds the disk image and the cloud-init snippet
+    gateway: str
+    nameservers: tuple[str, ...]
+    allow_software_emulation: bool
+    host_kvm: bool | None  # /dev/kvm on the host as the preflight found it (None: not checked)
+
+    @property
+    def kvm(self) -> bool:
+        return self.host_kvm if self.host_kvm is not None else not self.allow_software_emulation
+
+    @property
+    def storage(self) -> str:
+        return self.net[2]
 
 
-async def _snippet(ctx: StepContext, api: ProxmoxClient, host: str, name: str, config: bytes) -> tuple[str, bool]:
+def vm_inputs(ctx: StepContext, cluster: Cluster, node: Node, vmid: int, image_url: str, config_sha256: str) -> VmInputs:
+    px = ctx.spec.proxmox
+    pre = ctx.outputs.get(f"hypervisors/preflight/{node.node}")
+    host_kvm = bool(pre["kvm"]) if pre is not None and "kvm" in pre else None
+    return VmInputs(cluster.name, cluster.arch, cluster.talos_version, node, image_url, vmid, config_sha256,
+                    (px.bridge, px.vlan, px.storage), px.image_storage, px.gateway, tuple(px.nameservers),
+                    px.allow_software_emulation, host_kvm)
+
+
+async def _snippet(ctx: StepContext, api: ProxmoxApi, vm: VmInputs, name: str, config: bytes) -> tuple[str, bool]:
     """Write the machine config as a NoCloud user-data snippet on the host (0600); unchanged files
     are left alone. Returns (cicustom volume, written)."""
-    storage = ctx.spec.proxmox.image_storage
+    storage = vm.image_storage
     info = await api.call("get", f"storage/{storage}")
     base = str(info.get("path") or "/var/lib/vz")
     filename = f"tierzero-{name}-user.yaml"
     path = f"{base}/snippets/{filename}"
-    ssh = host_ssh(ctx, host)
+    ssh = host_ssh(ctx, vm.node.node)
     digest = hashlib.sha256(config).hexdigest()
     current = await ssh.run(["sha256sum", path], check=False)
     written = False
@@ -78,23 +109,22 @@ async def _snippet(ctx: StepContext, api: ProxmoxClient, host: str, name: str, c
     return f"{storage}:snippets/{filename}", written
 
 
-def _net0(ctx: StepContext, node: Node) -> str:
-    px = ctx.spec.proxmox
-    net = f"virtio={node.mac},bridge={px.bridge}" if node.mac else f"virtio,bridge={px.bridge}"
-    return net + (f",tag={px.vlan}" if px.vlan else "")
+def _net0(vm: VmInputs) -> str:
+    bridge, vlan, _ = vm.net
+    net = f"virtio={vm.node.mac},bridge={bridge}" if vm.node.mac else f"virtio,bridge={bridge}"
+    return net + (f",tag={vlan}" if vlan else "")
 
 
-def _ipconfig(ctx: StepContext, node: Node) -> str:
-    if node.ip.dhcp:
+def _ipconfig(vm: VmInputs) -> str:
+    if vm.node.ip.dhcp:
         return "ip=dhcp"
-    return f"ip={node.ip},gw={ctx.spec.proxmox.gateway}"
+    return f"ip={vm.node.ip},gw={vm.gateway}"
 
 
-def desired_config(ctx: StepContext, cluster: Cluster, node: Node, image_volid_: str, cicustom: str) -> dict[str, Any]:
-    px = ctx.spec.proxmox
-    kvm = _kvm(ctx, node.node)
+def desired_config(vm: VmInputs, image_volid_: str, cicustom: str) -> dict[str, Any]:
+    node, kvm = vm.node, vm.kvm
     cfg: dict[str, Any] = {
-        "name": vm_name(cluster, node),
+        "name": node.name,
         "cores": node.cores,
         "sockets": 1,
         "memory": int(node.memory_gb * 1024),
@@ -102,29 +132,29 @@ def desired_config(ctx: StepContext, cluster: Cluster, node: Node, image_volid_:
         "kvm": 1 if kvm else 0,
         "ostype": "l26",
         "scsihw": "virtio-scsi-single",
-        "scsi0": f"{px.storage}:0,import-from={image_volid_},discard=on,iothread=1",
-        "ide2": f"{px.storage}:cloudinit",
-        "net0": _net0(ctx, node),
+        "scsi0": f"{vm.storage}:0,import-from={image_volid_},discard=on,iothread=1",
+        "ide2": f"{vm.storage}:cloudinit",
+        "net0": _net0(vm),
         "citype": "nocloud",
         "cicustom": f"user={cicustom}",
-        "ipconfig0": _ipconfig(ctx, node),
-        "nameserver": " ".join(px.nameservers),
+        "ipconfig0": _ipconfig(vm),
+        "nameserver": " ".join(vm.nameservers),
         "agent": "enabled=1",
         "serial0": "socket",
         "boot": "order=scsi0",
         "onboot": 1,
-        "tags": f"tierzero;{cluster.name}",
+        "tags": f"tierzero;{vm.cluster}",
     }
-    if cluster.arch == "arm64":
-        cfg.update({"bios": "ovmf", "efidisk0": f"{px.storage}:1,efitype=4m"})
+    if vm.arch == "arm64":
+        cfg.update({"bios": "ovmf", "efidisk0": f"{vm.storage}:1,efitype=4m"})
     return cfg
 
 
-async def ensure_vm(ctx: StepContext, cluster: Cluster, node_name: str, vmid: int, config: bytes, image_url: str) -> Mapping[str, Any]:
-    node = cluster.node(node_name)
+async def ensure_vm(ctx: StepContext, vm: VmInputs, config: bytes) -> Mapping[str, Any]:
+    node, vmid = vm.node, vm.vmid
     host = node.node
     api = proxmox_client(ctx, host)
-    name = vm_name(cluster, node)
+    name = node.name
     found = await api.find_guest(vmid=vmid)
     if found is not None and found.get("name") != name:
         raise OperationError(
@@ -138,16 +168,16 @@ async def ensure_vm(ctx: StepContext, cluster: Cluster, node_name: str, vmid: in
             found, vmid = by_name, int(by_name["vmid"])
     if found is not None and found.get("node") != host:
         raise OperationError(f"VM {name} ({vmid}) lives on {found.get('node')}, the spec puts it on {host}", hint="migrate it, or change `node` in the spec")
-    cicustom, snippet_written = await _snippet(ctx, api, host, name, config)
+    cicustom, snippet_written = await _snippet(ctx, api, vm, name, config)
     created = False
     if found is None:
-        volid = image_volid(ctx.spec.proxmox.image_storage, image_name(cluster, image_url))
-        await api.create_vm(host, vmid, **desired_config(ctx, cluster, node, volid, cicustom))
+        volid = image_volid(vm.image_storage, image_name(vm.talos_version, vm.arch, vm.image))
+        await api.create_vm(host, vmid, **desired_config(vm, volid, cicustom))
         await api.resize_vm_disk(host, vmid, "scsi0", f"{node.disk_gb}G")
         created = True
     else:
         current = await api.vm_config(host, vmid)
-        changes = {k: v for k, v in (("cores", node.cores), ("memory", int(node.memory_gb * 1024)), ("net0", _net0(ctx, node))) if not _same(k, current.get(k), v)}
+        changes = {k: v for k, v in (("cores", node.cores), ("memory", int(node.memory_gb * 1024)), ("net0", _net0(vm))) if not _same(k, current.get(k), v)}
         if changes:
             ctx.log(f"updating {name}: {', '.join(sorted(changes))} (applies at the next reboot if running)", level="notice")
             await api.set_vm_config(host, vmid, **changes)
@@ -186,7 +216,7 @@ async def remove_vm(ctx: StepContext, cluster: Cluster, node_name: str, vmid: in
     node = cluster.node(node_name)
     api = proxmox_client(ctx, node.node)
     found = await api.find_guest(vmid=vmid)
-    if found is None or found.get("name") != vm_name(cluster, node):
+    if found is None or found.get("name") != node.name:
         return {"vmid": vmid, "deleted": False}
     host = str(found.get("node"))
     if await api.vm_status(host, vmid) == "running":

@@ -47,7 +47,7 @@ def steps(spec: "Platform") -> list[Step]:
 
 
 def _bind(fn: Any, *args: Any) -> Any:
-    async def run(ctx: StepContext) -> Mapping[str, Any]:
+    async def run(ctx: StepContext, inputs: Any = None) -> Mapping[str, Any]:
         return await fn(ctx, *args)
     return run
 

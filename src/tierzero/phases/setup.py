@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tierzero.engine.step import Step, StepContext
@@ -19,22 +20,38 @@ def bundle_secret_name(cluster: str) -> str:
     return f"talos/{cluster}/secrets-bundle"
 
 
-async def _keys(ctx: StepContext) -> Mapping[str, Any]:
+@dataclass(frozen=True)
+class KeysInputs:
+    workspace: str
+
+
+@dataclass(frozen=True)
+class BundlesInputs:
+    clusters: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RenderInputs:
+    spec: Platform
+    bundles: tuple[str, ...]
+
+
+async def _keys(ctx: StepContext, inputs: KeysInputs) -> Mapping[str, Any]:
     from tierzero.workspace.keys import init_workspace
 
     keys = init_workspace(ctx.workspace)
     return {"age_recipient": keys["age_recipient"], "ssh_public_key": keys["ssh_public_key"]}
 
 
-async def _bundles(ctx: StepContext) -> Mapping[str, Any]:
+async def _bundles(ctx: StepContext, inputs: BundlesInputs) -> Mapping[str, Any]:
     try:
         from tierzero.render.talos.secrets import generate_bundle
     except ModuleNotFoundError:
         ctx.log("the Talos renderer is not installed: no secrets bundle generated", level="warn")
         return {"bundles": []}
     names = []
-    for cluster in ctx.spec.clusters:
-        name = bundle_secret_name(cluster.name)
+    for cluster in inputs.clusters:
+        name = bundle_secret_name(cluster)
         ctx.secrets.get_or_create(name, lambda: generate_bundle().to_yaml())
         names.append(name)
     return {"bundles": names}
@@ -44,7 +61,7 @@ def _spec_path(ctx: StepContext) -> Any:
     return ctx.workspace.root.parent / "tierzero.yaml"
 
 
-async def _render(ctx: StepContext) -> Mapping[str, Any]:
+async def _render(ctx: StepContext, inputs: RenderInputs) -> Mapping[str, Any]:
     try:
         plan = importlib.import_module("tierzero.render.plan")
     except ModuleNotFoundError as exc:
@@ -54,7 +71,7 @@ async def _render(ctx: StepContext) -> Mapping[str, Any]:
         return {"files": 0, "digest": ""}
     from tierzero.spec import LoadedSpec
 
-    loaded = LoadedSpec(ctx.spec, _spec_path(ctx))
+    loaded = LoadedSpec(inputs.spec, _spec_path(ctx))
     files = plan.render_all(loaded, ctx.workspace)
     plan.write_plan(files, ctx.workspace.render_dir)
     digest = hashlib.sha256()
@@ -66,10 +83,10 @@ async def _render(ctx: StepContext) -> Mapping[str, Any]:
 def steps(spec: Platform) -> list[Step]:
     return [
         Step("setup/workspace-keys", "setup", "workspace age key and SSH key pair", _keys,
-             inputs=lambda ctx: {"workspace": str(ctx.workspace.root)}),
+             inputs=lambda ctx: KeysInputs(str(ctx.workspace.root))),
         Step("setup/secrets-bundle", "setup", "Talos secrets bundle of every cluster", _bundles,
-             inputs=lambda ctx: {"clusters": [c.name for c in ctx.spec.clusters]}, needs=("setup/workspace-keys",)),
+             inputs=lambda ctx: BundlesInputs(tuple(c.name for c in ctx.spec.clusters)), needs=("setup/workspace-keys",)),
         Step("setup/render", "setup", "render Talos configs, the GitOps tree and OpenTofu variables", _render,
-             inputs=lambda ctx: {"spec": ctx.spec.model_dump(mode="json"), "bundles": ctx.output("setup/secrets-bundle").get("bundles", [])},
+             inputs=lambda ctx: RenderInputs(ctx.spec, tuple(ctx.output("setup/secrets-bundle").get("bundles", []))),
              needs=("setup/secrets-bundle",)),
     ]

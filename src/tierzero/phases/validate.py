@@ -294,7 +294,7 @@ async def run_checks(ctx: StepContext) -> list[Row]:
     return [row for rows in results for row in rows]
 
 
-async def _validate(ctx: StepContext) -> Mapping[str, Any]:
+async def _validate(ctx: StepContext, inputs: None) -> Mapping[str, Any]:
     rows = await run_checks(ctx)
     failed = [r for r in rows if r.status == "fail"]
     for row in rows:
