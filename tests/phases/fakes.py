@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tierzero.adapters.errors import AuthenticationFailed
 from tierzero.adapters.kubernetes import NodeStatus
 from tierzero.adapters.protocols import ApplyMode, ApplyResult, EtcdMember, KubernetesNodes, TalosApi, TalosMaintenanceApi, VersionInfo
 from tierzero.engine.step import StepContext
@@ -24,6 +25,8 @@ class TalosWorld:
     cloud_init: bool = True  # False: VMs boot into maintenance mode and need an apply
     applied: dict[str, bytes] = field(default_factory=dict)
     reapplied: dict[str, bytes] = field(default_factory=dict)  # configs applied to configured nodes
+    untrusted: bool = False  # the nodes refuse the talosconfig's client certificate (UNAUTHENTICATED)
+    probes: list[str] = field(default_factory=list)  # every authenticated Version call, by node
 
     def vm_running(self, name: str) -> bool:
         return any(vm.name == name and vm.status == "running" for vm in self.pve.vms)
@@ -87,6 +90,9 @@ class FakeTalos:
         self.cluster, self.node = world.cluster_of(address)
 
     async def version(self, timeout: float | None = None) -> VersionInfo:
+        self.world.probes.append(self.node.name)
+        if self.world.untrusted:
+            raise AuthenticationFailed(f"Talos API Version on {self.node.name}: UNAUTHENTICATED", hint="regenerate the talosconfig")
         if not self.world.configured(self.node.name):
             raise OperationError(f"Talos API of {self.node.name} not ready")
         return _version(self.cluster, self.node)

@@ -4,6 +4,7 @@ import stat
 
 import pytest
 
+from tierzero.adapters.retry import Policy
 from tierzero.engine.runner import Selection, StepFailed
 from tierzero.phases import hypervisors, platform
 
@@ -168,3 +169,14 @@ async def test_every_setting_a_vm_is_made_from_re_runs_its_step(make_sandbox, fi
     setattr(box.spec.proxmox, field, value)
     rerun = _rerun(box)
     assert vms <= set(rerun) and {rerun[v] for v in vms} == {"inputs changed"}
+
+
+async def test_a_refused_talosconfig_stops_the_talos_step_at_once(make_sandbox):
+    box = make_sandbox(oci_spec(), kvm=False)
+    world = prepare(box)
+    box.conns.retry.wait = Policy(base=0.01, cap=0.05, deadline=600.0)  # a real deadline: only the refusal may stop it
+    world.untrusted = True
+    with pytest.raises(StepFailed) as err:
+        await box.run(all_steps(box))
+    assert err.value.step_id == "platform/main/talos" and "UNAUTHENTICATED" in err.value.message
+    assert sorted(world.probes) == ["cp-1", "cp-2", "cp-3", "w-1"]  # one probe each, no retries

@@ -8,13 +8,15 @@ extra["cert_file"]/["key_file"] (what the sandbox gives). Calls are blocking; fr
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tierzero.adapters import calls
 from tierzero.adapters.connections import ClientCache, Connections, Endpoint
+from tierzero.adapters.errors import CallFailed, from_kubernetes
 from tierzero.adapters.retry import OnRetry, Policy, retry_call
 from tierzero.errors import OperationError
 
@@ -114,18 +116,21 @@ class Kube:
         self.api.close()
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
-        request = self.api.param_serialize(
-            method, path, header_params={"Content-Type": "application/json", "Accept": "application/json"},
-            body=body, auth_settings=["BearerToken"],
-        )
-        response = self.api.call_api(*request, _request_timeout=30)
-        response.read()
-        return self.api.response_deserialize(response, {"2XX": "object"}).data
+        """One request; any failure as a `CallFailed` (its `status` the HTTP status)."""
+        with _translated(f"Kubernetes API {method} {path} at {self.endpoint.url}"):
+            request = self.api.param_serialize(
+                method, path, header_params={"Content-Type": "application/json", "Accept": "application/json"},
+                body=body, auth_settings=["BearerToken"],
+            )
+            response = self.api.call_api(*request, _request_timeout=30)
+            response.read()
+            return self.api.response_deserialize(response, {"2XX": "object"}).data
 
     def version(self) -> str:
         from kubernetes import client
 
-        return str(client.VersionApi(self.api).get_code().git_version)
+        with _translated(f"Kubernetes API version at {self.endpoint.url}"):
+            return str(client.VersionApi(self.api).get_code().git_version)
 
     def wait_for_api(self, *, policy: Policy = Policy(base=1, cap=10, deadline=600), on_retry: OnRetry | None = None,
                      sleep: Callable[[float], None] | None = None) -> str:
@@ -136,7 +141,9 @@ class Kube:
 
     def nodes(self) -> list[NodeStatus]:
         out = []
-        for node in self.core.list_node().items:
+        with _translated(f"Kubernetes API nodes at {self.endpoint.url}"):
+            items = self.core.list_node().items
+        for node in items:
             conditions = {c.type: c.status for c in (node.status.conditions or [])}
             labels = node.metadata.labels or {}
             roles = tuple(sorted(k.split("/", 1)[1] for k in labels if k.startswith("node-role.kubernetes.io/")))
@@ -145,25 +152,21 @@ class Kube:
         return out
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
-        from kubernetes.client.exceptions import ApiException
-
         obj = {"apiVersion": api_version, "kind": kind, "metadata": {"name": name, **({"namespace": namespace} if namespace else {})}}
         try:
-            return self._call("GET", object_path(obj, with_name=True))
-        except ApiException as exc:
+            return dict(self._call("GET", object_path(obj, with_name=True)))
+        except CallFailed as exc:
             if exc.status == 404:
                 return None
             raise
 
     def list(self, api_version: str, kind: str, namespace: str | None) -> list[dict[str, Any]]:
         """Objects of a kind in a namespace (None: all namespaces); [] when the kind is unknown."""
-        from kubernetes.client.exceptions import ApiException
-
         base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
         path = f"{base}/namespaces/{namespace}/{plural_of(kind)}" if namespace else f"{base}/{plural_of(kind)}"
         try:
-            items = self._call("GET", path).get("items", [])
-        except ApiException as exc:
+            items: list[dict[str, Any]] = self._call("GET", path).get("items", [])
+        except CallFailed as exc:
             if exc.status == 404:
                 return []
             raise
@@ -174,14 +177,12 @@ class Kube:
 
     def apply(self, obj: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """Create the object, or replace it keeping its resourceVersion. -> (created|replaced|unchanged, obj)."""
-        from kubernetes.client.exceptions import ApiException
-
         meta = obj.get("metadata", {})
         existing = self.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
         if existing is None:
             try:
                 return "created", self._call("POST", object_path(obj, with_name=False), obj)
-            except ApiException as exc:
+            except CallFailed as exc:
                 if exc.status != 409:
                     raise
                 existing = self.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace")) or {}
@@ -192,12 +193,10 @@ class Kube:
         return "replaced", self._call("PUT", object_path(obj, with_name=True), body)
 
     def delete(self, obj: dict[str, Any]) -> bool:
-        from kubernetes.client.exceptions import ApiException
-
         try:
             self._call("DELETE", object_path(obj, with_name=True))
             return True
-        except ApiException as exc:
+        except CallFailed as exc:
             if exc.status == 404:
                 return False
             raise
@@ -215,6 +214,17 @@ class Kube:
 
 
 _CLIENTS: ClientCache[str, Kube] = ClientCache()  # by cluster name
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        yield
+    except (ApiException, HTTPError, OSError) as exc:
+        raise from_kubernetes(exc, what) from exc
 
 
 def _same(existing: dict[str, Any], wanted: dict[str, Any]) -> bool:

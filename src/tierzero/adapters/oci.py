@@ -8,6 +8,8 @@ Endpoint extra: "config_file"/"profile" (an ~/.oci/config section) or "signer" (
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from tierzero.adapters import calls
 from tierzero.adapters.connections import ClientCache, Connections, Endpoint
+from tierzero.adapters.errors import from_oci
 
 if TYPE_CHECKING:
     from tierzero.spec.models import Platform
@@ -96,8 +99,9 @@ class Oci:
     def instances(self, compartment_id: str) -> list[InstanceInfo]:
         import oci
 
-        compute = self._client(oci.core.ComputeClient)
-        items = oci.pagination.list_call_get_all_results(compute.list_instances, compartment_id).data
+        with _translated("OCI list instances"):
+            compute = self._client(oci.core.ComputeClient)
+            items = oci.pagination.list_call_get_all_results(compute.list_instances, compartment_id).data
         return [
             InstanceInfo(i.display_name, i.id, i.shape, i.lifecycle_state,
                          float(i.shape_config.ocpus) if i.shape_config else 0.0,
@@ -108,8 +112,9 @@ class Oci:
     def budgets(self, compartment_id: str | None = None) -> list[dict[str, Any]]:
         import oci
 
-        client = self._client(oci.budget.BudgetClient)
-        items = oci.pagination.list_call_get_all_results(client.list_budgets, compartment_id or self.tenancy).data
+        with _translated("OCI list budgets"):
+            client = self._client(oci.budget.BudgetClient)
+            items = oci.pagination.list_call_get_all_results(client.list_budgets, compartment_id or self.tenancy).data
         return [{"name": b.display_name, "amount": float(b.amount), "actual_spend": float(b.actual_spend or 0.0),
                  "state": b.lifecycle_state} for b in items]
 
@@ -121,11 +126,22 @@ class Oci:
         end = (start.replace(month=start.month % 12 + 1, year=start.year + (start.month == 12)))
         details = oci.usage_api.models.RequestSummarizedUsagesDetails(
             tenant_id=self.tenancy, time_usage_started=start, time_usage_ended=end, granularity="MONTHLY", query_type="COST")
-        client = self._client(oci.usage_api.UsageapiClient)
-        items = client.request_summarized_usages(details).data.items or []
+        with _translated("OCI usage this month"):
+            client = self._client(oci.usage_api.UsageapiClient)
+            items = client.request_summarized_usages(details).data.items or []
         total = round(sum(float(i.computed_amount or 0.0) for i in items), 2)
         currency = next((i.currency for i in items if i.currency), "USD")
         return total, currency
 
 
 _CLIENTS: ClientCache[str, Oci] = ClientCache()
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
+    import oci
+
+    try:
+        yield
+    except (oci.exceptions.ServiceError, oci.exceptions.RequestException, oci.exceptions.ConnectTimeout, OSError) as exc:
+        raise from_oci(exc, what) from exc

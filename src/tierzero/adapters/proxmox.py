@@ -15,11 +15,12 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 import requests
-from proxmoxer import ProxmoxAPI
+from proxmoxer import AuthenticationError, ProxmoxAPI
 from proxmoxer.core import ResourceException
 
 from tierzero.adapters import calls
 from tierzero.adapters.connections import ClientCache, Connections
+from tierzero.adapters.errors import AuthenticationFailed, from_proxmoxer, from_requests
 from tierzero.adapters.retry import Policy, RetryExhausted, retry_async
 from tierzero.adapters.ssh import retry_policy
 from tierzero.errors import OperationError
@@ -50,6 +51,8 @@ class TaskFailed(Exception):
 
 
 def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, requests.exceptions.SSLError):  # a certificate does not fix itself
+        return False
     if isinstance(exc, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)):
         return True
     if isinstance(exc, ApiError):
@@ -104,6 +107,8 @@ class ProxmoxClient:
             if errors:
                 message = f"{message} {errors}"
             raise ApiError(int(exc.status_code), message) from None
+        except AuthenticationError as exc:
+            raise from_proxmoxer(exc, f"Proxmox API {method.upper()} {path} on {self.label}") from None
 
     async def call(self, method: str, path: str, **params: Any) -> Any:
         """One API call, retried while transient; anything else becomes an OperationError."""
@@ -119,7 +124,11 @@ class ProxmoxClient:
         except ApiError as exc:
             if _locked(exc):
                 raise
+            if exc.status == 401:
+                raise AuthenticationFailed(f"Proxmox API {what} on {self.label} failed: {exc}", hint=_remedy(exc), status=401) from exc
             raise OperationError(f"Proxmox API {what} on {self.label} failed: {exc}", hint=_remedy(exc)) from exc
+        except requests.RequestException as exc:
+            raise from_requests(exc, f"Proxmox API {what} on {self.label}") from exc
 
     async def task(self, method: str, path: str, what: str, **params: Any) -> str:
         """A call that starts a worker task: wait for it; a lock held elsewhere is waited out up to

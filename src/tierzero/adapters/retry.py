@@ -44,6 +44,9 @@ class Policy:
 
 
 def default_classifier(exc: BaseException) -> bool:
+    transient = getattr(exc, "transient", None)  # tierzero.adapters.errors.CallFailed says itself
+    if isinstance(exc, TierzeroError) and isinstance(transient, bool):
+        return transient
     if isinstance(exc, (Permanent, TierzeroError)):
         return False
     if isinstance(exc, (Transient, ConnectionError, TimeoutError, asyncio.TimeoutError)):

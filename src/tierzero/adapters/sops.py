@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
+from tierzero.adapters.errors import from_subprocess
 from tierzero.errors import InputError, OperationError
 
 Format = Literal["yaml", "json", "binary", "dotenv"]
@@ -70,7 +71,11 @@ class AgeKey:
 
 def _run(args: list[str], data: bytes, env: dict[str, str], what: str) -> bytes:
     cwd = Path(os.environ.get("TMPDIR", "/tmp"))  # away from any .sops.yaml the caller sits in
-    proc = subprocess.run([find_sops(), *args], input=data, capture_output=True, env=env, cwd=cwd if cwd.is_dir() else None)
+    sops = find_sops()
+    try:
+        proc = subprocess.run([sops, *args], input=data, capture_output=True, env=env, cwd=cwd if cwd.is_dir() else None)
+    except OSError as exc:
+        raise from_subprocess(exc, "sops", f"sops {what}") from exc
     if proc.returncode != 0:
         message = proc.stderr.decode(errors="replace").strip().splitlines()
         # sops never prints plaintext in its errors; keep only the last line, it names the cause.

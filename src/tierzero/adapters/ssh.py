@@ -18,6 +18,7 @@ import asyncssh
 
 from tierzero.adapters import calls
 from tierzero.adapters.connections import ClientCache, Connections, Endpoint, RetryKind
+from tierzero.adapters.errors import from_asyncssh
 from tierzero.adapters.redact import Redactor
 from tierzero.adapters.retry import Policy, RetryExhausted, retry_async
 from tierzero.errors import OperationError
@@ -154,6 +155,8 @@ class SshClient:
                     f"cannot reach {self.target.label} over SSH: {exc.message}",
                     hint="check the host is up, the address and port are right, and the workspace key is authorised",
                 ) from exc
+            except (asyncssh.Error, OSError) as exc:  # refused key, changed host key, a disconnect that is no drop
+                raise from_asyncssh(exc, f"ssh {self.target.label}") from exc
             return self._conn
 
     async def run(self, command: str | list[str], *, check: bool = True, input: str | None = None, secrets: Iterable[str] = (), timeout: float | None = 600, hint: str | None = None,
@@ -177,7 +180,10 @@ class SshClient:
 
         if log:
             log(f"ssh {self.target.name}: {shown}")
-        proc = await retry_async(once, policy=self.policy, classify=_transient, on_retry=on_retry, what=f"ssh {self.target.label}: {shown}")
+        try:
+            proc = await retry_async(once, policy=self.policy, classify=_transient, on_retry=on_retry, what=f"ssh {self.target.label}: {shown}")
+        except (asyncssh.Error, OSError) as exc:
+            raise from_asyncssh(exc, f"ssh {self.target.label}: {shown}") from exc
         out = proc.stdout if isinstance(proc.stdout, str) else (proc.stdout or b"").decode(errors="replace")
         err = proc.stderr if isinstance(proc.stderr, str) else (proc.stderr or b"").decode(errors="replace")
         result = Result(shown, self.redactor.redact(out) if secrets else out, self.redactor.redact(err), int(proc.exit_status or 0))

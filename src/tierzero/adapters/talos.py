@@ -29,6 +29,7 @@ from google.protobuf import empty_pb2
 
 from tierzero.adapters import calls
 from tierzero.adapters.connections import Connections, Endpoint
+from tierzero.adapters.errors import AuthenticationFailed
 from tierzero.adapters.protocols import ApplyMode, ApplyResult, EtcdMember, ServiceStatus, VersionInfo
 from tierzero.adapters.talos_proto import machine_pb2, machine_pb2_grpc
 from tierzero.adapters.talos_proto.tls_relay import TLSRelay, client_context
@@ -97,8 +98,9 @@ def classify_rpc_error(err: grpc.RpcError, where: str, transport: tuple[str, boo
         )
     if code in _TRANSIENT:
         return TalosUnavailable(text, hint="the node may be rebooting or not yet reachable on port 50000")
-    if code == grpc.StatusCode.UNAUTHENTICATED:
-        return OperationError(text, hint="the client certificate is not trusted by the node: regenerate the talosconfig from the cluster secrets")
+    if code == grpc.StatusCode.UNAUTHENTICATED:  # never retried: the certificate will not become trusted by waiting
+        return AuthenticationFailed(text, hint="the client certificate is not trusted by the node: regenerate the talosconfig from the cluster secrets",
+                                    status=code.name)
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return OperationError(text, hint="the talosconfig certificate lacks the os:admin role")
     if code == grpc.StatusCode.INVALID_ARGUMENT:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import yaml
 
+from tierzero.adapters.errors import CallFailed
 from tierzero.adapters.http import fetcher
 from tierzero.adapters.protocols import KubernetesApi
 from tierzero.adapters.retry import RetryExhausted, Transient, retry_async
@@ -127,6 +128,8 @@ def _apply_transient(exc: BaseException) -> bool:
     status = getattr(exc, "status", None)
     if isinstance(status, int):
         return status in (404, 409, 429) or status >= 500
+    if isinstance(exc, CallFailed):
+        return exc.transient
     return isinstance(exc, (ConnectionError, TimeoutError, OSError))
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from tierzero.adapters.connections import Endpoint, UnknownEndpoint
+from tierzero.adapters.errors import AuthenticationFailed
 from tierzero.adapters.protocols import KubernetesNodes, TalosApi, TalosMaintenanceApi
 from tierzero.adapters.proxmox import proxmox_client
 from tierzero.adapters.retry import RetryExhausted, Transient, retry_async
@@ -187,10 +188,14 @@ def _vm_destroy(cluster_name: str, node_name: str, vmid: int):
 
 # ---------------------------------------------------------------------------- Talos and Kubernetes
 
-async def _probe(client: Any) -> bool:
+async def _probe(client: TalosApi) -> bool:
+    """Whether the node answers with the cluster's credentials. Refused credentials raise at once:
+    they stay refused however long one waits."""
     try:
         await client.version(timeout=5.0)
         return True
+    except AuthenticationFailed:
+        raise
     except OperationError:
         return False
     finally:
