@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tierzero.render.plan import render_all, write_plan
+from tierzero.workspace.plan import render_plan, write_plan
 from tierzero.spec import load_spec
 from tierzero.workspace import Workspace
 from tierzero.workspace.keys import init_workspace
@@ -33,7 +33,7 @@ def plan_once(spec: Path, fresh: bool) -> dict[str, bytes]:
         import shutil
 
         shutil.rmtree(ws.render_dir)  # no previous plan: every Secret is encrypted anew
-    files = render_all(loaded, ws)
+    files = render_plan(loaded, ws)
     write_plan(files, ws.render_dir)
     return files
 

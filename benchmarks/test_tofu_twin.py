@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tierzero.adapters.tofu import TofuRunner, find_binary
-from tierzero.adapters.tofu_workspace import TFVARS_FILE, layer_module_dir, stage_module, write_json
+from tierzero.adapters.tofu_workspace import TFVARS_FILE, stage_layer, write_json
 
 VARS = {
     "name_prefix": "bench",
@@ -32,7 +32,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     except Exception as exc:  # a benchmark without the binary is meaningless
         pytest.fail(str(exc))
     workdir = tmp_path_factory.mktemp("twin-template")
-    stage_module(layer_module_dir("oci_twin"), workdir)
+    stage_layer("oci_twin", workdir)
     write_json(workdir / TFVARS_FILE, VARS)
     TofuRunner(workdir, binary=binary).init()
     return workdir

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from tierzero.engine import session as session_module
+from tierzero.cli import session as session_module
 
 
 def main(argv: list[str]) -> None:

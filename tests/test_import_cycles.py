@@ -39,3 +39,18 @@ def test_a_cycle_is_found_whatever_kind_of_import_closes_it(tmp_path: Path) -> N
     assert cycles(graph) == [["pkg.a", "pkg.b", "pkg.sub.c"]]
     (pkg / "sub" / "c.py").write_text("")
     assert cycles(import_graph(pkg, "pkg")) == []
+
+
+def test_render_is_pure_and_the_sandbox_is_chosen_only_by_the_session() -> None:
+    graph = import_graph(PACKAGE, "tierzero")
+    render = {m: deps for m, deps in graph.items() if m.startswith("tierzero.render")}
+    assert len(render) > 20
+    for module, deps in render.items():
+        outside = sorted(d for d in deps if d.startswith(("tierzero.adapters", "tierzero.workspace", "tierzero.phases",
+                                                          "tierzero.sandbox", "tierzero.cli", "tierzero.layers")))
+        assert outside == [], f"{module} imports {outside}"
+        source = (PACKAGE.parent / (module.replace(".", "/") + ".py"))
+        source = source if source.exists() else source.with_suffix("") / "__init__.py"
+        assert "subprocess" not in source.read_text(), module
+    production = {m: deps for m, deps in graph.items() if not m.startswith(("tierzero.sandbox", "tierzero.cli.session"))}
+    assert [m for m, deps in production.items() if any(d.startswith("tierzero.sandbox") for d in deps)] == []

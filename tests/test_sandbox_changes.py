@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tierzero.engine.session import Session
+from tierzero.cli.session import Session
 from tierzero.sandbox.world import World
 from tierzero.workspace import Workspace
 

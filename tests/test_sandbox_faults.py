@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tierzero.engine.runner import StepFailed
-from tierzero.engine.session import Session
+from tierzero.cli.session import Session
 from tierzero.sandbox import fakepve
 
 from sandbox_runs import Events, starter_project

@@ -58,7 +58,7 @@ def test_starter_deploy_in_a_pipe_prints_one_line_per_step_and_no_commands(tmp_p
 
 
 def test_starter_deploy_on_a_terminal_shows_one_line_per_phase(tmp_path: Path) -> None:
-    spec = starter_project(tmp_path)
+    starter_project(tmp_path)
     screen = run_on_pty([sys.executable, "-m", "tierzero", "deploy", "-f", "tierzero.yaml", "--target", "sandbox"], cols=100, rows=200,
                         cwd=tmp_path)
     assert screen.exit_code == 0, screen.text
@@ -72,7 +72,7 @@ def test_starter_deploy_on_a_terminal_shows_one_line_per_phase(tmp_path: Path) -
 
 
 def test_a_failed_step_shows_its_cause_and_remedy_on_one_terminal_screen(tmp_path: Path) -> None:
-    spec = starter_project(tmp_path)
+    starter_project(tmp_path)
     refusal = "Permission check failed (/vms/1000, VM.Allocate)"
     screen = run_on_pty([sys.executable, str(TESTS / "cli_with_fault.py"), "POST", "/qemu", "403", refusal, "--",
                          "deploy", "-f", "tierzero.yaml", "--target", "sandbox"], cols=80, rows=24, cwd=tmp_path)
@@ -99,7 +99,7 @@ def test_the_run_log_holds_every_request_sent_and_no_secret(tmp_path: Path, monk
 
     from tierzero.cli import main as cli_main
     from tierzero.cli import output
-    from tierzero.engine import session as session_module
+    from tierzero.cli import session as session_module
     from tierzero.workspace import Workspace
     from tierzero.workspace.secrets import WorkspaceSecrets, process_redactor
 

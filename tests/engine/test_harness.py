@@ -16,7 +16,7 @@ import yaml
 from tierzero.adapters.connections import Endpoint
 from tierzero.adapters.kubernetes import Kube
 from tierzero.engine.runner import Runner
-from tierzero.engine.session import Session
+from tierzero.cli.session import Session
 from tierzero.errors import OperationError
 from tierzero.phases import validate
 from tierzero.sandbox import fakepve, infisical, talos

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from tierzero.engine.session import kubeconfig_path, real_connections
+from tierzero.cli.session import kubeconfig_path, real_connections
 from tierzero.engine.step import Step, StepContext
 from tierzero.phases import validate
 from tierzero.sandbox import oci

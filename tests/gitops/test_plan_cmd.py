@@ -11,7 +11,7 @@ import yaml
 
 from tierzero.cli.main import run
 from tierzero.render import plan as plan_module
-from tierzero.render.plan import render_all, write_plan
+from tierzero.workspace.plan import render_plan, write_plan
 
 from tierzero.adapters.sops import encrypt
 
@@ -133,7 +133,7 @@ def test_write_plan_is_all_or_nothing(tmp_path):
 
 def test_render_all_is_sorted_and_prefixed(full):
     project, _ = full
-    files = render_all(project.loaded, project.ws)
+    files = render_plan(project.loaded, project.ws)
     assert list(files) == sorted(files)
     kust = yaml.safe_load(files["gitops/main/infrastructure/controllers/kustomization.yaml"])
     assert "tailscale-operator.yaml" in kust["resources"]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import posixpath
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
-from tierzero.render.gitops import render_gitops, render_gitops_tree
+from tierzero.render.gitops import render_gitops_tree
+from tierzero.workspace.plan import seal
 from tierzero.render.gitops.versions import CHARTS, FLUX_VERSION
 from tierzero.render.validate import validate_tree
 
@@ -28,8 +30,12 @@ def find(files: dict[str, bytes], kind: str, name: str | None = None) -> list[tu
     return out
 
 
-def render(project, previous=None, facts=None):
-    return render_gitops_tree(project.loaded.platform, project.cluster, project.secrets, project.secrets.recipient(), previous, facts)
+def render(project, previous=None, facts=None) -> SimpleNamespace:
+    """The tree as it is written: rendered, then its Secrets sealed (kept from `previous` when unchanged)."""
+    result = render_gitops_tree(project.loaded.platform, project.cluster, project.secrets, project.secrets.recipient(), facts)
+    sealed, _ = seal(result.secrets, project.secrets.recipient(), project.secrets.age_key(), previous)
+    return SimpleNamespace(files=dict(sorted({**result.files, **sealed}.items())), secrets=len(result.secrets),
+                           addons=result.addons, engine=result.engine, notes=result.notes)
 
 
 @pytest.fixture
@@ -125,7 +131,7 @@ def test_render_is_deterministic_with_previous(starter, tmp_path):
     for path, data in first.items():
         (prev / path).parent.mkdir(parents=True, exist_ok=True)
         (prev / path).write_bytes(data)
-    second = render_gitops(starter.loaded.platform, starter.cluster, starter.secrets, starter.secrets.recipient(), prev)
+    second = render(starter, previous=prev).files
     assert second == first
 
 

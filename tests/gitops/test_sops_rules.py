@@ -38,10 +38,13 @@ UNMATCHED = ["talos/main/cp-1.yaml", "secret.sops.yaml", "elsewhere/apps/x.sops.
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     """The starter's rendered GitOps repository on disk, with its own Secrets already in place."""
-    from tierzero.render.gitops import render_gitops
+    from tierzero.render.gitops import render_gitops_tree
+    from tierzero.workspace.plan import seal
 
     project = make_project(tmp_path_factory.mktemp("proj"), blueprint())
-    files = render_gitops(project.loaded.platform, project.cluster, project.secrets, project.secrets.recipient())
+    result = render_gitops_tree(project.loaded.platform, project.cluster, project.secrets, project.secrets.recipient())
+    sealed, _ = seal(result.secrets, project.secrets.recipient(), project.secrets.age_key(), None)
+    files = {**result.files, **sealed}
     root = tmp_path_factory.mktemp("repo")
     for path, data in files.items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)

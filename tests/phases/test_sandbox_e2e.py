@@ -14,7 +14,7 @@ from tierzero.adapters.ssh import close_all
 from tierzero.engine.runner import Runner
 from tierzero.engine.state import StateStore
 from tierzero.phases import gitops, hypervisors, platform
-from tierzero.render import plan
+from tierzero.workspace import plan
 from tierzero.sandbox import harness
 from tierzero.sandbox import fakepve, pve_hosts
 from tierzero.spec import load_spec
@@ -40,7 +40,7 @@ async def test_oci_blueprint_end_to_end(tmp_path: Path):
     conns.retry.wait = Policy(base=0.05, cap=0.5, deadline=30)
     conns.fetch = lambda url: INSTALL
     try:
-        plan.write_plan(plan.render_all(loaded, ws), ws.render_dir)
+        plan.write_plan(plan.render_plan(loaded, ws), ws.render_dir)
         steps = hypervisors.steps(spec) + platform.steps(spec) + gitops.steps(spec)
         state = StateStore.open(ws.state_dir, "sandbox")
         await Runner(steps, spec=spec, workspace=ws, target="sandbox", connections=conns, secrets=secrets, state=state).run()

@@ -16,7 +16,7 @@ import pytest
 from tierzero.adapters.connections import Endpoint
 from tierzero.adapters.retry import Policy
 from tierzero.engine.runner import Runner
-from tierzero.engine.session import Session
+from tierzero.cli.session import Session
 from tierzero.phases import validate
 from tierzero.sandbox import fakepve, infisical, talos
 from tierzero.sandbox.context import Handle

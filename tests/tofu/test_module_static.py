@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 from pathlib import Path
 
 import hcl2
@@ -11,12 +12,14 @@ import pytest
 from hcl_module import conforms, load_blocks, outputs, resources, variables
 from platform_fixture import SSH_KEY, platform
 
-from tierzero.adapters.tofu_workspace import layer_module_dir, stage_module
+from tierzero.adapters.tofu_workspace import layer_files, layer_module_dir, stage_layer
 from tierzero.freetier.limits import limits_on
 from tierzero.render.tofu_vars import CLOUD_OUTPUTS, tfvars_for
 
 OCI = layer_module_dir("oci")
-TWIN = layer_module_dir("oci_twin")
+_STAGED = tempfile.TemporaryDirectory(prefix="tierzero-twin-")  # removed when the test process ends
+TWIN = Path(_STAGED.name)
+stage_layer("oci_twin", TWIN)  # the twin as tofu sees it: its own files and the ones it shares with oci
 ADMIN_PORTS = {22, 6443, 50000}
 
 
@@ -36,7 +39,15 @@ def test_twin_has_the_same_variables_and_outputs() -> None:
         assert real[name].type == twin[name].type, name
         assert real[name].has_default == twin[name].has_default, name
     assert outputs(OCI) == outputs(TWIN)
-    assert (OCI / "limits.tf").read_text() == (TWIN / "limits.tf").read_text()
+
+
+def test_the_twin_stages_the_one_copy_of_the_shared_files() -> None:
+    packaged = layer_module_dir("oci_twin")
+    shared = {name: path for name, path in layer_files("oci_twin").items() if path.parent != packaged}
+    assert sorted(shared) == ["limits.tf", "variables.tf"]
+    for name, path in shared.items():
+        assert not (packaged / name).exists() and path == OCI / name  # no copy in the twin's directory
+        assert (TWIN / name).read_bytes() == path.read_bytes()
 
 
 @pytest.mark.parametrize("module", [OCI, TWIN], ids=["oci", "twin"])
@@ -130,7 +141,7 @@ def test_the_real_parser_accepts_the_module_as_formatted(module: Path, tofu_bina
 
 def test_the_twin_validates(make_runner, tmp_path: Path) -> None:
     workdir = tmp_path / "twin"
-    stage_module(TWIN, workdir)
+    stage_layer("oci_twin", workdir)
     runner = make_runner(workdir=workdir)
     runner.init()
     result = runner.run("validate", ["validate", "-no-color", "-json"], stream=False)

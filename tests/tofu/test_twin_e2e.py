@@ -12,9 +12,9 @@ import pytest
 from platform_fixture import SSH_KEY, platform
 
 from tierzero.adapters.capacity import Backoff, CapacityAttempt, CapacityHunter
-from tierzero.adapters.tofu_workspace import TFVARS_FILE, layer_module_dir, stage_module, write_json
+from tierzero.adapters.tofu_workspace import TFVARS_FILE, stage_layer, write_json, write_tfvars
 from tierzero.errors import OperationError
-from tierzero.render.tofu_vars import ad_candidates, parse_outputs, tfvars_for, write_tfvars
+from tierzero.render.tofu_vars import ad_candidates, parse_outputs, tfvars_for
 
 
 def accept(plan: dict) -> None:
@@ -24,7 +24,7 @@ def accept(plan: dict) -> None:
 @pytest.fixture
 def twin(make_runner, tmp_path: Path):
     workdir = tmp_path / "cloud"
-    stage_module(layer_module_dir("oci_twin"), workdir)
+    stage_layer("oci_twin", workdir)
     return make_runner(workdir=workdir)
 
 
@@ -100,7 +100,7 @@ def test_free_tier_validations_fail_the_plan(twin, changes: dict[str, Any], mess
 def test_capacity_hunt_moves_only_failed_instances_to_a_free_ad(make_runner, tmp_path: Path) -> None:
     events: list[Any] = []
     workdir = tmp_path / "cloud"
-    stage_module(layer_module_dir("oci_twin"), workdir)
+    stage_layer("oci_twin", workdir)
     runner = make_runner(workdir=workdir, env={"TIERZERO_TWIN_FULL_ADS": "AD-1"}, events=events)
     spec = platform()
     runner.init()
@@ -150,7 +150,7 @@ def test_an_ad_without_a1_is_dropped_and_the_rest_lands_elsewhere(make_runner, t
     drops it for A1 (the micro bastion still lands there) and the A1 hosts land in AD-2."""
     events: list[Any] = []
     workdir = tmp_path / "cloud"
-    stage_module(layer_module_dir("oci_twin"), workdir)
+    stage_layer("oci_twin", workdir)
     runner = make_runner(workdir=workdir, env={"TIERZERO_TWIN_NO_A1_ADS": "AD-1"}, events=events)
     spec = platform()
     runner.init()

@@ -20,10 +20,10 @@ from typing import Any, Literal
 import yaml
 
 from tierzero.adapters.errors import from_subprocess
+from tierzero.render.sealing import SECRET_REGEX  # noqa: F401  (re-exported: Kubernetes Secrets encrypt only the values)
 from tierzero.errors import InputError, OperationError
 
 Format = Literal["yaml", "json", "binary", "dotenv"]
-SECRET_REGEX = "^(data|stringData)$"  # Kubernetes Secrets: encrypt only the values
 
 
 @lru_cache(maxsize=1)

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from tierzero.render.tofu_vars import TFVARS_FILE, S3StateBackend, json_text, tfvars_for
+
+if TYPE_CHECKING:
+    from tierzero.spec.models import Platform
+
+__all__ = ["BACKEND_CONFIG_FILE", "BACKEND_FILE", "TFVARS_FILE", "S3StateBackend", "json_text", "layer_files", "layer_module_dir",
+           "stage_layer", "stage_module", "write_backend", "write_json", "write_tfvars"]
 
 BACKEND_FILE = "backend.tf.json"
 BACKEND_CONFIG_FILE = "backend-config.json"  # passed as -backend-config; .json makes it parse as JSON
-TFVARS_FILE = "tierzero.auto.tfvars.json"
 _MANIFEST = ".tierzero-module.json"
 _MODULE_SUFFIXES = (".tf", ".tf.json")
 
@@ -24,26 +30,55 @@ def layer_module_dir(layer: str) -> Path:
     return path
 
 
+SHARED_FILE = "shared.txt"  # in a layer's directory: files it stages from another layer, one path a line
+
+
+def layer_files(layer: str) -> dict[str, Path]:
+    """The files a layer stages, by name: its own *.tf, plus those its `shared.txt` names in
+    another layer (like `../oci/variables.tf`: the twin declares the real module's variables and
+    free-tier limits from their one copy). A name found twice is an error."""
+    module = layer_module_dir(layer)
+    files = _module_files(module)
+    shared = module / SHARED_FILE
+    if shared.is_file():
+        for line in shared.read_text().splitlines():
+            rel = line.split("#", 1)[0].strip()
+            if not rel:
+                continue
+            path = (module / rel).resolve()
+            if not path.is_file() or path.name in files:
+                raise FileNotFoundError(f"{shared}: {rel} is missing or shadows the layer's own {path.name}")
+            files[path.name] = path
+    return dict(sorted(files.items()))
+
+
+def _module_files(module_dir: Path) -> dict[str, Path]:
+    return {p.name: p for p in module_dir.iterdir() if p.is_file() and p.name.endswith(_MODULE_SUFFIXES) and p.name != BACKEND_FILE}
+
+
+def stage_layer(layer: str, workdir: Path) -> list[str]:
+    """Stage a packaged layer (its own files and the ones it shares) into workdir."""
+    return _stage(layer_files(layer), workdir)
+
+
 def stage_module(module_dir: Path, workdir: Path) -> list[str]:
-    """Copy a module's .tf files into workdir, removing files an earlier staging copied that the
-    module no longer has. State, var files and .terraform/ in workdir are left alone."""
+    """Copy a module directory's .tf files into workdir (see `stage_layer` for packaged layers)."""
+    return _stage(_module_files(module_dir), workdir)
+
+
+def _stage(files: dict[str, Path], workdir: Path) -> list[str]:
+    """Copy the files into workdir, removing files an earlier staging copied that are gone now.
+    State, var files and .terraform/ in workdir are left alone."""
     workdir.mkdir(parents=True, exist_ok=True)
     manifest = workdir / _MANIFEST
     previous: list[str] = json.loads(manifest.read_text()) if manifest.exists() else []
-    names = sorted(
-        p.name for p in module_dir.iterdir() if p.is_file() and p.name.endswith(_MODULE_SUFFIXES) and p.name != BACKEND_FILE
-    )
+    names = sorted(files)
     for stale in set(previous) - set(names):
         (workdir / stale).unlink(missing_ok=True)
     for name in names:
-        shutil.copyfile(module_dir / name, workdir / name)
+        shutil.copyfile(files[name], workdir / name)
     manifest.write_text(json.dumps(names, indent=2) + "\n")
     return names
-
-
-def json_text(data: Any) -> str:
-    """Deterministic JSON: sorted keys, two-space indent, trailing newline."""
-    return json.dumps(data, sort_keys=True, indent=2) + "\n"
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -51,43 +86,6 @@ def write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json_text(data))
     tmp.replace(path)
-
-
-@dataclass(frozen=True)
-class S3StateBackend:
-    """An S3-compatible state bucket (OCI Object Storage's S3 API, MinIO) with lockfile locking.
-    Credentials travel as environment variables, never in a file."""
-
-    bucket: str
-    key: str
-    region: str
-    endpoint: str
-    access_key: str
-    secret_key: str
-    max_retries: int | None = None  # None: the tool's default (5)
-
-    def config(self) -> dict[str, Any]:
-        retries = {} if self.max_retries is None else {"max_retries": self.max_retries}
-        return retries | {
-            "bucket": self.bucket,
-            "key": self.key,
-            "region": self.region,
-            "endpoints": {"s3": self.endpoint},
-            "use_lockfile": True,
-            "use_path_style": True,
-            # Not AWS: no STS, no IMDS, no region list, and OCI rejects the newer checksum headers.
-            "skip_credentials_validation": True,
-            "skip_region_validation": True,
-            "skip_requesting_account_id": True,
-            "skip_metadata_api_check": True,
-            "skip_s3_checksum": True,
-        }
-
-    def env(self) -> dict[str, str]:
-        return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
-
-    def secrets(self) -> list[str]:
-        return [self.access_key, self.secret_key]
 
 
 def write_backend(workdir: Path, backend: S3StateBackend | None) -> list[str]:
@@ -103,3 +101,11 @@ def write_backend(workdir: Path, backend: S3StateBackend | None) -> list[str]:
     write_json(backend_file, {"terraform": {"backend": {"s3": {}}}})
     write_json(config_file, backend.config())
     return [f"-backend-config={BACKEND_CONFIG_FILE}"]
+
+
+def write_tfvars(platform: Platform, layer_dir: Path, **options: Any) -> Path:
+    """Write `tierzero.auto.tfvars.json` (sorted keys, so the same spec gives the same bytes)."""
+    path = Path(layer_dir) / TFVARS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, tfvars_for(platform, **options))
+    return path

@@ -122,7 +122,7 @@ def deploy(
 
     from tierzero.cli import output
     from tierzero.engine.runner import Selection
-    from tierzero.engine.session import Session
+    from tierzero.cli.session import Session
 
     run = _Run(file, "deploy", target, json_out=json_out and not dry_run, verbose=verbose, log=not dry_run)
     session = Session(file, target, emit=run.emit)
@@ -193,8 +193,8 @@ def status(file: Path = SPEC_OPTION, target: str = TARGET_OPTION, json_out: bool
         False, "--verbose", "-v", help="Every step with its status, time and outputs.")) -> None:
     """Show each phase: its steps' status, the last run, where the configs and the last log are."""
     from tierzero.cli import output
+    from tierzero.cli.session import Session
     from tierzero.cli.summary import latest_log, status_lines, status_table
-    from tierzero.engine.session import Session
 
     session = Session(file, target, lock=False, offline=True)
     with session as runner:
@@ -210,9 +210,7 @@ def status(file: Path = SPEC_OPTION, target: str = TARGET_OPTION, json_out: bool
         locations = session.locations()
         world_gone = False
         if target == "sandbox" and records:
-            from tierzero.sandbox.world import World
-
-            world_gone = World.current_id(session.workspace) != runner.state.get_meta("sandbox_world")
+            world_gone = session.sandbox_world_gone()
         log = latest_log(session.workspace.logs_dir, target)
     if json_out:
         output.print_json({"target": target, "last_run": last.as_dict() if last else None, "steps": rows, "orphans": orphans,
@@ -235,9 +233,9 @@ def validate(file: Path = SPEC_OPTION, target: str = TARGET_OPTION, json_out: bo
 
     from tierzero.adapters import calls
     from tierzero.cli import output
+    from tierzero.cli.session import Session
     from tierzero.cli.summary import checks_lines
     from tierzero.engine.progress_views import make_progress
-    from tierzero.engine.session import Session
     from tierzero.phases.validate import run_checks
 
     run = _Run(file, "validate", target, json_out=json_out, verbose=verbose)
@@ -275,7 +273,7 @@ def destroy(file: Path = SPEC_OPTION, target: str = TARGET_OPTION, yes: bool = Y
     import asyncio
 
     from tierzero.cli import output
-    from tierzero.engine.session import Session
+    from tierzero.cli.session import Session
 
     run = _Run(file, "destroy", target, json_out=json_out, verbose=verbose)
     session = Session(file, target, emit=run.emit)
@@ -307,9 +305,7 @@ def destroy(file: Path = SPEC_OPTION, target: str = TARGET_OPTION, yes: bool = Y
         finally:
             run.finish(status, locations=session.locations(), timings=timings, undone=undo, left=left, guests=guests, orphans=orphans)
     if target == "sandbox":
-        from tierzero.sandbox.world import World
-
-        World.wipe(session.workspace)  # what is left is the stand-ins' own "hardware": the next deploy starts bare
+        session.wipe_sandbox_world()  # what is left is the stand-ins' own "hardware": the next deploy starts bare
         if guests:
             from tierzero.errors import OperationError
 

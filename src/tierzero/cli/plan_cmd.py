@@ -23,7 +23,7 @@ def plan(
     """Render the GitOps tree (and the other plan parts) deterministically; Secrets are written encrypted."""
     from tierzero.cli import output
     from tierzero.errors import InputError, RefusedError
-    from tierzero.render.plan import make_context, render_all, write_plan
+    from tierzero.workspace.plan import make_context, render_plan, write_plan
     from tierzero.spec import load_spec
     from tierzero.workspace import Workspace
 
@@ -34,8 +34,8 @@ def plan(
     target = out if out is not None else ws.render_dir
     if crd_schemas is not None and not crd_schemas.is_dir():
         raise InputError(f"--crd-schemas: {crd_schemas} is not a directory")
-    ctx = make_context(loaded, ws, previous=target)
-    files = render_all(loaded, ws, context=ctx)
+    ctx = make_context(loaded, ws)
+    files = render_plan(loaded, ws, previous=target, context=ctx)
 
     report = None
     if validate:

@@ -1,11 +1,10 @@
 """Setup: the workspace keys exist, each cluster's Talos secrets bundle exists (generated
 once, kept in the SecretStore as `talos/<cluster>/secrets-bundle`, never regenerated), and
-the spec is rendered into `.tierzero/render/` (when the renderer is present)."""
+the spec is rendered into `.tierzero/render/`."""
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -44,11 +43,7 @@ async def _keys(ctx: StepContext, inputs: KeysInputs) -> Mapping[str, Any]:
 
 
 async def _bundles(ctx: StepContext, inputs: BundlesInputs) -> Mapping[str, Any]:
-    try:
-        from tierzero.render.talos.secrets import generate_bundle
-    except ModuleNotFoundError:
-        ctx.log("the Talos renderer is not installed: no secrets bundle generated", level="warn")
-        return {"bundles": []}
+    from tierzero.render.talos.secrets import generate_bundle
     names = []
     for cluster in inputs.clusters:
         name = bundle_secret_name(cluster)
@@ -62,18 +57,12 @@ def _spec_path(ctx: StepContext) -> Any:
 
 
 async def _render(ctx: StepContext, inputs: RenderInputs) -> Mapping[str, Any]:
-    try:
-        plan = importlib.import_module("tierzero.render.plan")
-    except ModuleNotFoundError as exc:
-        if exc.name != "tierzero.render.plan":
-            raise
-        ctx.log("the renderer is not installed: nothing rendered", level="warn")
-        return {"files": 0, "digest": ""}
     from tierzero.spec import LoadedSpec
+    from tierzero.workspace.plan import render_plan, write_plan
 
     loaded = LoadedSpec(inputs.spec, _spec_path(ctx))
-    files = plan.render_all(loaded, ctx.workspace)
-    plan.write_plan(files, ctx.workspace.render_dir)
+    files = render_plan(loaded, ctx.workspace)
+    write_plan(files, ctx.workspace.render_dir)
     digest = hashlib.sha256()
     for path, data in files.items():
         digest.update(path.encode() + b"\0" + hashlib.sha256(data).digest())

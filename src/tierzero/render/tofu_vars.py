@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tierzero.adapters.tofu_workspace import TFVARS_FILE, S3StateBackend, write_json
 from tierzero.errors import InputError
 from tierzero.freetier.limits import Limits
 from tierzero.spec.cloud import OCI
@@ -37,6 +37,51 @@ def _ssh_key(oci: OCI, base_dir: Path) -> str:
 
 
 HOURS_IN_LONGEST_MONTH = 31 * 24
+TFVARS_FILE = "tierzero.auto.tfvars.json"
+
+
+def json_text(data: Any) -> str:
+    """Deterministic JSON: sorted keys, two-space indent, trailing newline."""
+    return json.dumps(data, sort_keys=True, indent=2) + "\n"
+
+
+@dataclass(frozen=True)
+class S3StateBackend:
+    """An S3-compatible state bucket (OCI Object Storage's S3 API, MinIO) with lockfile locking.
+    Credentials travel as environment variables, never in a file."""
+
+    bucket: str
+    key: str
+    region: str
+    endpoint: str
+    access_key: str
+    secret_key: str
+    max_retries: int | None = None  # None: the tool's default (5)
+
+    def config(self) -> dict[str, Any]:
+        retries = {} if self.max_retries is None else {"max_retries": self.max_retries}
+        return retries | {
+            "bucket": self.bucket,
+            "key": self.key,
+            "region": self.region,
+            "endpoints": {"s3": self.endpoint},
+            "use_lockfile": True,
+            "use_path_style": True,
+            # Not AWS: no STS, no IMDS, no region list, and OCI rejects the newer checksum headers.
+            "skip_credentials_validation": True,
+            "skip_region_validation": True,
+            "skip_requesting_account_id": True,
+            "skip_metadata_api_check": True,
+            "skip_s3_checksum": True,
+        }
+
+    def env(self) -> dict[str, str]:
+        return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
+
+    def secrets(self) -> list[str]:
+        return [self.access_key, self.secret_key]
+
+
 
 
 def limit_vars(limits: Limits) -> dict[str, int]:
@@ -107,14 +152,6 @@ def tfvars_for(
         "budget_alert_threshold_percent": oci.budget.alert_threshold_percent,
         "freeform_tags": {"tierzero-platform": platform.metadata.name},
     }
-
-
-def write_tfvars(platform: Platform, layer_dir: Path, **options: Any) -> Path:
-    """Write `tierzero.auto.tfvars.json` (sorted keys, so the same spec gives the same bytes)."""
-    path = Path(layer_dir) / TFVARS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, tfvars_for(platform, **options))
-    return path
 
 
 def ad_candidates(platform: Platform) -> dict[str, list[str]]:

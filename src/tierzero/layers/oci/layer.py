@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tierzero.adapters.capacity import DEFAULT_BACKOFF, Backoff, CapacityHunter
 from tierzero.adapters.tofu import EventSink, Guard, PlanResult, TofuBinary, TofuRunner
-from tierzero.adapters.tofu_workspace import TFVARS_FILE, layer_module_dir, stage_module
+from tierzero.adapters.tofu_workspace import TFVARS_FILE, stage_layer
 from tierzero.freetier.guard import require_free
 from tierzero.freetier.limits import Limits
 from tierzero.render.tofu_vars import CloudOutputs, ad_candidates, parse_outputs, placed_ads, state_backend, tfvars_for
@@ -42,7 +42,7 @@ def prepare_cloud_layer(
     plugin_cache_dir: Path | None = None,
 ) -> TofuRunner:
     """Stage the module into workdir and `init` it; returns the runner for further calls."""
-    stage_module(layer_module_dir("oci_twin" if twin else "oci"), workdir)
+    stage_layer("oci_twin" if twin else "oci", workdir)
     backend = state_backend(platform, resolve_secret or _no_secrets)
     runner = TofuRunner(workdir, binary=binary, on_event=on_event, env=env, plugin_cache_dir=plugin_cache_dir)
     runner.init(backend=backend)

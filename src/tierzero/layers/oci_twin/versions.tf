@@ -1,4 +1,4 @@
-# The twin of ../oci: same variables (identical variables.tf and limits.tf) and same outputs,
+# The twin of ../oci: same variables (staged from ../oci/variables.tf and limits.tf, see shared.txt) and same outputs,
 # built from terraform_data only, so a sandbox can plan and apply the cloud layer for real without
 # a cloud account or a provider download. Outputs are deterministic fakes derived from names.
 #

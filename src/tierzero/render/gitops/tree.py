@@ -7,7 +7,7 @@ import posixpath
 import re
 from dataclasses import dataclass, field
 
-from tierzero.adapters.sops import SECRET_REGEX
+from tierzero.render.sealing import SECRET_REGEX
 from tierzero.render.gitops.component import Manifest
 from tierzero.render.gitops.yamlout import dump, dump_all
 

@@ -156,6 +156,17 @@ class Session:
         pve = server.pve
         return sorted(f"{g.vmid} {getattr(g, 'name', '')}".strip() for g in [*pve.vms, *getattr(pve, "cts", [])])
 
+    def sandbox_world_gone(self) -> bool:
+        """Whether the sandbox world the state was built against is gone (wiped, or never saved)."""
+        from tierzero.sandbox.world import World
+
+        return World.current_id(self.workspace) != self.state.get_meta("sandbox_world")
+
+    def wipe_sandbox_world(self) -> None:
+        from tierzero.sandbox.world import World
+
+        World.wipe(self.workspace)
+
     def locations(self) -> dict[str, str]:
         out = {"workspace": str(self.workspace.root), "state": str(self.state.path), "render": str(self.workspace.render_dir)}
         for cluster in self.spec.clusters:
