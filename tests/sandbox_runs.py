@@ -3,18 +3,15 @@ event sink that keeps what the engine reports."""
 
 from __future__ import annotations
 
-import shutil
-from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from spec_builder import write_project
 
 
 def starter_project(root: Path, blueprint: str = "oci-free-tier") -> Path:
     """Copy a built-in blueprint to ROOT/tierzero.yaml; return its path."""
-    root.mkdir(parents=True, exist_ok=True)
-    with resources.as_file(resources.files("tierzero.spec").joinpath(f"blueprints/{blueprint}.yaml")) as path:
-        shutil.copy(path, root / "tierzero.yaml")
-    return root / "tierzero.yaml"
+    return write_project(root, blueprint)
 
 
 class Events(list):

@@ -4,14 +4,11 @@ deployed sandbox world with faults injected in its stand-ins."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tierzero.adapters.connections import Endpoint
 from tierzero.adapters.kubernetes import Kube
@@ -24,11 +21,11 @@ from tierzero.sandbox.context import SandboxContext, StandIn
 from tierzero.sandbox.harness import STANDINS, Sandbox
 from tierzero.spec import Platform
 from tierzero.workspace import Workspace
+from spec_builder import build_spec, write_project
 
 
 def _spec() -> Platform:
-    data = yaml.safe_load(resources.files("tierzero.spec").joinpath("blueprints/oci-free-tier.yaml").read_text())
-    return Platform.model_validate(data)
+    return build_spec("oci-free-tier")
 
 
 def test_a_standin_added_to_the_table_starts_and_stops(tmp_path: Path) -> None:
@@ -66,9 +63,7 @@ def test_the_table_names_each_standin_once_and_refuses_unknown_names(tmp_path: P
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Session, Runner]]:
     """The oci-free-tier blueprint deployed in the sandbox, in-process (faults below are undone)."""
     root = tmp_path_factory.mktemp("harness")
-    with resources.as_file(resources.files("tierzero.spec").joinpath("blueprints/oci-free-tier.yaml")) as path:
-        shutil.copy(path, root / "tierzero.yaml")
-    session = Session(root / "tierzero.yaml", "sandbox")
+    session = Session(write_project(root, "oci-free-tier"), "sandbox")
     with session as runner:
         asyncio.run(runner.run())
         yield session, runner

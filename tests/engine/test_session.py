@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from tierzero.cli.session import kubeconfig_path, real_connections
 from tierzero.engine.step import Step, StepContext
@@ -15,12 +13,13 @@ from tierzero.sandbox import oci
 from tierzero.sandbox.harness import Sandbox
 from tierzero.spec import Platform
 from tierzero.workspace import Workspace
+from spec_builder import build_spec
 
 from engine_helpers import make_runner
 
 
 def _spec(blueprint: str = "oci-free-tier") -> Platform:
-    return Platform.model_validate(yaml.safe_load(resources.files("tierzero.spec").joinpath(f"blueprints/{blueprint}.yaml").read_text()))
+    return build_spec(blueprint)
 
 
 def test_real_connections_from_the_spec(tmp_path: Path) -> None:

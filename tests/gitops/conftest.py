@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from spec_builder import blueprint_data
 
 from tierzero.adapters.sops import AgeKey, decrypt
 from tierzero.spec import LoadedSpec, load_spec
@@ -19,7 +20,6 @@ from tierzero.workspace import Workspace
 from tierzero.workspace.keys import init_workspace
 from tierzero.workspace.secrets import WorkspaceSecrets
 
-BLUEPRINTS = Path(__file__).resolve().parents[2] / "src" / "tierzero" / "spec" / "blueprints"
 CRDS = Path(__file__).resolve().parents[3] / "shared" / "oracles" / "crds"  # tests/conftest.py's ORACLES / "crds"
 
 
@@ -30,7 +30,7 @@ def _need_oracles(oracles: Path) -> None:
 
 
 def blueprint(name: str = "oci-free-tier") -> dict[str, Any]:
-    return yaml.safe_load((BLUEPRINTS / f"{name}.yaml").read_text())
+    return blueprint_data(name)
 
 
 @dataclass

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from spec_builder import blueprint_data
 
 from tierzero.adapters.connections import Connections, RetryPolicies
 from tierzero.adapters.retry import Policy
@@ -23,12 +23,10 @@ from tierzero.spec import Platform
 from tierzero.workspace.keys import create_age_identity, create_ssh_keypair
 from tierzero.workspace.layout import Workspace
 
-BLUEPRINTS = Path(__file__).resolve().parents[2] / "src" / "tierzero" / "spec" / "blueprints"
 
 
 def blueprint(name: str) -> dict[str, Any]:
-    data = yaml.safe_load((BLUEPRINTS / name).read_text())
-    return data
+    return blueprint_data(name.removesuffix(".yaml"))
 
 
 class Sandbox:

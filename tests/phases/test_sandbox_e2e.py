@@ -4,11 +4,11 @@ the real Talos renderer and GitOps tree; then again on the finished platform, ch
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
+from spec_builder import write_project
 from tierzero.adapters.retry import Policy
 from tierzero.adapters.ssh import close_all
 from tierzero.engine.runner import Runner
@@ -21,15 +21,14 @@ from tierzero.spec import load_spec
 from tierzero.workspace.keys import init_workspace
 from tierzero.workspace.layout import Workspace
 
-from .conftest import BLUEPRINTS, MemorySecrets
+from .conftest import MemorySecrets
 
 INSTALL = "apiVersion: v1\nkind: Namespace\nmetadata: {name: flux-system}\n"
 
 
 @pytest.mark.slow
 async def test_oci_blueprint_end_to_end(tmp_path: Path):
-    spec_file = tmp_path / "tierzero.yaml"
-    shutil.copy(BLUEPRINTS / "oci-free-tier.yaml", spec_file)
+    spec_file = write_project(tmp_path, "oci-free-tier")
     loaded = load_spec(spec_file)
     spec = loaded.platform
     ws = Workspace.beside(spec_file)

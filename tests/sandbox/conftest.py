@@ -5,18 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tierzero.spec import Platform
 from tierzero.workspace.keys import create_age_identity, create_ssh_keypair
 from tierzero.workspace.layout import Workspace
+from spec_builder import build_spec
 
-BLUEPRINT = Path(__file__).resolve().parents[2] / "src/tierzero/spec/blueprints/proxmox.yaml"
 
 
 @pytest.fixture
 def spec() -> Platform:
-    return Platform.model_validate(yaml.safe_load(BLUEPRINT.read_text()))
+    return build_spec("proxmox")
 
 
 @pytest.fixture

@@ -14,15 +14,14 @@ import subprocess
 import sys
 import threading
 import time
-from importlib import resources
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import yaml
 from fakepve import FakePve
 
+from spec_builder import build_spec
 from tierzero.adapters.connections import Connections, Endpoint
 from tierzero.adapters.proxmox import ProxmoxClient, connect
 from tierzero.sandbox import fakepve, pve_hosts
@@ -40,8 +39,7 @@ ISO = "talos-amd64.iso"
 
 
 def _spec() -> Platform:
-    data = yaml.safe_load(resources.files("tierzero.spec").joinpath("blueprints/oci-free-tier.yaml").read_text())
-    return Platform.model_validate(data)
+    return build_spec("oci-free-tier")
 
 
 @pytest.fixture

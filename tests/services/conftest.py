@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tierzero.adapters.connections import Connections
 from tierzero.engine.step import Step, StepContext
@@ -22,8 +21,8 @@ from tierzero.sandbox.infisical import ContainerStandIn, InfisicalStandIn
 from tierzero.spec import Platform
 from tierzero.workspace.keys import create_ssh_keypair
 from tierzero.workspace.layout import Workspace
+from spec_builder import build_spec
 
-BLUEPRINT = Path(__file__).resolve().parents[2] / "src/tierzero/spec/blueprints/proxmox.yaml"
 
 
 @dataclass
@@ -59,7 +58,7 @@ class FakeHostShell:
 
 @pytest.fixture
 def spec() -> Platform:
-    return Platform.model_validate(yaml.safe_load(BLUEPRINT.read_text()))
+    return build_spec("proxmox")
 
 
 @pytest.fixture

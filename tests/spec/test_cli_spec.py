@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from tierzero.cli.main import run
+from spec_builder import blueprint_names
 
-BLUEPRINTS = ["oci-free-tier", "proxmox"]
+BLUEPRINTS = blueprint_names()
 
 
 def tz(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

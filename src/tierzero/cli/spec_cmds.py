@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
-BLUEPRINTS = ("oci-free-tier", "proxmox")
+from tierzero.blueprints import blueprint_names, blueprint_text
+
+BLUEPRINTS = tuple(blueprint_names())  # the package data: tierzero/spec/blueprints/*.yaml
 SPEC_OPTION = typer.Option(Path("tierzero.yaml"), "--file", "-f", help="The spec file.")
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
@@ -27,8 +29,6 @@ def init(
 
     Over an existing workspace it keeps what is there (the spec unless --force, every key always) and creates
     only what is missing: the keys, the spec's JSON Schema and the workspace .gitignore."""
-    from importlib import resources
-
     from tierzero.cli import output
     from tierzero.errors import InputError
     from tierzero.workspace import Workspace
@@ -41,7 +41,7 @@ def init(
         raise InputError(f"{directory} exists and is not a directory", hint="choose another DIR")
     spec_path = directory / "tierzero.yaml"
     schema_path = directory / "tierzero.schema.json"
-    text = resources.files("tierzero.spec").joinpath(f"blueprints/{blueprint}.yaml").read_text()
+    text = blueprint_text(blueprint)
     directory.mkdir(parents=True, exist_ok=True)
     ws = Workspace.beside(spec_path)
     created: list[str] = []

@@ -1,6 +1,8 @@
-"""The README's main job, as a user runs it: init, check, plan, then a sandbox deploy of every phase,
-twice (the second finds the world the first built and only checks it), for both blueprints; then
-`validate` and `destroy`. Secrets stay encrypted and never change."""
+"""The blueprint conformance suite: every built-in blueprint (discovered from the package data,
+tierzero/spec/blueprints/*.yaml) goes through the README's main job as a user runs it: init,
+check, plan twice (byte-identical), then a sandbox deploy of every phase, twice (the second finds
+the world the first built and only checks it); then `validate` and `destroy`. Secrets stay
+encrypted and never change. A new blueprint is a new YAML file: nothing here names one."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from spec_builder import blueprint_names, build_spec
 
 PHASES = ["setup", "cloud", "hypervisors", "platform", "gitops", "services", "validate"]
 
@@ -26,13 +29,25 @@ def deploy(spec: Path) -> list[dict]:
     return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
 
 
-@pytest.mark.parametrize("blueprint, phases", [("oci-free-tier", PHASES), ("proxmox", [p for p in PHASES if p != "cloud"])])
-def test_readme_job_deploys_every_phase_in_the_sandbox(tmp_path, blueprint, phases):
+def read_tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_the_blueprints_are_found_in_the_package_data():
+    assert {"oci-free-tier", "proxmox"} <= set(blueprint_names())
+
+
+@pytest.mark.parametrize("blueprint", blueprint_names())
+def test_every_blueprint_checks_renders_the_same_twice_and_redeploys_as_a_no_op(tmp_path, blueprint):
+    phases = [p for p in PHASES if p != "cloud" or build_spec(blueprint).oci is not None]
     demo = tmp_path / "demo"
     assert tz("init", str(demo), "--blueprint", blueprint).returncode == 0
     spec = demo / "tierzero.yaml"
     assert tz("check", "-f", str(spec)).returncode == 0
     assert tz("plan", "-f", str(spec)).returncode == 0
+    first = read_tree(demo / ".tierzero" / "render")
+    assert tz("plan", "-f", str(spec)).returncode == 0
+    assert len(first) > 10 and read_tree(demo / ".tierzero" / "render") == first  # byte-identical
 
     events = deploy(spec)
     summary = events[-1]
