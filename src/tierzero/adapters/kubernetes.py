@@ -50,7 +50,7 @@ def object_path(obj: dict[str, Any], *, with_name: bool) -> str:
 
 def _has_kubeconfig(endpoint: Endpoint) -> bool:
     path = endpoint.extra.get("kubeconfig")
-    return bool(path) and Path(path).is_file()
+    return bool(path) and Path(str(path)).is_file()
 
 
 def configuration(endpoint: Endpoint) -> Any:
@@ -97,7 +97,7 @@ class Kube:
             calls.sent("kubernetes", endpoint.url, calls.http_request(method, url))
             return send(method, url, *args, **kwargs)
 
-        self.api.call_api = call_api
+        self.api.call_api = call_api  # type: ignore[method-assign]  # every request is reported (tierzero.adapters.calls)
 
     @classmethod
     def connect(cls, connections: Connections, cluster: str) -> "Kube":
@@ -144,11 +144,12 @@ class Kube:
         with _translated(f"Kubernetes API nodes at {self.endpoint.url}"):
             items = self.core.list_node().items
         for node in items:
-            conditions = {c.type: c.status for c in (node.status.conditions or [])}
-            labels = node.metadata.labels or {}
+            status, meta = node.status, node.metadata
+            conditions = {c.type: c.status for c in ((status.conditions if status else None) or [])}
+            labels = (meta.labels if meta else None) or {}
             roles = tuple(sorted(k.split("/", 1)[1] for k in labels if k.startswith("node-role.kubernetes.io/")))
-            version = node.status.node_info.kubelet_version if node.status.node_info else ""
-            out.append(NodeStatus(node.metadata.name, conditions.get("Ready") == "True", roles, version))
+            version = str(status.node_info.kubelet_version) if status and status.node_info else ""
+            out.append(NodeStatus(str(meta.name if meta else ""), conditions.get("Ready") == "True", roles, version))
         return out
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:

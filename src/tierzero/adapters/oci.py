@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from tierzero.adapters import calls
 from tierzero.adapters.connections import ClientCache, Connections, Endpoint
 from tierzero.adapters.errors import from_oci
+from tierzero.errors import OperationError
 
 if TYPE_CHECKING:
     from tierzero.spec.models import Platform
@@ -77,6 +78,8 @@ class Oci:
     def connect(cls, connections: Connections, spec: Platform) -> "Oci":
         cached = _CLIENTS.get(connections, "default")
         if cached is None:
+            if spec.oci is None:
+                raise OperationError("the spec has no cloud.oci section: there is no OCI tenancy to read")
             endpoint = connections.endpoints.get(("oci", "default"))
             cached = _CLIENTS.put(connections, "default", cls(endpoint, region=spec.oci.region, tenancy=spec.oci.tenancy_ocid))
         return cached

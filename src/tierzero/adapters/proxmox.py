@@ -163,7 +163,7 @@ class ProxmoxClient:
                     log = await self.call("get", f"nodes/{node}/tasks/{upid}/log", limit=1000)
                     lines = [str(item.get("t", "")) for item in log or []]
                     raise TaskFailed(upid, exit_status, lines[-10:])
-                return status
+                return dict(status)
             if loop.time() > end:
                 raise OperationError(f"task {upid} still running after {self.task_timeout:g}s", hint="check the task in the Proxmox UI")
             await asyncio.sleep(self.poll_interval)

@@ -60,7 +60,7 @@ def default_classifier(exc: BaseException) -> bool:
 def backoff(attempt: int, policy: Policy, rng: Callable[[], float] = random.random) -> float:
     """Full jitter: uniform in [0, min(cap, base * 2**(attempt-1))]."""
     ceiling = min(policy.cap, policy.base * (2 ** max(0, attempt - 1)))
-    return ceiling * rng()
+    return float(ceiling * rng())
 
 
 def _cause(exc: BaseException) -> str:

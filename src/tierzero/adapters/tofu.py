@@ -36,7 +36,7 @@ from tierzero.errors import OperationError
 MIN_VERSION = (1, 10, 0)  # S3 lockfile locking in both tools
 LOG_DIR = ".tierzero-logs"
 
-Guard = Callable[[dict[str, Any]], None]
+Guard = Callable[[dict[str, Any]], object]  # raises to refuse the plan; what it returns is not used
 EventSink = Callable[[Any], None]
 
 
@@ -321,14 +321,14 @@ class TofuRunner:
             return OperationError(f"{self.name} {result.command}: {error.cause}: {diagnostic.text}", hint=f"{error.fix} ({where})")
         per_ad = [(d, c) for d, c in classified if c is not None]
         if per_ad:
-            first = per_ad[0][1]
+            first_error = per_ad[0][1]
             by_address = {d.address: c for d, c in per_ad if d.address}
             addresses = result.errored_addresses
             return CapacityError(
                 f"{self.name} {result.command}: {per_ad[0][0].text}",
-                hint=f"{first.cause}; {first.fix} ({where})",
+                hint=f"{first_error.cause}; {first_error.fix} ({where})",
                 addresses=addresses,
-                errors={a: by_address.get(a, first) for a in addresses},
+                errors={a: by_address.get(a, first_error) for a in addresses},
             )
         first = errors[0].text if errors else f"exit status {result.returncode}"
         more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""

@@ -200,7 +200,7 @@ def status(file: Path = SPEC_OPTION, target: str = TARGET_OPTION, json_out: bool
     with session as runner:
         records = runner.state.records()
         last = runner.state.last_run()
-        rows = []
+        rows: list[dict[str, Any]] = []
         for sid in runner.graph.order:
             rec = records.get(sid)
             rows.append({"step": sid, "phase": runner.graph.phase_of(sid), "status": rec.status if rec else "not run",

@@ -81,7 +81,7 @@ def _print_report(report: GuardReport) -> None:
     table = Table(title=f"Free-tier guard (limits of {report.limits_date.isoformat()})", title_justify="left")
     for name, justify in (("address", "left"), ("action", "left"), ("shape", "left"), ("OCPU", "right"),
                           ("GB", "right"), ("storage GB", "right"), ("$/month", "right")):
-        table.add_column(name, justify=justify, overflow="fold")
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]  # rich wants a Literal
     shown = report.rows
     if len(shown) > MAX_QUIET_ROWS:  # a big plan: unchanged free resources would bury what matters
         shown = [r for r in report.rows if r.action not in ("no-op", "existing") or (r.usd_month or 0) > 0 or r.usd_month is None]

@@ -100,12 +100,13 @@ class Session:
             if self.emit is not None:  # requests sent outside any step (e.g. `validate`) are still `call` events
                 self._stack.callback(_unbind_calls, calls.bind(lambda **f: self.emit("call", step="", phase="", **f)))  # type: ignore[misc]
             if self.lock or (self.target == "sandbox" and not self.offline):
-                notify = (lambda m: self.emit("log", step="", message=m, level="notice")) if self.emit else None
+                emit = self.emit
+                notify = (lambda m: emit("log", step="", message=m, level="notice")) if emit is not None else None
                 self._stack.enter_context(WorkspaceLock(self.workspace.state_dir / "lock", notify=notify))
             self.state = StateStore.open(self.workspace.state_dir, self.target)
             self._stack.callback(self.state.close)
             if self.offline:
-                connections = Connections(target=self.target)
+                connections = Connections(target="sandbox" if self.target == "sandbox" else "real")
             elif self.target == "sandbox":
                 from tierzero.sandbox.harness import Sandbox
                 from tierzero.workspace.keys import init_workspace

@@ -4,6 +4,7 @@ and the lines that end a deploy or destroy (`run_summary`, `summary_fields` for 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,15 +23,15 @@ def spec_summary(loaded: LoadedSpec) -> dict[str, Any]:
         vm_mem[s.node] += s.memory_gb
         vm_count[s.node] += 1
     hosts = []
-    for n in p.proxmox.nodes:
+    for host in p.proxmox.nodes:
         hosts.append({
-            "name": n.name,
-            "source": f"oci:{n.instance}" if n.instance else n.address,
-            "cores": p.host_cores(n),
-            "memory_gb": p.host_memory_gb(n),
-            "reserve_gb": n.memory_reserve_gb,
-            "guests": vm_count[n.name],
-            "guest_memory_gb": vm_mem[n.name],
+            "name": host.name,
+            "source": f"oci:{host.instance}" if host.instance else host.address,
+            "cores": p.host_cores(host),
+            "memory_gb": p.host_memory_gb(host),
+            "reserve_gb": host.memory_reserve_gb,
+            "guests": vm_count[host.name],
+            "guest_memory_gb": vm_mem[host.name],
         })
     clusters = [{
         "name": c.name,
@@ -169,7 +170,7 @@ def config_files(locations: dict[str, str]) -> list[str]:
 
 
 def run_summary(progress: Any, *, command: str, target: str, status: str, locations: dict[str, str],
-                log: dict[str, str], masked: int = 0, phases: bool = True, orphans: list[str] = (), width: int = 100,
+                log: dict[str, str], masked: int = 0, phases: bool = True, orphans: Sequence[str] = (), width: int = 100,
                 configs: bool = True) -> list[str]:
     """The lines that end a run, at most SUMMARY_MAX_LINES: what happened per phase, the slowest
     steps, retries and warnings, where the kubeconfig/talosconfig are, and last where the log is.

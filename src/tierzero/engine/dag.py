@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from tierzero.engine.step import PHASES, Step
 from tierzero.errors import InputError
@@ -20,7 +21,7 @@ class DagError(InputError):
 
 @dataclass
 class Graph:
-    steps: dict[str, Step]
+    steps: dict[str, Step[Any]]
     order: list[str]  # topological, stable: phase order, then the order the phases listed them
     after: dict[str, tuple[str, ...]] = field(default_factory=dict)  # needs + phase barrier
     explicit: dict[str, tuple[str, ...]] = field(default_factory=dict)  # `needs` only
@@ -79,8 +80,8 @@ class Graph:
         return finish[end], path[::-1]
 
 
-def build(steps: Sequence[Step], *, barriers: bool = True) -> Graph:
-    by_id: dict[str, Step] = {}
+def build(steps: Sequence[Step[Any]], *, barriers: bool = True) -> Graph:
+    by_id: dict[str, Step[Any]] = {}
     for step in steps:
         if step.id in by_id:
             raise DagError(f"two steps share the id {step.id!r}", hint="step ids must be unique across all phases")
@@ -101,10 +102,10 @@ def build(steps: Sequence[Step], *, barriers: bool = True) -> Graph:
     return Graph(by_id, order, {k: tuple(v) for k, v in after.items()}, explicit)
 
 
-def _add_barriers(steps: Sequence[Step], after: dict[str, list[str]]) -> None:
+def _add_barriers(steps: Sequence[Step[Any]], after: dict[str, list[str]]) -> None:
     """Each step of a phase waits for the last steps (sinks) of the previous non-empty phase;
     sinks of a phase transitively cover the whole phase, so this is one barrier per phase."""
-    by_phase: dict[str, list[Step]] = {p: [] for p in PHASES}
+    by_phase: dict[str, list[Step[Any]]] = {p: [] for p in PHASES}
     for step in steps:
         by_phase[step.phase].append(step)
     previous_sinks: list[str] = []
@@ -120,7 +121,7 @@ def _add_barriers(steps: Sequence[Step], after: dict[str, list[str]]) -> None:
         previous_sinks = [s.id for s in members if s.id not in needed_inside]
 
 
-def _toposort(steps: Sequence[Step], after: Mapping[str, Sequence[str]]) -> list[str]:
+def _toposort(steps: Sequence[Step[Any]], after: Mapping[str, Sequence[str]]) -> list[str]:
     position = {s.id: i for i, s in enumerate(steps)}
     phase_rank = {s.id: PHASES.index(s.phase) for s in steps}
     indegree = {s.id: len(after[s.id]) for s in steps}

@@ -12,7 +12,7 @@ the live lines and stay in the scrollback. Imported only when a terminal is atta
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -76,7 +76,7 @@ class LiveProgress(Progress):
             finished = sum(v.finished for v in views)
             span = self.timings.spans.get(phase)
             elapsed = now - span[0] if span else 0.0
-            head = self._spinner.render(now)
+            head = cast(Text, self._spinner.render(now))  # rich's Spinner.render returns Text
             head.append(f" {name} ", style="bold")
             head.append(f"{finished}/{len(views)}")
             head.append(f"  {seconds(elapsed)}", style="dim")
@@ -102,7 +102,7 @@ class LiveProgress(Progress):
 
     def _running_line(self, view: StepView, now: float) -> Text:
         line = Text("    ")
-        line.append_text(self._spinner.render(now))
+        line.append_text(cast(Text, self._spinner.render(now)))
         line.append(f" {view.step}")
         line.append(f"  {seconds(now - view.started)}", style="dim")
         if view.wait:

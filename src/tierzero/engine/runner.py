@@ -78,7 +78,7 @@ def _cause(exc: BaseException) -> tuple[str, str | None]:
 class Runner:
     def __init__(
         self,
-        steps: Sequence[Step],
+        steps: Sequence[Step[Any]],
         *,
         spec: Platform,
         workspace: Workspace,
@@ -246,7 +246,7 @@ class Runner:
         semaphore = asyncio.Semaphore(self.concurrency)
         position = {sid: i for i, sid in enumerate(selected)}
         ready = [sid for sid in selected if not waiting[sid]]
-        tasks: dict[asyncio.Task, str] = {}
+        tasks: dict[asyncio.Task[None], str] = {}
         while ready or tasks:
             for sid in ready:
                 tasks[asyncio.create_task(self._execute(sid, records.get(sid), semaphore, result, run_id))] = sid
@@ -271,7 +271,7 @@ class Runner:
                 raise failure
             ready.sort(key=position.__getitem__)
 
-    async def _cancel(self, tasks: dict[asyncio.Task, str]) -> None:
+    async def _cancel(self, tasks: dict[asyncio.Task[None], str]) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -120,7 +120,7 @@ class StateStore:
     def close(self) -> None:
         self._db.close()
 
-    def _write(self, sql: str, args: tuple) -> sqlite3.Cursor:
+    def _write(self, sql: str, args: tuple[Any, ...]) -> sqlite3.Cursor:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             cur = self._db.execute(sql, args)
@@ -195,7 +195,7 @@ class StateStore:
 
     def last_run(self, command: str | None = None) -> RunRecord | None:
         sql = "SELECT id, target, command, selection, started, finished, status, error FROM runs WHERE target = ?"
-        args: tuple = (self.target,)
+        args: tuple[Any, ...] = (self.target,)
         if command:
             sql += " AND command = ?"
             args += (command,)

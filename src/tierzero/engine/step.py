@@ -69,9 +69,9 @@ class StepContext:
         self.emit("retry", step=self.step_id, attempt=attempt, cause=cause, delay=delay)
 
 
-I = TypeVar("I")  # a step's inputs value
+InputsT = TypeVar("InputsT")  # a step's inputs value
 Outputs = Mapping[str, Any]
-StepRun = Callable[[StepContext, I], Awaitable[Outputs]]
+StepRun = Callable[[StepContext, InputsT], Awaitable[Outputs]]
 StepUndo = Callable[[StepContext], Awaitable[Outputs]]
 
 
@@ -92,14 +92,14 @@ def frozen(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class Step(Generic[I]):
+class Step(Generic[InputsT]):
     id: str  # unique, like "hypervisors/pvecm-add/pve2"
     phase: Phase
     description: str
-    run: Callable[[StepContext, I], Awaitable[Outputs]]
+    run: Callable[[StepContext, InputsT], Awaitable[Outputs]]
     # A frozen value of everything the step's effect depends on (JSON-able once dataclasses and
     # spec models are dumped: see tierzero.engine.state.fingerprint); `run` receives it.
-    inputs: Callable[[StepContext], I] = no_inputs  # type: ignore[assignment]
+    inputs: Callable[[StepContext], InputsT] = no_inputs  # type: ignore[assignment]
     needs: tuple[str, ...] = ()  # ids of steps whose outputs this one reads
     destroy: StepUndo | None = None  # undo, run in reverse order by `tierzero destroy`
     real_only: bool = False  # changes real infrastructure: needs confirmation

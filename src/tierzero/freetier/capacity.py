@@ -188,18 +188,18 @@ def capacity_report(platform: Platform) -> CapacityReport:
         vms_by_node.setdefault(service.node, []).append(VmSpec(service.name, "lxc", service.cores, service.memory_gb, False))
     hosts = []
     ceph = proxmox.ceph.enabled
-    for node in proxmox.nodes:
-        source = f"A1 instance {node.instance}" if node.instance else f"host {node.address}"
-        osds = (len(node.osd_devices) or 1) if ceph else 0
-        cores, memory = platform.host_cores(node), platform.host_memory_gb(node)
+    for host in proxmox.nodes:
+        source = f"A1 instance {host.instance}" if host.instance else f"host {host.address}"
+        osds = (len(host.osd_devices) or 1) if ceph else 0
+        cores, memory = platform.host_cores(host), platform.host_memory_gb(host)
         hosts.append(
             host_capacity(
-                node.name,
+                host.name,
                 source,
                 None if cores is None else float(cores),
                 memory,
-                vms=vms_by_node.get(node.name, []),
-                pve_memory_gb=node.memory_reserve_gb,
+                vms=vms_by_node.get(host.name, []),
+                pve_memory_gb=host.memory_reserve_gb,
                 ceph_osds=osds,
             )
         )

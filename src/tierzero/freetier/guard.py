@@ -159,6 +159,7 @@ class GuardReport:
 
 def _instance(held: Held, values: dict[str, Any], limits: Limits) -> Instance:
     shape = str(values.get("shape") or "(unknown shape)")
+    memory: float | None
     if shape == MICRO_SHAPE:
         ocpus, memory = limits["micro_ocpus"], limits["micro_memory_gb"]
     else:
@@ -245,7 +246,7 @@ def _add(held: Held, usage: Usage, rows: list[GuardRow], limits: Limits) -> None
 
 
 def _is_a1(values: dict[str, Any] | None) -> bool:
-    return bool(values) and values.get("shape") == A1_SHAPE
+    return values is not None and values.get("shape") == A1_SHAPE
 
 
 def _replace_refusals(holdings: Iterable[Held], allow_replace: set[str], notes: list[str]) -> list[str]:
@@ -307,7 +308,7 @@ def guard_plan(plan_json: dict[str, Any], *, on: dt.date | None = None, allow_re
     limits = limits_on(on)
     holdings = read_holdings(plan_json)
     holdings += leftovers(holdings)
-    usage, rows = Usage(), []
+    usage, rows = Usage(), list[GuardRow]()
     for held in holdings:
         _add(held, usage, rows, limits)
     assessment = assess(usage, limits=limits, on=limits.on)

@@ -3,6 +3,7 @@ OSDs per node (whole devices, or an LV carved from the host VG), the pool, then 
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -137,6 +138,10 @@ async def _health(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
     return {"status": "HEALTH_OK", "reasons": []}
 
 
+def _osd_inputs(name: str, ctx: StepContext) -> dict[str, Any]:
+    return {"ceph": ctx.spec.proxmox.ceph.model_dump(mode="json"), "devices": osd_targets(ctx.spec, ctx.spec.proxmox.node(name))}
+
+
 def ceph_steps(spec: Platform) -> list[Step]:
     px = spec.proxmox
     names = [n.name for n in px.nodes]
@@ -149,7 +154,7 @@ def ceph_steps(spec: Platform) -> list[Step]:
         prev = _p(f"mon/{n}")
     for n in names:
         out.append(Step(_p(f"osd/{n}"), "hypervisors", f"Ceph OSDs on {n}", _osds(n),
-                        inputs=lambda ctx, n=n: {"ceph": cfg(ctx), "devices": osd_targets(ctx.spec, ctx.spec.proxmox.node(n))},
+                        inputs=functools.partial(_osd_inputs, n),
                         needs=(prev,), real_only=True))
     out.append(Step(_p("pool"), "hypervisors", f"Ceph pool {px.ceph.pool}", _pool, inputs=cfg, needs=tuple(_p(f"osd/{n}") for n in names), real_only=True))
     out.append(Step(_p("health"), "hypervisors", "wait for Ceph HEALTH_OK", _health, needs=(_p("pool"),)))

@@ -13,6 +13,7 @@ whose creates fail for lack of capacity, and the capacity hunt's backoff)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -85,7 +86,7 @@ def _destroy_sync(ctx: StepContext) -> dict[str, Any]:
     from tierzero.adapters.tofu import TofuRunner
 
     workdir = _workdir(ctx)
-    if not (workdir / "terraform.tfstate").exists() and ctx.spec.oci.state_backend.type == "local":
+    if not (workdir / "terraform.tfstate").exists() and _oci(ctx.spec).state_backend.type == "local":
         return {"destroyed": False}
     runner = TofuRunner(workdir)
     runner.destroy(lambda plan_json: None)  # the user confirmed the destroy; nothing is created by it
@@ -124,7 +125,7 @@ async def _apply(ctx: StepContext, inputs: CloudInputs) -> Mapping[str, Any]:
         cause = found[-1].strip() if found else attempt.message.strip().splitlines()[0]  # the last: OCI's own words
         dropped = "".join(f"; {ad} dropped for this run: {why}" for ad, why in attempt.dropped.items())
         for ad, why in attempt.dropped.items():  # shown even by the terse views, not only inside a retry's cause
-            loop.call_soon_threadsafe(lambda ad=ad, why=why: ctx.log(f"{ad} dropped for this run: {why}", level="notice"))
+            loop.call_soon_threadsafe(functools.partial(ctx.log, f"{ad} dropped for this run: {why}", level="notice"))
         loop.call_soon_threadsafe(ctx.retry, attempt.attempt, f"{cause}{dropped}; {moves}", attempt.delay_seconds)
 
     return await asyncio.to_thread(_apply_sync, ctx, inputs, on_retry)

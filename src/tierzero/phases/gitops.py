@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -26,7 +27,7 @@ from tierzero.errors import OperationError
 from tierzero.phases.platform import kube_client
 
 if TYPE_CHECKING:
-    from tierzero.spec.models import Cluster, Platform
+    from tierzero.spec.models import Cluster, GitOps, Platform
 
 FLUX_NS = "flux-system"
 KUSTOMIZE = "kustomize.toolkit.fluxcd.io/v1"
@@ -46,11 +47,18 @@ def _cluster(ctx: StepContext, name: str) -> Cluster:
     return ctx.spec.cluster(name)
 
 
+def gitops_of(cluster: Cluster) -> GitOps:
+    """The cluster's gitops block (the GitOps steps exist only for clusters that have one)."""
+    if cluster.gitops is None:
+        raise OperationError(f"cluster {cluster.name} has no gitops block", hint="add clusters[].gitops to hand it to Flux or Argo CD")
+    return cluster.gitops
+
+
 def bootstrap_dir(ctx: StepContext, cluster: Cluster) -> Path:
     """The rendered bootstrap: clusters/<cluster>/flux-system for Flux (its sync then applies the
     rest from Git); clusters/<cluster> for Argo CD (its install plus the root Application)."""
     path = ctx.workspace.render_dir / "gitops" / cluster.name / "clusters" / cluster.name
-    if cluster.gitops.engine == "flux":
+    if gitops_of(cluster).engine == "flux":
         path = path / "flux-system"
     if not (path / "kustomization.yaml").is_file():
         raise OperationError(f"no rendered GitOps bootstrap at {path}", hint="run `tierzero plan` first: it renders the GitOps tree")
@@ -91,7 +99,7 @@ def _sops_secret(h: GitopsHooks, name: str):
     async def run(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
         cluster = _cluster(ctx, name)
         kube = h.kube(ctx, cluster)
-        ns = "flux-system" if cluster.gitops.engine == "flux" else "argocd"
+        ns = "flux-system" if gitops_of(cluster).engine == "flux" else "argocd"
         secret = {
             "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {"name": "sops-age", "namespace": ns, "labels": {"app.kubernetes.io/managed-by": "tierzero"}},
@@ -115,10 +123,10 @@ def _bootstrap(h: GitopsHooks, name: str):
         counts: dict[str, int] = {}
         policy = retry_policy(ctx.connections, "kubernetes")
         for doc in docs:
-            action, _ = await retry_async(lambda d=doc: asyncio.to_thread(kube.apply, d), policy=policy, classify=_apply_transient,
+            action, _ = await retry_async(functools.partial(asyncio.to_thread, kube.apply, doc), policy=policy, classify=_apply_transient,
                                           on_retry=ctx.retry, what=f"apply {doc['kind']} {doc.get('metadata', {}).get('name')}")
             counts[action] = counts.get(action, 0) + 1
-        return {"engine": cluster.gitops.engine, "objects": len(docs), **counts}
+        return {"engine": gitops_of(cluster).engine, "objects": len(docs), **counts}
 
     return run
 
@@ -160,7 +168,7 @@ def _ready(h: GitopsHooks, name: str):
     async def run(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
         cluster = _cluster(ctx, name)
         kube = h.kube(ctx, cluster)
-        probe = _not_ready_flux if cluster.gitops.engine == "flux" else _not_ready_argo
+        probe = _not_ready_flux if gitops_of(cluster).engine == "flux" else _not_ready_argo
         last: list[str] = []
 
         async def check() -> None:
@@ -168,7 +176,7 @@ def _ready(h: GitopsHooks, name: str):
             if last:
                 raise Transient(f"{len(last)} not ready")
 
-        ctx.wait(f"{cluster.gitops.engine} on {cluster.name}: everything Ready")
+        ctx.wait(f"{gitops_of(cluster).engine} on {cluster.name}: everything Ready")
         try:
             await retry_async(check, policy=retry_policy(ctx.connections, "wait"), on_retry=ctx.retry, what=f"GitOps on {cluster.name}")
         except RetryExhausted as exc:
@@ -176,7 +184,7 @@ def _ready(h: GitopsHooks, name: str):
                 f"GitOps on {cluster.name} is not Ready: " + "; ".join(last[:10]),
                 hint="check the repository was pushed (the tree from `tierzero plan`) and see `flux get all -A` / the Argo CD UI",
             ) from exc
-        return {"engine": cluster.gitops.engine, "ready": True}
+        return {"engine": gitops_of(cluster).engine, "ready": True}
 
     return run
 
@@ -194,6 +202,15 @@ def _tree_digest(ctx: StepContext, cluster: Cluster) -> str | None:
     return digest.hexdigest()
 
 
+def _sops_inputs(cluster: Cluster, ctx: StepContext) -> dict[str, Any]:
+    recipient = ctx.workspace.age_recipient() if ctx.workspace.age_recipient_file.exists() else None
+    return {"engine": gitops_of(cluster).engine, "recipient": recipient}
+
+
+def _bootstrap_inputs(cluster: Cluster, ctx: StepContext) -> dict[str, Any]:
+    return {"gitops": gitops_of(cluster).model_dump(mode="json"), "tree": _tree_digest(ctx, cluster)}
+
+
 def steps(spec: Platform, hooks: GitopsHooks | None = None) -> list[Step]:
     h = hooks or GitopsHooks()
     out: list[Step] = []
@@ -203,9 +220,9 @@ def steps(spec: Platform, hooks: GitopsHooks | None = None) -> list[Step]:
         c = cluster.name
         base = f"gitops/{c}"
         out.append(Step(f"{base}/sops-age", "gitops", f"Secret sops-age with the workspace age key on {c}", _sops_secret(h, c),
-                        inputs=lambda ctx, cl=cluster: {"engine": cl.gitops.engine, "recipient": ctx.workspace.age_recipient() if ctx.workspace.age_recipient_file.exists() else None},
+                        inputs=functools.partial(_sops_inputs, cluster),
                         real_only=True))
-        out.append(Step(f"{base}/bootstrap", "gitops", f"install {cluster.gitops.engine} on {c} and point it at {cluster.gitops.repo_url}", _bootstrap(h, c),
-                        inputs=lambda ctx, cl=cluster: {"gitops": cl.gitops.model_dump(mode="json"), "tree": _tree_digest(ctx, cl)}, needs=(f"{base}/sops-age",), real_only=True))
-        out.append(Step(f"{base}/ready", "gitops", f"wait for {cluster.gitops.engine} on {c} to be Ready", _ready(h, c), needs=(f"{base}/bootstrap",)))
+        out.append(Step(f"{base}/bootstrap", "gitops", f"install {gitops_of(cluster).engine} on {c} and point it at {gitops_of(cluster).repo_url}", _bootstrap(h, c),
+                        inputs=functools.partial(_bootstrap_inputs, cluster), needs=(f"{base}/sops-age",), real_only=True))
+        out.append(Step(f"{base}/ready", "gitops", f"wait for {gitops_of(cluster).engine} on {c} to be Ready", _ready(h, c), needs=(f"{base}/bootstrap",)))
     return out

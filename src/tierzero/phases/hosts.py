@@ -14,7 +14,7 @@ from tierzero.errors import OperationError
 
 if TYPE_CHECKING:
     from tierzero.engine.step import StepContext
-    from tierzero.spec import ProxmoxNode
+    from tierzero.spec.models import ProxmoxNode
 
 
 def pve_node(ctx: "StepContext", name: str) -> "ProxmoxNode":

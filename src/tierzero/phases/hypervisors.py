@@ -7,6 +7,7 @@ token, `ceph mon dump`/`ceph-volume lvm list`/`ceph osd pool ls` before creating
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shlex
@@ -20,7 +21,7 @@ from tierzero.errors import OperationError
 from tierzero.phases.hosts import host_address, host_ssh, parse_pvecm, pve_node
 
 if TYPE_CHECKING:
-    from tierzero.spec.models import Platform
+    from tierzero.spec.models import Platform, ProxmoxNode
 
 GiB = 1024**3
 MIN_IMAGE_SPACE = 4 * GiB
@@ -145,6 +146,8 @@ def _join(name: str):
 
 
 def _witness(spec: Platform) -> str:
+    if spec.proxmox.qdevice is None:
+        raise OperationError("the spec has no hypervisors.proxmox.qdevice", hint="add a qdevice for a two-host cluster")
     return spec.proxmox.qdevice.host
 
 
@@ -233,6 +236,8 @@ def _tailscale(name: str):
                 return {"up": True, "changed": False}
         except ValueError:
             pass
+        if ts.auth_key is None:  # the spec refuses an enabled Tailscale without a key; this is that rule, held
+            raise OperationError("tailscale is enabled but has no auth_key", hint="set hypervisors.proxmox.tailscale.auth_key")
         key = ctx.secrets.resolve(ts.auth_key)
         cmd = ["tailscale", "up", f"--authkey={key}", f"--hostname={name}"]
         if ts.tags:
@@ -255,7 +260,7 @@ def steps(spec: Platform) -> list[Step]:
         out.append(Step(
             _p(f"preflight/{node.name}"), "hypervisors", f"check {node.name}: SSH, Proxmox VE, memory, disk, hostname, /dev/kvm",
             _preflight(node.name),
-            inputs=lambda ctx, n=node: {"node": n.model_dump(mode="json"), "guests_gb": _guests_on(ctx.spec, n.name), "tcg": ctx.spec.proxmox.allow_software_emulation},
+            inputs=functools.partial(_preflight_inputs, node),
         ))
     out.append(Step(_p("cluster/create"), "hypervisors", f"create Proxmox cluster {px.cluster_name} on {first}", _create,
                     inputs=lambda ctx: {"cluster": ctx.spec.proxmox.cluster_name, "first": first}, needs=(_p(f"preflight/{first}"),), real_only=True))
@@ -265,13 +270,13 @@ def steps(spec: Platform) -> list[Step]:
         sid = _p(f"cluster/join/{node.name}")
         joins.append(sid)
         out.append(Step(sid, "hypervisors", f"join {node.name} to {px.cluster_name}", _join(node.name),
-                        inputs=lambda ctx, n=node.name: {"cluster": ctx.spec.proxmox.cluster_name, "node": n},
+                        inputs=functools.partial(_join_inputs, node.name),
                         needs=(previous, _p(f"preflight/{node.name}")), real_only=True))
         previous = sid
     quorum_needs = [_p("cluster/create"), *joins]
     if px.qdevice is not None and len(px.nodes) % 2 == 0:
         out.append(Step(_p("qdevice"), "hypervisors", f"QDevice on {px.qdevice.host} (corosync-qnetd)", _qdevice,
-                        inputs=lambda ctx: {"witness": ctx.spec.proxmox.qdevice.host, "nodes": [n.name for n in ctx.spec.proxmox.nodes]},
+                        inputs=lambda ctx: {"witness": _witness(ctx.spec), "nodes": [n.name for n in ctx.spec.proxmox.nodes]},
                         needs=tuple(quorum_needs), real_only=True))
         quorum_needs.append(_p("qdevice"))
     out.append(Step(_p("quorum"), "hypervisors", "wait for a quorate cluster with every node", _quorum,
@@ -293,6 +298,14 @@ def steps(spec: Platform) -> list[Step]:
         summary_needs.append(ceph[-1].id)
     out.append(Step(_p("summary"), "hypervisors", "report the Proxmox cluster", _summary, needs=tuple(summary_needs)))
     return out
+
+
+def _preflight_inputs(node: ProxmoxNode, ctx: StepContext) -> dict[str, Any]:
+    return {"node": node.model_dump(mode="json"), "guests_gb": _guests_on(ctx.spec, node.name), "tcg": ctx.spec.proxmox.allow_software_emulation}
+
+
+def _join_inputs(node: str, ctx: StepContext) -> dict[str, Any]:
+    return {"cluster": ctx.spec.proxmox.cluster_name, "node": node}
 
 
 async def _summary(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:

@@ -14,6 +14,7 @@ The Talos and Kubernetes hooks return the protocols of `tierzero.adapters.protoc
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -340,6 +341,26 @@ async def _waiting(check: Callable[[], Any], policy: Any, ctx: StepContext, what
 
 # ---------------------------------------------------------------------------- steps
 
+def _image_inputs(h: PlatformHooks, cluster: Cluster, ctx: StepContext) -> ImageInputs:
+    return ImageInputs(h.image_url(cluster), ctx.spec.proxmox.image_storage, cluster.talos_version, cluster.arch)
+
+
+def _vm_step_inputs(h: PlatformHooks, cluster: Cluster, node: Node, vmid: int, ctx: StepContext) -> VmInputs:
+    return vm_inputs(ctx, cluster, node, vmid, h.image_url(cluster), config_digests(ctx, h, cluster)[node.name])
+
+
+def _talos_inputs(h: PlatformHooks, cluster: Cluster, ctx: StepContext) -> dict[str, Any]:
+    return {"configs": config_digests(ctx, h, cluster)}
+
+
+def _bootstrap_inputs(cluster: Cluster, ctx: StepContext) -> dict[str, Any]:
+    return {"first": cluster.control_planes[0].name}
+
+
+def _health_inputs(cluster: Cluster, ctx: StepContext) -> dict[str, Any]:
+    return {"nodes": [n.name for _, n in cluster.nodes()]}
+
+
 def steps(spec: Platform, hooks: PlatformHooks | None = None) -> list[Step]:
     h = hooks or PlatformHooks()
     out: list[Step] = []
@@ -349,23 +370,22 @@ def steps(spec: Platform, hooks: PlatformHooks | None = None) -> list[Step]:
         hosts = sorted({n.node for _, n in cluster.nodes()})
         for host in hosts:
             out.append(Step(_p(c, f"image/{host}"), "platform", f"Talos {cluster.talos_version} nocloud image for {c} on {host}", _image(h, host),
-                            inputs=lambda ctx, cl=cluster: ImageInputs(h.image_url(cl), ctx.spec.proxmox.image_storage, cl.talos_version, cl.arch)))
+                            inputs=functools.partial(_image_inputs, h, cluster)))
         vm_ids = []
         for _, node in cluster.nodes():
             sid = _p(c, f"vm/{node.name}")
             vm_ids.append(sid)
             out.append(Step(
                 sid, "platform", f"VM {node.name} ({vmids[(c, node.name)]}) on {node.node}", _vm(h, c),
-                inputs=lambda ctx, cl=cluster, n=node: vm_inputs(ctx, cl, n, vmids[(cl.name, n.name)], h.image_url(cl),
-                                                                 config_digests(ctx, h, cl)[n.name]),
+                inputs=functools.partial(_vm_step_inputs, h, cluster, node, vmids[(c, node.name)]),
                 needs=(_p(c, f"image/{node.node}"),), real_only=True, destroy=_vm_destroy(c, node.name, vmids[(c, node.name)]),
             ))
         out.append(Step(_p(c, "talos"), "platform", f"wait for the Talos API on every node of {c}; apply changed machine configs",
-                        _talos_ready(h, c), inputs=lambda ctx, cl=cluster: {"configs": config_digests(ctx, h, cl)}, needs=tuple(vm_ids)))
+                        _talos_ready(h, c), inputs=functools.partial(_talos_inputs, h, cluster), needs=tuple(vm_ids)))
         out.append(Step(_p(c, "bootstrap"), "platform", f"bootstrap etcd on {cluster.control_planes[0].name}", _bootstrap(h, c),
-                        inputs=lambda ctx, cl=cluster: {"first": cl.control_planes[0].name}, needs=(_p(c, "talos"),), real_only=True))
+                        inputs=functools.partial(_bootstrap_inputs, cluster), needs=(_p(c, "talos"),), real_only=True))
         out.append(Step(_p(c, "health"), "platform", f"wait for {c} to be healthy; write kubeconfig and talosconfig", _health(h, c),
-                        inputs=lambda ctx, cl=cluster: {"nodes": [n.name for _, n in cl.nodes()]}, needs=(_p(c, "bootstrap"),)))
+                        inputs=functools.partial(_health_inputs, cluster), needs=(_p(c, "bootstrap"),)))
     return out
 
 

@@ -208,12 +208,15 @@ async def _bootstrap(ctx: StepContext, svc: "Infisical", client: InfisicalClient
 
     ua = await call(client.universal_auth, token, identity["id"])
     trusted = trusted_cidrs(ctx.spec)
-    settings = dict(trusted_cidrs=trusted, access_token_ttl=ACCESS_TOKEN_TTL, access_token_max_ttl=ACCESS_TOKEN_MAX_TTL)
+    def attach(update: bool) -> dict[str, Any]:
+        return client.attach_universal_auth(token, identity["id"], trusted_cidrs=trusted, access_token_ttl=ACCESS_TOKEN_TTL,
+                                            access_token_max_ttl=ACCESS_TOKEN_MAX_TTL, update=update)
+
     if ua is None:
-        ua = await call(client.attach_universal_auth, token, identity["id"], **settings)
+        ua = await call(attach, False)
         ctx.log(f"attached Universal Auth to {name}, trusted from {', '.join(trusted)}")
     elif _ua_drifted(ua, trusted):
-        ua = await call(client.attach_universal_auth, token, identity["id"], update=True, **settings)
+        ua = await call(attach, True)
         ctx.log(f"updated Universal Auth of {name} to the spec: trusted from {', '.join(trusted)}")
     client_id = str(ua["clientId"])
     id_name, secret_name = render.secret_name(svc.name, "client-id"), render.secret_name(svc.name, "client-secret")

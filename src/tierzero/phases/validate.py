@@ -45,13 +45,15 @@ def _row(check: str, ok: bool, evidence: str) -> Row:
 
 def _compartment(ctx: StepContext) -> str:
     oci = ctx.spec.oci
+    if oci is None:
+        raise OperationError("the spec has no cloud.oci section")
     if oci.compartment_ocid:
         return oci.compartment_ocid
     for sid, out in ctx.outputs.items():
         if sid.startswith("cloud/"):
             for key in ("compartment_ocid", "compartment_id"):
                 if isinstance(out.get(key), str):
-                    return out[key]
+                    return str(out[key])
     return oci.tenancy_ocid
 
 
@@ -200,6 +202,7 @@ def _infisical_endpoint(ctx: StepContext, svc: Infisical) -> Endpoint:
     from tierzero.render.services.infisical import API_PORT
 
     url = (ctx.outputs.get(f"services/stack/{svc.name}") or {}).get("url")
+    default: Endpoint | None = None
     if isinstance(url, str):
         parts = urlsplit(url)
         default = Endpoint(parts.hostname or "", parts.port or 80, scheme=parts.scheme, verify=False)

@@ -182,7 +182,7 @@ class WorldFakePve(FakePve):  # type: ignore[misc]
         self.world: Any = None
         self._save_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.apitokens = _WatchedDict(self.apitokens, self.save_now)
+        self.apitokens: dict[str, str] = _WatchedDict(self.apitokens, self.save_now)
 
     def attach(self, world: Any) -> None:
         """Save to this WorldFile from now on, starting with the current state."""

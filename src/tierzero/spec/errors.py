@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from tierzero.errors import InputError
 
@@ -32,7 +32,7 @@ class Problem:
         where = filename if self.line is None else f"{filename}:{self.line}:{self.column or 1}"
         return f"{where}: {format_path(self.path)}: {self.message}"
 
-    def as_dict(self, filename: str) -> dict:
+    def as_dict(self, filename: str) -> dict[str, Any]:
         return {
             "file": filename,
             "line": self.line,

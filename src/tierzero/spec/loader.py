@@ -6,6 +6,7 @@ import difflib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -62,7 +63,7 @@ def load_spec_bytes(raw: bytes, name: str = "tierzero.yaml", *, base_dir: FsPath
     return LoadedSpec(platform, path or FsPath(name), [p for p in located if p.severity == "warning"])
 
 
-def _order(p: Problem) -> tuple:
+def _order(p: Problem) -> tuple[Any, ...]:
     return (p.line or 0, p.column or 0, p.message)
 
 
@@ -71,7 +72,7 @@ def _locate(problem: Problem, doc: Document) -> Problem:
     return Problem(problem.path, problem.message, line, col, problem.severity)
 
 
-def _data_path(loc: tuple, data: Any) -> Path:
+def _data_path(loc: tuple[Any, ...], data: Any) -> Path:
     """Keep the parts of a pydantic error location that are real keys/indexes in the data
     (pydantic adds union member and discriminator tags in between)."""
     out: list[str | int] = []
@@ -90,7 +91,7 @@ def _data_path(loc: tuple, data: Any) -> Path:
 
 
 def _pydantic_problems(exc: ValidationError, doc: Document) -> list[Problem]:
-    problems: dict[tuple, Problem] = {}
+    problems: dict[tuple[Any, ...], Problem] = {}
     for err in exc.errors(include_url=False):
         path = _data_path(tuple(err["loc"]), doc.data)
         kind = err["type"]
@@ -116,8 +117,8 @@ def _pydantic_problems(exc: ValidationError, doc: Document) -> list[Problem]:
     return list(problems.values())
 
 
-def _value_message(err: dict, path: Path) -> str:
-    msg = err["msg"]
+def _value_message(err: Mapping[str, Any], path: Path) -> str:
+    msg = str(err["msg"])
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
     msg = msg[0].lower() + msg[1:] if msg else msg

@@ -23,6 +23,13 @@ from tierzero.spec.clusters import Cluster, ClusterNetwork, GitOps, Node, Patche
 from tierzero.spec.hypervisors import SSH, Ceph, Hypervisors, Proxmox, ProxmoxNode, QDevice, Tailscale  # noqa: F401
 from tierzero.spec.services import Infisical, Service
 
+__all__ = [
+    "API_VERSION", "KIND", "DHCP", "OCI", "SSH", "A1Instance", "AddressOrDhcp", "Addons", "BlockVolume", "Budget", "Ceph", "CertManager",
+    "Cloud", "Cluster", "ClusterNetwork", "ExternalDns", "GitOps", "GrafanaAlloy", "Hypervisors", "Infisical", "InfisicalWiring",
+    "IngressNginx", "Metadata", "MetalLB", "MicroInstance", "Model", "Name", "Node", "OciCcm", "Patches", "Platform", "Proxmox",
+    "ProxmoxNode", "QDevice", "ReservedIP", "Role", "Service", "Tailscale", "TailscaleOperator",
+]
+
 API_VERSION = "tierzero.dev/v1"
 KIND = "Platform"
 

@@ -6,10 +6,11 @@ import ipaddress
 from collections import defaultdict
 from functools import lru_cache
 from importlib import resources
-from typing import Iterable
+from typing import Any, Iterable, Iterator
 from urllib.parse import urlparse
 
 from tierzero.spec.errors import Path, Problem
+from tierzero.spec.clusters import Cluster, Node
 from tierzero.spec.models import Platform
 
 
@@ -26,7 +27,8 @@ def supported_versions() -> dict[str, dict[str, str]]:
     import yaml
 
     text = resources.files("tierzero.spec").joinpath("data/versions.yaml").read_text()
-    return yaml.safe_load(text)["talos"]
+    versions: dict[str, dict[str, str]] = yaml.safe_load(text)["talos"]
+    return versions
 
 
 def check(p: Platform) -> list[Problem]:
@@ -53,7 +55,7 @@ def _fmt(path: Path) -> str:
     return format_path(path)
 
 
-def _vm_nodes(p: Platform):
+def _vm_nodes(p: Platform) -> Iterator[tuple[Path, Cluster, Node]]:
     for ci, c in enumerate(p.clusters):
         yield from _vm_nodes_of(c, ci)
 
@@ -107,7 +109,7 @@ def _addresses(p: Platform) -> list[Problem]:
         for i, cidr in enumerate(p.oci.network.admin_cidrs):
             if ipaddress.ip_network(cidr).prefixlen == 0:
                 out.append(_err(("cloud", "oci", "network", "admin_cidrs", i), "admin ports must not be open to the whole Internet; list your own networks (like 203.0.113.7/32)"))
-    for path, c, n in _vm_nodes(p):
+    for path, _, n in _vm_nodes(p):
         if n.ip.interface:
             out += _host_in(path + ("ip",), str(n.ip), node_net, "address")
     for i, s in enumerate(p.services):
@@ -168,9 +170,9 @@ def _references(p: Platform) -> list[Problem]:
                 out.append(_err(("hypervisors", "proxmox", "qdevice", "host"), f"no micro instance named {host!r}; name a quorum-witness micro instance or give an address"))
             elif "quorum-witness" not in micro[host].roles:
                 out.append(_err(("hypervisors", "proxmox", "qdevice", "host"), f"micro instance {host!r} lacks the quorum-witness role; add it to its roles"))
-    for path, c, n in _vm_nodes(p):
-        if n.node not in hosts:
-            out.append(_err(path + ("node",), f"no Proxmox node named {n.node!r}; expected one of: {', '.join(sorted(hosts))}"))
+    for path, _, vm in _vm_nodes(p):
+        if vm.node not in hosts:
+            out.append(_err(path + ("node",), f"no Proxmox node named {vm.node!r}; expected one of: {', '.join(sorted(hosts))}"))
     for i, s in enumerate(p.services):
         if s.node not in hosts:
             out.append(_err(("services", i, "node"), f"no Proxmox node named {s.node!r}; expected one of: {', '.join(sorted(hosts))}"))
@@ -210,9 +212,9 @@ def _versions(p: Platform) -> list[Problem]:
     return out
 
 
-def _json_patches(c, ci: int) -> list[Problem]:
+def _json_patches(c: Cluster, ci: int) -> list[Problem]:
     """From contract v1.12 a machine config is several documents, and Talos refuses RFC 6902 there."""
-    where = [(("clusters", ci, "patches", key, i), patch) for key in ("cluster", "control_plane", "worker") for i, patch in enumerate(getattr(c.patches, key))]
+    where: list[tuple[Path, Any]] = [(("clusters", ci, "patches", key, i), patch) for key in ("cluster", "control_plane", "worker") for i, patch in enumerate(getattr(c.patches, key))]
     where += [(path + ("patches", i), patch) for path, _, n in _vm_nodes_of(c, ci) for i, patch in enumerate(n.patches)]
     return [
         _err(path, f"RFC 6902 patches apply only to single-document configs (Talos v1.11); Talos {c.talos_contract} needs a strategic merge patch")
@@ -221,7 +223,7 @@ def _json_patches(c, ci: int) -> list[Problem]:
     ]
 
 
-def _vm_nodes_of(c, ci: int):
+def _vm_nodes_of(c: Cluster, ci: int) -> Iterator[tuple[Path, Cluster, Node]]:
     for key in ("control_planes", "workers"):
         for ni, n in enumerate(getattr(c, key)):
             yield ("clusters", ci, key, ni), c, n
@@ -229,7 +231,7 @@ def _vm_nodes_of(c, ci: int):
 
 def _fit(p: Platform) -> list[Problem]:
     used: dict[str, float] = defaultdict(float)
-    for _, c, n in _vm_nodes(p):
+    for _, _c, n in _vm_nodes(p):
         used[n.node] += n.memory_gb
     for s in p.services:
         used[s.node] += s.memory_gb

@@ -43,12 +43,12 @@ def _precheck(raw: bytes) -> tuple[str | None, Problem | None]:
         return None, _problem("the file is not valid UTF-8 text; expected a YAML spec saved as UTF-8", line)
     if text.startswith("\ufeff"):
         text = text[1:]
-    if not text.strip() or all(l.strip().startswith("#") or not l.strip() for l in text.splitlines()):
+    if not text.strip() or all(row.strip().startswith("#") or not row.strip() for row in text.splitlines()):
         return None, _problem("the file is empty; expected a mapping with apiVersion, kind, metadata, ... (try `tierzero init`)")
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.lstrip(" ")
+    for number, row in enumerate(text.splitlines(), start=1):
+        stripped = row.lstrip(" ")
         if stripped.startswith("\t"):
-            col = len(line) - len(stripped) + 1
+            col = len(row) - len(stripped) + 1
             return None, _problem("a tab is used for indentation; YAML allows only spaces: replace the tab with spaces", number, col)
     return text, None
 

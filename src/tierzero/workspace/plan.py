@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from tierzero.adapters.sops import AgeKey, encrypt, encrypt_stable
 from tierzero.render.plan import Content, PlanContext, render_all
@@ -51,7 +51,7 @@ def seal(rendered: Mapping[str, Content], recipient: str, key: AgeKey | None, pr
         path, sealed = item
         candidate = previous_dir / path if previous_dir is not None else None
         old = candidate.read_bytes() if candidate is not None and candidate.is_file() else None
-        fmt = "binary" if sealed.whole else "yaml"
+        fmt: Literal["binary", "yaml"] = "binary" if sealed.whole else "yaml"
         regex = None if sealed.whole else SECRET_REGEX
         if old is None or key is None:
             return path, encrypt(sealed.plaintext, recipient, fmt=fmt, encrypted_regex=regex), False

@@ -12,7 +12,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -166,7 +166,7 @@ class WorkspaceSecrets:
         path = self._path(raw)
         if not path.exists():
             raise InputError(f"sops file {path} does not exist (referenced as sops:{rest})", hint="fix the path (relative to the spec's directory)")
-        fmt = "json" if path.suffix == ".json" else "yaml"
+        fmt: Literal["json", "yaml"] = "json" if path.suffix == ".json" else "yaml"
         doc = yaml.safe_load(decrypt(path.read_bytes(), self.age_key(), fmt=fmt))
         value = _dig(doc, key)
         if value is None or isinstance(value, (dict, list)):

@@ -18,7 +18,7 @@ W1 = "      - name: w-1\n        node: pve2\n        memory_gb: 2\n        ip: 1
 def w1(**changes: str) -> tuple[str, str]:
     new = W1
     for key, value in changes.items():
-        line = next(l for l in W1.splitlines() if l.strip().startswith(f"{key}:"))
+        line = next(row for row in W1.splitlines() if row.strip().startswith(f"{key}:"))
         new = new.replace(line, line.split(":")[0] + f": {value}")
     return W1, new
 
@@ -114,7 +114,7 @@ def main() -> None:
     for number, (slug, old, new, path, fragment, anchor) in enumerate(CASES, start=1):
         assert old in BASE, slug
         body = BASE.replace(old, new, 1)
-        anchor = anchor or next(l for l in new.splitlines() if l not in old.splitlines()).strip()
+        anchor = anchor or next(row for row in new.splitlines() if row not in old.splitlines()).strip()
         try:
             line = line_of(body, anchor) + 3  # the three header lines below
         except ValueError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from typing import Any
 
 import yaml
 
@@ -25,7 +26,7 @@ class TalosCredentials:
     key_pem: bytes
 
 
-def _pem(ctx: dict, field: str, name: str) -> bytes:
+def _pem(ctx: dict[str, Any], field: str, name: str) -> bytes:
     raw = ctx.get(field)
     if not raw:
         raise InputError(f"talosconfig context {name!r} has no {field!r}")
@@ -46,7 +47,7 @@ def parse_talosconfig(text: str | bytes, context: str | None = None) -> TalosCre
         raise InputError(f"talosconfig is not valid YAML: {err}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("contexts"), dict) or not doc["contexts"]:
         raise InputError("talosconfig has no contexts")
-    contexts: dict = doc["contexts"]
+    contexts: dict[str, Any] = doc["contexts"]
     name = context or doc.get("context") or next(iter(contexts))
     ctx = contexts.get(name)
     if not isinstance(ctx, dict):

@@ -27,7 +27,11 @@ def _legacy(docs: list[Document]) -> tuple[int, dict[str, Any]]:
     return 0, {}
 
 
-def _of_kind(docs: list[Document], kind: str) -> list[tuple[int, Document]]:
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _of_kind(docs: list[Document], kind: str) -> list[tuple[int, dict[str, Any]]]:
     return [(i, d) for i, d in enumerate(docs) if isinstance(d, dict) and d.get("kind") == kind]
 
 
@@ -36,7 +40,7 @@ def mode_findings(docs: list[Document], contract: Contract, mode: Mode) -> tuple
     problems: list[tuple[int, str, str, str]] = []
     warnings: list[str] = []
     index, config = _legacy(docs)
-    machine = config.get("machine") if isinstance(config.get("machine"), dict) else {}
+    machine = _mapping(config.get("machine"))
     install = machine.get("install") if isinstance(machine.get("install"), dict) else None
     if mode == "metal":
         problems += _metal(index, install, docs, contract, warnings)
@@ -67,13 +71,13 @@ def _metal(index: int, install: dict[str, Any] | None, docs: list[Document], con
             # v1alpha1_validation.go from v1.12.
             problems.append((index, "", ".machine.install", "install.extraKernelArgs and install.grubUseUKICmdline can't be used together"))
     for doc_index, doc in unattended:
-        provisioning = doc.get("provisioning") if isinstance(doc.get("provisioning"), dict) else {}
-        selector = provisioning.get("diskSelector") if isinstance(provisioning.get("diskSelector"), dict) else {}
+        provisioning = _mapping(doc.get("provisioning"))
+        selector = _mapping(provisioning.get("diskSelector"))
         if not selector.get("match"):
             # runtime/unattended_install.go, ProvisioningSpec.Validate.
             problems.append((doc_index, "UnattendedInstallConfig", ".provisioning.diskSelector.match",
                              "provisioning.volumeSelector.match is required"))
-        installer = doc.get("installer") if isinstance(doc.get("installer"), dict) else {}
+        installer = _mapping(doc.get("installer"))
         if not installer.get("image"):
             # runtime/unattended_install.go, Validate: a warning, not an error.
             warnings.append("installer.image is not set, if Talos is not booted from asset built by Image Factory, installation will fail")
@@ -95,8 +99,8 @@ def _container(index: int, machine: dict[str, Any], docs: list[Document], contra
             problems.append((doc_index, "ResolverConfig", ".hostDNS.forwardKubeDNSToHost", "forwardKubeDNSToHost must be enabled in container mode"))
         return problems
     # v1alpha1_validation.go (v1.11.6 … v1.13.9), InContainer().
-    features = machine.get("features") if isinstance(machine.get("features"), dict) else {}
-    host_dns = features.get("hostDNS") if isinstance(features.get("hostDNS"), dict) else {}
+    features = _mapping(machine.get("features"))
+    host_dns = _mapping(features.get("hostDNS"))
     problems = []
     if not host_dns.get("enabled"):
         problems.append((index, "", ".machine.features.hostDNS.enabled", "feature HostDNS should be enabled in container mode"))

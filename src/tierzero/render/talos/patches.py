@@ -72,7 +72,7 @@ def load_patch(spec: str, base_dir: Path | None = None) -> Patch:
         raise InputError(f"{source}: the patch is empty")
     if len(docs) == 1 and isinstance(docs[0], list):
         try:
-            jsonpatch.JsonPatch(docs[0])._ops  # validates every operation
+            _ = jsonpatch.JsonPatch(docs[0])._ops  # type: ignore[attr-defined]  # building the operations validates them
         except (jsonpatch.InvalidJsonPatch, TypeError, KeyError, AttributeError) as exc:
             raise InputError(f"{source}: invalid RFC 6902 patch: {exc}") from exc
         return Patch(source=source, operations=tuple(docs[0]))

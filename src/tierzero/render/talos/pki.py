@@ -96,7 +96,7 @@ def new_ca(organization: str | None, key: PrivateKey, now: dt.datetime) -> PemPa
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, _signing_hash(key))
+        .sign(key, _signing_hash(key))  # type: ignore[arg-type]  # None for Ed25519 keys, as cryptography documents
     )
     return PemPair(cert.public_bytes(serialization.Encoding.PEM), key_to_pem(key))
 
@@ -122,7 +122,7 @@ def new_client_cert(
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, _signing_hash(ca_key))
+        .sign(ca_key, _signing_hash(ca_key))  # type: ignore[arg-type]  # None for Ed25519 keys, as cryptography documents
     )
     return PemPair(cert.public_bytes(serialization.Encoding.PEM), key_to_pem(key))
 

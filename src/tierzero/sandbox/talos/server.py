@@ -356,7 +356,8 @@ class _Servicer(machine_pb2_grpc.MachineServiceServicer):
         if self.node.down_calls > 0:
             self.node.down_calls -= 1
             raise _Abort(grpc.StatusCode.UNAVAILABLE, "connection refused (injected)")
-        wanted = dict(context.invocation_metadata() or ()).get("nodes")
+        found = dict(context.invocation_metadata() or ()).get("nodes")
+        wanted = found.decode() if isinstance(found, bytes) else found
         node = self.node
         if wanted and wanted not in (node.address, node.hostname):
             other = self.node.registry.node(wanted)
