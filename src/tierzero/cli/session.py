@@ -7,7 +7,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tierzero.adapters import calls
 from tierzero.adapters.connections import Connections, Endpoint
@@ -17,6 +17,13 @@ from tierzero.engine.state import StateStore
 from tierzero.engine.step import EventSink, Step
 from tierzero.errors import InputError
 
+if TYPE_CHECKING:
+    from tierzero.sandbox.harness import Sandbox
+    from tierzero.sandbox.world import World
+    from tierzero.spec.models import Platform
+    from tierzero.workspace import Workspace
+    from tierzero.workspace.secrets import WorkspaceSecrets
+
 
 def _unbind_calls(token: Any) -> None:
     try:
@@ -25,24 +32,24 @@ def _unbind_calls(token: Any) -> None:
         pass
 
 
-def kubeconfig_path(workspace: Any, cluster: str) -> Path:
+def kubeconfig_path(workspace: Workspace, cluster: str) -> Path:
     return Path(workspace.root) / "clusters" / cluster / "kubeconfig"
 
 
-def talosconfig_path(workspace: Any, cluster: str) -> Path:
+def talosconfig_path(workspace: Workspace, cluster: str) -> Path:
     return Path(workspace.root) / "clusters" / cluster / "talosconfig"
 
 
-def real_connections(spec: Any, workspace: Any) -> Connections:
+def real_connections(spec: Platform, workspace: Workspace) -> Connections:
     """Endpoints a real run knows from the spec alone; steps publish the rest (instance
     addresses) through their outputs (see Runner._publish_endpoints)."""
     conns = Connections(target="real", known_hosts=Path(workspace.root) / "known_hosts")
-    for node in spec.proxmox.nodes:
-        if node.address:
-            conns.add("ssh", node.name, Endpoint(str(node.address), node.ssh.port, scheme="ssh", extra={"user": node.ssh.user}))
-            url = node.api_url or f"https://{node.address}:8006"
+    for pve in spec.proxmox.nodes:
+        if pve.address:
+            conns.add("ssh", pve.name, Endpoint(str(pve.address), pve.ssh.port, scheme="ssh", extra={"user": pve.ssh.user}))
+            url = pve.api_url or f"https://{pve.address}:8006"
             host, _, port = url.removeprefix("https://").rstrip("/").partition(":")
-            conns.add("proxmox", node.name, Endpoint(host, int(port or 8006), verify=False))
+            conns.add("proxmox", pve.name, Endpoint(host, int(port or 8006), verify=False))
     for cluster in spec.clusters:
         host, _, port = cluster.endpoint.removeprefix("https://").partition(":")
         conns.add("kubernetes", cluster.name, Endpoint(host, int(port), extra={"kubeconfig": str(kubeconfig_path(workspace, cluster.name))}))
@@ -55,7 +62,7 @@ def real_connections(spec: Any, workspace: Any) -> Connections:
     return conns
 
 
-def _match_world(state: StateStore, world: Any) -> None:
+def _match_world(state: StateStore, world: World | None) -> None:
     """Steps recorded against another sandbox world (wiped, or never persisted) describe
     nothing that exists: forget them, so this run builds the new world from the start."""
     if world is None or state.get_meta("sandbox_world") != world.id:
@@ -63,7 +70,7 @@ def _match_world(state: StateStore, world: Any) -> None:
         state.set_meta("sandbox_world", world.id if world is not None else "")
 
 
-def secret_store(workspace: Any, base_dir: Path) -> Any:
+def secret_store(workspace: Workspace, base_dir: Path) -> WorkspaceSecrets:
     from tierzero.workspace.secrets import WorkspaceSecrets
 
     return WorkspaceSecrets(workspace, base_dir)
@@ -83,7 +90,7 @@ class Session:
         if self.target not in ("real", "sandbox"):
             raise InputError(f"--target: unknown target {self.target!r}", hint="use real or sandbox")
         self._stack = ExitStack()
-        self.sandbox: Any = None
+        self.sandbox: Sandbox | None = None
         self.runner: Runner | None = None
 
     def open(self) -> Runner:

@@ -23,6 +23,7 @@ from tierzero.engine.step import EventSink, Step, StepContext, frozen
 from tierzero.errors import InputError, OperationError, TierzeroError
 
 if TYPE_CHECKING:
+    from tierzero.adapters.connections import Connections
     from tierzero.spec.models import Platform
     from tierzero.workspace import Workspace
 
@@ -83,7 +84,7 @@ class Runner:
         spec: Platform,
         workspace: Workspace,
         target: str,
-        connections: Any,
+        connections: Connections,
         secrets: Any,
         state: StateStore,
         emit: EventSink | None = None,
