@@ -51,6 +51,7 @@ def test_kube_wait_gives_up_at_deadline() -> None:
 def test_kube_apply_create_replace_and_flux_conditions(kube_server: KubeApiServer) -> None:
     kube = _kube(kube_server)
     kube_server.state.fail_first = 0
+    kube_server.state.ready_after = 3600  # Flux objects stay reconciling until the test says otherwise
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}}
     assert kube.apply(ns)[0] == "created"
     assert kube.apply(ns)[0] == "unchanged"
@@ -63,9 +64,7 @@ def test_kube_apply_create_replace_and_flux_conditions(kube_server: KubeApiServe
           "metadata": {"name": "platform", "namespace": "flux-system"}, "spec": {"path": "./platform", "interval": "10m"}}
     assert kube.apply(ks)[0] == "created"
     assert kube.conditions("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "platform")["Ready"]["status"] == "Unknown"
-    import time
-
-    time.sleep(0.35)
+    kube_server.state.ready_after = 0.0  # Flux has reconciled
     assert kube.is_ready("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "platform")
     assert kube.get("helm.toolkit.fluxcd.io/v2", "HelmRelease", "nope", "flux-system") is None
     assert kube.delete(secret) and not kube.delete(secret)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -25,21 +24,33 @@ async def test_first_run_then_noop_rerun(tmp_path: Path) -> None:
 
 
 async def test_independent_steps_run_concurrently(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "l")
-    steps = [ledger_step(f"cloud/s{i}", "cloud", ledger, delay=0.2) for i in range(5)]
-    t0 = time.monotonic()
+    all_started = asyncio.Event()
+    started: list[str] = []
+
+    async def run(ctx, _inputs=None):
+        started.append(ctx.step_id)
+        if len(started) == 5:
+            all_started.set()
+        # Run one after another, the first step would wait here for the others forever.
+        await asyncio.wait_for(all_started.wait(), 120)
+        return {}
+
+    steps = [Step(f"cloud/s{i}", "cloud", "", run) for i in range(5)]  # type: ignore[arg-type]
     await make_runner(tmp_path, steps, concurrency=5).run()
-    assert time.monotonic() - t0 < 0.6  # 5 x 0.2 s in parallel, not 1.0 s
+    assert sorted(started) == [f"cloud/s{i}" for i in range(5)]
 
 
 async def test_concurrency_is_bounded(tmp_path: Path) -> None:
     active = peak = 0
+    three_active = asyncio.Event()
 
     async def run(ctx, _inputs=None):
         nonlocal active, peak
         active += 1
         peak = max(peak, active)
-        await asyncio.sleep(0.02)
+        if active == 3:
+            three_active.set()
+        await asyncio.wait_for(three_active.wait(), 120)  # hold on until the bound is reached once
         active -= 1
         return {}
 
@@ -148,33 +159,37 @@ async def test_forgotten_state_reruns_every_step_adopting_what_exists(tmp_path: 
 
 
 async def test_failure_cancels_running_siblings_fast(tmp_path: Path) -> None:
+    slow_started = asyncio.Event()
+
     async def slow(ctx, _inputs=None):
-        await asyncio.sleep(30)
+        slow_started.set()
+        await asyncio.sleep(3600)
         return {}
 
     async def boom(ctx, _inputs=None):
-        await asyncio.sleep(0.05)
+        await slow_started.wait()
         raise RuntimeError("bad")
 
     steps = [Step("cloud/slow", "cloud", "", slow), Step("cloud/boom", "cloud", "", boom)]  # type: ignore[arg-type]
     runner = make_runner(tmp_path, steps)
-    t0 = time.monotonic()
     with pytest.raises(StepFailed, match="cloud/boom"):
-        await runner.run()
-    assert time.monotonic() - t0 < 2
+        await asyncio.wait_for(runner.run(), 120)  # without the cancel, the slow sibling would hold the run for an hour
     rec = runner.state.get("cloud/slow")
     assert rec.status == "pending" and "cancelled" in rec.last_error
     assert {p.step_id: p.reason for p in runner.plan()}["cloud/slow"] == "not finished"
 
 
 async def test_interrupted_run_leaves_steps_pending(tmp_path: Path) -> None:
+    started = asyncio.Event()
+
     async def slow(ctx, _inputs=None):
-        await asyncio.sleep(30)
+        started.set()
+        await asyncio.sleep(3600)
         return {}
 
     runner = make_runner(tmp_path, [Step("cloud/slow", "cloud", "", slow)])  # type: ignore[arg-type]
     task = asyncio.create_task(runner.run())
-    await asyncio.sleep(0.1)
+    await asyncio.wait_for(started.wait(), 120)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -1,9 +1,9 @@
-"""The guard stays well under a second on a 10,000-resource plan (the full benchmark lives in benchmarks/)."""
+"""The guard handles a 10,000-resource plan (its speed is measured in benchmarks/test_guard_bench.py:
+a timed assertion here would fail on a busy machine without saying anything about the code)."""
 
 from __future__ import annotations
 
 import importlib.util
-import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "test_guard_bench.py"
@@ -16,10 +16,8 @@ def _bench_module():
     return module
 
 
-def test_10k_resource_plan_under_a_second():
+def test_10k_resource_plan_is_refused():
     bench = _bench_module()
     assert len(bench.PLAN["resource_changes"]) == 10_000
-    start = time.perf_counter()
     report = bench.guard_plan(bench.PLAN, on=bench.DAY)
-    assert time.perf_counter() - start < 1.0
     assert report.verdict == "refused"

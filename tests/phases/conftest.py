@@ -4,7 +4,7 @@ a spec, an in-memory secret store, and a runner over the real engine."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 from spec_builder import blueprint_data
@@ -51,10 +51,16 @@ class Sandbox:
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.platform_hooks: PlatformHooks | None = None  # a test's own Talos and Kubernetes
         self.gitops_hooks: GitopsHooks | None = None
+        self.on_event: Callable[[str, dict[str, Any]], None] | None = None  # reacts to an event as it is emitted
+
+    def _emit(self, kind: str, **fields: Any) -> None:
+        self.events.append((kind, fields))
+        if self.on_event is not None:
+            self.on_event(kind, fields)
 
     def runner(self, steps: list) -> Runner:
         return Runner(steps, spec=self.spec, workspace=self.ws, target="sandbox", connections=self.conns,
-                      secrets=self.secrets, state=self.state, emit=lambda kind, **f: self.events.append((kind, f)))
+                      secrets=self.secrets, state=self.state, emit=self._emit)
 
     async def run(self, steps: list, only: str | None = None) -> Any:
         try:

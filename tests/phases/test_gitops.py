@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from tierzero.adapters.connections import Endpoint
+from tierzero.adapters.retry import Policy
 from tierzero.adapters.kubernetes import Kube
 from tierzero.engine.runner import StepFailed
 from tierzero.phases import gitops
@@ -73,9 +74,12 @@ def wire(box, srv) -> list[str]:
 
 async def test_flux_bootstrap_and_ready(make_sandbox, kube_api):
     box = make_sandbox(blueprint("oci-free-tier.yaml"))
-    srv = kube_api(ready_after=0.2)
+    srv = kube_api(ready_after=3600)
     fetched = wire(box, srv)
     render_tree(box)
+    # Flux reconciles while the ready step waits: on its first retry, however long that took.
+    box.conns.retry.wait = Policy(base=0.01, cap=0.05, deadline=120)
+    box.on_event = lambda kind, f: setattr(srv.state, "ready_after", 0.0) if kind == "retry" and f.get("step") == "gitops/main/ready" else None
     await box.run(gitops.steps(box.spec, box.gitops_hooks))
     secret = srv.state.objects[("/api/v1", "flux-system", "secrets")]["sops-age"]
     assert base64.b64decode(secret["data"]["age.agekey"]).decode().startswith("AGE-SECRET-KEY-")
@@ -130,8 +134,6 @@ spec: {replicas: 1}
 
 
 async def test_argocd_bootstrap_and_health(make_sandbox, kube_api):
-    import asyncio
-
     data = blueprint("oci-free-tier.yaml")
     data["clusters"][0]["gitops"]["engine"] = "argocd"
     box = make_sandbox(data)
@@ -145,16 +147,16 @@ async def test_argocd_bootstrap_and_health(make_sandbox, kube_api):
     (base / "root.yaml").write_text(ROOT_APP)
     (base / "kustomization.yaml").write_text(yaml.safe_dump({"resources": ["argocd", "root.yaml"]}))
 
-    async def argo_syncs() -> None:  # plays the Argo CD controller
-        key = ("/apis/argoproj.io/v1alpha1", "argocd", "applications")
-        while "root" not in srv.state.objects.get(key, {}):
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.2)
-        srv.state.objects[key]["root"]["status"] = {"health": {"status": "Healthy"}, "sync": {"status": "Synced"}}
+    key = ("/apis/argoproj.io/v1alpha1", "argocd", "applications")
 
-    controller = asyncio.create_task(argo_syncs())
+    def argo_syncs(kind: str, fields: dict) -> None:  # plays the Argo CD controller, once the ready step waits
+        if kind == "retry" and fields.get("step") == "gitops/main/ready":
+            srv.state.objects[key]["root"]["status"] = {"health": {"status": "Healthy"}, "sync": {"status": "Synced"}}
+
+    box.conns.retry.wait = Policy(base=0.01, cap=0.05, deadline=120)
+    box.on_event = argo_syncs
     await box.run(gitops.steps(box.spec, box.gitops_hooks))
-    await controller
+    assert any(kind == "retry" and f["step"] == "gitops/main/ready" for kind, f in box.events)
     assert "argocd-server" in srv.state.objects[("/apis/apps/v1", "argocd", "deployments")]
     assert srv.state.objects[("/api/v1", "argocd", "secrets")]["sops-age"]
     assert box.state.get("gitops/main/ready").outputs == {"engine": "argocd", "ready": True}

@@ -116,9 +116,9 @@ async def test_reapply_on_a_configured_node_goes_through_the_authenticated_api(p
     node = await start("10.10.0.61", hostname="cp")
     async with TalosClient.maintenance("10.10.0.61", connections=connections) as insecure:
         await insecure.apply_configuration(pki.machine_config("controlplane"))
-        await asyncio.sleep(0.1)  # rebooting into its configuration
+        await node.settled()  # rebooted into its configuration
         with pytest.raises(OperationError) as err:
-            await insecure.retrying(insecure.version, timeout=1.0)
+            await insecure.retrying(insecure.version, timeout=60)
         assert "no longer in maintenance" in (err.value.hint or "")
     async with TalosClient.authenticated("10.10.0.61", pki.talosconfig(["10.10.0.61"]), connections=connections) as c:
         await c.wait_ready(10)

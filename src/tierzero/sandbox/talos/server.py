@@ -228,6 +228,13 @@ class TalosNodeServer:
 
         self._spawn(cycle())
 
+    async def settled(self, timeout: float = 60.0) -> None:
+        """Wait (at most `timeout` s) until the power cycles under way, like the reboot after an
+        apply or a reset, are over: tests wait on this instead of sleeping."""
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), timeout)
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
