@@ -14,9 +14,14 @@ NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
 
 class Model(BaseModel):
-    """Every spec object rejects unknown keys, so a typo never silently disables a setting."""
+    """Every spec object rejects unknown keys, so a typo never silently disables a setting.
 
-    model_config = ConfigDict(extra="forbid", frozen=False, validate_default=True, str_strip_whitespace=False)
+    Strict: a value must already have its field's type in the YAML. `cores: true` is a boolean,
+    not 1; `cores: "2"` is a string, not 2; `enabled: 1` is a number, not true. A whole number
+    still fills a decimal field (`memory_gb: 2`), and non-finite numbers (.inf, .nan) are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False, validate_default=True, str_strip_whitespace=False,
+                              strict=True, allow_inf_nan=False)
 
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, description="lower-case DNS label: a-z, 0-9 and '-'")]

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from tierzero.spec.base import Cidr, Model, Name
-from tierzero.spec.refs import SecretRef
+from tierzero.spec.refs import KeyPath, SecretRef
 
 MicroRole = Literal["bastion", "quorum-witness"]
 
@@ -88,7 +88,7 @@ class OCI(Model):
     block_volumes: list[BlockVolume] = Field(default_factory=list)
     budget: Budget
     state_backend: StateBackend = Field(default_factory=LocalBackend)
-    ssh_public_key: str = Field(default=".tierzero/id_ed25519.pub", description="public key file installed on every instance")
+    ssh_public_key: KeyPath = Field(default=".tierzero/id_ed25519.pub", description="public key file installed on every instance")
     capacity_hunt_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60, description=(
         "how long to keep retrying A1 creates that fail with 'Out of host capacity' (moving through the ADs, "
         "with backoff) before the cloud step fails; an unattended run can afford hours"))

@@ -22,18 +22,27 @@ def format_path(path: Path) -> str:
 
 @dataclass(frozen=True)
 class Problem:
+    """One problem at `path`. `related` names the other side of a conflict (the address a node
+    collides with, the first use of a duplicate); the loader fills in its position too."""
+
     path: Path
     message: str
     line: int | None = None
     column: int | None = None
     severity: Literal["error", "warning"] = "error"
+    related: Path | None = None
+    related_position: tuple[int, int] | None = None
 
     def render(self, filename: str) -> str:
         where = filename if self.line is None else f"{filename}:{self.line}:{self.column or 1}"
-        return f"{where}: {format_path(self.path)}: {self.message}"
+        text = f"{where}: {format_path(self.path)}: {self.message}"
+        if self.related is not None:
+            other = f"{filename}:{self.related_position[0]}:{self.related_position[1]}" if self.related_position else filename
+            text += f" (see {other}: {format_path(self.related)})"
+        return text
 
     def as_dict(self, filename: str) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "file": filename,
             "line": self.line,
             "column": self.column,
@@ -41,6 +50,10 @@ class Problem:
             "message": self.message,
             "severity": self.severity,
         }
+        if self.related is not None:
+            line, column = self.related_position or (None, None)
+            out["related"] = {"path": format_path(self.related), "line": line, "column": column}
+        return out
 
 
 @dataclass

@@ -7,13 +7,13 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from tierzero.spec.base import Cidr, IPAddress, Model, Name
-from tierzero.spec.refs import SecretRef
+from tierzero.spec.refs import KeyPath, SecretRef
 
 
 class SSH(Model):
     user: str = "root"
     port: int = Field(default=22, ge=1, le=65535)
-    private_key: str = Field(default=".tierzero/id_ed25519", description="path of the private key file (never the key itself)")
+    private_key: KeyPath = Field(default=".tierzero/id_ed25519", description="path of the private key file (never the key itself)")
 
 
 class ProxmoxNode(Model):

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ValidationError
 
 from tierzero.spec.errors import Path, Problem, SpecError
 from tierzero.spec.models import Platform
+from tierzero.spec.refs import key_material, key_material_message
+from tierzero.spec.yamlbounds import MAX_BYTES
 from tierzero.spec.yamlpos import Document, parse
 
 _SECRETISH = ("secret", "token", "password", "key")
@@ -34,7 +36,8 @@ def load_spec(path: str | FsPath) -> LoadedSpec:
     path = FsPath(path)
     name = str(path)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)  # never more: the size check needs only to see it is too long
     except FileNotFoundError:
         raise SpecError(name, [Problem((), "no such file; create one with `tierzero init` or pass -f PATH", None)]) from None
     except IsADirectoryError:
@@ -49,10 +52,15 @@ def load_spec_bytes(raw: bytes, name: str = "tierzero.yaml", *, base_dir: FsPath
     if problem:
         raise SpecError(name, [problem])
     assert doc is not None
+    keys = _key_material_problems(doc.data, (), doc)
     try:
         platform = Platform.model_validate(doc.data)
     except ValidationError as exc:
-        raise SpecError(name, sorted(_pydantic_problems(exc, doc), key=_order)) from None
+        flagged = {p.path for p in keys}
+        found = [p for p in _pydantic_problems(exc, doc) if not any(p.path[:len(f)] == f for f in flagged)]
+        raise SpecError(name, sorted(keys + found, key=_order)) from None
+    if keys:
+        raise SpecError(name, sorted(keys, key=_order))
     from tierzero.spec.semantic import check
 
     found = check(platform)
@@ -63,13 +71,27 @@ def load_spec_bytes(raw: bytes, name: str = "tierzero.yaml", *, base_dir: FsPath
     return LoadedSpec(platform, path or FsPath(name), [p for p in located if p.severity == "warning"])
 
 
+def _key_material_problems(node: Any, path: Path, doc: Document) -> list[Problem]:
+    """Private keys pasted anywhere in the spec, found before validation can echo any of them."""
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in _key_material_problems(v, path + (k,), doc)]
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in _key_material_problems(v, path + (i,), doc)]
+    kind = key_material(node) if isinstance(node, str) else None
+    if kind is None:
+        return []
+    line, col = doc.position(path)
+    return [Problem(path, key_material_message(kind), line, col)]
+
+
 def _order(p: Problem) -> tuple[Any, ...]:
     return (p.line or 0, p.column or 0, p.message)
 
 
 def _locate(problem: Problem, doc: Document) -> Problem:
     line, col = doc.position(problem.path)
-    return Problem(problem.path, problem.message, line, col, problem.severity)
+    related = doc.position(problem.related) if problem.related is not None else None
+    return Problem(problem.path, problem.message, line, col, problem.severity, problem.related, related)
 
 
 def _data_path(loc: tuple[Any, ...], data: Any) -> Path:
@@ -117,12 +139,73 @@ def _pydantic_problems(exc: ValidationError, doc: Document) -> list[Problem]:
     return list(problems.values())
 
 
+def _yaml_text(value: Any) -> str:
+    """A value as the YAML that produced it: true, 2, 1.5, '2'."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "a whole number"
+    if isinstance(value, float):
+        return "a decimal number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bytes):
+        return "binary data (!!binary)"
+    return "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) else "a value"
+
+
+_EXPECTED = {
+    "int_type": "a whole number, like 2",
+    "float_type": "a number, like 1.5",
+    "bool_type": "true or false",
+    "string_type": "a string",
+}
+
+
+def _strict_message(kind: str, value: Any) -> str | None:
+    """Why a value of the wrong YAML type is refused, and how to write it (the spec is strict)."""
+    if kind == "finite_number":
+        return "expected a finite number; .inf and .nan are not sizes or counts"
+    expected = _EXPECTED.get(kind)
+    if expected is None or isinstance(value, (dict, list)):
+        return None
+    shown = _yaml_text(value) if not isinstance(value, bytes) else "!!binary"
+    if isinstance(value, str) and kind != "string_type":
+        fix = "write it without quotes" if _unquoted_fits(value, kind) else f"write {expected}"
+    elif kind == "string_type":
+        fix = f"quote it, like '{value}'" if isinstance(value, (bool, int, float)) else "write it as text"
+    else:
+        fix = f"write {expected}"
+    return f"{shown} is {_kind_of(value)} but this field takes {expected.split(',')[0]}; {fix}"
+
+
+def _unquoted_fits(text: str, kind: str) -> bool:
+    if kind == "bool_type":
+        return text in ("true", "false")
+    try:
+        (int if kind == "int_type" else float)(text)
+        return True
+    except ValueError:
+        return False
+
+
 def _value_message(err: Mapping[str, Any], path: Path) -> str:
+    secretish = any(s in str(p).lower() for p in path for s in _SECRETISH)
+    strict = None if secretish else _strict_message(err["type"], err.get("input"))
+    if strict:
+        return strict
     msg = str(err["msg"])
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
     msg = msg[0].lower() + msg[1:] if msg else msg
-    secretish = any(s in str(p).lower() for p in path for s in _SECRETISH)
     value = err.get("input")
     if not secretish and isinstance(value, (str, int, float, bool)) and "plaintext" not in msg:
         shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."

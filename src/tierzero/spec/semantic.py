@@ -33,7 +33,9 @@ def supported_versions() -> dict[str, dict[str, str]]:
 
 def check(p: Platform) -> list[Problem]:
     out: list[Problem] = []
-    for rule in (_unique, _addresses, _references, _versions, _fit, _quorum, _addons):
+    from tierzero.spec import addressing
+
+    for rule in (_unique, _addresses, addressing.check, _references, _versions, _fit, _quorum, _addons):
         out.extend(rule(p))
     return out
 
@@ -43,7 +45,7 @@ def _duplicates(items: Iterable[tuple[Path, str]], what: str) -> list[Problem]:
     out = []
     for path, value in items:
         if value in seen:
-            out.append(_err(path, f"{what} {value!r} is already used at {_fmt(seen[value])}; {what}s must be unique"))
+            out.append(Problem(path, f"{what} {value!r} is already used at {_fmt(seen[value])}; {what}s must be unique", related=seen[value]))
         else:
             seen[value] = path
     return out
@@ -76,11 +78,7 @@ def _unique(p: Platform) -> list[Problem]:
     vmids = [(path + ("vmid",), str(n.vmid)) for path, _, n in vms if n.vmid is not None]
     vmids += [(("services", i, "vmid"), str(s.vmid)) for i, s in enumerate(p.services)]
     out += _duplicates(vmids, "VMID")
-    ips = [(path + ("ip",), str(n.ip.address)) for path, _, n in vms if n.ip.address]
-    ips += [(("services", i, "ip"), str(s.ip.address)) for i, s in enumerate(p.services) if s.ip.address]
-    ips += [(("hypervisors", "proxmox", "nodes", i, "address"), n.address) for i, n in enumerate(p.proxmox.nodes) if n.address]
-    out += _duplicates(ips, "IP address")
-    return out
+    return out  # addresses: tierzero.spec.addressing
 
 
 def _host_in(path: Path, iface: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network, what: str) -> list[Problem]:
@@ -102,10 +100,6 @@ def _addresses(p: Platform) -> list[Problem]:
     node_net = ipaddress.ip_network(px.network)
     out += _host_in(("hypervisors", "proxmox", "gateway"), px.gateway, node_net, "gateway")
     if p.oci:
-        vcn = ipaddress.ip_network(p.oci.network.vcn_cidr)
-        sub = ipaddress.ip_network(p.oci.network.subnet_cidr)
-        if not sub.subnet_of(vcn):  # type: ignore[arg-type]
-            out.append(_err(("cloud", "oci", "network", "subnet_cidr"), f"subnet {sub} is not inside the VCN {vcn}; pick a subnet of {vcn}"))
         for i, cidr in enumerate(p.oci.network.admin_cidrs):
             if ipaddress.ip_network(cidr).prefixlen == 0:
                 out.append(_err(("cloud", "oci", "network", "admin_cidrs", i), "admin ports must not be open to the whole Internet; list your own networks (like 203.0.113.7/32)"))
@@ -117,23 +111,8 @@ def _addresses(p: Platform) -> list[Problem]:
             out += _host_in(("services", i, "ip"), str(s.ip), node_net, "address")
     for ci, c in enumerate(p.clusters):
         base = ("clusters", ci)
-        nets = {"network.pod_cidr": c.network.pod_cidr, "network.service_cidr": c.network.service_cidr}
-        others = {"hypervisors.proxmox.network": px.network}
-        if p.oci:
-            others["cloud.oci.network.vcn_cidr"] = p.oci.network.vcn_cidr
-        pod, svc = (ipaddress.ip_network(v) for v in nets.values())
-        if pod.overlaps(svc):
-            out.append(_err(base + ("network", "service_cidr"), f"service CIDR {svc} overlaps the pod CIDR {pod}; pick disjoint ranges"))
-        for key, val in nets.items():
-            net = ipaddress.ip_network(val)
-            for oname, oval in others.items():
-                if net.overlaps(ipaddress.ip_network(oval)):
-                    out.append(_err(base + tuple(key.split(".")), f"{val} overlaps {oname} ({oval}); pick a range that does not"))
         if c.vip:
             out += _host_in(base + ("vip",), c.vip, node_net, "VIP")
-            node_ips = {str(n.ip.address) for _, n in c.nodes() if n.ip.address}
-            if c.vip in node_ips:
-                out.append(_err(base + ("vip",), f"VIP {c.vip} is also a node's address; the VIP must be a free address"))
         host = urlparse(c.endpoint).hostname or ""
         try:
             ipaddress.ip_address(host)

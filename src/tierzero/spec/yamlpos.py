@@ -34,6 +34,11 @@ def _problem(message: str, line: int = 1, column: int = 1) -> Problem:
 
 
 def _precheck(raw: bytes) -> tuple[str | None, Problem | None]:
+    from tierzero.spec.yamlbounds import size_overrun
+
+    too_big = size_overrun(raw)
+    if too_big:
+        return None, _problem(too_big.message, too_big.line, too_big.column)
     if b"\x00" in raw:
         return None, _problem("this is not a text file (it contains NUL bytes); expected a YAML spec")
     try:
@@ -58,6 +63,11 @@ def parse(raw: bytes) -> tuple[Document | None, Problem | None]:
     text, problem = _precheck(raw)
     if problem:
         return None, problem
+    from tierzero.spec.yamlbounds import overrun
+
+    bound = overrun(text)  # before ruamel builds anything: aliases and nesting cannot blow up past here
+    if bound:
+        return None, _problem(bound.message, bound.line, bound.column)
     from ruamel.yaml import YAML
     from ruamel.yaml.constructor import DuplicateKeyError
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -80,6 +90,8 @@ def parse(raw: bytes) -> tuple[Document | None, Problem | None]:
         return None, _problem(f"YAML syntax error: {what}; fix the YAML at this position", line, col)
     except YAMLError as exc:
         return None, _problem(f"YAML error: {exc}")
+    except (ValueError, OverflowError, RecursionError) as exc:  # a scalar ruamel cannot construct
+        return None, _problem(f"YAML error: a value cannot be read ({exc}); fix or quote it")
     docs = [d for d in docs if d is not None]
     if len(docs) != 1:
         msg = "the file holds no YAML document" if not docs else f"the file holds {len(docs)} YAML documents; expected exactly one"
@@ -126,7 +138,17 @@ def _walk(node: Any, path: Path, keys: dict[Path, Position], values: dict[Path, 
 
 
 def _plain_scalar(node: Any) -> Any:
+    import datetime
+
+    from ruamel.yaml.scalarbool import ScalarBoolean
+
     if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, ScalarBoolean):  # an anchored `true`: an int subclass, but a boolean in the YAML
+        return bool(node)
+    if isinstance(node, (datetime.date, datetime.datetime)):  # a plain 2026-12-01 where text was meant
+        return node.isoformat()
+    if isinstance(node, bytes):  # !!binary: no field takes bytes; left as such, validation refuses it
         return node
     if isinstance(node, int):
         return int(node)
