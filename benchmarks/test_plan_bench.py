@@ -45,7 +45,8 @@ def test_plan_starter(benchmark, starter, previous):
     assert any(p.endswith(".sops.yaml") for p in files)
     started = time.perf_counter()
     plan_once(starter, previous == "cold")
-    assert time.perf_counter() - started < TARGET_SECONDS
+    if not benchmark.disabled:  # a target for measuring runs; the suite runs this once as a smoke test, on any machine load
+        assert time.perf_counter() - started < TARGET_SECONDS
 
 
 def test_plan_every_addon(benchmark, tmp_path, monkeypatch):
