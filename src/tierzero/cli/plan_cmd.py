@@ -34,6 +34,9 @@ def plan(
     target = out if out is not None else ws.render_dir
     if crd_schemas is not None and not crd_schemas.is_dir():
         raise InputError(f"--crd-schemas: {crd_schemas} is not a directory")
+    from tierzero.phases.preflight import check_references
+
+    check_references(loaded, ws)  # every reference, at its position, before rendering stops at the first
     ctx = make_context(loaded, ws)
     files = render_plan(loaded, ws, previous=target, context=ctx)
 

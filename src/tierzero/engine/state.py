@@ -52,6 +52,23 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
+def last_run_target(state_dir: Path) -> str | None:
+    """The target of the newest deploy or destroy recorded in a workspace, or None. Read-only:
+    never creates the database."""
+    path = state_dir / "state.db"
+    if not path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            row = db.execute("SELECT target FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    return str(row[0]) if row else None
+
+
 def fingerprint(inputs: Any) -> str:
     """sha256 of the canonical JSON of a step's inputs."""
     text = json.dumps(inputs, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_unjsonable)

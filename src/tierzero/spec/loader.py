@@ -25,6 +25,7 @@ class LoadedSpec:
     platform: Platform
     path: FsPath
     warnings: list[Problem] = field(default_factory=list)
+    document: Document | None = None  # the parsed YAML with positions, for problems found later (preflight)
 
     @property
     def base_dir(self) -> FsPath:
@@ -68,7 +69,7 @@ def load_spec_bytes(raw: bytes, name: str = "tierzero.yaml", *, base_dir: FsPath
     errors = [p for p in located if p.severity == "error"]
     if errors:
         raise SpecError(name, sorted(errors, key=_order))
-    return LoadedSpec(platform, path or FsPath(name), [p for p in located if p.severity == "warning"])
+    return LoadedSpec(platform, path or FsPath(name), [p for p in located if p.severity == "warning"], doc)
 
 
 def _key_material_problems(node: Any, path: Path, doc: Document) -> list[Problem]:
