@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
+from tierzero.adapters.child import tied_to_this_process
 from tierzero.adapters.errors import from_subprocess
 from tierzero.render.sealing import SECRET_REGEX  # noqa: F401  (re-exported: Kubernetes Secrets encrypt only the values)
 from tierzero.errors import InputError, OperationError
@@ -72,8 +73,9 @@ class AgeKey:
 def _run(args: list[str], data: bytes, env: dict[str, str], what: str) -> bytes:
     cwd = Path(os.environ.get("TMPDIR", "/tmp"))  # away from any .sops.yaml the caller sits in
     sops = find_sops()
+    command, options = tied_to_this_process([str(sops), *args])
     try:
-        proc = subprocess.run([sops, *args], input=data, capture_output=True, env=env, cwd=cwd if cwd.is_dir() else None)
+        proc = subprocess.run(command, input=data, capture_output=True, env=env, cwd=cwd if cwd.is_dir() else None, **options)
     except OSError as exc:
         raise from_subprocess(exc, "sops", f"sops {what}") from exc
     if proc.returncode != 0:

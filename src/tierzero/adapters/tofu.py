@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tierzero.adapters import calls
+from tierzero.adapters.child import follow, output_file, tied_to_this_process
 from tierzero.adapters.oci_errors import OciError, classify
 from tierzero.adapters.redact import Redactor
 from tierzero.adapters.tofu_events import (
@@ -83,7 +84,8 @@ def find_binary(min_version: tuple[int, int, int] = MIN_VERSION, *, path: str | 
         if exe is None:
             continue
         calls.sent("tofu", exe, f"{flavor} version -json")
-        proc = subprocess.run([exe, "version", "-json"], capture_output=True, text=True, timeout=60)
+        command, options = tied_to_this_process([exe, "version", "-json"])
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=60, **options)
         try:
             info = json.loads(proc.stdout)
             version = _parse_version(str(info.get("terraform_version") or info.get("version")))
@@ -257,13 +259,13 @@ class TofuRunner:
         calls.sent("tofu", str(self.workdir), self.redactor.redact(" ".join([self.binary.flavor, *args])))
         events: list[TofuEvent] = []
         lines: list[str] = []
-        with tempfile.TemporaryFile(mode="w+") as err:
-            proc = subprocess.Popen(
-                argv, cwd=self.workdir, env=self._environment(), stdout=subprocess.PIPE, stderr=err, text=True
-            )
-            assert proc.stdout is not None
+        with tempfile.TemporaryFile(mode="w+") as err, output_file() as (out, reader):
+            # Output to a file, not a pipe: if tierzero dies, the tool's graceful stop can still print.
+            launch, options = tied_to_this_process(argv, on_parent_death=signal.SIGINT)  # its graceful stop
+            proc = subprocess.Popen(launch, cwd=self.workdir, env=self._environment(), stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=err, **options)
             try:
-                for line in proc.stdout:
+                for line in follow(proc, reader):
                     lines.append(line)
                     if stream:
                         event = parse_line(self.redactor.redact(line), command)

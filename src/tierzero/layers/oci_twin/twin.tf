@@ -32,7 +32,9 @@ locals {
 
   # OCI's answers live in the environment, not the command: a failed provisioner's diagnostic quotes the command,
   # and only the answer that was given may reach the capacity hunt's classifier.
-  capacity_check = "case \" $${TIERZERO_TWIN_FULL_ADS:-} \" in *\" $AD \"*) echo \"$NO_CAPACITY (twin: $AD is full)\" >&2; exit 1;; esac"
+  # Then the create takes TIERZERO_TWIN_CREATE_SECONDS (default 0); `exec`: an interrupted apply kills
+  # the command itself, so no sleeping shell child is orphaned.
+  capacity_check = "case \" $${TIERZERO_TWIN_FULL_ADS:-} \" in *\" $AD \"*) echo \"$NO_CAPACITY (twin: $AD is full)\" >&2; exit 1;; esac; exec sleep \"$${TIERZERO_TWIN_CREATE_SECONDS:-0}\""
   # An AD that does not offer A1 to the tenancy answers as OCI does (hitrov/oci-arm-host-capacity issue 96).
   a1_check = "case \" $${TIERZERO_TWIN_NO_A1_ADS:-} \" in *\" $AD \"*) echo \"$NO_SHAPE (twin: $AD has no A1)\" >&2; exit 1;; esac; ${local.capacity_check}"
   oci_answers = {
