@@ -35,6 +35,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     steps = diamond(ledger) + [Step("services/change", "services", "changes real infrastructure", change, destroy=undo, real_only=True)]  # type: ignore[arg-type]
     monkeypatch.setattr("tierzero.phases.registry.all_steps", lambda spec: steps)
+    # The steps are synthetic: the real target's credentials and reachability are not needed
+    # (the preflight itself: tests/phases/test_preflight.py).
+    monkeypatch.setattr("tierzero.phases.preflight.real_findings", lambda *args, **kwargs: [])
     return {"spec": str(tmp_path / "tierzero.yaml"), "ledger": ledger, "root": tmp_path}
 
 
@@ -58,7 +61,9 @@ def test_sandbox_deploy_json_events_then_status_and_dry_run(project: dict, capsy
     assert _cli(["status", "-f", project["spec"], "--target", "sandbox", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["last_run"]["status"] == "done" and {s["status"] for s in status["steps"]} == {"done"}
-    assert _cli(["status", "-f", project["spec"], "--json"]) == 0  # the real target has its own state
+    assert _cli(["status", "-f", project["spec"], "--json"]) == 0  # follows the last run: the sandbox
+    assert json.loads(capsys.readouterr().out)["target"] == "sandbox"
+    assert _cli(["status", "-f", project["spec"], "--target", "real", "--json"]) == 0  # the real target has its own state
     assert {s["status"] for s in json.loads(capsys.readouterr().out)["steps"]} == {"not run"}
     world = Path(project["spec"]).parent / ".tierzero" / "sandbox" / "world"
     (world / "world.id").rename(world / "world.id.bak")  # as if the world were wiped behind our back

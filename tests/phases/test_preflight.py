@@ -303,3 +303,16 @@ def test_validate_real_with_nothing_built_says_so_and_contacts_nothing(tmp_path:
         api.close()
     assert proc.returncode == 1, proc.stderr
     assert "nothing real was built from this workspace yet" in proc.stderr and "--target sandbox" in proc.stderr
+
+
+def test_only_the_selected_phases_are_checked(tmp_path: Path) -> None:
+    """`deploy --only setup` changes nothing real: no credentials are needed for it."""
+    empty_home = tmp_path / "nohome"
+    empty_home.mkdir()
+    assert findings_of(tmp_path, starter(), empty_home, phases=["setup"], probe=Probes()) == []
+    found = findings_of(tmp_path / "b", starter(), empty_home, phases=["setup", "cloud"], probe=Probes())
+    assert [f.setting for f in found] == [f"~/.oci/config ({empty_home}/.oci/config)"]
+    probes = Probes()
+    data = onprem()
+    data["clusters"][0]["gitops"]["repo_url"] = "git@github.com:example/x.git"
+    assert findings_of(tmp_path / "c", data, empty_home, phases=["platform"], probe=probes) == [] and probes.seen == []

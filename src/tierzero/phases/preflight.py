@@ -30,6 +30,7 @@ import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Collection
 from typing import Any, Callable, Iterator, get_args, get_origin
 from urllib.parse import urlparse
 
@@ -274,11 +275,11 @@ def _git(spec: Any) -> list[Finding]:
     return out
 
 
-def _targets(spec: Any, workspace: Any, flavor: str | None, home: Path) -> list[tuple[str, str, int]]:
-    """(setting, host, port) of what the first changing phase contacts."""
+def _targets(spec: Any, workspace: Any, flavor: str | None, home: Path, first: str | None) -> list[tuple[str, str, int]]:
+    """(setting, host, port) of what the first changing phase (`first`) contacts."""
     out: list[tuple[str, str, int]] = []
     oci = spec.oci
-    if oci is not None:
+    if first == "cloud":
         for service in ("identity", "iaas"):
             out.append((f"cloud.oci.region ({oci.region})", f"{service}.{oci.region}.oraclecloud.com", 443))
         if flavor and not _providers_installed(Path(workspace.root) / "cloud", home):
@@ -288,7 +289,7 @@ def _targets(spec: Any, workspace: Any, flavor: str | None, home: Path) -> list[
             url = urlparse(backend.endpoint)
             out.append(("cloud.oci.state_backend.endpoint", url.hostname or "", url.port or (443 if url.scheme == "https" else 80)))
         return out
-    for i, node in enumerate(spec.proxmox.nodes):
+    for i, node in enumerate(spec.proxmox.nodes if first == "hypervisors" else []):
         if node.address:
             out.append((f"hypervisors.proxmox.nodes[{i}] SSH", str(node.address), node.ssh.port))
             api = urlparse(node.api_url or f"https://{node.address}:8006")
@@ -324,33 +325,41 @@ def _reachability(targets: list[tuple[str, str, int]], probe: Probe) -> list[Fin
             for (setting, host, port), why in zip(targets, results) if why is not None]
 
 
-def real_findings(loaded: Any, workspace: Any, *, purpose: str = "deploy", probe: Probe = tcp_probe,
-                  home: Path | None = None, which: Callable[[str], str | None] = shutil.which) -> list[Finding]:
-    """Everything a real run of this spec would trip over before its first change. `validate`
-    reads the running platform through the OCI SDK and the APIs: only the OCI config matters."""
+def real_findings(loaded: Any, workspace: Any, *, purpose: str = "deploy", phases: Collection[str] | None = None,
+                  probe: Probe = tcp_probe, home: Path | None = None, which: Callable[[str], str | None] = shutil.which) -> list[Finding]:
+    """Everything a real run of the selected phases (default all) would trip over before its
+    first change. `validate` reads the running platform through the OCI SDK and the APIs: only
+    the OCI config matters there."""
     spec = loaded.platform
     home = home or Path(os.path.expanduser("~"))
+    selected = set(phases) if phases is not None else {"setup", "cloud", "hypervisors", "platform", "gitops", "services", "validate"}
+    cloud = spec.oci is not None and "cloud" in selected
     out: list[Finding] = []
-    if purpose == "validate":
-        return _oci(spec, home) if spec.oci is not None else []
+    if purpose == "validate" or selected & {"cloud", "validate"} == {"validate"}:
+        out += _oci(spec, home) if spec.oci is not None else []
+        if purpose == "validate":
+            return out
     flavor = None
-    if spec.oci is not None:
+    if cloud:
         out += _tofu(which)
         flavor = "tofu" if which("tofu") else "terraform" if which("terraform") else None
         out += _oci(spec, home)
-    out += _ssh_keys(spec, loaded.base_dir, workspace)
-    out += _git(spec)
+    if "hypervisors" in selected:
+        out += _ssh_keys(spec, loaded.base_dir, workspace)
+    if "gitops" in selected:
+        out += _git(spec)
     if not out:  # probes take seconds: only once the local checks passed
-        out += _reachability(_targets(spec, workspace, flavor, home), probe)
+        first = "cloud" if cloud else "hypervisors" if "hypervisors" in selected else None
+        out += _reachability(_targets(spec, workspace, flavor, home, first), probe)
     return out
 
 
-def check_before_run(loaded: Any, workspace: Any, target: str, *, purpose: str = "deploy", probe: Probe = tcp_probe,
-                     home: Path | None = None, which: Callable[[str], str | None] = shutil.which) -> None:
+def check_before_run(loaded: Any, workspace: Any, target: str, *, purpose: str = "deploy", phases: Collection[str] | None = None,
+                     probe: Probe = tcp_probe, home: Path | None = None, which: Callable[[str], str | None] = shutil.which) -> None:
     """Raise PreflightFailed (exit 2) listing every problem; return when the run may start.
-    `purpose` "deploy" checks everything; "validate" only what reading the platform needs."""
+    `purpose` "deploy" checks what the selected phases need; "validate" what reading the platform needs."""
     problems = _references(loaded, workspace) if purpose == "deploy" else []
-    findings = real_findings(loaded, workspace, purpose=purpose, probe=probe, home=home, which=which) if target == "real" else []
+    findings = real_findings(loaded, workspace, purpose=purpose, phases=phases, probe=probe, home=home, which=which) if target == "real" else []
     if problems or findings:
         raise PreflightFailed(str(loaded.path), problems, findings)
 
