@@ -1,6 +1,7 @@
 """Setup: the workspace keys exist, each cluster's Talos secrets bundle exists (generated
-once, kept in the SecretStore as `talos/<cluster>/secrets-bundle`, never regenerated), and
-the spec is rendered into `.tierzero/render/`."""
+once, kept in the SecretStore as `talos/<cluster>/secrets.yaml`, the one the renderer reads,
+never regenerated), and the spec is rendered into `.tierzero/render/` (when the renderer is
+present)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ if TYPE_CHECKING:
 
 
 def bundle_secret_name(cluster: str) -> str:
+    return f"talos/{cluster}/secrets.yaml"  # tierzero.render.talos_spec.secrets_bundle reads this one
+
+
+def _unused_bundle_name(cluster: str) -> str:
+    """Earlier versions also wrote a second, unrelated bundle here that nothing ever read."""
     return f"talos/{cluster}/secrets-bundle"
 
 
@@ -27,6 +33,7 @@ class KeysInputs:
 @dataclass(frozen=True)
 class BundlesInputs:
     clusters: tuple[str, ...]
+    bundle: str = "secrets.yaml"  # the renderer's bundle (earlier versions made another): a changed input re-runs the step once
 
 
 @dataclass(frozen=True)
@@ -43,12 +50,20 @@ async def _keys(ctx: StepContext, inputs: KeysInputs) -> Mapping[str, Any]:
 
 
 async def _bundles(ctx: StepContext, inputs: BundlesInputs) -> Mapping[str, Any]:
-    from tierzero.render.talos.secrets import generate_bundle
+    from tierzero.render.talos_spec import secrets_bundle
+
     names = []
-    for cluster in inputs.clusters:
-        name = bundle_secret_name(cluster)
-        ctx.secrets.get_or_create(name, lambda: generate_bundle().to_yaml())
-        names.append(name)
+    path_of = getattr(ctx.secrets, "path_of", None)  # a workspace store: files to tidy
+    for cluster in ctx.spec.clusters:
+        if cluster.name not in inputs.clusters:
+            continue
+        secrets_bundle(ctx.secrets, cluster)  # made once; an existing one is kept, so the cluster keeps its identity
+        names.append(bundle_secret_name(cluster.name))
+        if path_of is not None:
+            unused = path_of(_unused_bundle_name(cluster.name))
+            if unused.exists():
+                unused.unlink()
+                ctx.log(f"removed {unused.name}: a second Talos bundle of {cluster.name} that nothing read")
     return {"bundles": names}
 
 
