@@ -56,6 +56,8 @@ def test_every_blueprint_checks_renders_the_same_twice_and_redeploys_as_a_no_op(
     done = {e["step"] for e in events if e["event"] == "step_done"}
     assert any(s.startswith("services/bootstrap/") for s in done)
     assert "validate/checks" in done
+    waits = [e["message"] for e in events if e["event"] == "wait"]  # shown as "waiting for <message>"
+    assert waits and not [w for w in waits if w.lower().startswith(("waiting", "wait for", "downloading"))]
     ws = demo / ".tierzero"
     for cluster_dir in (ws / "clusters").iterdir():
         for name in ("kubeconfig", "talosconfig"):
@@ -78,6 +80,8 @@ def test_every_blueprint_checks_renders_the_same_twice_and_redeploys_as_a_no_op(
     gone = tz("destroy", "-f", str(spec), "--target", "sandbox")  # fails if any guest is left in the sandbox Proxmox
     assert gone.returncode == 0, gone.stdout[-2000:] + gone.stderr[-2000:]
     assert "destroyed (sandbox)" in gone.stdout and not (ws / "sandbox" / "world").exists()
+    # Four sandbox sessions (two deploys, validate, destroy) served one TLS pair for the Kubernetes API.
+    assert sorted(p.name for p in (ws / "sandbox" / "kube-tls").iterdir()) == ["kube.crt", "kube.key"]
 
 
 def test_no_generated_secret_in_plaintext_anywhere(tmp_path):

@@ -63,6 +63,7 @@ class StepContext:
         self.emit("log", step=self.step_id, message=message, **fields)
 
     def wait(self, what: str, **fields: Any) -> None:
+        """Announce a wait; `what` completes "waiting for ...", like "quorum of tierzero"."""
         self.emit("wait", step=self.step_id, message=what, **fields)
 
     def retry(self, attempt: int, cause: str, delay: float) -> None:

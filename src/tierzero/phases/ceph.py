@@ -125,7 +125,7 @@ async def _health(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
 
     ctx.wait("Ceph HEALTH_OK")
     try:
-        await retry_async(check, policy=retry_policy(ctx.connections, "wait"), on_retry=ctx.retry, what="waiting for Ceph")
+        await retry_async(check, policy=retry_policy(ctx.connections, "wait"), on_retry=ctx.retry, what="the Ceph health check")
     except RetryExhausted as exc:
         if last.get("status") == "HEALTH_WARN":
             for reason in last["reasons"]:

@@ -190,7 +190,7 @@ async def _quorum(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
 
     ctx.wait(f"quorum of {ctx.spec.proxmox.cluster_name}")
     try:
-        st = await retry_async(check, policy=retry_policy(ctx.connections, "wait"), on_retry=ctx.retry, what="waiting for quorum")
+        st = await retry_async(check, policy=retry_policy(ctx.connections, "wait"), on_retry=ctx.retry, what="the quorum check")
     except RetryExhausted as exc:
         st = seen.get("st")
         members = ", ".join(st.members) if st else "?"

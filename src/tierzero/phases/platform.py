@@ -161,7 +161,7 @@ def _image(h: PlatformHooks, pve_node: str):
         if volid in present:
             return {"volid": volid, "downloaded": False}
         checksum = h.image_checksum(ctx, url)
-        ctx.wait(f"downloading {filename} to {storage} on {pve_node}")
+        ctx.wait(f"the download of {filename} to {storage} on {pve_node}")
         await api.download_url(pve_node, storage, url=url, filename=filename, content="import", checksum=checksum)
         return {"volid": volid, "downloaded": True}
 

@@ -151,7 +151,7 @@ async def _run_stack(ctx: StepContext, svc: "Infisical", lxc_step: str) -> Mappi
 
 async def wait_ready(ctx: StepContext, client: InfisicalClient, url: str) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
-    ctx.wait(f"waiting for {url}/api/status to answer 200")
+    ctx.wait(f"{url}/api/status to answer 200")
     while not await asyncio.to_thread(client.ready):
         if time.monotonic() > deadline:
             raise OperationError(f"Infisical at {url} did not become ready within {int(READY_TIMEOUT)} s",

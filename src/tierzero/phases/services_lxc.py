@@ -124,7 +124,7 @@ async def ensure_lxc(ctx: "StepContext", svc: "Infisical") -> Mapping[str, Any]:
 async def read_address(ctx: "StepContext", api: PveApi, svc: "Infisical") -> str:
     """eth0's IPv4 address as the container reports it (DHCP may take a moment after start)."""
     deadline = time.monotonic() + ADDRESS_TIMEOUT
-    ctx.wait(f"waiting for LXC {svc.vmid} to report its eth0 address")
+    ctx.wait(f"LXC {svc.vmid} to report its eth0 address")
     while True:
         for iface in await api.call("get", f"nodes/{svc.node}/lxc/{svc.vmid}/interfaces") or []:
             if iface.get("name") == "eth0" and iface.get("inet"):

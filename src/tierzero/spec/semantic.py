@@ -45,16 +45,15 @@ def _duplicates(items: Iterable[tuple[Path, str]], what: str) -> list[Problem]:
     out = []
     for path, value in items:
         if value in seen:
-            out.append(Problem(path, f"{what} {value!r} is already used at {_fmt(seen[value])}; {what}s must be unique", related=seen[value]))
+            out.append(Problem(path, f"{what} {value!r} is already used; {_plural(what)} must be unique", related=seen[value]))
         else:
             seen[value] = path
     return out
 
 
-def _fmt(path: Path) -> str:
-    from tierzero.spec.errors import format_path
-
-    return format_path(path)
+def _plural(noun: str) -> str:
+    """'MAC address' -> 'MAC addresses', 'VMID' -> 'VMIDs'."""
+    return noun + ("es" if noun.endswith(("s", "x", "sh", "ch")) else "s")
 
 
 def _vm_nodes(p: Platform) -> Iterator[tuple[Path, Cluster, Node]]:
