@@ -165,3 +165,13 @@ def test_file_and_sops_references_never_reach_the_plan_in_plaintext(tmp_path, ca
     prefix = "gitops/main/infrastructure/controllers/"
     assert project.decrypt(files[prefix + "tailscale.operator-oauth.sops.yaml"])["stringData"]["client_secret"] == from_file
     assert project.decrypt(files[prefix + "alloy.grafana-cloud.sops.yaml"])["stringData"]["token"] == from_sops
+
+
+def test_plan_prints_the_capacity_block_once(full, capsys):
+    project, _ = full
+    code, out, _ = call(capsys, "plan", "-f", str(project.root / "tierzero.yaml"))
+    assert code == 0
+    assert out.count("capacity:") == 1 and out.count("assumptions:") == 1
+    host_lines = [line for line in out.splitlines() if line.startswith("  pve")]
+    assert host_lines and len(host_lines) == len(set(host_lines))
+    assert "spare -" not in out

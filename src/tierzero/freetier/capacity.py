@@ -53,26 +53,39 @@ class HostCapacity:
         return None if self.memory_gb is None else self.memory_gb - self.pve_memory_gb - self.ceph_memory_gb
 
     @property
-    def spare_cores(self) -> float | None:
+    def vcpus_per_core(self) -> float | None:
+        """The guests' vCPUs per core left for them; above 1 they share the cores. CPU is
+        time-shared, not allotted like memory: Proxmox VE lets the vCPUs of all guests exceed the
+        host's cores (only one guest's may not). None: unknown, or no core left at all."""
         left = self.for_vms_cores
-        return None if left is None else left - self.vm_cores
+        return None if left is None or left <= 0 else self.vm_cores / left
 
     @property
     def spare_memory_gb(self) -> float | None:
         left = self.for_vms_memory_gb
         return None if left is None else left - self.vm_memory_gb
 
+    def _cpu(self) -> str:
+        left = self.for_vms_cores
+        if left is None:
+            return f"{num(self.vm_cores)} vCPUs (host cores unknown)"
+        if left <= 0:
+            return f"{num(self.vm_cores)} vCPUs with no core left after Proxmox VE: they share the host's {num(self.cores or 0)}"
+        if self.vm_cores <= left:
+            return f"{num(self.vm_cores)} vCPUs on {num(left)} cores (spare {num(left - self.vm_cores)})"
+        return (f"{num(self.vm_cores)} vCPUs on {num(left)} cores ({num(round(self.vm_cores / left, 1))}x shared: "
+                "allowed, the guests slow each other down when busy)")
+
     def line(self) -> str:
         def q(value: float | None, unit: str) -> str:
-            return "unknown" if value is None else f"{num(value)} {unit}"
+            return "unknown" if value is None else f"{num(value)} {unit[:-1] if unit == 'cores' and value == 1 else unit}"
 
         return (
             f"{self.node} ({self.source}): {q(self.cores, 'cores')} / {q(self.memory_gb, 'GB')}; "
             f"Proxmox VE {num(self.pve_cores)} cores / {num(self.pve_memory_gb)} GB, "
             f"Ceph {num(self.ceph_cores)} cores / {num(self.ceph_memory_gb)} GB; "
             f"left for Talos VMs {q(self.for_vms_cores, 'cores')} / {q(self.for_vms_memory_gb, 'GB')}; "
-            f"{self.vm_count} guest(s) take {num(self.vm_cores)} cores / {num(self.vm_memory_gb)} GB "
-            f"(spare {q(self.spare_cores, 'cores')} / {q(self.spare_memory_gb, 'GB')}); "
+            f"{self.vm_count} guest(s): {self._cpu()}, {num(self.vm_memory_gb)} GB (spare {q(self.spare_memory_gb, 'GB')}); "
             f"for workloads {num(self.workload_cores)} cores / {num(self.workload_memory_gb)} GB"
         )
 
@@ -81,7 +94,7 @@ class HostCapacity:
         data.update(
             for_vms_cores=self.for_vms_cores,
             for_vms_memory_gb=self.for_vms_memory_gb,
-            spare_cores=self.spare_cores,
+            vcpus_per_core=None if self.vcpus_per_core is None else round(self.vcpus_per_core, 3),
             spare_memory_gb=self.spare_memory_gb,
         )
         return data
@@ -163,12 +176,7 @@ def host_capacity(
             f"{node}: Talos VMs need {num(host.vm_memory_gb)} GB but only {num(host.for_vms_memory_gb or 0)} GB is left "
             f"after Proxmox VE" + (" and Ceph" if ceph else "") + f"; shrink the VMs by {num(-(host.spare_memory_gb or 0))} GB"
         )
-    if cores is not None and (host.spare_cores or 0.0) < 0:
-        host.problems.append(
-            f"{node}: VMs have {num(host.vm_cores)} vCPUs on {num(host.for_vms_cores or 0)} free cores "
-            "(over-committed: allowed, but they share the cores)"
-        )
-    return host
+    return host  # a VM with more vCPUs than its host has cores is a spec error: tierzero.spec.semantic
 
 
 def assumptions_used(ceph: bool) -> list[str]:

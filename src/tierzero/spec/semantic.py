@@ -208,6 +208,25 @@ def _vm_nodes_of(c: Cluster, ci: int) -> Iterator[tuple[Path, Cluster, Node]]:
 
 
 def _fit(p: Platform) -> list[Problem]:
+    return _fit_memory(p) + _fit_vcpus(p)
+
+
+def _fit_vcpus(p: Platform) -> list[Problem]:
+    """Proxmox VE refuses to start a VM with more vCPUs than its host has cores (qemu-server
+    PVE/QemuServer.pm config_to_command: "MAX N vcpus allowed per VM on this node"); the vCPUs of
+    all VMs together may exceed them (they share the cores). An A1 OCPU is one core."""
+    hosts = {n.name: (i, p.host_cores(n)) for i, n in enumerate(p.proxmox.nodes)}
+    out = []
+    for path, _, n in _vm_nodes(p):
+        index, cores = hosts.get(n.node, (None, None))
+        if cores is not None and n.cores > cores:
+            out.append(Problem(path + ("cores",), f"{n.cores} vCPUs but host {n.node} has {cores} core{'s' if cores != 1 else ''}: "
+                                                  f"Proxmox VE would not start this VM; give it at most {cores}",
+                               related=("hypervisors", "proxmox", "nodes", index)))
+    return out
+
+
+def _fit_memory(p: Platform) -> list[Problem]:
     used: dict[str, float] = defaultdict(float)
     for _, _c, n in _vm_nodes(p):
         used[n.node] += n.memory_gb
