@@ -316,3 +316,12 @@ def test_only_the_selected_phases_are_checked(tmp_path: Path) -> None:
     data = onprem()
     data["clusters"][0]["gitops"]["repo_url"] = "git@github.com:example/x.git"
     assert findings_of(tmp_path / "c", data, empty_home, phases=["platform"], probe=probes) == [] and probes.seen == []
+
+
+def test_validate_real_says_nothing_was_built_before_asking_for_credentials(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path / "demo", starter())
+    home = tmp_path / "nohome"
+    home.mkdir()
+    proc = cli("validate", "-f", str(spec), "--target", "real", home=home)
+    assert proc.returncode == 1 and "nothing real was built" in proc.stderr and ".oci/config" not in proc.stderr
+    assert not Workspace.beside(spec).state_dir.exists(), "nothing is created to find that out"

@@ -52,21 +52,32 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
-def last_run_target(state_dir: Path) -> str | None:
-    """The target of the newest deploy or destroy recorded in a workspace, or None. Read-only:
-    never creates the database."""
+def _read_only(state_dir: Path, sql: str, args: tuple = ()) -> tuple | None:
+    """One row of a query on a workspace's state, or None; never creates the database."""
     path = state_dir / "state.db"
     if not path.is_file():
         return None
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
         try:
-            row = db.execute("SELECT target FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+            row = db.execute(sql, args).fetchone()
         finally:
             db.close()
     except sqlite3.Error:
         return None
+    return tuple(row) if row else None
+
+
+def last_run_target(state_dir: Path) -> str | None:
+    """The target of the newest deploy or destroy recorded in a workspace, or None."""
+    row = _read_only(state_dir, "SELECT target FROM runs ORDER BY id DESC LIMIT 1")
     return str(row[0]) if row else None
+
+
+def finished_steps(state_dir: Path, target: str) -> int:
+    """How many steps of `target` are recorded as done in a workspace (0 without a state)."""
+    row = _read_only(state_dir, "SELECT COUNT(*) FROM steps WHERE target = ? AND status = 'done'", (target,))
+    return int(row[0]) if row else 0
 
 
 def fingerprint(inputs: Any) -> str:
