@@ -12,7 +12,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent.parent
 BASE = (HERE / "valid" / "base.yaml").read_text()
 
-W1 = "      - name: w-1\n        node: pve2\n        memory_gb: 2\n        ip: 10.10.0.21/24\n        mac: BC:24:11:00:00:21\n        vmid: 1011\n"
+W1 = "      - name: w-1\n        node: pve2\n        cores: 1\n        memory_gb: 2\n        ip: 10.10.0.21/24\n        mac: BC:24:11:00:00:21\n        vmid: 1011\n"
 
 
 def w1(**changes: str) -> tuple[str, str]:
@@ -117,7 +117,7 @@ CASES: list[tuple[str, str, str, str, str, str | None]] = [
     ("service-cidr-too-large", "    arch: arm64\n", "    arch: arm64\n    network:\n      service_cidr: 100.64.0.0/10\n", "clusters[0].network.service_cidr", "larger than kube-apiserver accepts", "service_cidr: 100.64.0.0/10"),
     ("lxc-on-node-address", "services: []\n", "services:\n  - kind: infisical\n    name: inf\n    node: pve2\n    vmid: 300\n    memory_gb: 1\n    ip: 10.10.0.12/24\n    admin_email: a@example.com\n    organization: x\n", "services[0].ip", "already used by node cp-2", "ip: 10.10.0.12/24\n    admin"),
     ("subnet-ipv6", "subnet_cidr: 10.0.1.0/24", "subnet_cidr: fd00::/64", "cloud.oci.network.subnet_cidr", "not inside the VCN", None),
-    ("vm-more-vcpus-than-host", *w1(node="pve2\n        cores: 2"), "clusters[0].workers[0].cores", "Proxmox VE would not start this VM", "cores: 2"),
+    ("vm-more-vcpus-than-host", *w1(cores="2"), "clusters[0].workers[0].cores", "Proxmox VE would not start this VM", "cores: 2"),
     ("vcn-too-large", "vcn_cidr: 10.0.0.0/16", "vcn_cidr: 10.0.0.0/8", "cloud.oci.network.vcn_cidr", "/16 to /30", None),
 ]
 
