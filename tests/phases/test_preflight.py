@@ -283,7 +283,7 @@ def test_status_follows_the_target_of_the_last_run(tmp_path: Path) -> None:
     assert json.loads(cli("status", "-f", str(spec), "--json", home=tmp_path).stdout)["target"] == "real"  # no run yet
     _record_run(spec, "sandbox")
     shown = cli("status", "-f", str(spec), home=tmp_path).stdout
-    assert "no real run yet" not in shown and "last run 1: deploy (all) done" in shown
+    assert shown.startswith("sandbox: last run 1, deploy (all), done at ") and "no real run" not in shown
     assert json.loads(cli("status", "-f", str(spec), "--json", home=tmp_path).stdout)["target"] == "sandbox"
     assert json.loads(cli("status", "-f", str(spec), "--json", "--target", "real", home=tmp_path).stdout)["target"] == "real"
     _record_run(spec, "real")

@@ -19,6 +19,43 @@ JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output (deplo
 YES_OPTION = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
 VERBOSE_OPTION = typer.Option(False, "--verbose", "-v", help="Also show every command and API call as it is sent, and each step's narration.")
 TIMINGS_OPTION = typer.Option(False, "--timings", help="End with the full table of step timings.")
+FOLLOW_TARGET_OPTION = typer.Option(None, "--target", "-t", help=(
+    "real or sandbox; default: the target of the last deploy or destroy in this workspace (real if there was none)."))
+
+
+def _followed_target(file: Path, target: str | None) -> str:
+    """An explicit --target, else the one the workspace last deployed or destroyed, else real."""
+    if target is not None:
+        return target
+    from tierzero.engine.state import last_run_target
+    from tierzero.workspace import Workspace
+
+    return last_run_target(Workspace.beside(file).state_dir) or "real"
+
+
+def _selected_phases(only: str | None, start: str | None, until: str | None) -> list[str] | None:
+    """The phases --only/--from/--until choose, or None (all, or a bad choice the run reports)."""
+    from tierzero.engine.step import PHASES
+
+    if any(v is not None and v not in PHASES for v in (only, start, until)) or (only and (start or until)):
+        return None
+    if only:
+        return [only]
+    lo, hi = PHASES.index(start) if start else 0, PHASES.index(until) if until else len(PHASES) - 1
+    return list(PHASES[lo:hi + 1]) if lo <= hi else None
+
+
+def _preflight(file: Path, target: str, *, purpose: str = "deploy", phases: list[str] | None = None) -> None:
+    """Before any step: secret references resolve; for the real target, credentials, tools and
+    reachability of the selected phases (see tierzero.phases.preflight). Raises PreflightFailed (exit 2)."""
+    from tierzero.phases.preflight import check_before_run
+    from tierzero.spec import load_spec
+    from tierzero.workspace import Workspace
+
+    if target not in ("real", "sandbox"):
+        return  # the Session refuses it with the usual message
+    loaded = load_spec(file)
+    check_before_run(loaded, Workspace.beside(loaded.path), target, purpose=purpose, phases=phases)
 
 
 def register(app: typer.Typer) -> None:
@@ -124,6 +161,8 @@ def deploy(
     from tierzero.engine.runner import Selection
     from tierzero.cli.session import Session
 
+    if not dry_run:  # nothing is locked, logged, started or changed before this passes
+        _preflight(file, target, phases=_selected_phases(only, start, until))
     run = _Run(file, "deploy", target, json_out=json_out and not dry_run, verbose=verbose, log=not dry_run)
     session = Session(file, target, emit=run.emit)
     selection = Selection(only, start, until)
@@ -189,13 +228,14 @@ def _print_plan(plan: list[Any], json_out: bool) -> None:
     con.print(f"{runs} of {len(plan)} steps would run (dry run: nothing changed)", markup=False)
 
 
-def status(file: Path = SPEC_OPTION, target: str = TARGET_OPTION, json_out: bool = JSON_OPTION, verbose: bool = typer.Option(
+def status(file: Path = SPEC_OPTION, target: str = FOLLOW_TARGET_OPTION, json_out: bool = JSON_OPTION, verbose: bool = typer.Option(
         False, "--verbose", "-v", help="Every step with its status, time and outputs.")) -> None:
     """Show each phase: its steps' status, the last run, where the configs and the last log are."""
     from tierzero.cli import output
     from tierzero.cli.session import Session
     from tierzero.cli.summary import latest_log, status_lines, status_table
 
+    target = _followed_target(file, target)
     session = Session(file, target, lock=False, offline=True)
     with session as runner:
         records = runner.state.records()
@@ -225,7 +265,7 @@ def status(file: Path = SPEC_OPTION, target: str = TARGET_OPTION, json_out: bool
         con.print(line, markup=False, highlight=False)
 
 
-def validate(file: Path = SPEC_OPTION, target: str = TARGET_OPTION, json_out: bool = JSON_OPTION, verbose: bool = VERBOSE_OPTION) -> None:
+def validate(file: Path = SPEC_OPTION, target: str = FOLLOW_TARGET_OPTION, json_out: bool = JSON_OPTION, verbose: bool = VERBOSE_OPTION) -> None:
     """Check the running platform end to end: one line per check, with its evidence."""
     import asyncio
     import time
@@ -236,8 +276,18 @@ def validate(file: Path = SPEC_OPTION, target: str = TARGET_OPTION, json_out: bo
     from tierzero.cli.session import Session
     from tierzero.cli.summary import checks_lines
     from tierzero.engine.progress_views import make_progress
+    from tierzero.engine.state import finished_steps
+    from tierzero.errors import RefusedError
     from tierzero.phases.validate import run_checks
+    from tierzero.workspace import Workspace
 
+    target = _followed_target(file, target)
+    if target == "real":
+        if not finished_steps(Workspace.beside(file).state_dir, "real"):
+            raise RefusedError("nothing real was built from this workspace yet: no step of a real deploy has finished, "
+                               "so there is nothing to validate and no node to contact",
+                               hint="run `tierzero deploy` first, or validate the sandbox with --target sandbox")
+        _preflight(file, target, purpose="validate")
     run = _Run(file, "validate", target, json_out=json_out, verbose=verbose)
     if json_out:  # one JSON document, not an event stream: the events go to the log only
         run.emit.sinks = [run.log]
