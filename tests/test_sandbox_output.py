@@ -131,8 +131,11 @@ def test_the_run_log_holds_every_request_sent_and_no_secret(tmp_path: Path, monk
 
     class RecordingPopen(popen):  # type: ignore[misc,valid-type]
         def __init__(self, args, *rest, **kwargs):  # type: ignore[no-untyped-def]
-            if isinstance(args, (list, tuple)) and Path(str(args[0])).name in ("tofu", "terraform"):
-                invoked.append([Path(str(args[0])).name, *map(str, args[1:])])
+            names = [Path(str(a)).name for a in args] if isinstance(args, (list, tuple)) else []
+            # the tool may come after the wrapper that ties it to this process (tierzero.adapters.child)
+            tool = next((i for i, name in enumerate(names) if name in ("tofu", "terraform")), None)
+            if tool is not None:
+                invoked.append([names[tool], *map(str, args[tool + 1:])])
             super().__init__(args, *rest, **kwargs)
 
     monkeypatch.setattr(subprocess, "Popen", RecordingPopen)
