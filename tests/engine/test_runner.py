@@ -9,7 +9,7 @@ from tierzero.engine.runner import Selection, StepFailed
 from tierzero.engine.step import Step
 from tierzero.errors import InputError
 
-from engine_helpers import Ledger, diamond, ledger_step, make_runner
+from engine_helpers import Ledger, diamond, make_runner
 
 
 async def test_first_run_then_noop_rerun(tmp_path: Path) -> None:

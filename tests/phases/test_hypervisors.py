@@ -82,7 +82,7 @@ async def test_lost_quorum_recovers_within_deadline(make_sandbox):
     box.events.clear()
     # Quorum comes back while the step is waiting for it: on its first retry, however long the
     # machine took to get there. The deadline is generous because the heal, not time, ends the wait.
-    box.conns.state["retry:wait"] = Policy(base=0.01, cap=0.05, deadline=120)
+    box.conns.retry.wait = Policy(base=0.01, cap=0.05, deadline=120)
     healed: list[str] = []
 
     def heal_on_first_retry(kind: str, fields: dict) -> None:

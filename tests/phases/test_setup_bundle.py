@@ -16,7 +16,7 @@ from tierzero.workspace import Workspace
 from tierzero.workspace.keys import init_workspace
 from tierzero.workspace.secrets import WorkspaceSecrets
 
-from .conftest import BLUEPRINTS
+from spec_builder import blueprint_data
 
 
 def _run(spec_path: Path) -> tuple[WorkspaceSecrets, StateStore]:
@@ -32,7 +32,9 @@ def _run(spec_path: Path) -> tuple[WorkspaceSecrets, StateStore]:
 
 def _project(tmp_path: Path) -> Path:
     spec = tmp_path / "tierzero.yaml"
-    spec.write_text((BLUEPRINTS / "oci-free-tier.yaml").read_text())
+    import yaml
+
+    spec.write_text(yaml.safe_dump(blueprint_data("oci-free-tier")))
     init_workspace(Workspace.beside(spec))
     return spec
 

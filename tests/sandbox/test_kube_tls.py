@@ -8,7 +8,7 @@ from pathlib import Path
 import requests
 from cryptography import x509
 
-from tierzero.sandbox.kube_api import KubeApiServer, KubeState, serving_pair
+from tierzero.sandbox.kubernetes import KubeApiServer, KubeState, serving_pair
 
 
 def _start(tls: Path) -> KubeApiServer:

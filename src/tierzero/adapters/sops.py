@@ -82,7 +82,7 @@ def _run(args: list[str], data: bytes, env: dict[str, str], what: str) -> bytes:
         message = proc.stderr.decode(errors="replace").strip().splitlines()
         # sops never prints plaintext in its errors; keep only the last line, it names the cause.
         raise OperationError(f"sops {what} failed: {message[-1] if message else f'exit {proc.returncode}'}")
-    return proc.stdout
+    return bytes(proc.stdout)
 
 
 def encrypt(data: bytes, recipient: str, *, fmt: Format = "yaml", encrypted_regex: str | None = None) -> bytes:

@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
-def _read_only(state_dir: Path, sql: str, args: tuple = ()) -> tuple | None:
+def _read_only(state_dir: Path, sql: str, args: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
     """One row of a query on a workspace's state, or None; never creates the database."""
     path = state_dir / "state.db"
     if not path.is_file():

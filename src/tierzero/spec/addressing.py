@@ -17,7 +17,7 @@ What is checked:
   subnet lies inside the VCN, and the service CIDR is at most a /12 (IPv4) or /108 (IPv6), the
   largest kube-apiserver accepts (kubernetes cmd/kube-apiserver/app/options/validation.go).
 
-Addresses are parsed here with `ipaddress`, locally: the spec keeps them as validated strings.
+Single addresses and ranges kept as validated strings in the spec are parsed here with `ipaddress`.
 """
 
 from __future__ import annotations
@@ -61,10 +61,6 @@ def _err(path: Path, message: str, related: Path | None = None) -> Problem:
     return Problem(path, message, related=related)
 
 
-def _address(text: str) -> IP:
-    return ipaddress.ip_interface(text).ip if "/" in text else ipaddress.ip_address(text)
-
-
 def hosts(p: Platform) -> list[Host]:
     """Every single address the spec gives out: the infrastructure's, the VMs', the LXCs', the VIPs'."""
     px = p.proxmox
@@ -80,11 +76,11 @@ def hosts(p: Platform) -> list[Host]:
     for ci, c in enumerate(p.clusters):
         for key in ("control_planes", "workers"):
             for ni, n in enumerate(getattr(c, key)):
-                if n.ip != "dhcp":
-                    out.append(Host(("clusters", ci, key, ni, "ip"), _address(n.ip), f"node {n.name}"))
+                if n.ip.address is not None:
+                    out.append(Host(("clusters", ci, key, ni, "ip"), n.ip.address, f"node {n.name}"))
     for si, s in enumerate(p.services):
-        if s.ip != "dhcp":
-            out.append(Host(("services", si, "ip"), _address(s.ip), f"service {s.name}"))
+        if s.ip.address is not None:
+            out.append(Host(("services", si, "ip"), s.ip.address, f"service {s.name}"))
     # VIPs last: a VIP on a machine's address is reported at the VIP, the address to move.
     out += [Host(("clusters", ci, "vip"), ipaddress.ip_address(c.vip), f"the VIP of cluster {c.name}")
             for ci, c in enumerate(p.clusters) if c.vip]
@@ -162,7 +158,7 @@ def _pools(p: Platform, every: list[Host]) -> list[Problem]:
 
 
 def _overlap(a: Net, b: Net) -> bool:
-    return a.version == b.version and a.overlaps(b)  # type: ignore[arg-type]
+    return a.version == b.version and a.overlaps(b)
 
 
 def _networks(p: Platform, every: list[Host]) -> list[Problem]:

@@ -218,7 +218,7 @@ def _fit_vcpus(p: Platform) -> list[Problem]:
     hosts = {n.name: (i, p.host_cores(n)) for i, n in enumerate(p.proxmox.nodes)}
     out = []
     for path, _, n in _vm_nodes(p):
-        index, cores = hosts.get(n.node, (None, None))
+        index, cores = hosts.get(n.node, (0, None))
         if cores is not None and n.cores > cores:
             out.append(Problem(path + ("cores",), f"{n.cores} vCPUs but host {n.node} has {cores} core{'s' if cores != 1 else ''}: "
                                                   f"Proxmox VE would not start this VM; give it at most {cores}",

@@ -126,24 +126,24 @@ def _count(events: Iterable[Any], max_depth: int, max_nodes: int) -> Overrun | N
         if kind == "AliasEvent":
             anchor = event.anchor
             if any(name == anchor for name, _ in open_anchors):
-                return Overrun(*where, f"alias *{anchor} refers to the node that contains it: it would expand "
+                return Overrun(where[0], where[1], f"alias *{anchor} refers to the node that contains it: it would expand "
                                        "forever; write the value out instead")
             nodes += sizes.get(anchor, 1)
             if nodes > max_nodes:
-                return Overrun(*where, f"alias *{anchor} makes the document expand to more than {max_nodes:,} "
+                return Overrun(where[0], where[1], f"alias *{anchor} makes the document expand to more than {max_nodes:,} "
                                        "values (aliases of aliases); write the values out, or alias less")
         elif kind == "ScalarEvent":
             nodes += 1
             if event.anchor is not None:
                 sizes[event.anchor] = 1
             if digits and not event.style and len(event.value) > digits and _numeric(event.value):
-                return Overrun(*where, f"a number with {len(event.value):,} characters; no field takes "
+                return Overrun(where[0], where[1], f"a number with {len(event.value):,} characters; no field takes "
                                        f"a number that long (at most {digits:,} digits)")
         elif kind in ("SequenceStartEvent", "MappingStartEvent"):
             nodes += 1
             depth += 1
             if depth > max_depth:
-                return Overrun(*where, f"collections nested more than {max_depth} deep; a spec nests about 10 "
+                return Overrun(where[0], where[1], f"collections nested more than {max_depth} deep; a spec nests about 10 "
                                        "deep: look for unbalanced brackets or an accidental indentation run")
             open_anchors.append((event.anchor, nodes - 1))
         elif kind in ("SequenceEndEvent", "MappingEndEvent"):
@@ -154,7 +154,7 @@ def _count(events: Iterable[Any], max_depth: int, max_nodes: int) -> Overrun | N
         else:
             continue
         if nodes > max_nodes:
-            return Overrun(*where, f"the document holds more than {max_nodes:,} values; a spec holds a few hundred")
+            return Overrun(where[0], where[1], f"the document holds more than {max_nodes:,} values; a spec holds a few hundred")
     return None
 
 

@@ -65,6 +65,7 @@ def parse(raw: bytes) -> tuple[Document | None, Problem | None]:
         return None, problem
     from tierzero.spec.yamlbounds import overrun
 
+    assert text is not None
     bound = overrun(text)  # before ruamel builds anything: aliases and nesting cannot blow up past here
     if bound:
         return None, _problem(bound.message, bound.line, bound.column)
