@@ -16,7 +16,8 @@ import pytest
 
 from sandbox_world import normalized_world
 
-pytestmark = pytest.mark.slow
+# Dozens of deploys, each killed and resumed: on 2 busy cores this outlasts the suite's 300 s default.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 def _init(path: Path) -> Path:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -18,13 +17,15 @@ MEMORY_LIMIT = 256 * 1024 * 1024  # bytes of address space: `tierzero check` of 
 HEADER = "apiVersion: tierzero.dev/v1\nkind: Platform\nmetadata: {name: x}\n"
 
 
-def _limit_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+# The limit is set by the child itself, not with a preexec_fn: that would fork() a test process that
+# has gRPC threads, whose fork handlers then break the child (see tierzero.adapters.child).
+LIMITED = ("import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit})); "
+           "sys.argv[0] = 'tierzero'; runpy.run_module('tierzero', run_name='__main__')").format(limit=MEMORY_LIMIT)
 
 
 def check(path: Path | str, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tierzero", "check", "-f", str(path), *extra], capture_output=True,
-                          text=True, timeout=120, preexec_fn=_limit_memory)
+    return subprocess.run([sys.executable, "-c", LIMITED, "check", "-f", str(path), *extra], capture_output=True,
+                          text=True, timeout=120)
 
 
 def billion_laughs() -> str:
