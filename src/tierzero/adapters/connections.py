@@ -89,9 +89,16 @@ class Connections:
     retry: RetryPolicies = field(default_factory=RetryPolicies)
     cloud: CloudLayer = field(default_factory=CloudLayer)
     fetch: Fetch | None = None  # None: over HTTPS (tierzero.adapters.http.fetch_text)
+    # The sandbox's network: where an address a step learned (a published endpoint, or one the
+    # spec names) is reachable in this target; None for an address no stand-in plays. Real: unset.
+    route: Callable[[Endpoint], Endpoint | None] | None = None
 
     def add(self, kind: str, name: str, endpoint: Endpoint) -> None:
         self.endpoints[(kind, name)] = endpoint
+
+    def reach(self, endpoint: Endpoint) -> Endpoint | None:
+        """Where `endpoint` (a real address) is reached from here: itself, or the sandbox's route."""
+        return endpoint if self.route is None else self.route(endpoint)
 
     def endpoint(self, kind: str, name: str, default: Endpoint | None = None) -> Endpoint:
         found = self.endpoints.get((kind, name))

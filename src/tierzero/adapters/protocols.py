@@ -138,6 +138,20 @@ class ProxmoxApi(Protocol):
     async def delete_vm(self, node: str, vmid: int, purge: bool = True) -> None: ...
 
 
+# ---------------------------------------------------------------------------- Image Factory
+
+class ImageFactoryApi(Protocol):
+    """A Talos Image Factory (`tierzero.adapters.image_factory.ImageFactory`)."""
+
+    base_url: str  # where the Proxmox hosts download from
+
+    async def register(self, schematic_yaml: str) -> str: ...  # the schematic ID the factory gives
+
+    async def checksum(self, image_url: str) -> str | None: ...  # sha256, when the factory publishes it
+
+    def close(self) -> None: ...
+
+
 # ---------------------------------------------------------------------------- OCI
 
 class OciApi(Protocol):

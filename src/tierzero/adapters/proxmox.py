@@ -74,7 +74,8 @@ def _remedy(exc: BaseException) -> str:
     if isinstance(exc, ApiError) and exc.status == 401:
         return "the API token was refused: check token_id/token_secret, or let tierzero recreate its token (hypervisors phase)"
     if isinstance(exc, ApiError) and exc.status == 403:
-        return "the API token lacks a privilege: tierzero's token needs --privsep 0 on root@pam"
+        return ("the API token lacks a privilege: tierzero's own token gets role TierZero on / in the hypervisors phase; "
+                "for a token of yours: pveum acl modify / --tokens <token id> --roles TierZero (see `tierzero deploy --only hypervisors`)")
     if "quorum" in text:
         return "the Proxmox cluster has lost quorum: bring the hosts (or the QDevice witness) back, then run again"
     if "595" in text or "No route to host" in text:

@@ -128,15 +128,23 @@ class Runner:
     def _publish_endpoints(self, outputs: Mapping[str, Any]) -> None:
         """A step may publish endpoints it learned (e.g. instance addresses) as outputs
         {"endpoints": [{"kind", "name", "host", "port", "scheme"?, "extra"?}]}; a real run adds
-        them to the connections, a sandbox keeps its stand-ins."""
-        if self.target != "real" or self.connections is None or not isinstance(outputs.get("endpoints"), list):
+        them to the connections. A sandbox adds those its network routes (`Connections.route`:
+        where that address is played by a stand-in) and keeps its stand-ins for the rest."""
+        conns = self.connections
+        if conns is None or not isinstance(outputs.get("endpoints"), list):
+            return
+        if self.target != "real" and conns.route is None:
             return
         from tierzero.adapters.connections import Endpoint
 
         for ep in outputs["endpoints"]:
             if isinstance(ep, Mapping) and {"kind", "name", "host", "port"} <= set(ep):
-                self.connections.add(str(ep["kind"]), str(ep["name"]), Endpoint(
-                    str(ep["host"]), int(ep["port"]), str(ep.get("scheme", "https")), ep.get("verify", True), dict(ep.get("extra", {}))))
+                endpoint: Endpoint | None = Endpoint(
+                    str(ep["host"]), int(ep["port"]), str(ep.get("scheme", "https")), ep.get("verify", True), dict(ep.get("extra", {})))
+                if self.target != "real" and conns.route is not None:
+                    endpoint = conns.route(endpoint)
+                if endpoint is not None:
+                    conns.add(str(ep["kind"]), str(ep["name"]), endpoint)
 
     def _check_outside(self, selected: list[str], records: Mapping[str, StepRecord]) -> None:
         chosen = set(selected)

@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     from tierzero.adapters.connections import TofuLayer
     from tierzero.spec.models import OCI, Platform
 
+# The default user of the micro instances' platform image (Canonical Ubuntu, the OpenTofu layer's
+# image_operating_system); OCI platform images refuse root logins. Source: Oracle Compute docs,
+# "Connecting to an instance" (see shared/facts.md).
+MICRO_IMAGE_USER = "ubuntu"
+
 
 def _oci(spec: Platform) -> OCI:
     if spec.oci is None:
@@ -35,7 +40,11 @@ def _oci(spec: Platform) -> OCI:
 
 def _cloud_inputs(ctx: StepContext) -> CloudInputs:
     hosts = tuple(CloudHost(n.name, n.instance, n.ssh.port, n.ssh.user) for n in ctx.spec.proxmox.nodes if n.instance)
-    return CloudInputs(_oci(ctx.spec), ctx.connections.cloud.layer, hosts)
+    qdevice = ctx.spec.proxmox.qdevice
+    witness = None
+    if qdevice is not None:  # published only when the name is a cloud instance (else it is an address)
+        witness = CloudHost(qdevice.host, qdevice.host, qdevice.ssh_port, qdevice.ssh_user or MICRO_IMAGE_USER)
+    return CloudInputs(_oci(ctx.spec), ctx.connections.cloud.layer, hosts, witness)
 
 
 def _workdir(ctx: StepContext) -> Any:
@@ -71,6 +80,11 @@ def _apply_sync(ctx: StepContext, inputs: CloudInputs, on_retry: Callable[[Any],
         endpoints.append({"kind": "ssh", "name": host.name, "host": address, "port": host.ssh_port, "scheme": "ssh",
                           "extra": {"user": host.ssh_user, "address": inst.private_ip}})
         endpoints.append({"kind": "proxmox", "name": host.name, "host": address, "port": 8006, "verify": False})
+    witness = inputs.witness
+    inst = cloud.instances.get(witness.instance) if witness is not None else None
+    if witness is not None and inst is not None:  # the QDevice witness: SSH as the platform image's user (sudo), qnetd on its private address
+        endpoints.append({"kind": "ssh", "name": witness.name, "host": inst.public_ip or inst.private_ip, "port": witness.ssh_port,
+                          "scheme": "ssh", "extra": {"user": witness.ssh_user, "address": inst.private_ip}})
     return {
         "layer": layer,
         "compartment_id": cloud.compartment_id,
@@ -113,6 +127,7 @@ class CloudInputs:
     oci: OCI
     layer: TofuLayer
     hosts: tuple[CloudHost, ...]
+    witness: CloudHost | None = None  # the QDevice witness, when spec'd
 
 
 async def _apply(ctx: StepContext, inputs: CloudInputs) -> Mapping[str, Any]:

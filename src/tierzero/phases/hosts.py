@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tierzero.adapters.connections import UnknownEndpoint
+from tierzero.adapters.connections import Endpoint, UnknownEndpoint
 from tierzero.adapters.ssh import BoundSsh, ssh_client
 from tierzero.errors import OperationError
 
@@ -46,6 +46,29 @@ def host_address(ctx: "StepContext", name: str) -> str:
             return name
         raise
     return str(ep.extra.get("address") or ep.host)
+
+
+def witness_name(ctx: "StepContext") -> str:
+    """The QDevice witness as an SSH target: its endpoint comes from the spec (an address) or
+    from the cloud phase's outputs (a micro instance); nothing else knows where it is."""
+    qdevice = ctx.spec.proxmox.qdevice
+    name = qdevice.host
+    try:
+        ctx.connections.endpoint("ssh", name)
+        return name
+    except UnknownEndpoint:
+        pass
+    if not re.fullmatch(r"[0-9.:a-fA-F]+", name):
+        raise OperationError(
+            f"no address is known for the QDevice witness {name!r}: the cloud phase publishes it from its outputs",
+            hint="run the cloud phase first (`tierzero deploy` runs it), or give hypervisors.proxmox.qdevice.host as an address",
+        )
+    wanted = Endpoint(name, qdevice.ssh_port, scheme="ssh", extra={"user": qdevice.ssh_user or "root", "address": name})
+    found = ctx.connections.reach(wanted)
+    if found is None:
+        raise OperationError(f"the QDevice witness {name} is not reachable from here", hint="check hypervisors.proxmox.qdevice.host")
+    ctx.connections.add("ssh", name, found)
+    return name
 
 
 @dataclass

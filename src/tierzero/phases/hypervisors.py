@@ -14,14 +14,16 @@ import shlex
 from typing import TYPE_CHECKING, Any, Mapping
 
 from tierzero.adapters.proxmox import TOKEN_NAME, TOKEN_SECRET_NAME, TOKEN_USER
+from tierzero.adapters.proxmox_privileges import ROLE_NAME, ROLE_PRIVILEGES
 from tierzero.adapters.retry import RetryExhausted, Transient, retry_async
 from tierzero.adapters.ssh import retry_policy
 from tierzero.engine.step import Step, StepContext
 from tierzero.errors import OperationError
-from tierzero.phases.hosts import host_address, host_ssh, parse_pvecm, pve_node
+from tierzero.phases.hosts import host_address, host_ssh, parse_pvecm, pve_node, witness_name
+from tierzero.phases.pve_prepare import capabilities, capability_inputs, ensure_storage_content, ensure_token_access, wanted_content
 
 if TYPE_CHECKING:
-    from tierzero.spec.models import Platform, ProxmoxNode
+    from tierzero.spec.models import Platform, ProxmoxNode, QDevice
 
 GiB = 1024**3
 MIN_IMAGE_SPACE = 4 * GiB
@@ -145,14 +147,14 @@ def _join(name: str):
     return run
 
 
-def _witness(spec: Platform) -> str:
+def _witness(spec: Platform) -> QDevice:
     if spec.proxmox.qdevice is None:
         raise OperationError("the spec has no hypervisors.proxmox.qdevice", hint="add a qdevice for a two-host cluster")
-    return spec.proxmox.qdevice.host
+    return spec.proxmox.qdevice
 
 
 async def _qdevice(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
-    first, witness = _first(ctx.spec), _witness(ctx.spec)
+    first, witness = _first(ctx.spec), witness_name(ctx)
     st = await _status(ctx, first)
     if st.qdevice:
         return {"witness": witness, "configured": False}
@@ -206,22 +208,31 @@ async def _quorum(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
 # ---------------------------------------------------------------------------- token and tailscale
 
 async def _token(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
+    """tierzero's API token, privilege-separated as `pveum` makes tokens, with the role it needs
+    (see tierzero.phases.pve_prepare); the secret is shown once, so a lost one means a new token."""
     token_id = f"{TOKEN_USER}!{TOKEN_NAME}"
     if all(n.token_id for n in ctx.spec.proxmox.nodes):
         return {"token_id": ctx.spec.proxmox.nodes[0].token_id, "created": False}
-    ssh = host_ssh(ctx, _first(ctx.spec))
+    first = _first(ctx.spec)
+    ssh = host_ssh(ctx, first)
     listed = json.loads((await ssh.run(["pveum", "user", "token", "list", TOKEN_USER, "--output-format", "json"])).stdout or "[]")
-    exists = any(t.get("tokenid") == TOKEN_NAME for t in listed)
-    if exists and ctx.secrets.get(TOKEN_SECRET_NAME):
-        return {"token_id": token_id, "created": False}
-    if exists:
+    mine = next((t for t in listed if t.get("tokenid") == TOKEN_NAME), None)
+    created = False
+    if mine is not None and not ctx.secrets.get(TOKEN_SECRET_NAME):
         ctx.log(f"token {token_id} exists but its secret is lost: recreating it", level="warn")
         await ssh.run(["pveum", "user", "token", "remove", TOKEN_USER, TOKEN_NAME])
-    res = await ssh.run(["pveum", "user", "token", "add", TOKEN_USER, TOKEN_NAME, "--privsep", "0", "--output-format", "json"])
-    secret = json.loads(res.stdout)["value"]
-    ssh.redactor.add(secret)
-    ctx.secrets.put(TOKEN_SECRET_NAME, secret)
-    return {"token_id": token_id, "created": True}
+        mine = None
+    if mine is None:
+        res = await ssh.run(["pveum", "user", "token", "add", TOKEN_USER, TOKEN_NAME, "--privsep", "1", "--output-format", "json"])
+        secret = json.loads(res.stdout)["value"]
+        ssh.redactor.add(secret)
+        ctx.secrets.put(TOKEN_SECRET_NAME, secret)
+        created = True
+    elif int(mine.get("privsep", 1)) == 0:
+        ctx.log(f"token {token_id} holds all of {TOKEN_USER}'s privileges (privsep 0): separating it, it gets role {ROLE_NAME} only")
+        await ssh.run(["pveum", "user", "token", "modify", TOKEN_USER, TOKEN_NAME, "--privsep", "1"])
+    access = await ensure_token_access(ctx, first)
+    return {"token_id": token_id, "created": created, "privsep": 1, **access}
 
 
 def _tailscale(name: str):
@@ -276,14 +287,22 @@ def steps(spec: Platform) -> list[Step]:
     quorum_needs = [_p("cluster/create"), *joins]
     if px.qdevice is not None and len(px.nodes) % 2 == 0:
         out.append(Step(_p("qdevice"), "hypervisors", f"QDevice on {px.qdevice.host} (corosync-qnetd)", _qdevice,
-                        inputs=lambda ctx: {"witness": _witness(ctx.spec), "nodes": [n.name for n in ctx.spec.proxmox.nodes]},
+                        inputs=lambda ctx: {"witness": _witness(ctx.spec).model_dump(mode="json"), "nodes": [n.name for n in ctx.spec.proxmox.nodes]},
                         needs=tuple(quorum_needs), real_only=True))
         quorum_needs.append(_p("qdevice"))
     out.append(Step(_p("quorum"), "hypervisors", "wait for a quorate cluster with every node", _quorum,
                     inputs=lambda ctx: {"nodes": [n.name for n in ctx.spec.proxmox.nodes]}, needs=tuple(quorum_needs)))
-    out.append(Step(_p("api-token"), "hypervisors", f"API token {TOKEN_USER}!{TOKEN_NAME} for tierzero", _token,
-                    inputs=lambda ctx: {"given": [n.token_id for n in ctx.spec.proxmox.nodes]}, needs=(_p("quorum"),), real_only=True))
-    summary_needs = [_p("quorum"), _p("api-token")]
+    out.append(Step(_p("api-token"), "hypervisors", f"API token {TOKEN_USER}!{TOKEN_NAME} (privsep 1), role {ROLE_NAME} and its ACL on /", _token,
+                    inputs=lambda ctx: {"given": [n.token_id for n in ctx.spec.proxmox.nodes], "role": list(ROLE_PRIVILEGES)},
+                    needs=(_p("quorum"),), real_only=True))
+    out.append(Step(_p("capabilities"), "hypervisors", "check the token's privileges, storages, bridge, free memory and the Image Factory from the hosts",
+                    capabilities, inputs=capability_inputs, needs=(_p("api-token"),)))
+    summary_needs = [_p("quorum"), _p("api-token"), _p("capabilities")]
+    if wanted_content(spec):
+        out.append(Step(_p("storage-content"), "hypervisors", f"storage {px.image_storage}: content {','.join(wanted_content(spec))} (PUT /storage/{px.image_storage})",
+                        ensure_storage_content, inputs=lambda ctx: {"storage": ctx.spec.proxmox.image_storage, "content": wanted_content(ctx.spec)},
+                        needs=(_p("capabilities"),), real_only=True))
+        summary_needs.append(_p("storage-content"))
     if px.tailscale.enabled:
         for node in px.nodes:
             sid = _p(f"tailscale/{node.name}")

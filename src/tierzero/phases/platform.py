@@ -1,9 +1,12 @@
 """Phase "platform": the Talos clusters as Proxmox VMs.
 
-Per cluster: the Image Factory nocloud disk image on each host's image storage (download-url,
-skipped when present); per node a VM (looked up by VMID and name first, never duplicated) booting
-that image with its machine config as NoCloud user-data (a cloud-init snippet); then the Talos
-API on every node, etcd bootstrapped once on the first control plane, the cluster healthy, and
+Per cluster: the schematic registered with the Image Factory (`POST /schematics`, its answer's ID
+used from then on); the factory's nocloud disk image as qcow2 on each host's image storage
+(download-url with content `import`, which takes .qcow2/.raw/.vmdk/.ova files as they come and
+decompresses nothing; with the factory's sha256 when it publishes one; skipped when present); per
+node a VM (looked up by VMID and name first, never duplicated) importing that image, its NIC at the
+node's MAC, its machine config as NoCloud user-data (a cloud-init snippet); then the Talos API on
+every node, etcd bootstrapped once on the first control plane, the cluster healthy, and
 kubeconfig/talosconfig written to `.tierzero/clusters/<cluster>/` (0600).
 
 Outside collaborators come through `PlatformHooks` (defaults: `tierzero.render.talos_spec`,
@@ -21,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from tierzero.adapters.connections import Endpoint, UnknownEndpoint
 from tierzero.adapters.errors import AuthenticationFailed
-from tierzero.adapters.protocols import KubernetesNodes, TalosApi, TalosMaintenanceApi
+from tierzero.adapters.protocols import ImageFactoryApi, KubernetesNodes, TalosApi, TalosMaintenanceApi
 from tierzero.adapters.proxmox import proxmox_client
 from tierzero.adapters.retry import RetryExhausted, Transient, retry_async
 from tierzero.adapters.ssh import retry_policy
@@ -32,23 +35,14 @@ from tierzero.workspace.layout import write_private
 
 if TYPE_CHECKING:
     from tierzero.adapters.kubernetes import Kube
+    from tierzero.render.talos.schematic import Arch
     from tierzero.spec.models import Cluster, Node, Platform
 
 
-def _default_image_url(cluster: Cluster) -> str:
-    """The Image Factory nocloud disk image as qcow2: Proxmox imports it as is, where the raw.xz
-    variant would need a decompression step download-url may not offer."""
-    try:
-        from tierzero.render.talos_spec import image_urls
+def _default_factory(ctx: StepContext, spec_url: str) -> ImageFactoryApi:
+    from tierzero.adapters.image_factory import ImageFactory, factory_url
 
-        return image_urls(cluster)["disk_image"].removesuffix(".raw.xz") + ".qcow2"
-    except ImportError:  # the renderer is not there: compute the schematic ID ourselves
-        import yaml
-
-        exts = sorted(cluster.extensions)
-        doc = {"customization": {"systemExtensions": {"officialExtensions": exts}} if exts else {}}
-        sid = hashlib.sha256(yaml.safe_dump(doc, sort_keys=False).encode()).hexdigest()
-        return f"https://factory.talos.dev/image/{sid}/{cluster.talos_version}/nocloud-{cluster.arch}.qcow2"
+    return ImageFactory(factory_url(ctx.connections, spec_url), policy=ctx.connections.retry.default)
 
 
 def _default_machine_config(ctx: StepContext, cluster: Cluster, node: str) -> bytes:
@@ -74,6 +68,7 @@ def kube_client(ctx: StepContext, cluster: Cluster) -> Kube:
     """The cluster's Kubernetes API: its ("kubernetes", CLUSTER) endpoint, else the spec's
     endpoint with the kubeconfig the health step writes."""
     from tierzero.adapters.kubernetes import Kube
+    from tierzero.render.talos.schematic import Arch
 
     try:
         ctx.connections.endpoint("kubernetes", cluster.name)
@@ -97,10 +92,6 @@ def _default_maintenance(ctx: StepContext, address: str) -> TalosMaintenanceApi:
 _default_talos = talos_client
 
 
-def _no_checksum(ctx: StepContext, url: str) -> str | None:
-    return None
-
-
 @dataclass
 class PlatformHooks:
     """What the platform steps call outside this module; `steps(spec, hooks)` takes a test's own."""
@@ -109,8 +100,7 @@ class PlatformHooks:
     talosconfig: Callable[[StepContext, Cluster], bytes] = _default_talosconfig
     talos: Callable[[StepContext, Cluster, str], TalosApi] = _default_talos  # a node's API, by address
     kube: Callable[[StepContext, Cluster], KubernetesNodes] = _default_kube
-    image_url: Callable[[Cluster], str] = _default_image_url
-    image_checksum: Callable[[StepContext, str], str | None] = _no_checksum  # (ctx, image URL)
+    image_factory: Callable[[StepContext, str], ImageFactoryApi] = _default_factory  # (ctx, the spec's factory URL)
     talos_maintenance: Callable[[StepContext, str], TalosMaintenanceApi] | None = _default_maintenance
     # Rendered machine configs, by (spec, cluster, node): a pure function of the spec and the
     # (never regenerated) secrets bundle, read by fingerprints and runs alike.
@@ -144,26 +134,61 @@ def _p(cluster: str, rest: str) -> str:
 # ---------------------------------------------------------------------------- image
 
 @dataclass(frozen=True)
+class SchematicInputs:
+    """A cluster's schematic: what the factory registers (its canonical YAML), at which factory."""
+
+    factory: str  # the spec's clusters[].image_factory
+    schematic: str  # canonical YAML, as `tierzero.render.talos.schematic.Schematic` writes it
+    offline_id: str  # its sha256, as computed here
+    extensions: tuple[str, ...]
+
+
+def _schematic(h: PlatformHooks):
+    async def run(ctx: StepContext, inputs: SchematicInputs) -> Mapping[str, Any]:
+        factory = h.image_factory(ctx, inputs.factory)
+        try:
+            sid = await factory.register(inputs.schematic)
+        finally:
+            factory.close()
+        if sid != inputs.offline_id:
+            ctx.log(f"the Image Factory gave schematic {sid[:12]}… (computed offline: {inputs.offline_id[:12]}…); using the factory's", level="notice")
+        return {"id": sid, "factory": inputs.factory, "extensions": list(inputs.extensions)}
+
+    return run
+
+
+@dataclass(frozen=True)
 class ImageInputs:
-    url: str
+    factory: str  # the spec's clusters[].image_factory
+    schematic_id: str  # the ID the factory gave (the schematic step's output)
     storage: str
     talos_version: str
-    arch: str
+    arch: Arch
 
 
 def _image(h: PlatformHooks, pve_node: str):
     async def run(ctx: StepContext, inputs: ImageInputs) -> Mapping[str, Any]:
-        storage, url = inputs.storage, inputs.url
-        filename = image_name(inputs.talos_version, inputs.arch, url)
+        from tierzero.render.talos.schematic import disk_image_url
+
+        storage = inputs.storage
+        filename = image_name(inputs.talos_version, inputs.arch, inputs.schematic_id)
         api = proxmox_client(ctx, pve_node)
         present = {c.get("volid") for c in await api.storage_content(pve_node, storage, "import")}
         volid = image_volid(storage, filename)
         if volid in present:
             return {"volid": volid, "downloaded": False}
-        checksum = h.image_checksum(ctx, url)
+        factory = h.image_factory(ctx, inputs.factory)
+        try:  # the factory as this target reaches it: the URL the hosts download from
+            url = disk_image_url(inputs.schematic_id, inputs.talos_version, inputs.arch, platform="nocloud", fmt="qcow2", base=factory.base_url)
+            checksum = await factory.checksum(url)
+        finally:
+            factory.close()
+        if checksum is None:
+            ctx.log(f"{inputs.factory} publishes no checksum for {filename} (the community factory answers 402): "
+                    "Proxmox downloads it without one")
         ctx.wait(f"the download of {filename} to {storage} on {pve_node}")
         await api.download_url(pve_node, storage, url=url, filename=filename, content="import", checksum=checksum)
-        return {"volid": volid, "downloaded": True}
+        return {"volid": volid, "downloaded": True, "checksum": checksum is not None}
 
     return run
 
@@ -341,12 +366,21 @@ async def _waiting(check: Callable[[], Any], policy: Any, ctx: StepContext, what
 
 # ---------------------------------------------------------------------------- steps
 
-def _image_inputs(h: PlatformHooks, cluster: Cluster, ctx: StepContext) -> ImageInputs:
-    return ImageInputs(h.image_url(cluster), ctx.spec.proxmox.image_storage, cluster.talos_version, cluster.arch)
+def _schematic_inputs(cluster: Cluster, ctx: StepContext) -> SchematicInputs:
+    from tierzero.render.talos_spec import schematic
+
+    wanted = schematic(cluster)
+    return SchematicInputs(cluster.image_factory, wanted.canonical_yaml(), wanted.id, tuple(wanted.official_extensions))
+
+
+def _image_inputs(cluster: Cluster, ctx: StepContext) -> ImageInputs:
+    sid = str(ctx.output(_p(cluster.name, "schematic"))["id"])
+    return ImageInputs(cluster.image_factory, sid, ctx.spec.proxmox.image_storage, cluster.talos_version, cluster.arch)
 
 
 def _vm_step_inputs(h: PlatformHooks, cluster: Cluster, node: Node, vmid: int, ctx: StepContext) -> VmInputs:
-    return vm_inputs(ctx, cluster, node, vmid, h.image_url(cluster), config_digests(ctx, h, cluster)[node.name])
+    volid = str(ctx.output(_p(cluster.name, f"image/{node.node}"))["volid"])
+    return vm_inputs(ctx, cluster, node, vmid, volid, config_digests(ctx, h, cluster)[node.name])
 
 
 def _talos_inputs(h: PlatformHooks, cluster: Cluster, ctx: StepContext) -> dict[str, Any]:
@@ -368,9 +402,11 @@ def steps(spec: Platform, hooks: PlatformHooks | None = None) -> list[Step]:
     for cluster in spec.clusters:
         c = cluster.name
         hosts = sorted({n.node for _, n in cluster.nodes()})
+        out.append(Step(_p(c, "schematic"), "platform", f"register the schematic of {c} with the Image Factory", _schematic(h),
+                        inputs=functools.partial(_schematic_inputs, cluster)))
         for host in hosts:
             out.append(Step(_p(c, f"image/{host}"), "platform", f"Talos {cluster.talos_version} nocloud image for {c} on {host}", _image(h, host),
-                            inputs=functools.partial(_image_inputs, h, cluster)))
+                            inputs=functools.partial(_image_inputs, cluster), needs=(_p(c, "schematic"),)))
         vm_ids = []
         for _, node in cluster.nodes():
             sid = _p(c, f"vm/{node.name}")

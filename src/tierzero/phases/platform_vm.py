@@ -38,12 +38,12 @@ def assign_vmids(spec: Platform) -> dict[tuple[str, str], int]:
     return out
 
 
-def image_name(talos_version: str, arch: str, url: str) -> str:
-    """The file name on the storage: schematic, version and arch, so a changed image is a new file."""
-    parts = url.rstrip("/").split("/")
-    schematic = parts[-3][:12] if len(parts) >= 3 else "vanilla"
-    ext = "qcow2" if url.endswith(".qcow2") else "raw"
-    return f"talos-{schematic}-{talos_version}-nocloud-{arch}.{ext}"
+def image_name(talos_version: str, arch: str, schematic_id: str) -> str:
+    """The file name on the storage: schematic, version and arch, so a changed image is a new file.
+    `.qcow2`: download-url's `import` content takes only .ova/.qcow2/.raw/.vmdk names (so not the
+    factory's default .raw.xz) and decompresses nothing. Source: proxmox/pve-storage 9.1.0
+    src/PVE/API2/Storage/Status.pm 840-845, 894."""
+    return f"talos-{schematic_id[:12]}-{talos_version}-nocloud-{arch}.qcow2"
 
 
 def image_volid(storage: str, filename: str) -> str:
@@ -62,7 +62,8 @@ class VmInputs:
     arch: str
     talos_version: str
     node: Node
-    image: str  # the Image Factory disk image URL
+    mac: str  # the NIC's MAC, which the machine config selects its link by (`tierzero.render.talos_spec.node_mac`)
+    image: str  # the disk image's volume, as the image step left it on the host (e.g. local:import/talos-….qcow2)
     vmid: int
     config_sha256: str  # the rendered machine config's digest (the config itself is secret)
     net: tuple[str, int | None, str]  # bridge, VLAN tag, VM disk storage
@@ -81,11 +82,13 @@ class VmInputs:
         return self.net[2]
 
 
-def vm_inputs(ctx: StepContext, cluster: Cluster, node: Node, vmid: int, image_url: str, config_sha256: str) -> VmInputs:
+def vm_inputs(ctx: StepContext, cluster: Cluster, node: Node, vmid: int, image_volid_: str, config_sha256: str) -> VmInputs:
+    from tierzero.render.talos_spec import node_mac
+
     px = ctx.spec.proxmox
     pre = ctx.outputs.get(f"hypervisors/preflight/{node.node}")
     host_kvm = bool(pre["kvm"]) if pre is not None and "kvm" in pre else None
-    return VmInputs(cluster.name, cluster.arch, cluster.talos_version, node, image_url, vmid, config_sha256,
+    return VmInputs(cluster.name, cluster.arch, cluster.talos_version, node, node_mac(cluster, node), image_volid_, vmid, config_sha256,
                     (px.bridge, px.vlan, px.storage), px.image_storage, px.gateway, tuple(px.nameservers),
                     px.allow_software_emulation, host_kvm)
 
@@ -110,9 +113,10 @@ async def _snippet(ctx: StepContext, api: ProxmoxApi, vm: VmInputs, name: str, c
 
 
 def _net0(vm: VmInputs) -> str:
+    """The NIC at the node's MAC (the spec's or a stable derived one): the machine config selects
+    its link by that MAC, so Proxmox must not pick one."""
     bridge, vlan, _ = vm.net
-    net = f"virtio={vm.node.mac},bridge={bridge}" if vm.node.mac else f"virtio,bridge={bridge}"
-    return net + (f",tag={vlan}" if vlan else "")
+    return f"virtio={vm.mac},bridge={bridge}" + (f",tag={vlan}" if vlan else "")
 
 
 def _ipconfig(vm: VmInputs) -> str:
@@ -151,6 +155,7 @@ def desired_config(vm: VmInputs, image_volid_: str, cicustom: str) -> dict[str, 
 
 
 async def ensure_vm(ctx: StepContext, vm: VmInputs, config: bytes) -> Mapping[str, Any]:
+    """The node's VM, created from `vm.image` (the volume the image step downloaded) or adopted."""
     node, vmid = vm.node, vm.vmid
     host = node.node
     api = proxmox_client(ctx, host)
@@ -171,8 +176,7 @@ async def ensure_vm(ctx: StepContext, vm: VmInputs, config: bytes) -> Mapping[st
     cicustom, snippet_written = await _snippet(ctx, api, vm, name, config)
     created = False
     if found is None:
-        volid = image_volid(vm.image_storage, image_name(vm.talos_version, vm.arch, vm.image))
-        await api.create_vm(host, vmid, **desired_config(vm, volid, cicustom))
+        await api.create_vm(host, vmid, **desired_config(vm, vm.image, cicustom))
         await api.resize_vm_disk(host, vmid, "scsi0", f"{node.disk_gb}G")
         created = True
     else:

@@ -1,5 +1,14 @@
 """The LXC a service runs in: looked up by vmid first, its OS template fetched through the appliance
-API when missing, created unprivileged with nesting (for Docker), started, and its address read back.
+API when missing, created unprivileged with nesting (for Docker), given `keyctl` as root over SSH,
+started, and its address read back.
+
+Docker in an unprivileged container needs `keyctl` besides `nesting` (pct.conf `features`:
+"keyctl ... This is required to use docker inside a container"). Only the real `root@pam` may set
+feature flags other than nesting, not its API tokens: 403 `changing feature flags (except nesting)
+is only allowed for root@pam`. So the API token creates the container with `nesting=1` (VM.Allocate
+suffices) and `pct set <vmid> --features nesting=1,keyctl=1` runs as root on the node before the
+first start. Sources: pve-docs 9.1.3 pct.adoc (features); proxmox/pve-container 6.0.18
+src/PVE/LXC.pm check_ct_modify_config_perm 1745-1750.
 
 Proxmox calls go through tierzero.adapters.proxmox (retries, UPID task polling, TASK ERROR as
 OperationError); commands in the container through the node's SSH client and `pct exec`.
@@ -9,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import time
 from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
@@ -44,24 +54,41 @@ def host_shell(ctx: "StepContext", node: str) -> Any:
                       workspace_root=ctx.workspace.root, on_retry=ctx.retry)
 
 
-def ostemplate(ctx: "StepContext", svc: "Infisical") -> str:
-    return f"{ctx.spec.proxmox.image_storage}:vztmpl/{svc.template}"
+def ostemplate(ctx: "StepContext", svc: "Infisical", template: str | None = None) -> str:
+    return f"{ctx.spec.proxmox.image_storage}:vztmpl/{template or svc.template}"
+
+
+def _build(name: str) -> tuple[int, ...]:
+    """debian-12-standard_12.12-1_amd64.tar.zst -> (12, 12, 1): newest build first when sorted."""
+    version = name.split("_")[1] if name.count("_") >= 2 else ""
+    return tuple(int(x) for x in re.findall(r"\d+", version))
+
+
+def pick_template(names: list[str], wanted: str) -> str | None:
+    """The file `wanted` names: itself, or the newest build of the package it names."""
+    if wanted in names:
+        return wanted
+    builds = [n for n in names if n.split("_")[0] == wanted]
+    return max(builds, key=_build) if builds else None
 
 
 async def ensure_template(ctx: "StepContext", api: PveApi, svc: "Infisical") -> str:
-    node, storage, volid = svc.node, ctx.spec.proxmox.image_storage, ostemplate(ctx, svc)
+    node, storage = svc.node, ctx.spec.proxmox.image_storage
     content = await api.call("get", f"nodes/{node}/storage/{storage}/content", content="vztmpl")
-    if any(item.get("volid") == volid for item in content or []):
-        return volid
+    present = [str(item.get("volid", "")).split("vztmpl/", 1)[-1] for item in content or []]
+    found = pick_template(present, svc.template)
+    if found is not None:
+        return ostemplate(ctx, svc, found)
     available = await api.call("get", f"nodes/{node}/aplinfo")
-    if not any(item.get("template") == svc.template for item in available or []):
+    template = pick_template([str(i.get("template")) for i in available or []], svc.template)
+    if template is None:
         close = sorted(i["template"] for i in available or [] if str(i.get("template", "")).split("-")[0] == svc.template.split("-")[0])
         raise RefusedError(f"LXC template {svc.template!r} is neither on {storage} nor offered by the appliance index of {node}",
                            hint="pick one of: " + ", ".join(close[-5:]) if close else "run `pveam update` on the node")
-    ctx.log(f"downloading LXC template {svc.template} to {storage} on {node}")
-    await api.task("post", f"nodes/{node}/aplinfo", f"download of LXC template {svc.template} to {storage} on {node}",
-                   storage=storage, template=svc.template)
-    return volid
+    ctx.log(f"downloading LXC template {template} to {storage} on {node}")
+    await api.task("post", f"nodes/{node}/aplinfo", f"download of LXC template {template} to {storage} on {node}",
+                   storage=storage, template=template)
+    return ostemplate(ctx, svc, template)
 
 
 def create_params(ctx: "StepContext", svc: "Infisical", template: str) -> dict[str, Any]:
@@ -76,8 +103,8 @@ def create_params(ctx: "StepContext", svc: "Infisical", template: str) -> dict[s
     params: dict[str, Any] = {
         "vmid": svc.vmid, "hostname": svc.name, "ostemplate": template, "cores": svc.cores,
         "memory": int(svc.memory_gb * 1024), "swap": 512, "rootfs": f"{px.storage}:{svc.disk_gb}", "net0": net,
-        # nesting lets Docker run in the container; keyctl is what Docker needs in an unprivileged one.
-        "features": "nesting=1,keyctl=1", "unprivileged": 1, "onboot": 1,
+        # nesting lets Docker run in the container; keyctl (root-only) is set over SSH: set_root_features.
+        "features": "nesting=1", "unprivileged": 1, "onboot": 1,
     }
     if not svc.ip.dhcp:
         params["nameserver"] = " ".join(px.nameservers)
@@ -113,12 +140,31 @@ async def ensure_lxc(ctx: "StepContext", svc: "Infisical") -> Mapping[str, Any]:
         await api.task("post", f"nodes/{node}/lxc", f"create of LXC {vmid} on {node}", **create_params(ctx, svc, template))
         created = True
 
+    await set_root_features(ctx, api, svc)
     status = await api.call("get", f"nodes/{node}/lxc/{vmid}/status/current")
     if status.get("status") != "running":
         ctx.log(f"starting LXC {vmid}")
         await api.task("post", f"nodes/{node}/lxc/{vmid}/status/start", f"start of LXC {vmid} on {node}")
     address = await read_address(ctx, api, svc)
     return {"node": node, "vmid": vmid, "hostname": svc.name, "address": address, "created": created}
+
+
+ROOT_FEATURES = "nesting=1,keyctl=1"
+
+
+async def set_root_features(ctx: "StepContext", api: PveApi, svc: "Infisical") -> bool:
+    """`keyctl` as root with `pct set` on the node (no API token may set it); True if it changed.
+    A running container takes it at its next start."""
+    config = await api.call("get", f"nodes/{svc.node}/lxc/{svc.vmid}/config")
+    have = {k: v for k, _, v in (p.partition("=") for p in str(config.get("features") or "").split(",") if p)}
+    if have.get("keyctl") == "1" and have.get("nesting") == "1":
+        return False
+    ctx.log(f"LXC {svc.vmid}: features {ROOT_FEATURES} as root on {svc.node} (pct set; an API token may set nesting only)")
+    shell = host_shell(ctx, svc.node)
+    sudo = [] if shell.target.user == "root" else ["sudo"]
+    await shell.run([*sudo, "pct", "set", str(svc.vmid), "--features", ROOT_FEATURES],
+                    hint="the node's SSH user must be root or have sudo for pct")
+    return True
 
 
 async def read_address(ctx: "StepContext", api: PveApi, svc: "Infisical") -> str:

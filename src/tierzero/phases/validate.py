@@ -185,8 +185,12 @@ async def _talos_cluster(ctx: StepContext, cluster: Cluster) -> list[Row]:
                                               _talos_call(ctx, cluster, first, "etcd_members"), return_exceptions=True)
     up = [f"{n.name} {v.tag}" for n, v in zip(nodes, versions) if not isinstance(v, BaseException)]
     down = [f"{n.name} ({_why(v)})" for n, v in zip(nodes, versions) if isinstance(v, BaseException)]
+    # The version each node reports is the image it booted; it must be the spec's release.
+    other = [f"{n.name} runs {v.tag}" for n, v in zip(nodes, versions) if not isinstance(v, BaseException) and v.tag != cluster.talos_version]
     evidence = f"{len(up)}/{len(nodes)} answer over mTLS: {', '.join(up) or 'none'}" + (f"; not answering: {', '.join(down)}" if down else "")
-    rows = [_row(nodes_check, not down, evidence)]
+    if other:
+        evidence += f"; not the spec's {cluster.talos_version}: {', '.join(other)}"
+    rows = [_row(nodes_check, not down and not other, evidence)]
     cps = len(cluster.control_planes)
     if isinstance(members, BaseException):
         rows.append(Row(etcd_check, "fail", f"{first.name} cannot list etcd members: {_why(members)}"))

@@ -7,6 +7,7 @@ twice are identical and a resumed deploy never changes a cluster's identity.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
     from tierzero.spec.clusters import Cluster, Node, Patch
     from tierzero.spec.models import Platform
 
-INTERFACE = "eth0"  # the first virtio NIC of a Proxmox VM
+INTERFACE = "eth0"  # the NIC's name on nocloud (net.ifnames=0); configs select it by MAC instead
+PROXMOX_OUI = "BC:24:11"  # the MAC prefix Proxmox VE gives new NICs (datacenter.cfg mac_prefix default)
 
 
 def secret_name(cluster: "Cluster", what: str) -> str:
@@ -40,14 +42,32 @@ def schematic(cluster: "Cluster") -> Schematic:
     return Schematic(official_extensions=tuple(sorted(cluster.extensions)))
 
 
-def image_urls(cluster: "Cluster") -> dict[str, str]:
-    """The Image Factory installer and the nocloud disk image for the cluster's arch and extensions."""
-    sid = schematic(cluster).id
+def image_urls(cluster: "Cluster", factory: str | None = None, schematic_id: str | None = None) -> dict[str, str]:
+    """The Image Factory installer and the nocloud disk image (qcow2, which Proxmox's `import`
+    content accepts as downloaded) for the cluster's arch and extensions. `factory` is the base URL
+    to fetch from (default the cluster's `image_factory`), `schematic_id` the ID the factory
+    returned (default the one computed offline)."""
+    sid = schematic_id or schematic(cluster).id
+    base = factory or cluster.image_factory
     return {
         "schematic": sid,
-        "installer": installer_image(sid, cluster.talos_version, platform="nocloud"),
-        "disk_image": disk_image_url(sid, cluster.talos_version, cluster.arch, platform="nocloud"),
+        "installer": installer_image(sid, cluster.talos_version, platform="nocloud", host=factory_host(cluster)),
+        "disk_image": disk_image_url(sid, cluster.talos_version, cluster.arch, platform="nocloud", fmt="qcow2", base=base),
     }
+
+
+def factory_host(cluster: "Cluster") -> str:
+    """The registry host of the cluster's Image Factory (its installer images live there)."""
+    return urlparse(cluster.image_factory).netloc
+
+
+def node_mac(cluster: "Cluster", node: "Node") -> str:
+    """The node's MAC: the spec's, else one derived from the cluster and node names in Proxmox's
+    prefix, so the VM's NIC and the machine config that selects it agree on every run."""
+    if node.mac:
+        return str(node.mac).upper()
+    digest = hashlib.sha256(f"{cluster.name}/{node.name}".encode()).digest()
+    return PROXMOX_OUI + "".join(f":{b:02X}" for b in digest[:3])
 
 
 def _patch_text(patch: "Patch") -> str:
@@ -108,6 +128,7 @@ def node_inputs(platform: "Platform", cluster: "Cluster", role: str, node: "Node
         role=role,  # type: ignore[arg-type]
         install_disk=cluster.install_disk,
         interface=INTERFACE,
+        hardware_addr=node_mac(cluster, node),
         address=address,
         gateway=platform.proxmox.gateway if address else None,
         vip=cluster.vip if role == "controlplane" else None,
@@ -127,15 +148,23 @@ def node_address(node: "Node") -> str | None:
 
 
 def talosconfig(cluster: "Cluster", secrets: "SecretStore") -> str:
+    """The cluster's talosconfig: the admin certificate made once (kept in the secret store), and
+    the control planes' own addresses as endpoints and nodes, never the VIP (it only exists while
+    etcd is healthy, when talosctl is least needed). Source: Talos docs "Virtual (shared) IP",
+    caveats ("Don't use the VIP as the endpoint in the talosconfig")."""
+    import yaml
+
+    from tierzero.render.talos import yamlio
     from tierzero.render.talos.client import talosconfig as make
 
-    def generate() -> str:
-        bundle = secrets_bundle(secrets, cluster)
-        cps = [a for a in (node_address(n) for n in cluster.control_planes) if a]
-        endpoints = [cluster.vip] if cluster.vip else cps
-        return make(bundle, cluster.name, endpoints or cps, cps)
-
-    return secrets.get_or_create(secret_name(cluster, "talosconfig"), generate)
+    cps = [a for a in (node_address(n) for n in cluster.control_planes) if a]
+    stored = secrets.get_or_create(secret_name(cluster, "talosconfig"), lambda: make(secrets_bundle(secrets, cluster), cluster.name, cps, cps))
+    doc = yaml.safe_load(stored)
+    entry = doc["contexts"][doc["context"]]
+    if entry.get("endpoints") == cps and entry.get("nodes", cps) == cps:
+        return stored
+    entry["endpoints"], entry["nodes"] = list(cps), list(cps)  # a workspace from before: its endpoints were the VIP
+    return yamlio.dump_document({"context": doc["context"], "contexts": {doc["context"]: {k: entry[k] for k in ("endpoints", "nodes", "ca", "crt", "key") if k in entry}}})
 
 
 def kubeconfig(cluster: "Cluster", secrets: "SecretStore") -> str:

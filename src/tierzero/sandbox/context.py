@@ -38,6 +38,8 @@ class SandboxOptions:
     pve_kvm: bool = True  # the stand-in hosts have /dev/kvm (a host saved in the world keeps its own)
     oci_full_ads: tuple[str, ...] = ()  # availability domains out of A1 capacity (creates there fail)
     oci_no_a1_ads: tuple[str, ...] = ()  # availability domains that do not offer the A1 shape at all
+    pve_storage_layout: str = "lvmthin"  # the installer's storage layout: "lvmthin" (its default) or "zfs"
+    image_factory_enterprise: bool = False  # the Image Factory serves checksums (an Enterprise build)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
 """A fake Proxmox VE API (the `fakepve` package) served on loopback over HTTPS, on its own event
-loop in a daemon thread, seeded with the spec's nodes and storages, and its world on disk.
+loop in a daemon thread, as a fresh PVE 9.1 install (`tierzero.sandbox.pve_rules.StockPve`: the
+installer's storages, no ACL entries, tokens with privilege separation, PVE's refusals) with the
+spec's nodes, and its world on disk.
 
 Faults are fakepve's own: `server.pve.lose_quorum()`, `.set_node_offline(node)`, `.fail(method,
 suffix, status, message | error=...)`, `.ceph_down()`, `.snapshot_lock(vmid)`, `.flaky_network(...)`;
@@ -29,11 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from fakepve import FakeCt, FakePve, FakeVm, TaskError
+from fakepve import FakeCt, FakeVm, TaskError
 
 from tierzero.adapters.connections import Connections, Endpoint
 from tierzero.sandbox import pve_hosts
 from tierzero.sandbox.context import Handle, SandboxContext, StandIn, Stop
+from tierzero.sandbox.pve_rules import StockPve, stock_storages
 
 VERSION = 1
 VM_FIELDS = ("name", "node", "status", "qmpstatus", "config", "pending", "template", "lock", "pool",
@@ -75,6 +78,8 @@ def snapshot(pve: Any) -> dict[str, Any]:
         "pools": pve.pools,
         "pool_info": pve.pool_info,
         "storages": pve.storages,
+        "token_privsep": dict(pve.token_privsep),
+        "node_volumes": pve.node_volumes,
         "vms": [{"vmid": vm.vmid, **{f: getattr(vm, f) for f in VM_FIELDS}} for vm in pve.vms],
         "cts": [{"vmid": ct.vmid, **{f: getattr(ct, f) for f in CT_FIELDS}} for ct in getattr(pve, "cts", [])],
         "firewall": firewall,
@@ -115,6 +120,10 @@ def restore(pve: Any, data: dict[str, Any]) -> None:
         pve.pools = {name: {int(vmid) for vmid in ids} for name, ids in data["pools"].items()}
     if isinstance(data.get("pool_info"), dict):
         pve.pool_info = {name: {**meta, "storage": set(meta.get("storage") or ())} for name, meta in data["pool_info"].items()}
+    if isinstance(data.get("node_volumes"), dict):
+        pve.node_volumes = {sid: {node: dict(vols) for node, vols in nodes.items()} for sid, nodes in data["node_volumes"].items()}
+    if isinstance(data.get("token_privsep"), dict):
+        pve.token_privsep = {str(k): int(v) for k, v in data["token_privsep"].items()}
     if isinstance(data.get("storages"), dict):
         pve.storages = {name: {**store, "files": set(store["files"])} if "files" in store else dict(store)
                         for name, store in data["storages"].items()}
@@ -172,7 +181,7 @@ class _WatchedDict(dict[str, str]):
         return item
 
 
-class WorldFakePve(FakePve):  # type: ignore[misc]
+class WorldFakePve(StockPve):
     """A FakePve that writes its snapshot to `world` (a WorldFile, once `attach`ed) whenever it
     changed: after each request, before the answer leaves; after each task body, before the task
     shows as stopped; and when a token is added or removed from any thread."""
@@ -242,7 +251,6 @@ class WorldFakePve(FakePve):  # type: ignore[misc]
         return await super().task(node, ttype, tid, user, saving_body, vm=vm, lock=lock, log=log)
 
 
-FILE_CONTENT = "iso,vztmpl,backup,import,snippets"
 DOCUMENT = "fakepve"  # the world document's name
 
 
@@ -293,17 +301,17 @@ class FakePveServer:
 def start_fakepve(
     nodes: Iterable[str],
     *,
-    storages: Iterable[str] = ("local", "local-lvm"),
-    image_storage: str = "local",
+    layout: str = "lvmthin",
     cluster_name: str = "tierzero",
     time_scale: float = 0.0,
     user: str = "root@pam",
     password: str = "sandbox-only",
     world: Any = None,
 ) -> FakePveServer:
-    """Start fakepve on 127.0.0.1 with a port the system picks; nodes are added online. With
-    `world` (a WorldFile) the saved state comes back first, the nodes and storages it lacks are
-    added, and every change is saved from then on."""
+    """Start fakepve on 127.0.0.1 with a port the system picks: a fresh install's storages
+    (`layout`: the installer's "lvmthin" default or "zfs"), nodes added online. With `world` (a
+    WorldFile) the saved state comes back first, the nodes it lacks are added, and every change is
+    saved from then on. Nothing the product would set up (storage content, tokens, ACLs) is added."""
     from fakepve.certs import make_cert
 
     saved = world.load() if world is not None else None
@@ -313,17 +321,12 @@ def start_fakepve(
     pve.time_scale = time_scale
     pve.cluster_name = cluster_name
     pve.nodes = {}
+    pve.storages = stock_storages(layout)
     if saved is not None:
         restore(pve, saved)
     for node in nodes:
         if node not in pve.nodes:  # a saved node keeps its online flag
             pve.add_node(node)
-    for name in storages:
-        if name not in pve.storages:
-            pve.storages[name] = {"type": "lvmthin", "active": 1, "content": "images,rootdir", "files": set(), "vgname": "pve", "thinpool": "data"}
-    store = pve.storages.setdefault(image_storage, {"type": "dir", "active": 1, "files": set(), "path": f"/var/lib/vz-{image_storage}", "avail": 50 * 1024**3})
-    if saved is None or image_storage not in (saved.get("storages") or {}):
-        store["content"] = FILE_CONTENT
     if world is not None:
         pve.attach(world)  # before it serves: the first answer already finds the document
     loop = asyncio.new_event_loop()
@@ -341,8 +344,7 @@ def start_fakepve(
 
 def start_for_spec(spec: Any, **kwargs: Any) -> FakePveServer:
     px = spec.proxmox
-    storages = {px.storage, px.image_storage, "local", "local-lvm"}
-    return start_fakepve([n.name for n in px.nodes], storages=sorted(storages), image_storage=px.image_storage, cluster_name=px.cluster_name, **kwargs)
+    return start_fakepve([n.name for n in px.nodes], cluster_name=px.cluster_name, **kwargs)
 
 
 def cafile_path(server: FakePveServer) -> Path:
@@ -354,7 +356,7 @@ SERVER: Handle[FakePveServer] = Handle("fakepve")
 
 def _start(box: SandboxContext) -> Stop:
     world = box.world.file(DOCUMENT) if box.world is not None else None
-    server = box.put(SERVER, start_for_spec(box.spec, time_scale=box.options.pve_time_scale, world=world))
+    server = box.put(SERVER, start_for_spec(box.spec, time_scale=box.options.pve_time_scale, layout=box.options.pve_storage_layout, world=world))
     server.connections(box.connections, nodes=[n.name for n in box.spec.proxmox.nodes])
     hosts = box.get(pve_hosts.HOSTS)
     if hosts is not None:

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tierzero.adapters.connections import Connections
-from tierzero.sandbox import clock, fakepve, infisical, internet, kubernetes, oci, pve_hosts, talos, tofu_twin
+from tierzero.sandbox import clock, fakepve, guests, image_factory, infisical, internet, kubernetes, oci, pve_hosts, talos, tofu_twin
 from tierzero.sandbox.context import SandboxContext, SandboxOptions, StandIn, Stop
 
 if TYPE_CHECKING:
@@ -49,17 +49,20 @@ if TYPE_CHECKING:
     from tierzero.workspace import Workspace
 
 # Started in this order, stopped in reverse. A stand-in that links to another comes after it:
-# Talos to Kubernetes (its kubeconfig), fakepve to the SSH hosts (their pveum tokens), Infisical
-# to both (pct exec on a host, its LXC template in fakepve's storage).
+# Talos to Kubernetes (its kubeconfig), fakepve to the SSH hosts (their pveum tokens and ACLs),
+# guests to fakepve, the hosts and Talos (a VM start boots a Talos machine), Infisical to the hosts
+# (pct exec in its container).
 STANDINS: tuple[StandIn, ...] = (
     kubernetes.STANDIN,
     oci.STANDIN,
     internet.STANDIN,
     tofu_twin.STANDIN,
     clock.STANDIN,
+    image_factory.STANDIN,
     talos.STANDIN,
     pve_hosts.STANDIN,
     fakepve.STANDIN,
+    guests.STANDIN,
     infisical.STANDIN,
 )
 

@@ -6,7 +6,27 @@ found"); the capacity hunt backs off on the sandbox's compressed clock."""
 
 from __future__ import annotations
 
+import ipaddress
+from typing import Any
+
 from tierzero.sandbox.context import SandboxContext, StandIn, Stop
+
+
+def twin_addresses(spec: Any) -> dict[str, tuple[str, str]]:
+    """name -> (private, public) address of every instance, as the `oci_twin` layer assigns them
+    (layers/oci_twin/twin.tf: sorted names; the subnet's host 10+i; TEST-NET-2 for instances with
+    a reserved IP, TEST-NET-3 for the rest), so stand-ins can play the machines at those addresses."""
+    oci = spec.oci
+    if oci is None:
+        return {}
+    names = sorted([i.name for i in oci.a1_instances] + [i.name for i in oci.micro_instances])
+    reserved = {r.instance for r in oci.reserved_ips}
+    subnet = ipaddress.ip_network(oci.network.subnet_cidr)
+    out = {}
+    for i, name in enumerate(names):
+        public = ipaddress.ip_network("198.51.100.0/24" if name in reserved else "203.0.113.0/24")[10 + i]
+        out[name] = (str(subnet[10 + i]), str(public))
+    return out
 
 
 def _start(box: SandboxContext) -> Stop:

@@ -56,6 +56,8 @@ class Cluster(Model):
     arch: Literal["amd64", "arm64"] = "amd64"
     install_disk: str = Field(default="/dev/vda", pattern=r"^/dev/")
     extensions: list[str] = Field(default_factory=lambda: ["siderolabs/qemu-guest-agent"])
+    image_factory: str = Field(default="https://factory.talos.dev", pattern=r"^https?://[^/\s]+/?$",
+                               description="Talos Image Factory base URL (your own for an air-gapped site); the Proxmox hosts download from it")
     control_planes: list[Node] = Field(min_length=1)
     workers: list[Node] = Field(default_factory=list)
     allow_scheduling_on_control_planes: bool = False

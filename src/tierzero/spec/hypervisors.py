@@ -75,6 +75,9 @@ class Tailscale(Model):
 
 class QDevice(Model):
     host: str = Field(description="a micro instance name with role quorum-witness, or an address")
+    ssh_user: str | None = Field(default=None, description="SSH user on the witness (sudo if not root); default root for an "
+                                 "address, the platform image's user (ubuntu) for a cloud instance")
+    ssh_port: int = Field(default=22, ge=1, le=65535)
 
 
 class Proxmox(Model):

@@ -20,7 +20,8 @@ class Infisical(Model):
     memory_gb: float = Field(default=2.0, ge=1)
     disk_gb: int = Field(default=16, ge=8)
     ip: InterfaceAddress = DHCP
-    template: str = Field(default="debian-12-standard_12.7-1_amd64.tar.zst", description="LXC appliance template")
+    template: str = Field(default="debian-12-standard", description="LXC appliance template: a file from `pveam available` "
+                          "(e.g. debian-12-standard_12.12-1_amd64.tar.zst), or its package name for the newest build the node offers")
     admin_email: str = Field(pattern=EMAIL)
     organization: str = Field(min_length=1)
     infisical_version: str = Field(default="v0.165.16", description="infisical/infisical image tag (needs the admin bootstrap API, 2025 or later)")

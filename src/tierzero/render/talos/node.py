@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,14 +41,29 @@ class ClusterInputs:
     patch_dir: Path | None = None  # base for relative @file patches
 
 
+LINK_ALIAS = "net0"  # the name the MAC-selected link gets (LinkAliasConfig, contract >= v1.12)
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+
 @dataclass(frozen=True)
 class NodeInputs:
-    """One machine. Without `address` the interface uses DHCP."""
+    """One machine. Without `address` the link uses DHCP. The link is the one with MAC
+    `hardware_addr` when given (Talos compares lower-case hex, so it is lower-cased here),
+    else the one named `interface`.
+
+    Selecting by MAC: contract v1.11 writes a v1alpha1 `deviceSelector: {hardwareAddr, physical:
+    true}`; v1.12+ a `LinkAliasConfig` whose CEL selector is `mac(link.permanent_addr) == "<mac>"`
+    and names the link `net0` for `LinkConfig`, `DHCPv4Config` and `Layer2VIPConfig` (the official
+    schemas of v1.12+ drop `machine.network.interfaces`). Sources: siderolabs/talos v1.12.11
+    internal/app/machined/pkg/controllers/network/device_config.go (glob on
+    net.HardwareAddr.String(), lower case); pkg/machinery/config/types/network/link_alias.go;
+    Talos docs v1.12 networking/configuration/aliases."""
 
     hostname: str
     role: Role
     install_disk: str = "/dev/sda"
     interface: str = "eth0"
+    hardware_addr: str | None = None  # the NIC's MAC, e.g. BC:24:11:00:00:11
     address: str | None = None  # CIDR, e.g. 192.168.1.11/24
     gateway: str | None = None
     vip: str | None = None  # shared control-plane address (layer 2)
@@ -91,6 +107,8 @@ def _check_node(node: NodeInputs) -> None:
         raise InputError(f"node {node.hostname}: role must be controlplane or worker, not {node.role!r}")
     if node.vip and node.role != "controlplane":
         raise InputError(f"node {node.hostname}: only control-plane nodes carry the VIP")
+    if node.hardware_addr is not None and not _MAC.match(node.hardware_addr.lower()):
+        raise InputError(f"node {node.hostname}: invalid MAC address {node.hardware_addr!r}", hint="use six hex pairs like BC:24:11:00:00:11")
     if node.address:
         try:
             interface = ipaddress.ip_interface(node.address)
@@ -107,8 +125,9 @@ def _check_node(node: NodeInputs) -> None:
 
 
 def _network_patch(opts: GenerateOptions, common: ClusterInputs, node: NodeInputs) -> list[Document]:
+    mac = node.hardware_addr.lower() if node.hardware_addr else None
     if not opts.contract.multidoc_network:
-        interface: dict[str, Any] = {"interface": node.interface}
+        interface: dict[str, Any] = {"deviceSelector": {"hardwareAddr": mac, "physical": True}} if mac else {"interface": node.interface}
         if node.address:
             interface["addresses"] = [node.address]
             if node.gateway:
@@ -122,15 +141,19 @@ def _network_patch(opts: GenerateOptions, common: ClusterInputs, node: NodeInput
             network["nameservers"] = list(common.nameservers)
         return [{"machine": {"network": network}}]
     patch: list[Document] = [doc("HostnameConfig", auto={"$patch": "delete"}, hostname=node.hostname)]
+    link_name = node.interface
+    if mac:
+        link_name = LINK_ALIAS
+        patch.append(doc("LinkAliasConfig", name=LINK_ALIAS, selector={"match": f'mac(link.permanent_addr) == "{mac}"'}))
     if node.address:
-        link = doc("LinkConfig", name=node.interface, addresses=[{"address": node.address}])
+        link = doc("LinkConfig", name=link_name, addresses=[{"address": node.address}])
         if node.gateway:
             link["routes"] = [{"gateway": node.gateway}]
         patch.append(link)
     else:
-        patch.append(doc("DHCPv4Config", name=node.interface))
+        patch.append(doc("DHCPv4Config", name=link_name))
     if node.vip:
-        patch.append(doc("Layer2VIPConfig", name=node.vip, link=node.interface))
+        patch.append(doc("Layer2VIPConfig", name=node.vip, link=link_name))
     if common.nameservers:
         patch.append(doc("ResolverConfig", nameservers=[{"address": ns} for ns in common.nameservers]))
     return patch

@@ -80,17 +80,19 @@ def _sorted_maps(value: Any) -> Any:
     return value
 
 
-def installer_image(schematic_id: str, talos_version: str, *, platform: str = "metal", secureboot: bool = False) -> str:
+def installer_image(schematic_id: str, talos_version: str, *, platform: str = "metal", secureboot: bool = False,
+                    host: str = FACTORY_HOST) -> str:
     """The installer reference for UnattendedInstallConfig / machine.install.image."""
     kind = "installer" if platform == "metal" else f"{platform}-installer"
     if secureboot:
         kind += "-secureboot"
-    return f"{FACTORY_HOST}/{kind}/{schematic_id}:{_v(talos_version)}"
+    return f"{host}/{kind}/{schematic_id}:{_v(talos_version)}"
 
 
-def disk_image_url(schematic_id: str, talos_version: str, arch: Arch = "amd64", *, platform: str = "nocloud") -> str:
-    """A compressed raw disk image, e.g. for a Proxmox NoCloud template."""
-    return f"https://{FACTORY_HOST}/image/{schematic_id}/{_v(talos_version)}/{platform}-{arch}.raw.xz"
+def disk_image_url(schematic_id: str, talos_version: str, arch: Arch = "amd64", *, platform: str = "nocloud",
+                   fmt: str = "raw.xz", base: str = f"https://{FACTORY_HOST}") -> str:
+    """A disk image (`fmt`: raw, qcow2, ... optionally .xz/.zst), e.g. for a Proxmox NoCloud VM."""
+    return f"{base.rstrip('/')}/image/{schematic_id}/{_v(talos_version)}/{platform}-{arch}.{fmt}"
 
 
 def iso_url(schematic_id: str, talos_version: str, arch: Arch = "amd64", *, platform: str = "nocloud") -> str:

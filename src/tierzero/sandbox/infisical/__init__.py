@@ -17,7 +17,7 @@ import dataclasses
 import threading
 from typing import TYPE_CHECKING, Any
 
-from tierzero.sandbox import fakepve, pve_hosts
+from tierzero.sandbox import pve_hosts
 from tierzero.sandbox.context import Handle, SandboxContext, StandIn, Stop
 from tierzero.sandbox.infisical.containers import ContainerStandIn
 from tierzero.sandbox.infisical.server import InfisicalStandIn, InfisicalState, hash_secret, token_digest, verify_secret
@@ -111,8 +111,8 @@ class InfisicalWorld:
 
 def _start(box: SandboxContext) -> Stop:
     """One API stand-in per Infisical service, reached as ("infisical", NAME); the SSH host
-    stand-in's `pct exec` runs in one ContainerStandIn; the LXC template is seeded in fakepve's
-    image storage (fakepve serves no appliance index)."""
+    stand-in's `pct exec` runs in one ContainerStandIn. The LXC template is not seeded: the
+    product downloads it from the node's appliance index, as on a fresh install."""
     services = box.spec.infisical_services()
     world = InfisicalWorld(box.world.file(DOCUMENT)) if box.world is not None else None
     containers = ContainerStandIn()
@@ -128,14 +128,10 @@ def _start(box: SandboxContext) -> Stop:
     hosts = box.get(pve_hosts.HOSTS)
     if hosts is not None:
         hosts.pct_handler = pct
-    fake = box.get(fakepve.SERVER)
     px = box.spec.proxmox
     standins: dict[str, InfisicalStandIn] = {}
     try:
         for svc in services:
-            if fake is not None:
-                volumes = fake.pve.storages[px.image_storage].setdefault("volumes", {})
-                volumes[f"vztmpl/{svc.template}"] = {"content": "vztmpl", "format": "tzst", "size": 1, "ctime": 0}
             standin = InfisicalStandIn().start()
             standins[svc.name] = standin
             if world is not None:  # nobody knows the port yet, so restoring after start is safe

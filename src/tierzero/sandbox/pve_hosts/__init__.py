@@ -111,6 +111,8 @@ def start_pve_hosts(
     authorized_key_file: Path | str,
     *,
     witnesses: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    public: dict[str, str] | None = None,
+    bridges: dict[str, list[str]] | None = None,
     pve: Any = None,
     kvm: bool = True,
     host_key: asyncssh.SSHKey | None = None,
@@ -120,7 +122,10 @@ def start_pve_hosts(
     `world` (a `tierzero.sandbox.world.WorldFile`) restores the hosts saved there and keeps it current."""
     key = Path(authorized_key_file).read_text()
     hosts = [HostState(name, addr, kvm=kvm) for name, addr in nodes]
-    hosts += [HostState(name, addr, witness=True, memory_total=1 * GiB, memory_available=GiB // 2) for name, addr in witnesses]
+    for host in hosts:
+        host.bridges = list((bridges or {}).get(host.name, host.bridges))
+    hosts += [HostState(name, addr, witness=True, memory_total=1 * GiB, memory_available=GiB // 2, public_address=(public or {}).get(name))
+              for name, addr in witnesses]
     handle = PveHosts(hosts, key, pve=pve, host_key=host_key)
     if world is not None:
         attach(handle, world)
@@ -128,14 +133,39 @@ def start_pve_hosts(
 
 
 def hosts_for_spec(spec: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """(pve hosts, witnesses) with sandbox addresses from the spec (explicit or 10.99.0.x)."""
+    """(pve hosts, witnesses) with sandbox addresses: explicit hosts at their spec address, cloud
+    instances at 10.99.0.x; a witness at its spec address, or at the private address the cloud
+    twin gives its instance."""
+    from tierzero.sandbox.tofu_twin import twin_addresses
+
     px = spec.proxmox
     nodes = [(n.name, n.address or f"10.99.0.{i + 11}") for i, n in enumerate(px.nodes)]
     witnesses = []
     if px.qdevice is not None:
         host = px.qdevice.host
-        witnesses.append((host, host if host[:1].isdigit() else "10.99.0.250"))
+        twin = twin_addresses(spec).get(host)
+        witnesses.append((host, host if host[:1].isdigit() else twin[0] if twin else "10.99.0.250"))
     return nodes, witnesses
+
+
+def prepared_bridges(spec: Any) -> dict[str, list[str]]:
+    """Bridges of the hosts that are cloud instances. PRE-SEEDED, and why: an OCI A1 instance is
+    no fresh Proxmox install at all; turning it into a Proxmox host, with the private NAT bridge
+    (`vmbr1`) and the network across hosts, is the host preparation of issue 14, which tierzero
+    does not do yet. Until it does, these stand-in hosts play hosts prepared that way by hand.
+    Hosts given by address are fresh installs: `vmbr0` only."""
+    px = spec.proxmox
+    return {n.name: list(dict.fromkeys(["vmbr0", px.bridge])) for n in px.nodes if n.instance}
+
+
+def witness_public_addresses(spec: Any) -> dict[str, str]:
+    """The public address of a cloud witness, as the cloud twin reports it (the cloud phase
+    publishes it as the witness's SSH endpoint)."""
+    from tierzero.sandbox.tofu_twin import twin_addresses
+
+    qdevice = spec.proxmox.qdevice
+    twin = twin_addresses(spec).get(qdevice.host) if qdevice is not None else None
+    return {qdevice.host: twin[1]} if twin else {}
 
 
 def _start(box: SandboxContext) -> Stop:
@@ -153,7 +183,9 @@ def _start(box: SandboxContext) -> Stop:
         write_private(key_file, asyncssh.generate_private_key("ssh-ed25519").export_private_key())
     nodes, witnesses = hosts_for_spec(box.spec)
     world = box.world.file(DOCUMENT) if box.world is not None else None
-    hosts = box.put(HOSTS, start_pve_hosts(nodes, ws.ssh_public_key, witnesses=witnesses, kvm=box.options.pve_kvm,
+    hosts = box.put(HOSTS, start_pve_hosts(nodes, ws.ssh_public_key, witnesses=witnesses, public=witness_public_addresses(box.spec),
+                                           bridges=prepared_bridges(box.spec),
+                                           kvm=box.options.pve_kvm,
                                            host_key=asyncssh.read_private_key(str(key_file)), world=world))
     box.connections.ssh_key = box.connections.ssh_key or ws.ssh_key
     box.connections.known_hosts = box.connections.known_hosts or ws.root / "known_hosts"

@@ -4,7 +4,6 @@ and the shared in-memory model they act on. Mixed into `tierzero.sandbox.pve_hos
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +21,7 @@ class HostState:
     kvm: bool = True
     resolves: bool = True  # `getent hosts <hostname>` answers with the node address
     witness: bool = False  # a quorum-witness micro instance, not a PVE host
+    public_address: str | None = None  # where the outside reaches it (a cloud instance's public IP)
     packages: set[str] = field(default_factory=set)
     files: dict[str, bytes] = field(default_factory=dict)
     root_pubkey: str = ""
@@ -30,6 +30,9 @@ class HostState:
     in_cluster: bool = False
     tailscale_up: bool = False
     ceph_installed: bool = False
+    # Linux bridges in /etc/network/interfaces: the installer writes vmbr0 only (pve-installer
+    # 9.1.0 Proxmox/Install.pm 1093-1177).
+    bridges: list[str] = field(default_factory=lambda: ["vmbr0"])
     port: int = 0
     offline: bool = False
 
@@ -53,6 +56,9 @@ class ClusterState:
     qdevice: str | None = None
     quorum_lost: bool = False
     tokens: dict[str, str] = field(default_factory=dict)  # "root@pam!tierzero" -> secret
+    token_privsep: dict[str, int] = field(default_factory=dict)  # token -> privsep (pveum's default: 1)
+    roles: dict[str, list[str]] = field(default_factory=dict)  # custom roles -> privileges
+    acl: list[dict[str, Any]] = field(default_factory=list)  # {path, type, ugid, roleid, propagate}
     ceph: CephState = field(default_factory=CephState)
 
 
@@ -137,34 +143,6 @@ class PveCommands:
             f"Expected votes:   {expected}\nHighest expected: {expected}\nTotal votes:      {votes}\nQuorum:           {expected // 2 + 1}\n"
             f"Flags:            {'Quorate' if quorate else ''}{' Qdevice' if c.qdevice else ''}\n" + members
         )
-
-    # --- pveum
-
-    def _cmd_pveum(self, host: HostState, a: list[str], _: str) -> tuple[int, str, str]:
-        if a[:2] != ["user", "token"] or len(a) < 4:
-            return 255, "", f"unknown command 'pveum {' '.join(a)}'\n"
-        verb, user = a[2], a[3]
-        tokens = self.cluster.tokens
-        if verb == "list":
-            rows = [{"tokenid": t.split("!", 1)[1], "privsep": 0, "expire": 0} for t in tokens if t.startswith(user + "!")]
-            return 0, json.dumps(rows) + "\n", ""
-        tokenid = f"{user}!{a[4]}"
-        if verb == "add":
-            if tokenid in tokens:
-                return 255, "", "Token already exists.\n"
-            secret = str(uuid.uuid4())
-            tokens[tokenid] = secret
-            if self.pve is not None:
-                self.pve.apitokens[tokenid] = secret
-            privsep = a[a.index("--privsep") + 1] if "--privsep" in a else "1"
-            return 0, json.dumps({"full-tokenid": tokenid, "info": {"privsep": privsep}, "value": secret}) + "\n", ""
-        if verb in ("remove", "delete"):
-            if tokens.pop(tokenid, None) is None:
-                return 255, "", f"no such token '{a[4]}' for user '{user}'\n"
-            if self.pve is not None:
-                self.pve.apitokens.pop(tokenid, None)
-            return 0, "", ""
-        return 255, "", "unknown pveum token command\n"
 
     # --- ceph
 

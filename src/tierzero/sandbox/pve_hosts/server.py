@@ -23,12 +23,13 @@ from typing import Any, Callable
 import asyncssh
 
 from tierzero.adapters.connections import Connections, Endpoint
+from tierzero.sandbox.pve_hosts.access import PveumCommands
 from tierzero.sandbox.pve_hosts.commands import CephState, ClusterState, HostState, PveCommands
 
 __all__ = ["CephState", "ClusterState", "HostState", "PveHosts"]
 
 
-class PveHosts(PveCommands):
+class PveHosts(PveumCommands, PveCommands):
     """The running stand-in. `connections()` gives the ssh endpoints for the spec's host names."""
 
     def __init__(self, hosts: list[HostState], authorized_key: str, pve: Any = None, host_key: asyncssh.SSHKey | None = None) -> None:
@@ -43,6 +44,8 @@ class PveHosts(PveCommands):
         # `pct exec <vmid> -- sh -c <script>`: (host, vmid, script, stdin) -> (status, stdout, stderr).
         # The default succeeds silently; a services test may plug in its own container.
         self.pct_handler: Any = lambda host, vmid, script, stdin: (0, "", "")
+        # How a host fetches a URL (curl): url -> bytes, or raises; None: no network.
+        self.fetch_url: Callable[[str], bytes] | None = None
         self.lock = threading.RLock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="pve-hosts", daemon=True)
@@ -68,7 +71,7 @@ class PveHosts(PveCommands):
         pve = self._pve
         if pve is None:
             return
-        pve.apitokens.update(self.cluster.tokens)
+        self.sync_access()
         ceph = self.cluster.ceph
         pve.ceph.update(health=ceph.forced_health or "HEALTH_OK", down=ceph.down)
         if self.cluster.quorum_lost:
@@ -122,12 +125,32 @@ class PveHosts(PveCommands):
             server.close()
             await server.wait_closed()
 
-    def connections(self, connections: Connections | None = None, *, witness_user: str = "root") -> Connections:
+    def connections(self, connections: Connections | None = None) -> Connections:
+        """The spec's Proxmox hosts as ("ssh", name) endpoints, and the network route that plays
+        every host (witnesses included) at its addresses: a witness is not published by name, the
+        product finds it from the spec or the cloud phase's outputs, as it must on a real run."""
         conns = connections or Connections(target="sandbox")
         for h in self.hosts.values():
-            extra = {"address": h.address, "user": witness_user if h.witness else "root"}
-            conns.add("ssh", h.name, Endpoint("127.0.0.1", h.port, scheme="ssh", verify=False, extra=extra))
+            if not h.witness:
+                conns.add("ssh", h.name, Endpoint("127.0.0.1", h.port, scheme="ssh", verify=False,
+                                                 extra={"address": h.address, "user": "root"}))
+        previous = conns.route
+
+        def route(endpoint: Endpoint) -> Endpoint | None:
+            found = self.route(endpoint)
+            return found if found is not None or previous is None else previous(endpoint)
+
+        conns.route = route
         return conns
+
+    def route(self, endpoint: Endpoint) -> Endpoint | None:
+        """The stand-in SSH server playing the host at `endpoint` (an address, port 22), or None."""
+        if endpoint.scheme != "ssh":
+            return None
+        for h in self.hosts.values():
+            if endpoint.host in (h.address, h.public_address) and not h.offline:
+                return Endpoint("127.0.0.1", h.port, scheme="ssh", verify=False, extra=dict(endpoint.extra))
+        return None
 
     # ------------------------------------------------------------------ faults
 
@@ -198,6 +221,7 @@ class PveHosts(PveCommands):
         if part.startswith("yes |"):
             part = part[5:].strip()
         append_to = None
+        part = part.replace(" | sudo tee -a ", " | tee -a ")
         if " | tee -a " in part:
             part, append_to = (x.strip() for x in part.split(" | tee -a ", 1))
             append_to = append_to.split()[-1]
@@ -318,21 +342,64 @@ class PveHosts(PveCommands):
         return 0, "Reading package lists... Done\n", ""
 
     def _cmd_curl(self, host: HostState, a: list[str], _: str) -> tuple[int, str, str]:
-        host.packages.add("tailscale")  # the tailscale install script
-        return 0, "", ""
+        url = next((x for x in a if x.startswith(("http://", "https://"))), "")
+        if url == "https://tailscale.com/install.sh":
+            host.packages.add("tailscale")  # the tailscale install script, piped to sh
+            return 0, "", ""
+        if self.fetch_url is None:
+            return 6, "", f"curl: (6) Could not resolve host: {url.split('/')[2] if url.count('/') >= 2 else url}\n"
+        try:
+            body = self.fetch_url(url)
+        except Exception as exc:  # noqa: BLE001 - curl reports whatever went wrong
+            return 22, "", f"curl: (22) {exc}\n"
+        return 0, "" if "-o" in a else body.decode(errors="replace"), ""
 
     def _cmd_pveversion(self, host: HostState, a: list[str], _: str) -> tuple[int, str, str]:
         if host.witness:
             return 127, "", "sh: pveversion: command not found\n"
-        return 0, "pve-manager/9.0.10/deadbeefcafe1234 (running kernel: 6.14.8-2-pve)\n", ""
+        return 0, "pve-manager/9.1.2/9d436f37a0ac4172 (running kernel: 6.17.2-1-pve)\n", ""
 
     def _cmd_pct(self, host: HostState, a: list[str], stdin: str) -> tuple[int, str, str]:
+        if a[:1] == ["set"] and len(a) >= 2:
+            return self._pct_set(host, a[1], a[2:])
         if a[:1] == ["exec"] and "--" in a:
             vmid = int(a[1])
             rest = a[a.index("--") + 1:]
             script = rest[2] if rest[:2] == ["sh", "-c"] and len(rest) > 2 else " ".join(rest)
             return self.pct_handler(host.name, vmid, script, stdin)
         return 0, "", ""
+
+    def _pct_set(self, host: HostState, vmid: str, a: list[str]) -> tuple[int, str, str]:
+        """`pct set VMID --key value ...` as root: the container's config, no permission check
+        (root on the host); a running container takes most keys at its next start (pending).
+        Source: proxmox/pve-container 6.0.18 src/PVE/CLI/pct.pm (set -> API2::LXC::Config update_vm)."""
+        pve = self.pve
+        ct = next((c for c in getattr(pve, "cts", []) if str(c.vmid) == vmid), None) if pve is not None else None
+        if ct is None or ct.node != host.name:
+            return 255, "", f"Configuration file 'nodes/{host.name}/lxc/{vmid}.conf' does not exist\n"
+        values = {a[i][2:]: a[i + 1] for i in range(0, len(a) - 1, 2) if a[i].startswith("--")}
+
+        async def update() -> None:
+            await pve._update_config(ct, "root@pam", values, [], [])
+
+        loop = getattr(pve, "_loop", None)
+        if loop is not None and loop.is_running():
+            asyncio.run_coroutine_threadsafe(update(), loop).result(30)
+            pve.save_now()
+        else:
+            asyncio.run(update())
+        return 0, "", ""
+
+    def facts(self, name: str) -> dict[str, Any] | None:
+        """What fakepve reports about a host's hardware: its memory and network interfaces."""
+        from tierzero.sandbox.pve_rules.nodes import stock_interfaces
+
+        host = self.hosts.get(name)
+        if host is None or host.witness:
+            return None
+        return {"memory_total": host.memory_total, "memory_available": host.memory_available,
+                "interfaces": stock_interfaces(host.address, None, tuple(host.bridges))}
+
 
 def _split_ops(command: str) -> list[tuple[str, str]]:
     """Split on top-level && and || (left to right, no grouping, quotes respected)."""

@@ -1,23 +1,36 @@
-"""The Talos stand-in in the sandbox (`STANDIN`, "talos"): one Talos API node per spec node
-(`tierzero.sandbox.talos.server`) and the world document "talos" that keeps what the nodes hold
-across runs.
+"""The Talos stand-in in the sandbox (`STANDIN`, "talos"): Talos machines that exist because a
+Proxmox VM booted a Talos image (`TalosMachines.boot`, called by the sandbox's `guests` stand-in),
+the network that reaches them by address (`tierzero.sandbox.talos.network`), and the world
+document "talos" that keeps what the machines hold across runs.
 
-Per node the document holds its hostname, the machine config it was given (the raw bytes, so
-the summary and the TLS identity from its OS CA are re-derived exactly) and whether it is an
-etcd member; per cluster, whether it was bootstrapped, the OS CA key a worker's trustd would
-fetch and its member nodes. A node without a config is in maintenance mode. Ports, call logs
-and fault injection are not kept; neither is a halted node's power state (it comes back up).
+Nothing answers at a node's address until its VM runs: a machine boots the Talos version,
+platform and extensions of the image on its boot disk, reads its NoCloud user-data (the machine
+config, or nothing for a `#cloud-config` file) and network-config when its VM has a cloud-init
+drive and its platform is nocloud, names its links as its kernel arguments make Linux name them,
+and takes the addresses its configuration puts on links that exist. Source of the NoCloud rules:
+siderolabs/talos v1.12.11 internal/app/machined/pkg/runtime/v1alpha1/platform/nocloud/nocloud.go
+Configuration (a `#cloud-config` first line is no machine config) and metadata.go; a stored config
+wins over the platform's on later boots (the config lives on the STATE partition).
+
+Per machine the document holds its VM, disk, image, NIC MACs, NoCloud network-config, hostname,
+the machine config it runs (raw bytes), whether it is an etcd member and whether it runs; per
+cluster, whether it was bootstrapped, the OS CA key a worker's trustd would fetch and its member
+machines. Ports, call logs and fault injection are not kept.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
-from typing import Any
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import yaml
 
 from tierzero.sandbox import kubernetes
 from tierzero.sandbox.context import Handle, SandboxContext, StandIn, Stop
+from tierzero.sandbox.talos.network import TalosNetwork
 from tierzero.sandbox.talos.server import (
     KubeconfigProvider,
     TalosNodeServer,
@@ -26,46 +39,150 @@ from tierzero.sandbox.talos.server import (
     TalosSandboxThread,
     _default_kubeconfig,
 )
-from tierzero.sandbox.talos.tls import parse_machine_config
+from tierzero.sandbox.talos.tls import ConfigError, parse_machine_config
 
 DOCUMENT = "talos"
+VERSION = 2
 REGISTRY: Handle[TalosSandboxRegistry] = Handle("talos-registry")
-NODES: Handle[dict[str, TalosNodeServer]] = Handle("talos-nodes")  # by address (or name, for a dhcp node)
+MACHINES: Handle["TalosMachines"] = Handle("talos-machines")
 
 
 def _b64(data: bytes | None) -> str | None:
     return base64.b64encode(data).decode() if data else None
 
 
-def snapshot(registry: TalosSandboxRegistry, nodes: dict[str, TalosNodeServer]) -> dict[str, Any]:
-    return {
-        "nodes": {
-            address: {"hostname": node.hostname, "config": _b64(node.config.raw if node.config else None), "in_etcd": node.in_etcd}
-            for address, node in nodes.items()
-        },
-        "clusters": {
-            name: {"bootstrapped": c.bootstrapped, "os_ca_key": _b64(c.os_ca_key), "nodes": sorted(c.nodes)}
-            for name, c in registry.clusters.items()
-        },
-    }
+def user_data_config(user_data: bytes | None) -> bytes | None:
+    """The machine config in NoCloud user-data: none for no file or a `#cloud-config` one."""
+    if not user_data or user_data.lstrip().startswith(b"#cloud-config"):
+        return None
+    return user_data
 
 
-def restore(registry: TalosSandboxRegistry, nodes: dict[str, TalosNodeServer], doc: dict[str, Any]) -> None:
-    """Put a snapshot back into nodes that are not started yet. Saved nodes missing from `nodes`
-    (no longer in the spec) are dropped; nodes the snapshot lacks stay in maintenance mode."""
-    for address, saved in (doc.get("nodes") or {}).items():
-        node = nodes.get(address)
-        if node is None or not saved.get("config"):
-            continue
-        node.config = parse_machine_config(base64.b64decode(saved["config"]))
-        node.hostname = saved.get("hostname") or node.hostname
-        node.in_etcd = bool(saved.get("in_etcd"))
-    for name, saved in (doc.get("clusters") or {}).items():
-        members = {a: nodes[a] for a in saved.get("nodes", []) if a in nodes and nodes[a].config is not None}
-        key = saved.get("os_ca_key")
-        registry.clusters[name] = TalosSandboxCluster(
-            name, bootstrapped=bool(saved.get("bootstrapped")), os_ca_key=base64.b64decode(key) if key else None, nodes=members
-        )
+@dataclass
+class TalosMachines:
+    """The running Talos machines, by VM ("<pve node>/<vmid>"). Thread-safe: calls come from
+    fakepve's loop (VM start/stop) and from tests; node lifecycles run on the runner's loop."""
+
+    registry: TalosSandboxRegistry
+    runner: TalosSandboxThread
+    reboot_seconds: float = 0.2
+    kubeconfigs: dict[str, KubeconfigProvider] = field(default_factory=dict)  # by cluster name
+    machines: dict[str, TalosNodeServer] = field(default_factory=dict)
+    disks: dict[str, str] = field(default_factory=dict)  # key -> the boot disk the machine lives on
+    persist: Callable[[], None] | None = None
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    _starting: set[str] = field(default_factory=set)  # restored as running, not listening yet
+
+    def __post_init__(self) -> None:
+        self.network = TalosNetwork(self.machines)
+
+    def _kubeconfig(self, cluster: str, address: str) -> bytes | str:
+        provider = self.kubeconfigs.get(cluster) or _default_kubeconfig
+        return provider(cluster, address)
+
+    def _on_loop(self, coro: Any) -> Any:
+        if threading.current_thread() is self.runner._thread:  # noqa: SLF001
+            raise RuntimeError("TalosMachines is driven from outside the Talos loop")
+        return asyncio.run_coroutine_threadsafe(coro, self.runner.loop).result(30)
+
+    def saved(self) -> None:
+        if self.persist is not None:
+            self.persist()
+
+    def new_node(self, key: str, *, image: dict[str, Any], macs: list[str], network_config: list[dict[str, Any]] | None,
+                 hostname: str | None) -> TalosNodeServer:
+        node = TalosNodeServer(key, registry=self.registry, hostname=hostname, kubeconfig=self._kubeconfig,
+                               reboot_seconds=self.reboot_seconds, image=image, macs=macs, network_config=network_config, key=key)
+        held = sorted(node.held_addresses())
+        if held:
+            node.address = held[0]
+        return node
+
+    def boot(self, key: str, *, disk: str, image: dict[str, Any], macs: list[str], user_data: bytes | None,
+             network_config: list[dict[str, Any]] | None, hostname: str | None = None) -> TalosNodeServer:
+        """Power on the machine of VM `key` booting from `disk`. A machine that ran from this disk
+        before keeps its config; a new disk is a new machine."""
+        with self.lock:
+            node = self.machines.get(key)
+            if node is not None and self.disks.get(key) != disk:
+                self.remove(key)
+                node = None
+            if node is None:
+                node = self.new_node(key, image=image, macs=macs, network_config=network_config, hostname=hostname)
+                config = user_data_config(user_data) if image.get("platform") != "metal" else None
+                if config is not None:
+                    try:
+                        node.configure(parse_machine_config(config))
+                    except ConfigError:
+                        pass  # Talos logs it and waits in maintenance mode for a config over the API
+                self.machines[key], self.disks[key] = node, disk
+            else:
+                node.network_config, node.macs = network_config, [m.lower() for m in macs]
+            if node._front is None:  # noqa: SLF001
+                self._on_loop(node.power_on() if node in self.runner.nodes else self._start(node))
+            self.saved()
+            return node
+
+    async def _start(self, node: TalosNodeServer) -> None:
+        await node.start()
+        self.runner.nodes.append(node)
+
+    def power_off(self, key: str) -> None:
+        with self.lock:
+            node = self.machines.get(key)
+            if node is not None and node._front is not None:  # noqa: SLF001
+                self._on_loop(node.power_off())
+            self.saved()
+
+    def remove(self, key: str) -> None:
+        """The VM (and its disk) is gone: so is the machine and its etcd membership."""
+        with self.lock:
+            node = self.machines.pop(key, None)
+            self.disks.pop(key, None)
+            if node is None:
+                return
+            if node in self.runner.nodes:
+                self._on_loop(node.stop())
+                self.runner.nodes.remove(node)
+            node.wipe()
+            self.saved()
+
+    def running(self, key: str) -> bool:
+        node = self.machines.get(key)
+        return node is not None and node._front is not None  # noqa: SLF001
+
+    # ------------------------------------------------------------ the world document
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "version": VERSION,
+            "machines": {key: {"disk": self.disks.get(key), "address": n.address, "hostname": n.hostname, "image": n.image,
+                               "macs": n.macs, "network_config": n.network_config, "config": _b64(n.config.raw if n.config else None),
+                               "in_etcd": n.in_etcd, "running": n._front is not None or key in self._starting}  # noqa: SLF001
+                         for key, n in sorted(list(self.machines.items()))},
+            "clusters": {name: {"bootstrapped": c.bootstrapped, "os_ca_key": _b64(c.os_ca_key), "nodes": sorted(c.nodes)}
+                         for name, c in sorted(list(self.registry.clusters.items()))},
+        }
+
+    def restore(self, doc: dict[str, Any]) -> list[str]:
+        """Machines as a saved world left them (not started yet); returns those that were running."""
+        running = []
+        for key, saved in (doc.get("machines") or {}).items():
+            node = self.new_node(key, image=saved.get("image") or {}, macs=list(saved.get("macs") or []),
+                                 network_config=saved.get("network_config"), hostname=saved.get("hostname"))
+            if saved.get("config"):
+                node.config = parse_machine_config(base64.b64decode(saved["config"]))
+                node.in_etcd = bool(saved.get("in_etcd"))
+            node.address = saved.get("address") or node.address
+            self.machines[key], self.disks[key] = node, str(saved.get("disk") or "")
+            if saved.get("running"):
+                running.append(key)
+        for name, saved in (doc.get("clusters") or {}).items():
+            members = {k: self.machines[k] for k in saved.get("nodes", []) if k in self.machines and self.machines[k].config is not None}
+            key = saved.get("os_ca_key")
+            self.registry.clusters[name] = TalosSandboxCluster(
+                name, bootstrapped=bool(saved.get("bootstrapped")), os_ca_key=base64.b64decode(key) if key else None, nodes=members)
+        return running
 
 
 def _kubeconfig_provider(box: SandboxContext, cluster: str) -> KubeconfigProvider | None:
@@ -82,37 +199,63 @@ def _kubeconfig_provider(box: SandboxContext, cluster: str) -> KubeconfigProvide
     return provider
 
 
+def spec_addresses(spec: Any) -> dict[str, str]:
+    """name -> address for every address the spec gives a Talos API: node IPs and cluster VIPs."""
+    out: dict[str, str] = {}
+    for cluster in spec.clusters:
+        for _role, node in cluster.nodes():
+            if node.ip.address is not None:
+                out[node.name] = str(node.ip.address)
+        if getattr(cluster, "vip", None):
+            out[f"{cluster.name}-vip"] = str(cluster.vip)
+    return out
+
+
 def _start(box: SandboxContext) -> Stop:
-    """One stand-in node per spec node, registered as ("talos", ip) and ("talos", name); each
-    cluster's kubeconfig points at that cluster's Kubernetes stand-in when there is one. With
-    `box.world`, the nodes come back as the saved world left them."""
+    """The network for the spec's Talos addresses, registered as ("talos", ip) and ("talos",
+    name); machines as the saved world left them (those that ran start again; the `guests`
+    stand-in then squares them with the VMs fakepve holds)."""
     registry = TalosSandboxRegistry()
-    nodes: dict[str, TalosNodeServer] = {}
-    names: dict[str, str] = {}
-    box.put(REGISTRY, registry)
-    box.put(NODES, nodes)
-    reboot = box.options.talos_reboot_seconds
+    runner = TalosSandboxThread()
+    machines = TalosMachines(registry, runner, reboot_seconds=box.options.talos_reboot_seconds)
     for cluster in box.spec.clusters:
         provider = _kubeconfig_provider(box, cluster.name)
-        for _role, spec_node in cluster.nodes():
-            address = str(spec_node.ip.address or spec_node.name)
-            nodes[address] = TalosNodeServer(address, registry=registry, hostname=spec_node.name, kubeconfig=provider, reboot_seconds=reboot)
-            names[address] = spec_node.name
+        if provider is not None:
+            machines.kubeconfigs[cluster.name] = provider
+    box.put(REGISTRY, registry)
+    box.put(MACHINES, machines)
+    running: list[str] = []
     if box.world is not None:
         document = box.world.file(DOCUMENT)
-        restore(registry, nodes, document.load() or {})
-        registry.persist = lambda: document.save(snapshot(registry, nodes))
-        registry.changed()  # the spec's new nodes (and dropped old ones) are part of the world now
-    runner = TalosSandboxThread()
+        saved = document.load() or {}
+        if saved.get("version") == VERSION:
+            running = machines.restore(saved)
+        persist = lambda: document.save(machines.snapshot())  # noqa: E731
+        machines.persist = persist
+        registry.persist = persist
     try:
-        for address, node in nodes.items():
-            runner.start(node)
-            for name in dict.fromkeys((address, names[address])):
-                box.connections.add("talos", name, node.endpoint())
+        addresses = spec_addresses(box.spec)
+        ports = asyncio.run_coroutine_threadsafe(machines.network.listen(sorted(set(addresses.values()))), runner.loop).result(30)
+        from tierzero.adapters.connections import Endpoint
+
+        for name, address in addresses.items():
+            for alias in dict.fromkeys((address, name)):
+                box.connections.add("talos", alias, Endpoint("127.0.0.1", ports[address]))
+        machines._starting.update(running)  # noqa: SLF001 - saved as running while they start
+        for key in running:
+            asyncio.run_coroutine_threadsafe(machines._start(machines.machines[key]), runner.loop).result(30)  # noqa: SLF001
+        machines._starting.clear()  # noqa: SLF001
     except BaseException:
         runner.stop()
         raise
-    return runner.stop
+
+    def stop() -> None:
+        asyncio.run_coroutine_threadsafe(machines.network.close(), runner.loop).result(10)
+        runner.stop()
+
+    return stop
 
 
 STANDIN = StandIn("talos", _start)
+
+__all__ = ["DOCUMENT", "MACHINES", "REGISTRY", "STANDIN", "TalosMachines", "spec_addresses", "user_data_config"]

@@ -14,6 +14,14 @@ server, so Ed25519 OS CAs (the Talos default) work as on a real node.
 Fault injection on `TalosNodeServer`: `down_calls` (the next N calls fail UNAVAILABLE) and
 `reject_apply` (ApplyConfiguration fails INVALID_ARGUMENT with that message).
 
+A node booted from an image (`image`: the sandbox Image Factory's description of it, and the
+VM's NIC MACs) reports that image's Talos version, platform and arch, names its links as that
+platform's kernel arguments make Linux name them, and holds only the addresses its configuration
+(or its NoCloud network-config) puts on links that exist (`tierzero.sandbox.talos.links`); which
+address reaches which node is `tierzero.sandbox.talos.network`'s business. Source of the Version
+fields: siderolabs/talos v1.12.11 api/machine/machine.proto and v1alpha1_server.go Version
+(platform name and mode: `cloud` for nocloud/oracle, `metal` for metal).
+
 Async code calls `start_node(...)`; synchronous code (the sandbox's "talos" stand-in, see
 `tierzero.sandbox.talos`) uses `TalosSandboxThread`, which hosts the nodes on its own loop. `TalosSandboxRegistry.persist`, when set, is called after every
 change a client can observe (apply, bootstrap, reset), before the RPC answers.
@@ -38,6 +46,7 @@ import yaml
 
 from tierzero.adapters.connections import Endpoint
 from tierzero.adapters.talos_proto import common_pb2, machine_pb2, machine_pb2_grpc
+from tierzero.sandbox.talos.links import Addressing, Link, config_addressing, machine_links, platform_addressing
 from tierzero.sandbox.talos.tls import (  # noqa: F401  (ConfigError, parse_machine_config are public here too)
     ConfigError,
     MachineConfigSummary,
@@ -86,7 +95,12 @@ class TalosSandboxRegistry:
         return self.clusters.setdefault(name, TalosSandboxCluster(name))
 
     def node(self, address: str) -> "TalosNodeServer | None":
-        return next((c.nodes[address] for c in self.clusters.values() if address in c.nodes), None)
+        """The cluster member answering at `address` (or named so)."""
+        for cluster in self.clusters.values():
+            for node in cluster.nodes.values():
+                if address in (node.address, node.hostname) or address in node.held_addresses():
+                    return node
+        return None
 
 
 # -- the node --------------------------------------------------------------------------------
@@ -101,8 +115,17 @@ class TalosNodeServer:
     def __init__(
         self, address: str, *, registry: TalosSandboxRegistry, hostname: str | None = None,
         kubeconfig: KubeconfigProvider | None = None, reboot_seconds: float = 0.3, version: str = "v1.9.5",
+        image: dict[str, Any] | None = None, macs: list[str] | tuple[str, ...] = (),
+        network_config: list[dict[str, Any]] | None = None, key: str | None = None,
     ) -> None:
         self.address, self.registry = address, registry
+        self.key = key or address  # what the node is to its cluster and the world: its VM, or its address
+        self.image = dict(image) if image else None
+        self.macs = [m.lower() for m in macs]
+        self.network_config = network_config  # the NoCloud network-config it read at boot (None: none)
+        self._addressing: tuple[Any, Addressing] | None = None
+        if self.image:
+            version = str(self.image.get("version") or version)
         self.hostname = hostname or f"talos-{address.replace('.', '-').replace(':', '-')}"
         self.kubeconfig_provider = kubeconfig
         self.reboot_seconds, self.version_tag = reboot_seconds, version
@@ -122,6 +145,41 @@ class TalosNodeServer:
     @property
     def maintenance(self) -> bool:
         return self.config is None
+
+    # what the machine is: its image, links and addresses
+    @property
+    def platform(self) -> tuple[str, str]:
+        """(name, mode) as the Version API reports them."""
+        name = str((self.image or {}).get("platform") or "nocloud")
+        return name, "metal" if name == "metal" else "cloud"
+
+    @property
+    def links(self) -> list[Link]:
+        return machine_links(list((self.image or {}).get("kernel_args") or ()), self.macs) if self.image else []
+
+    def addressing(self) -> Addressing:
+        """The addresses on this machine's links: its NoCloud network-config, then its machine config
+        (worked out once per config: the network asks on every connection)."""
+        key = (self.config.raw if self.config else None, tuple(self.macs), repr(self.network_config), repr(self.image))
+        if self._addressing is not None and self._addressing[0] == key:
+            return self._addressing[1]
+        links = self.links
+        out = platform_addressing(links, self.network_config)
+        if self.config is not None:
+            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+            docs = [d for d in yaml.load_all(self.config.raw, Loader=loader) if isinstance(d, dict)]  # noqa: S506 - a safe loader
+            mine = config_addressing(links, docs)
+            for link, cidrs in mine.addresses.items():
+                out.addresses.setdefault(link, []).extend(cidrs)
+            out.vips, out.dhcp, out.unapplied = mine.vips, out.dhcp + mine.dhcp, out.unapplied + mine.unapplied
+        self._addressing = (key, out)
+        return out
+
+    def held_addresses(self) -> set[str]:
+        """The IPs this node answers at (a node not booted from an image: its own address)."""
+        if self.image is None:
+            return {self.address}
+        return self.addressing().ips()
 
     @property
     def cluster(self) -> TalosSandboxCluster | None:
@@ -154,7 +212,9 @@ class TalosNodeServer:
             self._grpc = None
 
     def _tls_context(self) -> ssl.SSLContext | None:
-        names = ["127.0.0.1", "localhost", self.address, self.hostname]
+        addressing = self.addressing() if self.image else None
+        extra = sorted(addressing.ips() | {ip for ip, _ in addressing.vips}) if addressing else []
+        names = list(dict.fromkeys(["127.0.0.1", "localhost", self.address, self.hostname, *extra]))
         if self.config is None:
             return server_context(*maintenance_cert(names), client_ca=None)
         key = self.config.os_ca_key or (self.cluster.os_ca_key if self.cluster else None)
@@ -243,12 +303,15 @@ class TalosNodeServer:
     # state changes
     def configure(self, config: MachineConfigSummary) -> None:
         if self.config is not None and self.cluster is not None:
-            self.cluster.nodes.pop(self.address, None)
+            self.cluster.nodes.pop(self.key, None)
         self.config = config
         if config.hostname:
             self.hostname = config.hostname
         cluster = self.registry.cluster(config.cluster_name)
-        cluster.nodes[self.address] = self
+        cluster.nodes[self.key] = self
+        held = sorted(self.held_addresses() - {self.address})
+        if self.image and self.address not in self.held_addresses() and held:
+            self.address = held[0]  # a node is known by the address its config gives it
         if config.os_ca_key:
             cluster.os_ca_key = config.os_ca_key
         self.in_etcd = config.control_plane and cluster.bootstrapped  # joins an existing etcd
@@ -257,7 +320,7 @@ class TalosNodeServer:
         cluster = self.cluster
         self.config, self.in_etcd = None, False
         if cluster is not None:
-            cluster.nodes.pop(self.address, None)
+            cluster.nodes.pop(self.key, None)
             if not any(n.config and n.config.control_plane for n in cluster.nodes.values()):
                 self.registry.clusters.pop(cluster.name, None)  # etcd data is gone with the last member
 
@@ -366,7 +429,7 @@ class _Servicer(machine_pb2_grpc.MachineServiceServicer):
         found = dict(context.invocation_metadata() or ()).get("nodes")
         wanted = found.decode() if isinstance(found, bytes) else found
         node = self.node
-        if wanted and wanted not in (node.address, node.hostname):
+        if wanted and wanted not in (node.address, node.hostname) and wanted not in node.held_addresses():
             other = self.node.registry.node(wanted)
             if other is None or other._front is None:
                 raise _Abort(grpc.StatusCode.UNAVAILABLE, f"error dialing backend {wanted!r}")
@@ -381,8 +444,10 @@ class _Servicer(machine_pb2_grpc.MachineServiceServicer):
 
     @_rpc(maintenance_ok=True)
     def Version(self, node: TalosNodeServer, request: Any) -> Any:
-        info = machine_pb2.VersionInfo(tag=node.version_tag, sha="sandbox", os="linux", arch="amd64")
-        platform = machine_pb2.PlatformInfo(name="nocloud", mode="cloud")
+        arch = str((node.image or {}).get("arch") or "amd64")
+        info = machine_pb2.VersionInfo(tag=node.version_tag, sha="sandbox", os="linux", arch=arch)
+        name, mode = node.platform
+        platform = machine_pb2.PlatformInfo(name=name, mode=mode)
         return machine_pb2.VersionResponse(messages=[machine_pb2.Version(metadata=self._meta(node), version=info, platform=platform)])
 
     @_rpc(maintenance_ok=True)

@@ -1,0 +1,223 @@
+"""What runs inside the sandbox's Proxmox VMs (`STANDIN`, "guests"): the glue between fakepve (the
+VM), the stand-in hosts (their files, /dev/kvm and bridges), the Image Factory stand-in (what a
+host downloads) and the Talos stand-in (the machine a Talos image boots into).
+
+Rules at VM start, in the order `qmstart` meets them (proxmox/qemu-server 9.1.0 vm_start):
+- The cloud-init drive is generated first: each `cicustom` file must be a `snippets` volume
+  (`<volid> is not in the snippets directory`) that exists on the node (`can't find file
+  '<volid>'`). Source: qemu-server 9.1.0 src/PVE/QemuServer/Cloudinit.pm
+  read_cloudinit_snippets_file 650-659; proxmox/pve-storage 9.1.0 src/PVE/Storage.pm
+  abs_filesystem_path 769-788. Proxmox does not check the storage's `snippets` content type here.
+- A NIC's bridge must exist on the node (`bridge '<b>' does not exist`). Source:
+  proxmox/pve-common 9.0.15 src/PVE/Network.pm tap_plug line 131.
+- `kvm` (default 1) needs /dev/kvm on the host: `KVM virtualisation configured, but not available.
+  Either disable in VM configuration or enable in BIOS.` Source: qemu-server 9.1.0
+  src/PVE/QemuServer.pm config_to_command 3189-3191.
+Then the boot disk decides what runs: a Talos image (as the Image Factory stand-in described it
+and the host downloaded it) boots a Talos machine; the NoCloud drive carries the `cicustom` user
+file (or Proxmox's own `#cloud-config`) and a network-config v1 built from `ipconfigN` with each
+NIC's lower-cased MAC. Source: qemu-server 9.1.0 src/PVE/QemuServer/Cloudinit.pm
+cloudinit_userdata, nocloud_network, generate_nocloud.
+
+The hosts reach the network through `fetch_url`: only the sandbox's own loopback servers answer
+(there is no internet here), so a URL of the real factory fails as an offline host's wget would.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import urlsplit
+
+from fakepve import TaskError
+
+from tierzero.sandbox import fakepve, pve_hosts, talos
+from tierzero.sandbox.context import SandboxContext, StandIn, Stop
+from tierzero.sandbox.pve_rules.storage import CURRENT_NODE
+
+KVM_MISSING = "KVM virtualisation configured, but not available. Either disable in VM configuration or enable in BIOS."
+DRIVE = re.compile(r"^(ide[0-3]|sata[0-5]|scsi\d+|virtio\d+|efidisk0|tpmstate0)$")
+
+
+def fetch_url(url: str, timeout: float = 10.0) -> bytes:
+    """GET a URL the way a sandbox host can: loopback only."""
+    host = urlsplit(url).hostname or ""
+    if host not in ("127.0.0.1", "localhost"):
+        raise OSError(f"unable to resolve host address '{host}'")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 - loopback stand-ins only
+            return bytes(answer.read())
+    except urllib.error.HTTPError as exc:
+        raise OSError(f"{exc.code} {exc.reason}: {exc.read().decode(errors='replace').strip()}") from None
+    except urllib.error.URLError as exc:
+        raise OSError(str(exc.reason)) from None
+
+
+def _props(value: Any) -> tuple[str, dict[str, str]]:
+    first, out = "", {}
+    for i, part in enumerate(str(value or "").split(",")):
+        key, sep, val = part.partition("=")
+        if sep:
+            out[key] = val
+        elif i == 0:
+            first = part
+    return first, out
+
+
+def nics(config: dict[str, Any]) -> list[tuple[int, str, dict[str, str]]]:
+    """(N, MAC, options) of each netN, in device order."""
+    out = []
+    for key in sorted((k for k in config if re.fullmatch(r"net\d+", k)), key=lambda k: int(k[3:])):
+        _first, opts = _props(config[key])
+        mac = next((v for k, v in opts.items() if k in ("virtio", "e1000", "vmxnet3", "rtl8139", "macaddr")), "")
+        out.append((int(key[3:]), mac, opts))
+    return out
+
+
+def nocloud_network(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The network-config v1 Proxmox writes for a nocloud drive, as a parsed list."""
+    entries: list[dict[str, Any]] = []
+    for n, mac, _opts in nics(config):
+        ipconfig = config.get(f"ipconfig{n}")
+        if ipconfig is None:
+            continue
+        _first, ip = _props(ipconfig)
+        subnets: list[dict[str, str]] = []
+        if ip.get("ip") == "dhcp":
+            subnets.append({"type": "dhcp4"})
+        elif ip.get("ip"):
+            iface = ipaddress.ip_interface(ip["ip"])
+            subnet = {"type": "static", "address": str(iface.ip), "netmask": str(iface.netmask)}
+            if ip.get("gw"):
+                subnet["gateway"] = ip["gw"]
+            subnets.append(subnet)
+        entries.append({"type": "physical", "name": f"eth{n}", "mac_address": mac.lower(), "subnets": subnets})
+    if config.get("nameserver"):
+        entries.append({"type": "nameserver", "address": str(config["nameserver"]).split()})
+    return entries
+
+
+class Guests:
+    """fakepve's GuestHooks for the sandbox."""
+
+    def __init__(self, pve: Any, hosts: Any, machines: Any) -> None:
+        self.pve, self.hosts, self.machines = pve, hosts, machines
+
+    @staticmethod
+    def key(vm: Any) -> str:
+        return f"{vm.node}/{vm.vmid}"
+
+    def _snippet(self, node: str, volid: str) -> bytes:
+        sid, _, name = volid.partition(":")
+        if not name.startswith("snippets/"):
+            raise TaskError(f"{volid} is not in the snippets directory")
+        store = self.pve.storages.get(sid)
+        if store is None:
+            raise TaskError(f"storage '{sid}' does not exist")
+        path = f"{store.get('path') or '/var/lib/vz'}/{name}"
+        host = self.hosts.hosts.get(node) if self.hosts is not None else None
+        data = host.files.get(path) if host is not None else None
+        if data is None:
+            raise TaskError(f"can't find file '{volid}'")
+        return bytes(data)
+
+    def _cloudinit(self, vm: Any) -> tuple[bytes | None, list[dict[str, Any]] | None] | None:
+        """(user-data, network-config) of the VM's NoCloud drive, or None without one."""
+        config = vm.config
+        if not any(DRIVE.match(k) and "-cloudinit" in str(v) for k, v in config.items()):
+            return None
+        _first, custom = _props("x," + str(config.get("cicustom") or ""))
+        files = {kind: self._snippet(vm.node, custom[kind]) for kind in ("user", "network", "meta", "vendor") if custom.get(kind)}
+        user = files.get("user") or f"#cloud-config\nhostname: {vm.name}\nmanage_etc_hosts: true\n".encode()
+        return user, nocloud_network(config)
+
+    def before_start(self, vm: Any) -> None:
+        self._cloudinit(vm)
+        host = self.hosts.hosts.get(vm.node) if self.hosts is not None else None
+        if host is None:
+            return
+        for _n, _mac, opts in nics(vm.config):
+            if opts.get("bridge") and opts["bridge"] not in host.bridges:
+                raise TaskError(f"bridge '{opts['bridge']}' does not exist")
+        if str(vm.config.get("kvm", "1")) != "0" and not host.kvm:
+            raise TaskError(KVM_MISSING)
+
+    def _boot_volume(self, vm: Any) -> tuple[str, dict[str, Any]] | None:
+        config = vm.config
+        order = str(config.get("boot") or "").removeprefix("order=")
+        devices = [d for d in order.split(";") if DRIVE.match(d)] or sorted(k for k in config if DRIVE.match(k))
+        for device in devices:
+            volume, _opts = _props(config.get(device))
+            sid, _, name = volume.partition(":")
+            vol = self.pve._volumes(sid).get(name) if sid in self.pve.storages else None  # noqa: SLF001
+            if vol and vol.get("image"):
+                return volume, dict(vol["image"])
+        return None
+
+    def started(self, vm: Any) -> None:
+        if self.machines is None:
+            return
+        found = self._boot_volume(vm)
+        if found is None:
+            return  # not a Talos disk: something else runs there, nothing the sandbox answers for
+        disk, image = found
+        drive = self._cloudinit(vm) if image.get("platform") in ("nocloud",) else None
+        user_data, network = drive if drive is not None else (None, None)
+        self.machines.boot(self.key(vm), disk=disk, image=image, macs=[mac for _, mac, _ in nics(vm.config)],
+                           user_data=user_data, network_config=network,
+                           hostname=vm.name if drive is not None and not str(vm.config.get("cicustom") or "").count("user=") else None)
+
+    def stopped(self, vm: Any) -> None:
+        if self.machines is not None:
+            self.machines.power_off(self.key(vm))
+
+    def destroyed(self, vm: Any) -> None:
+        if self.machines is not None:
+            self.machines.remove(self.key(vm))
+
+    def reconcile(self) -> None:
+        """Square the Talos machines with the VMs fakepve holds (a kill -9 can land between the
+        two documents being saved)."""
+        if self.machines is None:
+            return
+        vms = {self.key(vm): vm for vm in self.pve.vms}
+        for key in list(self.machines.machines):
+            if key not in vms:
+                self.machines.remove(key)
+        for key, vm in vms.items():
+            if vm.status == "running" and not self.machines.running(key):
+                token = CURRENT_NODE.set(vm.node)  # the node whose local storages the VM sees
+                try:
+                    self.started(vm)
+                except TaskError:
+                    pass  # its snippet is gone: it would not start again either
+                finally:
+                    CURRENT_NODE.reset(token)
+            elif vm.status != "running" and self.machines.running(key):
+                self.machines.power_off(key)
+
+
+def _start(box: SandboxContext) -> Stop:
+    server = box.get(fakepve.SERVER)
+    if server is None:
+        return lambda: None
+    hosts = box.get(pve_hosts.HOSTS)
+    machines = box.get(talos.MACHINES)
+    guests = Guests(server.pve, hosts, machines)
+    server.pve.fetch_url = fetch_url
+    if hosts is not None:
+        hosts.fetch_url = fetch_url
+        server.pve.host_facts = hosts.facts
+    server.pve.guests = guests
+
+    async def reconcile() -> None:
+        guests.reconcile()
+
+    server.call(reconcile())
+    return lambda: None
+
+
+STANDIN = StandIn("guests", _start)
