@@ -34,7 +34,8 @@ def _deploy(spec: Path) -> tuple[Events, dict[str, Any]]:
 def _applied_config(ws: Path, address: str) -> str:
     talos = World.open(Workspace(ws)).file("talos").load()
     assert talos is not None
-    return base64.b64decode(talos["nodes"][address]["config"]).decode()
+    machine = next(m for m in talos["machines"].values() if m["address"] == address)
+    return base64.b64decode(machine["config"]).decode()
 
 
 def test_a_changed_machine_config_is_applied_to_the_running_node(tmp_path: Path) -> None:

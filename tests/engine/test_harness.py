@@ -78,7 +78,7 @@ def _faults(session: Session) -> Iterator[None]:
     """Quorum lost, Talos on cp-2 stopped, the machine identity's client secret revoked."""
     box = session.sandbox.context
     pve = box[fakepve.SERVER].pve
-    node = next(n for n in box[talos.NODES].values() if n.hostname == "cp-2")
+    node = next(n for n in box[talos.MACHINES].machines.values() if n.hostname == "cp-2")
     secrets = [s for group in box[infisical.SERVICES]["infisical"].state.client_secrets.values() for s in group]
     pve.lose_quorum()
     node.switch(on=False)

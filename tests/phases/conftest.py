@@ -17,7 +17,9 @@ from tierzero.engine.state import StateStore
 from tierzero.phases.gitops import GitopsHooks
 from tierzero.phases.platform import PlatformHooks
 from tierzero.sandbox.fakepve import FakePveServer, start_for_spec
-from tierzero.sandbox.pve_hosts import PveHosts, hosts_for_spec, start_pve_hosts
+from tierzero.sandbox.guests import link
+from tierzero.sandbox.image_factory import start_image_factory
+from tierzero.sandbox.pve_hosts import PveHosts, hosts_for_spec, prepared_bridges, start_pve_hosts
 from memory_secrets import MemorySecrets
 from tierzero.spec import Platform
 from tierzero.workspace.keys import create_age_identity, create_ssh_keypair
@@ -40,10 +42,14 @@ class Sandbox:
         create_age_identity(self.ws)
         self.pve: FakePveServer = start_for_spec(spec)
         nodes, witnesses = hosts_for_spec(spec)
-        self.hosts: PveHosts = start_pve_hosts(nodes, self.ws.ssh_public_key, witnesses=witnesses, pve=self.pve.pve, kvm=kvm)
+        self.hosts: PveHosts = start_pve_hosts(nodes, self.ws.ssh_public_key, witnesses=witnesses, kvm=kvm,
+                                               bridges=prepared_bridges(spec))
+        self.factory = start_image_factory()
+        self.guests = link(self.pve, self.hosts)  # no Talos here: the tests plug in their own through hooks
         self.conns = Connections(target="sandbox", ssh_key=self.ws.ssh_key, known_hosts=self.ws.root / "known_hosts")
         self.hosts.connections(self.conns)
         self.pve.connections(self.conns)
+        self.conns.add("http", "image-factory", self.factory.endpoint())
         fast = Policy(base=0.01, cap=0.05, deadline=1.5)
         self.conns.retry = RetryPolicies(default=fast, wait=fast, lock=Policy(base=0.01, cap=0.05, deadline=1.0))
         self.secrets = MemorySecrets()
@@ -79,6 +85,7 @@ class Sandbox:
         self.state.close()
         self.hosts.stop()
         self.pve.stop()
+        self.factory.stop()
 
 
 @pytest.fixture

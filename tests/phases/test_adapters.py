@@ -78,7 +78,7 @@ async def test_tailscale_key_never_reaches_events(make_sandbox, monkeypatch):
 async def test_lxc_calls_against_fakepve(make_sandbox):
     box = make_sandbox(onprem())
     pve = box.pve.pve
-    pve.apitokens["root@pam!t"] = "s3cret"
+    pve.add_token("root@pam!t", "s3cret", privsep=0)  # a token with all of root@pam's privileges
     pve.store_file("local", "debian-12-standard_12.7-1_amd64.tar.zst", 1024, content="vztmpl")
     api = connect(box.conns, "pve1", "root@pam!t", "s3cret")
     await api.create_lxc("pve1", 300, ostemplate="local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst", hostname="infisical",
@@ -101,14 +101,23 @@ async def test_pct_exec_reaches_the_hook(make_sandbox):
 
 
 def api_for(box):
-    box.pve.pve.apitokens["root@pam!t"] = "s3cret"
+    box.pve.pve.add_token("root@pam!t", "s3cret", privsep=0)
     return connect(box.conns, "pve1", "root@pam!t", "s3cret")
 
 
 async def test_download_with_checksum_and_task_error(make_sandbox):
+    import hashlib
+    import urllib.request
+
     box = make_sandbox(onprem())
     api = api_for(box)
-    await api.download_url("pve1", "local", url="https://factory.talos.dev/x.qcow2", filename="x.qcow2", content="import", checksum="ab" * 32)
+    sid = box.factory.factory.create(b"customization: {}\n")[1]["id"]
+    url = f"{box.factory.url}/image/{sid}/v1.13.9/nocloud-amd64.qcow2"
+    digest = hashlib.sha256(urllib.request.urlopen(url).read()).hexdigest()
+    with pytest.raises(OperationError) as wrong:
+        await api.download_url("pve1", "local", url=url, filename="x.qcow2", content="import", checksum="ab" * 32)
+    assert f"checksum mismatch: got '{digest}' != expect '{'ab' * 32}'" in wrong.value.message
+    await api.download_url("pve1", "local", url=url, filename="x.qcow2", content="import", checksum=digest)
     assert any(c["volid"] == "local:import/x.qcow2" for c in await api.storage_content("pve1", "local", "import"))
     box.pve.pve.fail("POST", "/nodes/pve1/storage/local/download-url", error="error_archive_format_not_defined")
     with pytest.raises(OperationError) as err:

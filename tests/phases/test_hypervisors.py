@@ -20,14 +20,30 @@ def onprem_spec(ceph: bool = True) -> dict:
     return data
 
 
-async def test_two_hosts_with_qdevice(make_sandbox):
+def witness_by_address(data: dict) -> dict:
+    """The witness given by its address: its SSH endpoint comes from the spec (the cloud phase,
+    which would publish a cloud witness's address, does not run in these tests)."""
+    data["hypervisors"]["proxmox"]["qdevice"] = {"host": "10.99.0.250"}
+    return data
+
+
+async def test_a_cloud_witness_without_the_cloud_phase_names_the_fix(make_sandbox):
     box = make_sandbox(oci_spec(), kvm=False)
+    with pytest.raises(StepFailed) as err:
+        await box.run(hypervisors.steps(box.spec))
+    assert err.value.step_id == "hypervisors/qdevice"
+    assert "no address is known for the QDevice witness 'bastion'" in err.value.message and "cloud phase" in (err.value.hint or "")
+    assert not [c for _, c in box.hosts.commands if c.startswith("pvecm qdevice")]
+
+
+async def test_two_hosts_with_qdevice(make_sandbox):
+    box = make_sandbox(witness_by_address(oci_spec()), kvm=False)
     await box.run(hypervisors.steps(box.spec))
     summary = box.state.get("hypervisors/summary").outputs
     assert summary["members"] == ["pve1", "pve2"]
     assert summary["quorate"] is True and summary["qdevice"] is True
     assert box.hosts.cluster.qdevice == "10.99.0.250"
-    assert "corosync-qnetd" in box.hosts.hosts["bastion"].packages
+    assert "corosync-qnetd" in box.hosts.hosts["10.99.0.250"].packages
     assert box.secrets.get(TOKEN_SECRET_NAME) == box.hosts.cluster.tokens["root@pam!tierzero"]
     assert box.secrets.get(TOKEN_SECRET_NAME) not in repr(box.events)
 

@@ -14,6 +14,7 @@ from .fakes import TalosWorld
 
 def oci_spec() -> dict:
     data = blueprint("oci-free-tier.yaml")
+    data["hypervisors"]["proxmox"]["qdevice"] = {"host": "10.99.0.250"}  # no cloud phase here to publish `bastion`
     data["clusters"][0]["workers"] = [{"name": "w-1", "node": "pve2", "cores": 1, "memory_gb": 1, "disk_gb": 20, "ip": "10.10.0.21/24", "mac": "BC:24:11:00:00:21"}]
     return data
 
@@ -39,7 +40,11 @@ async def test_whole_path_two_hosts_qdevice(make_sandbox):
     cp1 = vms["cp-1"].config
     assert cp1["kvm"] == 0 and cp1["cores"] == 1 and str(cp1["memory"]) == "2048"
     assert cp1["net0"].startswith("virtio=BC:24:11:00:00:11,bridge=vmbr1")
-    assert "import-from=local:import/talos-" in cp1["scsi0"] and cp1["cicustom"].startswith("user=local:snippets/")
+    # import-from is consumed by the create: the disk is a new volume holding the downloaded image.
+    assert cp1["scsi0"].startswith("local-lvm:vm-1000-disk-") and "import-from" not in cp1["scsi0"]
+    disk = pve.storages["local-lvm"]["volumes"][cp1["scsi0"].split(",")[0].split(":")[1]]
+    assert disk["image"]["version"] == "v1.13.9" and disk["image"]["platform"] == "nocloud" and disk["image"]["arch"] == "arm64"
+    assert cp1["cicustom"].startswith("user=local:snippets/") and cp1["ide2"].startswith("local-lvm:vm-1000-cloudinit,")
     assert box.pve.creates() == 4 and world.bootstraps == ["main"]
     health = box.state.get("platform/main/health").outputs
     assert health["etcd_members"] == ["cp-1", "cp-2", "cp-3"] and len(health["nodes_ready"]) == 4
@@ -49,9 +54,7 @@ async def test_whole_path_two_hosts_qdevice(make_sandbox):
     snippet = box.hosts.hosts["pve1"].files["/var/lib/vz/snippets/tierzero-cp-1-user.yaml"]
     assert b"name: cp-1" in snippet
     downloads = box.pve.requests_matching("POST", "download-url")
-    # One per host holding VMs of the cluster; fakepve shares `local` between nodes, so a host
-    # checking after the other's download finds the image already there.
-    assert downloads in (1, 2)
+    assert downloads == 2  # one per host holding VMs of the cluster: `local` is each node's own
 
     # Idempotent: forget the engine state, run everything again, nothing is created.
     box.forget()

@@ -28,14 +28,15 @@ INSTALL = "apiVersion: v1\nkind: Namespace\nmetadata: {name: flux-system}\n"
 
 @pytest.mark.slow
 async def test_oci_blueprint_end_to_end(tmp_path: Path):
-    spec_file = write_project(tmp_path, "oci-free-tier")
+    # The witness by address: the cloud phase, which publishes a cloud witness's address, is not run here.
+    spec_file = write_project(tmp_path, "oci-free-tier", {"hypervisors.proxmox.qdevice.host": "10.99.0.250"})
     loaded = load_spec(spec_file)
     spec = loaded.platform
     ws = Workspace.beside(spec_file)
     init_workspace(ws)
     secrets = MemorySecrets()
     box = harness.Sandbox(spec, ws)
-    conns = box.start(only=["kubernetes", "talos", "pve-hosts", "fakepve"])
+    conns = box.start(only=["kubernetes", "image-factory", "talos", "pve-hosts", "fakepve", "guests"])
     conns.retry.wait = Policy(base=0.05, cap=0.5, deadline=30)
     conns.fetch = lambda url: INSTALL
     try:

@@ -154,7 +154,7 @@ async def test_ceph_evidence_carries_the_health_checks() -> None:
 
 
 def _node(session: Session, name: str) -> Any:
-    return next(n for n in shared(session, talos.NODES).values() if n.hostname == name)
+    return next(n for n in shared(session, talos.MACHINES).machines.values() if n.hostname == name)
 
 
 def test_a_stopped_talos_node_fails_the_talos_row(deployed: tuple[Session, Runner]) -> None:

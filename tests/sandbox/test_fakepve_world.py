@@ -82,6 +82,7 @@ def _rich_pve() -> FakePve:
     pve.pool_info["talos"] = {"comment": "the cluster", "storage": {"local-lvm", "local"}}
     pve.users["ops@pve"] = "pw"
     pve.apitokens[TOKEN_ID] = SECRET
+    pve.token_privsep = {TOKEN_ID: 0}
     pve.grant("ops@pve", "/vms/100", "VM.Audit", "VM.PowerMgmt")
     pve.firewall_config("vm", vmid=100)["rules"].append({"type": "in", "action": "ACCEPT", "pos": 0})
     pve.firewall_config("cluster")["aliases"]["lan"] = {"name": "lan", "cidr": "10.0.0.0/24"}
@@ -153,15 +154,22 @@ def test_a_token_added_from_another_thread_is_saved_before_that_thread_goes_on(w
 def test_saved_nodes_keep_their_flag_and_new_spec_nodes_are_added(workspace: Workspace) -> None:
     world = World.open(workspace).file(DOCUMENT)
     first = start_fakepve(["pve1"], world=world, cluster_name="lab")
+    assert set(first.pve.storages) == {"local", "local-lvm"}  # a fresh install's: nothing the spec names is added
     first.pve.set_node_offline("pve1")
+    first.pve.add_ceph_storage("ceph")  # as `pveceph pool create --add_storages` would
     first.stop()
-    second = start_fakepve(["pve1", "pve2"], storages=("local", "local-lvm", "ceph"), world=world, cluster_name="renamed")
+    second = start_fakepve(["pve1", "pve2"], world=world, cluster_name="renamed")
     try:
         assert second.pve.nodes == {"pve1": {"online": False}, "pve2": {"online": True}}
         assert second.pve.cluster_name == "lab" and "ceph" in second.pve.storages
         assert set((world.load() or {})["storages"]) == {"local", "local-lvm", "ceph"}
     finally:
         second.stop()
+
+
+def _fetch(url: str) -> bytes:
+    """What the hosts download in these tests: any URL answers a (fake) template."""
+    return b"a template " + url.encode()
 
 
 async def _populate(client: ProxmoxClient, storage: str, tmp: Path) -> dict[str, Any]:
@@ -194,12 +202,14 @@ def _expect_populated(seen: dict[str, Any], storage: str) -> None:
 
 
 async def test_a_second_sandbox_finds_the_first_ones_world(workspace: Workspace, tmp_path: Path) -> None:
-    hosts = SimpleNamespace(pve=None, cluster=SimpleNamespace(tokens={TOKEN_ID: SECRET}))  # the SSH stand-in, already up
+    hosts = SimpleNamespace(pve=None)  # the SSH stand-in, already up
     box = _box(workspace, hosts)
     stop = fakepve.STANDIN.start(box)
     try:
         server: FakePveServer = box[fakepve.SERVER]
         assert hosts.pve is server.pve
+        server.pve.add_token(TOKEN_ID, SECRET, privsep=0)  # as `pveum user token add --privsep 0` on a host
+        server.pve.fetch_url = _fetch
         first = await _populate(_client(box.connections), box.spec.proxmox.image_storage, tmp_path)
         _expect_populated(first, box.spec.proxmox.image_storage)
     finally:
@@ -253,7 +263,8 @@ box = SandboxContext(spec, ws, Connections(target="sandbox"), ws.root / "sandbox
                      options=SandboxOptions(pve_time_scale=0.001))
 fakepve.STANDIN.start(box)
 server = box[fakepve.SERVER]
-server.pve.apitokens[sys.argv[2]] = sys.stdin.readline().strip()
+server.pve.add_token(sys.argv[2], sys.stdin.readline().strip(), privsep=0)
+server.pve.fetch_url = lambda url: b"a template " + url.encode()
 print(json.dumps({"port": server.pve.port, "cafile": server.cafile}), flush=True)
 sys.stdin.read()
 """

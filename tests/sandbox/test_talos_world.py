@@ -44,20 +44,38 @@ def identity() -> str:
 def config(bundle: render_secrets.SecretsBundle, hostname: str, role: str, address: str) -> bytes:
     common = render_node.ClusterInputs(name="homelab", endpoint="https://10.20.0.10:6443", talos_version=contract.DEFAULT_CONTRACT,
                                        kubernetes_version="1.34.1", secrets=bundle)
-    node = render_node.NodeInputs(hostname=hostname, role=role, address=address, gateway="10.20.0.1")
+    node = render_node.NodeInputs(hostname=hostname, role=role, address=address, gateway="10.20.0.1", hardware_addr=mac_of(hostname))
     return render_node.render_node_config(common, node).encode()
 
 
+IMAGE = {"schematic": "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba", "version": "v1.13.9", "platform": "nocloud",
+         "arch": "amd64", "format": "qcow2", "extensions": [], "kernel_args": ["console=tty1", "console=ttyS0", "net.ifnames=0"]}
+
+
+def mac_of(name: str) -> str:
+    return "bc:24:11:00:00:" + format(sum(name.encode()) % 256, "02x")
+
+
 class Run:
-    """One sandbox run of the Talos stand-in: its factory started on a world directory."""
+    """One sandbox run of the Talos stand-in: its factory started on a world directory, and a VM
+    booted for every node that is not running yet (as the `guests` stand-in does when fakepve
+    starts a VM): the nocloud image, no user-data, Proxmox's network-config with the node's IP."""
 
     def __init__(self, world_dir: Path, identity: str, nodes: list[tuple[str, str, str]]) -> None:
         spec_nodes = [(role, Node(name=name, node="pve1", ip=ip)) for role, name, ip in nodes]
-        cluster = SimpleNamespace(name="homelab", nodes=lambda: spec_nodes)
+        cluster = SimpleNamespace(name="homelab", nodes=lambda: spec_nodes, vip=None)
         self.world = World(world_dir, identity)
         self.box = SandboxContext(SimpleNamespace(clusters=[cluster]), None, Connections(target="sandbox"), world_dir,  # type: ignore[arg-type]
                                   options=SandboxOptions(talos_reboot_seconds=0.05), world=self.world)
         self._stop: Callable[[], None] | None = talos.STANDIN.start(self.box)
+        machines = self.box[talos.MACHINES]
+        for _role, name, ip in nodes:
+            key = f"pve1/{name}"
+            if not machines.running(key):
+                network = [{"type": "physical", "name": "eth0", "mac_address": mac_of(name),
+                            "subnets": [{"type": "static", "address": ip.split("/")[0], "netmask": "255.255.255.0"}]}]
+                machines.boot(key, disk=f"local-lvm:vm-{name}-disk-0", image=IMAGE, macs=[mac_of(name)], user_data=None,
+                              network_config=network, hostname=name)  # Proxmox's own user-data names the host
 
     def stop(self) -> None:
         if self._stop is not None:
@@ -69,7 +87,7 @@ class Run:
         return self.box.connections
 
     def node(self, address: str) -> Any:
-        return self.box[talos.NODES][address]
+        return next(n for n in self.box[talos.MACHINES].machines.values() if n.address == address)
 
 
 @pytest.fixture
@@ -138,7 +156,7 @@ async def test_nodes_the_spec_adds_start_in_maintenance(runs, bundle) -> None:
         assert (await insecure.version()).hostname == "w2"
     await assert_restored(second, talosconfig)
     saved = second.world.file("talos").load()
-    assert saved is not None and saved["nodes"]["10.20.0.22"]["config"] is None
+    assert saved is not None and saved["machines"]["pve1/w2"]["config"] is None
 
 
 async def test_a_wiped_node_comes_back_in_maintenance_and_etcd_is_gone_with_it(runs, bundle) -> None:
@@ -177,7 +195,7 @@ async def test_the_document_is_encrypted_private_and_holds_the_applied_config(ru
     applied = config(bundle, "cp1", "controlplane", f"{CP}/24")
     async with TalosClient.maintenance(CP, connections=run.connections) as insecure:
         await insecure.apply_configuration(applied, dry_run=True)
-    assert World(tmp_path / "world", identity).file("talos").load()["nodes"][CP]["config"] is None
+    assert World(tmp_path / "world", identity).file("talos").load()["machines"]["pve1/cp1"]["config"] is None
     async with TalosClient.maintenance(CP, connections=run.connections) as insecure:
         await insecure.apply_configuration(applied)
 
@@ -188,5 +206,5 @@ async def test_the_document_is_encrypted_private_and_holds_the_applied_config(ru
     for secret in (ca_key, base64.b64encode(ca_key), b"PRIVATE KEY", b"homelab", b"cp1"):
         assert secret not in blob
     saved = World(tmp_path / "world", identity).file("talos").load()  # a fresh reader, as the next process is
-    assert base64.b64decode(saved["nodes"][CP]["config"]) == applied
-    assert saved["clusters"]["homelab"]["nodes"] == [CP]
+    assert base64.b64decode(saved["machines"]["pve1/cp1"]["config"]) == applied
+    assert saved["clusters"]["homelab"]["nodes"] == ["pve1/cp1"]

@@ -7,6 +7,7 @@ import logging
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -40,6 +41,8 @@ class FakeHostShell:
     ran: list[Ran] = field(default_factory=list)
     log: Any = None
     on_retry: Any = None
+    target: Any = field(default_factory=lambda: SimpleNamespace(user="root"))
+    on_set: Any = None  # `pct set VMID --key value`: what root on the node changes (the test's Proxmox)
 
     @property
     def files(self) -> dict[str, tuple[str, str]]:
@@ -47,9 +50,14 @@ class FakeHostShell:
 
     async def run(self, command: str, *, check: bool = True, input: str | None = None, secrets: Any = (),
                   timeout: float | None = 600, hint: str | None = None, **hooks: Any) -> Any:
+        argv = shlex.split(command) if isinstance(command, str) else list(command)
+        command = shlex.join(argv)
         self.ran.append(Ran(command, input, tuple(secrets)))
-        argv = shlex.split(command)
         assert argv[0] == "pct", command
+        if argv[1] == "set":
+            if self.on_set is not None:
+                self.on_set(argv)
+            return type("Result", (), {"exit_status": 0, "ok": True, "stdout": "", "stderr": ""})()
         rc, out, err = self.containers.pct(argv[1:], input or "")
         if check and rc:
             raise OperationError(f"`pct exec` exited {rc}: {err.strip()}")
@@ -120,6 +128,7 @@ class Harness:
 def harness(spec: Platform, workspace: Workspace, standin: InfisicalStandIn, monkeypatch: pytest.MonkeyPatch) -> Harness:
     shell = FakeHostShell()
     monkeypatch.setattr(phase, "host_shell", lambda ctx, node: shell)  # the node's SSH client
+    monkeypatch.setattr(services_lxc, "host_shell", lambda ctx, node: shell)
     conns = Connections(target="sandbox")
     conns.add("infisical", spec.infisical_services()[0].name, standin.endpoint())
     standin.source_ip = "192.168.10.5"  # as if tierzero ran on the node network the identity trusts

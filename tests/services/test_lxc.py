@@ -1,5 +1,6 @@
-"""The service LXC against fakepve through tierzero.adapters.proxmox (the production path), and an
-in-memory PVE for the appliance-template download, which fakepve does not serve."""
+"""The service LXC against the sandbox's Proxmox (fakepve as a fresh install, with the stand-in
+hosts for `pct set` as root) through tierzero.adapters.proxmox, the production path; and an
+in-memory PVE for the template-choice paths."""
 
 from __future__ import annotations
 
@@ -14,9 +15,23 @@ from tierzero.engine.step import StepContext
 from tierzero.errors import OperationError, RefusedError
 from tierzero.phases import services as phase
 from tierzero.phases import services_lxc
+from tierzero.adapters.proxmox_privileges import ROLE_NAME, ROLE_PRIVILEGES
 from tierzero.sandbox.fakepve import start_for_spec
+from tierzero.sandbox.guests import link
+from tierzero.sandbox.pve_hosts import hosts_for_spec, start_pve_hosts
+from tierzero.workspace.keys import create_ssh_keypair
 
-TEMPLATE = "debian-12-standard_12.7-1_amd64.tar.zst"
+TEMPLATE = "debian-12-standard_12.12-1_amd64.tar.zst"  # what the stock appliance index offers for debian-12-standard
+TOKEN = "root@pam!tierzero"
+
+
+def grant_tierzero(hosts) -> None:
+    """What the hypervisors phase leaves on the hosts: its token (privsep 1), role and ACL."""
+    c = hosts.cluster
+    c.tokens[TOKEN], c.token_privsep[TOKEN] = "sandbox-token", 1
+    c.roles[ROLE_NAME] = list(ROLE_PRIVILEGES)
+    c.acl = [{"path": "/", "type": "token", "ugid": TOKEN, "roleid": ROLE_NAME, "propagate": 1}]
+    hosts.sync_access()
 
 
 def _ctx(spec, workspace, conns, secrets) -> StepContext:
@@ -25,25 +40,39 @@ def _ctx(spec, workspace, conns, secrets) -> StepContext:
 
 
 @pytest.fixture
-def pve_server(spec):
+def hosts(spec, workspace):
+    workspace.ssh_public_key.unlink()
+    create_ssh_keypair(workspace)
+    nodes, witnesses = hosts_for_spec(spec)
+    started = start_pve_hosts(nodes, workspace.ssh_public_key, witnesses=witnesses)
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def pve_server(spec, hosts):
     server = start_for_spec(spec)
     try:
-        server.pve.apitokens["root@pam!tierzero"] = "sandbox-token"
-        server.pve.storages["local"].setdefault("volumes", {})["vztmpl/" + TEMPLATE] = {"content": "vztmpl", "format": "tzst", "size": 1, "ctime": 0}
+        link(server, hosts)
+        grant_tierzero(hosts)
+        server.pve.storages["local"]["content"] += ",vztmpl" if "vztmpl" not in server.pve.storages["local"]["content"] else ""
         yield server
     finally:
         server.stop()
 
 
 @pytest.fixture
-def pve(pve_server, spec, workspace, memory_secrets):
+def pve(pve_server, hosts, spec, workspace, memory_secrets):
     memory_secrets.put(TOKEN_SECRET_NAME, "sandbox-token")
-    return pve_server.pve, _ctx(spec, workspace, pve_server.connections(), memory_secrets)
+    conns = Connections(target="sandbox", ssh_key=workspace.ssh_key, known_hosts=workspace.root / "known_hosts")
+    hosts.connections(conns)
+    return pve_server.pve, _ctx(spec, workspace, pve_server.connections(conns), memory_secrets)
 
 
 async def test_whole_phase_against_fakepve_and_the_standins(pve_server, harness, standin):
     harness.secrets.put(TOKEN_SECRET_NAME, "sandbox-token")
     pve_server.connections(harness.connections)
+    harness.shell.on_set = lambda argv: pve_server.pve.ct(int(argv[2])).config.update(features=argv[4])
     steps = phase.steps(harness.spec)
     await harness.run_all(steps)
     assert harness.outputs[steps[0].id]["address"] == "192.168.10.30"
@@ -59,13 +88,15 @@ def _creates(fake) -> list[dict[str, Any]]:
             if method == "POST" and path.endswith("/nodes/pve3/lxc")]
 
 
-async def test_lxc_created_started_and_adopted_on_rerun(pve, spec):
+async def test_lxc_created_started_and_adopted_on_rerun(pve, spec, hosts):
     fake, ctx = pve
     svc = spec.infisical_services()[0]
     first = await services_lxc.ensure_lxc(ctx, svc)
     assert first == {"node": "pve3", "vmid": 300, "hostname": "infisical", "address": "192.168.10.30", "created": True}
     (params,) = _creates(fake)
-    assert params["unprivileged"] == "1" and params["features"] == "nesting=1,keyctl=1"
+    # The token may set nesting only; keyctl (Docker needs it) is set as root with `pct set` on the node.
+    assert params["unprivileged"] == "1" and params["features"] == "nesting=1"
+    assert set(fake.ct(300).config["features"].split(",")) == {"nesting=1", "keyctl=1"}
     assert params["rootfs"] == "local-lvm:16" and params["memory"] == "2048" and params["cores"] == "2"
     assert params["net0"] == "name=eth0,bridge=vmbr0,ip=192.168.10.30/24,gw=192.168.10.1"
     assert params["ostemplate"] == "local:vztmpl/" + TEMPLATE
@@ -73,9 +104,12 @@ async def test_lxc_created_started_and_adopted_on_rerun(pve, spec):
     ct = fake.ct(300)
     assert ct.status == "running" and ct.config["hostname"] == "infisical"
 
+    assert [c for h, c in hosts.commands if "pct set" in c] == [("pct set 300 --features nesting=1,keyctl=1")]
+
     second = await services_lxc.ensure_lxc(ctx, svc)
     assert second["created"] is False and second["address"] == "192.168.10.30"
     assert len(_creates(fake)) == 1  # looked up first: never a second create
+    assert len([c for h, c in hosts.commands if "pct set" in c]) == 1  # keyctl is there: not set again
 
 
 async def test_stopped_container_is_started_not_recreated(pve, spec):
@@ -133,6 +167,8 @@ class MemoryPve:
             return {"status": self.cts[300]["status"]}
         if path.endswith("/interfaces"):
             return [{"name": "eth0", "inet": "192.168.10.30/24"}]
+        if path.endswith("/config"):
+            return {"hostname": "infisical", "features": "nesting=1,keyctl=1"}
         raise AssertionError(path)
 
     async def task(self, method: str, path: str, what: str, **params: Any) -> str:
@@ -172,11 +208,20 @@ async def test_missing_template_is_downloaded_through_the_appliance_api(spec, wo
     assert ("GET", "nodes/pve3/storage/local/content", {"content": "vztmpl"}) in api.calls
 
 
-async def test_unknown_template_is_refused_with_choices(spec, workspace, memory_pve):
-    api = MemoryPve(offered=["debian-12-standard_12.2-1_amd64.tar.zst"])
+async def test_a_pinned_template_the_index_no_longer_offers_is_refused_with_choices(spec, workspace, memory_pve):
+    api = MemoryPve(offered=["debian-12-standard_12.12-1_amd64.tar.zst"])
+    pinned = spec.infisical_services()[0].model_copy(update={"template": "debian-12-standard_12.7-1_amd64.tar.zst"})
     with pytest.raises(RefusedError) as err:
-        await services_lxc.ensure_lxc(_memory_ctx(spec, workspace, api, memory_pve), spec.infisical_services()[0])
-    assert "debian-12-standard_12.2-1_amd64.tar.zst" in "\n".join(err.value.lines())
+        await services_lxc.ensure_lxc(_memory_ctx(spec, workspace, api, memory_pve), pinned)
+    assert "debian-12-standard_12.12-1_amd64.tar.zst" in "\n".join(err.value.lines())
+
+
+async def test_a_package_name_takes_the_newest_build_the_index_offers(spec, workspace, memory_pve):
+    api = MemoryPve(offered=["debian-12-standard_12.2-1_amd64.tar.zst", "debian-12-standard_12.12-1_amd64.tar.zst",
+                             "debian-13-standard_13.1-2_amd64.tar.zst"])
+    await services_lxc.ensure_lxc(_memory_ctx(spec, workspace, api, memory_pve), spec.infisical_services()[0])
+    posts = [(p, params) for m, p, params in api.calls if m == "POST"]
+    assert posts[0] == ("nodes/pve3/aplinfo", {"storage": "local", "template": "debian-12-standard_12.12-1_amd64.tar.zst"})
 
 
 async def test_lxc_step_output(spec, workspace, memory_pve):

@@ -113,7 +113,8 @@ def test_installer_image_follows_arch_extensions_and_version():
     p = platform()
     urls = talos_spec.image_urls(p.clusters[0])
     assert urls["installer"] == f"factory.talos.dev/nocloud-installer/{urls['schematic']}:v1.13.9"
-    assert urls["disk_image"].endswith("/v1.13.9/nocloud-arm64.raw.xz")
+    # qcow2 as served: Proxmox's download-url `import` content takes .qcow2 names and unpacks nothing.
+    assert urls["disk_image"] == f"https://factory.talos.dev/image/{urls['schematic']}/v1.13.9/nocloud-arm64.qcow2"
     cfg = docs_of(talos_spec.machine_config(p, p.clusters[0], "cp-1", MemorySecrets()))[0]
     assert cfg["machine"]["install"]["image"] == urls["installer"]
     assert cfg["machine"]["install"]["disk"] == "/dev/vda"
@@ -135,7 +136,8 @@ def test_rendering_is_deterministic_and_client_material_is_made_once():
     assert talos_spec.talosconfig(cluster, store) == tc and talos_spec.kubeconfig(cluster, store) == kc
     assert sorted(store.generated) == ["talos/main/kubeconfig", "talos/main/secrets.yaml", "talos/main/talosconfig"]
     ctx = yaml.safe_load(tc)["contexts"]["main"]
-    assert ctx["endpoints"] == ["10.10.0.10"] and ctx["nodes"] == ["10.10.0.11", "10.10.0.12", "10.10.0.13"]
+    # The control planes' own addresses, never the VIP (10.10.0.10): it exists only while etcd is healthy.
+    assert ctx["endpoints"] == ["10.10.0.11", "10.10.0.12", "10.10.0.13"] and ctx["nodes"] == ctx["endpoints"]
     assert yaml.safe_load(kc)["clusters"][0]["cluster"]["server"] == "https://10.10.0.10:6443"
 
 

@@ -78,8 +78,8 @@ def snapshot(pve: Any) -> dict[str, Any]:
         "pools": pve.pools,
         "pool_info": pve.pool_info,
         "storages": pve.storages,
-        "token_privsep": dict(pve.token_privsep),
-        "node_volumes": pve.node_volumes,
+        "token_privsep": dict(getattr(pve, "token_privsep", {})),
+        "node_volumes": getattr(pve, "node_volumes", {}),
         "vms": [{"vmid": vm.vmid, **{f: getattr(vm, f) for f in VM_FIELDS}} for vm in pve.vms],
         "cts": [{"vmid": ct.vmid, **{f: getattr(ct, f) for f in CT_FIELDS}} for ct in getattr(pve, "cts", [])],
         "firewall": firewall,
@@ -360,8 +360,7 @@ def _start(box: SandboxContext) -> Stop:
     server.connections(box.connections, nodes=[n.name for n in box.spec.proxmox.nodes])
     hosts = box.get(pve_hosts.HOSTS)
     if hosts is not None:
-        hosts.pve = server.pve  # their tokens (restored, or made later with pveum) are API tokens here
-        server.pve.apitokens.update(hosts.cluster.tokens)
+        hosts.pve = server.pve  # their tokens and ACLs (restored, or made later with pveum) hold here
     return server.stop
 
 

@@ -200,16 +200,14 @@ class Guests:
                 self.machines.power_off(key)
 
 
-def _start(box: SandboxContext) -> Stop:
-    server = box.get(fakepve.SERVER)
-    if server is None:
-        return lambda: None
-    hosts = box.get(pve_hosts.HOSTS)
-    machines = box.get(talos.MACHINES)
+def link(server: Any, hosts: Any = None, machines: Any = None) -> Guests:
+    """Wire a started fakepve (`FakePveServer`) to the stand-in hosts (their memory, bridges, files,
+    /dev/kvm, and network) and the Talos machines; returns the hooks, with the running VMs squared."""
     guests = Guests(server.pve, hosts, machines)
     server.pve.fetch_url = fetch_url
     if hosts is not None:
         hosts.fetch_url = fetch_url
+        hosts.pve = server.pve
         server.pve.host_facts = hosts.facts
     server.pve.guests = guests
 
@@ -217,6 +215,13 @@ def _start(box: SandboxContext) -> Stop:
         guests.reconcile()
 
     server.call(reconcile())
+    return guests
+
+
+def _start(box: SandboxContext) -> Stop:
+    server = box.get(fakepve.SERVER)
+    if server is not None:
+        link(server, box.get(pve_hosts.HOSTS), box.get(talos.MACHINES))
     return lambda: None
 
 

@@ -89,6 +89,8 @@ def _cluster_doc(cluster: ClusterState) -> dict[str, Any]:
     ceph = cluster.ceph
     return {"name": cluster.name, "members": list(cluster.members), "qdevice": cluster.qdevice,
             "quorum_lost": cluster.quorum_lost, "tokens": dict(sorted(cluster.tokens.items())),
+            "token_privsep": dict(sorted(cluster.token_privsep.items())),
+            "roles": {name: list(privs) for name, privs in sorted(cluster.roles.items())}, "acl": [dict(e) for e in cluster.acl],
             "ceph": {"initialized": ceph.initialized, "network": ceph.network, "mons": list(ceph.mons),
                      "osds": [[i, h, d] for i, h, d in ceph.osds],
                      "pools": {name: dict(pool) for name, pool in sorted(ceph.pools.items())},

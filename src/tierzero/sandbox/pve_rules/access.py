@@ -94,6 +94,11 @@ class AccessRules:
 
     # ------------------------------------------------------------ privileges
 
+    def add_token(self, tokenid: str, secret: str, *, privsep: int = 1) -> None:
+        """A token as `pveum user token add` makes it (tests that skip the hosts' pveum)."""
+        self.token_privsep[tokenid] = privsep
+        self.apitokens[tokenid] = secret
+
     def privsep(self, tokenid: str) -> int:
         return int(self.token_privsep.get(tokenid, 1))
 

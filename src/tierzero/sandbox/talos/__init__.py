@@ -118,7 +118,7 @@ class TalosMachines:
                 self.machines[key], self.disks[key] = node, disk
             else:
                 node.network_config, node.macs = network_config, [m.lower() for m in macs]
-            if node._front is None:  # noqa: SLF001
+            if not node.powered:
                 self._on_loop(node.power_on() if node in self.runner.nodes else self._start(node))
             self.saved()
             return node
@@ -130,7 +130,7 @@ class TalosMachines:
     def power_off(self, key: str) -> None:
         with self.lock:
             node = self.machines.get(key)
-            if node is not None and node._front is not None:  # noqa: SLF001
+            if node is not None and node.powered:
                 self._on_loop(node.power_off())
             self.saved()
 
@@ -149,7 +149,7 @@ class TalosMachines:
 
     def running(self, key: str) -> bool:
         node = self.machines.get(key)
-        return node is not None and node._front is not None  # noqa: SLF001
+        return node is not None and node.powered
 
     # ------------------------------------------------------------ the world document
 
@@ -158,7 +158,7 @@ class TalosMachines:
             "version": VERSION,
             "machines": {key: {"disk": self.disks.get(key), "address": n.address, "hostname": n.hostname, "image": n.image,
                                "macs": n.macs, "network_config": n.network_config, "config": _b64(n.config.raw if n.config else None),
-                               "in_etcd": n.in_etcd, "running": n._front is not None or key in self._starting}  # noqa: SLF001
+                               "in_etcd": n.in_etcd, "running": n.powered or key in self._starting}
                          for key, n in sorted(list(self.machines.items()))},
             "clusters": {name: {"bootstrapped": c.bootstrapped, "os_ca_key": _b64(c.os_ca_key), "nodes": sorted(c.nodes)}
                          for name, c in sorted(list(self.registry.clusters.items()))},

@@ -124,9 +124,10 @@ class TalosNodeServer:
         self.macs = [m.lower() for m in macs]
         self.network_config = network_config  # the NoCloud network-config it read at boot (None: none)
         self._addressing: tuple[Any, Addressing] | None = None
+        self.powered = False  # its VM runs (it may still be rebooting, or waiting for trustd)
         if self.image:
             version = str(self.image.get("version") or version)
-        self.hostname = hostname or f"talos-{address.replace('.', '-').replace(':', '-')}"
+        self.hostname = hostname or f"talos-{address.replace('.', '-').replace(':', '-').replace('/', '-')}"
         self.kubeconfig_provider = kubeconfig
         self.reboot_seconds, self.version_tag = reboot_seconds, version
         self.config: MachineConfigSummary | None = None
@@ -192,6 +193,7 @@ class TalosNodeServer:
     # lifecycle
     async def start(self, port: int = 0) -> int:
         self._loop = asyncio.get_running_loop()
+        self.powered = True
         self._grpc = grpc.aio.server()
         machine_pb2_grpc.add_MachineServiceServicer_to_server(_Servicer(self), self._grpc)
         self._backend_port = self._grpc.add_insecure_port("127.0.0.1:0")
@@ -204,6 +206,7 @@ class TalosNodeServer:
         return self.port
 
     async def stop(self) -> None:
+        self.powered = False
         for task in list(self._tasks):
             task.cancel()
         await self._unlisten()
@@ -262,12 +265,20 @@ class TalosNodeServer:
         self._writers.difference_update((writer, up_writer))
 
     async def power_on(self) -> None:
-        """Bring a halted node (reset without reboot) back up on its port."""
+        """Bring a halted node (reset without reboot, or its VM stopped) back up on its port; a
+        worker without its OS CA key answers once a control plane of its cluster has it."""
+        self.powered = True
         if self._front is None:
-            await self._listen(self.port)
+            if self._tls_context() is None:
+                self._spawn(self._listen(self.port))
+            else:
+                await self._listen(self.port)
 
     async def power_off(self) -> None:
         """Halt the node: its API stops answering until `power_on`."""
+        self.powered = False
+        for task in list(self._tasks):
+            task.cancel()
         await self._unlisten()
 
     def switch(self, on: bool, timeout: float = 10.0) -> None:
@@ -277,6 +288,9 @@ class TalosNodeServer:
 
     def reboot_soon(self, *, halt: bool = False) -> None:
         """Close the port shortly (after the reply is out), come back after `reboot_seconds`."""
+
+        if halt:
+            self.powered = False
 
         async def cycle() -> None:
             await asyncio.sleep(0.05)
