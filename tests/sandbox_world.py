@@ -20,6 +20,10 @@ def _fakepve(doc: dict[str, Any]) -> dict[str, Any]:
         "guests": sorted((kind, g["vmid"], g["config"].get("name") or g["config"].get("hostname"), g["node"], g["status"],
                           bool(g.get("template"))) for kind, g in guests),
         "disks": sorted(f"{name}:{vol}" for name, st in doc["storages"].items() for vol in st.get("volumes", {})),
+        "node_files": sorted(f"{node}:{name}:{vol}" for name, nodes in (doc.get("node_volumes") or {}).items()
+                             for node, vols in nodes.items() for vol in vols),
+        "storage_content": {name: st.get("content") for name, st in doc["storages"].items()},
+        "token_privsep": doc.get("token_privsep"),
         "tokens": sorted(doc["apitokens"]),
         "nodes": doc["nodes"], "cluster": doc["cluster_name"], "quorate": doc["quorate"],
     }
@@ -29,7 +33,8 @@ def _pve_hosts(doc: dict[str, Any]) -> dict[str, Any]:
     cluster = doc["cluster"]
     return {
         "cluster": {"name": cluster["name"], "members": sorted(cluster["members"]), "qdevice": cluster["qdevice"],
-                    "tokens": sorted(cluster["tokens"]), "ceph": {k: cluster["ceph"][k] for k in ("initialized", "mons", "osds", "pools")}},
+                    "tokens": sorted(cluster["tokens"]), "token_privsep": cluster.get("token_privsep"), "roles": cluster.get("roles"),
+                    "acl": cluster.get("acl"), "ceph": {k: cluster["ceph"][k] for k in ("initialized", "mons", "osds", "pools")}},
         "hosts": {name: {"in_cluster": h["in_cluster"], "packages": h["packages"], "files": sorted(h["files"]),
                          "authorized": len(h["authorized"]), "tailscale_up": h["tailscale_up"], "ceph_installed": h["ceph_installed"]}
                   for name, h in doc["hosts"].items()},
@@ -39,9 +44,15 @@ def _pve_hosts(doc: dict[str, Any]) -> dict[str, Any]:
 def _talos(doc: dict[str, Any]) -> dict[str, Any]:
     return {
         "clusters": {name: {"bootstrapped": c["bootstrapped"], "nodes": sorted(c["nodes"])} for name, c in doc["clusters"].items()},
-        "nodes": {addr: {"configured": bool(n.get("config")), "hostname": n.get("hostname"), "in_etcd": n.get("in_etcd")}
-                  for addr, n in doc["nodes"].items()},
+        "machines": {key: {"configured": bool(m.get("config")), "address": m.get("address"), "hostname": m.get("hostname"),
+                           "in_etcd": m.get("in_etcd"), "running": m.get("running"), "version": (m.get("image") or {}).get("version"),
+                           "disk": m.get("disk")}
+                     for key, m in doc["machines"].items()},
     }
+
+
+def _image_factory(doc: dict[str, Any]) -> dict[str, Any]:
+    return {"schematics": sorted(doc["schematics"])}
 
 
 def _kubernetes(doc: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +72,7 @@ def _infisical(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-NORMALIZERS = {"fakepve": _fakepve, "pve-hosts": _pve_hosts, "talos": _talos, "infisical": _infisical}
+NORMALIZERS = {"fakepve": _fakepve, "pve-hosts": _pve_hosts, "talos": _talos, "infisical": _infisical, "image-factory": _image_factory}
 
 
 def normalized_world(ws_root: Path) -> dict[str, Any]:

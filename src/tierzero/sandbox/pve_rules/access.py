@@ -150,6 +150,20 @@ class AccessRules:
             held = {p: ps for p, ps in held.items() if v["path"] == p or p == "/" or v["path"].startswith(p + "/")}
         return {path: dict.fromkeys(sorted(privs), 1) for path, privs in sorted(held.items())}
 
+    async def _cluster_status(self, request: web.Request) -> Any:
+        """fakepve serves this without its schema rule: Sys.Audit on / (apidata.json GET /cluster/status)."""
+        from fakepve.server import USER
+
+        self.check_permissions(request[USER], {"check": ["perm", "/", ["Sys.Audit"]]}, {})
+        return await super()._cluster_status(request)  # type: ignore[misc]
+
+    async def _ceph_status(self, request: web.Request) -> Any:
+        """Sys.Audit or Datastore.Audit on / (apidata.json GET /cluster/ceph/status)."""
+        from fakepve.server import USER
+
+        self.check_permissions(request[USER], {"check": ["perm", "/", ["Sys.Audit", "Datastore.Audit"], "any", 1]}, {})
+        return await super()._ceph_status(request)  # type: ignore[misc]
+
     # ------------------------------------------------------------ VM config keys
 
     def _config_priv(self, key: str) -> str:

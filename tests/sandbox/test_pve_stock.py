@@ -1,0 +1,342 @@
+"""The sandbox's Proxmox VE starts as a fresh 9.1 install and refuses what one refuses: each rule of
+`tierzero.sandbox.pve_rules` and `tierzero.sandbox.guests`, seen through the production client
+(proxmoxer), with the source it follows. The hosts are the SSH stand-ins (their files, /dev/kvm,
+bridges and `pveum`), the images come from the Image Factory stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from proxmoxer import ProxmoxAPI
+
+from tierzero.adapters.connections import Connections, RetryPolicies
+from tierzero.adapters.proxmox import ApiError, ProxmoxClient, TaskFailed, connect
+from tierzero.adapters.retry import Policy
+from tierzero.adapters.ssh import ssh_client
+from tierzero.sandbox.fakepve import FakePveServer, start_fakepve
+from tierzero.sandbox.guests import KVM_MISSING, link
+from tierzero.sandbox.image_factory import ImageFactoryServer, start_image_factory
+from tierzero.sandbox.pve_hosts import PveHosts, start_pve_hosts
+from tierzero.workspace.keys import create_ssh_keypair
+from tierzero.workspace.layout import Workspace
+
+FAST = Policy(base=0.01, cap=0.05, deadline=1.0)
+TIERZERO = "Datastore.Allocate,Datastore.AllocateSpace,Datastore.AllocateTemplate,SDN.Use,Sys.AccessNetwork,Sys.Audit,VM.Allocate,VM.Audit," \
+           "VM.Config.CPU,VM.Config.Disk,VM.Config.HWType,VM.Config.Memory,VM.Config.Network,VM.Config.Options,VM.PowerMgmt"
+
+
+@dataclass
+class Stock:
+    server: FakePveServer
+    hosts: PveHosts
+    factory: ImageFactoryServer
+    conns: Connections
+
+    @property
+    def pve(self) -> Any:
+        return self.server.pve
+
+    async def ssh(self, host: str, command: str | list[str], check: bool = True, input: str | None = None) -> Any:
+        return await ssh_client(self.conns, host).run(command, check=check, input=input)
+
+    async def token(self, name: str, *, privsep: int = 1, role: str | None = None, privs: str = TIERZERO, path: str = "/") -> ProxmoxClient:
+        """A token made with `pveum` on pve1 (and, with `role`, that role granted on `path`)."""
+        import json
+
+        out = await self.ssh("pve1", ["pveum", "user", "token", "add", "root@pam", name, "--privsep", str(privsep), "--output-format", "json"])
+        secret = json.loads(out.stdout)["value"]
+        if role:
+            await self.ssh("pve1", ["pveum", "role", "add", role, "--privs", privs])
+            await self.ssh("pve1", ["pveum", "acl", "modify", path, "--tokens", f"root@pam!{name}", "--roles", role])
+        client = connect(self.conns, "pve1", f"root@pam!{name}", secret)
+        client.policy = FAST
+        return client
+
+    def root(self) -> ProxmoxClient:
+        """The root@pam login itself (a ticket, as the web UI has)."""
+        api = ProxmoxAPI("127.0.0.1", port=self.pve.port, user="root@pam", password="sandbox-only", verify_ssl=self.server.cafile, service="PVE")
+        return ProxmoxClient(api, label="root@pam", policy=FAST, poll_interval=0.01)
+
+    def image_url(self, extensions: list[str] | None = None, path: str = "nocloud-amd64.qcow2", version: str = "v1.13.9") -> str:
+        body = "customization: {}\n" if not extensions else "customization:\n    systemExtensions:\n        officialExtensions:\n" + \
+            "".join(f"            - {e}\n" for e in extensions)
+        sid = self.factory.factory.create(body.encode())[1]["id"]
+        return f"{self.factory.url}/image/{sid}/{version}/{path}"
+
+
+@pytest.fixture
+def stock(tmp_path) -> Iterator[Stock]:
+    ws = Workspace(tmp_path / ".tierzero")
+    ws.root.mkdir()
+    create_ssh_keypair(ws)
+    hosts = start_pve_hosts([("pve1", "192.168.10.11"), ("pve2", "192.168.10.12")], ws.ssh_public_key)
+    server = start_fakepve(["pve1", "pve2"])
+    factory = start_image_factory()
+    try:
+        link(server, hosts)
+        conns = Connections(target="sandbox", ssh_key=ws.ssh_key, known_hosts=ws.root / "known_hosts")
+        conns.retry = RetryPolicies(default=FAST, ssh=FAST)
+        hosts.connections(conns)
+        server.connections(conns)
+        yield Stock(server, hosts, factory, conns)
+    finally:
+        factory.stop()
+        server.stop()
+        hosts.stop()
+
+
+async def refused(client: ProxmoxClient, method: str, path: str, **params: Any) -> ApiError:
+    with pytest.raises(ApiError) as err:
+        await asyncio.to_thread(client._raw, method, path, params)
+    return err.value
+
+
+async def run_task(client: ProxmoxClient, method: str, path: str, **params: Any) -> str:
+    """The task's exit status: OK, or its TASK ERROR message."""
+    upid = await asyncio.to_thread(client._raw, method, path, params)
+    try:
+        await client.wait_task(upid)
+    except TaskFailed as failed:
+        assert failed.log_tail[-1] == f"TASK ERROR: {failed.exitstatus}"
+        return failed.exitstatus
+    return "OK"
+
+
+# ---------------------------------------------------------------------------- the installer's layout
+
+async def test_storage_is_what_the_installer_writes(stock: Stock) -> None:
+    """pve-installer 9.1.0 Proxmox/Install/StorageConfig.pm get_lvm_thin_config: `local` holds
+    iso,vztmpl,backup,import (import since 9.0.7), `local-lvm` rootdir,images; no snippets anywhere."""
+    root = stock.root()
+    local, thin = await root.call("get", "storage/local"), await root.call("get", "storage/local-lvm")
+    assert (local["type"], local["path"], local["content"]) == ("dir", "/var/lib/vz", "iso,vztmpl,backup,import")
+    assert (thin["type"], thin["vgname"], thin["thinpool"], thin["content"]) == ("lvmthin", "pve", "data", "rootdir,images")
+    assert sorted(s["storage"] for s in await root.call("get", "storage")) == ["local", "local-lvm"]
+
+
+def test_the_zfs_layout_has_local_zfs_instead() -> None:
+    """pve-installer 9.1.0 StorageConfig.pm get_zfs_config: `local-zfs` (rpool/data, sparse) for disks."""
+    server = start_fakepve(["pve1"], layout="zfs")
+    try:
+        assert sorted(server.pve.storages) == ["local", "local-zfs"]
+        assert server.pve.storages["local-zfs"]["pool"] == "rpool/data" and server.pve.storages["local-zfs"]["content"] == "images,rootdir"
+    finally:
+        server.stop()
+
+
+async def test_no_acl_entry_and_tokens_are_privilege_separated(stock: Stock) -> None:
+    """pve-installer 9.1.0 Install.pm line 1561 (user.cfg holds root@pam only); pve-access-control
+    9.0.4 User.pm generate_token line 813 (privsep defaults to 1) and RPCEnvironment.pm permissions():
+    a separated token without ACL entries holds nothing, its privsep-0 sibling all of root@pam's."""
+    separated, whole = await stock.token("sep"), await stock.token("whole", privsep=0)
+    assert stock.pve.acl == {} and stock.pve.token_privsep == {"root@pam!sep": 1, "root@pam!whole": 0}
+    assert (await refused(separated, "get", "cluster/status")).message.startswith("Permission check failed (/, Sys.Audit)")
+    assert await whole.cluster_status() and await stock.root().cluster_status()
+    assert (await separated.call("get", "access/permissions")) == {}
+
+
+# ---------------------------------------------------------------------------- download-url
+
+async def test_download_url_refuses_snippets_content(stock: Stock) -> None:
+    """pve-storage 9.1.0 src/PVE/API2/Storage/Status.pm line 765: content is one of iso, vztmpl, import."""
+    err = await refused(stock.root(), "post", "nodes/pve1/storage/local/download-url", url=stock.image_url(), filename="u.yaml", content="snippets")
+    assert err.status == 400 and "value 'snippets' does not have a value in the enumeration 'iso, vztmpl, import'" in err.message
+
+
+async def test_download_url_needs_the_content_type_on_the_storage(stock: Stock) -> None:
+    """Status.pm line 822: `storage 'local' is not configured for content-type 'import'` (500), as on a
+    host installed before installer 9.0.7 or upgraded from 8.x; PUT /storage/local (Config.pm update
+    299-306, which replaces the whole list) enables it."""
+    root = stock.root()
+    await root.call("put", "storage/local", content="iso,vztmpl,backup")
+    err = await refused(root, "post", "nodes/pve1/storage/local/download-url", url=stock.image_url(), filename="t.qcow2", content="import")
+    assert err.status == 500 and "storage 'local' is not configured for content-type 'import'" in err.message
+    await root.call("put", "storage/local", content="iso,vztmpl,backup,import,snippets")
+    assert await run_task(root, "post", "nodes/pve1/storage/local/download-url", url=stock.image_url(), filename="t.qcow2", content="import") == "OK"
+
+
+async def test_download_url_refuses_names_import_cannot_take(stock: Stock) -> None:
+    """Status.pm 831-845: import takes *.ova/qcow2/raw/vmdk only (so not the factory's .raw.xz),
+    iso *.iso/img; a file storage only (line 817)."""
+    root = stock.root()
+    err = await refused(root, "post", "nodes/pve1/storage/local/download-url", url=stock.image_url(path="nocloud-amd64.raw.xz"),
+                        filename="talos.raw.xz", content="import")
+    assert err.status == 400 and "invalid filename or wrong extension" in err.message
+    err = await refused(root, "post", "nodes/pve1/storage/local/download-url", url=stock.image_url(), filename="talos.qcow2", content="iso")
+    assert err.status == 400 and "wrong file extension" in err.message
+    err = await refused(root, "post", "nodes/pve1/storage/local-lvm/download-url", url=stock.image_url(), filename="t.qcow2", content="import")
+    assert err.status == 500 and "can't upload to storage type 'lvmthin', not a file based storage!" in err.message
+
+
+async def test_download_url_decompresses_isos_only_and_not_xz(stock: Stock) -> None:
+    """Status.pm 894-896 and Storage.pm decompressor_info 1751-1790: decompression is for iso only,
+    by gz/lzo/zst/bz2; anything else fails the task."""
+    root = stock.root()
+    url = stock.image_url()
+    assert await run_task(root, "post", "nodes/pve1/storage/local/download-url", url=url, filename="a.qcow2", content="import",
+                          compression="gz") == "decompression not supported for import"
+    assert await run_task(root, "post", "nodes/pve1/storage/local/download-url", url=stock.image_url(path="metal-amd64.iso"),
+                          filename="a.iso", content="iso", compression="xz") == "no decompression method found"
+
+
+async def test_download_url_keeps_or_refuses_an_existing_file_and_checks_checksums(stock: Stock) -> None:
+    """pve-common 9.0.15 src/PVE/Tools.pm download_file_from_url 1782-1839: an existing file is kept
+    with a matching checksum, refused without one; a downloaded file must match the checksum given."""
+    root = stock.root()
+    url = stock.image_url()
+    digest = hashlib.sha256(urllib.request.urlopen(url).read()).hexdigest()
+    path = "nodes/pve1/storage/local/download-url"
+    assert await run_task(root, "post", path, url=url, filename="t.qcow2", content="import", checksum="0" * 64,
+                          **{"checksum-algorithm": "sha256"}) == f"checksum mismatch: got '{digest}' != expect '{'0' * 64}'"
+    assert await run_task(root, "post", path, url=url, filename="t.qcow2", content="import") == "OK"
+    assert await run_task(root, "post", path, url=url, filename="t.qcow2", content="import") == \
+        "refusing to override existing file '/var/lib/vz/import/t.qcow2'"
+    assert await run_task(root, "post", path, url=url, filename="t.qcow2", content="import", checksum=digest,
+                          **{"checksum-algorithm": "sha256"}) == "OK"
+
+
+async def test_download_url_permissions(stock: Stock) -> None:
+    """apidata.json POST .../download-url: Datastore.AllocateTemplate on the storage, and Sys.Audit
+    with Sys.Modify on / or Sys.AccessNetwork on the node; a failed `or` is a bare message
+    (pve-access-control 9.0.4 RPCEnvironment.pm exec_api2_perm_check 473-478)."""
+    url, path = stock.image_url(), "nodes/pve1/storage/local/download-url"
+    nothing = await stock.token("nothing")
+    assert (await refused(nothing, "post", path, url=url, filename="t.qcow2", content="import")).message.startswith(
+        "Permission check failed (/storage/local, Datastore.AllocateTemplate)")
+    template_only = await stock.token("tmpl", role="TemplateOnly", privs="Datastore.AllocateTemplate")
+    err = await refused(template_only, "post", path, url=url, filename="t.qcow2", content="import")
+    assert err.status == 403 and err.message.strip() == "Permission check failed"
+    ours = await stock.token("tierzero", role="TierZero")
+    assert await run_task(ours, "post", path, url=url, filename="t.qcow2", content="import") == "OK"
+
+
+async def test_a_file_on_local_is_on_that_node_only(stock: Stock) -> None:
+    """pve-docs 9.1.3 pvesm.adoc: a storage without `shared` is each node's own."""
+    root = stock.root()
+    assert await run_task(root, "post", "nodes/pve1/storage/local/download-url", url=stock.image_url(), filename="t.qcow2", content="import") == "OK"
+    assert [c["volid"] for c in await root.storage_content("pve1", "local", "import")] == ["local:import/t.qcow2"]
+    assert await root.storage_content("pve2", "local", "import") == []
+
+
+# ---------------------------------------------------------------------------- root-only operations
+
+async def test_vm_keys_outside_the_privilege_groups_are_root_only(stock: Stock) -> None:
+    """qemu-server 9.1.0 src/PVE/API2/Qemu.pm $check_vm_modify_config_perm 961-1006 and serial 834:
+    a plain die, HTTP 500, for any token, even one holding all of root's privileges."""
+    whole = await stock.token("whole", privsep=0)
+    base = {"vmid": 200, "name": "t", "memory": 512, "net0": "virtio,bridge=vmbr0"}
+    err = await refused(whole, "post", "nodes/pve1/qemu", **base, args="-cpu host")
+    assert err.status == 500 and "only root can set 'args' config" in err.message
+    err = await refused(whole, "post", "nodes/pve1/qemu", **base, serial0="/dev/ttyS0")
+    assert err.status == 500 and "only root can set 'serial0' config for real devices" in err.message
+    assert await run_task(stock.root(), "post", "nodes/pve1/qemu", **base, args="-cpu host") == "OK"
+
+
+async def test_lxc_feature_flags_beyond_nesting_are_root_only(stock: Stock) -> None:
+    """pve-container 6.0.18 src/PVE/LXC.pm check_ct_modify_config_perm 1745-1750: 403 for anyone but
+    root@pam (its tokens too); `pct set` as root on the node may."""
+    await run_task(stock.root(), "post", "nodes/pve1/aplinfo", storage="local", template="debian-12-standard_12.12-1_amd64.tar.zst")
+    whole = await stock.token("whole", privsep=0)
+    create = {"vmid": 300, "ostemplate": "local:vztmpl/debian-12-standard_12.12-1_amd64.tar.zst", "rootfs": "local-lvm:4",
+              "net0": "name=eth0,bridge=vmbr0,ip=dhcp", "unprivileged": 1}
+    err = await refused(whole, "post", "nodes/pve1/lxc", **create, features="nesting=1,keyctl=1")
+    assert err.status == 403 and "changing feature flags (except nesting) is only allowed for root@pam" in err.message
+    assert await run_task(whole, "post", "nodes/pve1/lxc", **create, features="nesting=1") == "OK"
+    await stock.ssh("pve1", "pct set 300 --features nesting=1,keyctl=1")
+    assert set(stock.pve.ct(300).config["features"].split(",")) == {"nesting=1", "keyctl=1"}
+
+
+async def test_a_vm_nic_needs_sdn_use_on_its_bridge(stock: Stock) -> None:
+    """qemu-server 9.1.0 QemuServer.pm check_bridge_access 6330; pve-guest-common GuestHelpers.pm
+    check_vnet_access 397-421: SDN.Use on /sdn/zones/localnetwork/<bridge>."""
+    no_sdn = await stock.token("nosdn", role="NoSdn", privs=TIERZERO.replace("SDN.Use,", ""))
+    err = await refused(no_sdn, "post", "nodes/pve1/qemu", vmid=201, name="t", net0="virtio,bridge=vmbr0")
+    assert err.status == 403 and "Permission check failed (/sdn/zones/localnetwork/vmbr0, SDN.Use)" in err.message
+
+
+# ---------------------------------------------------------------------------- disks and starts
+
+async def _talos_disk(stock: Stock, root: ProxmoxClient) -> str:
+    assert await run_task(root, "post", "nodes/pve1/storage/local/download-url", url=stock.image_url(), filename="t.qcow2", content="import") == "OK"
+    return "local:import/t.qcow2"
+
+
+async def test_import_from_is_consumed_into_a_new_disk(stock: Stock) -> None:
+    """qemu-server 9.1.0 API2/Qemu.pm 161-280 and 452-566: the source must be an images/import
+    volume; the disk is a new volume at the source's size; the cloud-init drive is vm-<id>-cloudinit."""
+    root = stock.root()
+    source = await _talos_disk(stock, root)
+    err = await refused(root, "post", "nodes/pve1/qemu", vmid=202, scsi0="local-lvm:0,import-from=local:iso/x.iso")
+    assert err.status in (400, 500)
+    assert await run_task(root, "post", "nodes/pve1/qemu", vmid=202, name="t", scsi0=f"local-lvm:0,import-from={source}",
+                          ide2="local-lvm:cloudinit") == "OK"
+    config = await root.vm_config("pve1", 202)
+    assert config["scsi0"] == "local-lvm:vm-202-disk-0,size=1246M" and config["ide2"] == "local-lvm:vm-202-cloudinit,media=cdrom"
+    assert stock.pve.storages["local-lvm"]["volumes"]["vm-202-disk-0"]["image"]["version"] == "v1.13.9"
+
+
+async def test_a_start_reads_the_cloud_init_snippet_from_the_node(stock: Stock) -> None:
+    """qemu-server 9.1.0 Cloudinit.pm read_cloudinit_snippets_file 650-659 and pve-storage Storage.pm
+    abs_filesystem_path: task errors at start, not at config time."""
+    root = stock.root()
+    source = await _talos_disk(stock, root)
+    await run_task(root, "post", "nodes/pve1/qemu", vmid=203, name="t", scsi0=f"local-lvm:0,import-from={source}", ide2="local-lvm:cloudinit",
+                   cicustom="user=local:snippets/t.yaml", net0="virtio=BC:24:11:00:02:03,bridge=vmbr0", kvm=0)
+    assert await run_task(root, "post", "nodes/pve1/qemu/203/status/start") == "can't find file 'local:snippets/t.yaml'"
+    await root.set_vm_config("pve1", 203, cicustom="user=local:iso/t.yaml")
+    assert await run_task(root, "post", "nodes/pve1/qemu/203/status/start") == "local:iso/t.yaml is not in the snippets directory"
+    await root.set_vm_config("pve1", 203, cicustom="user=local:snippets/t.yaml")
+    await stock.ssh("pve1", "mkdir -p /var/lib/vz/snippets && cat > /var/lib/vz/snippets/t.yaml", input="#cloud-config\n")
+    assert await run_task(root, "post", "nodes/pve1/qemu/203/status/start") == "OK"
+
+
+async def test_kvm_and_the_bridge_are_checked_at_start(stock: Stock) -> None:
+    """qemu-server 9.1.0 QemuServer.pm config_to_command 3189-3191 (no /dev/kvm); pve-common 9.0.15
+    Network.pm tap_plug line 131 (a bridge the node lacks)."""
+    root = stock.root()
+    stock.hosts.hosts["pve1"].kvm = False
+    await run_task(root, "post", "nodes/pve1/qemu", vmid=204, name="t", memory=512, net0="virtio,bridge=vmbr0")
+    assert await run_task(root, "post", "nodes/pve1/qemu/204/status/start") == KVM_MISSING
+    await root.set_vm_config("pve1", 204, kvm=0, net0="virtio,bridge=vmbr1")
+    assert await run_task(root, "post", "nodes/pve1/qemu/204/status/start") == "bridge 'vmbr1' does not exist"
+    await root.set_vm_config("pve1", 204, net0="virtio,bridge=vmbr0")
+    assert await run_task(root, "post", "nodes/pve1/qemu/204/status/start") == "OK"
+
+
+# ---------------------------------------------------------------------------- nodes
+
+async def test_nodes_report_their_hosts_memory_and_the_installers_network(stock: Stock) -> None:
+    """pve-installer 9.1.0 Install.pm 1093-1177: vmbr0 on the one NIC, not VLAN aware, no vmbr1."""
+    root = stock.root()
+    memory = (await root.call("get", "nodes/pve1/status"))["memory"]
+    host = stock.hosts.hosts["pve1"]
+    assert memory["total"] == host.memory_total and memory["free"] == host.memory_available
+    bridges = await root.call("get", "nodes/pve1/network", type="any_bridge")
+    assert [b["iface"] for b in bridges] == ["vmbr0"] and not bridges[0].get("bridge_vlan_aware")
+
+
+async def test_the_appliance_index_is_the_one_pve_manager_installs(stock: Stock) -> None:
+    """pve-manager 9.1.2 debian/postinst 170-173 and aplinfo/aplinfo.dat; Nodes.pm apl_download 1666-1735."""
+    root = stock.root()
+    offered = {a["template"] for a in await root.call("get", "nodes/pve1/aplinfo")}
+    assert "debian-12-standard_12.12-1_amd64.tar.zst" in offered and "debian-12-standard_12.7-1_amd64.tar.zst" not in offered
+    err = await refused(root, "post", "nodes/pve1/aplinfo", storage="local", template="debian-12-standard_12.7-1_amd64.tar.zst")
+    assert err.status == 400 and "no such template" in err.message
+    err = await refused(root, "post", "nodes/pve1/aplinfo", storage="local-lvm", template="debian-12-standard_12.12-1_amd64.tar.zst")
+    assert err.status == 500 and "storage 'local-lvm' does not support templates" in err.message
+
+
+async def test_pveum_refuses_unknown_privileges_roles_and_tokens(stock: Stock) -> None:
+    """pve-access-control 9.0.4 Role.pm 97-160, AccessControl.pm 1222-1228 and check_token_exist 698-709."""
+    bad = await stock.ssh("pve1", ["pveum", "role", "add", "X", "--privs", "VM.Everything"], check=False)
+    assert bad.exit_status != 0 and "invalid privilege 'VM.Everything'" in bad.stderr
+    no_role = await stock.ssh("pve1", ["pveum", "acl", "modify", "/", "--tokens", "root@pam!t", "--roles", "Nope"], check=False)
+    assert "role 'Nope' does not exist" in no_role.stderr
+    no_token = await stock.ssh("pve1", ["pveum", "acl", "modify", "/", "--tokens", "root@pam!t", "--roles", "Administrator"], check=False)
+    assert "no such token 't' for user 'root@pam'" in no_token.stderr
