@@ -34,13 +34,13 @@ def blueprint(name: str) -> dict[str, Any]:
 class Sandbox:
     """The stand-ins and engine for one spec."""
 
-    def __init__(self, tmp: Path, spec: Platform, *, kvm: bool = True) -> None:
+    def __init__(self, tmp: Path, spec: Platform, *, kvm: bool = True, layout: str = "lvmthin") -> None:
         self.spec = spec
         self.ws = Workspace(tmp / ".tierzero")
         self.ws.root.mkdir(parents=True)
         create_ssh_keypair(self.ws)
         create_age_identity(self.ws)
-        self.pve: FakePveServer = start_for_spec(spec)
+        self.pve: FakePveServer = start_for_spec(spec, layout=layout)
         nodes, witnesses = hosts_for_spec(spec)
         self.hosts: PveHosts = start_pve_hosts(nodes, self.ws.ssh_public_key, witnesses=witnesses, kvm=kvm,
                                                bridges=prepared_bridges(spec))

@@ -222,3 +222,34 @@ def test_before_any_deploy_the_parts_without_credentials_skip(tmp_path: Path) ->
     assert "no Proxmox API token" in found["Proxmox quorum"].evidence
     assert "no Talos secrets for lab" in found["lab: Talos nodes"].evidence
     assert "never bootstrapped" in found["infisical: Infisical ready"].evidence
+
+
+def test_a_node_running_another_release_fails_the_talos_row(deployed: tuple[Session, Runner]) -> None:
+    """The version is what the node reports (the image its VM booted), compared with the spec's."""
+    session, runner = deployed
+    node = _node(session, "lab-w-2")
+    booted = node.version_tag
+    node.version_tag = "v1.12.11"
+    try:
+        found = rows(runner)
+    finally:
+        node.version_tag = booted
+    assert_only_failing(found, "lab: Talos nodes")
+    assert "not the spec's v1.13.9: lab-w-2 runs v1.12.11" in found["lab: Talos nodes"].evidence
+
+
+def test_every_api_call_of_the_deploy_is_one_the_role_was_made_for(deployed: tuple[Session, Runner]) -> None:
+    """Each Proxmox API request the deploy made (fakepve records them) is a call in
+    tierzero.adapters.proxmox_privileges.CALLS, whose rules the token's role is computed from."""
+    from fakepve import schema as pve_schema
+
+    from tierzero.adapters.proxmox_privileges import CALLS
+
+    session, _runner = deployed
+    made = set()
+    for method, path, _body in shared(session, fakepve.SERVER).pve.requests:
+        match = pve_schema.load().match(path.removeprefix("/api2/json"))
+        assert match is not None, path
+        made.add((method, match.template))
+    assert len(made) >= 15
+    assert made - set(CALLS) == set()

@@ -42,11 +42,19 @@ KVM_MISSING = "KVM virtualisation configured, but not available. Either disable 
 DRIVE = re.compile(r"^(ide[0-3]|sata[0-5]|scsi\d+|virtio\d+|efidisk0|tpmstate0)$")
 
 
+class Unresolvable(OSError):
+    """The host's resolver knows no such name (the sandbox has no internet)."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(f"unable to resolve host address '{host}'")
+        self.host = host
+
+
 def fetch_url(url: str, timeout: float = 10.0) -> bytes:
     """GET a URL the way a sandbox host can: loopback only."""
     host = urlsplit(url).hostname or ""
     if host not in ("127.0.0.1", "localhost"):
-        raise OSError(f"unable to resolve host address '{host}'")
+        raise Unresolvable(host)
     try:
         with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 - loopback stand-ins only
             return bytes(answer.read())

@@ -351,6 +351,8 @@ class PveHosts(PveumCommands, PveCommands):
         try:
             body = self.fetch_url(url)
         except Exception as exc:  # noqa: BLE001 - curl reports whatever went wrong
+            if getattr(exc, "host", None):  # curl's exit code 6: the name does not resolve
+                return 6, "", f"curl: (6) Could not resolve host: {exc.host}\n"  # type: ignore[attr-defined]
             return 22, "", f"curl: (22) {exc}\n"
         return 0, "" if "-o" in a else body.decode(errors="replace"), ""
 
