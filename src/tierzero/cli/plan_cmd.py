@@ -56,8 +56,13 @@ def plan(
 
     capacity = capacity_report(loaded.platform)
     summaries = [s.as_dict() for s in ctx.clusters.values()]
+    from tierzero.adapters.proxmox_privileges import ROLE_NAME, ROLE_PRIVILEGES
+    from tierzero.render.proxmox_hosts import host_changes
+
+    hosts = host_changes(loaded.platform, ROLE_NAME, ROLE_PRIVILEGES)
     if json_out:
-        result = {"out": str(target), "files": len(files), "clusters": summaries, "capacity": capacity.as_dict(), "written": report is None or report.ok}
+        result = {"out": str(target), "files": len(files), "clusters": summaries, "capacity": capacity.as_dict(), "hosts": hosts,
+                  "written": report is None or report.ok}
         if report is not None:
             result["validation"] = {"ok": report.ok, "checked": report.checked, "problems": report.problems, "unverified": report.unverified}
         output.print_json(result)
@@ -71,6 +76,9 @@ def plan(
             con.print(f"  add-ons: {', '.join(s.addons) if s.addons else 'none'}", markup=False)
             for note in s.notes:
                 con.print(f"  note: {note}", markup=False)
+        con.print("on the Proxmox hosts, deploy will:", markup=False)
+        for line in hosts:
+            con.print(f"  {line}", markup=False)
         con.print("capacity:", markup=False)
         for line in capacity.lines():
             con.print(f"  {line}", markup=False)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from tierzero.spec.models import Platform, ProxmoxNode, QDevice
 
 GiB = 1024**3
+MIN_PVE = (8, 2)
 MIN_IMAGE_SPACE = 4 * GiB
 MEMORY_SLACK = 0.08
 EMULATION_HINT = (
@@ -53,9 +54,12 @@ def _preflight(name: str):
     async def run(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
         ssh = host_ssh(ctx, name)
         version = (await ssh.run("pveversion", hint="is Proxmox VE installed on this host?")).stdout.strip()
-        found = re.search(r"pve-manager/([\d.]+)", version)
-        if not found or int(found.group(1).split(".")[0]) < 8:
-            raise OperationError(f"{name} runs {version or 'no Proxmox VE'}; tierzero needs Proxmox VE 8 or 9", hint="install or upgrade Proxmox VE on the host")
+        found = re.search(r"pve-manager/(\d+)\.(\d+)", version)
+        # 8.2: the `import` storage content (the Talos image download) and the Sys.AccessNetwork
+        # privilege (tierzero's role) exist from there on; the sandbox models 9.1.
+        if not found or (int(found.group(1)), int(found.group(2))) < MIN_PVE:
+            raise OperationError(f"{name} runs {version or 'no Proxmox VE'}; tierzero needs Proxmox VE {MIN_PVE[0]}.{MIN_PVE[1]} or later (9 recommended)",
+                                 hint="install or upgrade Proxmox VE on the host (`apt update && apt full-upgrade`)")
         mem = (await ssh.run("free -b")).stdout
         row = next((line.split() for line in mem.splitlines() if line.startswith("Mem:")), None)
         if row is None:
@@ -87,7 +91,7 @@ def _preflight(name: str):
             raise OperationError(f"{name} has no /dev/kvm", hint=EMULATION_HINT)
         if not kvm:
             ctx.log(f"{name}: no /dev/kvm, VMs will use software emulation (accepted by allow_software_emulation)", level="warn")
-        return {"pve_version": found.group(1), "memory_total": total, "memory_available": available, "disk_available": disk, "kvm": kvm, "address": addr}
+        return {"pve_version": f"{found.group(1)}.{found.group(2)}", "memory_total": total, "memory_available": available, "disk_available": disk, "kvm": kvm, "address": addr}
 
     return run
 

@@ -30,6 +30,7 @@ from tierzero.adapters.proxmox_privileges import CALLS, ROLE_NAME, ROLE_PRIVILEG
 from tierzero.engine.step import StepContext
 from tierzero.errors import OperationError
 from tierzero.phases.hosts import host_ssh
+from tierzero.render.proxmox_hosts import wanted_content
 
 GiB = 1024**3
 FILE_STORAGE_TYPES = ("dir", "nfs", "cifs", "cephfs", "btrfs")  # plugins that take import and snippets
@@ -69,13 +70,6 @@ async def ensure_token_access(ctx: StepContext, host: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- storage content
-
-def wanted_content(spec: Any) -> list[str]:
-    out = ["import", "snippets"] if spec.clusters else []
-    if spec.infisical_services():
-        out.append("vztmpl")
-    return out
-
 
 async def ensure_storage_content(ctx: StepContext) -> Mapping[str, Any]:
     px = ctx.spec.proxmox

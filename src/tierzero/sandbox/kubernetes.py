@@ -343,9 +343,12 @@ SERVERS: Handle[dict[str, KubeApiServer]] = Handle("kubernetes")  # by cluster n
 def _start(box: SandboxContext) -> Stop:
     servers = box.put(SERVERS, {})
     for cluster in box.spec.clusters:
+        # PRE-SEEDED, and why: this stand-in plays the API server the control planes run once etcd
+        # is bootstrapped, with the cluster's nodes registered; it does not model the bootstrap
+        # itself (the Talos stand-in does), and the product reaches it only after etcd is up.
         nodes = [node_object(n.name, str(n.ip.address or ""), role) for role, n in cluster.nodes()]
         state = KubeState(nodes, ready_after=box.options.flux_ready_after, fail_first=box.options.kube_fail_first)
-        if cluster.gitops is not None:  # no Flux runs here: the stand-in plays a bootstrapped one
+        if cluster.gitops is not None:  # PRE-SEEDED: no Flux runs here, the stand-in plays a bootstrapped one
             state.seed("/apis/kustomize.toolkit.fluxcd.io/v1", "flux-system", "kustomizations", {
                 "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "metadata": {"name": "flux-system"},
                 "spec": {"path": f"./{cluster.gitops.path}".rstrip("/") or ".", "interval": "10m", "prune": True,

@@ -106,6 +106,9 @@ class PveHosts(PveumCommands, PveCommands):
 
     async def _listen(self, name: str) -> None:
         host = self.hosts[name]
+        # PRE-SEEDED, and why: tierzero logs in with the workspace key, which the user puts in root's
+        # authorized_keys when installing (the installer's `root-ssh-keys`, pve-installer 9.1.0
+        # Install.pm 1538-1542) or afterwards (the README's prerequisite); nothing else is trusted.
         keys = asyncssh.import_authorized_keys(self.authorized_key + "\n")
         server = await asyncssh.listen(
             "127.0.0.1", host.port, server_host_keys=[self._host_key_for(name)], authorized_client_keys=keys,
