@@ -42,5 +42,11 @@ async def test_cloud_phase_on_the_twin(tmp_path: Path) -> None:
     out = state.get("cloud/oci").outputs
     assert first.ran == ["cloud/oci"] and set(out["instances"]) == {"a1-1", "a1-2", "bastion"}
     assert conns.endpoint("ssh", "pve1").host == out["instances"]["a1-1"]["public_ip"]
+    # The QDevice witness is published too: a real run reaches it at the address the cloud reports,
+    # as the platform image's user; the nodes reach its qnetd at its private address.
+    witness = conns.endpoint("ssh", "bastion")
+    bastion = out["instances"]["bastion"]
+    assert (witness.host, witness.port) == (bastion["public_ip"], 22)
+    assert witness.extra == {"user": "ubuntu", "address": bastion["private_ip"]}
     assert (await runner().run()).skipped == ["cloud/oci"]
     assert await runner().destroy() == ["cloud/oci"] and state.records() == {}

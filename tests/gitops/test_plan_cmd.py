@@ -175,3 +175,16 @@ def test_plan_prints_the_capacity_block_once(full, capsys):
     host_lines = [line for line in out.splitlines() if line.startswith("  pve")]
     assert host_lines and len(host_lines) == len(set(host_lines))
     assert "spare -" not in out
+
+
+def test_plan_says_what_deploy_changes_on_the_proxmox_hosts(tmp_path, capsys):
+    code, _, err = call(capsys, "init", str(tmp_path / "onprem"), "--blueprint", "proxmox")
+    assert code == 0, err
+    code, out, err = call(capsys, "plan", "-f", str(tmp_path / "onprem" / "tierzero.yaml"), "--json")
+    assert code == 0, err
+    hosts = json.loads(out)["hosts"]
+    assert any(line.startswith("API token root@pam!tierzero, privilege-separated, with one ACL entry on /: role TierZero (15 privileges")
+               for line in hosts)
+    assert "storage local: content import,snippets,vztmpl added where missing (PUT /storage/local; the content it has is kept)" in hosts
+    assert any("keyctl=1 (`pct set` as root" in line for line in hosts)
+    assert any("local:snippets (tierzero-<node>-user.yaml, mode 0600" in line for line in hosts)

@@ -145,3 +145,19 @@ async def test_lost_token_secret_is_recreated(make_sandbox):
     second = box.secrets.get(TOKEN_SECRET_NAME)
     assert second and second != first and box.hosts.cluster.tokens["root@pam!tierzero"] == second
     assert box.pve.pve.apitokens["root@pam!tierzero"] == second
+
+
+def test_a_witness_given_by_address_is_reached_there_in_a_real_run() -> None:
+    """Real mode, no sandbox route: the endpoint is the spec's address, port and user, as given."""
+    from types import SimpleNamespace
+
+    from tierzero.adapters.connections import Connections
+    from tierzero.phases.hosts import witness_name
+    from tierzero.spec import Platform
+
+    data = witness_by_address(oci_spec())
+    data["hypervisors"]["proxmox"]["qdevice"].update(ssh_user="admin", ssh_port=2222)
+    ctx = SimpleNamespace(spec=Platform.model_validate(data), connections=Connections(target="real"))
+    assert witness_name(ctx) == "10.99.0.250"  # type: ignore[arg-type]
+    found = ctx.connections.endpoint("ssh", "10.99.0.250")
+    assert (found.host, found.port, found.extra) == ("10.99.0.250", 2222, {"user": "admin", "address": "10.99.0.250"})
