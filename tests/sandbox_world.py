@@ -34,7 +34,10 @@ def _pve_hosts(doc: dict[str, Any]) -> dict[str, Any]:
     return {
         "cluster": {"name": cluster["name"], "members": sorted(cluster["members"]), "qdevice": cluster["qdevice"],
                     "tokens": sorted(cluster["tokens"]), "token_privsep": cluster.get("token_privsep"), "roles": cluster.get("roles"),
-                    "acl": cluster.get("acl"), "ceph": {k: cluster["ceph"][k] for k in ("initialized", "mons", "osds", "pools")}},
+                    "acl": cluster.get("acl"),
+                    # OSD ids and monitor order follow which concurrent step finished first: compare what is where.
+                    "ceph": {"initialized": cluster["ceph"]["initialized"], "mons": sorted(cluster["ceph"]["mons"]),
+                             "osds": sorted((host, dev) for _, host, dev in cluster["ceph"]["osds"]), "pools": cluster["ceph"]["pools"]}},
         "hosts": {name: {"in_cluster": h["in_cluster"], "packages": h["packages"], "files": sorted(h["files"]),
                          "authorized": len(h["authorized"]), "tailscale_up": h["tailscale_up"], "ceph_installed": h["ceph_installed"]}
                   for name, h in doc["hosts"].items()},
