@@ -146,7 +146,9 @@ async def _storages(ctx: StepContext, api: Any, node: str, guests: list[tuple[st
     vms = any(n for n, _, _ in guests if n not in {s.name for s in ctx.spec.infisical_services()})
     lxcs = any(s.node == node for s in ctx.spec.infisical_services())
     needs = (["images"] if vms else []) + (["rootdir"] if lxcs else [])
-    if disk is None:
+    if disk is None and px.ceph.enabled and px.storage == px.ceph.pool:
+        pass  # the Ceph steps make it (`pveceph pool create --add_storages`), after this check
+    elif disk is None:
         problems.append(f"{node}: storage {px.storage!r} (hypervisors.proxmox.storage) does not exist there (it has: {names}); "
                         f"fix: set hypervisors.proxmox.storage to one of them that holds VM disks (`pvesm status --content images`)")
     elif not disk.get("enabled", 1) or not disk.get("active", 1):
