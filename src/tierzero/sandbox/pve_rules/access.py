@@ -13,6 +13,8 @@ mixin in front of it (fakepve is configured, not patched).
   a plain die (HTTP 500 `only root can set '<key>' config`), `serialN` other than `socket` likewise.
   Source: proxmox/qemu-server 9.1.0 src/PVE/API2/Qemu.pm $cpuoptions..$cloudinitoptions 759-832,
   $check_vm_create_serial_perm 834, $check_vm_modify_config_perm 961-1006.
+- GET /cluster/status and /cluster/ceph/status check their schema rule too (fakepve serves them
+  without). Source: apidata.json (pve-docs 9.1.3) permissions of both.
 - A NIC on a bridge needs SDN.Use on /sdn/zones/localnetwork/<bridge>[/<tag>]. Source:
   qemu-server 9.1.0 src/PVE/QemuServer.pm check_bridge_access 6330; proxmox/pve-guest-common
   src/PVE/GuestHelpers.pm check_vnet_access 397-421.
@@ -128,7 +130,7 @@ class AccessRules:
     def check_permissions(self, user: Any, perms: Any, values: Any, declared: Any = None) -> None:
         if user == ROOT:
             return
-        if perms is not None and "check" not in perms and perms.get("user") in ("all", "world") and user is not None:
+        if perms is not None and "check" not in perms and (perms.get("user") == "world" or (perms.get("user") == "all" and user is not None)):
             return
         ok, why = (False, "user != root@pam") if perms is None or "check" not in perms else \
             self._check(user, perms["check"], values, declared)  # type: ignore[attr-defined]
