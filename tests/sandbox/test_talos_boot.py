@@ -160,3 +160,26 @@ async def test_the_vip_comes_up_only_after_bootstrap(net: Net, bundle: Any) -> N
     assert net.machines.network.holder(VIP) is net.machines.machines["pve1/100"]
     async with await net.authenticated(VIP, bundle) as through_vip:
         assert (await through_vip.version()).hostname == "cp1"
+
+
+def test_the_nocloud_drive_is_what_proxmox_generates_from_the_vm_config() -> None:
+    """qemu-server 9.1.0 Cloudinit.pm: the drive exists only with a cloud-init volume; user-data is
+    the cicustom file or Proxmox's own #cloud-config; network-config v1 from ipconfigN with the
+    NIC's MAC lower-cased (nocloud_network)."""
+    from tierzero.sandbox.guests import Guests
+
+    files = {"/var/lib/vz/snippets/u.yaml": b"version: v1alpha1\n"}
+    hosts = SimpleNamespace(hosts={"pve1": SimpleNamespace(files=files, bridges=["vmbr0"], kvm=True)})
+    pve = SimpleNamespace(storages={"local": {"path": "/var/lib/vz"}})
+    guests = Guests(pve, hosts, None)
+    vm = SimpleNamespace(node="pve1", name="cp-1", config={"net0": f"virtio={MAC},bridge=vmbr0", "ipconfig0": f"ip={CP}/24,gw=10.40.0.1",
+                                                          "nameserver": "1.1.1.1", "scsi0": "local-lvm:vm-100-disk-0"})
+    assert guests._cloudinit(vm) is None  # no cloud-init drive: nothing to read
+    vm.config["ide2"] = "local-lvm:vm-100-cloudinit,media=cdrom"
+    user, network = guests._cloudinit(vm)
+    assert user.startswith(b"#cloud-config\nhostname: cp-1\n")
+    assert network == [{"type": "physical", "name": "eth0", "mac_address": MAC.lower(),
+                        "subnets": [{"type": "static", "address": CP, "netmask": "255.255.255.0", "gateway": "10.40.0.1"}]},
+                       {"type": "nameserver", "address": ["1.1.1.1"]}]
+    vm.config["cicustom"] = "user=local:snippets/u.yaml"
+    assert guests._cloudinit(vm)[0] == b"version: v1alpha1\n"
