@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from spec_builder import build_spec
 from tierzero.adapters.proxmox_privileges import CALLS, FROM_CODE, ROLE_PRIVILEGES, missing, privileges_at, rule_privileges
 from tierzero.sandbox.pve_rules.access import vm_key_privileges
 
@@ -73,16 +75,16 @@ def test_a_call_added_without_its_privilege_would_fail(schema: dict[tuple[str, s
 def test_the_settings_tierzero_sends_need_only_the_role() -> None:
     """qemu-server 9.1.0 $check_vm_modify_config_perm (as the sandbox enforces it): every key of the
     Talos VM tierzero creates is in a group the role holds, none is root-only."""
-    from tierzero.phases.platform_vm import desired_config
+    from tierzero.phases.platform_vm import desired_config, vm_inputs
 
-    px = type("Px", (), {"storage": "local-lvm", "bridge": "vmbr0", "vlan": None, "gateway": "10.0.0.1", "nameservers": ["1.1.1.1"],
-                         "allow_software_emulation": True})()
-    spec = type("Spec", (), {"proxmox": px})()
-    ctx = type("Ctx", (), {"spec": spec, "outputs": {}})()
-    node = type("Node", (), {"name": "cp-1", "node": "pve1", "cores": 2, "memory_gb": 2, "ip": "10.0.0.11/24", "mac": None})()
     for arch in ("amd64", "arm64"):
-        cluster = type("Cluster", (), {"name": "main", "arch": arch})()
-        config = desired_config(ctx, cluster, node, "local:import/x.qcow2", "local:snippets/u.yaml")  # type: ignore[arg-type]
+        spec = build_spec("proxmox", {"clusters.0.arch": arch, "hypervisors.proxmox.allow_software_emulation": True})
+        cluster = spec.clusters[0]
+        node = cluster.control_planes[0]
+        ctx = SimpleNamespace(spec=spec, outputs={})
+        vm = vm_inputs(ctx, cluster, node, 1000, "local:import/x.qcow2", "0" * 64)  # type: ignore[arg-type]
+        config = desired_config(vm, vm.image, "local:snippets/u.yaml")
+        assert ("efidisk0" in config) == (arch == "arm64")
         for key, value in config.items():
             privs = vm_key_privileges(key, value)
             assert privs is not None, f"{key} is root-only"

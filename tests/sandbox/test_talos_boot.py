@@ -22,6 +22,7 @@ from tierzero.sandbox import talos
 from tierzero.sandbox.context import SandboxContext, SandboxOptions
 from tierzero.sandbox.talos.links import config_addressing, machine_links
 from tierzero.sandbox.talos.tls import parse_machine_config
+from tierzero.spec.models import Node
 
 CP, CP2, VIP = "10.40.0.11", "10.40.0.12", "10.40.0.10"
 MAC, MAC2 = "BC:24:11:40:00:11", "BC:24:11:40:00:12"
@@ -58,7 +59,7 @@ class Net:
     """The Talos stand-in for a two-node spec with a VIP, and its machines."""
 
     def __init__(self, tmp: Path) -> None:
-        nodes = [("controlplane", SimpleNamespace(name="cp1", ip=f"{CP}/24")), ("controlplane", SimpleNamespace(name="cp2", ip=f"{CP2}/24"))]
+        nodes = [("controlplane", Node(name="cp1", node="pve1", ip=f"{CP}/24")), ("controlplane", Node(name="cp2", node="pve1", ip=f"{CP2}/24"))]
         cluster = SimpleNamespace(name="lab", nodes=lambda: nodes, vip=VIP)
         self.box = SandboxContext(SimpleNamespace(clusters=[cluster]), None, Connections(target="sandbox"), tmp,  # type: ignore[arg-type]
                                   options=SandboxOptions(talos_reboot_seconds=0.05))
@@ -114,8 +115,8 @@ async def test_nothing_answers_before_a_vm_boots_and_after_it_stops(net: Net) ->
 def test_links_are_named_as_the_platform_kernel_arguments_make_them(net: Net) -> None:
     """nocloud puts net.ifnames=0 on the command line (eth0); metal does not: predictable ens18 for
     the Proxmox virtio NIC in PCI slot 18."""
-    assert [l.name for l in net.boot("pve1/100", image=image(platform="nocloud")).links] == ["eth0"]
-    assert [l.name for l in net.boot("pve1/101", image=image(platform="metal"), macs=[MAC2]).links] == ["ens18"]
+    assert [link.name for link in net.boot("pve1/100", image=image(platform="nocloud")).links] == ["eth0"]
+    assert [link.name for link in net.boot("pve1/101", image=image(platform="metal"), macs=[MAC2]).links] == ["ens18"]
 
 
 async def test_nocloud_user_data_is_the_machine_config_unless_it_is_cloud_config(net: Net, bundle: Any) -> None:

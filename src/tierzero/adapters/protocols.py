@@ -114,6 +114,8 @@ class ProxmoxApi(Protocol):
 
     async def cluster_status(self) -> list[dict[str, Any]]: ...
 
+    async def guests(self) -> list[dict[str, Any]]: ...  # GET /cluster/resources?type=vm
+
     async def storage_content(self, node: str, storage: str, content: str | None = None) -> list[dict[str, Any]]: ...
 
     async def download_url(self, node: str, storage: str, *, url: str, filename: str, content: str,

@@ -20,7 +20,14 @@ from tierzero.adapters.ssh import retry_policy
 from tierzero.engine.step import Step, StepContext
 from tierzero.errors import OperationError
 from tierzero.phases.hosts import host_address, host_ssh, parse_pvecm, pve_node, witness_name
-from tierzero.phases.pve_prepare import capabilities, capability_inputs, ensure_storage_content, ensure_token_access, wanted_content
+from tierzero.phases.pve_prepare import (
+    capabilities,
+    capability_inputs,
+    ensure_storage_content,
+    ensure_token_access,
+    storage_content_inputs,
+    wanted_content,
+)
 
 if TYPE_CHECKING:
     from tierzero.spec.models import Platform, ProxmoxNode, QDevice
@@ -304,8 +311,7 @@ def steps(spec: Platform) -> list[Step]:
     summary_needs = [_p("quorum"), _p("api-token"), _p("capabilities")]
     if wanted_content(spec):
         out.append(Step(_p("storage-content"), "hypervisors", f"storage {px.image_storage}: content {','.join(wanted_content(spec))} (PUT /storage/{px.image_storage})",
-                        ensure_storage_content, inputs=lambda ctx: {"storage": ctx.spec.proxmox.image_storage, "content": wanted_content(ctx.spec)},
-                        needs=(_p("capabilities"),), real_only=True))
+                        ensure_storage_content, inputs=storage_content_inputs, needs=(_p("capabilities"),), real_only=True))
         summary_needs.append(_p("storage-content"))
     if px.tailscale.enabled:
         for node in px.nodes:

@@ -23,8 +23,10 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from tierzero.adapters.protocols import ProxmoxApi
 from tierzero.adapters.proxmox import TOKEN_NAME, TOKEN_USER, proxmox_client, token_for
 from tierzero.adapters.proxmox_privileges import CALLS, ROLE_NAME, ROLE_PRIVILEGES, missing, role_command
 from tierzero.engine.step import StepContext
@@ -71,17 +73,28 @@ async def ensure_token_access(ctx: StepContext, host: str) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- storage content
 
-async def ensure_storage_content(ctx: StepContext) -> Mapping[str, Any]:
+@dataclass(frozen=True)
+class StorageContentInputs:
+    first: str  # the node whose API changes the (cluster-wide) storage configuration
+    storage: str  # hypervisors.proxmox.image_storage
+    content: tuple[str, ...]  # what it must hold (`tierzero.render.proxmox_hosts.wanted_content`)
+
+
+def storage_content_inputs(ctx: StepContext) -> StorageContentInputs:
     px = ctx.spec.proxmox
-    sid, wanted = px.image_storage, wanted_content(ctx.spec)
-    api = proxmox_client(ctx, px.nodes[0].name)
+    return StorageContentInputs(px.nodes[0].name, px.image_storage, tuple(wanted_content(ctx.spec)))
+
+
+async def ensure_storage_content(ctx: StepContext, inputs: StorageContentInputs) -> Mapping[str, Any]:
+    sid, wanted = inputs.storage, inputs.content
+    api = proxmox_client(ctx, inputs.first)
     config = await api.call("get", f"storage/{sid}")
     current = [c for c in str(config.get("content") or "").split(",") if c and c != "none"]
     adding = [c for c in wanted if c not in current]
     if not adding:
         return {"storage": sid, "content": current, "added": []}
     content = ",".join(current + adding)
-    ctx.log(f"storage {sid}: enabling content {','.join(adding)} (PUT /storage/{sid} content={content})")
+    ctx.log(f"storage {sid}: enabling content {','.join(adding)} (PUT /storage/{sid} content={content})", level="notice")
     await api.call("put", f"storage/{sid}", content=content, digest=config.get("digest"))
     after = [c for c in str((await api.call("get", f"storage/{sid}")).get("content") or "").split(",") if c]
     dropped = [c for c in adding if c not in after]
@@ -93,39 +106,74 @@ async def ensure_storage_content(ctx: StepContext) -> Mapping[str, Any]:
 
 # ---------------------------------------------------------------------------- the preflight
 
-def _guests_by_node(spec: Any) -> dict[str, list[tuple[str, int, float]]]:
-    """node -> [(name, vmid, memory GiB)] of every VM and LXC the spec puts there."""
+@dataclass(frozen=True)
+class Guest:
+    """A VM or LXC the spec puts on a node."""
+
+    name: str
+    vmid: int
+    memory_gb: float
+    lxc: bool
+
+
+@dataclass(frozen=True)
+class CapabilityInputs:
+    """Everything the capability preflight checks the hosts against."""
+
+    first: str  # the node whose API answers for the cluster
+    token: str | None  # the spec's own API token id (nodes[0].token_id), None: tierzero's
+    storage: str  # VM disks and container volumes
+    image_storage: str  # images to import, snippets, LXC templates
+    bridge: str
+    vlan: int | None
+    ceph_pool: str | None  # the pool (and storage) the Ceph steps create later, when Ceph is on
+    guests: tuple[tuple[str, tuple[Guest, ...]], ...]  # (node, its guests), by node
+    factories: tuple[str, ...]  # the clusters' Image Factories, as the spec gives them
+    role: tuple[str, ...]  # the privileges of tierzero's role
+
+    @property
+    def lxc(self) -> bool:
+        return any(g.lxc for _, gs in self.guests for g in gs)
+
+
+def capability_inputs(ctx: StepContext) -> CapabilityInputs:
     from tierzero.phases.platform_vm import assign_vmids
 
+    spec, px = ctx.spec, ctx.spec.proxmox
     vmids = assign_vmids(spec)
-    out: dict[str, list[tuple[str, int, float]]] = {}
+    by_node: dict[str, list[Guest]] = {}
     for cluster in spec.clusters:
         for _, node in cluster.nodes():
-            out.setdefault(node.node, []).append((node.name, vmids[(cluster.name, node.name)], node.memory_gb))
+            by_node.setdefault(node.node, []).append(Guest(node.name, vmids[(cluster.name, node.name)], node.memory_gb, False))
     for svc in spec.infisical_services():
-        out.setdefault(svc.node, []).append((svc.name, svc.vmid, svc.memory_gb))
-    return out
+        by_node.setdefault(svc.node, []).append(Guest(svc.name, svc.vmid, svc.memory_gb, True))
+    return CapabilityInputs(
+        first=px.nodes[0].name, token=px.nodes[0].token_id, storage=px.storage, image_storage=px.image_storage,
+        bridge=px.bridge, vlan=px.vlan, ceph_pool=px.ceph.pool if px.ceph.enabled else None,
+        guests=tuple((node, tuple(gs)) for node, gs in sorted(by_node.items())),
+        factories=tuple(dict.fromkeys(c.image_factory for c in spec.clusters)), role=ROLE_PRIVILEGES,
+    )
 
 
-def _calls_for(spec: Any) -> list[tuple[str, str]]:
-    calls = [k for k in CALLS if "/lxc" not in k[1] and "/aplinfo" not in k[1] and "ceph" not in k[1]]
-    if spec.infisical_services():
-        calls += [k for k in CALLS if "/lxc" in k[1] or "/aplinfo" in k[1]]
-    if spec.proxmox.ceph.enabled:
-        calls.append(("GET", "/cluster/ceph/status"))
-    return calls
+def _calls_for(inputs: CapabilityInputs) -> list[tuple[str, str]]:
+    chosen = [k for k in CALLS if "/lxc" not in k[1] and "/aplinfo" not in k[1] and "ceph" not in k[1]]
+    if inputs.lxc:
+        chosen += [k for k in CALLS if "/lxc" in k[1] or "/aplinfo" in k[1]]
+    if inputs.ceph_pool is not None:
+        chosen.append(("GET", "/cluster/ceph/status"))
+    return chosen
 
 
-async def _privileges(ctx: StepContext, api: Any, token: str, guests: dict[str, list[tuple[str, int, float]]]) -> list[str]:
-    px = ctx.spec.proxmox
+async def _privileges(api: ProxmoxApi, token: str, inputs: CapabilityInputs) -> list[str]:
     held = await api.call("get", "access/permissions")
-    pairs = [(node, vmid) for node, items in sorted(guests.items()) for _, vmid, _ in items] or [(px.nodes[0].name, 100)]
+    pairs = [(node, g.vmid) for node, gs in inputs.guests for g in gs] or [(inputs.first, 100)]
+    bridge = inputs.bridge + (f"/{inputs.vlan}" if inputs.vlan else "")
     problems = []
-    for method, path in _calls_for(ctx.spec):
+    for method, path in _calls_for(inputs):
         rule = CALLS[(method, path)]
         for node, vmid in pairs:
-            values = {"node": node, "vmid": vmid, "storage": px.storage if path.endswith(("/qemu", "/lxc")) else px.image_storage,
-                      "image_storage": px.image_storage, "bridge": px.bridge + (f"/{px.vlan}" if px.vlan else "")}
+            values = {"node": node, "vmid": vmid, "storage": inputs.storage if path.endswith(("/qemu", "/lxc")) else inputs.image_storage,
+                      "image_storage": inputs.image_storage, "bridge": bridge}
             lacking = missing(rule, held, values)
             if lacking:
                 problems.append(f"API token {token} may not {method} {path}: lacks {'; '.join(lacking)}")
@@ -137,70 +185,69 @@ async def _privileges(ctx: StepContext, api: Any, token: str, guests: dict[str, 
     return problems
 
 
-async def _storages(ctx: StepContext, api: Any, node: str, guests: list[tuple[str, int, float]]) -> list[str]:
-    px = ctx.spec.proxmox
+async def _storages(api: ProxmoxApi, node: str, guests: tuple[Guest, ...], inputs: CapabilityInputs) -> list[str]:
+    storage, image_storage = inputs.storage, inputs.image_storage
     listed = {s["storage"]: s for s in await api.call("get", f"nodes/{node}/storage")}
     names = ", ".join(sorted(listed)) or "none"
     problems = []
-    disk = listed.get(px.storage)
-    vms = any(n for n, _, _ in guests if n not in {s.name for s in ctx.spec.infisical_services()})
-    lxcs = any(s.node == node for s in ctx.spec.infisical_services())
-    needs = (["images"] if vms else []) + (["rootdir"] if lxcs else [])
-    if disk is None and px.ceph.enabled and px.storage == px.ceph.pool:
+    disk = listed.get(storage)
+    needs = (["images"] if any(not g.lxc for g in guests) else []) + (["rootdir"] if any(g.lxc for g in guests) else [])
+    if disk is None and inputs.ceph_pool is not None and storage == inputs.ceph_pool:
         pass  # the Ceph steps make it (`pveceph pool create --add_storages`), after this check
     elif disk is None:
-        problems.append(f"{node}: storage {px.storage!r} (hypervisors.proxmox.storage) does not exist there (it has: {names}); "
+        problems.append(f"{node}: storage {storage!r} (hypervisors.proxmox.storage) does not exist there (it has: {names}); "
                         f"fix: set hypervisors.proxmox.storage to one of them that holds VM disks (`pvesm status --content images`)")
     elif not disk.get("enabled", 1) or not disk.get("active", 1):
-        problems.append(f"{node}: storage {px.storage!r} is disabled or inactive; fix: `pvesm set {px.storage} --disable 0` and check `pvesm status`")
+        problems.append(f"{node}: storage {storage!r} is disabled or inactive; fix: `pvesm set {storage} --disable 0` and check `pvesm status`")
     else:
         content = str(disk.get("content") or "").split(",")
         lacking = [c for c in needs if c not in content]
         if lacking:
-            problems.append(f"{node}: storage {px.storage!r} holds {disk.get('content')}, not {', '.join(lacking)}; "
-                            f"fix: `pvesm set {px.storage} --content {','.join(dict.fromkeys(content + lacking))}` or pick another storage")
-    image = listed.get(px.image_storage)
+            problems.append(f"{node}: storage {storage!r} holds {disk.get('content')}, not {', '.join(lacking)}; "
+                            f"fix: `pvesm set {storage} --content {','.join(dict.fromkeys(content + lacking))}` or pick another storage")
+    image = listed.get(image_storage)
     if image is None:
-        problems.append(f"{node}: storage {px.image_storage!r} (hypervisors.proxmox.image_storage) does not exist there (it has: {names}); "
+        problems.append(f"{node}: storage {image_storage!r} (hypervisors.proxmox.image_storage) does not exist there (it has: {names}); "
                         "fix: set hypervisors.proxmox.image_storage to a directory storage such as `local`")
     elif image.get("type") not in FILE_STORAGE_TYPES:
-        problems.append(f"{node}: storage {px.image_storage!r} is {image.get('type')}, which holds no files (images to import, snippets); "
+        problems.append(f"{node}: storage {image_storage!r} is {image.get('type')}, which holds no files (images to import, snippets); "
                         "fix: set hypervisors.proxmox.image_storage to a directory storage such as `local`")
     return problems
 
 
-async def _bridge(ctx: StepContext, api: Any, node: str) -> list[str]:
-    px = ctx.spec.proxmox
+async def _bridge(api: ProxmoxApi, node: str, inputs: CapabilityInputs) -> list[str]:
+    bridge, vlan = inputs.bridge, inputs.vlan
     bridges = {i["iface"]: i for i in await api.call("get", f"nodes/{node}/network", type="any_bridge")}
-    found = bridges.get(px.bridge)
+    found = bridges.get(bridge)
     if found is None:
-        return [f"{node}: bridge {px.bridge!r} (hypervisors.proxmox.bridge) does not exist (bridges: {', '.join(sorted(bridges)) or 'none'}); "
-                f"fix: create it (`pvesh create /nodes/{node}/network --iface {px.bridge} --type bridge --autostart 1 && "
+        return [f"{node}: bridge {bridge!r} (hypervisors.proxmox.bridge) does not exist (bridges: {', '.join(sorted(bridges)) or 'none'}); "
+                f"fix: create it (`pvesh create /nodes/{node}/network --iface {bridge} --type bridge --autostart 1 && "
                 f"pvesh set /nodes/{node}/network`) or set hypervisors.proxmox.bridge to an existing one"]
-    if px.vlan and not found.get("bridge_vlan_aware"):
-        return [f"{node}: bridge {px.bridge} is not VLAN aware but hypervisors.proxmox.vlan is {px.vlan}; "
-                f"fix: `pvesh set /nodes/{node}/network/{px.bridge} --type bridge --bridge_vlan_aware 1 && pvesh set /nodes/{node}/network`"]
+    if vlan and not found.get("bridge_vlan_aware"):
+        return [f"{node}: bridge {bridge} is not VLAN aware but hypervisors.proxmox.vlan is {vlan}; "
+                f"fix: `pvesh set /nodes/{node}/network/{bridge} --type bridge --bridge_vlan_aware 1 && pvesh set /nodes/{node}/network`"]
     return []
 
 
-async def _memory(ctx: StepContext, api: Any, node: str, guests: list[tuple[str, int, float]], existing: set[int]) -> list[str]:
-    planned = [(n, m) for n, vmid, m in guests if vmid not in existing]
+async def _memory(api: ProxmoxApi, node: str, guests: tuple[Guest, ...], existing: set[int]) -> list[str]:
+    planned = [g for g in guests if g.vmid not in existing]
     if not planned:
         return []
     memory = (await api.call("get", f"nodes/{node}/status")).get("memory") or {}
     free = int(memory.get("available") or memory.get("free") or 0)
-    need = sum(m for _, m in planned) * GiB
+    need = sum(g.memory_gb for g in planned) * GiB
     if need > free:
-        return [f"{node}: {free / GiB:.1f} GiB free, the guests not created yet ({', '.join(n for n, _ in planned)}) need {need / GiB:.1f} GiB; "
+        return [f"{node}: {free / GiB:.1f} GiB free, the guests not created yet ({', '.join(g.name for g in planned)}) need {need / GiB:.1f} GiB; "
                 "fix: lower their memory_gb, move some to another node (their `node`), or free memory on the host"]
     return []
 
 
-async def _factory(ctx: StepContext, node: str) -> list[str]:
+async def _factory(ctx: StepContext, node: str, factories: tuple[str, ...]) -> list[str]:
+    """Each Image Factory as the host reaches it (`curl` there: the host downloads the image)."""
     from tierzero.adapters.image_factory import factory_url
 
     problems = []
-    for url in dict.fromkeys(factory_url(ctx.connections, c.image_factory) for c in ctx.spec.clusters):
+    for url in dict.fromkeys(factory_url(ctx.connections, f) for f in factories):
         probe = await host_ssh(ctx, node).run(["curl", "-fsS", "-o", "/dev/null", "--max-time", "15", f"{url}/versions"], check=False)
         if not probe.ok:
             why = (probe.stderr.strip() or probe.stdout.strip() or f"exit {probe.exit_status}").splitlines()[-1]
@@ -209,33 +256,23 @@ async def _factory(ctx: StepContext, node: str) -> list[str]:
     return problems
 
 
-async def capabilities(ctx: StepContext) -> Mapping[str, Any]:
-    px = ctx.spec.proxmox
-    guests = _guests_by_node(ctx.spec)
+async def capabilities(ctx: StepContext, inputs: CapabilityInputs) -> Mapping[str, Any]:
     token, _secret = token_for(ctx)
-    first = px.nodes[0].name
-    api = proxmox_client(ctx, first)
-    problems = await _privileges(ctx, api, token, guests)
+    api = proxmox_client(ctx, inputs.first)
+    problems = await _privileges(api, token, inputs)
     if problems:  # without the privileges the other checks cannot read what they need
         raise OperationError("the Proxmox API token cannot do what tierzero needs:\n  " + "\n  ".join(problems),
                              hint=f"grant the role and ACL shown, then run again ({len(problems)} problem(s))")
     existing = {int(g.get("vmid", -1)) for g in await api.guests()}
-    for node in sorted(guests):
+    for node, guests in inputs.guests:
         node_api = proxmox_client(ctx, node)
-        problems += await _storages(ctx, node_api, node, guests[node])
-        problems += await _bridge(ctx, node_api, node)
-        problems += await _memory(ctx, node_api, node, guests[node], existing)
-        if ctx.spec.clusters:
-            problems += await _factory(ctx, node)
+        problems += await _storages(node_api, node, guests, inputs)
+        problems += await _bridge(node_api, node, inputs)
+        problems += await _memory(node_api, node, guests, existing)
+        if inputs.factories:
+            problems += await _factory(ctx, node, inputs.factories)
     if problems:
         raise OperationError("the Proxmox hosts cannot take this spec as they are:\n  " + "\n  ".join(problems),
                              hint=f"fix the settings or hosts named above, then run again ({len(problems)} problem(s))")
-    return {"token": token, "nodes": sorted(guests), "calls": len(_calls_for(ctx.spec)), "checked": ["privileges", "storage", "bridge", "memory", "image factory"]}
-
-
-def capability_inputs(ctx: StepContext) -> dict[str, Any]:
-    px = ctx.spec.proxmox
-    return {"storage": px.storage, "image_storage": px.image_storage, "bridge": px.bridge, "vlan": px.vlan,
-            "guests": {n: [list(g) for g in gs] for n, gs in _guests_by_node(ctx.spec).items()},
-            "factories": sorted({c.image_factory for c in ctx.spec.clusters}), "role": list(ROLE_PRIVILEGES),
-            "tokens": [n.token_id for n in px.nodes]}
+    return {"token": token, "nodes": [node for node, _ in inputs.guests], "calls": len(_calls_for(inputs)),
+            "checked": ["privileges", "storage", "bridge", "memory", "image factory"]}
