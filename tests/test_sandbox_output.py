@@ -4,7 +4,7 @@
 - A failed step's cause and remedy are on an 80x24 terminal's final screen.
 - The run log holds every request the run sent, as seen from the other side: each SSH command
   the stand-in hosts executed, each Talos RPC the stand-in nodes answered, each HTTP request the
-  client libraries put on the wire (Proxmox, Kubernetes, OCI, Infisical), each tofu invocation;
+  client libraries put on the wire (Proxmox, Kubernetes, OCI, Infisical, the Image Factory), each tofu invocation;
   and no secret tierzero knows appears in it, although one is sent inside an SSH command."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def test_starter_deploy_in_a_pipe_prints_one_line_per_step_and_no_commands(tmp_p
     assert not [line for line in lines if COMMAND_WORDS.search(line)]
     events = [json.loads(line) for line in _log_path(lines[-1]).with_suffix(".jsonl").read_text().splitlines()]
     steps = [e["step"] for e in events if e["event"] == "step_done"]
-    assert len(steps) == 27
+    assert len(steps) == 30
     for step in steps:  # every step finished on exactly one line of its own
         assert sum(line.split(": ")[0].endswith(f" {step}") for line in lines) == 1, step
     assert any(line.startswith("deployed (sandbox) in ") for line in lines)
@@ -156,9 +156,9 @@ def test_the_run_log_holds_every_request_sent_and_no_secret(tmp_path: Path, monk
     seen: Counter = Counter()
     for host, command in context[pve_hosts.HOSTS].commands:
         seen["ssh", host, redact(command)] += 1
-    for node in context[talos.NODES].values():
+    for node in context[talos.MACHINES].machines.values():  # no VM is removed in a deploy: every machine is still there
         seen.update(("talos", method) for method in node.calls)
-    kind_of_port = {ep.port: kind for (kind, _), ep in endpoints.items() if kind in ("proxmox", "kubernetes", "oci", "infisical")}
+    kind_of_port = {ep.port: kind for (kind, _), ep in endpoints.items() if kind in ("proxmox", "kubernetes", "oci", "infisical", "http")}
     for port, method, url in on_the_wire:
         if port in kind_of_port:
             seen[_http_key(kind_of_port[port], method, url)] += 1
@@ -175,7 +175,7 @@ def test_the_run_log_holds_every_request_sent_and_no_secret(tmp_path: Path, monk
         else:
             method, path = e["request"].split()[:2]
             recorded[_http_key(e["via"], method, path)] += 1
-    assert {key[0] for key in seen} == {"ssh", "talos", "proxmox", "kubernetes", "oci", "infisical", "tofu"}
+    assert {key[0] for key in seen} == {"ssh", "talos", "proxmox", "kubernetes", "oci", "infisical", "tofu", "http"}  # http: the Image Factory
     assert not seen - recorded, f"sent but not in the log: {sorted(seen - recorded)[:10]}"
 
     assert any(e["request"].startswith("tailscale up --authkey=*** --hostname=pve1") for e in logged if e["via"] == "ssh")

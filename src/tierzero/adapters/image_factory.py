@@ -15,14 +15,18 @@ import asyncio
 import json
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
+from tierzero.adapters import calls
 from tierzero.adapters.connections import Connections, UnknownEndpoint
-from tierzero.adapters.retry import Policy, RetryExhausted, retry_async
+from tierzero.adapters.errors import AuthenticationFailed, from_requests
+from tierzero.adapters.retry import OnRetry, Policy, RetryExhausted, retry_async
 from tierzero.errors import OperationError
 
 _HEX64 = re.compile(r"\b([0-9a-f]{64})\b")
+TRANSIENT_STATUS = (408, 425, 429, 500, 502, 503, 504)  # worth another attempt (as tierzero.adapters.errors has it)
 
 
 def factory_url(connections: Connections, spec_url: str) -> str:
@@ -33,30 +37,34 @@ def factory_url(connections: Connections, spec_url: str) -> str:
         return spec_url.rstrip("/")
 
 
-class _Transient(Exception):
-    pass
-
-
 class ImageFactory:
-    def __init__(self, base_url: str, *, timeout: float = 30.0, policy: Policy | None = None) -> None:
+    """One factory, at `base_url`. Every attempt is reported (`tierzero.adapters.calls`, via
+    "http"); connection failures and 408/425/429/5xx answers are retried within `policy`, and
+    every other library exception becomes a tierzero error (`tierzero.adapters.errors`)."""
+
+    def __init__(self, base_url: str, *, timeout: float = 30.0, policy: Policy | None = None,
+                 on_retry: OnRetry | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.policy = policy or Policy(deadline=120.0)
+        self.on_retry = on_retry
         self.session = requests.Session()
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def _request(self, what: str, method: str, path: str, **kwargs: Any) -> requests.Response:
+        url = self.base_url + path
+        calls.sent("http", urlsplit(url).netloc, calls.http_request(method, url))
         try:
-            answer = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise _Transient(f"{type(exc).__name__}: {exc}") from None
-        if answer.status_code >= 500 or answer.status_code == 429:
-            raise _Transient(f"HTTP {answer.status_code}: {answer.text.strip()[:200]}")
+            answer = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            if answer.status_code in TRANSIENT_STATUS:
+                answer.raise_for_status()
+        except requests.RequestException as exc:
+            raise from_requests(exc, f"the Image Factory at {self.base_url}: {what}") from None
         return answer
 
     async def _call(self, what: str, method: str, path: str, **kwargs: Any) -> requests.Response:
         try:
-            return await retry_async(lambda: asyncio.to_thread(self._request, method, path, **kwargs), policy=self.policy,
-                                     classify=lambda exc: isinstance(exc, _Transient), what=what)
+            return await retry_async(lambda: asyncio.to_thread(self._request, what, method, path, **kwargs), policy=self.policy,
+                                     on_retry=self.on_retry, what=what)
         except RetryExhausted as exc:
             raise OperationError(f"the Image Factory at {self.base_url} kept failing ({what}): {exc.message}",
                                  hint="check the factory is reachable (clusters[].image_factory), then run again") from exc
@@ -65,6 +73,10 @@ class ImageFactory:
         """POST the schematic; returns the ID the factory gives it."""
         answer = await self._call("register the schematic", "POST", "/schematics", data=schematic_yaml.encode(),
                                   headers={"Content-Type": "application/yaml"})
+        if answer.status_code == 401:
+            raise AuthenticationFailed(f"the Image Factory at {self.base_url} refused the request: HTTP 401",
+                                       hint="an Enterprise factory wants credentials tierzero does not send: use one that serves without them "
+                                            "(clusters[].image_factory)", status=401)
         if answer.status_code not in (200, 201):
             raise OperationError(f"the Image Factory at {self.base_url} refused the schematic: HTTP {answer.status_code} {answer.text.strip()[:300]}",
                                  hint="check clusters[].extensions names official extensions; an Enterprise factory may need credentials")

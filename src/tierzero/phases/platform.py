@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 def _default_factory(ctx: StepContext, spec_url: str) -> ImageFactoryApi:
     from tierzero.adapters.image_factory import ImageFactory, factory_url
 
-    return ImageFactory(factory_url(ctx.connections, spec_url), policy=ctx.connections.retry.default)
+    return ImageFactory(factory_url(ctx.connections, spec_url), policy=ctx.connections.retry.default, on_retry=ctx.retry)
 
 
 def _default_machine_config(ctx: StepContext, cluster: Cluster, node: str) -> bytes:
@@ -68,7 +68,6 @@ def kube_client(ctx: StepContext, cluster: Cluster) -> Kube:
     """The cluster's Kubernetes API: its ("kubernetes", CLUSTER) endpoint, else the spec's
     endpoint with the kubeconfig the health step writes."""
     from tierzero.adapters.kubernetes import Kube
-    from tierzero.render.talos.schematic import Arch
 
     try:
         ctx.connections.endpoint("kubernetes", cluster.name)
