@@ -139,10 +139,9 @@ class Runner:
 
         for ep in outputs["endpoints"]:
             if isinstance(ep, Mapping) and {"kind", "name", "host", "port"} <= set(ep):
-                endpoint: Endpoint | None = Endpoint(
+                learned = Endpoint(
                     str(ep["host"]), int(ep["port"]), str(ep.get("scheme", "https")), ep.get("verify", True), dict(ep.get("extra", {})))
-                if self.target != "real" and conns.route is not None:
-                    endpoint = conns.route(endpoint)
+                endpoint = learned if self.target == "real" or conns.route is None else conns.route(learned)
                 if endpoint is not None:
                     conns.add(str(ep["kind"]), str(ep["name"]), endpoint)
 

@@ -52,6 +52,8 @@ def witness_name(ctx: "StepContext") -> str:
     """The QDevice witness as an SSH target: its endpoint comes from the spec (an address) or
     from the cloud phase's outputs (a micro instance); nothing else knows where it is."""
     qdevice = ctx.spec.proxmox.qdevice
+    if qdevice is None:
+        raise OperationError("the spec has no hypervisors.proxmox.qdevice", hint="add a qdevice for a two-host cluster")
     name = qdevice.host
     try:
         ctx.connections.endpoint("ssh", name)

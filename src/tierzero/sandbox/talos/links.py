@@ -101,7 +101,7 @@ def platform_addressing(links: list[Link], network_config: list[dict[str, Any]] 
         if entry.get("type") != "physical":
             continue
         mac = str(entry.get("mac_address") or "").lower()
-        link = next((l for l in links if mac and l.mac == mac), None) or next((l for l in links if l.name == entry.get("name")), None)
+        link = next((each for each in links if mac and each.mac == mac), None) or next((each for each in links if each.name == entry.get("name")), None)
         for subnet in entry.get("subnets") or []:
             kind = subnet.get("type")
             if kind in ("dhcp", "dhcp4"):
@@ -123,11 +123,11 @@ def platform_addressing(links: list[Link], network_config: list[dict[str, Any]] 
 def config_addressing(links: list[Link], docs: list[dict[str, Any]]) -> Addressing:
     """The machine config's addresses, VIPs and DHCP links, on the links that exist."""
     out = Addressing()
-    by_name = {l.name: l for l in links}
+    by_name = {each.name: each for each in links}
     v1 = next((d for d in docs if d.get("version") == "v1alpha1"), {}) or {}
     for item in ((v1.get("machine") or {}).get("network") or {}).get("interfaces") or []:
         if item.get("deviceSelector"):
-            chosen = [l for l in links if _selector_matches(item["deviceSelector"], l)]
+            chosen = [each for each in links if _selector_matches(item["deviceSelector"], each)]
             label = f"deviceSelector {item['deviceSelector']}"
         else:
             chosen = [by_name[item["interface"]]] if item.get("interface") in by_name else []
@@ -144,7 +144,7 @@ def config_addressing(links: list[Link], docs: list[dict[str, Any]]) -> Addressi
     aliases: dict[str, str] = {}
     for doc in docs:
         if doc.get("kind") == "LinkAliasConfig":
-            matches = [l for l in links if _cel_matches(str((doc.get("selector") or {}).get("match") or ""), l)]
+            matches = [each for each in links if _cel_matches(str((doc.get("selector") or {}).get("match") or ""), each)]
             if len(matches) == 1:
                 aliases[str(doc.get("name"))] = matches[0].name
             else:
@@ -159,13 +159,13 @@ def config_addressing(links: list[Link], docs: list[dict[str, Any]]) -> Addressi
         if kind not in ("LinkConfig", "Layer2VIPConfig", "DHCPv4Config"):
             continue
         target = doc.get("link") if kind == "Layer2VIPConfig" else doc.get("name")
-        link = resolve(target)
-        if link is None:
+        named = resolve(target)
+        if named is None:
             out.unapplied.append(f"{kind} {doc.get('name')}: no link or alias named {target!r}")
         elif kind == "LinkConfig":
-            out.addresses.setdefault(link, []).extend(str(a.get("address")) for a in doc.get("addresses") or [] if a.get("address"))
+            out.addresses.setdefault(named, []).extend(str(a.get("address")) for a in doc.get("addresses") or [] if a.get("address"))
         elif kind == "Layer2VIPConfig":
-            out.vips.append((str(doc.get("name")), link))
+            out.vips.append((str(doc.get("name")), named))
         else:
-            out.dhcp.append(link)
+            out.dhcp.append(named)
     return out

@@ -15,6 +15,7 @@ looks to a client) when none does.
 from __future__ import annotations
 
 import asyncio
+import functools
 import contextlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -59,7 +60,7 @@ class TalosNetwork:
         for address in addresses:
             if address in self.ports:
                 continue
-            server = await asyncio.start_server(lambda r, w, a=address: self._relay(a, r, w), "127.0.0.1", 0)
+            server = await asyncio.start_server(functools.partial(self._relay, address), "127.0.0.1", 0)
             self._servers.append(server)
             self.ports[address] = int(server.sockets[0].getsockname()[1])
         return dict(self.ports)
