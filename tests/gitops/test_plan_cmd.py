@@ -43,7 +43,7 @@ def test_plan_writes_the_tree_and_is_byte_identical_on_rerun(full, capsys):
     out_dir = project.ws.render_dir
     first = read_tree(out_dir)
     assert "gitops/main/clusters/main/flux-system/kustomization.yaml" in first
-    assert {p.split("/")[0] for p in first} == {"gitops", "talos", "cloud"}
+    assert {p.split("/")[0] for p in first} == {"gitops", "talos", "cloud", "sealed.json"}  # sealed.json: the keyed digests (workspace/sealing.py)
     assert all(p.startswith("gitops/main/") for p in first if p.startswith("gitops/"))
     assert "cloud/tierzero.auto.tfvars.json" in first
     code, out, err = call(capsys, "plan", "-f", spec, "--json")
@@ -71,8 +71,11 @@ def test_a_changed_secret_changes_only_its_file(full, capsys, monkeypatch):
     assert call(capsys, "plan", "-f", spec)[0] == 0
     second = read_tree(project.ws.render_dir)
     changed = sorted(p for p in first if first[p] != second[p])
-    assert changed == ["gitops/main/infrastructure/controllers/alloy.grafana-cloud.sops.yaml"]
-    assert project.decrypt(second[changed[0]])["stringData"]["token"] == "rotated-token-value-77"
+    secret = "gitops/main/infrastructure/controllers/alloy.grafana-cloud.sops.yaml"
+    assert changed == [secret, "sealed.json"]  # the file, and its entry in the digest index
+    assert project.decrypt(second[secret])["stringData"]["token"] == "rotated-token-value-77"
+    before, after = (json.loads(tree["sealed.json"])["files"] for tree in (first, second))
+    assert [p for p in after if after[p] != before[p]] == [secret]
 
 
 def test_plan_to_another_directory(full, capsys, tmp_path):

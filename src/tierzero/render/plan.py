@@ -8,7 +8,7 @@ come first. A part returns bytes, or `Sealed` plaintext for a file that must be 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -48,10 +48,10 @@ class PlanContext:
         return self.clusters.setdefault(cluster, ClusterSummary(cluster))
 
 
-Part = Callable[[PlanContext], dict[str, Content]]
+Part = Callable[[PlanContext], Iterable[tuple[str, Content]]]  # (path, content), as each file is rendered
 
 
-def gitops_part(ctx: PlanContext) -> dict[str, Content]:
+def gitops_part(ctx: PlanContext) -> Iterable[tuple[str, Content]]:
     from tierzero.render.gitops import render_gitops_tree
 
     out: dict[str, Content] = {}
@@ -69,45 +69,49 @@ def gitops_part(ctx: PlanContext) -> dict[str, Content]:
         summary.secrets += len(result.secrets)
         summary.addons = result.addons
         summary.notes.extend(result.notes)
-    return out
+    return out.items()
 
 
-def talos_part(ctx: PlanContext) -> dict[str, Content]:
-    """Every node's machine config, sealed whole (they carry the cluster PKI)."""
-    from tierzero.render.talos_spec import image_urls, machine_config, talosconfig
+def talos_part(ctx: PlanContext) -> Iterator[tuple[str, Content]]:
+    """Every node's machine config, sealed whole (they carry the cluster PKI), one at a time: the
+    caller may encrypt each while the next renders."""
+    from tierzero.render.talos_spec import cluster_configs, ensure_talosconfig, image_urls
 
     platform = ctx.loaded.platform
-    out: dict[str, Content] = {}
     for cluster in platform.clusters:
-        talosconfig(cluster, ctx.secrets)
-        for _, node in cluster.nodes():
-            text = machine_config(platform, cluster, node.name, ctx.secrets, ctx.loaded.base_dir)
-            out[f"talos/{cluster.name}/{node.name}.sops.yaml"] = Sealed(text.encode(), whole=True)
+        ensure_talosconfig(cluster, ctx.secrets)
+        for node_name, text in cluster_configs(platform, cluster, ctx.secrets, ctx.loaded.base_dir):
+            yield f"talos/{cluster.name}/{node_name}.sops.yaml", Sealed(text.encode(), whole=True)
         ctx.summary(cluster.name).notes.append(f"{len(cluster.control_planes) + len(cluster.workers)} Talos machine configs (installer {image_urls(cluster)['installer']})")
-    return out
 
 
-def cloud_part(ctx: PlanContext) -> dict[str, Content]:
+def cloud_part(ctx: PlanContext) -> Iterable[tuple[str, Content]]:
     """`cloud/tierzero.auto.tfvars.json`: the OpenTofu layer's variables (Python never writes HCL)."""
     from tierzero.render.tofu_vars import TFVARS_FILE, json_text, tfvars_for
 
     platform = ctx.loaded.platform
     if platform.oci is None:
-        return {}
+        return ()
     data = tfvars_for(platform, base_dir=ctx.loaded.base_dir)
-    return {f"cloud/{TFVARS_FILE}": json_text(data).encode()}
+    return [(f"cloud/{TFVARS_FILE}", json_text(data).encode())]
 
 
 # (name, renderer) in output order.
 PARTS: list[tuple[str, Part]] = [("gitops", gitops_part), ("talos", talos_part), ("cloud", cloud_part)]
 
 
+def iter_rendered(ctx: PlanContext) -> Iterator[tuple[str, Content]]:
+    """Every plan file as (path relative to the plan directory, bytes or Sealed), in the order the
+    parts render them (each as soon as it is rendered)."""
+    seen: set[str] = set()
+    for name, part in PARTS:
+        for path, data in part(ctx):
+            if path in seen:
+                raise ValueError(f"plan part {name!r} renders {path}, which an earlier part already rendered")
+            seen.add(path)
+            yield path, data
+
+
 def render_all(ctx: PlanContext) -> dict[str, Content]:
     """Every plan file as {path relative to the plan directory: bytes or Sealed}, sorted by path."""
-    files: dict[str, Content] = {}
-    for name, part in PARTS:
-        for path, data in part(ctx).items():
-            if path in files:
-                raise ValueError(f"plan part {name!r} renders {path}, which an earlier part already rendered")
-            files[path] = data
-    return dict(sorted(files.items()))
+    return dict(sorted(iter_rendered(ctx)))

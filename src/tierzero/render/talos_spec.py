@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 from urllib.parse import urlparse
 
 from tierzero.render.load_balancers import exclude_label_decision, remove_exclude_label_patch
@@ -32,10 +33,17 @@ def secret_name(cluster: "Cluster", what: str) -> str:
 
 
 def secrets_bundle(secrets: "SecretStore", cluster: "Cluster") -> SecretsBundle:
-    import yaml
-
     text = secrets.get_or_create(secret_name(cluster, "secrets.yaml"), lambda: generate_bundle().to_yaml())
-    return bundle_from_dict(yaml.safe_load(text), source=f"secrets bundle of cluster {cluster.name}")
+    return _parsed_bundle(text, cluster.name)
+
+
+@lru_cache(maxsize=16)
+def _parsed_bundle(text: str, cluster: str) -> SecretsBundle:
+    """The bundle parsed once per distinct text (a plan renders every node of a cluster from it).
+    Callers only read it."""
+    from tierzero.render.talos import yamlio
+
+    return bundle_from_dict(yamlio.load(text), source=f"secrets bundle of cluster {cluster}")
 
 
 def schematic(cluster: "Cluster") -> Schematic:
@@ -143,6 +151,14 @@ def machine_config(platform: "Platform", cluster: "Cluster", node_name: str, sec
     return render_node_config(cluster_inputs(platform, cluster, bundle, base_dir), node_inputs(platform, cluster, role, node))
 
 
+def cluster_configs(platform: "Platform", cluster: "Cluster", secrets: "SecretStore", base_dir: Path | None = None) -> Iterator[tuple[str, str]]:
+    """(node name, machine config) for every node of the cluster, in spec order, one at a time; the
+    bundle and the settings every node shares are worked out once. The same text `machine_config` gives."""
+    common = cluster_inputs(platform, cluster, secrets_bundle(secrets, cluster), base_dir)
+    for role, node in cluster.nodes():
+        yield node.name, render_node_config(common, node_inputs(platform, cluster, role, node))
+
+
 def node_address(node: "Node") -> str | None:
     return None if node.ip.address is None else str(node.ip.address)
 
@@ -165,6 +181,15 @@ def talosconfig(cluster: "Cluster", secrets: "SecretStore") -> str:
         return stored
     entry["endpoints"], entry["nodes"] = list(cps), list(cps)  # a workspace from before: its endpoints were the VIP
     return yamlio.dump_document({"context": doc["context"], "contexts": {doc["context"]: {k: entry[k] for k in ("endpoints", "nodes", "ca", "crt", "key") if k in entry}}})
+
+
+def ensure_talosconfig(cluster: "Cluster", secrets: "SecretStore") -> None:
+    """Make the cluster's talosconfig unless the store already holds it: a store that can tell
+    (`exists(name)`, as the workspace's does) is not made to decrypt it just to say so."""
+    exists = getattr(secrets, "exists", None)
+    if callable(exists) and exists(secret_name(cluster, "talosconfig")):
+        return
+    talosconfig(cluster, secrets)
 
 
 def kubeconfig(cluster: "Cluster", secrets: "SecretStore") -> str:

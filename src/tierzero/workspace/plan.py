@@ -1,21 +1,25 @@
 """The plan on disk (`.tierzero/render/` by default): render the spec (pure, `tierzero.render.plan`),
-seal what must be encrypted with sops to the workspace's age recipient, and write it all at once.
+seal what must be encrypted with sops to the workspace's age recipient as soon as each file is
+rendered, and write it all at once.
 
-Sealing keeps a file's previous ciphertext when its content did not change (decrypt, compare,
-keep), so the same spec and workspace give a byte-identical plan."""
+Sealing keeps a file's previous ciphertext when its content did not change, told by a keyed
+digest kept beside it (`tierzero.workspace.sealing`), so the same spec and workspace give a
+byte-identical plan and a re-plan runs no sops at all."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from tierzero.adapters.sops import AgeKey, encrypt, encrypt_stable
-from tierzero.render.plan import Content, PlanContext, render_all
-from tierzero.render.sealing import SECRET_REGEX, Sealed
+from tierzero.adapters.sops import AgeKey
+from tierzero.render.plan import Content, PlanContext, iter_rendered
+from tierzero.render.sealing import Sealed
+from tierzero.workspace.sealing import INDEX, Sealer
 from tierzero.workspace.secrets import WorkspaceSecrets
 
 if TYPE_CHECKING:
@@ -28,46 +32,66 @@ def make_context(loaded: LoadedSpec, workspace: Workspace, *, facts: Mapping[str
     return PlanContext(loaded, secrets, secrets.recipient(), dict(facts or {}))
 
 
-def render_plan(loaded: LoadedSpec, workspace: Workspace, *, previous: Path | None = None,
-                context: PlanContext | None = None) -> dict[str, bytes]:
-    """Every plan file, sealed, as {path relative to the plan directory: bytes}. Unchanged sealed
-    files keep their ciphertext from `previous` (default: the workspace's render directory)."""
+@dataclass
+class SealedPlan:
+    """A rendered, sealed plan: `files` by path relative to the plan directory (the index
+    `sealed.json` among them), the sealed paths whose previous ciphertext was kept, the SHA-256 of
+    each whole-sealed file's plaintext (machine configs: what the platform phase fingerprints), and
+    how many sops runs sealing took."""
+
+    files: dict[str, bytes]
+    reused: set[str] = field(default_factory=set)
+    plaintext_sha256: dict[str, str] = field(default_factory=dict)
+    sops_runs: int = 0
+
+
+def render_sealed_plan(loaded: LoadedSpec, workspace: Workspace, *, previous: Path | None = None,
+                       context: PlanContext | None = None) -> SealedPlan:
+    """Render and seal every plan file. Unchanged sealed files keep their ciphertext from
+    `previous` (default: the workspace's render directory)."""
     ctx = context or make_context(loaded, workspace)
     prev = previous if previous is not None else workspace.render_dir
     key = WorkspaceSecrets(workspace, loaded.base_dir).age_key() if workspace.age_key.exists() else None
-    files, reused = seal(render_all(ctx), ctx.recipient, key, prev if prev.is_dir() else None)
-    for path in reused:
+    plan = seal_stream(iter_rendered(ctx), ctx.recipient, key, prev if prev.is_dir() else None, index=True)
+    for path in plan.reused:
         parts = path.split("/")
         if parts[0] == "gitops" and len(parts) > 2:
             ctx.summary(parts[1]).reused += 1
-    return files
+    return plan
+
+
+def render_plan(loaded: LoadedSpec, workspace: Workspace, *, previous: Path | None = None,
+                context: PlanContext | None = None) -> dict[str, bytes]:
+    """Every plan file, sealed, as {path relative to the plan directory: bytes}."""
+    return render_sealed_plan(loaded, workspace, previous=previous, context=context).files
+
+
+def seal_stream(rendered: Iterable[tuple[str, Content]], recipient: str, key: AgeKey | None, previous_dir: Path | None,
+                *, index: bool = False) -> SealedPlan:
+    """Seal files as the iterable yields them: each `Sealed` one is encrypted in the background
+    while the next renders (or kept, when the digest index of `previous_dir` says it did not
+    change). With `index`, the new index is one of the files."""
+    files: dict[str, bytes] = {}
+    digests: dict[str, str] = {}
+    with Sealer(recipient, key, previous_dir) as sealer:
+        for path, content in rendered:
+            if isinstance(content, Sealed):
+                sealer.add(path, content)
+                if content.whole:
+                    digests[path] = hashlib.sha256(content.plaintext).hexdigest()
+            else:
+                files[path] = content
+        files.update(sealer.finish())
+        if index and (data := sealer.index()) is not None:
+            files[INDEX] = data
+    return SealedPlan(dict(sorted(files.items())), set(sealer.reused), digests, sealer.sops_runs)
 
 
 def seal(rendered: Mapping[str, Content], recipient: str, key: AgeKey | None, previous_dir: Path | None) -> tuple[dict[str, bytes], set[str]]:
-    """The rendered plan with every `Sealed` file encrypted (in parallel: each is a sops run), and
-    the paths whose previous ciphertext was kept."""
-
-    def one(item: tuple[str, Sealed]) -> tuple[str, bytes, bool]:
-        path, sealed = item
-        candidate = previous_dir / path if previous_dir is not None else None
-        old = candidate.read_bytes() if candidate is not None and candidate.is_file() else None
-        fmt: Literal["binary", "yaml"] = "binary" if sealed.whole else "yaml"
-        regex = None if sealed.whole else SECRET_REGEX
-        if old is None or key is None:
-            return path, encrypt(sealed.plaintext, recipient, fmt=fmt, encrypted_regex=regex), False
-        out = encrypt_stable(sealed.plaintext, recipient, key, old, fmt=fmt, encrypted_regex=regex)
-        return path, out, out is old
-
-    to_seal = [(p, c) for p, c in rendered.items() if isinstance(c, Sealed)]
-    files = {p: c for p, c in rendered.items() if isinstance(c, bytes)}
-    reused: set[str] = set()
-    if to_seal:
-        with ThreadPoolExecutor(max_workers=min(8, len(to_seal))) as pool:
-            for path, data, kept in pool.map(one, to_seal):
-                files[path] = data
-                if kept:
-                    reused.add(path)
-    return dict(sorted(files.items())), reused
+    """The rendered files with every `Sealed` one encrypted, and the paths whose previous
+    ciphertext was kept (a previous directory without an index is decrypted and compared)."""
+    plan = seal_stream(rendered.items(), recipient, key, previous_dir)
+    return plan.files, plan.reused
 
 
 def write_plan(files: Mapping[str, bytes], out: Path) -> None:

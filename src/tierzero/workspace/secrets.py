@@ -81,6 +81,11 @@ class WorkspaceSecrets:
                 raise InputError(f"{path} is not a tierzero secret file (no string `value`)", hint="restore it from a backup or delete it to generate a new one")
             return self._remember(name, doc["value"])
 
+    def exists(self, name: str) -> bool:
+        """Whether the store holds `name`, without decrypting it."""
+        with self._lock:
+            return name in self._cache or self.path_of(name).exists()
+
     def put(self, name: str, value: str) -> None:
         with self._lock:
             path = self.path_of(name)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 import yaml
+import yaml.emitter
+import yaml.resolver
 
 Document = dict[str, Any]
 
@@ -24,12 +27,26 @@ def _scalar(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return json.dumps(value)
-    text = str(value)
+    return _string(str(value))
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_ANALYZER = yaml.emitter.Emitter(None, allow_unicode=True)  # analyze_scalar is pure: it only reads allow_unicode
+_RESOLVER = yaml.resolver.Resolver()
+
+
+@lru_cache(maxsize=8192)
+def _string(text: str) -> str:
+    """A string as a plain scalar where PyYAML's safe_dump would write it plain (it would not read
+    back as another type, and no character forbids it), else double-quoted JSON. The same two
+    tests safe_dump makes (Serializer: implicit resolution; Emitter.choose_scalar_style at block
+    level), without emitting a document per scalar. Cached: a plan repeats most keys and values."""
     if text == "":
         return '""'
-    plain = yaml.safe_dump(text, width=1 << 30, allow_unicode=True).removesuffix("\n...\n").rstrip("\n")
-    if "\n" not in plain and not plain.startswith(("'", '"')):
-        return plain
+    if _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == _STR_TAG:
+        analysis = _ANALYZER.analyze_scalar(text)
+        if analysis.allow_block_plain and not analysis.multiline and not text.startswith(("'", '"')):
+            return text
     return json.dumps(text, ensure_ascii=False)
 
 
@@ -96,6 +113,14 @@ def dump_stream(docs: list[Document]) -> str:
     return "---\n".join(dump_document(doc) for doc in docs)
 
 
+Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when PyYAML was built with it: the same documents, faster
+
+
+def load(text: str | bytes) -> Any:
+    """Parse one YAML document (safe types only)."""
+    return yaml.load(text, Loader=Loader)  # noqa: S506 - a safe loader
+
+
 def load_stream(text: str) -> list[Any]:
     """Parse a YAML stream, skipping empty documents."""
-    return [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    return [doc for doc in yaml.load_all(text, Loader=Loader) if doc is not None]  # noqa: S506 - a safe loader
