@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ["pydantic", "cryptography", "kubernetes", "oci", "grpc", "asyncssh", "proxmoxer", "ruamel", "jsonschema", "yaml", "rich.console", "rich.live",
+HEAVY = ["pydantic", "cryptography", "kubernetes", "lightkube", "httpx2", "oci", "grpc", "asyncssh", "proxmoxer", "ruamel", "jsonschema", "yaml", "rich.console", "rich.live",
          "tierzero.engine.progress", "tierzero.engine.runlog", "tierzero.adapters.calls"]
 
 

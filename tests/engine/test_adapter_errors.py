@@ -14,7 +14,7 @@ import oci
 import pytest
 import requests
 import urllib3
-from kubernetes.client.exceptions import ApiException
+import httpx2
 from proxmoxer import AuthenticationError
 from proxmoxer.core import ResourceException
 
@@ -47,6 +47,17 @@ def _response(status: int) -> requests.Response:
 
 
 Mapper = Callable[[BaseException], TierzeroError]
+def _api_status(status: int, reason: str) -> Exception:
+    from tierzero.adapters.kubernetes import _ApiStatus
+
+    return _ApiStatus(status, reason)
+
+
+def _http_status_error(status: int) -> httpx2.HTTPStatusError:
+    request = httpx2.Request("GET", "https://127.0.0.1:6443/api/v1/nodes")
+    return httpx2.HTTPStatusError("error", request=request, response=httpx2.Response(status, request=request))
+
+
 CASES: list[tuple[str, BaseException, Mapper, type[TierzeroError], bool]] = [
     # (library, its exception, the mapping, the tierzero error, retried?)
     ("proxmoxer", ResourceException(401, "Unauthorized", "invalid token value"), lambda e: errors.from_proxmoxer(e, "GET /nodes"), AuthenticationFailed, False),
@@ -61,9 +72,13 @@ CASES: list[tuple[str, BaseException, Mapper, type[TierzeroError], bool]] = [
     ("asyncssh", asyncssh.ConnectionLost("reset"), lambda e: errors.from_asyncssh(e, "ssh pve1"), Unreachable, True),
     ("grpc", RpcError(grpc.StatusCode.UNAUTHENTICATED), lambda e: classify_rpc_error(e, "Version on 10.0.0.1"), AuthenticationFailed, False),  # type: ignore[arg-type]
     ("grpc", RpcError(grpc.StatusCode.UNAVAILABLE, "connection refused"), lambda e: classify_rpc_error(e, "Version on 10.0.0.1"), TalosUnavailable, False),  # type: ignore[arg-type]
-    ("kubernetes", ApiException(status=401, reason="Unauthorized"), lambda e: errors.from_kubernetes(e, "GET /api/v1/nodes"), AuthenticationFailed, False),
-    ("kubernetes", ApiException(status=503, reason="Service Unavailable"), lambda e: errors.from_kubernetes(e, "GET /api/v1/nodes"), CallFailed, True),
-    ("kubernetes", urllib3.exceptions.MaxRetryError(None, "/version", "refused"), lambda e: errors.from_kubernetes(e, "GET /version"), Unreachable, True),  # type: ignore[arg-type]
+    ("kubernetes", _api_status(401, "Unauthorized"), lambda e: errors.from_kubernetes(e, "GET /api/v1/nodes"), AuthenticationFailed, False),
+    ("kubernetes", _api_status(503, "Service Unavailable"), lambda e: errors.from_kubernetes(e, "GET /api/v1/nodes"), CallFailed, True),
+    ("kubernetes", _http_status_error(503), lambda e: errors.from_kubernetes(e, "GET /api/v1/nodes"), CallFailed, True),
+    ("kubernetes", httpx2.ConnectError("[Errno 111] Connection refused"), lambda e: errors.from_kubernetes(e, "GET /version"), Unreachable, True),
+    ("kubernetes", httpx2.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"), lambda e: errors.from_kubernetes(e, "GET /version"),
+     CallFailed, False),
+    ("kubernetes", httpx2.ReadTimeout("timed out"), lambda e: errors.from_kubernetes(e, "GET /version"), Unreachable, True),
     ("oci", oci.exceptions.ServiceError(401, "NotAuthenticated", {}, "The required information to complete authentication was not provided."),
      lambda e: errors.from_oci(e, "list instances"), AuthenticationFailed, False),
     ("oci", oci.exceptions.ServiceError(429, "TooManyRequests", {}, "Too many requests for the user"), lambda e: errors.from_oci(e, "list instances"), CallFailed, True),
@@ -94,7 +109,7 @@ def test_a_refused_credential_is_tried_once_however_long_the_deadline() -> None:
 
     def refused() -> None:
         attempts.append(1)
-        raise errors.from_kubernetes(ApiException(status=401, reason="Unauthorized"), "GET /version")
+        raise errors.from_kubernetes(_api_status(401, "Unauthorized"), "GET /version")
 
     with pytest.raises(AuthenticationFailed):
         retry_call(refused, policy=Policy(deadline=600.0), sleep=lambda s: None)

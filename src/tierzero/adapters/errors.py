@@ -103,15 +103,21 @@ KUBE_AUTH_HINT = "the kubeconfig's credentials were refused: re-run the platform
 
 
 def from_kubernetes(exc: BaseException, what: str) -> CallFailed:
-    """The official client's ApiException (an API answer) and urllib3's transport errors."""
-    import urllib3.exceptions
-    from kubernetes.client.exceptions import ApiException
+    """An error answer of the API server (anything with an int `status` and a `reason`: the
+    Kubernetes adapter's, or an HTTP status error of httpx, which lightkube uses) and httpx's
+    transport errors (connect, TLS, timeouts)."""
+    import httpx2
 
-    if isinstance(exc, ApiException):
-        reason = str(exc.reason or "")
-        return _http(what, int(exc.status or 0), reason, KUBE_AUTH_HINT,
+    if isinstance(exc, httpx2.HTTPStatusError):
+        return _http(what, exc.response.status_code, exc.response.reason_phrase, KUBE_AUTH_HINT,
                      "check the object and the API server (`kubectl get --raw /readyz`), then run again")
-    if isinstance(exc, (urllib3.exceptions.HTTPError, OSError)):
+    status = getattr(exc, "status", None)
+    if isinstance(status, int):
+        return _http(what, status, str(getattr(exc, "reason", "") or ""), KUBE_AUTH_HINT,
+                     "check the object and the API server (`kubectl get --raw /readyz`), then run again")
+    if isinstance(exc, httpx2.ConnectError) and "CERTIFICATE" in str(exc).upper():  # retrying will not fix a certificate
+        return CallFailed(f"{what}: TLS failed: {exc}", hint="the API server's certificate is not trusted: check the kubeconfig's CA")
+    if isinstance(exc, (httpx2.TransportError, OSError)):
         return Unreachable(f"{what}: {type(exc).__name__}: {exc}", hint="check the cluster's API endpoint answers on 6443")
     return CallFailed(f"{what}: {type(exc).__name__}: {exc}", hint="run again with --debug for details")
 

@@ -1,9 +1,15 @@
-"""Kubernetes through the official client, pointed at an endpoint from `Connections`.
+"""Kubernetes through lightkube (a small, typed client: its kubeconfig handling, TLS and
+authentication, over httpx), pointed at an endpoint from `Connections`. Paths and bodies are the
+REST API's own (`object_path`), sent as JSON.
 
 The ("kubernetes", CLUSTER) endpoint either names a kubeconfig file (extra["kubeconfig"],
 used once it exists: a real run has it after Talos bootstrap) or carries the URL plus optional extra["token"],
 extra["cert_file"]/["key_file"] (what the sandbox gives). Calls are blocking; from a step use
-`await asyncio.to_thread(kube.nodes)`."""
+`await asyncio.to_thread(kube.nodes)`.
+
+Why not the official `kubernetes` package: importing it loads every generated model (about
+0.3 s, more than the rest of a no-op deploy's checks); lightkube's config and HTTP layer load in
+about half that, and these calls need no models."""
 
 from __future__ import annotations
 
@@ -12,13 +18,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tierzero.adapters import calls
 from tierzero.adapters.connections import ClientCache, Connections, Endpoint
 from tierzero.adapters.errors import CallFailed, from_kubernetes
 from tierzero.adapters.retry import OnRetry, Policy, retry_call
 from tierzero.errors import OperationError
+
+if TYPE_CHECKING:
+    from lightkube.config.kubeconfig import SingleConfig
+
+REQUEST_TIMEOUT = 30.0  # seconds for one request
 
 _IRREGULAR_PLURALS = {"Kustomization": "kustomizations", "HelmRelease": "helmreleases", "HelmRepository": "helmrepositories",
                       "GitRepository": "gitrepositories", "OCIRepository": "ocirepositories", "Ingress": "ingresses",
@@ -53,23 +64,24 @@ def _has_kubeconfig(endpoint: Endpoint) -> bool:
     return bool(path) and Path(str(path)).is_file()
 
 
-def configuration(endpoint: Endpoint) -> Any:
-    from kubernetes import client, config
+def configuration(endpoint: Endpoint) -> SingleConfig:
+    """The lightkube configuration for an endpoint: its kubeconfig file (current context, or
+    extra["context"]) once that exists, else the URL with its token or client certificate."""
+    from lightkube.config.kubeconfig import KubeConfig
+    from lightkube.config.models import Cluster, User
 
-    cfg = client.Configuration()
     if _has_kubeconfig(endpoint):
-        config.load_kube_config(config_file=str(endpoint.extra["kubeconfig"]), context=endpoint.extra.get("context"), client_configuration=cfg)
-        return cfg
-    cfg.host = endpoint.url
-    cfg.verify_ssl = bool(endpoint.verify)
-    if isinstance(endpoint.verify, str):
-        cfg.ssl_ca_cert = endpoint.verify
-    if endpoint.extra.get("token"):
-        cfg.api_key = {"authorization": f"Bearer {endpoint.extra['token']}"}
-    if endpoint.extra.get("cert_file"):
-        cfg.cert_file = endpoint.extra["cert_file"]
-        cfg.key_file = endpoint.extra.get("key_file")
-    return cfg
+        found = KubeConfig.from_file(str(endpoint.extra["kubeconfig"])).get(endpoint.extra.get("context"))
+        if found is None:
+            raise OperationError(f"kubeconfig {endpoint.extra['kubeconfig']} has no context to use",
+                                 hint="re-run the platform phase to write a fresh kubeconfig")
+        return found
+    verify = endpoint.verify
+    cluster = Cluster(server=endpoint.url, certificate_auth=verify if isinstance(verify, str) else None, insecure=verify is False)
+    user = User(token=endpoint.extra.get("token"), client_cert=endpoint.extra.get("cert_file"), client_key=endpoint.extra.get("key_file"))
+    found = KubeConfig.from_one(cluster=cluster, user=user).get()
+    assert found is not None  # from_one sets its one context as the current one
+    return found
 
 
 @dataclass(frozen=True)
@@ -85,19 +97,14 @@ class NodeStatus:
 
 class Kube:
     def __init__(self, endpoint: Endpoint) -> None:
-        from kubernetes import client
+        import httpx2
+        from lightkube.config.client_adapter import Client, ConnectionParams
 
         self.endpoint = endpoint
         self._uses_kubeconfig = _has_kubeconfig(endpoint)
-        self.api = client.ApiClient(configuration(endpoint))
-        self.core = client.CoreV1Api(self.api)
-        send = self.api.call_api  # every request of the client, generated APIs included, goes through it
-
-        def call_api(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-            calls.sent("kubernetes", endpoint.url, calls.http_request(method, url))
-            return send(method, url, *args, **kwargs)
-
-        self.api.call_api = call_api  # type: ignore[method-assign]  # every request is reported (tierzero.adapters.calls)
+        self.config = configuration(endpoint)
+        # trust_env=False: no proxy or CA bundle from the environment: the endpoint says whom to trust.
+        self.http = Client(self.config, ConnectionParams(timeout=httpx2.Timeout(REQUEST_TIMEOUT), trust_env=False))
 
     @classmethod
     def connect(cls, connections: Connections, cluster: str) -> "Kube":
@@ -113,24 +120,21 @@ class Kube:
         return self._uses_kubeconfig
 
     def close(self) -> None:
-        self.api.close()
+        self.http.close()
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         """One request; any failure as a `CallFailed` (its `status` the HTTP status)."""
-        with _translated(f"Kubernetes API {method} {path} at {self.endpoint.url}"):
-            request = self.api.param_serialize(
-                method, path, header_params={"Content-Type": "application/json", "Accept": "application/json"},
-                body=body, auth_settings=["BearerToken"],
-            )
-            response = self.api.call_api(*request, _request_timeout=30)
-            response.read()
-            return self.api.response_deserialize(response, {"2XX": "object"}).data
+        what = f"Kubernetes API {method} {path} at {self.endpoint.url}"
+        calls.sent("kubernetes", self.endpoint.url, calls.http_request(method, f"{self.config.cluster.server.rstrip('/')}{path}"))
+        with _translated(what):
+            headers = {"Accept": "application/json"} if body is None else {"Accept": "application/json", "Content-Type": "application/json"}
+            response = self.http.request(method, path, headers=headers, content=None if body is None else json.dumps(body).encode())
+            if response.status_code >= 400:
+                raise from_kubernetes(_ApiStatus(response.status_code, _reason(response)), what)
+            return response.json() if response.content else {}
 
     def version(self) -> str:
-        from kubernetes import client
-
-        with _translated(f"Kubernetes API version at {self.endpoint.url}"):
-            return str(client.VersionApi(self.api).get_code().git_version)
+        return str(self._call("GET", "/version").get("gitVersion", ""))
 
     def wait_for_api(self, *, policy: Policy = Policy(base=1, cap=10, deadline=600), on_retry: OnRetry | None = None,
                      sleep: Callable[[float], None] | None = None) -> str:
@@ -141,15 +145,13 @@ class Kube:
 
     def nodes(self) -> list[NodeStatus]:
         out = []
-        with _translated(f"Kubernetes API nodes at {self.endpoint.url}"):
-            items = self.core.list_node().items
-        for node in items:
-            status, meta = node.status, node.metadata
-            conditions = {c.type: c.status for c in ((status.conditions if status else None) or [])}
-            labels = (meta.labels if meta else None) or {}
+        for node in self._call("GET", "/api/v1/nodes").get("items", []):
+            status, meta = node.get("status") or {}, node.get("metadata") or {}
+            conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+            labels = meta.get("labels") or {}
             roles = tuple(sorted(k.split("/", 1)[1] for k in labels if k.startswith("node-role.kubernetes.io/")))
-            version = str(status.node_info.kubelet_version) if status and status.node_info else ""
-            out.append(NodeStatus(str(meta.name if meta else ""), conditions.get("Ready") == "True", roles, version))
+            version = str((status.get("nodeInfo") or {}).get("kubeletVersion") or "")
+            out.append(NodeStatus(str(meta.get("name", "")), conditions.get("Ready") == "True", roles, version))
         return out
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
@@ -217,14 +219,32 @@ class Kube:
 _CLIENTS: ClientCache[str, Kube] = ClientCache()  # by cluster name
 
 
+@dataclass(frozen=True)
+class _ApiStatus(Exception):
+    """An answer of the API server with an error status (what `from_kubernetes` maps)."""
+
+    status: int
+    reason: str
+
+
+def _reason(response: Any) -> str:
+    """The API's Status message when the body is one, else the HTTP reason phrase."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return str(getattr(response, "reason_phrase", "") or "")
+
+
 @contextmanager
 def _translated(what: str) -> Iterator[None]:
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError
+    import httpx2
 
     try:
         yield
-    except (ApiException, HTTPError, OSError) as exc:
+    except (httpx2.HTTPError, OSError) as exc:
         raise from_kubernetes(exc, what) from exc
 
 

@@ -3,8 +3,9 @@ month's cost from the usage API. Every client gets `service_endpoint=` from the
 ("oci", "default") endpoint when it names one (the sandbox does); a real run leaves it out
 and the SDK derives the regional endpoints.
 
-Endpoint extra: "config_file"/"profile" (an ~/.oci/config section) or "signer" (an
-`oci.signer.Signer`, the sandbox builds one from a throwaway key), "region", "tenancy"."""
+Endpoint extra: "config_file"/"profile" (an ~/.oci/config section), or "key_file" (an API
+signing key, PEM: the SDK builds its signer from it as from a config file's `key_file`; the
+sandbox keeps a throwaway one), or "signer" (an `oci.signer.Signer`); "region", "tenancy"."""
 
 from __future__ import annotations
 
@@ -40,16 +41,22 @@ class InstanceInfo:
         return dict(self.__dict__)
 
 
-def throwaway_signer(tenancy: str = "ocid1.tenancy.oc1..sandbox") -> Any:
-    """A request signer over a fresh RSA key: the stand-in accepts any signature."""
-    import oci
+def throwaway_key_pem() -> bytes:
+    """A fresh 2048-bit RSA private key, PEM (the size OCI's API keys use): for stand-ins that
+    accept any signature."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
+
+
+def throwaway_signer(tenancy: str = "ocid1.tenancy.oc1..sandbox") -> Any:
+    """A request signer over a fresh RSA key: the stand-in accepts any signature."""
+    import oci
+
     return oci.signer.Signer(tenancy, "ocid1.user.oc1..sandbox", _PLACEHOLDER_FINGERPRINT,
-                             private_key_file_location=None, private_key_content=pem.decode())
+                             private_key_file_location=None, private_key_content=throwaway_key_pem().decode())
 
 
 class Oci:
@@ -66,6 +73,10 @@ class Oci:
                 "user": "ocid1.user.oc1..signer", "fingerprint": _PLACEHOLDER_FINGERPRINT,
             }
             self.kwargs["signer"] = extra["signer"]
+        elif extra.get("key_file") is not None:
+            # An API key without a config file: the same fields a config file's profile holds.
+            self.config = {"region": extra.get("region", region), "tenancy": self.tenancy, "key_file": str(extra["key_file"]),
+                           "user": str(extra.get("user", "ocid1.user.oc1..sandbox")), "fingerprint": str(extra.get("fingerprint", _PLACEHOLDER_FINGERPRINT))}
         else:
             config_file = str(extra.get("config_file", Path("~/.oci/config").expanduser()))
             self.config = oci.config.from_file(config_file, extra.get("profile", "DEFAULT"))

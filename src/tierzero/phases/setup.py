@@ -40,6 +40,22 @@ class BundlesInputs:
 class RenderInputs:
     spec: Platform
     bundles: tuple[str, ...]
+    renderer: str  # the render code's digest: a tierzero that renders differently renders again
+
+
+def renderer_digest() -> str:
+    """SHA-256 over the files of `tierzero.render` (code and data): what the plan is a function
+    of besides the spec and the stored secrets. Later phases fingerprint the render step's
+    outputs instead of rendering again, so this step must re-run when the renderer changed."""
+    from pathlib import Path
+
+    import tierzero.render
+
+    root = Path(tierzero.render.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".py", ".yaml", ".yml", ".json", ".txt", ".tf")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 async def _keys(ctx: StepContext, inputs: KeysInputs) -> Mapping[str, Any]:
@@ -73,15 +89,28 @@ def _spec_path(ctx: StepContext) -> Any:
 
 async def _render(ctx: StepContext, inputs: RenderInputs) -> Mapping[str, Any]:
     from tierzero.spec import LoadedSpec
-    from tierzero.workspace.plan import render_plan, write_plan
+    from tierzero.workspace.plan import render_sealed_plan, write_plan
 
     loaded = LoadedSpec(inputs.spec, _spec_path(ctx))
-    files = render_plan(loaded, ctx.workspace)
-    write_plan(files, ctx.workspace.render_dir)
+    plan = render_sealed_plan(loaded, ctx.workspace)
+    write_plan(plan.files, ctx.workspace.render_dir)
     digest = hashlib.sha256()
-    for path, data in files.items():
+    for path, data in plan.files.items():
         digest.update(path.encode() + b"\0" + hashlib.sha256(data).digest())
-    return {"files": len(files), "digest": digest.hexdigest(), "dir": str(ctx.workspace.render_dir)}
+    # SHA-256 of each machine config's plaintext, by "cluster/node": the platform phase
+    # fingerprints these instead of rendering and decrypting again (the values it stored before).
+    configs = {path.removeprefix("talos/").removesuffix(".sops.yaml"): sha for path, sha in plan.plaintext_sha256.items()
+               if path.startswith("talos/") and path.endswith(".sops.yaml")}
+    return {"files": len(plan.files), "digest": digest.hexdigest(), "dir": str(ctx.workspace.render_dir), "configs": configs}
+
+
+_RENDERER: list[str] = []
+
+
+def _renderer() -> str:
+    if not _RENDERER:
+        _RENDERER.append(renderer_digest())
+    return _RENDERER[0]
 
 
 def steps(spec: Platform) -> list[Step]:
@@ -91,6 +120,6 @@ def steps(spec: Platform) -> list[Step]:
         Step("setup/secrets-bundle", "setup", "Talos secrets bundle of every cluster", _bundles,
              inputs=lambda ctx: BundlesInputs(tuple(c.name for c in ctx.spec.clusters)), needs=("setup/workspace-keys",)),
         Step("setup/render", "setup", "render Talos configs, the GitOps tree and OpenTofu variables", _render,
-             inputs=lambda ctx: RenderInputs(ctx.spec, tuple(ctx.output("setup/secrets-bundle").get("bundles", []))),
+             inputs=lambda ctx: RenderInputs(ctx.spec, tuple(ctx.output("setup/secrets-bundle").get("bundles", [])), _renderer()),
              needs=("setup/secrets-bundle",)),
     ]

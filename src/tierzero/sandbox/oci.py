@@ -7,13 +7,15 @@
 Requests are signed by the SDK; the stand-in accepts any signature.
 
 In the sandbox (`STANDIN`, "oci", only when the spec has a cloud): ("oci", "default") with a
-throwaway signer."""
+throwaway API key, made once and kept in the sandbox's state directory (0600): generating an RSA
+key at every start cost more than the rest of the stand-in."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -137,12 +139,21 @@ def _start(box: SandboxContext) -> Stop:
     oci = box.spec.oci
     if oci is None:
         return lambda: None
-    from tierzero.adapters.oci import throwaway_signer
-
     server = box.put(SERVER, OciApiServer(OciState.from_spec(box.spec)).start())
     box.connections.add("oci", "default", Endpoint("127.0.0.1", server.port, scheme="http", extra={
-        "signer": throwaway_signer(oci.tenancy_ocid), "region": oci.region, "tenancy": oci.tenancy_ocid}))
+        "key_file": str(throwaway_key(box.state_dir)), "region": oci.region, "tenancy": oci.tenancy_ocid}))
     return server.stop
+
+
+def throwaway_key(state_dir: Path) -> Path:
+    """The sandbox's API signing key (any signature is accepted here), made on first use."""
+    from tierzero.adapters.oci import throwaway_key_pem
+    from tierzero.workspace.layout import write_private
+
+    path = state_dir / "oci-api-key.pem"
+    if not path.is_file():
+        write_private(path, throwaway_key_pem())
+    return path
 
 
 STANDIN = StandIn("oci", _start)
