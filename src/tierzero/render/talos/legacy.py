@@ -6,7 +6,7 @@ import base64
 from typing import Any
 
 from tierzero.render.talos.options import GenerateOptions, Role
-from tierzero.render.talos.pki import PemPair
+from tierzero.render.talos.pem import PemPair
 from tierzero.render.talos.secrets import SecretsBundle
 
 KUBELET_IMAGE = "ghcr.io/siderolabs/kubelet"

@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import secrets as rand
-from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tierzero.render.talos.pem import PemPair
 
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
@@ -19,13 +20,6 @@ CLIENT_VALIDITY = dt.timedelta(days=365)
 
 _ED25519_PEM_LABEL = b"ED25519 PRIVATE KEY"
 
-
-@dataclass(frozen=True)
-class PemPair:
-    """A PEM certificate (absent for bare keys such as the service-account key) and its PEM key."""
-
-    crt: bytes | None
-    key: bytes
 
 
 def new_ecdsa_key() -> ec.EllipticCurvePrivateKey:

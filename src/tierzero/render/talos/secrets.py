@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 
 from tierzero.errors import InputError
-from tierzero.render.talos import pki, yamlio
-from tierzero.render.talos.pki import PemPair
+from tierzero.render.talos import yamlio
+from tierzero.render.talos.pem import PemPair
 
 TOKEN_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 CERT_NAMES = ("etcd", "k8s", "k8saggregator", "k8sserviceaccount", "os")
@@ -91,6 +91,8 @@ def _b64(data: bytes) -> str:
 
 def generate_bundle(now: dt.datetime | None = None) -> SecretsBundle:
     """A fresh bundle, equivalent to `talosctl gen secrets`."""
+    from tierzero.render.talos import pki
+
     now = (now or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0)
     return SecretsBundle(
         cluster_id=base64.urlsafe_b64encode(os.urandom(32)).decode(),

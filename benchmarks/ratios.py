@@ -1,0 +1,60 @@
+"""Ratios measured with the compared runs interleaved (A, B, A, B, ...), so load on a shared
+machine falls on both alike; each run is a new process unless said otherwise. With
+`--benchmark-enable` each comparison takes several rounds and prints medians; in the suite's
+smoke run (`--benchmark-disable`) one round, printed all the same: a ratio of one round on a
+busy machine says little, the smoke run checks that the benchmark still works."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import pytest
+
+
+def rounds(config: pytest.Config, enabled: int) -> int:
+    """`enabled` rounds when benchmarks are enabled, else 1 (the smoke run)."""
+    return enabled if config.getoption("benchmark_enable", False) else 1
+
+
+def timed(run: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def interleaved(runs: Mapping[str, Callable[[], Any]], count: int) -> dict[str, list[float]]:
+    """Seconds of each run, `count` rounds, the runs one after the other within each round."""
+    out: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(count):
+        for name, run in runs.items():
+            out[name].append(timed(run))
+    return out
+
+
+def tz(*args: str, ok: Sequence[int] = (0,), timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """`tierzero ARGS` in a new process."""
+    proc = subprocess.run([sys.executable, "-m", "tierzero", *args], capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode in ok, f"tierzero {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    return proc
+
+
+def report(title: str, times: Mapping[str, list[float]], ratios: Mapping[str, tuple[str, str, float]]) -> dict[str, float]:
+    """Print each run's median and each ratio (numerator / denominator, against its goal)."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    rounds_ = len(next(iter(times.values())))
+    lines = [f"\n{title} ({rounds_} round{'s' * (rounds_ != 1)}, interleaved; load average {load:.1f} on {os.cpu_count()} cores)"]
+    lines += [f"  {name}: median {m:.3f} s (min {min(times[name]):.3f}, max {max(times[name]):.3f})" for name, m in medians.items()]
+    out = {}
+    for label, (num, den, goal) in ratios.items():
+        value = medians[num] / medians[den]
+        out[label] = value
+        lines.append(f"  {label}: {value:.2f} (goal <= {goal:g}) {'ok' if value <= goal else 'OVER GOAL'}")
+    print("\n".join(lines))
+    return out
