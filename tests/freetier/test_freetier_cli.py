@@ -133,3 +133,48 @@ def test_require_free_raises_refused_with_every_reason():
         require_free(plan, on=dt.date(2026, 7, 1))
     assert caught.value.exit_code == 1 and caught.value.message.count("\n  ") == 5
     assert require_free(json.loads((PLANS / "20_lb_10mbps_free.json").read_text())).verdict == "free"
+
+
+def _many_free_volumes_and(extra: list[dict], count: int = 300) -> dict:
+    """`count` software-protected Vault keys (free, and listed by the guard) to create, plus `extra` resource changes."""
+    changes = [{"address": f"oci_kms_key.k[{i}]", "mode": "managed", "type": "oci_kms_key", "name": "k", "index": i,
+                "change": {"actions": ["create"], "before": None, "after": {"protection_mode": "SOFTWARE"}}} for i in range(count)]
+    return {"format_version": "1.2", "resource_changes": changes + extra}
+
+
+def _a1(name: str, ocpus: int, actions: list[str]) -> dict:
+    values = {"shape": "VM.Standard.A1.Flex", "display_name": name, "shape_config": [{"ocpus": str(ocpus), "memory_in_gbs": str(ocpus * 6)}],
+              "source_details": [{"source_type": "image", "boot_volume_size_in_gbs": "50"}]}
+    return {"address": f"oci_core_instance.{name}", "mode": "managed", "type": "oci_core_instance", "name": name,
+            "change": {"actions": actions, "before": None if actions == ["create"] else values, "after": values}}
+
+
+def test_a_large_plan_gets_a_summary_with_every_billable_line_and_refusal(inproc, capsys, tmp_path):
+    """Over 200 resources: totals, each billable line, one line for the free rest, every refusal;
+    --verbose gives the whole table, --json every resource."""
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(_many_free_volumes_and([_a1("big", 4, ["create"]), _a1("huge", 8, ["create"])])))
+    code, out, _ = inproc(capsys, "guard", str(plan), "--limits-date", "2026-07-01")
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0].startswith("Free-tier guard (limits of 2026-07-01): 302 resources in the plan")
+    assert lines[1].startswith("total: A1 12 OCPU / 72 GB")
+    billable = [line for line in lines if line.startswith("  oci_core_instance.")]
+    assert [line.split()[0] for line in billable] == ["oci_core_instance.big", "oci_core_instance.huge"]
+    assert all("/month" in line and "$0.00" not in line for line in billable)
+    assert "300 more free resources: --verbose" in lines
+    reasons = [line for line in lines if line.startswith("✗ ")]
+    assert reasons and any("A1 OCPU-hours" in line for line in reasons)
+    assert lines[-1].startswith("verdict: refused")
+    assert "oci_kms_key.k[7]" not in out and "┃" not in out  # no table
+    code, verbose, _ = inproc(capsys, "guard", str(plan), "--limits-date", "2026-07-01", "--verbose")
+    assert code == 1 and "oci_kms_key.k[7]" in verbose and "oci_kms_key.k[299]" in verbose
+    code, js, _ = inproc(capsys, "guard", str(plan), "--limits-date", "2026-07-01", "--json")
+    assert code == 1 and len(json.loads(js)["resources"]) == 302
+
+
+def test_a_plan_of_200_resources_still_gets_the_table(inproc, capsys, tmp_path):
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(_many_free_volumes_and([], count=200)))
+    code, out, _ = inproc(capsys, "guard", str(plan), "--limits-date", "2026-07-01")
+    assert code == 0 and "oci_kms_key.k[199]" in out and "more free resources" not in out
