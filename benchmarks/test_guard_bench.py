@@ -58,3 +58,24 @@ def test_guard_10k_resources(benchmark):
     report = benchmark(guard_plan, PLAN, on=DAY, allow_replace=allow)
     assert report.verdict == "refused"  # thousands of A1 hosts and volumes: far beyond the free tier
     assert report.totals.resources_held > 5000
+
+
+def test_guard_summary_against_json(tmp_path, request):
+    """`tierzero guard` on the 10,000-resource plan, as a person sees it (the summary) and with
+    --json, interleaved processes (goal: summary <= 1.5 x json)."""
+    import json
+
+    from ratios import interleaved, report, rounds, tz
+
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(PLAN))
+    outputs: dict[str, str] = {}
+
+    def run(*extra: str) -> None:
+        outputs[extra[0] if extra else "summary"] = tz("guard", str(path), "--limits-date", DAY.isoformat(), *extra, ok=(1,)).stdout
+
+    times = interleaved({"guard (summary)": run, "guard --json": lambda: run("--json")}, rounds(request.config, 5))
+    report("guard of a 10,000-resource plan", times, {"summary / json": ("guard (summary)", "guard --json", 1.5)})
+    summary, full = outputs["summary"], json.loads(outputs["--json"])
+    assert f"{len(full['resources']) - sum(1 for line in summary.splitlines() if line.startswith('  module.'))} more free resources: --verbose" in summary
+    assert all(f"✗ {reason}" in summary for reason in full["reasons"])

@@ -134,3 +134,27 @@ def test_kube_prefers_the_kubeconfig_once_it_exists(tmp_path, kube_server: KubeA
     }))
     again = Kube.connect(conns, "main")
     assert again is not first and again.uses_kubeconfig and again.version() == "v1.36.2"
+
+
+def test_the_sandbox_keeps_its_oci_api_key_and_starts_without_the_sdk(tmp_path) -> None:
+    """The throwaway signing key is made once per workspace (0600) and the OCI stand-in starts
+    without importing the SDK: only the check that calls OCI loads it."""
+    import json as _json
+    import subprocess
+    import sys
+
+    from tierzero.sandbox.oci import throwaway_key
+
+    key = throwaway_key(tmp_path)
+    assert key.read_bytes().startswith(b"-----BEGIN RSA PRIVATE KEY-----") and (key.stat().st_mode & 0o777) == 0o600
+    before = key.read_bytes()
+    assert throwaway_key(tmp_path) == key and key.read_bytes() == before
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from tierzero.sandbox.oci import throwaway_key\n"
+        f"throwaway_key(Path({str(tmp_path)!r}))\n"
+        "print(json.dumps([m for m in ('oci', 'kubernetes') if m in sys.modules]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert _json.loads(out.strip().splitlines()[-1]) == []

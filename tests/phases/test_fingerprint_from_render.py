@@ -1,0 +1,74 @@
+"""An unchanged deploy fingerprints the platform steps from the render step's outputs: nothing
+is rendered or decrypted for it (the machine configs' digests come from `setup/render`)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from spec_builder import build_spec
+from tierzero.adapters.connections import Connections
+from tierzero.engine.step import StepContext
+from tierzero.phases.platform import PlatformHooks, config_digests
+from tierzero.phases.setup import renderer_digest
+from tierzero.workspace import Workspace
+
+
+class NoSecrets:
+    """A store that fails any read: fingerprinting must not need one."""
+
+    def get(self, name: str) -> str | None:
+        raise AssertionError(f"read secret {name}")
+
+    def get_or_create(self, name, generate):  # noqa: ANN001
+        raise AssertionError(f"read secret {name}")
+
+    def put(self, name: str, value: str) -> None:
+        raise AssertionError(f"wrote secret {name}")
+
+    def resolve(self, ref: str) -> str:
+        raise AssertionError(f"resolved {ref}")
+
+
+def _ctx(tmp_path: Path, outputs: dict) -> StepContext:
+    return StepContext(spec=build_spec(), workspace=Workspace(tmp_path / ".tierzero"), target="sandbox",
+                       connections=Connections(target="sandbox"), secrets=NoSecrets(), outputs=outputs)
+
+
+def test_digests_come_from_the_render_step(tmp_path):
+    ctx = _ctx(tmp_path, {"setup/render": {"configs": {f"main/cp-{i}": f"sha-{i}" for i in (1, 2, 3)}}})
+    cluster = ctx.spec.clusters[0]
+    assert config_digests(ctx, PlatformHooks(), cluster) == {"cp-1": "sha-1", "cp-2": "sha-2", "cp-3": "sha-3"}
+
+
+def test_without_them_or_with_another_renderer_each_config_is_rendered(tmp_path):
+    rendered: list[str] = []
+
+    def machine_config(ctx, cluster, node):  # noqa: ANN001
+        rendered.append(node)
+        return f"config of {node}".encode()
+
+    hooks = PlatformHooks(machine_config=machine_config)
+    ctx = _ctx(tmp_path, {"setup/render": {"configs": {"main/cp-1": "sha-1"}}})  # another renderer: its configs, not the plan's
+    cluster = ctx.spec.clusters[0]
+    assert config_digests(ctx, hooks, cluster)["cp-2"] == hashlib.sha256(b"config of cp-2").hexdigest()
+    assert rendered == ["cp-1", "cp-2", "cp-3"]
+    with pytest.raises(AssertionError, match="read secret"):  # the default renderer, a node missing: it renders (and reads the bundle)
+        config_digests(_ctx(tmp_path, {"setup/render": {"configs": {"main/cp-1": "sha-1"}}}), PlatformHooks(), cluster)
+
+
+def test_the_renderer_digest_changes_with_the_render_code(tmp_path, monkeypatch):
+    """A tierzero whose renderer differs re-runs setup/render, so the digests it hands on are fresh."""
+    import shutil
+
+    import tierzero.render
+
+    copy = tmp_path / "render"
+    shutil.copytree(Path(tierzero.render.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(tierzero.render, "__file__", str(copy / "__init__.py"))
+    before = renderer_digest()
+    assert before == renderer_digest() and len(before) == 64
+    (copy / "talos" / "yamlio.py").write_text((copy / "talos" / "yamlio.py").read_text() + "\n# changed\n")
+    assert renderer_digest() != before
