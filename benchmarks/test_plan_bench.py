@@ -281,7 +281,7 @@ def test_plan_scaling_and_the_anchor(tmp_path: Path, request: pytest.FixtureRequ
         "plan 3 nodes / anchor": ("plan, 3 nodes", "anchor: makejinja, 3 nodes", 1.0),
         "plan starter / anchor": ("plan, starter spec (3 nodes)", "anchor: makejinja, 3 nodes", 1.0),
     })
-    for spec, files in before.items():  # a re-plan re-encrypts nothing: every sealed file is byte-identical
+    for files in before.values():  # a re-plan re-encrypts nothing: every sealed file is byte-identical
         assert len(files) >= 3 and {p: p.read_bytes() for p in files} == files
     assert sum("/talos/" in str(p) for p in before[hundred]) == 100
     rendered = sorted((tmp_path / "anchor" / "out").rglob("*.yaml"))

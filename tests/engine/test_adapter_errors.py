@@ -13,7 +13,6 @@ import grpc
 import oci
 import pytest
 import requests
-import urllib3
 import httpx2
 from proxmoxer import AuthenticationError
 from proxmoxer.core import ResourceException

@@ -31,7 +31,11 @@ _EXPORTS = {
     "spec_check": ("FitReport", "check_spec", "check_usage", "usage_from_spec"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_MODULE_OF)
+__all__ = [
+    "Assessment", "Backup", "CapacityReport", "Finding", "FitReport", "GuardReport", "GuardRow", "Instance", "Limits", "LoadBalancer",
+    "Prices", "Usage", "Volume", "assess", "capacity_report", "check_spec", "check_usage", "guard_plan", "limits_on", "prices_on",
+    "require_free", "usage_from_spec",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -31,7 +31,7 @@ def _scalar(value: Any) -> str:
 
 
 _STR_TAG = "tag:yaml.org,2002:str"
-_ANALYZER = yaml.emitter.Emitter(None, allow_unicode=True)  # analyze_scalar is pure: it only reads allow_unicode
+_ANALYZER = yaml.emitter.Emitter(None, allow_unicode=True)  # type: ignore[arg-type]  # no stream: analyze_scalar only reads allow_unicode
 _RESOLVER = yaml.resolver.Resolver()
 
 
