@@ -126,6 +126,15 @@ def test_the_run_log_holds_every_request_sent_and_no_secret(tmp_path: Path, monk
         return urlopen(pool, method, url, *args, **kwargs)
 
     monkeypatch.setattr(urllib3.connectionpool.HTTPConnectionPool, "urlopen", recording_urlopen)
+    import httpx2  # the Kubernetes client's transport (lightkube)
+
+    send = httpx2.Client.send
+
+    def recording_send(client, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        on_the_wire.append((request.url.port, request.method, request.url.raw_path.decode()))
+        return send(client, request, *args, **kwargs)
+
+    monkeypatch.setattr(httpx2.Client, "send", recording_send)
     invoked: list[list[str]] = []
     popen = subprocess.Popen
 

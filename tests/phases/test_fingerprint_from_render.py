@@ -12,7 +12,8 @@ from spec_builder import build_spec
 from tierzero.adapters.connections import Connections
 from tierzero.engine.step import StepContext
 from tierzero.phases.platform import PlatformHooks, config_digests
-from tierzero.phases.setup import renderer_digest
+from tierzero.engine.state import fingerprint
+from tierzero.phases.setup import render_inputs, renderer_digest
 from tierzero.workspace import Workspace
 
 
@@ -32,15 +33,30 @@ class NoSecrets:
         raise AssertionError(f"resolved {ref}")
 
 
-def _ctx(tmp_path: Path, outputs: dict) -> StepContext:
-    return StepContext(spec=build_spec(), workspace=Workspace(tmp_path / ".tierzero"), target="sandbox",
-                       connections=Connections(target="sandbox"), secrets=NoSecrets(), outputs=outputs)
+def _ctx(tmp_path: Path, configs: dict, changes: dict | None = None) -> StepContext:
+    """A context whose `setup/render` outputs say it rendered `configs` from the starter spec;
+    the context's own spec is the starter with `changes`."""
+    outputs: dict = {"setup/secrets-bundle": {"bundles": ["talos/main/secrets-bundle"]}}
+    ctx = StepContext(spec=build_spec(), workspace=Workspace(tmp_path / ".tierzero"), target="sandbox",
+                      connections=Connections(target="sandbox"), secrets=NoSecrets(), outputs=outputs)
+    outputs["setup/render"] = {"configs": configs, "inputs": fingerprint(render_inputs(ctx))}
+    if changes:
+        ctx.spec = build_spec(changes=changes)
+    return ctx
 
 
 def test_digests_come_from_the_render_step(tmp_path):
-    ctx = _ctx(tmp_path, {"setup/render": {"configs": {f"main/cp-{i}": f"sha-{i}" for i in (1, 2, 3)}}})
+    ctx = _ctx(tmp_path, {f"main/cp-{i}": f"sha-{i}" for i in (1, 2, 3)})
     cluster = ctx.spec.clusters[0]
     assert config_digests(ctx, PlatformHooks(), cluster) == {"cp-1": "sha-1", "cp-2": "sha-2", "cp-3": "sha-3"}
+
+
+def test_a_render_of_another_spec_is_not_used(tmp_path):
+    """`deploy --only platform` after the spec changed: setup/render's outputs describe the old
+    spec, so the configs are rendered from the current one (which reads the bundle)."""
+    ctx = _ctx(tmp_path, {f"main/cp-{i}": f"sha-{i}" for i in (1, 2, 3)}, {"clusters.0.kubernetes_version": "1.35.0"})
+    with pytest.raises(AssertionError, match="read secret"):
+        config_digests(ctx, PlatformHooks(), ctx.spec.clusters[0])
 
 
 def test_without_them_or_with_another_renderer_each_config_is_rendered(tmp_path):
@@ -51,12 +67,12 @@ def test_without_them_or_with_another_renderer_each_config_is_rendered(tmp_path)
         return f"config of {node}".encode()
 
     hooks = PlatformHooks(machine_config=machine_config)
-    ctx = _ctx(tmp_path, {"setup/render": {"configs": {"main/cp-1": "sha-1"}}})  # another renderer: its configs, not the plan's
+    ctx = _ctx(tmp_path, {"main/cp-1": "sha-1"})  # another renderer: its configs, not the plan's
     cluster = ctx.spec.clusters[0]
     assert config_digests(ctx, hooks, cluster)["cp-2"] == hashlib.sha256(b"config of cp-2").hexdigest()
     assert rendered == ["cp-1", "cp-2", "cp-3"]
     with pytest.raises(AssertionError, match="read secret"):  # the default renderer, a node missing: it renders (and reads the bundle)
-        config_digests(_ctx(tmp_path, {"setup/render": {"configs": {"main/cp-1": "sha-1"}}}), PlatformHooks(), cluster)
+        config_digests(_ctx(tmp_path, {"main/cp-1": "sha-1"}), PlatformHooks(), cluster)
 
 
 def test_the_renderer_digest_changes_with_the_render_code(tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from tierzero.adapters.backoff import Backoff
 from tierzero.adapters.oci_errors import OciError
 from tierzero.adapters.tofu import CapacityError, Guard, PlanResult, RunResult, TofuRunner
 from tierzero.adapters.tofu_workspace import write_json
@@ -27,16 +28,6 @@ from tierzero.errors import OperationError, RefusedError
 
 INSTANCE_VARIABLES = ("a1_instances", "micro_instances")
 _KEY = re.compile(r'\["(?P<key>[^"]+)"\]$')
-
-
-@dataclass(frozen=True)
-class Backoff:
-    base_seconds: float = 30.0
-    cap_seconds: float = 600.0
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        """Full jitter: uniform in [0, min(cap, base * 2^(attempt-1))]."""
-        return rng.uniform(0.0, min(self.cap_seconds, self.base_seconds * 2 ** max(attempt - 1, 0)))
 
 
 DEFAULT_BACKOFF = Backoff()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 from tierzero.adapters.retry import Policy
 
 if TYPE_CHECKING:
-    from tierzero.adapters.capacity import Backoff
+    from tierzero.adapters.backoff import Backoff
 
 Target = Literal["real", "sandbox"]
 RetryKind = Literal["ssh", "proxmox", "lock", "wait", "kubernetes"]

@@ -256,10 +256,12 @@ async def _configure_node(ctx: StepContext, h: PlatformHooks, cluster: Cluster, 
 
 def config_digests(ctx: StepContext, h: PlatformHooks, cluster: Cluster) -> dict[str, str]:
     """sha256 of each node's rendered machine config: what the Talos step must have applied.
-    With the default renderer they come from the `setup/render` step, which rendered the same
-    spec with the same bundle and render code (its inputs), so an unchanged deploy neither renders
-    nor decrypts anything to fingerprint these steps; otherwise each config is rendered."""
-    rendered = (ctx.outputs.get("setup/render") or {}).get("configs") if h.machine_config is _default_machine_config else None
+    With the default renderer they come from the `setup/render` step when it rendered the same
+    spec with the same bundles and render code (`setup.rendered_configs`), so an unchanged deploy
+    neither renders nor decrypts anything to fingerprint these steps; otherwise each config is rendered."""
+    from tierzero.phases.setup import rendered_configs
+
+    rendered = rendered_configs(ctx) if h.machine_config is _default_machine_config else None
     names = [node.name for _, node in cluster.nodes()]
     if isinstance(rendered, Mapping) and all(f"{cluster.name}/{n}" in rendered for n in names):
         return {n: str(rendered[f"{cluster.name}/{n}"]) for n in names}

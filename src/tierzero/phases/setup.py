@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tierzero.engine.state import fingerprint
 from tierzero.engine.step import Step, StepContext
 
 if TYPE_CHECKING:
@@ -101,7 +102,23 @@ async def _render(ctx: StepContext, inputs: RenderInputs) -> Mapping[str, Any]:
     # fingerprints these instead of rendering and decrypting again (the values it stored before).
     configs = {path.removeprefix("talos/").removesuffix(".sops.yaml"): sha for path, sha in plan.plaintext_sha256.items()
                if path.startswith("talos/") and path.endswith(".sops.yaml")}
-    return {"files": len(plan.files), "digest": digest.hexdigest(), "dir": str(ctx.workspace.render_dir), "configs": configs}
+    return {"files": len(plan.files), "digest": digest.hexdigest(), "dir": str(ctx.workspace.render_dir), "configs": configs,
+            "inputs": fingerprint(inputs)}
+
+
+def render_inputs(ctx: StepContext) -> RenderInputs:
+    return RenderInputs(ctx.spec, tuple(ctx.output("setup/secrets-bundle").get("bundles", [])), _renderer())
+
+
+def rendered_configs(ctx: StepContext) -> Mapping[str, str] | None:
+    """SHA-256 of each machine config's plaintext by "cluster/node", as `setup/render` rendered
+    them, when it rendered what this run would (same spec, bundles and render code: say a later
+    phase runs alone with `--only` after the spec changed, it did not); else None."""
+    out = ctx.outputs.get("setup/render") or {}
+    configs = out.get("configs")
+    if not isinstance(configs, Mapping) or "setup/secrets-bundle" not in ctx.outputs:
+        return None
+    return configs if out.get("inputs") == fingerprint(render_inputs(ctx)) else None
 
 
 _RENDERER: list[str] = []
@@ -120,6 +137,6 @@ def steps(spec: Platform) -> list[Step]:
         Step("setup/secrets-bundle", "setup", "Talos secrets bundle of every cluster", _bundles,
              inputs=lambda ctx: BundlesInputs(tuple(c.name for c in ctx.spec.clusters)), needs=("setup/workspace-keys",)),
         Step("setup/render", "setup", "render Talos configs, the GitOps tree and OpenTofu variables", _render,
-             inputs=lambda ctx: RenderInputs(ctx.spec, tuple(ctx.output("setup/secrets-bundle").get("bundles", [])), _renderer()),
+             inputs=render_inputs,
              needs=("setup/secrets-bundle",)),
     ]

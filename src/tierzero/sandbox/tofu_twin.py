@@ -30,7 +30,7 @@ def twin_addresses(spec: Any) -> dict[str, tuple[str, str]]:
 
 
 def _start(box: SandboxContext) -> Stop:
-    from tierzero.adapters.capacity import Backoff
+    from tierzero.adapters.backoff import Backoff
 
     cloud = box.connections.cloud
     cloud.layer = "oci_twin"

@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tierzero.adapters.capacity import DEFAULT_BACKOFF, Backoff, CapacityHunter
+from tierzero.adapters.backoff import Backoff
+from tierzero.adapters.capacity import DEFAULT_BACKOFF, CapacityHunter
 from tierzero.adapters.tofu import EventSink, Guard, PlanResult, TofuBinary, TofuRunner
 from tierzero.adapters.tofu_workspace import TFVARS_FILE, stage_layer
 from tierzero.freetier.guard import require_free

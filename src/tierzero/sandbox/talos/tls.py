@@ -38,9 +38,12 @@ class MachineConfigSummary:
         return self.machine_type in ("controlplane", "init")
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it: a restart parses every node's config
+
+
 def parse_machine_config(data: bytes) -> MachineConfigSummary:
     try:
-        docs = [d for d in yaml.safe_load_all(data) if d]
+        docs = [d for d in yaml.load_all(data, Loader=_LOADER) if d]  # noqa: S506 - a safe loader
     except yaml.YAMLError as err:
         raise ConfigError(f"failed to parse config: {err}") from None
     v1 = next((d for d in docs if isinstance(d, dict) and d.get("version") == "v1alpha1"), None)
