@@ -45,5 +45,5 @@ def test_backtracking_in_real_pip_output_is_named(tmp_path: Path) -> None:
     _wheel(tmp_path, "beta", "3.0", [])
     check = _module()
     assert check.backtracked(_dry_run(tmp_path, "alpha", "beta<3")) == ["alpha"]
-    # Bounded the way pyproject.toml bounds kubernetes, the same request resolves straight away.
+    # Bounded the way pyproject.toml bounds python-dateutil, the same request resolves straight away.
     assert check.backtracked(_dry_run(tmp_path, "alpha<2", "beta<3")) == []
