@@ -112,3 +112,19 @@ def _leaves(node):
             yield from _leaves(v)
     else:
         yield node
+
+
+def test_a_replan_that_changes_nothing_writes_nothing(tmp_path):
+    """The plan directory is swapped in whole when anything differs (a file changed, added or
+    left over); when nothing does, no file is written or deleted."""
+    import os
+
+    out = tmp_path / "render"
+    write_plan({"a/b.txt": b"1", "c.txt": b"2"}, out)
+    before = {p: os.stat(out / p).st_ino for p in ("a/b.txt", "c.txt")}
+    write_plan({"a/b.txt": b"1", "c.txt": b"2"}, out)
+    assert {p: os.stat(out / p).st_ino for p in before} == before
+    (out / "left-over.txt").write_bytes(b"x")
+    write_plan({"a/b.txt": b"1", "c.txt": b"3"}, out)
+    assert (out / "c.txt").read_bytes() == b"3" and not (out / "left-over.txt").exists()
+    assert os.stat(out / "a/b.txt").st_ino != before["a/b.txt"]  # the whole directory was swapped

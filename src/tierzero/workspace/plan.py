@@ -98,6 +98,8 @@ def write_plan(files: Mapping[str, bytes], out: Path) -> None:
     """Write the plan to `out` all at once: render into a sibling temp dir, then swap it in,
     so a failure never leaves a half-written plan."""
     out = out.resolve()
+    if _holds_exactly(out, files):  # a re-plan that changes nothing writes nothing (and deletes nothing)
+        return
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.new-{os.getpid()}")
     old = out.with_name(f".{out.name}.old-{os.getpid()}")
@@ -119,3 +121,16 @@ def write_plan(files: Mapping[str, bytes], out: Path) -> None:
             os.replace(old, out)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _holds_exactly(directory: Path, files: Mapping[str, bytes]) -> bool:
+    """Whether `directory` holds these files with these bytes and no other file."""
+    if not directory.is_dir():
+        return False
+    present = {str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file() or p.is_symlink()}
+    if present != set(files):
+        return False
+    try:
+        return all((directory / rel).read_bytes() == data for rel, data in files.items())
+    except OSError:
+        return False
