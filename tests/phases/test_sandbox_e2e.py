@@ -28,8 +28,9 @@ INSTALL = "apiVersion: v1\nkind: Namespace\nmetadata: {name: flux-system}\n"
 
 @pytest.mark.slow
 async def test_oci_blueprint_end_to_end(tmp_path: Path):
-    # The witness by address: the cloud phase, which publishes a cloud witness's address, is not run here.
-    spec_file = write_project(tmp_path, "oci-free-tier", {"hypervisors.proxmox.qdevice.host": "10.99.0.250"})
+    # The witness by address (on the nodes' LAN, outside the service CIDR 10.96.0.0/12 the spec check refuses):
+    # the cloud phase, which publishes a cloud witness's address, is not run here.
+    spec_file = write_project(tmp_path, "oci-free-tier", {"hypervisors.proxmox.qdevice.host": "10.10.0.250"})
     loaded = load_spec(spec_file)
     spec = loaded.platform
     ws = Workspace.beside(spec_file)
