@@ -128,3 +128,7 @@ def test_a_replan_that_changes_nothing_writes_nothing(tmp_path):
     write_plan({"a/b.txt": b"1", "c.txt": b"3"}, out)
     assert (out / "c.txt").read_bytes() == b"3" and not (out / "left-over.txt").exists()
     assert os.stat(out / "a/b.txt").st_ino != before["a/b.txt"]  # the whole directory was swapped
+    (out / "c.txt").unlink()
+    (out / "c.txt").symlink_to(out / "a/b.txt")  # the same bytes, but a link: replaced by a file
+    write_plan({"a/b.txt": b"1", "c.txt": b"1"}, out)
+    assert not (out / "c.txt").is_symlink() and (out / "c.txt").read_bytes() == b"1"

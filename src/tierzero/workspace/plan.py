@@ -124,10 +124,14 @@ def write_plan(files: Mapping[str, bytes], out: Path) -> None:
 
 
 def _holds_exactly(directory: Path, files: Mapping[str, bytes]) -> bool:
-    """Whether `directory` holds these files with these bytes and no other file."""
+    """Whether `directory` holds these files with these bytes and no other file (a symlink,
+    even to the same bytes, is not one of them: the swap would put a file in its place)."""
     if not directory.is_dir():
         return False
-    present = {str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file() or p.is_symlink()}
+    entries = list(directory.rglob("*"))
+    if any(p.is_symlink() for p in entries):
+        return False
+    present = {str(p.relative_to(directory)) for p in entries if p.is_file()}
     if present != set(files):
         return False
     try:
