@@ -88,3 +88,26 @@ def test_the_renderer_digest_changes_with_the_render_code(tmp_path, monkeypatch)
     assert before == renderer_digest() and len(before) == 64
     (copy / "talos" / "yamlio.py").write_text((copy / "talos" / "yamlio.py").read_text() + "\n# changed\n")
     assert renderer_digest() != before
+
+
+def test_every_hypervisor_and_platform_step_fingerprints_without_secrets_or_processes(tmp_path, monkeypatch):
+    """A no-op re-run computes every step's inputs before it skips the step: the stock Proxmox
+    steps (API token, capability preflight, storage content, schematic, image) and the VMs read
+    neither a secret (no sops, no render) nor start a process."""
+    import subprocess
+
+    from tierzero.phases import hypervisors, platform
+
+    def no_process(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise AssertionError(f"started a process: {args[:1]}")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", no_process)
+    ctx = _ctx(tmp_path, {f"main/cp-{i}": f"sha-{i}" for i in (1, 2, 3)})
+    ctx.outputs["platform/main/schematic"] = {"id": "a" * 64}  # what the schematic and image steps gave
+    for host in ("pve1", "pve2"):
+        ctx.outputs[f"platform/main/image/{host}"] = {"volid": "local:import/talos.qcow2"}
+    steps = hypervisors.steps(ctx.spec) + platform.steps(ctx.spec)
+    fingerprinted = {step.id: fingerprint(step.inputs(ctx)) for step in steps if step.inputs is not None}
+    stock = {"hypervisors/api-token", "hypervisors/capabilities", "hypervisors/storage-content",
+             "platform/main/schematic", "platform/main/image/pve1", "platform/main/vm/cp-1", "platform/main/vm/cp-3"}
+    assert stock <= set(fingerprinted), sorted(stock - set(fingerprinted))
