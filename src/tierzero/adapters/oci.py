@@ -123,6 +123,25 @@ class Oci:
             for i in items
         ]
 
+    def compartments(self) -> list[str]:
+        """Every active compartment of the tenancy, the root (the tenancy itself) first: the free
+        tier is counted per tenancy, so instances anywhere in it count (Oracle, "Always Free Resources")."""
+        import oci
+
+        with _translated("OCI list compartments"):
+            identity = self._client(oci.identity.IdentityClient)
+            items = oci.pagination.list_call_get_all_results(
+                identity.list_compartments, self.tenancy, compartment_id_in_subtree=True, access_level="ANY",
+                lifecycle_state="ACTIVE").data
+        return [self.tenancy, *(c.id for c in items if c.id != self.tenancy)]
+
+    def tenancy_instances(self, also: str | None = None) -> list[InstanceInfo]:
+        """The instances of every compartment in the tenancy (and of `also`, should the listing lack it)."""
+        ids = self.compartments()
+        if also and also not in ids:
+            ids.append(also)
+        return [i for cid in ids for i in self.instances(cid)]
+
     def budgets(self, compartment_id: str | None = None) -> list[dict[str, Any]]:
         import oci
 
@@ -133,6 +152,12 @@ class Oci:
                  "state": b.lifecycle_state} for b in items]
 
     def cost_this_month(self, now: datetime | None = None) -> tuple[float, str]:
+        total, currency, _ = self.usage_this_month(now)
+        return round(total, 2), currency
+
+    def usage_this_month(self, now: datetime | None = None) -> tuple[float, str, int]:
+        """(cost, currency, how many usage items) from the first of this month (UTC) to the first
+        of the next: the usage API wants whole UTC days (oracle/oci-java-sdk issue 246)."""
         import oci
 
         now = now or datetime.now(timezone.utc)
@@ -143,9 +168,9 @@ class Oci:
         with _translated("OCI usage this month"):
             client = self._client(oci.usage_api.UsageapiClient)
             items = client.request_summarized_usages(details).data.items or []
-        total = round(sum(float(i.computed_amount or 0.0) for i in items), 2)
+        total = sum(float(i.computed_amount or 0.0) for i in items)  # unrounded: a fraction of a cent is a charge too
         currency = next((i.currency for i in items if i.currency), "USD")
-        return total, currency
+        return total, currency, len(items)
 
 
 _CLIENTS: ClientCache[str, Oci] = ClientCache()

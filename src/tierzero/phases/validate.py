@@ -68,27 +68,50 @@ def free_tier_problems(instances: list[Any], on: dt.date | None = None) -> list[
     return [f.line() for f in assess(usage, on=on).violations]
 
 
+def module_display_name(spec: Platform, instance: str) -> str:
+    """The display name the OCI module gives an instance (layers/oci/compute.tf: `<name_prefix>-<key>`,
+    name_prefix being metadata.name, see tierzero.render.tofu_vars)."""
+    return f"{spec.metadata.name}-{instance}"
+
+
 def check_oci(ctx: StepContext) -> list[Row]:
+    """Instances by the names the module gives them; the free tier judged on every instance of the
+    tenancy (another stack's count too); this month's cost from the usage records."""
     if ctx.spec.oci is None:
-        return [Row("OCI instances", "skip", "no cloud in the spec (own hosts)"), Row("cost this month", "skip", "no cloud in the spec")]
+        return [Row("OCI instances running", "skip", "no cloud in the spec (own hosts)"), Row("cost this month", "skip", "no cloud in the spec")]
     from tierzero.adapters.oci import Oci
 
     client = Oci.connect(ctx.connections, ctx.spec)
-    instances = client.instances(_compartment(ctx))
-    by_name = {i.name: i for i in instances}
-    wanted = ctx.spec.oci.instance_names()
+    instances = client.tenancy_instances(also=_compartment(ctx))
+    live = [i for i in instances if i.state not in ("TERMINATED", "TERMINATING")]
+    wanted = {module_display_name(ctx.spec, n): n for n in ctx.spec.oci.instance_names()}
+    by_name = {i.name: i for i in live if i.name in wanted}
     missing = [n for n in wanted if n not in by_name]
     stopped = [f"{n} {by_name[n].state}" for n in wanted if n in by_name and by_name[n].state != "RUNNING"]
-    rows = [_row("OCI instances running", not missing and not stopped,
-                 "; ".join([*(f"{n} missing" for n in missing), *stopped]) or ", ".join(f"{n} RUNNING" for n in wanted))]
-    problems = free_tier_problems([i for i in instances if i.name in wanted])
-    a1 = [i for i in instances if i.name in wanted and i.shape == "VM.Standard.A1.Flex"]
-    rows.append(_row("OCI within Always Free", not problems, "; ".join(problems) or
-                     f"A1 {sum(i.ocpus for i in a1):g} OCPU / {sum(i.memory_gb for i in a1):g} GB, "
-                     f"{sum(1 for i in instances if i.name in wanted and i.shape == 'VM.Standard.E2.1.Micro')} micro"))
-    cost, currency = client.cost_this_month()
-    rows.append(_row("cost this month", cost == 0.0, f"{cost:.2f} {currency}"))
+    rows = [_row("OCI instances running", bool(wanted) and not missing and not stopped,
+                 "; ".join([*(f"{n} missing" for n in missing), *stopped]) or ", ".join(f"{n} RUNNING" for n in wanted) or "the spec names no instance")]
+    rows.append(_free_tier_row(live, set(wanted)))
+    cost, currency, records = client.usage_this_month()
+    if records == 0:
+        rows.append(Row("cost this month", "skip", "the usage API holds no record for this month yet (OCI reports usage hours late)"))
+    else:
+        rows.append(_row("cost this month", cost == 0.0, f"{cost:.2f} {currency} over {records} usage item(s)" if cost == 0.0 or cost >= 0.005
+                         else f"{cost:.4f} {currency} over {records} usage item(s)"))
     return rows
+
+
+def _free_tier_row(live: list[Any], mine: set[str]) -> Row:
+    check = "OCI within Always Free"
+    if not live:  # nothing listed cannot show the tenancy fits: the listing saw nothing at all
+        return Row(check, "fail", "no instance is listed anywhere in the tenancy, so the free tier cannot be judged")
+    problems = free_tier_problems(live)
+    a1 = [i for i in live if i.shape == "VM.Standard.A1.Flex"]
+    others = sorted(i.name for i in live if i.name not in mine)
+    evidence = (f"tenancy-wide: {len(live)} instance(s), A1 {sum(i.ocpus for i in a1):g} OCPU / {sum(i.memory_gb for i in a1):g} GB, "
+                f"{sum(1 for i in live if i.shape == 'VM.Standard.E2.1.Micro')} micro")
+    if others:
+        evidence += f"; not this stack's: {', '.join(others)}"
+    return _row(check, not problems, "; ".join([*problems, evidence]) if problems else evidence)
 
 
 def _short(policy: Policy) -> Policy:

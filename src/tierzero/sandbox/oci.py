@@ -1,70 +1,168 @@
 """An OCI stand-in: an HTTP server for the endpoints tierzero reads through the official SDK.
 
-- GET  /20160918/instances?compartmentId=...   (compute: the spec's instances, RUNNING)
-- GET  /20190111/budgets?compartmentId=...     (budgets: the spec's budget)
-- POST /20200107/usage                         (usage API: this month's cost, $0.00)
+- GET  /20160918/compartments?compartmentId=...   (identity: the tenancy's compartments)
+- GET  /20160918/instances?compartmentId=...      (compute: the instances of that compartment)
+- GET  /20190111/budgets?compartmentId=...        (budgets)
+- POST /20200107/usage                            (usage API: the usage records, summed per month)
+
+What the tenancy holds is what was created in it, never the spec: the instances, compartment and
+budget the cloud layer applied (read from the OpenTofu state of the `oci_twin` layer, the display
+names the module gives them, `<name_prefix>-<instance>`), plus whatever `OciState` holds beside
+them (another stack's instances, usage records with a charge). A tenancy is judged whole: the free
+tier is per tenancy (Oracle, "Always Free Resources").
+
+Usage records: every instance the stack runs shows one usage record for this month, and Always Free
+usage is priced at 0 (the usage API reports it with `computedAmount` 0); `OciState.charge` adds one
+with a cost. Requests whose window is not whole UTC days get OCI's 400 `InvalidParameter` "Passed
+UTC date does not have the right precision: hours, minutes, seconds, and second fractions must be
+0" (oracle/oci-java-sdk issue 246; research oci.md §7).
 
 Requests are signed by the SDK; the stand-in accepts any signature.
 
 In the sandbox (`STANDIN`, "oci", only when the spec has a cloud): ("oci", "default") with a
 throwaway API key, made once and kept in the sandbox's state directory (0600): generating an RSA
-key at every start cost more than the rest of the stand-in."""
+key at every start cost more than the rest of the stand-in. The stack's state file is the
+workspace's `cloud/terraform.tfstate`."""
 
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from tierzero.adapters.connections import Endpoint
 from tierzero.sandbox.context import Handle, SandboxContext, StandIn, Stop
 from tierzero.sandbox.http_server import StandInHttpServer
+
+A1_SHAPE, MICRO_SHAPE = "VM.Standard.A1.Flex", "VM.Standard.E2.1.Micro"
+PRECISION = "Passed UTC date does not have the right precision: hours, minutes, seconds, and second fractions must be 0"
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
+def _month_start(now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    return now.strftime("%Y-%m-01T00:00:00.000Z")
+
+
 class OciState:
+    """The tenancy. `instances`, `compartments` and `usage` hold what exists beside the stack's
+    own resources (which come from `stack_state`, an OpenTofu state file of the twin layer)."""
+
     def __init__(self, instances: list[dict[str, Any]] | None = None, budgets: list[dict[str, Any]] | None = None,
-                 cost: float = 0.0, currency: str = "USD") -> None:
+                 *, tenancy: str = "ocid1.tenancy.oc1..sandbox", stack_state: Path | None = None,
+                 compartments: list[dict[str, Any]] | None = None, usage: list[dict[str, Any]] | None = None,
+                 currency: str = "USD") -> None:
+        self.tenancy = tenancy
         self.instances = instances or []
         self.budgets = budgets or []
-        self.cost = cost
+        self.compartments = compartments or []
+        self.usage = usage or []
+        self.stack_state = stack_state
         self.currency = currency
         self.requests: list[str] = []
+        self.lock = threading.Lock()
 
-    @classmethod
-    def from_spec(cls, spec: Any) -> "OciState":
-        oci = spec.oci if spec is not None else None
-        if oci is None:
-            return cls()
-        compartment = oci.compartment_ocid or "ocid1.compartment.oc1..sandbox"
-        instances = []
-        for i, inst in enumerate(oci.a1_instances):
-            ad = inst.availability_domain or oci.availability_domains[i % len(oci.availability_domains)]
-            instances.append(instance(inst.name, "VM.Standard.A1.Flex", inst.ocpus, inst.memory_gb, ad, compartment, oci.region))
-        for inst in oci.micro_instances:
-            instances.append(instance(inst.name, "VM.Standard.E2.1.Micro", 0.125, 1, oci.availability_domains[0], compartment, oci.region))
-        budgets = [{
-            "id": "ocid1.budget.oc1..sandbox", "compartmentId": oci.tenancy_ocid, "displayName": f"tierzero-{spec.metadata.name}",
-            "amount": oci.budget.amount, "resetPeriod": "MONTHLY", "targetType": "COMPARTMENT", "targets": [compartment],
-            "lifecycleState": "ACTIVE", "actualSpend": 0.0, "forecastedSpend": 0.0, "alertRuleCount": 1,
-            "timeCreated": _now(), "timeUpdated": _now(),
-        }]
-        return cls(instances, budgets)
+    def charge(self, amount: float, service: str = "Compute", when: datetime | None = None) -> None:
+        """A usage record with a cost this month (a paid shape, a volume beyond the allowance)."""
+        start = _month_start(when)
+        self.usage.append({"service": service, "timeUsageStarted": start, "timeUsageEnded": _now(),
+                           "computedAmount": amount, "currency": self.currency})
+
+    # ------------------------------------------------------------------ what the stack applied
+
+    def _stack(self) -> list[dict[str, Any]]:
+        """The twin layer's applied resources, as {"type", "name", "key", "value"} per instance."""
+        if self.stack_state is None or not self.stack_state.is_file():
+            return []
+        try:
+            state = json.loads(self.stack_state.read_text())
+        except (OSError, ValueError):
+            return []
+        out = []
+        for res in state.get("resources", []):
+            if res.get("mode") != "managed" or res.get("type") != "terraform_data":
+                continue
+            for inst in res.get("instances", []):
+                output = (inst.get("attributes") or {}).get("output")
+                value = output.get("value") if isinstance(output, dict) and "value" in output else output
+                if isinstance(value, dict):
+                    out.append({"name": res.get("name"), "key": inst.get("index_key"), "value": value})
+        return out
+
+    def stack_instances(self) -> list[dict[str, Any]]:
+        found = []
+        for item in self._stack():
+            v = item["value"]
+            if item["name"] not in ("a1", "micro") or "display_name" not in v:
+                continue
+            shape = A1_SHAPE if item["name"] == "a1" else MICRO_SHAPE
+            ocpus, memory = (v.get("ocpus", 1), v.get("memory_gb", 6)) if shape == A1_SHAPE else (1, 1)
+            found.append(instance(str(v["display_name"]), shape, float(ocpus), float(memory), str(v.get("ad")),
+                                  str(v.get("compartment_id") or self.tenancy), str(v.get("region") or ""),
+                                  ocid=str(v.get("ocid")), tags={"tierzero-role": "proxmox-host" if shape == A1_SHAPE else "micro"}))
+        return found
+
+    def all_budgets(self) -> list[dict[str, Any]]:
+        found = [{"id": item["value"].get("id"), "compartmentId": self.tenancy, "displayName": str(item["value"].get("id")),
+                  "amount": item["value"].get("amount"), "resetPeriod": "MONTHLY", "targetType": "COMPARTMENT",
+                  "lifecycleState": "ACTIVE", "actualSpend": 0.0, "timeCreated": _now()}
+                 for item in self._stack() if item["name"] == "budget"]
+        return found + list(self.budgets)
+
+    def all_instances(self) -> list[dict[str, Any]]:
+        return self.stack_instances() + list(self.instances)
+
+    def all_compartments(self) -> list[dict[str, Any]]:
+        known = {c["id"] for c in self.compartments}
+        out = list(self.compartments)
+        for inst in self.all_instances():
+            cid = inst["compartmentId"]
+            if cid != self.tenancy and cid not in known:
+                known.add(cid)
+                out.append({"id": cid, "compartmentId": self.tenancy, "name": cid.rsplit(".", 1)[-1][:16],
+                            "description": "", "lifecycleState": "ACTIVE", "timeCreated": _now()})
+        return out
+
+    def usage_records(self) -> list[dict[str, Any]]:
+        """This month's records: one per running instance (Always Free: cost 0), then the others."""
+        start = _month_start()
+        derived = [{"service": "Compute", "resourceId": i["id"], "timeUsageStarted": start, "timeUsageEnded": _now(),
+                    "computedAmount": 0.0, "currency": self.currency}
+                   for i in self.all_instances() if i["lifecycleState"] == "RUNNING"]
+        return derived + list(self.usage)
 
 
-def instance(name: str, shape: str, ocpus: float, memory_gb: float, ad: str, compartment: str, region: str) -> dict[str, Any]:
+def instance(name: str, shape: str, ocpus: float, memory_gb: float, ad: str, compartment: str, region: str,
+             *, ocid: str | None = None, state: str = "RUNNING", tags: dict[str, str] | None = None) -> dict[str, Any]:
     return {
-        "id": f"ocid1.instance.oc1..sandbox-{name}", "displayName": name, "compartmentId": compartment,
-        "availabilityDomain": ad, "region": region, "shape": shape, "lifecycleState": "RUNNING",
+        "id": ocid or f"ocid1.instance.oc1..sandbox-{name}", "displayName": name, "compartmentId": compartment,
+        "availabilityDomain": ad, "region": region, "shape": shape, "lifecycleState": state,
         "shapeConfig": {"ocpus": ocpus, "memoryInGBs": memory_gb}, "timeCreated": _now(),
-        "freeformTags": {"managed-by": "tierzero"},
+        "freeformTags": dict(tags or {}),
     }
+
+
+def _day_precise(value: Any) -> bool:
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return (when.hour, when.minute, when.second, when.microsecond) == (0, 0, 0, 0)
+
+
+def _in_window(record: dict[str, Any], start: str, end: str) -> bool:
+    def parse(v: str) -> datetime:
+        return datetime.fromisoformat(v.replace("Z", "+00:00"))
+
+    began = parse(record["timeUsageStarted"])
+    return parse(start) <= began < parse(end)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -89,18 +187,25 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         st = self.server.state
         url = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         st.requests.append(f"GET {url.path}")
-        if url.path == "/20160918/instances":
-            # One tenancy, one compartment: whichever compartment id the caller learned, it is this one.
-            return self._send(200, st.instances)
-        if url.path.startswith("/20160918/instances/"):
-            wanted = url.path.rsplit("/", 1)[1]
-            for inst in st.instances:
-                if inst["id"] == wanted:
-                    return self._send(200, inst)
-            return self._not_found()
-        if url.path == "/20190111/budgets":
-            return self._send(200, st.budgets)
+        with st.lock:
+            if url.path == "/20160918/compartments":
+                parent = query.get("compartmentId")
+                subtree = query.get("compartmentIdInSubtree") == "true"
+                every = st.all_compartments()
+                return self._send(200, every if subtree and parent == st.tenancy else [c for c in every if c["compartmentId"] == parent])
+            if url.path == "/20160918/instances":
+                wanted = query.get("compartmentId")
+                return self._send(200, [i for i in st.all_instances() if i["compartmentId"] == wanted])
+            if url.path.startswith("/20160918/instances/"):
+                ocid = url.path.rsplit("/", 1)[1]
+                for inst in st.all_instances():
+                    if inst["id"] == ocid:
+                        return self._send(200, inst)
+                return self._not_found()
+            if url.path == "/20190111/budgets":
+                return self._send(200, st.all_budgets())
         return self._not_found()
 
     def do_POST(self) -> None:  # noqa: N802
@@ -110,11 +215,17 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length) or b"{}") if length else {}
         st.requests.append(f"POST {url.path}")
         if url.path == "/20200107/usage":
-            item = {
-                "tenantId": body.get("tenantId"), "timeUsageStarted": body.get("timeUsageStarted"),
-                "timeUsageEnded": body.get("timeUsageEnded"), "computedAmount": st.cost, "currency": st.currency,
-            }
-            return self._send(200, {"groupBy": body.get("groupBy") or [], "items": [item]})
+            start, end = body.get("timeUsageStarted"), body.get("timeUsageEnded")
+            if not (_day_precise(start) and _day_precise(end)):
+                return self._send(400, {"code": "InvalidParameter", "message": PRECISION})
+            with st.lock:
+                records = [r for r in st.usage_records() if _in_window(r, start, end)]
+            items = []
+            if records:  # MONTHLY, no groupBy: one aggregated item for the window
+                items.append({"tenantId": body.get("tenantId"), "timeUsageStarted": start, "timeUsageEnded": end,
+                              "computedAmount": round(sum(float(r["computedAmount"]) for r in records), 6),
+                              "computedQuantity": float(len(records)), "currency": st.currency})
+            return self._send(200, {"groupBy": body.get("groupBy") or [], "items": items})
         return self._not_found()
 
 
@@ -139,7 +250,8 @@ def _start(box: SandboxContext) -> Stop:
     oci = box.spec.oci
     if oci is None:
         return lambda: None
-    server = box.put(SERVER, OciApiServer(OciState.from_spec(box.spec)).start())
+    state = OciState(tenancy=oci.tenancy_ocid, stack_state=Path(box.workspace.root) / "cloud" / "terraform.tfstate")
+    server = box.put(SERVER, OciApiServer(state).start())
     box.connections.add("oci", "default", Endpoint("127.0.0.1", server.port, scheme="http", extra={
         "key_file": str(throwaway_key(box.state_dir)), "region": oci.region, "tenancy": oci.tenancy_ocid}))
     return server.stop

@@ -1,7 +1,9 @@
 locals {
+  # The keys ../oci/outputs.tf gives an instance: the twin's extra inputs (display name, shape config) stay inside.
+  real_outputs = ["ocid", "kind", "shape", "roles", "ad", "private_ip", "public_ip"]
   instances_out = merge(
-    { for n, r in terraform_data.a1 : n => { for k, v in r.output : k => v if k != "subnet" } },
-    { for n, r in terraform_data.micro : n => { for k, v in r.output : k => v if k != "subnet" } },
+    { for n, r in terraform_data.a1 : n => { for k, v in r.output : k => v if contains(local.real_outputs, k) } },
+    { for n, r in terraform_data.micro : n => { for k, v in r.output : k => v if contains(local.real_outputs, k) } },
   )
 }
 

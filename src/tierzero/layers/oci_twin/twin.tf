@@ -11,19 +11,28 @@ locals {
 
   fake_instances = merge(
     { for n, i in var.a1_instances : n => {
-      kind  = "a1"
-      shape = "VM.Standard.A1.Flex"
-      roles = ["proxmox-host"]
-      ad    = i.availability_domain
+      kind      = "a1"
+      shape     = "VM.Standard.A1.Flex"
+      roles     = ["proxmox-host"]
+      ad        = i.availability_domain
+      ocpus     = i.ocpus
+      memory_gb = i.memory_gb
     } },
     { for n, i in var.micro_instances : n => {
-      kind  = "micro"
-      shape = "VM.Standard.E2.1.Micro"
-      roles = i.roles
-      ad    = i.availability_domain
+      kind      = "micro"
+      shape     = "VM.Standard.E2.1.Micro"
+      roles     = i.roles
+      ad        = i.availability_domain
+      ocpus     = 1
+      memory_gb = 1
     } },
   )
+  # display_name and hostname_label as ../oci/compute.tf sets them; the sandbox's OCI API lists these.
   fake_instance_outputs = { for n, i in local.fake_instances : n => merge(i, {
+    display_name   = "${var.name_prefix}-${n}"
+    hostname_label = n
+    compartment_id = local.compartment_id
+    region         = var.region
     ocid       = "ocid1.instance.${local.twin_suffix}${substr(sha1("${var.name_prefix}/${n}"), 0, 32)}"
     private_ip = cidrhost(var.subnet_cidr, 10 + local.instance_index[n])
     # TEST-NET-2 for reserved addresses, TEST-NET-3 for ephemeral ones: never routable.
