@@ -215,7 +215,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length) or b"{}") if length else {}
         st.requests.append(f"POST {url.path}")
         if url.path == "/20200107/usage":
-            start, end = body.get("timeUsageStarted"), body.get("timeUsageEnded")
+            start, end = str(body.get("timeUsageStarted")), str(body.get("timeUsageEnded"))
             if not (_day_precise(start) and _day_precise(end)):
                 return self._send(400, {"code": "InvalidParameter", "message": PRECISION})
             with st.lock:
