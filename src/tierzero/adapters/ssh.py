@@ -47,13 +47,14 @@ class SshTarget:
         return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
 
     @classmethod
-    def from_connections(cls, connections: Connections, name: str, *, user: str = "root", key_path: Path | None = None, workspace_root: Path | None = None) -> "SshTarget":
+    def from_connections(cls, connections: Connections, name: str, *, user: str = "root", key_path: Path | None = None, workspace_root: Path | None = None,
+                         login: str | None = None) -> "SshTarget":
         ep: Endpoint = connections.endpoint("ssh", name)
         key = key_path or connections.ssh_key or (workspace_root / "id_ed25519" if workspace_root else None)
         known = connections.known_hosts or (workspace_root / "known_hosts" if workspace_root else None)
         if key is None or known is None:
             raise OperationError(f"no SSH key or known_hosts file configured for {name}", hint="run `tierzero init` to create the workspace key")
-        return cls(name=name, host=ep.host, port=ep.port, user=str(ep.extra.get("user", user)), key_path=Path(key), known_hosts=Path(known))
+        return cls(name=name, host=ep.host, port=ep.port, user=login or str(ep.extra.get("user", user)), key_path=Path(key), known_hosts=Path(known))
 
 
 @dataclass(frozen=True)
@@ -220,18 +221,31 @@ class BoundSsh:
         return await self.client.run(command, **kwargs)
 
 
-def ssh_client(connections: Connections, name: str, *, user: str = "root", workspace_root: Path | None = None, key_path: Path | None = None, log: Callable[[str], None] | None = None, on_retry: Callable[[int, str, float], None] | None = None) -> BoundSsh:
-    """The shared client for a host (one per Connections and event loop), bound to the caller's
-    log and retry hooks."""
-    key = (id(asyncio.get_running_loop()), name)
+def ssh_client(connections: Connections, name: str, *, user: str = "root", workspace_root: Path | None = None, key_path: Path | None = None, log: Callable[[str], None] | None = None, on_retry: Callable[[int, str, float], None] | None = None,
+               login: str | None = None) -> BoundSsh:
+    """The shared client for a host (one per Connections, event loop and login), bound to the
+    caller's log and retry hooks. `login` logs in as that user whatever the endpoint names (a cloud
+    image's default user, before root may log in)."""
+    key = (id(asyncio.get_running_loop()), name if login is None else f"{name}#{login}")
     client = _CLIENTS.get(connections, key)
     if client is None:
-        target = SshTarget.from_connections(connections, name, user=user, key_path=key_path, workspace_root=workspace_root)
+        target = SshTarget.from_connections(connections, name, user=user, key_path=key_path, workspace_root=workspace_root, login=login)
         client = _CLIENTS.put(connections, key, SshClient(target, policy=retry_policy(connections, "ssh")))
     return BoundSsh(client, log, on_retry)
 
 
 _CLIENTS: ClientCache[tuple[int, str], SshClient] = ClientCache()
+
+
+async def forget(connections: Connections, name: str, login: str | None = None) -> None:
+    """Close and drop the shared client of a host (after its reboot: the next use reconnects)."""
+    key = (id(asyncio.get_running_loop()), name if login is None else f"{name}#{login}")
+    client = _CLIENTS.get(connections, key)
+    if client is not None:
+        try:
+            await client.close()
+        except Exception:  # noqa: BLE001 - the connection is already gone with the reboot
+            pass
 
 
 async def close_all(connections: Connections) -> None:

@@ -19,6 +19,7 @@ from tierzero.adapters.retry import RetryExhausted, Transient, retry_async
 from tierzero.adapters.ssh import retry_policy
 from tierzero.engine.step import Step, StepContext
 from tierzero.errors import OperationError
+from tierzero.phases.host_prepare import prepare_steps
 from tierzero.phases.hosts import host_address, host_ssh, parse_pvecm, pve_node, witness_name
 from tierzero.phases.pve_prepare import (
     capabilities,
@@ -277,12 +278,14 @@ def _tailscale(name: str):
 def steps(spec: Platform) -> list[Step]:
     px = spec.proxmox
     first = px.nodes[0].name
-    out: list[Step] = []
+    out: list[Step] = list(prepare_steps(spec))
+    prepared = {s.id.rsplit("/", 1)[-1] for s in out}
     for node in px.nodes:
         out.append(Step(
             _p(f"preflight/{node.name}"), "hypervisors", f"check {node.name}: SSH, Proxmox VE, memory, disk, hostname, /dev/kvm",
             _preflight(node.name),
             inputs=functools.partial(_preflight_inputs, node),
+            needs=(_p(f"prepare/{node.name}"),) if node.name in prepared else (),
         ))
     out.append(Step(_p("cluster/create"), "hypervisors", f"create Proxmox cluster {px.cluster_name} on {first}", _create,
                     inputs=lambda ctx: {"cluster": ctx.spec.proxmox.cluster_name, "first": first}, needs=(_p(f"preflight/{first}"),), real_only=True))

@@ -78,7 +78,7 @@ def check_oci(ctx: StepContext) -> list[Row]:
     """Instances by the names the module gives them; the free tier judged on every instance of the
     tenancy (another stack's count too); this month's cost from the usage records."""
     if ctx.spec.oci is None:
-        return [Row("OCI instances running", "skip", "no cloud in the spec (own hosts)"), Row("cost this month", "skip", "no cloud in the spec")]
+        return [Row("OCI instances", "skip", "no cloud in the spec (own hosts)"), Row("cost this month", "skip", "no cloud in the spec")]
     from tierzero.adapters.oci import Oci
 
     client = Oci.connect(ctx.connections, ctx.spec)

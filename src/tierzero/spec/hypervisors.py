@@ -80,6 +80,28 @@ class QDevice(Model):
     ssh_port: int = Field(default=22, ge=1, le=65535)
 
 
+class ProxmoxPort(Model):
+    """How tierzero makes a cloud instance (a Debian arm64 image) a Proxmox VE host. Proxmox VE has
+    no official arm64 build: this installs PXVIRT, a community port (formerly Proxmox-Port,
+    github.com/jiangcuo), from its repository. Source: jiangcuo/Pxvirt-docs en/installfromdebian.md."""
+
+    port: Literal["pxvirt"] = Field(default="pxvirt", description="the community arm64 port of Proxmox VE")
+    version: Literal[8, 9] = Field(default=9, description="its major version: 8 on Debian 12 bookworm, 9 on Debian 13 trixie")
+    repository: str = Field(default="https://mirrors.lierfang.com/pxcloud/pxvirt", pattern=r"^https://",
+                            description="the port's APT repository (a mirror of it may be given)")
+    key_url: str = Field(default="https://mirrors.lierfang.com/pxcloud/lierfang.gpg", pattern=r"^https://",
+                         description="the repository's signing key (fetched over HTTPS; its fingerprint is not published)")
+    packages: list[str] = Field(default_factory=lambda: ["proxmox-ve", "pve-manager", "qemu-server", "pve-cluster", "ifupdown2"],
+                                min_length=1, description="what `apt-get install` installs (the port's documented set)")
+    image_user: str = Field(default="debian", pattern=r"^[a-z_][a-z0-9_-]*$",
+                            description="the image's default user (passwordless sudo); root SSH is refused until tierzero allows it")
+
+    @property
+    def suite(self) -> str:
+        """The Debian release (and repository suite) the port's version is built for."""
+        return {8: "bookworm", 9: "trixie"}[self.version]
+
+
 class Proxmox(Model):
     cluster_name: str = Field(pattern=r"^[A-Za-z0-9\-]{1,15}$", description="corosync cluster name: up to 15 letters, digits, '-'")
     nodes: list[ProxmoxNode] = Field(min_length=1)
@@ -94,6 +116,7 @@ class Proxmox(Model):
     qdevice: QDevice | None = None
     tailscale: Tailscale = Field(default_factory=Tailscale)
     allow_software_emulation: bool = Field(default=False, description="accept VMs without /dev/kvm (slow TCG emulation)")
+    install: ProxmoxPort = Field(default_factory=ProxmoxPort, description="for hosts on cloud instances: the arm64 port installed there")
     kind: Literal["pve"] = "pve"
 
     def node(self, name: str) -> ProxmoxNode:

@@ -20,14 +20,14 @@ from tierzero.spec.addons import (  # noqa: F401  (re-exported: the public surfa
 from tierzero.spec.base import DHCP, AddressOrDhcp, Model, Name  # noqa: F401
 from tierzero.spec.cloud import OCI, A1Instance, BlockVolume, Budget, Cloud, MicroInstance, ReservedIP  # noqa: F401
 from tierzero.spec.clusters import Cluster, ClusterNetwork, GitOps, Node, Patches, Role  # noqa: F401
-from tierzero.spec.hypervisors import SSH, Ceph, Hypervisors, Proxmox, ProxmoxNode, QDevice, Tailscale  # noqa: F401
+from tierzero.spec.hypervisors import SSH, Ceph, Hypervisors, Proxmox, ProxmoxNode, ProxmoxPort, QDevice, Tailscale  # noqa: F401
 from tierzero.spec.services import Infisical, Service
 
 __all__ = [
     "API_VERSION", "KIND", "DHCP", "OCI", "SSH", "A1Instance", "AddressOrDhcp", "Addons", "BlockVolume", "Budget", "Ceph", "CertManager",
     "Cloud", "Cluster", "ClusterNetwork", "ExternalDns", "GitOps", "GrafanaAlloy", "Hypervisors", "Infisical", "InfisicalWiring",
     "IngressNginx", "Metadata", "MetalLB", "MicroInstance", "Model", "Name", "Node", "OciCcm", "Patches", "Platform", "Proxmox",
-    "ProxmoxNode", "QDevice", "ReservedIP", "Role", "Service", "Tailscale", "TailscaleOperator",
+    "ProxmoxNode", "ProxmoxPort", "QDevice", "ReservedIP", "Role", "Service", "Tailscale", "TailscaleOperator",
 ]
 
 API_VERSION = "tierzero.dev/v1"

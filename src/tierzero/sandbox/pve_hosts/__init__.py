@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import asyncssh
 
 from tierzero.sandbox.context import Handle, SandboxContext, StandIn, Stop
+from tierzero.sandbox.pve_hosts.cloud_image import PROXMOX_PACKAGES, AptRepository, as_cloud_instance
 from tierzero.sandbox.pve_hosts.commands import GiB, CephState, ClusterState, HostState
 from tierzero.sandbox.pve_hosts.server import PveHosts
 
@@ -119,34 +120,85 @@ def start_pve_hosts(
     kvm: bool = True,
     host_key: asyncssh.SSHKey | None = None,
     world: Any = None,
+    cloud: dict[str, CloudBoot] | None = None,
+    repositories: list[AptRepository] = (),  # type: ignore[assignment]
 ) -> PveHosts:
     """Start one SSH stand-in per (name, address) host, plus quorum witnesses; returns the handle.
-    `world` (a `tierzero.sandbox.world.WorldFile`) restores the hosts saved there and keeps it current."""
+    `cloud` names the hosts that are cloud instances booted from an image (see `CloudBoot`), the
+    others are fresh Proxmox VE installs. `world` (a `tierzero.sandbox.world.WorldFile`) restores
+    the hosts saved there and keeps it current."""
     key = Path(authorized_key_file).read_text()
-    hosts = [HostState(name, addr, kvm=kvm) for name, addr in nodes]
+    cloud = cloud or {}
+    hosts = [HostState(name, addr, kvm=kvm, public_address=(public or {}).get(name)) for name, addr in nodes]
     for host in hosts:
         host.bridges = list((bridges or {}).get(host.name, host.bridges))
     hosts += [HostState(name, addr, witness=True, memory_total=1 * GiB, memory_available=GiB // 2, public_address=(public or {}).get(name))
               for name, addr in witnesses]
+    for host in hosts:
+        boot = cloud.get(host.name)
+        if boot is not None:
+            as_cloud_instance(host, image_user=boot.image_user, hostname_label=boot.hostname_label, key=key,
+                              codename=boot.codename, arch=boot.arch)
+            host.memory_total, host.memory_available = boot.memory_total, boot.memory_total * 9 // 10
     handle = PveHosts(hosts, key, pve=pve, host_key=host_key)
+    handle.repositories = {r.uri: r for r in repositories}
     if world is not None:
         attach(handle, world)
     return handle.start()
 
 
+@dataclasses.dataclass(frozen=True)
+class CloudBoot:
+    """How a cloud instance first boots: the image's user, the VNIC's hostname label, its memory."""
+
+    image_user: str
+    hostname_label: str
+    memory_total: int
+    codename: str = "trixie"
+    arch: str = "arm64"
+
+
+def cloud_boots(spec: Any) -> dict[str, CloudBoot]:
+    """The spec's hosts that are OCI instances. Every A1 host boots as a Debian 13 (trixie) arm64
+    cloud image, whatever image the cloud layer named: the `images` step that imports a Debian
+    image is not built yet (issue 14 item 1), and a Debian arm64 instance is what the host
+    preparation needs. The micro witness boots as OCI's Ubuntu platform image (user `ubuntu`)."""
+    from tierzero.phases.cloud import MICRO_IMAGE_USER
+
+    oci = spec.oci
+    if oci is None:
+        return {}
+    px = spec.proxmox
+    a1 = {i.name: i for i in oci.a1_instances}
+    out = {n.name: CloudBoot(px.install.image_user, n.instance, a1[n.instance].memory_gb * GiB)
+           for n in px.nodes if n.instance and n.instance in a1}
+    if px.qdevice is not None and px.qdevice.host in {m.name for m in oci.micro_instances}:
+        out[px.qdevice.host] = CloudBoot(px.qdevice.ssh_user or MICRO_IMAGE_USER, px.qdevice.host, 1 * GiB, codename="noble", arch="amd64")
+    return out
+
+
+def port_repositories(spec: Any) -> list[AptRepository]:
+    """The arm64 port's repository as the hosts reach it: a stand-in for the PXVIRT mirror at the
+    URLs the spec names (there is no internet here), with its own signing key."""
+    port = spec.proxmox.install
+    key = b"-----BEGIN PGP PUBLIC KEY BLOCK-----\nsandbox stand-in for the PXVIRT signing key\n-----END PGP PUBLIC KEY BLOCK-----\n"
+    return [AptRepository(port.repository.rstrip("/"), port.key_url, key, ("bookworm", "trixie"), PROXMOX_PACKAGES)]
+
+
 def hosts_for_spec(spec: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(pve hosts, witnesses) with sandbox addresses: explicit hosts at their spec address, cloud
-    instances at 10.99.0.x; a witness at its spec address, or at the private address the cloud
-    twin gives its instance."""
+    instances at the private address the cloud twin gives them (10.99.0.x when the spec has no
+    such instance); a witness at its spec address, or at its instance's private address."""
     from tierzero.sandbox.tofu_twin import twin_addresses
 
     px = spec.proxmox
-    nodes = [(n.name, n.address or f"10.99.0.{i + 11}") for i, n in enumerate(px.nodes)]
+    twin = twin_addresses(spec)
+    nodes = [(n.name, n.address or (twin[n.instance][0] if n.instance in twin else f"10.99.0.{i + 11}")) for i, n in enumerate(px.nodes)]
     witnesses = []
     if px.qdevice is not None:
         host = px.qdevice.host
-        twin = twin_addresses(spec).get(host)
-        witnesses.append((host, host if host[:1].isdigit() else twin[0] if twin else "10.99.0.250"))
+        found = twin.get(host)
+        witnesses.append((host, host if host[:1].isdigit() else found[0] if found else "10.99.0.250"))
     return nodes, witnesses
 
 
@@ -160,14 +212,17 @@ def prepared_bridges(spec: Any) -> dict[str, list[str]]:
     return {n.name: list(dict.fromkeys(["vmbr0", px.bridge])) for n in px.nodes if n.instance}
 
 
-def witness_public_addresses(spec: Any) -> dict[str, str]:
-    """The public address of a cloud witness, as the cloud twin reports it (the cloud phase
-    publishes it as the witness's SSH endpoint)."""
+def public_addresses(spec: Any) -> dict[str, str]:
+    """The public address of every host that is a cloud instance (Proxmox hosts and the witness),
+    as the cloud twin reports it: the cloud phase publishes them as the hosts' SSH endpoints."""
     from tierzero.sandbox.tofu_twin import twin_addresses
 
-    qdevice = spec.proxmox.qdevice
-    twin = twin_addresses(spec).get(qdevice.host) if qdevice is not None else None
-    return {qdevice.host: twin[1]} if twin else {}
+    twin = twin_addresses(spec)
+    px = spec.proxmox
+    out = {n.name: twin[n.instance][1] for n in px.nodes if n.instance in twin}
+    if px.qdevice is not None and px.qdevice.host in twin:
+        out[px.qdevice.host] = twin[px.qdevice.host][1]
+    return out
 
 
 def _start(box: SandboxContext) -> Stop:
@@ -185,7 +240,8 @@ def _start(box: SandboxContext) -> Stop:
         write_private(key_file, asyncssh.generate_private_key("ssh-ed25519").export_private_key())
     nodes, witnesses = hosts_for_spec(box.spec)
     world = box.world.file(DOCUMENT) if box.world is not None else None
-    hosts = box.put(HOSTS, start_pve_hosts(nodes, ws.ssh_public_key, witnesses=witnesses, public=witness_public_addresses(box.spec),
+    hosts = box.put(HOSTS, start_pve_hosts(nodes, ws.ssh_public_key, witnesses=witnesses, public=public_addresses(box.spec),
+                                           cloud=cloud_boots(box.spec), repositories=port_repositories(box.spec),
                                            bridges=prepared_bridges(box.spec),
                                            kvm=box.options.pve_kvm,
                                            host_key=asyncssh.read_private_key(str(key_file)), world=world))

@@ -4,6 +4,7 @@ and the shared in-memory model they act on. Mixed into `tierzero.sandbox.pve_hos
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,24 @@ class HostState:
     bridges: list[str] = field(default_factory=lambda: ["vmbr0"])
     port: int = 0
     offline: bool = False
+    # A cloud instance booted from a Debian cloud image (see tierzero.sandbox.pve_hosts.cloud_image):
+    # its default user, the hostname OCI gave it (hostname_label), and no Proxmox VE until installed.
+    image_user: str | None = None
+    hostname: str = ""
+    hostname_label: str | None = None
+    pve: bool = True
+    os_codename: str = "trixie"
+    arch: str = "amd64"
+    boot_id: str = ""
+    kernel: str = "6.17.2-1-pve"
+    installed_kernel: str | None = None
+    apt_indexed: list[str] = field(default_factory=list)  # repository URIs `apt-get update` fetched
+    dpkg_interrupted: bool = False
+    rebooting: bool = False
+
+    def __post_init__(self) -> None:
+        self.hostname = self.hostname or self.name
+        self.boot_id = self.boot_id or str(uuid.uuid4())
 
 
 @dataclass

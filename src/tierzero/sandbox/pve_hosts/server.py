@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import shlex
 import threading
 import uuid
@@ -24,13 +25,14 @@ import asyncssh
 
 from tierzero.adapters.connections import Connections, Endpoint
 from tierzero.sandbox.pve_hosts.access import PveumCommands
+from tierzero.sandbox.pve_hosts.cloud_image import PVE_COMMANDS, AptRepository, CloudImageCommands, boot_cloud_image, refusal
 from tierzero.sandbox.pve_hosts.guest_commands import GuestCommands
 from tierzero.sandbox.pve_hosts.commands import CephState, ClusterState, HostState, PveCommands
 
 __all__ = ["CephState", "ClusterState", "HostState", "PveHosts"]
 
 
-class PveHosts(PveumCommands, GuestCommands, PveCommands):
+class PveHosts(CloudImageCommands, PveumCommands, GuestCommands, PveCommands):
     """The running stand-in. `connections()` gives the ssh endpoints for the spec's host names."""
 
     def __init__(self, hosts: list[HostState], authorized_key: str, pve: Any = None, host_key: asyncssh.SSHKey | None = None) -> None:
@@ -47,6 +49,10 @@ class PveHosts(PveumCommands, GuestCommands, PveCommands):
         self.pct_handler: Any = lambda host, vmid, script, stdin: (0, "", "")
         # How a host fetches a URL (curl): url -> bytes, or raises; None: no network.
         self.fetch_url: Callable[[str], bytes] | None = None
+        # Repositories the hosts reach by URI (the PXVIRT mirror's stand-in), their keys served at key_url.
+        self.repositories: dict[str, AptRepository] = {}
+        self.reboot_seconds = 0.2
+        self._sessions: dict[str, set[asyncssh.SSHServerConnection]] = {}
         self.lock = threading.RLock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="pve-hosts", daemon=True)
@@ -91,6 +97,10 @@ class PveHosts(PveumCommands, GuestCommands, PveCommands):
 
     def start(self) -> "PveHosts":
         self._thread.start()
+        for host in self.hosts.values():
+            if host.rebooting:  # the machine went on booting while nobody watched (a killed sandbox)
+                boot_cloud_image(host)
+        self.save_world()
         for name, host in self.hosts.items():
             if not host.offline:  # a host saved offline stays unreachable until set_offline(name, False)
                 self._call(self._listen(name))
@@ -110,9 +120,8 @@ class PveHosts(PveumCommands, GuestCommands, PveCommands):
         # PRE-SEEDED, and why: tierzero logs in with the workspace key, which the user puts in root's
         # authorized_keys when installing (the installer's `root-ssh-keys`, pve-installer 9.1.0
         # Install.pm 1538-1542) or afterwards (the README's prerequisite); nothing else is trusted.
-        keys = asyncssh.import_authorized_keys(self.authorized_key + "\n")
         server = await asyncssh.listen(
-            "127.0.0.1", host.port, server_host_keys=[self._host_key_for(name)], authorized_client_keys=keys,
+            "127.0.0.1", host.port, server_host_keys=[self._host_key_for(name)], server_factory=lambda: _Login(self, name),
             process_factory=lambda proc: self._serve(name, proc), reuse_address=True,
         )
         host.port = server.sockets[0].getsockname()[1]
@@ -128,6 +137,23 @@ class PveHosts(PveumCommands, GuestCommands, PveCommands):
         if server is not None:
             server.close()
             await server.wait_closed()
+        for conn in list(self._sessions.pop(name, ())):
+            conn.abort()  # a machine going down drops its sessions
+
+    def reboot(self, name: str) -> None:
+        """`systemctl reboot`: the sessions drop a moment later, the host boots (cloud-init's per-boot
+        modules run, the newest kernel runs) and listens again on the same port."""
+
+        async def cycle() -> None:
+            await asyncio.sleep(0.05)  # the command's own answer leaves first
+            await self._close(name)
+            await asyncio.sleep(self.reboot_seconds)
+            with self.lock:
+                boot_cloud_image(self.hosts[name])
+                self.save_world()
+            await self._listen(name)
+
+        self._loop.call_soon_threadsafe(lambda: self._loop.create_task(cycle()))
 
     def connections(self, connections: Connections | None = None) -> Connections:
         """The spec's Proxmox hosts as ("ssh", name) endpoints, and the network route that plays
@@ -197,34 +223,41 @@ class PveHosts(PveumCommands, GuestCommands, PveCommands):
 
     async def _serve(self, name: str, process: asyncssh.SSHServerProcess) -> None:
         command = process.command or ""
+        user = str(process.get_extra_info("username") or "root")
+        host = self.hosts[name]
+        if user == "root" and not self.root_allowed(host):
+            process.stdout.write(refusal(host.image_user or "root"))  # cloud-init's forced command runs instead
+            process.exit(142)
+            return
         stdin = ""
-        if "cat >" in command:
+        if "cat >" in command or re.match(r"^(sudo\s+)?tee\s", command):
             stdin = await process.stdin.read()
         with self.lock:
             self.commands.append((name, command))
-            status, out, err = self._shell(self.hosts[name], command, stdin)
+            status, out, err = self._shell(host, command, stdin, user)
             self.save_world()  # on disk before the client learns the command finished
         process.stdout.write(out)
         process.stderr.write(err)
         process.exit(status)
 
-    def _shell(self, host: HostState, command: str, stdin: str) -> tuple[int, str, str]:
+    def _shell(self, host: HostState, command: str, stdin: str, user: str = "root") -> tuple[int, str, str]:
         """A tiny shell: `a && b`, `a || b`, env prefixes, `yes |`, `sudo`, `2>/dev/null`."""
         status, out, err = 0, "", ""
         for op, part in _split_ops(command):
             if (op == "&&" and status != 0) or (op == "||" and status == 0):
                 continue
-            status, o, e = self._one(host, part, stdin)
+            status, o, e = self._one(host, part, stdin, user)
             out, err = out + o, err + e
         return status, out, err
 
-    def _one(self, host: HostState, part: str, stdin: str) -> tuple[int, str, str]:
+    def _one(self, host: HostState, part: str, stdin: str, user: str = "root") -> tuple[int, str, str]:
         if part.strip().startswith("pct "):  # the quoted script is the container's business
             return self._cmd_pct(host, shlex.split(part)[1:], stdin)
         part = part.strip().replace("2>/dev/null", "").replace(">/dev/null", "")
         if part.startswith("yes |"):
             part = part[5:].strip()
         append_to = None
+        sudo_tee = " | sudo tee -a " in part
         part = part.replace(" | sudo tee -a ", " | tee -a ")
         if " | tee -a " in part:
             part, append_to = (x.strip() for x in part.split(" | tee -a ", 1))
@@ -232,10 +265,20 @@ class PveHosts(PveumCommands, GuestCommands, PveCommands):
         elif ">>" in part:
             part, append_to = (x.strip() for x in part.split(">>", 1))
         args = shlex.split(part)
+        as_root = user == "root"
         while args and ("=" in args[0] and not args[0].startswith("-") or args[0] in ("sudo", "env")):
+            as_root = as_root or (args[0] == "sudo" and user in ("root", host.image_user))
             args = args[1:]
         if not args:
             return 0, "", ""
+        if args[0] in PVE_COMMANDS and not host.pve:
+            return 127, "", f"sh: 1: {args[0]}: not found\n"
+        if not as_root and self.needs_root(args) and not (append_to or "").startswith(f"/home/{user}/"):
+            if args[0] == "apt-get":
+                return 100, "", "E: Could not open lock file /var/lib/dpkg/lock-frontend - open (13: Permission denied)\n"
+            return 1, "", f"{args[0]}: Permission denied (run it as root)\n"
+        if append_to is not None and append_to.startswith(("/etc/", "/root/")) and not (as_root or sudo_tee and user in ("root", host.image_user)):
+            return 1, "", f"tee: {append_to}: Permission denied\n"
         handler = getattr(self, "_cmd_" + args[0].replace("-", "_"), None)
         if handler is None:
             return 127, "", f"sh: {args[0]}: command not found\n"
@@ -261,9 +304,12 @@ class PveHosts(PveumCommands, GuestCommands, PveCommands):
         return 0, "", ""
 
     def _cmd_hostname(self, host: HostState, a: list[str], _: str) -> tuple[int, str, str]:
-        return 0, host.name + "\n", ""
+        return 0, host.hostname + "\n", ""
 
     def _cmd_getent(self, host: HostState, a: list[str], _: str) -> tuple[int, str, str]:
+        if a[:1] == ["hosts"] and len(a) > 1 and host.image_user:
+            found = self._resolve(host, a[1])
+            return (0, f"{found:<15} {a[1]}\n", "") if found else (2, "", "")
         if a[:1] == ["hosts"] and len(a) > 1:
             name = a[1]
             target = next((h for h in self.hosts.values() if h.name == name or h.address == name), None)
@@ -297,6 +343,9 @@ class PveHosts(PveumCommands, GuestCommands, PveCommands):
             host.files[a[1]] = stdin.encode()
             return 0, "", ""
         path = a[0] if a else ""
+        special = self._read(host, path) if path.startswith(("/proc/", "/etc/os-release", "/etc/hostname")) else None
+        if special is not None:
+            return 0, special.decode(), ""
         if path.endswith(".ssh/id_rsa.pub"):
             return 0, host.root_pubkey + "\n", ""
         if path in host.files:
@@ -335,12 +384,21 @@ class PveHosts(PveumCommands, GuestCommands, PveCommands):
         return (0, f"/usr/bin/{tool}\n", "") if have else (1, "", "")
 
     def _cmd_dpkg(self, host: HostState, a: list[str], _: str) -> tuple[int, str, str]:
+        if "--print-architecture" in a:
+            return 0, host.arch + "\n", ""
+        if "--configure" in a:
+            host.dpkg_interrupted = False
+            if "pve-cluster" in host.packages or "proxmox-ve" in host.packages:
+                host.pve = True
+            return 0, "", ""
         pkg = a[-1]
         if pkg in host.packages:
             return 0, f"Package: {pkg}\nStatus: install ok installed\n", ""
         return 1, "", f"dpkg-query: package '{pkg}' is not installed and no information is available\n"
 
     def _cmd_apt_get(self, host: HostState, a: list[str], _: str) -> tuple[int, str, str]:
+        if host.image_user:
+            return self.image_apt_get(host, a)
         if a and a[0] == "install":
             host.packages.update(x for x in a[1:] if not x.startswith("-"))
         return 0, "Reading package lists... Done\n", ""
@@ -369,3 +427,33 @@ def _split_ops(command: str) -> list[tuple[str, str]]:
         i += 1
     parts.append((op, buf))
     return parts
+
+
+class _Login(asyncssh.SSHServer):
+    """Public-key logins with the workspace key only: as root (a Proxmox install: the key the user
+    put there; a cloud image: the line cloud-init wrote, see `CloudImageCommands.root_allowed`) or
+    as the image's default user. Any other user, or any other key, is refused."""
+
+    def __init__(self, hosts: PveHosts, name: str) -> None:
+        self.hosts, self.name = hosts, name
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self.hosts._sessions.setdefault(self.name, set()).add(conn)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        pass
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        host = self.hosts.hosts[self.name]
+        offered = key.export_public_key("openssh").decode().split()[1]
+        if offered != self.hosts.authorized_key.split()[1]:
+            return False
+        if username == "root":
+            return not host.image_user or self.hosts.authorized_key.split()[1] in host.files.get("/root/.ssh/authorized_keys", b"").decode()
+        return username == host.image_user
