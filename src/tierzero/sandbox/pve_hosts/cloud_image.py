@@ -109,6 +109,7 @@ class CloudImageCommands:
     authorized_key: str
     repositories: dict[str, AptRepository]
     reboot: Callable[[str], None]
+    fault: Callable[[str, str], None]
     _base_apt_get: Any
 
     def root_allowed(self, host: HostState) -> bool:
@@ -270,6 +271,10 @@ class CloudImageCommands:
                     f"[main] crit: Unable to resolve node name '{host.hostname}' to a non-loopback IP address - missing entry in '/etc/hosts' or DNS?\n"
                     "dpkg: error processing package pve-cluster (--configure):\n"
                     "E: Sub-process /usr/bin/dpkg returned an error code (1)\n")
+            # dpkg is mid-way while the packages unpack: a kill -9 here leaves it interrupted.
+            host.dpkg_interrupted = True
+            self.fault("apt-install", host.name)
+            host.dpkg_interrupted = False
             host.pve = True
             host.installed_kernel = PORT_KERNEL
         host.packages.update(packages)

@@ -53,6 +53,9 @@ class PveHosts(CloudImageCommands, PveumCommands, GuestCommands, PveCommands):
         self.repositories: dict[str, AptRepository] = {}
         self.reboot_seconds = 0.2
         self._sessions: dict[str, set[asyncssh.SSHServerConnection]] = {}
+        # Called at the moments a test may kill the sandbox in (`fault(moment, host)`): "apt-install"
+        # while dpkg unpacks (the world saved with dpkg interrupted), "reboot" while the host is down.
+        self.faults: dict[str, Callable[[str], None]] = {}
         self.lock = threading.RLock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="pve-hosts", daemon=True)
@@ -140,6 +143,12 @@ class PveHosts(CloudImageCommands, PveumCommands, GuestCommands, PveCommands):
         for conn in list(self._sessions.pop(name, ())):
             conn.abort()  # a machine going down drops its sessions
 
+    def fault(self, moment: str, name: str) -> None:
+        hook = self.faults.get(moment)
+        if hook is not None:
+            self.save_world()
+            hook(name)
+
     def reboot(self, name: str) -> None:
         """`systemctl reboot`: the sessions drop a moment later, the host boots (cloud-init's per-boot
         modules run, the newest kernel runs) and listens again on the same port."""
@@ -147,6 +156,9 @@ class PveHosts(CloudImageCommands, PveumCommands, GuestCommands, PveCommands):
         async def cycle() -> None:
             await asyncio.sleep(0.05)  # the command's own answer leaves first
             await self._close(name)
+            with self.lock:
+                self.save_world()
+                self.fault("reboot", name)
             await asyncio.sleep(self.reboot_seconds)
             with self.lock:
                 boot_cloud_image(self.hosts[name])
