@@ -146,3 +146,22 @@ def test_the_twin_validates(make_runner, tmp_path: Path) -> None:
     runner.init()
     result = runner.run("validate", ["validate", "-no-color", "-json"], stream=False)
     assert result.ok and json.loads(result.stdout)["valid"] is True
+
+
+def test_between_hosts_only_the_cluster_ports_are_open() -> None:
+    """pve-docs 9.1.3 pve-firewall.adoc "Ports used by Proxmox VE", pvecm.adoc, pvesdn.adoc (VXLAN 4789)."""
+    security_list = resources(OCI)["oci_core_security_list.this"]
+    sources = {rule["source"] for rule in security_list["ingress_security_rules"]}
+    assert '"${var.vcn_cidr}"' not in sources and "${var.vcn_cidr}" not in sources  # no "all protocols" inside the VCN
+    assert not [r for r in security_list["ingress_security_rules"] if r.get("protocol") == '"all"']
+    dynamic = [body for item in security_list["dynamic"] for body in item.values()]
+    hosts = [b for b in dynamic if b["for_each"] == "${local.host_rules}"]
+    assert len(hosts) == 1 and hosts[0]["content"][0]["source"] == "${var.subnet_cidr}"
+    import re
+
+    text = (OCI / "network.tf").read_text()
+    found = {(p, int(lo), int(hi)) for p, lo, hi in re.findall(r'\{ protocol = "(\d+)", min = (\d+), max = (\d+) \}', text)}
+    always = {("6", 22, 22), ("6", 8006, 8006), ("6", 5403, 5403), ("17", 5405, 5412), ("17", 4789, 4789)}
+    ceph = {("6", 3300, 3300), ("6", 6789, 6789), ("6", 6800, 7300)}
+    assert found == always | ceph
+    assert "var.ceph_between_hosts ? [" in str(_locals(OCI)["host_rules"])

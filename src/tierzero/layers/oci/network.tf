@@ -8,6 +8,20 @@ locals {
   admin_ports = [22, 6443, 50000]
   admin_rules = [for pair in setproduct(var.admin_cidrs, local.admin_ports) : { cidr = pair[0], port = pair[1] }]
   http_ports  = var.allow_http ? [80, 443] : []
+  # Ports between Proxmox hosts (pve-docs 9.1.3 pve-firewall.adoc "Ports used by Proxmox VE",
+  # pvecm.adoc, pvesdn.adoc "VXLAN Zones"): SSH for pvecm, the API, corosync-qnetd on the witness,
+  # corosync (kronosnet), VXLAN; Ceph's (its firewall macro) only when Ceph runs.
+  host_rules = concat([
+    { protocol = "6", min = 22, max = 22 },      # sshd: pvecm add --use_ssh, qdevice setup, migrations
+    { protocol = "6", min = 8006, max = 8006 },  # Proxmox VE API
+    { protocol = "6", min = 5403, max = 5403 },  # corosync-qnetd (the QDevice witness)
+    { protocol = "17", min = 5405, max = 5412 }, # corosync
+    { protocol = "17", min = 4789, max = 4789 }, # VXLAN (the SDN zone of the VM network)
+    ], var.ceph_between_hosts ? [
+    { protocol = "6", min = 3300, max = 3300 },
+    { protocol = "6", min = 6789, max = 6789 },
+    { protocol = "6", min = 6800, max = 7300 },
+  ] : [])
 }
 
 resource "oci_identity_compartment" "this" {
@@ -60,10 +74,38 @@ resource "oci_core_security_list" "this" {
     protocol    = "all"
   }
 
-  # Hosts talk freely inside the VCN (corosync, Ceph, VXLAN, the Talos mesh).
+  # Between the hosts (the subnet), exactly what the Proxmox cluster needs; the VMs' own traffic
+  # crosses between hosts inside VXLAN (UDP 4789), so no VM port appears here.
+  dynamic "ingress_security_rules" {
+    for_each = local.host_rules
+    content {
+      source   = var.subnet_cidr
+      protocol = ingress_security_rules.value.protocol
+      dynamic "tcp_options" {
+        for_each = ingress_security_rules.value.protocol == "6" ? [1] : []
+        content {
+          min = ingress_security_rules.value.min
+          max = ingress_security_rules.value.max
+        }
+      }
+      dynamic "udp_options" {
+        for_each = ingress_security_rules.value.protocol == "17" ? [1] : []
+        content {
+          min = ingress_security_rules.value.min
+          max = ingress_security_rules.value.max
+        }
+      }
+    }
+  }
+
+  # Path-MTU discovery between hosts too (the VXLAN MTU is 50 bytes under the uplink's).
   ingress_security_rules {
-    source   = var.vcn_cidr
-    protocol = "all"
+    source   = var.subnet_cidr
+    protocol = "1"
+    icmp_options {
+      type = 3
+      code = 4
+    }
   }
 
   dynamic "ingress_security_rules" {

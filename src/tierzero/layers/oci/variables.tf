@@ -94,6 +94,12 @@ variable "allow_http" {
   default     = false
 }
 
+variable "ceph_between_hosts" {
+  description = "Open Ceph's ports (3300, 6789, 6800-7300/tcp) between the hosts."
+  type        = bool
+  default     = false
+}
+
 variable "allow_icmp" {
   description = "Allow ICMP echo and path-MTU discovery from anywhere."
   type        = bool

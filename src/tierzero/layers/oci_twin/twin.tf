@@ -33,8 +33,8 @@ locals {
     hostname_label = n
     compartment_id = local.compartment_id
     region         = var.region
-    ocid       = "ocid1.instance.${local.twin_suffix}${substr(sha1("${var.name_prefix}/${n}"), 0, 32)}"
-    private_ip = cidrhost(var.subnet_cidr, 10 + local.instance_index[n])
+    ocid           = "ocid1.instance.${local.twin_suffix}${substr(sha1("${var.name_prefix}/${n}"), 0, 32)}"
+    private_ip     = cidrhost(var.subnet_cidr, 10 + local.instance_index[n])
     # TEST-NET-2 for reserved addresses, TEST-NET-3 for ephemeral ones: never routable.
     public_ip = contains(local.reserved_instances, n) ? cidrhost("198.51.100.0/24", 10 + local.instance_index[n]) : cidrhost("203.0.113.0/24", 10 + local.instance_index[n])
   }) }
