@@ -47,6 +47,12 @@ CALLS: dict[tuple[str, str], Rule | None] = {
         ["or", ["perm", "/", ["Sys.Audit", "Sys.Modify"]], ["perm", "/nodes/{node}", ["Sys.AccessNetwork"]]]],
     ("GET", "/nodes/{node}/aplinfo"): None,
     ("POST", "/nodes/{node}/aplinfo"): ["perm", "/storage/{storage}", ["Datastore.AllocateTemplate"]],
+    # the VM network across cloud hosts: one VXLAN zone and its vnet (tierzero.phases.vm_network)
+    ("GET", "/cluster/sdn/zones"): None,  # lists what the caller may audit
+    ("POST", "/cluster/sdn/zones"): ["perm", "/sdn/zones", ["SDN.Allocate"]],
+    ("GET", "/cluster/sdn/vnets"): None,
+    ("POST", "/cluster/sdn/vnets"): ["perm", "/sdn/zones/{zone}", ["SDN.Allocate"]],
+    ("PUT", "/cluster/sdn"): ["perm", "/sdn", ["SDN.Allocate"]],
     # VMs
     ("POST", "/nodes/{node}/qemu"): [  # from qemu-server's code (the schema says `user: all`)
         "and", ["perm", "/vms/{vmid}", ["VM.Allocate"]], ["perm", "/storage/{storage}", ["Datastore.AllocateSpace"]],
@@ -85,7 +91,7 @@ FROM_CODE = frozenset({("POST", "/nodes/{node}/qemu"), ("POST", "/nodes/{node}/l
 
 # The least privileges that pass every rule in CALLS (a test recomputes this from the schema).
 ROLE_PRIVILEGES: tuple[str, ...] = (
-    "Datastore.Allocate", "Datastore.AllocateSpace", "Datastore.AllocateTemplate", "SDN.Use", "Sys.AccessNetwork",
+    "Datastore.Allocate", "Datastore.AllocateSpace", "Datastore.AllocateTemplate", "SDN.Allocate", "SDN.Use", "Sys.AccessNetwork",
     "Sys.Audit", "VM.Allocate", "VM.Audit", "VM.Config.CPU", "VM.Config.Disk", "VM.Config.HWType", "VM.Config.Memory",
     "VM.Config.Network", "VM.Config.Options", "VM.PowerMgmt",
 )

@@ -20,6 +20,7 @@ from tierzero.adapters.ssh import retry_policy
 from tierzero.engine.step import Step, StepContext
 from tierzero.errors import OperationError
 from tierzero.phases.host_prepare import prepare_steps
+from tierzero.phases.vm_network import network_steps
 from tierzero.phases.hosts import host_address, host_ssh, parse_pvecm, pve_node, witness_name
 from tierzero.phases.pve_prepare import (
     capabilities,
@@ -309,8 +310,10 @@ def steps(spec: Platform) -> list[Step]:
     out.append(Step(_p("api-token"), "hypervisors", f"API token {TOKEN_USER}!{TOKEN_NAME} (privsep 1), role {ROLE_NAME} and its ACL on /", _token,
                     inputs=lambda ctx: {"given": [n.token_id for n in ctx.spec.proxmox.nodes], "role": list(ROLE_PRIVILEGES)},
                     needs=(_p("quorum"),), real_only=True))
+    network = network_steps(spec, after=_p("api-token"))
+    out.extend(network)
     out.append(Step(_p("capabilities"), "hypervisors", "check the token's privileges, storages, bridge, free memory and the Image Factory from the hosts",
-                    capabilities, inputs=capability_inputs, needs=(_p("api-token"),)))
+                    capabilities, inputs=capability_inputs, needs=(network[-1].id if network else _p("api-token"),)))
     summary_needs = [_p("quorum"), _p("api-token"), _p("capabilities")]
     if wanted_content(spec):
         out.append(Step(_p("storage-content"), "hypervisors", f"storage {px.image_storage}: content {','.join(wanted_content(spec))} (PUT /storage/{px.image_storage})",

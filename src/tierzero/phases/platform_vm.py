@@ -13,6 +13,7 @@ from tierzero.adapters.proxmox import proxmox_client
 from tierzero.engine.step import StepContext
 from tierzero.errors import OperationError
 from tierzero.phases.hosts import host_ssh
+from tierzero.render.proxmox_hosts import vm_network_wanted
 
 if TYPE_CHECKING:
     from tierzero.spec.models import Cluster, Node, Platform
@@ -72,6 +73,7 @@ class VmInputs:
     nameservers: tuple[str, ...]
     allow_software_emulation: bool
     host_kvm: bool | None  # /dev/kvm on the host as the preflight found it (None: not checked)
+    inherit_mtu: bool = False  # the bridge is tierzero's VXLAN vnet (MTU 1450): the NIC takes the bridge's MTU
 
     @property
     def kvm(self) -> bool:
@@ -90,7 +92,7 @@ def vm_inputs(ctx: StepContext, cluster: Cluster, node: Node, vmid: int, image_v
     host_kvm = bool(pre["kvm"]) if pre is not None and "kvm" in pre else None
     return VmInputs(cluster.name, cluster.arch, cluster.talos_version, node, node_mac(cluster, node), image_volid_, vmid, config_sha256,
                     (px.bridge, px.vlan, px.storage), px.image_storage, px.gateway, tuple(px.nameservers),
-                    px.allow_software_emulation, host_kvm)
+                    px.allow_software_emulation, host_kvm, vm_network_wanted(ctx.spec))
 
 
 async def _snippet(ctx: StepContext, api: ProxmoxApi, vm: VmInputs, name: str, config: bytes) -> tuple[str, bool]:
@@ -116,7 +118,9 @@ def _net0(vm: VmInputs) -> str:
     """The NIC at the node's MAC (the spec's or a stable derived one): the machine config selects
     its link by that MAC, so Proxmox must not pick one."""
     bridge, vlan, _ = vm.net
-    return f"virtio={vm.mac},bridge={bridge}" + (f",tag={vlan}" if vlan else "")
+    # mtu=1: virtio offers the bridge's MTU to the guest (pve-docs qm.adoc, "mtu ... 1 ... the MTU of the bridge"),
+    # so Talos' link gets the vnet's 1450 without a setting of its own.
+    return f"virtio={vm.mac},bridge={bridge}" + (f",tag={vlan}" if vlan else "") + (",mtu=1" if vm.inherit_mtu else "")
 
 
 def _ipconfig(vm: VmInputs) -> str:

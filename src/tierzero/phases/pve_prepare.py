@@ -32,7 +32,7 @@ from tierzero.adapters.proxmox_privileges import CALLS, ROLE_NAME, ROLE_PRIVILEG
 from tierzero.engine.step import StepContext
 from tierzero.errors import OperationError
 from tierzero.phases.hosts import host_ssh
-from tierzero.render.proxmox_hosts import wanted_content
+from tierzero.render.proxmox_hosts import vm_network_wanted, wanted_content
 
 GiB = 1024**3
 FILE_STORAGE_TYPES = ("dir", "nfs", "cifs", "cephfs", "btrfs")  # plugins that take import and snippets
@@ -130,6 +130,7 @@ class CapabilityInputs:
     guests: tuple[tuple[str, tuple[Guest, ...]], ...]  # (node, its guests), by node
     factories: tuple[str, ...]  # the clusters' Image Factories, as the spec gives them
     role: tuple[str, ...]  # the privileges of tierzero's role
+    sdn: bool = False  # the VM network is tierzero's SDN zone (hosts on cloud instances)
 
     @property
     def lxc(self) -> bool:
@@ -152,11 +153,14 @@ def capability_inputs(ctx: StepContext) -> CapabilityInputs:
         bridge=px.bridge, vlan=px.vlan, ceph_pool=px.ceph.pool if px.ceph.enabled else None,
         guests=tuple((node, tuple(gs)) for node, gs in sorted(by_node.items())),
         factories=tuple(dict.fromkeys(c.image_factory for c in spec.clusters)), role=ROLE_PRIVILEGES,
+        sdn=vm_network_wanted(spec),
     )
 
 
 def _calls_for(inputs: CapabilityInputs) -> list[tuple[str, str]]:
-    chosen = [k for k in CALLS if "/lxc" not in k[1] and "/aplinfo" not in k[1] and "ceph" not in k[1]]
+    chosen = [k for k in CALLS if "/lxc" not in k[1] and "/aplinfo" not in k[1] and "ceph" not in k[1] and "/sdn" not in k[1]]
+    if inputs.sdn:
+        chosen += [k for k in CALLS if "/sdn" in k[1]]
     if inputs.lxc:
         chosen += [k for k in CALLS if "/lxc" in k[1] or "/aplinfo" in k[1]]
     if inputs.ceph_pool is not None:

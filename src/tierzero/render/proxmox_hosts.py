@@ -16,9 +16,43 @@ def wanted_content(spec: Any) -> list[str]:
     return out
 
 
+SDN_ZONE = "tierzero"  # a zone ID: [a-z][a-z0-9]*, at most 8 characters (pve-network Zones/Plugin.pm)
+VXLAN_VNI = 10010
+VXLAN_MTU = 1450  # the uplink's 1500 less VXLAN's 50 bytes (pve-docs pvesdn.adoc 310-311)
+
+
+def vm_network_wanted(spec: Any) -> bool:
+    """Hosts on cloud instances share no L2: their VM network is tierzero's VXLAN zone."""
+    return any(n.instance for n in spec.proxmox.nodes)
+
+
+def emulation_note(spec: Any) -> str | None:
+    """What a user should expect from VMs without KVM (every A1 instance), or None."""
+    if not any(n.instance for n in spec.proxmox.nodes) and not spec.proxmox.allow_software_emulation:
+        return None
+    return ("VMs on hosts without /dev/kvm (every OCI A1 instance: no nested virtualisation) run with `kvm: 0`, "
+            "under QEMU's TCG software emulation with cpu `max`: expect CPU-bound work several times slower than "
+            "on KVM (QEMU translates every guest instruction; tierzero has not measured the factor on A1)")
+
+
 def host_changes(spec: Any, role: str, role_privileges: Sequence[str]) -> list[str]:
     px = spec.proxmox
     lines = []
+    cloud = [n for n in px.nodes if n.instance]
+    if cloud:
+        port = px.install
+        lines.append(f"host preparation on {', '.join(n.name for n in cloud)} (as `{port.image_user}` with sudo): hostname and "
+                     f"/etc/hosts for Proxmox, cloud-init told to keep them, the {port.port} {port.version} repository "
+                     f"({port.repository}, Debian {port.suite}) and its key, `apt-get install {' '.join(port.packages)}`, "
+                     "a reboot into its kernel, root SSH by the workspace key. "
+                     f"{port.port.upper()} is a community port of Proxmox VE to arm64, not a Proxmox build")
+        gateway_host = px.nodes[0].name
+        lines.append(f"VM network {px.bridge}: SDN VXLAN zone {SDN_ZONE} between the hosts' VCN addresses (UDP 4789, MTU "
+                     f"{VXLAN_MTU}), vnet {px.bridge} (VNI {VXLAN_VNI}), applied through the API; the gateway "
+                     f"{px.gateway} with NAT (masquerade) to the VCN on {gateway_host}")
+    note = emulation_note(spec)
+    if note:
+        lines.append(note)
     if len(px.nodes) > 1:
         lines.append(f"cluster {px.cluster_name}: `pvecm create` on {px.nodes[0].name}, `pvecm add` on the others "
                      "(root SSH keys added to /root/.ssh/authorized_keys between them)")

@@ -83,6 +83,7 @@ def snapshot(pve: Any) -> dict[str, Any]:
         "vms": [{"vmid": vm.vmid, **{f: getattr(vm, f) for f in VM_FIELDS}} for vm in pve.vms],
         "cts": [{"vmid": ct.vmid, **{f: getattr(ct, f) for f in CT_FIELDS}} for ct in getattr(pve, "cts", [])],
         "firewall": firewall,
+        "sdn": getattr(pve, "sdn", None),
     })
 
 
@@ -134,6 +135,8 @@ def restore(pve: Any, data: dict[str, Any]) -> None:
         pids = [ct.pid for ct in pve.cts if isinstance(ct.pid, int)]
         if pids and hasattr(pve, "_ct_pids"):
             pve._ct_pids = itertools.count(max(2000, max(pids) + 1))  # no pid handed out twice
+    if isinstance(data.get("sdn"), dict) and hasattr(pve, "sdn"):
+        pve.sdn = data["sdn"]
     firewall = data.get("firewall")
     if isinstance(firewall, dict):
         firewall = dict(firewall)

@@ -148,7 +148,7 @@ class Guests:
         if host is None:
             return
         for _n, _mac, opts in nics(vm.config):
-            if opts.get("bridge") and opts["bridge"] not in host.bridges:
+            if opts.get("bridge") and opts["bridge"] not in host.bridges and opts["bridge"] not in self.pve.sdn_bridges(vm.node):
                 raise TaskError(f"bridge '{opts['bridge']}' does not exist")
         if str(vm.config.get("kvm", "1")) != "0" and not host.kvm:
             raise TaskError(KVM_MISSING)

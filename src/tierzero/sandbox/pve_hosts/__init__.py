@@ -202,16 +202,6 @@ def hosts_for_spec(spec: Any) -> tuple[list[tuple[str, str]], list[tuple[str, st
     return nodes, witnesses
 
 
-def prepared_bridges(spec: Any) -> dict[str, list[str]]:
-    """Bridges of the hosts that are cloud instances. PRE-SEEDED, and why: an OCI A1 instance is
-    no fresh Proxmox install at all; turning it into a Proxmox host, with the private NAT bridge
-    (`vmbr1`) and the network across hosts, is the host preparation of issue 14, which tierzero
-    does not do yet. Until it does, these stand-in hosts play hosts prepared that way by hand.
-    Hosts given by address are fresh installs: `vmbr0` only."""
-    px = spec.proxmox
-    return {n.name: list(dict.fromkeys(["vmbr0", px.bridge])) for n in px.nodes if n.instance}
-
-
 def public_addresses(spec: Any) -> dict[str, str]:
     """The public address of every host that is a cloud instance (Proxmox hosts and the witness),
     as the cloud twin reports it: the cloud phase publishes them as the hosts' SSH endpoints."""
@@ -242,7 +232,6 @@ def _start(box: SandboxContext) -> Stop:
     world = box.world.file(DOCUMENT) if box.world is not None else None
     hosts = box.put(HOSTS, start_pve_hosts(nodes, ws.ssh_public_key, witnesses=witnesses, public=public_addresses(box.spec),
                                            cloud=cloud_boots(box.spec), repositories=port_repositories(box.spec),
-                                           bridges=prepared_bridges(box.spec),
                                            kvm=box.options.pve_kvm,
                                            host_key=asyncssh.read_private_key(str(key_file)), world=world))
     box.connections.ssh_key = box.connections.ssh_key or ws.ssh_key

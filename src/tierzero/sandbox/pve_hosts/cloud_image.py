@@ -208,6 +208,16 @@ class CloudImageCommands:
             return 0, "", ""
         return 0, repo.key.decode(errors="replace"), ""
 
+    def _cmd_ip(self, host: HostState, a: list[str], _: str) -> tuple[int, str, str]:
+        """`ip -o route show default`: OCI's VCN gateway is the subnet's first host (.1), the NIC enp0s6 (A1)."""
+        if "route" in a:
+            gateway = ".".join(host.address.split(".")[:3] + ["1"])
+            return 0, f"default via {gateway} dev enp0s6 proto dhcp src {host.address} metric 100\n", ""
+        return 0, "", ""
+
+    def _cmd_ifreload(self, host: HostState, a: list[str], _: str) -> tuple[int, str, str]:
+        return 0, "", ""
+
     # --- reboot
 
     def _cmd_systemctl(self, host: HostState, a: list[str], _: str) -> tuple[int, str, str]:

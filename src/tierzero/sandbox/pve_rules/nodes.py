@@ -128,10 +128,16 @@ class NodeRules:
         return data
 
     async def _node_network(self, v: dict[str, Any], user: str) -> Any:
-        interfaces = self._facts(v["node"]).get("interfaces") or stock_interfaces()
+        interfaces = list(self._facts(v["node"]).get("interfaces") or stock_interfaces())
+        sdn = getattr(self, "sdn_bridges", None)
+        vnets = [{"iface": vid, "type": "vnet", "active": 1, "mtu": mtu} for vid, mtu in sorted(sdn(v["node"]).items())] if sdn else []
         kind = v.get("type")
+        if kind in ("any_bridge", "include_sdn", "vnet"):  # SDN vnets count as bridges (any_local_bridge leaves them out)
+            interfaces += vnets
         if kind == "any_bridge":
-            return [dict(i) for i in interfaces if i["type"] in ("bridge", "OVSBridge")]
+            return [dict(i) for i in interfaces if i["type"] in ("bridge", "OVSBridge", "vnet")]
+        if kind == "include_sdn":
+            return [dict(i) for i in interfaces]
         return [dict(i) for i in interfaces if kind in (None, i["type"])]
 
     async def _aplinfo(self, v: dict[str, Any], user: str) -> Any:
