@@ -186,7 +186,7 @@ def test_plan_says_what_deploy_changes_on_the_proxmox_hosts(tmp_path, capsys):
     code, out, err = call(capsys, "plan", "-f", str(tmp_path / "onprem" / "tierzero.yaml"), "--json")
     assert code == 0, err
     hosts = json.loads(out)["hosts"]
-    assert any(line.startswith("API token root@pam!tierzero, privilege-separated, with one ACL entry on /: role TierZero (15 privileges")
+    assert any(line.startswith("API token root@pam!tierzero, privilege-separated, with one ACL entry on /: role TierZero (16 privileges")
                for line in hosts)
     assert "storage local: content import,snippets,vztmpl added where missing (PUT /storage/local; the content it has is kept)" in hosts
     assert any("keyctl=1 (`pct set` as root" in line for line in hosts)

@@ -108,3 +108,24 @@ async def _ssh(box, command: str, input: str | None = None):
         return await ssh_client(box.conns, "pve1", login="debian", workspace_root=box.ws.root).run(command, check=False, input=input)
     finally:
         await close_all(box.conns)
+
+
+async def test_the_vm_network_spans_the_hosts_and_a_rerun_changes_nothing(make_sandbox):
+    from tierzero.phases.vm_network import GATEWAY_FILE
+
+    from .test_hypervisors import witness_by_address
+
+    box = make_sandbox(witness_by_address(oci_spec()))
+    await box.run(hypervisors.steps(box.spec))
+    sdn = box.pve.pve.sdn["running"]
+    pve1, pve2 = box.hosts.hosts["pve1"], box.hosts.hosts["pve2"]
+    assert sdn["zones"]["tierzero"]["peers"] == f"{pve1.address},{pve2.address}" and int(sdn["zones"]["tierzero"]["mtu"]) == 1450
+    assert sdn["vnets"]["vmbr1"]["zone"] == "tierzero"
+    assert "vmbr1" not in pve1.bridges  # no pre-seeded bridge: the vnet is what the VMs use
+    stanza = pve1.files[GATEWAY_FILE].decode()
+    assert "iface vmbr1 inet static\n\taddress 10.10.0.1/24\n" in stanza and "-s '10.10.0.0/24' -o enp0s6 -j MASQUERADE" in stanza
+    assert GATEWAY_FILE not in pve2.files
+    box.forget()
+    await box.run(hypervisors.steps(box.spec))
+    assert box.state.get("hypervisors/vm-network").outputs["changed"] == []
+    assert box.state.get("hypervisors/vm-gateway").outputs["changed"] is False
