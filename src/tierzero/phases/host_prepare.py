@@ -80,11 +80,13 @@ async def _write(ssh: BoundSsh, path: str, content: str, mode: str = "0644") -> 
 
 async def _check_image(ssh: BoundSsh, name: str, port: ProxmoxPort) -> None:
     release = (await ssh.run(["cat", "/etc/os-release"])).stdout
-    codename = next((line.split("=", 1)[1].strip('"') for line in release.splitlines() if line.startswith("VERSION_CODENAME=")), "?")
+    fields = dict(line.split("=", 1) for line in release.splitlines() if "=" in line)
+    distro, codename = fields.get("ID", "?").strip('"'), fields.get("VERSION_CODENAME", "?").strip('"')
     arch = (await ssh.run(["dpkg", "--print-architecture"])).stdout.strip()
-    if codename != port.suite or arch != "arm64":
+    if distro != "debian" or codename != port.suite or arch != "arm64":
         raise OperationError(
-            f"{name} runs Debian {codename} on {arch}; {port.port} {port.version} installs on Debian {port.suite} arm64",
+            f"{name} runs {'Debian' if distro == 'debian' else distro} {codename} on {arch}; "
+            f"{port.port} {port.version} installs on Debian {port.suite} arm64",
             hint=f"boot the instance from a Debian {port.suite} arm64 image, or set hypervisors.proxmox.install.version to match it")
 
 
