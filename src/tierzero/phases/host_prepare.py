@@ -182,6 +182,9 @@ def _inputs(name: str, ctx: StepContext) -> PrepareInputs:
     node = pve_node(ctx, name)
     oci = ctx.spec.oci
     key_file = ctx.workspace.root.parent / (oci.ssh_public_key if oci is not None else node.ssh.private_key + ".pub")
+    if not key_file.is_file():
+        raise OperationError(f"the public key {key_file} (cloud.oci.ssh_public_key) is missing: root's login on {name} needs it",
+                             hint="run `tierzero init` to create the workspace key, or point cloud.oci.ssh_public_key at yours")
     return PrepareInputs(name, node.instance or "", ctx.spec.proxmox.install, key_file.read_text().strip())
 
 
