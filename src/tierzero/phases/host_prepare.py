@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import shlex
+from pathlib import Path
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -45,7 +46,7 @@ class PrepareInputs:
     node: str
     instance: str
     port: ProxmoxPort
-    public_key: str
+    key_file: str  # the public key root will accept (the one cloud-init put behind its forced command)
 
 
 def etc_hosts(name: str, address: str) -> str:
@@ -150,6 +151,7 @@ async def _allow_root(ssh: BoundSsh, key: str) -> bool:
 def _prepare(name: str):
     async def run(ctx: StepContext, inputs: PrepareInputs) -> Mapping[str, Any]:
         port = inputs.port
+        key = _public_key(inputs.key_file, name)  # before anything changes
         ssh = _image_ssh(ctx, name, port.image_user)
         await _check_image(ssh, name, port)
         changed: list[str] = []
@@ -171,7 +173,7 @@ def _prepare(name: str):
             changed.append("packages")
         if await _reboot_if_needed(ctx, ssh, name, port.image_user):
             changed.append("reboot")
-        if await _allow_root(ssh, inputs.public_key):
+        if await _allow_root(ssh, key):
             changed.append("root login")
         return {"node": name, "port": f"{port.port} {port.version}", "suite": port.suite, "changed": changed}
 
@@ -182,10 +184,15 @@ def _inputs(name: str, ctx: StepContext) -> PrepareInputs:
     node = pve_node(ctx, name)
     oci = ctx.spec.oci
     key_file = ctx.workspace.root.parent / (oci.ssh_public_key if oci is not None else node.ssh.private_key + ".pub")
-    if not key_file.is_file():
-        raise OperationError(f"the public key {key_file} (cloud.oci.ssh_public_key) is missing: root's login on {name} needs it",
-                             hint="run `tierzero init` to create the workspace key, or point cloud.oci.ssh_public_key at yours")
-    return PrepareInputs(name, node.instance or "", ctx.spec.proxmox.install, key_file.read_text().strip())
+    return PrepareInputs(name, node.instance or "", ctx.spec.proxmox.install, str(key_file))
+
+
+def _public_key(path: str, name: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        raise OperationError(f"the public key {path} (cloud.oci.ssh_public_key) cannot be read ({exc.strerror}): root's login on {name} needs it",
+                             hint="run `tierzero init` to create the workspace key, or point cloud.oci.ssh_public_key at yours") from exc
 
 
 def prepare_steps(spec: Platform) -> list[Step[Any]]:
