@@ -75,7 +75,22 @@ def _infisical(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-NORMALIZERS = {"fakepve": _fakepve, "pve-hosts": _pve_hosts, "talos": _talos, "infisical": _infisical, "image-factory": _image_factory}
+def _git_forge(doc: dict[str, Any]) -> dict[str, Any]:
+    return {"deploy_keys": {repo: sorted((k["title"], k["read_only"]) for k in keys) for repo, keys in doc["deploy_keys"].items()}}
+
+
+def git_history(ws_root: Path) -> dict[str, list[str]]:
+    """Each repository on the sandbox's Git host: the subjects of its branch, newest first."""
+    import subprocess
+
+    out = {}
+    for repo in sorted((ws_root / "sandbox" / "world" / "git-forge").glob("*/*/*.git")):
+        log = subprocess.run(["git", "--git-dir", str(repo), "log", "--format=%s", "--all"], capture_output=True, text=True)
+        out[str(repo.relative_to(ws_root / "sandbox" / "world" / "git-forge"))] = log.stdout.splitlines()
+    return out
+
+
+NORMALIZERS = {"fakepve": _fakepve, "pve-hosts": _pve_hosts, "talos": _talos, "infisical": _infisical, "image-factory": _image_factory, "git-forge": _git_forge}
 
 
 def normalized_world(ws_root: Path) -> dict[str, Any]:
@@ -87,4 +102,5 @@ def normalized_world(ws_root: Path) -> dict[str, Any]:
             out[name] = _kubernetes(doc)
         else:
             out[name] = NORMALIZERS[name](doc)  # a new stand-in document needs a normalizer here
+    out["git repositories"] = git_history(ws_root)
     return out

@@ -1,7 +1,7 @@
 """The blueprint conformance suite: every built-in blueprint (discovered from the package data,
 tierzero/spec/blueprints/*.yaml) goes through the README's main job as a user runs it: init,
 check, plan twice (byte-identical), then a sandbox deploy of every phase, twice (the second finds
-the world the first built and only checks it); then `validate` and `destroy`. Secrets stay
+the world the first built, only looks at the Git remote and checks it), offline; then `validate` and `destroy`. Secrets stay
 encrypted and never change. A new blueprint is a new YAML file: nothing here names one."""
 
 from __future__ import annotations
@@ -14,13 +14,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from offline_guard import offline_env
+from sandbox_world import git_history
 from spec_builder import blueprint_names, build_spec
 
 PHASES = ["setup", "cloud", "hypervisors", "platform", "gitops", "services", "validate"]
 
 
+OFFLINE: dict[str, str] | None = None  # the environment of an offline run (see offline_guard), when a test sets it
+
+
 def tz(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tierzero", *args], capture_output=True, text=True, timeout=240)
+    return subprocess.run([sys.executable, "-m", "tierzero", *args], capture_output=True, text=True, timeout=240, env=OFFLINE)
 
 
 def deploy(spec: Path) -> list[dict]:
@@ -38,7 +43,11 @@ def test_the_blueprints_are_found_in_the_package_data():
 
 
 @pytest.mark.parametrize("blueprint", blueprint_names())
-def test_every_blueprint_checks_renders_the_same_twice_and_redeploys_as_a_no_op(tmp_path, blueprint):
+def test_every_blueprint_checks_renders_the_same_twice_and_redeploys_as_a_no_op(tmp_path, blueprint, monkeypatch):
+    """Run offline: proxies at a closed port and every non-loopback connection or lookup of a
+    tierzero process refused and written down; none may be attempted."""
+    env, attempts = offline_env(tmp_path / "guard")
+    monkeypatch.setattr(sys.modules[__name__], "OFFLINE", env)
     phases = [p for p in PHASES if p != "cloud" or build_spec(blueprint).oci is not None]
     demo = tmp_path / "demo"
     assert tz("init", str(demo), "--blueprint", blueprint).returncode == 0
@@ -49,6 +58,7 @@ def test_every_blueprint_checks_renders_the_same_twice_and_redeploys_as_a_no_op(
     assert tz("plan", "-f", str(spec)).returncode == 0
     assert len(first) > 10 and read_tree(demo / ".tierzero" / "render") == first  # byte-identical
 
+    cluster = build_spec(blueprint).clusters[0].name
     events = deploy(spec)
     summary = events[-1]
     assert summary["event"] == "summary" and summary["status"] == "done"
@@ -67,21 +77,36 @@ def test_every_blueprint_checks_renders_the_same_twice_and_redeploys_as_a_no_op(
     before = {p: p.read_bytes() for p in secrets_dir.rglob("*.sops.yaml")}
     assert any("infisical" in str(p) for p in before) and any("talos" in str(p) for p in before)
     again = deploy(spec)  # the sandbox world persists: nothing is left to do but the checks
-    assert [e["step"] for e in again if e["event"] == "step_started"] == ["validate/checks"]
-    assert sum(e["event"] == "step_skipped" for e in again) == len(done) - 1
+    # Only the push (it looks at the remote every time: a file deleted there comes back) and the checks run.
+    assert [e["step"] for e in again if e["event"] == "step_started"] == [f"gitops/{cluster}/push", "validate/checks"]
+    assert sum(e["event"] == "step_skipped" for e in again) == len(done) - 2
+    status = json.loads(tz("status", "-f", str(spec), "--target", "sandbox", "--json").stdout)
+    outputs = {s["step"]: s["outputs"] for s in status["steps"]}
+    history = git_history(ws)
+    (repo, subjects), = history.items()
+    assert subjects == [subjects[0]] and subjects[0].startswith(f"{cluster}: GitOps tree from tierzero.yaml")  # one commit, not two
+    head = subprocess.run(["git", "--git-dir", str(ws / "sandbox/world/git-forge" / repo), "rev-parse", "main"], capture_output=True, text=True).stdout.strip()
+    revision = f"main@sha1:{head}"
+    assert outputs[f"gitops/{cluster}/push"]["revision"] == revision and outputs[f"gitops/{cluster}/push"]["pushed"] is False
+    ready = outputs[f"gitops/{cluster}/ready"]
+    assert ready["revision"] == revision and {"flux-system", "infra-controllers", "infra-configs", "apps"} <= set(ready["kustomizations"])
     after = {p: p.read_bytes() for p in secrets_dir.rglob("*.sops.yaml")}
     assert after == before  # generated or issued by a service (API token, machine identity): written once
 
     report = json.loads(tz("validate", "-f", str(spec), "--target", "sandbox", "--json").stdout)
     assert report["ok"] is True
     assert {c["status"] for c in report["checks"]} <= {"pass", "skip"}
-    assert any(c["check"].endswith("Flux reconciled") and c["status"] == "pass" for c in report["checks"])
+    flux = next(c for c in report["checks"] if c["check"] == f"{cluster}: Flux reconciled")
+    assert flux["status"] == "pass" and f"at {revision}" in flux["evidence"]
+    for name in ready["kustomizations"] + ready["helmreleases"]:
+        assert name in flux["evidence"]
 
     gone = tz("destroy", "-f", str(spec), "--target", "sandbox")  # fails if any guest is left in the sandbox Proxmox
     assert gone.returncode == 0, gone.stdout[-2000:] + gone.stderr[-2000:]
     assert "destroyed (sandbox)" in gone.stdout and not (ws / "sandbox" / "world").exists()
     # Four sandbox sessions (two deploys, validate, destroy) served one TLS pair for the Kubernetes API.
     assert sorted(p.name for p in (ws / "sandbox" / "kube-tls").iterdir()) == ["kube.crt", "kube.key"]
+    assert attempts.read_text() == ""  # nothing tried to leave the machine
 
 
 def test_no_generated_secret_in_plaintext_anywhere(tmp_path):

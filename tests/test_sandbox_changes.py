@@ -48,7 +48,7 @@ def test_a_changed_machine_config_is_applied_to_the_running_node(tmp_path: Path)
     assert CP2 in text
     spec.write_text(text.replace(CP2, CP2_TUNED))
     events, second = _deploy(spec)
-    assert sorted(events.started()) == ["platform/main/talos", "platform/main/vm/cp-2", "setup/render", "validate/checks"]
+    assert sorted(events.started()) == ["gitops/main/push", "platform/main/talos", "platform/main/vm/cp-2", "setup/render", "validate/checks"]
     assert second["platform/main/talos"]["reapplied"] == {"cp-2": "no_reboot"}
     assert second["platform/main/talos"]["configs"]["cp-2"] != first["platform/main/talos"]["configs"]["cp-2"]
     assert second["platform/main/talos"]["configs"]["cp-1"] == first["platform/main/talos"]["configs"]["cp-1"]
@@ -56,4 +56,4 @@ def test_a_changed_machine_config_is_applied_to_the_running_node(tmp_path: Path)
     assert "somaxconn" not in _applied_config(tmp_path / ".tierzero", "10.10.0.11")
 
     events, _ = _deploy(spec)
-    assert events.started() == ["validate/checks"]
+    assert events.started() == ["gitops/main/push", "validate/checks"]  # the push looks at the remote every time

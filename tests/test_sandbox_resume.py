@@ -80,8 +80,8 @@ def test_killed_at_every_step_boundary_ends_in_the_uninterrupted_world(tmp_path:
     assert set(first_seen) == set(_secrets(reference.parent / ".tierzero"))
 
     assert normalized_world(ws) == normalized_world(reference.parent / ".tierzero")
-    _, events = _deploy(spec)  # the world is complete: only the checks run
-    assert [e["step"] for e in events if e["event"] == "step_started"] == ["validate/checks"]
+    _, events = _deploy(spec)  # the world is complete: only the push (it looks at the remote every time) and the checks run
+    assert [e["step"] for e in events if e["event"] == "step_started"] == ["gitops/main/push", "validate/checks"]
 
 
 # The steps this blueprint adds on a stock install, and those whose effect spans two stand-ins
@@ -117,4 +117,4 @@ def test_the_proxmox_blueprint_killed_after_its_stock_install_steps_resumes(tmp_
     for name in reference_world:  # one document at a time, so a difference shows in full
         assert killed_world[name] == reference_world[name], name
     _, events = _deploy(spec)
-    assert [e["step"] for e in events if e["event"] == "step_started"] == ["validate/checks"]
+    assert [e["step"] for e in events if e["event"] == "step_started"] == ["gitops/lab/push", "validate/checks"]

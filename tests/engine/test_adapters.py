@@ -18,7 +18,7 @@ from tierzero.sandbox.oci import OciApiServer, OciState, instance
 
 @pytest.fixture
 def kube_server() -> Iterator[KubeApiServer]:
-    state = KubeState([node_object("cp-1", "10.10.0.11", "controlplane"), node_object("w-1", "10.10.0.21")], ready_after=0.3, fail_first=2)
+    state = KubeState([node_object("cp-1", "10.10.0.11", "controlplane"), node_object("w-1", "10.10.0.21")], fail_first=2)
     server = KubeApiServer(state).start()
     yield server
     server.stop()
@@ -51,7 +51,6 @@ def test_kube_wait_gives_up_at_deadline() -> None:
 def test_kube_apply_create_replace_and_flux_conditions(kube_server: KubeApiServer) -> None:
     kube = _kube(kube_server)
     kube_server.state.fail_first = 0
-    kube_server.state.ready_after = 3600  # Flux objects stay reconciling until the test says otherwise
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}}
     assert kube.apply(ns)[0] == "created"
     assert kube.apply(ns)[0] == "unchanged"
@@ -62,9 +61,14 @@ def test_kube_apply_create_replace_and_flux_conditions(kube_server: KubeApiServe
     assert action == "replaced" and obj["metadata"]["generation"] == 2
     ks = {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
           "metadata": {"name": "platform", "namespace": "flux-system"}, "spec": {"path": "./platform", "interval": "10m"}}
+    assert kube.list("kustomize.toolkit.fluxcd.io/v1", "Kustomization", None) == []  # no CRD yet: the kind is unknown
+    kube.apply({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "kustomizations.kustomize.toolkit.fluxcd.io"},
+                "spec": {"group": "kustomize.toolkit.fluxcd.io", "scope": "Namespaced", "names": {"kind": "Kustomization", "plural": "kustomizations"},
+                         "versions": [{"name": "v1", "served": True, "storage": True}]}})
     assert kube.apply(ks)[0] == "created"
-    assert kube.conditions("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "platform")["Ready"]["status"] == "Unknown"
-    kube_server.state.ready_after = 0.0  # Flux has reconciled
+    assert kube.conditions("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "platform") == {}  # no controller ran
+    kube_server.state.write_status("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "platform", "flux-system",
+                                   {"conditions": [{"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded"}]})
     assert kube.is_ready("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "platform")
     assert kube.get("helm.toolkit.fluxcd.io/v2", "HelmRelease", "nope", "flux-system") is None
     assert kube.delete(secret) and not kube.delete(secret)

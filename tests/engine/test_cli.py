@@ -104,6 +104,8 @@ def test_validate_in_sandbox_and_bad_phase(project: dict, capsys: pytest.Capture
     assert checks["OCI within Always Free"]["status"] == "fail"  # never a pass on no instance at all
     assert checks["cost this month"]["status"] == "skip"  # no usage record yet
     assert checks["main: Kubernetes nodes Ready"]["status"] == "pass"
+    flux = checks["main: Flux reconciled"]  # a fresh Git host and cluster: no pushed branch, no Flux
+    assert flux["status"] == "fail" and "nothing was pushed" in flux["evidence"]
     assert _cli(["validate", "-f", project["spec"], "--target", "sandbox"]) == 1
     lines = capsys.readouterr().out.splitlines()
     passed = sum(c["status"] == "pass" for c in checks.values())
@@ -203,3 +205,10 @@ def test_status_shows_one_line_per_phase_and_where_the_last_log_is(project: dict
     assert "platform/e" in capsys.readouterr().out  # every step, in a table
     assert _cli(["status", "-f", project["spec"], "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["log"].endswith("-deploy-real.log")
+
+
+def test_deploy_offers_force_for_the_gitops_push(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        cli_main.run(["deploy", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--force" in text and "commits tierzero did not make" in text

@@ -7,8 +7,8 @@ import copy
 import kubernetes_validate
 import yaml
 
-from tierzero.render.gitops import cilium_inline_manifests, flux_install_manifest_url
-from tierzero.render.gitops.versions import CILIUM_CLI_VERSION, CILIUM_VERSION, FLUX_VERSION
+from tierzero.render.gitops import cilium_inline_manifests
+from tierzero.render.gitops.versions import CILIUM_CLI_VERSION, CILIUM_VERSION
 from tierzero.render.validate import KUBERNETES_SCHEMA_VERSION
 from tierzero.spec.models import Cluster
 
@@ -65,7 +65,3 @@ def test_lb_ipam_turns_on_l2_announcements():
 
 def test_no_cilium_when_the_spec_brings_its_own_cni():
     assert cilium_inline_manifests(cluster(cni="none")) == []
-
-
-def test_flux_install_url_is_pinned():
-    assert flux_install_manifest_url() == f"https://github.com/fluxcd/flux2/releases/download/{FLUX_VERSION}/install.yaml"

@@ -191,3 +191,33 @@ def test_plan_says_what_deploy_changes_on_the_proxmox_hosts(tmp_path, capsys):
     assert "storage local: content import,snippets,vztmpl added where missing (PUT /storage/local; the content it has is kept)" in hosts
     assert any("keyctl=1 (`pct set` as root" in line for line in hosts)
     assert any("local:snippets (tierzero-<node>-user.yaml, mode 0600" in line for line in hosts)
+
+
+def test_plan_validate_checks_flux_components_when_a_checked_copy_is_at_hand(project_factory, capsys, monkeypatch, tmp_path):
+    """Without one, the file is named as added at deploy; with one (here the sandbox's stand-in
+    manifest, recorded as if it were the real digest), its objects are validated like the rest."""
+    from dataclasses import replace
+
+    from tierzero.render.gitops import versions
+    from tierzero.sandbox.flux.cli import SANDBOX_DIGEST, manifest
+
+    project = project_factory()
+    spec = str(project.root / "tierzero.yaml")
+    code, out, err = call(capsys, "plan", "-f", spec, "--validate", "--crd-schemas", str(CRDS), "--json")
+    assert code == 0, err
+    without = json.loads(out)["validation"]
+    assert any(u.startswith("gitops/main/clusters/main/flux-system/gotk-components.yaml: Flux v2.8.6's own manifests, added at deploy")
+               for u in without["unverified"])
+    components = project.root / "gotk-components.yaml"
+    components.write_bytes(manifest())
+    data = yaml.safe_load((project.root / "tierzero.yaml").read_text())
+    data["clusters"][0]["gitops"]["flux"] = {"components_file": "gotk-components.yaml"}
+    (project.root / "tierzero.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    fact = versions.FLUX_COMPONENTS[versions.FLUX_VERSION]
+    monkeypatch.setitem(versions.FLUX_COMPONENTS, versions.FLUX_VERSION, replace(fact, sha256=SANDBOX_DIGEST, size=len(manifest())))
+    code, out, err = call(capsys, "plan", "-f", spec, "--validate", "--crd-schemas", str(CRDS), "--json")
+    assert code == 0, err
+    with_it = json.loads(out)["validation"]
+    assert with_it["checked"] == without["checked"] + len([d for d in yaml.safe_load_all(manifest()) if d])
+    assert not any("gotk-components.yaml" in u for u in with_it["unverified"])
+    assert not (project.ws.render_dir / "gitops/main/clusters/main/flux-system/gotk-components.yaml").exists()  # added at deploy, not rendered

@@ -23,9 +23,6 @@ from tierzero.workspace.layout import Workspace
 
 from .conftest import MemorySecrets
 
-INSTALL = "apiVersion: v1\nkind: Namespace\nmetadata: {name: flux-system}\n"
-
-
 @pytest.mark.slow
 async def test_oci_blueprint_end_to_end(tmp_path: Path):
     # The witness by address (on the nodes' LAN, outside the service CIDR 10.96.0.0/12 the spec check refuses):
@@ -37,9 +34,8 @@ async def test_oci_blueprint_end_to_end(tmp_path: Path):
     init_workspace(ws)
     secrets = MemorySecrets()
     box = harness.Sandbox(spec, ws)
-    conns = box.start(only=["kubernetes", "image-factory", "talos", "pve-hosts", "fakepve", "guests"])
+    conns = box.start(only=["kubernetes", "internet", "git-forge", "flux", "image-factory", "talos", "pve-hosts", "fakepve", "guests"])
     conns.retry.wait = Policy(base=0.05, cap=0.5, deadline=30)
-    conns.fetch = lambda url: INSTALL
     try:
         plan.write_plan(plan.render_plan(loaded, ws), ws.render_dir)
         steps = hypervisors.steps(spec) + platform.steps(spec) + gitops.steps(spec)
@@ -48,7 +44,9 @@ async def test_oci_blueprint_end_to_end(tmp_path: Path):
         await close_all(conns)
         health = state.get("platform/main/health").outputs
         assert health["etcd_members"] == ["cp-1", "cp-2", "cp-3"]
-        assert state.get("gitops/main/ready").outputs["ready"] is True
+        ready = state.get("gitops/main/ready").outputs
+        assert ready["ready"] is True and ready["revision"] == state.get("gitops/main/push").outputs["revision"]
+        assert ready["kustomizations"] == ["apps", "flux-system", "infra-configs", "infra-controllers", "oci-cloud-controller-manager"]
         fake = box.context[fakepve.SERVER]
         hosts = box.context[pve_hosts.HOSTS]
         assert fake.creates() == 3 and hosts.cluster.members == ["pve1", "pve2"] and hosts.cluster.qdevice

@@ -4,7 +4,8 @@ loopback stand-ins. Production code paths never branch on the target beyond this
 
 Besides endpoints, a target may set typed knobs: `retry` (policies by kind of call; the sandbox
 waits on its compressed clock), `cloud` (which OpenTofu layer the cloud phase applies and how
-the capacity hunt backs off) and `fetch` (how remote manifests are read; the sandbox is offline).
+the capacity hunt backs off), `fetch` (how remote manifests are read; the sandbox is offline) and `git`
+(push and Flux components knobs).
 Adapters keep the clients they build per `Connections` in a `ClientCache` of their own."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ Target = Literal["real", "sandbox"]
 RetryKind = Literal["ssh", "proxmox", "lock", "wait", "kubernetes"]
 TofuLayer = Literal["oci", "oci_twin"]
 Fetch = Callable[[str], str]  # GET a URL, return its body as text
+FetchBytes = Callable[[str], bytes]  # GET a URL, return its body
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -77,6 +79,20 @@ class CloudLayer:
     capacity_hunt_seconds: float | None = None
 
 
+@dataclass
+class GitKnobs:
+    """How the GitOps steps reach Git and Flux: `force` lets a push go on top of commits tierzero
+    did not make (`deploy --force`); `flux_cli` is the flux program (None: `flux` on PATH);
+    `extra_digests` (version -> sha256) trusts a components file besides the recorded one, which
+    only the sandbox sets, for its stand-in CLI (a real run refuses it); `cache_dir` is where
+    checked components are kept (None: <workspace>/cache/flux)."""
+
+    force: bool = False
+    flux_cli: Path | None = None
+    extra_digests: dict[str, str] = field(default_factory=dict)
+    cache_dir: Path | None = None
+
+
 @dataclass(eq=False)  # compared and hashed by identity: client caches are keyed by it
 class Connections:
     """Endpoints by (kind, name), e.g. ("ssh", "pve1"), ("proxmox", "pve1"), ("talos", "10.10.0.11"),
@@ -92,6 +108,8 @@ class Connections:
     # The sandbox's network: where an address a step learned (a published endpoint, or one the
     # spec names) is reachable in this target; None for an address no stand-in plays. Real: unset.
     route: Callable[[Endpoint], Endpoint | None] | None = None
+    fetch_bytes: FetchBytes | None = None  # None: over HTTPS (tierzero.adapters.http.fetch_binary)
+    git: GitKnobs = field(default_factory=GitKnobs)
 
     def add(self, kind: str, name: str, endpoint: Endpoint) -> None:
         self.endpoints[(kind, name)] = endpoint

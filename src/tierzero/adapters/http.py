@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tierzero.adapters.connections import Connections, Fetch
+from tierzero.adapters.connections import Connections, Fetch, FetchBytes
 from tierzero.errors import OperationError
 
 
@@ -20,6 +20,28 @@ def fetch_text(url: str, *, timeout: float = 120.0) -> str:
         raise OperationError(f"GET {url} failed: {type(exc).__name__}: {exc}",
                              hint="check that this machine reaches the URL (proxy, DNS, firewall), then run again") from exc
     return resp.text
+
+
+def fetch_binary(url: str, *, timeout: float = 300.0, limit: int = 512 * 1024 * 1024) -> bytes:
+    """GET `url` and return its body (at most `limit` bytes); failures are OperationErrors naming the URL."""
+    import requests
+
+    try:
+        with requests.get(url, timeout=timeout, stream=True) as resp:
+            resp.raise_for_status()
+            body = bytearray()
+            for chunk in resp.iter_content(1 << 20):
+                body += chunk
+                if len(body) > limit:
+                    raise OperationError(f"GET {url}: the answer is larger than {limit // (1 << 20)} MiB")
+            return bytes(body)
+    except requests.RequestException as exc:
+        raise OperationError(f"GET {url} failed: {type(exc).__name__}: {exc}",
+                             hint="check that this machine reaches the URL (proxy, DNS, firewall), then run again") from exc
+
+
+def fetcher_bytes(connections: Connections) -> FetchBytes:
+    return connections.fetch_bytes or fetch_binary
 
 
 def fetcher(connections: Connections) -> Fetch:

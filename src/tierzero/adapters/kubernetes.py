@@ -122,12 +122,12 @@ class Kube:
     def close(self) -> None:
         self.http.close()
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
+    def _call(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
         """One request; any failure as a `CallFailed` (its `status` the HTTP status)."""
         what = f"Kubernetes API {method} {path} at {self.endpoint.url}"
         calls.sent("kubernetes", self.endpoint.url, calls.http_request(method, f"{self.config.cluster.server.rstrip('/')}{path}"))
         with _translated(what):
-            headers = {"Accept": "application/json"} if body is None else {"Accept": "application/json", "Content-Type": "application/json"}
+            headers = {"Accept": "application/json"} if body is None else {"Accept": "application/json", "Content-Type": content_type}
             response = self.http.request(method, path, headers=headers, content=None if body is None else json.dumps(body).encode())
             if response.status_code >= 400:
                 raise from_kubernetes(_ApiStatus(response.status_code, _reason(response)), what)
@@ -194,6 +194,11 @@ class Kube:
         body = json.loads(json.dumps(obj))
         body.setdefault("metadata", {})["resourceVersion"] = existing.get("metadata", {}).get("resourceVersion")
         return "replaced", self._call("PUT", object_path(obj, with_name=True), body)
+
+    def patch(self, api_version: str, kind: str, name: str, namespace: str | None, patch: dict[str, Any]) -> dict[str, Any]:
+        """A JSON merge patch (RFC 7386) of one object, e.g. an annotation; -> the object after it."""
+        obj = {"apiVersion": api_version, "kind": kind, "metadata": {"name": name, **({"namespace": namespace} if namespace else {})}}
+        return self._call("PATCH", object_path(obj, with_name=True), patch, content_type="application/merge-patch+json")
 
     def delete(self, obj: dict[str, Any]) -> bool:
         try:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from tierzero.adapters.git import CommitInfo
 from tierzero.adapters.kubernetes import NodeStatus
 from tierzero.adapters.oci import InstanceInfo
 
@@ -99,6 +100,8 @@ class KubernetesApi(KubernetesNodes, Protocol):
 
     def apply(self, obj: dict[str, Any]) -> tuple[str, dict[str, Any]]: ...
 
+    def patch(self, api_version: str, kind: str, name: str, namespace: str | None, patch: dict[str, Any]) -> dict[str, Any]: ...
+
     def delete(self, obj: dict[str, Any]) -> bool: ...
 
 
@@ -169,14 +172,38 @@ class OciApi(Protocol):
 # ---------------------------------------------------------------------------- Git
 
 class GitRemote(Protocol):
-    """The repository a cluster's GitOps engine syncs from (`clusters[].gitops.repo_url`): the
-    rendered tree goes in as one commit, the whole content of the branch. Blocking calls.
-    Not implemented yet; the shape a push/fetch adapter (and a Git server stand-in) must have."""
+    """One branch of the repository a cluster's GitOps engine syncs from, with its clone in the
+    workspace (`tierzero.adapters.git.GitRemote`): the push fetches the branch, reads its
+    history and files, writes one commit and pushes it, never forced. Blocking calls;
+    failures are `OperationError`s naming the remote."""
 
-    def fetch(self, branch: str) -> Mapping[str, bytes] | None:
-        """The files at the head of `branch` by path, or None when the branch does not exist."""
+    branch: str
+    shown_url: str
+
+    def head(self) -> str | None:
+        """The branch's commit id on the remote, or None when the branch does not exist."""
         ...
 
-    def push(self, tree: Mapping[str, bytes], *, branch: str, message: str) -> str:
-        """Commit `tree` as the branch's content (no commit when it is unchanged); returns the head commit id."""
+    def fetch(self) -> str | None:
+        """Bring the branch into the clone; its commit id, or None."""
+        ...
+
+    def history(self, commit: str, limit: int = 200) -> list[CommitInfo]: ...
+
+    def files(self, commit: str | None) -> dict[str, str]:
+        """Path -> blob id of every file of a commit ({} for None)."""
+        ...
+
+    def read(self, commit: str, path: str) -> bytes: ...
+
+    def tree_of(self, commit: str) -> str: ...
+
+    def contains(self, commit: str, ancestor: str) -> bool: ...
+
+    def commit(self, tree: Mapping[str, bytes], parent: str | None, message: str, keep: Mapping[str, str] | None = None) -> str:
+        """A commit whose content is `tree` plus the kept blobs, on top of `parent`; its id."""
+        ...
+
+    def push(self, commit: str) -> None:
+        """Move the remote branch to `commit`, fast-forward only."""
         ...

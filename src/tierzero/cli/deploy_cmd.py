@@ -153,6 +153,8 @@ def deploy(
     verbose: bool = VERBOSE_OPTION,
     timings: bool = TIMINGS_OPTION,
     concurrency: int = typer.Option(8, "--concurrency", min=1, help="Steps run at once at most."),
+    force: bool = typer.Option(False, "--force", help="Push the GitOps tree on top of commits tierzero did not make (they stay in history; "
+                                                      "their changes to the tree are replaced)."),
 ) -> None:
     """Build the platform: run every phase's steps, skipping those already done with unchanged inputs."""
     import asyncio
@@ -170,6 +172,7 @@ def deploy(
         runner = session.open()
     with _closing(session):
         runner.concurrency = concurrency
+        runner.connections.git.force = force
         with run.opening(target, "working out what changed"):
             plan = runner.plan(selection)
         if dry_run:

@@ -48,7 +48,8 @@ def plan(
         if schemas is None:
             raise InputError("--validate needs CRD schemas", hint="pass --crd-schemas DIR or set TIERZERO_CRD_SCHEMAS")
         yaml_files = {p: d for p, d in files.items() if p.startswith("gitops/")}
-        report = validate_tree(yaml_files, crd_schemas=schemas)
+        components, supplied = _flux_components(loaded, ws)
+        report = validate_tree({**yaml_files, **components}, crd_schemas=schemas, supplied=supplied)
     if report is None or report.ok:
         write_plan(files, target)
 
@@ -92,3 +93,33 @@ def plan(
         if not json_out:
             output.error(report.problems)
         raise RefusedError(f"the plan has {len(report.problems)} validation problem(s); nothing was written")
+
+
+def _flux_components(loaded: object, ws: object) -> tuple[dict[str, bytes], dict[str, str]]:
+    """Flux's gotk-components.yaml for each Flux cluster, checked against its recorded digest,
+    from what this machine has (the workspace cache, gitops.flux.components_file, a flux CLI on
+    PATH; never a download): ({plan path: bytes}, {plan path: why it is not at hand})."""
+    from pathlib import Path
+
+    from tierzero.adapters import flux_components
+    from tierzero.adapters.connections import Connections
+    from tierzero.errors import OperationError
+    from tierzero.render.gitops.flux import components_path
+    from tierzero.render.gitops.versions import FLUX_VERSION
+
+    found: dict[str, bytes] = {}
+    missing: dict[str, str] = {}
+    for cluster in loaded.platform.clusters:  # type: ignore[attr-defined]
+        if cluster.gitops is None or cluster.gitops.engine != "flux":
+            continue
+        path = f"gitops/{cluster.name}/{components_path(cluster.name)}"
+        file = Path(cluster.gitops.flux.components_file).expanduser() if cluster.gitops.flux.components_file else None
+        if file is not None and not file.is_absolute():
+            file = loaded.base_dir / file  # type: ignore[attr-defined]
+        try:
+            got = flux_components.obtain(Path(ws.root), FLUX_VERSION, Connections(target="real"), components_file=file, download=False)  # type: ignore[attr-defined]
+        except OperationError as exc:
+            missing[path] = f"Flux {FLUX_VERSION}'s own manifests, added at deploy (not at hand: {exc.message})"
+            continue
+        found[path] = got.data
+    return found, missing

@@ -292,16 +292,25 @@ def check_kubernetes(ctx: StepContext) -> list[Row]:
             rows.append(_row(f"{cluster.name}: Argo CD synced", bool(apps) and not bad,
                              f"{len(apps) - len(bad)}/{len(apps)} Synced and Healthy" + (f"; not yet: {', '.join(bad)}" if bad else "")))
             continue
-        objects = kube.list("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "flux-system") + \
-            kube.list("helm.toolkit.fluxcd.io/v2", "HelmRelease", None)
-        pending = [f"{o['kind']} {o['metadata'].get('namespace')}/{o['metadata']['name']}" for o in objects if not _ready(o)]
-        rows.append(_row(f"{cluster.name}: Flux reconciled", bool(objects) and not pending,
-                         f"{len(objects) - len(pending)}/{len(objects)} Ready" + (f"; waiting: {', '.join(pending)}" if pending else "")))
+        rows.append(_flux_row(ctx, kube, cluster))
     return rows
 
 
-def _ready(obj: Mapping[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in obj.get("status", {}).get("conditions", []))
+def _flux_row(ctx: StepContext, kube: Any, cluster: Any) -> Row:
+    """Every Kustomization and HelmRelease by name, judged against the commit really at the head
+    of the branch (read from the remote now, not from the deploy's notes)."""
+    from tierzero.phases.flux_status import flux_report
+    from tierzero.phases.gitops_push import open_remote
+
+    check = f"{cluster.name}: Flux reconciled"
+    try:
+        head = open_remote(ctx, cluster).head()
+    except TierzeroError as exc:
+        return Row(check, "fail", f"cannot read the head of {cluster.gitops.branch} from {cluster.gitops.repo_url}: {exc.message}")
+    if head is None:
+        return Row(check, "fail", f"{cluster.gitops.repo_url} has no branch {cluster.gitops.branch}: nothing was pushed")
+    report = flux_report(kube, f"{cluster.gitops.branch}@sha1:{head}")
+    return _row(check, report.ok, report.evidence())
 
 
 Check = Callable[[StepContext], "list[Row] | Awaitable[list[Row]]"]

@@ -52,9 +52,15 @@ def validate_tree(
     *,
     crd_schemas: Path | None = None,
     kubernetes_version: str = KUBERNETES_SCHEMA_VERSION,
+    supplied: Mapping[str, str] | None = None,
 ) -> ValidationReport:
+    """`supplied`: files a kustomization lists that are added later, path -> why (Flux's
+    gotk-components.yaml when no checked copy is at hand): reported unverified, not missing."""
     tree = load_tree(files) if isinstance(files, Path) else dict(files)
     report = ValidationReport()
+    for path, why in sorted((supplied or {}).items()):
+        if path not in tree:
+            report.unverified.append(f"{path}: {why}")
     schemas = crd_schemas if crd_schemas is not None else default_crd_schemas()
     for path, data in sorted(tree.items()):
         if not path.endswith((".yaml", ".yml")):
@@ -67,7 +73,7 @@ def validate_tree(
         _placeholders(path, docs, report)
         name = posixpath.basename(path)
         if name == "kustomization.yaml":
-            _kustomization(path, docs[0] if docs else {}, tree, report)
+            _kustomization(path, docs[0] if docs else {}, {**tree, **{p: b"" for p in supplied or {}}}, report)
             continue
         if name == ".sops.yaml":
             continue

@@ -31,7 +31,6 @@ class SandboxOptions:
     """Knobs the sandbox's stand-ins read (tests set them; `tierzero deploy --target sandbox` uses
     the defaults). Times are seconds of the stand-ins' compressed clock."""
 
-    flux_ready_after: float = 0.2  # until Flux objects turn Ready in the Kubernetes stand-in
     kube_fail_first: int = 0  # requests the Kubernetes stand-in answers 503 before it is up
     talos_reboot_seconds: float = 0.2  # a Talos stand-in node's reboot
     pve_time_scale: float = 0.0  # fakepve's task durations (0: instant)
@@ -40,6 +39,8 @@ class SandboxOptions:
     oci_no_a1_ads: tuple[str, ...] = ()  # availability domains that do not offer the A1 shape at all
     pve_storage_layout: str = "lvmthin"  # the installer's storage layout: "lvmthin" (its default) or "zfs"
     image_factory_enterprise: bool = False  # the Image Factory serves checksums (an Enterprise build)
+    git_forge_api: bool = True  # the run gets the Git host's API token (False: deploy keys are added by hand)
+    flux_interval_scale: float = 1 / 60  # Flux's intervals on the sandbox clock (1m -> 1 s, 1h -> 1 min)
 
 
 @dataclass(frozen=True)

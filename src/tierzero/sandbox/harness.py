@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tierzero.adapters.connections import Connections
-from tierzero.sandbox import clock, fakepve, guests, image_factory, infisical, internet, kubernetes, oci, pve_hosts, talos, tofu_twin
+from tierzero.sandbox import clock, fakepve, flux, git_forge, guests, image_factory, infisical, internet, kubernetes, oci, pve_hosts, talos, tofu_twin
 from tierzero.sandbox.context import SandboxContext, SandboxOptions, StandIn, Stop
 
 if TYPE_CHECKING:
@@ -51,11 +51,14 @@ if TYPE_CHECKING:
 # Started in this order, stopped in reverse. A stand-in that links to another comes after it:
 # Talos to Kubernetes (its kubeconfig), fakepve to the SSH hosts (their pveum tokens and ACLs),
 # guests to fakepve, the hosts and Talos (a VM start boots a Talos machine), Infisical to the hosts
-# (pct exec in its container).
+# (pct exec in its container), Flux to Kubernetes and the Git host (it reconciles from one into
+# the other).
 STANDINS: tuple[StandIn, ...] = (
     kubernetes.STANDIN,
     oci.STANDIN,
     internet.STANDIN,
+    git_forge.STANDIN,
+    flux.STANDIN,
     tofu_twin.STANDIN,
     clock.STANDIN,
     image_factory.STANDIN,

@@ -4,23 +4,31 @@ the official client uses here.
 - GET /version; GET /api/v1/nodes[/NAME] (the spec's cluster nodes, Ready)
 - CRUD on /api/v1/<plural>[/NAME] and /api/v1/namespaces/NS/<plural>[/NAME] (namespaces,
   secrets, configmaps, ...) and on /apis/GROUP/VERSION/[namespaces/NS/]<plural>[/NAME]
-- objects of a *.fluxcd.io group report status.conditions Ready=True `ready_after` seconds
-  after they were created (Reconciling until then)
+- a custom resource is served only once its CustomResourceDefinition is stored: 404 before
+  (see `kube_resources`); PATCH is a JSON merge patch (RFC 7386)
+- a Secret's stringData is merged into data, base64-encoded, and not stored (Kubernetes API
+  reference, Secret v1: "stringData ... write-only ... merged into the data field on write")
+- writes to an object keep the status it has: status is a subresource, written only through
+  `.../status` (Kubernetes API conventions, "Spec and Status"; CRDs with `subresources.status`)
+- `metadata.generation` grows only when something other than metadata or status changes
+  (Kubernetes API conventions, "metadata.generation")
+- no controller runs here: objects get a status only from a controller stand-in (the Flux
+  stand-in writes through `KubeState`'s controller calls, the way a controller patches status)
 - fault injection: the first `fail_first` requests get 503 (the API is not up yet)
 - persistence: `KubeState.attach(document)` restores the objects and resourceVersion counter
   a world document holds and saves them after every change, before the response goes out
 
 In the sandbox (`STANDIN`, "kubernetes"): one HTTPS API per spec cluster, reached as
-("kubernetes", CLUSTER), its nodes Ready and, with gitops, a bootstrapped flux-system
-Kustomization (no Flux runs here: the stand-in plays a bootstrapped one); the world document
-"kubernetes-CLUSTER" keeps its objects.
+("kubernetes", CLUSTER), holding what a fresh cluster holds (its nodes Ready, the default
+namespaces); the world document "kubernetes-CLUSTER" keeps its objects.
 """
 
 from __future__ import annotations
 
+import base64
+import copy
 import json
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
@@ -30,7 +38,8 @@ from urllib.parse import urlsplit
 
 from tierzero.adapters.connections import Endpoint
 from tierzero.sandbox.context import Handle, SandboxContext, StandIn, Stop
-from tierzero.sandbox.http_server import StandInHttpServer
+from tierzero.sandbox.http_server import StandInHttpServer, self_signed
+from tierzero.sandbox.kube_resources import CRD_KEY, Resource, merge_patch, resource_for, serves
 
 
 def _now() -> str:
@@ -55,30 +64,23 @@ def node_object(name: str, ip: str = "", role: str = "worker", ready: bool = Tru
 
 
 class KubeState:
-    """Objects by (api prefix, namespace or '', plural) -> name -> object."""
+    """Objects by (api prefix, namespace or '', plural) -> name -> object. `lock` guards them;
+    `changes` (a condition on it) is notified after every change, for controllers that watch."""
 
-    def __init__(self, nodes: Iterable[dict[str, Any]] = (), ready_after: float = 0.0, fail_first: int = 0) -> None:
+    def __init__(self, nodes: Iterable[dict[str, Any]] = (), fail_first: int = 0) -> None:
         self.lock = threading.Lock()
+        self.changes = threading.Condition(self.lock)
         self.objects: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {}
-        self.created: dict[str, float] = {}  # uid -> monotonic creation time
-        self.ready_after = ready_after
         self.fail_first = fail_first
         self.requests = 0
         self.version = 1
         self.persist: Callable[[dict[str, Any]], None] | None = None
         for node in nodes:
             self.objects.setdefault(("/api/v1", "", "nodes"), {})[node["metadata"]["name"]] = node
-        self.objects[("/api/v1", "", "namespaces")] = {
+        self.objects[("/api/v1", "", "namespaces")] = {  # what a fresh cluster has (kubectl get ns)
             ns: {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "uid": str(uuid.uuid4())}, "status": {"phase": "Active"}}
-            for ns in ("default", "kube-system", "flux-system")
+            for ns in ("default", "kube-node-lease", "kube-public", "kube-system")
         }
-
-    def seed(self, prefix: str, namespace: str, plural: str, obj: dict[str, Any]) -> None:
-        """Put an object in place as if created now (e.g. the Kustomization Flux bootstrap makes)."""
-        meta = obj.setdefault("metadata", {})
-        meta.update({"namespace": namespace, "uid": str(uuid.uuid4()), "creationTimestamp": _now(), "generation": 1, "resourceVersion": "1"})
-        self.created[meta["uid"]] = time.monotonic() - 1e6  # long settled
-        self.objects.setdefault((prefix, namespace, plural), {})[meta["name"]] = obj
 
     def snapshot(self) -> dict[str, Any]:
         """The objects and the resourceVersion counter, as JSON-ready data."""
@@ -86,18 +88,11 @@ class KubeState:
                 "objects": [[p, ns, plural, coll] for (p, ns, plural), coll in sorted(self.objects.items()) if coll]}
 
     def restore(self, doc: dict[str, Any]) -> None:
-        """Put a snapshot back over what the constructor and `seed` put in place: a saved object
-        wins over a seeded one of the same name, seeded ones the snapshot lacks (e.g. a node the
-        spec added) stay. Restored objects count as long settled, so Flux ones are Ready."""
+        """Put a snapshot back over what the constructor put in place: a saved object wins over
+        a fresh one of the same name; fresh ones the snapshot lacks (a node the spec added) stay."""
         self.version = max(self.version, int(doc.get("version", 1)))
-        settled = float("-inf")  # older than any ready_after
         for prefix, namespace, plural, items in doc.get("objects", []):
-            coll = self.objects.setdefault((prefix, namespace, plural), {})
-            for name, obj in items.items():
-                coll[name] = obj
-                uid = obj.get("metadata", {}).get("uid")
-                if uid:
-                    self.created[uid] = settled
+            self.objects.setdefault((prefix, namespace, plural), {}).update(items)
 
     def attach(self, document: Any) -> None:
         """Persist to a world document (`load() -> dict | None`, `save(dict)`): restore what it
@@ -111,21 +106,113 @@ class KubeState:
         """Call with `lock` held, so saves happen in the order of the changes."""
         if self.persist is not None:
             self.persist(self.snapshot())
+        self.changes.notify_all()
 
-    def decorate(self, prefix: str, obj: dict[str, Any]) -> dict[str, Any]:
-        if ".fluxcd.io/" not in prefix + "/":
-            return obj
-        out = json.loads(json.dumps(obj))
-        age = time.monotonic() - self.created.get(out["metadata"].get("uid", ""), 0.0)
-        ready = age >= self.ready_after
-        out.setdefault("status", {})["conditions"] = [{
-            "type": "Ready", "status": "True" if ready else "Unknown",
-            "reason": "ReconciliationSucceeded" if ready else "Progressing",
-            "message": "Applied revision: main@sha1:sandbox" if ready else "reconciliation in progress",
-            "lastTransitionTime": _now(),
-        }]
-        out["status"]["observedGeneration"] = out["metadata"].get("generation", 1)
-        return out
+    def crds(self) -> dict[str, dict[str, Any]]:
+        return self.objects.get(CRD_KEY, {})
+
+    def store(self, coll: dict[str, Any], name: str, ns: str, body: dict[str, Any], previous: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Write `body` as object `name` (the caller holds `lock`): server-set metadata, the
+        previous status kept, generation grown only when the object's content changed."""
+        self.version += 1
+        meta = body.setdefault("metadata", {})
+        meta["name"] = name
+        if ns:
+            meta["namespace"] = ns
+        meta["resourceVersion"] = str(self.version)
+        if body.get("kind") == "Secret" and body.get("apiVersion") == "v1" and "stringData" in body:
+            # stringData is write-only: merged into data, base64-encoded (core/v1 Secret reference)
+            body["data"] = {**(body.get("data") or {}), **{k: base64.b64encode(str(v).encode()).decode() for k, v in (body.pop("stringData") or {}).items()}}
+        if previous:
+            old_meta = previous.get("metadata", {})
+            meta["uid"] = old_meta["uid"]
+            meta["creationTimestamp"] = old_meta.get("creationTimestamp")
+            content = {k: v for k, v in body.items() if k not in ("metadata", "status")}
+            old_content = {k: v for k, v in previous.items() if k not in ("metadata", "status")}
+            meta["generation"] = old_meta.get("generation", 1) + (content != old_content)
+            body.pop("status", None)
+            if "status" in previous:
+                body["status"] = previous["status"]
+        else:
+            meta["uid"] = str(uuid.uuid4())
+            meta["creationTimestamp"] = _now()
+            meta["generation"] = 1
+        coll[name] = body
+        return body
+
+    # -- the calls a controller stand-in makes (in-process, the way a controller would over the API)
+
+    def resource(self, api_version: str, kind: str) -> Resource | None:
+        with self.lock:
+            return resource_for(api_version, kind, self.crds())
+
+    def _key(self, res: Resource, namespace: str | None) -> tuple[str, str, str]:
+        return (res.prefix, (namespace or "") if res.namespaced else "", res.plural)
+
+    def read(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """A copy of one object, or None (also when its kind is not served)."""
+        with self.lock:
+            res = resource_for(api_version, kind, self.crds())
+            found = self.objects.get(self._key(res, namespace), {}).get(name) if res else None
+            return copy.deepcopy(found) if found is not None else None
+
+    def read_all(self, api_version: str, kind: str) -> list[dict[str, Any]]:
+        """Copies of every object of a kind, in all namespaces, ordered by namespace and name."""
+        with self.lock:
+            res = resource_for(api_version, kind, self.crds())
+            if res is None:
+                return []
+            found = [(ns, name, obj) for (p, ns, pl), coll in self.objects.items() if p == res.prefix and pl == res.plural
+                     for name, obj in coll.items()]
+            return [copy.deepcopy(obj) for _, _, obj in sorted(found, key=lambda t: (t[0], t[1]))]
+
+    def apply(self, obj: dict[str, Any], manager: str) -> str:
+        """Server-side apply by a controller: create, or replace the object's content keeping its
+        status and the labels and annotations others set. -> created | configured | unchanged.
+        Raises LookupError when the kind is not served (the caller words the error)."""
+        meta = obj.get("metadata", {})
+        with self.lock:
+            res = resource_for(obj["apiVersion"], obj["kind"], self.crds())
+            if res is None:
+                raise LookupError(obj["kind"])
+            coll = self.objects.setdefault(self._key(res, meta.get("namespace")), {})
+            previous = coll.get(meta["name"])
+            body = copy.deepcopy(obj)
+            if previous is not None:
+                merged_meta = copy.deepcopy(previous.get("metadata", {}))
+                for field in ("labels", "annotations"):
+                    if meta.get(field):
+                        merged_meta[field] = {**merged_meta.get(field, {}), **meta[field]}
+                body["metadata"] = merged_meta
+                if {k: v for k, v in body.items() if k != "status"} == {k: v for k, v in previous.items() if k != "status"}:
+                    return "unchanged"
+            self.store(coll, meta["name"], meta.get("namespace", "") if res.namespaced else "", body, previous)
+            self.changed()
+            return "created" if previous is None else "configured"
+
+    def remove(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
+        with self.lock:
+            res = resource_for(api_version, kind, self.crds())
+            if res is None or self.objects.get(self._key(res, namespace), {}).pop(name, None) is None:
+                return False
+            self.version += 1
+            self.changed()
+            return True
+
+    def write_status(self, api_version: str, kind: str, name: str, namespace: str | None, status: dict[str, Any]) -> bool:
+        """Replace an object's status (PUT .../status); False when the object is gone."""
+        with self.lock:
+            res = resource_for(api_version, kind, self.crds())
+            found = self.objects.get(self._key(res, namespace), {}).get(name) if res else None
+            if found is None:
+                return False
+            if found.get("status") == status:
+                return True
+            self.version += 1
+            found["status"] = copy.deepcopy(status)
+            found["metadata"]["resourceVersion"] = str(self.version)
+            self.changed()
+            return True
 
 
 def _parse(path: str) -> tuple[str, str, str, str | None] | None:
@@ -186,11 +273,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._status(404, "NotFound", f"the server could not find the requested resource {path}")
         prefix, ns, plural, name = parsed
         with st.lock:
+            if not serves(prefix, plural, st.crds()):
+                return self._status(404, "NotFound", "the server could not find the requested resource")
             coll = st.objects.setdefault((prefix, ns, plural), {})
             if method == "GET" and name is None:
-                items = [st.decorate(prefix, o) for o in coll.values()] if ns or plural != "nodes" else list(coll.values())
-                if not ns and plural not in ("nodes", "namespaces"):  # list across namespaces
-                    items = [st.decorate(prefix, o) for (p, _, pl), c in st.objects.items() if p == prefix and pl == plural for o in c.values()]
+                items = list(coll.values())
+                if not ns:  # across namespaces (a cluster-scoped kind has only the '' one)
+                    items = [o for (p, _, pl), c in st.objects.items() if p == prefix and pl == plural for o in c.values()]
                 return self._send(200, {"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": str(st.version)}, "items": items})
             if method == "POST" and name is None:
                 obj_name = body.get("metadata", {}).get("name")
@@ -198,49 +287,33 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._status(422, "Invalid", "metadata.name is required")
                 if obj_name in coll:
                     return self._status(409, "AlreadyExists", f'{plural} "{obj_name}" already exists')
-                return self._commit(201, st.decorate(prefix, self._store(coll, obj_name, ns, body)))
+                body.pop("status", None)  # status is the subresource's: ignored on create
+                if plural == "namespaces" and prefix == "/api/v1":
+                    body["status"] = {"phase": "Active"}
+                return self._commit(201, st.store(coll, obj_name, ns, body))
             if name is None:
                 return self._status(405, "MethodNotAllowed", method)
             found = coll.get(name)
             if method == "GET":
                 if found is None:
                     return self._status(404, "NotFound", f'{plural} "{name}" not found')
-                return self._send(200, st.decorate(prefix, found))
+                return self._send(200, found)
             if method == "DELETE":
                 if coll.pop(name, None) is None:
                     return self._status(404, "NotFound", f'{plural} "{name}" not found')
+                st.version += 1
                 return self._commit(200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
             if method in ("PUT", "PATCH"):
                 if found is None:
                     return self._status(404, "NotFound", f'{plural} "{name}" not found')
-                merged = {**found, **body} if method == "PATCH" else body
-                return self._commit(200, st.decorate(prefix, self._store(coll, name, ns, merged, found)))
+                merged = merge_patch(copy.deepcopy(found), body) if method == "PATCH" else body
+                return self._commit(200, st.store(coll, name, ns, merged, found))
         return self._status(405, "MethodNotAllowed", method)
 
     def _commit(self, code: int, body: Any) -> None:
         """Answer a change once it is saved (the caller holds the state's lock)."""
         self.server.state.changed()
         self._send(code, body)
-
-    def _store(self, coll: dict, name: str, ns: str, body: dict, previous: dict | None = None) -> dict:
-        st = self.server.state
-        st.version += 1
-        meta = body.setdefault("metadata", {})
-        meta["name"] = name
-        if ns:
-            meta["namespace"] = ns
-        meta["resourceVersion"] = str(st.version)
-        if previous:
-            meta["uid"] = previous["metadata"]["uid"]
-            meta["creationTimestamp"] = previous["metadata"].get("creationTimestamp")
-            meta["generation"] = previous["metadata"].get("generation", 1) + 1
-        else:
-            meta["uid"] = str(uuid.uuid4())
-            meta["creationTimestamp"] = _now()
-            meta["generation"] = 1
-            st.created[meta["uid"]] = time.monotonic()
-        coll[name] = body
-        return body
 
     def do_GET(self) -> None:  # noqa: N802
         self._handle("GET")
@@ -256,29 +329,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:  # noqa: N802
         self._handle("DELETE")
-
-
-def self_signed(host: str = "127.0.0.1") -> tuple[bytes, bytes]:
-    """A throwaway certificate (PEM) and key (PEM) for a loopback server."""
-    import datetime as dt
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tierzero sandbox kube-apiserver")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
 def serving_pair(base: Any, host: str = "127.0.0.1") -> tuple[Any, Any]:
@@ -347,12 +397,7 @@ def _start(box: SandboxContext) -> Stop:
         # is bootstrapped, with the cluster's nodes registered; it does not model the bootstrap
         # itself (the Talos stand-in does), and the product reaches it only after etcd is up.
         nodes = [node_object(n.name, str(n.ip.address or ""), role) for role, n in cluster.nodes()]
-        state = KubeState(nodes, ready_after=box.options.flux_ready_after, fail_first=box.options.kube_fail_first)
-        if cluster.gitops is not None:  # PRE-SEEDED: no Flux runs here, the stand-in plays a bootstrapped one
-            state.seed("/apis/kustomize.toolkit.fluxcd.io/v1", "flux-system", "kustomizations", {
-                "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "metadata": {"name": "flux-system"},
-                "spec": {"path": f"./{cluster.gitops.path}".rstrip("/") or ".", "interval": "10m", "prune": True,
-                         "sourceRef": {"kind": "GitRepository", "name": "flux-system"}}})
+        state = KubeState(nodes, fail_first=box.options.kube_fail_first)
         if box.world is not None:
             state.attach(box.world.file(f"kubernetes-{cluster.name}"))
         server = KubeApiServer(state, tls_dir=box.state_dir / "kube-tls").start()

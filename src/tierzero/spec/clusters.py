@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 
 from tierzero.spec.addons import Addons
 from tierzero.spec.base import DHCP, Cidr, InterfaceAddress, IPAddress, MacAddress, Model, Name
+from tierzero.spec.refs import SecretRef
 
 # A patch is a strategic-merge mapping, an RFC 6902 list of operations, or a string:
 # "@path/to/file.yaml" or inline YAML/JSON.
@@ -39,11 +40,35 @@ class ClusterNetwork(Model):
     dns_domain: str = Field(default="cluster.local", pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")
 
 
+class Forge(Model):
+    """The Git host's API, to register the deploy key (read-only) instead of printing it."""
+
+    kind: Literal["github", "gitea"] = Field(description="github, or gitea (also Forgejo: the same API)")
+    api_url: str | None = Field(default=None, pattern=r"^https?://",
+                                description="default https://api.github.com (github) or https://<repository host>/api/v1 (gitea)")
+    token: SecretRef = Field(description="a token that may add deploy keys to the repository: env:NAME, file:PATH or sops:PATH#key")
+
+
+class FluxInstall(Model):
+    """Where Flux's own manifests (`gotk-components.yaml` of the pinned version) come from. They
+    are checked against their recorded sha256 whichever source gives them."""
+
+    components_file: str | None = Field(default=None, description="gotk-components.yaml as `flux install --export` of the pinned version writes it "
+                                                                  "(relative to the spec's directory)")
+    download: bool = Field(default=False, description="allow a one-time download of the pinned flux CLI from its GitHub release, to render them")
+
+
 class GitOps(Model):
     engine: Literal["flux", "argocd"] = "flux"
-    repo_url: str = Field(pattern=r"^(https://|ssh://|git@)", description="where you push the rendered tree")
-    branch: str = "main"
+    repo_url: str = Field(pattern=r"^(https://|ssh://|git@)", description="the repository the cluster syncs from; tierzero pushes the rendered tree there")
+    branch: str = Field(default="main", pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
     path: str = Field(default="", description="sub-directory of the repository holding the tree")
+    push_url: str | None = Field(default=None, description="where tierzero pushes, when not repo_url: a local path, file://, ssh:// or https://")
+    push_key: str | None = Field(default=None, description="the SSH private key file tierzero pushes with (default: your ssh-agent and ~/.ssh/config)")
+    token: SecretRef | None = Field(default=None, description="for an https:// push: a token that may push, as env:NAME, file:PATH or sops:PATH#key")
+    username: str = Field(default="git", description="the account name sent with `token` (on GitHub, x-access-token also works for app tokens)")
+    forge: Forge | None = None
+    flux: FluxInstall = Field(default_factory=FluxInstall)
 
 
 class Cluster(Model):

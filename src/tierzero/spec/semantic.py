@@ -35,7 +35,7 @@ def check(p: Platform) -> list[Problem]:
     out: list[Problem] = []
     from tierzero.spec import addressing
 
-    for rule in (_unique, _addresses, addressing.check, _references, _versions, _fit, _quorum, _addons):
+    for rule in (_unique, _addresses, addressing.check, _references, _versions, _fit, _quorum, _addons, _gitops_paths):
         out.extend(rule(p))
     return out
 
@@ -270,4 +270,34 @@ def _addons(p: Platform) -> list[Problem]:
                     out.append(_err(path, f"{rng} is outside the node network {node_net}; L2 announcements only work inside it"))
         if c.gitops is None and any(c.addons.enabled()):
             out.append(_warn(("clusters", ci, "addons"), "add-ons are rendered but nothing syncs them without a gitops block"))
+    return out
+
+
+def _repo_key(url: str) -> str:
+    """A repository named the same way however its URL is written (scp-like, ssh://, https://, .git or not)."""
+    if "://" not in url and "@" in url and ":" in url:
+        user_host, _, path = url.partition(":")
+        host = user_host.rpartition("@")[2]
+    else:
+        parsed = urlparse(url)
+        host, path = parsed.hostname or "", parsed.path
+    return f"{host.lower()}/{path.strip('/').removesuffix('.git')}"
+
+
+def _gitops_paths(p: Platform) -> list[Problem]:
+    """Clusters pushing to one branch of one repository each own a sub-directory: the push of one
+    would otherwise replace (or refuse) the other's tree."""
+    out = []
+    seen: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
+    for ci, c in enumerate(p.clusters):
+        if c.gitops is None:
+            continue
+        key = (_repo_key(c.gitops.repo_url), c.gitops.branch)
+        mine = c.gitops.path.strip("/")
+        for other_ci, other in seen[key]:
+            if not mine or not other or mine == other or mine.startswith(other + "/") or other.startswith(mine + "/"):
+                out.append(_err(("clusters", ci, "gitops", "path"),
+                                f"clusters {p.clusters[other_ci].name} and {c.name} push to the same branch of {c.gitops.repo_url} with overlapping "
+                                f"paths ({other or '(the whole repository)'} and {mine or '(the whole repository)'}); give each its own gitops.path"))
+        seen[key].append((ci, mine))
     return out

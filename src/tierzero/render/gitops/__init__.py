@@ -8,15 +8,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from tierzero.render.gitops.cilium import cilium_inline_manifests, flux_install_manifest_url
-from tierzero.render.gitops.versions import flux_install_url
+from tierzero.render.gitops.cilium import cilium_inline_manifests
 from tierzero.render.sealing import Sealed
 
 if TYPE_CHECKING:
     from tierzero.engine.step import SecretStore
     from tierzero.spec.models import Cluster, Platform
 
-__all__ = ["GitopsResult", "cilium_inline_manifests", "flux_install_manifest_url", "flux_install_url", "render_gitops_tree"]
+__all__ = ["GitopsResult", "cilium_inline_manifests", "render_gitops_tree"]
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tierzero.render.gitops.versions import CILIUM_CLI_IMAGE, CILIUM_VERSION, FLUX_VERSION, flux_install_url
+from tierzero.render.gitops.versions import CILIUM_CLI_IMAGE, CILIUM_VERSION
 from tierzero.render.gitops.yamlout import dump_all
 from tierzero.spec.clusters import Cluster
 
@@ -95,8 +95,3 @@ def cilium_inline_manifests(cluster: Cluster) -> list[dict[str, str]]:
     if cluster.cni != "cilium":
         return []
     return [{"name": NAME, "contents": dump_all(cilium_manifests(cluster)).decode()}]
-
-
-def flux_install_manifest_url() -> str:
-    """The pinned Flux install manifest (for a Talos `cluster.extraManifests` entry, if wanted)."""
-    return flux_install_url(FLUX_VERSION)

@@ -1,5 +1,14 @@
-"""Flux: clusters/<cluster>/ (the pinned install and the sync), HelmRepository/OCIRepository +
-HelmRelease per add-on, and Kustomizations ordering controllers -> configs -> apps."""
+"""Flux: clusters/<cluster>/ (flux-system, laid out as `flux bootstrap` does, and the layers),
+HelmRepository/OCIRepository + HelmRelease per add-on, and Kustomizations ordering
+controllers -> configs -> apps.
+
+clusters/<cluster>/flux-system/ holds `gotk-components.yaml` (Flux's own controllers and CRDs
+for the pinned version, `flux install --export`), `gotk-sync.yaml` (the GitRepository and
+Kustomization named flux-system) and a kustomization.yaml listing both (flux2
+pkg/manifestgen/{install,sync,kustomization} @ v2.8.6). gotk-components.yaml is not rendered
+here: it is Flux's file, obtained and checked against its recorded digest at deploy
+(`tierzero.adapters.flux_components`) and committed beside the rest. Nothing in the tree
+points at a URL Flux would fetch its own manifests from."""
 
 from __future__ import annotations
 
@@ -8,7 +17,7 @@ from typing import Any
 from tierzero.render.gitops.component import Component, ConfigOnly, Manifest
 from tierzero.render.gitops.layers import APPS, CONFIGS, CONTROLLERS, add_shared, kustomize_layers, repo_path
 from tierzero.render.gitops.tree import Tree
-from tierzero.render.gitops.versions import FLUX_VERSION, GitSource, HelmChart, flux_install_url
+from tierzero.render.gitops.versions import GitSource, HelmChart
 from tierzero.spec.clusters import Cluster, GitOps
 
 NS = "flux-system"
@@ -17,6 +26,17 @@ KUSTOMIZE = "kustomize.toolkit.fluxcd.io/v1"
 HELM = "helm.toolkit.fluxcd.io/v2"
 DECRYPTION = {"provider": "sops", "secretRef": {"name": "sops-age"}}
 HELM_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+COMPONENTS_FILE = "gotk-components.yaml"
+SYNC_FILE = "gotk-sync.yaml"
+
+
+def flux_system_dir(cluster: str) -> str:
+    """Where the cluster's flux-system files live in the repository (relative to gitops.path)."""
+    return f"clusters/{cluster}/flux-system"
+
+
+def components_path(cluster: str) -> str:
+    return f"{flux_system_dir(cluster)}/{COMPONENTS_FILE}"
 
 
 def git_url(url: str) -> str:
@@ -83,7 +103,7 @@ def kustomization(name: str, path: str, depends_on: str | None = None, decrypt: 
 def sync_manifests(cluster: Cluster, gitops: GitOps) -> list[Manifest]:
     repo_spec: dict[str, Any] = {"interval": "1m", "ref": {"branch": gitops.branch}, "url": git_url(gitops.repo_url)}
     if not gitops.repo_url.startswith("https://"):
-        repo_spec["secretRef"] = {"name": NS}  # the deploy key, created at bootstrap, never in Git
+        repo_spec["secretRef"] = {"name": NS}  # the deploy key: a Secret tierzero applies at bootstrap, never in Git
     repo = {"apiVersion": SOURCE, "kind": "GitRepository", "metadata": _meta(NS), "spec": repo_spec}
     ks = {
         "apiVersion": KUSTOMIZE,
@@ -96,8 +116,8 @@ def sync_manifests(cluster: Cluster, gitops: GitOps) -> list[Manifest]:
 
 def build_flux(tree: Tree, cluster: Cluster, gitops: GitOps, components: list[Component]) -> None:
     base = f"clusters/{cluster.name}"
-    tree.add(f"{base}/flux-system/gotk-sync.yaml", *sync_manifests(cluster, gitops))
-    tree.kustomize(f"{base}/flux-system", resources=[flux_install_url(FLUX_VERSION), "gotk-sync.yaml"])
+    tree.add(f"{flux_system_dir(cluster.name)}/{SYNC_FILE}", *sync_manifests(cluster, gitops))
+    tree.kustomize(flux_system_dir(cluster.name), resources=[COMPONENTS_FILE, SYNC_FILE])
     tree.add(
         f"{base}/infrastructure.yaml",
         kustomization("infra-controllers", repo_path(gitops.path, CONTROLLERS)),

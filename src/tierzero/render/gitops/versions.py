@@ -5,7 +5,8 @@ A spec add-on's `version` overrides its chart version (or the Git tag of a Git s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 FLUX_VERSION = "v2.8.6"
 ARGOCD_VERSION = "v3.2.0"
@@ -59,9 +60,37 @@ def git_source(key: str, override: str | None = None) -> GitSource:
     return GitSource(base.url, override or base.tag, base.path)
 
 
-def flux_install_url(version: str = FLUX_VERSION) -> str:
-    """The Flux release manifest (all controllers and CRDs) for one pinned tag."""
-    return f"https://github.com/fluxcd/flux2/releases/download/{version}/install.yaml"
+@dataclass(frozen=True)
+class FluxComponents:
+    """`gotk-components.yaml` of one Flux version as `flux install --export` writes it with the
+    default options: what `flux bootstrap` commits under flux-system/. A dated fact: its size
+    and sha256 are how tierzero knows a copy is the real thing, whichever source gave it."""
+
+    version: str
+    size: int  # bytes
+    sha256: str
+    controllers: Mapping[str, str] = field(default_factory=dict)
+    checked: str = ""  # how and when the digest was established
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        return tuple(self.controllers)
+
+
+FLUX_COMPONENTS: dict[str, FluxComponents] = {
+    "v2.8.6": FluxComponents(
+        "v2.8.6", 282_465, "4cef93f6f505717bf7a9355f247ddf4ae32697442527d10eb0072d665071ad53",
+        # flux2 manifests/bases/*/kustomization.yaml @ v2.8.6
+        {"source-controller": "v1.8.3", "kustomize-controller": "v1.8.4", "helm-controller": "v1.5.4", "notification-controller": "v1.8.4"},
+        checked="2026-12-01: rebuilt offline from the upstream recipe (flux2 pkg/manifestgen/install and manifests/bases @ v2.8.6 over the "
+                "controllers' config/ at their pinned tags); the same method reproduced committed `flux bootstrap` outputs of v2.7.2, "
+                "v2.7.5 and v2.8.5 byte for byte. Not yet compared with a real flux v2.8.6 CLI: re-check with `flux install --export | sha256sum`."),
+}
+FLUX_CLI_RELEASE = "https://github.com/fluxcd/flux2/releases/download/{version}/"  # flux2 .goreleaser.yml: archives and checksums
+
+
+def flux_components(version: str = FLUX_VERSION) -> FluxComponents:
+    return FLUX_COMPONENTS[version]
 
 
 def argocd_install_url(version: str = ARGOCD_VERSION) -> str:

@@ -1,0 +1,123 @@
+"""What the Kubernetes stand-in serves: the built-in resources (group, version, kind, plural,
+scope) and the custom ones each stored CustomResourceDefinition adds, plus JSON merge patch.
+
+Rules, each from the real API server:
+- a custom resource is served only while a CRD names its group, plural and a served version;
+  before that its path is 404 NotFound "the server could not find the requested resource"
+  (Kubernetes docs, "Extend the Kubernetes API with CustomResourceDefinitions": the new
+  RESTful path exists once the CRD is created; `spec.versions[].served`)
+- built-in kinds and their scopes: Kubernetes API reference v1.36
+  (kubernetes.io/docs/reference/kubernetes-api/); only the kinds a tierzero cluster carries
+- PATCH with `application/merge-patch+json` is RFC 7386: objects merge key by key, `null`
+  deletes a key, any other value (lists included) replaces
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# (apiVersion, kind) -> (plural, namespaced)
+BUILTIN: dict[tuple[str, str], tuple[str, bool]] = {
+    ("v1", "Namespace"): ("namespaces", False),
+    ("v1", "Node"): ("nodes", False),
+    ("v1", "PersistentVolume"): ("persistentvolumes", False),
+    ("v1", "ConfigMap"): ("configmaps", True),
+    ("v1", "Secret"): ("secrets", True),
+    ("v1", "Service"): ("services", True),
+    ("v1", "ServiceAccount"): ("serviceaccounts", True),
+    ("v1", "Pod"): ("pods", True),
+    ("v1", "Endpoints"): ("endpoints", True),
+    ("v1", "PersistentVolumeClaim"): ("persistentvolumeclaims", True),
+    ("v1", "ResourceQuota"): ("resourcequotas", True),
+    ("v1", "LimitRange"): ("limitranges", True),
+    ("apps/v1", "Deployment"): ("deployments", True),
+    ("apps/v1", "DaemonSet"): ("daemonsets", True),
+    ("apps/v1", "StatefulSet"): ("statefulsets", True),
+    ("apps/v1", "ReplicaSet"): ("replicasets", True),
+    ("batch/v1", "Job"): ("jobs", True),
+    ("batch/v1", "CronJob"): ("cronjobs", True),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): ("clusterroles", False),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): ("clusterrolebindings", False),
+    ("rbac.authorization.k8s.io/v1", "Role"): ("roles", True),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): ("rolebindings", True),
+    ("networking.k8s.io/v1", "NetworkPolicy"): ("networkpolicies", True),
+    ("networking.k8s.io/v1", "Ingress"): ("ingresses", True),
+    ("networking.k8s.io/v1", "IngressClass"): ("ingressclasses", False),
+    ("policy/v1", "PodDisruptionBudget"): ("poddisruptionbudgets", True),
+    ("storage.k8s.io/v1", "StorageClass"): ("storageclasses", False),
+    ("scheduling.k8s.io/v1", "PriorityClass"): ("priorityclasses", False),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): ("customresourcedefinitions", False),
+    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"): ("mutatingwebhookconfigurations", False),
+    ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"): ("validatingwebhookconfigurations", False),
+    ("coordination.k8s.io/v1", "Lease"): ("leases", True),
+    ("discovery.k8s.io/v1", "EndpointSlice"): ("endpointslices", True),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): ("horizontalpodautoscalers", True),
+}
+BUILTIN_GROUPS = frozenset({"", "apps", "batch", "policy", "autoscaling"} | {api.split("/")[0] for api, _ in BUILTIN if "/" in api})
+CRD_KEY = ("/apis/apiextensions.k8s.io/v1", "", "customresourcedefinitions")
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One served resource: where its objects live and what they are called."""
+
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool
+
+    @property
+    def prefix(self) -> str:
+        return "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+
+
+def group_of(prefix: str) -> tuple[str, str]:
+    """`/api/v1` -> ("", "v1"); `/apis/apps/v1` -> ("apps", "v1")."""
+    if prefix == "/api/v1":
+        return "", "v1"
+    _, _, group, version = prefix.split("/", 3)
+    return group, version
+
+
+def custom_resources(crds: dict[str, dict[str, Any]]) -> list[Resource]:
+    out = []
+    for crd in crds.values():
+        spec = crd.get("spec") or {}
+        names = spec.get("names") or {}
+        if not (spec.get("group") and names.get("kind") and names.get("plural")):
+            continue
+        for version in spec.get("versions") or []:
+            if version.get("served") and version.get("name"):
+                out.append(Resource(f"{spec['group']}/{version['name']}", names["kind"], names["plural"], spec.get("scope") != "Cluster"))
+    return out
+
+
+def resource_for(api_version: str, kind: str, crds: dict[str, dict[str, Any]]) -> Resource | None:
+    """The resource serving (apiVersion, kind), or None: "no matches for kind" in the real API."""
+    builtin = BUILTIN.get((api_version, kind))
+    if builtin is not None:
+        return Resource(api_version, kind, *builtin)
+    return next((r for r in custom_resources(crds) if r.api_version == api_version and r.kind == kind), None)
+
+
+def serves(prefix: str, plural: str, crds: dict[str, dict[str, Any]]) -> bool:
+    """Whether a path's resource exists: built-in groups always (the stand-in stores any of
+    their plurals), custom groups only with a CRD serving that version and plural."""
+    group, version = group_of(prefix)
+    if group in BUILTIN_GROUPS:
+        return True
+    return any(r.prefix == prefix and r.plural == plural for r in custom_resources(crds))
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch of `target` by `patch` (a new value; neither is changed)."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out

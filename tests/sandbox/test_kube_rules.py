@@ -1,0 +1,103 @@
+"""The Kubernetes stand-in's rules (see `tierzero.sandbox.kubernetes` and `kube_resources`),
+each through the official client: what a fresh cluster holds, custom kinds served only with
+their CRD, status as a subresource, generation, merge patch, and the controller calls."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tierzero.adapters.connections import Connections, Endpoint
+from tierzero.adapters.kubernetes import Kube
+from tierzero.sandbox.kube_resources import merge_patch
+from tierzero.sandbox.kubernetes import KubeApiServer, KubeState
+
+GROUP = "kustomize.toolkit.fluxcd.io"
+API = f"{GROUP}/v1"
+
+
+def crd(served: bool = True) -> dict[str, Any]:
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": f"kustomizations.{GROUP}"},
+            "spec": {"group": GROUP, "scope": "Namespaced", "names": {"kind": "Kustomization", "plural": "kustomizations"},
+                     "versions": [{"name": "v1", "served": served, "storage": True, "subresources": {"status": {}}}]}}
+
+
+def ks(path: str = "./apps") -> dict[str, Any]:
+    return {"apiVersion": API, "kind": "Kustomization", "metadata": {"name": "apps", "namespace": "flux-system"},
+            "spec": {"path": path, "interval": "10m", "sourceRef": {"kind": "GitRepository", "name": "flux-system"}}}
+
+
+@pytest.fixture
+def server() -> Iterator[KubeApiServer]:
+    srv = KubeApiServer(KubeState()).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def kube(server: KubeApiServer) -> Iterator[Kube]:
+    conns = Connections(target="sandbox")
+    conns.add("kubernetes", "c", Endpoint("127.0.0.1", server.port, scheme="http", verify=False))
+    client = Kube.connect(conns, "c")
+    yield client
+    client.close()
+
+
+def test_a_fresh_cluster_has_only_the_default_namespaces(kube: Kube) -> None:
+    names = sorted(n["metadata"]["name"] for n in kube.list("v1", "Namespace", None))
+    assert names == ["default", "kube-node-lease", "kube-public", "kube-system"]
+
+
+def test_a_custom_kind_is_served_only_while_its_crd_serves_it(kube: Kube, server: KubeApiServer) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    with pytest.raises(ApiException) as err:
+        kube.apply(ks())
+    assert err.value.status == 404
+    kube.apply(crd(served=False))
+    assert server.state.resource(API, "Kustomization") is None
+    kube.apply(crd(served=True))
+    assert kube.apply(ks())[0] == "created"
+    assert server.state.resource(API, "Kustomization").plural == "kustomizations"
+
+
+def test_status_is_a_subresource_and_generation_follows_content(kube: Kube, server: KubeApiServer) -> None:
+    kube.apply(crd())
+    _, created = kube.apply({**ks(), "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+    assert "status" not in created and created["metadata"]["generation"] == 1  # status on create is ignored
+    status = {"conditions": [{"type": "Ready", "status": "False", "reason": "BuildFailed"}]}
+    assert server.state.write_status(API, "Kustomization", "apps", "flux-system", status)
+    _, labelled = kube.apply({**ks(), "metadata": {**ks()["metadata"], "labels": {"team": "a"}}})
+    assert labelled["status"] == status and labelled["metadata"]["generation"] == 1  # metadata only: same generation
+    _, moved = kube.apply(ks("./other"))
+    assert moved["status"] == status and moved["metadata"]["generation"] == 2
+
+
+def test_patch_is_a_json_merge_patch(kube: Kube) -> None:
+    kube.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m", "namespace": "default", "annotations": {"a": "1", "b": "2"}},
+                "data": {"x": "1"}})
+    patched = kube._call("PATCH", "/api/v1/namespaces/default/configmaps/m", {"metadata": {"annotations": {"b": None, "c": "3"}}})
+    assert patched["metadata"]["annotations"] == {"a": "1", "c": "3"} and patched["data"] == {"x": "1"}
+    assert merge_patch({"l": [1, 2], "k": {"a": 1}}, {"l": [3], "k": None}) == {"l": [3]}
+
+
+def test_controller_apply_keeps_status_and_others_labels(server: KubeApiServer) -> None:
+    state = server.state
+    assert state.apply(crd(), "test") == "created"
+    obj = ks()
+    assert state.apply(obj, "kustomize-controller") == "created"
+    assert state.apply(obj, "kustomize-controller") == "unchanged"
+    state.write_status(API, "Kustomization", "apps", "flux-system", {"observedGeneration": 1})
+    with state.lock:
+        state.objects[("/apis/" + API, "flux-system", "kustomizations")]["apps"]["metadata"]["labels"] = {"other": "x"}
+    changed = ks("./b")
+    changed["metadata"]["labels"] = {"mine": "y"}
+    assert state.apply(changed, "kustomize-controller") == "configured"
+    got = state.read(API, "Kustomization", "apps", "flux-system")
+    assert got["metadata"]["labels"] == {"other": "x", "mine": "y"} and got["status"] == {"observedGeneration": 1}
+    assert got["metadata"]["generation"] == 2
+    with pytest.raises(LookupError):
+        state.apply({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}, "test")
+    assert state.remove(API, "Kustomization", "apps", "flux-system") and state.read(API, "Kustomization", "apps", "flux-system") is None
