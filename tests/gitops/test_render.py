@@ -79,7 +79,7 @@ def test_flux_system_is_laid_out_as_flux_bootstrap_does(starter):
     repo, ks = docs(files, "clusters/main/flux-system/gotk-sync.yaml")
     assert repo["spec"]["url"] == "ssh://git@github.com/example/homelab-platform.git" and repo["spec"]["secretRef"] == {"name": "flux-system"}
     assert ks["spec"]["path"] == "./clusters/main" and ks["spec"]["sourceRef"] == {"kind": "GitRepository", "name": "flux-system"}
-    for path, data in files.items():
+    for path in files:
         if path.endswith("kustomization.yaml"):
             assert not any("://" in str(r) for r in docs(files, path)[0].get("resources") or []), path
     report = _validate_tree(files, crd_schemas=CRDS)

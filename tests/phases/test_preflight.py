@@ -225,11 +225,58 @@ def test_ssh_key_problems_name_the_key(tmp_path: Path, case: str, expect: str) -
         f"hypervisors.proxmox.nodes[0].ssh.private_key ({key}): {expect}")] and found
 
 
-def test_an_ssh_git_remote_is_refused_before_the_cloud_is_built(tmp_path: Path) -> None:
+def _which(missing: tuple[str, ...] = ()) -> Any:
+    return lambda tool: None if tool in missing else f"/usr/bin/{tool}"
+
+
+def test_an_ssh_git_remote_passes_and_its_host_is_probed_when_gitops_comes_first(tmp_path: Path) -> None:
+    """The deploy key an SSH remote needs is made by the gitops phase: the preflight asks only for
+    what git needs and that the Git host answers on its SSH port."""
+    probes = Probes(up={"github.com:22"})
+    assert findings_of(tmp_path, onprem(), tmp_path, phases=["gitops"], probe=probes, which=_which()) == []
+    assert probes.seen == ["github.com:22"]
+    found = findings_of(tmp_path / "b", onprem(), tmp_path, phases=["gitops"], probe=Probes(), which=_which())
+    assert [f.line() for f in found] == [
+        "clusters[0].gitops.repo_url (ssh): github.com:22 is unreachable (connection refused); "
+        "check the address, the network path and any firewall between this machine and it"]
+
+
+def test_a_push_url_and_flux_remote_on_two_hosts_are_both_probed(tmp_path: Path) -> None:
     data = onprem()
-    data["clusters"][0]["gitops"]["repo_url"] = "git@github.com:example/onprem-platform.git"
-    found = findings_of(tmp_path, data, tmp_path, probe=Probes())
-    assert settings(found) == ["clusters[0].gitops.repo_url"] and "https://" in found[0].fix
+    data["clusters"][0]["gitops"].update(repo_url="ssh://git@git.example.org:2222/ops/platform.git",
+                                         push_url="https://mirror.example.org/ops/platform.git")
+    probes = Probes(up={"mirror.example.org:443", "git.example.org:2222"})
+    assert findings_of(tmp_path, data, tmp_path, phases=["gitops"], probe=probes, which=_which()) == []
+    assert probes.seen == ["mirror.example.org:443", "git.example.org:2222"]
+
+
+def test_git_and_the_openssh_client_are_needed_on_path(tmp_path: Path) -> None:
+    found = findings_of(tmp_path, onprem(), tmp_path, phases=["gitops"], probe=Probes(), which=_which(("git", "ssh-keyscan")))
+    assert [f.line() for f in found] == [
+        "git: not found on PATH; the gitops phase pushes the tree with it; install git (Debian: apt-get install git)",
+        "ssh-keyscan: not found on PATH; git reaches an SSH remote with it; install the OpenSSH client (Debian: apt-get install openssh-client)"]
+    https = onprem()
+    https["clusters"][0]["gitops"]["repo_url"] = "https://git.example.org/ops/platform.git"
+    assert findings_of(tmp_path / "b", https, tmp_path, phases=["gitops"], probe=Probes({"git.example.org:443"}),
+                       which=_which(("ssh", "ssh-keyscan"))) == []  # no SSH anywhere: no OpenSSH client needed
+
+
+def test_push_key_and_a_local_push_url_are_checked(tmp_path: Path) -> None:
+    data = onprem()
+    data["clusters"][0]["gitops"].update(push_key="keys/push", push_url="repos/platform.git")
+    (tmp_path / "p" / "keys").mkdir(parents=True)
+    _ssh_key(tmp_path / "p" / "keys" / "push", mode=0o644)
+    found = findings_of(tmp_path, data, tmp_path, phases=["gitops"], probe=Probes(), which=_which())
+    root = tmp_path / "p"
+    assert [f.line() for f in found] == [
+        f"clusters[0].gitops.push_url (repos/platform.git): is not a Git repository; create it first (git init --bare {root}/repos/platform.git) "
+        "or give the right path",
+        f"clusters[0].gitops.push_key ({root}/keys/push): is readable by other users; OpenSSH refuses such keys; chmod 600 {root}/keys/push"]
+    subprocess.run(["git", "init", "--quiet", "--bare", str(root / "repos" / "platform.git")], check=True)
+    (root / "keys" / "push").chmod(0o600)
+    probes = Probes({"github.com:22"})
+    assert findings_of(tmp_path, data, tmp_path, phases=["gitops"], probe=probes, which=_which()) == []
+    assert probes.seen == ["github.com:22"]  # a local push: only the host Flux reads from is contacted
 
 
 def _listener() -> socket.socket:

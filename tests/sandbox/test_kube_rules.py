@@ -51,9 +51,9 @@ def test_a_fresh_cluster_has_only_the_default_namespaces(kube: Kube) -> None:
 
 
 def test_a_custom_kind_is_served_only_while_its_crd_serves_it(kube: Kube, server: KubeApiServer) -> None:
-    from kubernetes.client.exceptions import ApiException
+    from tierzero.adapters.errors import CallFailed
 
-    with pytest.raises(ApiException) as err:
+    with pytest.raises(CallFailed) as err:
         kube.apply(ks())
     assert err.value.status == 404
     kube.apply(crd(served=False))

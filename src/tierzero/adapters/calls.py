@@ -2,7 +2,8 @@
 
 Adapters call `sent(via, target, request)` right before each attempt goes out (a retried call is
 reported once per attempt): an SSH command, a Proxmox or Kubernetes or OCI or Infisical HTTP
-request, a Talos RPC, an OpenTofu invocation, a plain HTTP download. Whoever runs the adapters
+request, a Talos RPC, an OpenTofu invocation, a plain HTTP download, a git run that talks to a
+remote. Whoever runs the adapters
 binds a receiver with `bind()` — the engine binds one per step, so each report carries its step —
 and the receiver turns it into a `call` event (see `tierzero.engine.progress` for the schema).
 
@@ -24,7 +25,7 @@ from typing import Any
 
 Receiver = Callable[..., None]  # receiver(via=..., target=..., request=..., **extra)
 
-VIAS = ("ssh", "proxmox", "talos", "kubernetes", "oci", "infisical", "tofu", "http")
+VIAS = ("ssh", "proxmox", "talos", "kubernetes", "oci", "infisical", "tofu", "http", "git")
 
 _receiver: ContextVar[Receiver | None] = ContextVar("tierzero_call_receiver", default=None)
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tierzero.adapters import calls
+from tierzero.adapters.errors import AuthenticationFailed, CallFailed, from_requests
 from tierzero.errors import OperationError
 
 GITHUB_API = "https://api.github.com"
@@ -26,6 +28,10 @@ class ForgeApi:
     verify: bool | str = True
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One API request, reported as a call (via "http"); a refused token is an
+        `AuthenticationFailed` (retrying cannot help), other failures `CallFailed`s naming the URL."""
+        from urllib.parse import urlsplit
+
         import requests
 
         headers = {"Accept": "application/vnd.github+json" if self.kind == "github" else "application/json",
@@ -33,18 +39,22 @@ class ForgeApi:
         if self.kind == "github":
             headers["X-GitHub-Api-Version"] = "2022-11-28"
         url = self.api_url.rstrip("/") + path
+        calls.sent("http", urlsplit(url).netloc, calls.http_request(method, url))
         try:
             resp = requests.request(method, url, json=body, headers=headers, timeout=30, verify=self.verify)
         except requests.RequestException as exc:
-            raise OperationError(f"{method} {url} failed: {type(exc).__name__}: {exc}", hint="check that this machine reaches the Git host's API") from exc
+            raise from_requests(exc, f"{method} {url}") from None
         if resp.status_code in (401, 403):
-            raise OperationError(f"{method} {url}: {resp.status_code}: the token may not manage deploy keys of this repository",
-                                 hint="give gitops.forge.token repository administration (GitHub) or write (Gitea) access, or leave "
-                                      "gitops.forge out and add the printed deploy key by hand")
+            error = AuthenticationFailed if resp.status_code == 401 else CallFailed
+            raise error(f"{method} {url}: {resp.status_code}: the token may not manage deploy keys of this repository",
+                        hint="give gitops.forge.token repository administration (GitHub) or write (Gitea) access, or leave "
+                             "gitops.forge out and add the printed deploy key by hand", status=resp.status_code)
         if resp.status_code == 404:
-            raise OperationError(f"{method} {url}: 404: no such repository, or the token cannot see it", hint="check gitops.repo_url and the token's scope")
+            raise CallFailed(f"{method} {url}: 404: no such repository, or the token cannot see it", hint="check gitops.repo_url and the token's scope",
+                             status=404)
         if resp.status_code >= 400:
-            raise OperationError(f"{method} {url}: {resp.status_code}: {_message(resp)}")
+            raise CallFailed(f"{method} {url}: {resp.status_code}: {_message(resp)}", status=resp.status_code,
+                             transient=resp.status_code in (408, 425, 429) or resp.status_code >= 500)
         return resp.json() if resp.content else None
 
     def keys(self, repo: str) -> list[dict[str, Any]]:
@@ -67,9 +77,9 @@ def _message(resp: Any) -> str:
     try:
         doc = resp.json()
     except ValueError:
-        return resp.text[:200]
+        return str(resp.text[:200])
     errors = "; ".join(str(e.get("message", e)) for e in doc.get("errors", []) if isinstance(e, dict))
-    return "; ".join(x for x in (str(doc.get("message", "")), errors) if x) or resp.text[:200]
+    return "; ".join(x for x in (str(doc.get("message", "")), errors) if x) or str(resp.text[:200])
 
 
 def ensure_deploy_key(api: ForgeApi, repo: str, title: str, public_key: str) -> str:

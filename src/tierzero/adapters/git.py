@@ -10,8 +10,12 @@ git-push(1), git-receive-pack(1) git 2.39).
 Transports are git's own: a local path or file://, ssh:// (OpenSSH, host key checked against
 a pinned known_hosts, `StrictHostKeyChecking=yes`), https:// (a token handed to git by a
 credential helper reading the environment, never in argv or the URL). `git` never prompts
-(`GIT_TERMINAL_PROMPT=0`, `BatchMode=yes`). Every failure is an OperationError naming the
-remote, with git's own last lines (secrets masked) and a remedy.
+(`GIT_TERMINAL_PROMPT=0`, `BatchMode=yes`). Every failure is a tierzero error naming the
+remote, with git's own last lines (secrets masked) and a remedy (`tierzero.adapters.errors`:
+refused credentials are an `AuthenticationFailed`, an unreachable host an `Unreachable`).
+
+Each git run that talks to the remote (ls-remote, fetch, push, ssh-keyscan) is reported as a
+call (`tierzero.adapters.calls`, via "git"); reads of the local clone are not.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from tierzero.adapters import calls
+from tierzero.adapters.errors import AuthenticationFailed, CallFailed, Unreachable
 from tierzero.errors import InputError, OperationError
 
 COMMITTER = ("tierzero", "tierzero@localhost")
@@ -166,8 +172,11 @@ class GitRemote:
             out += ["-c", "credential.helper=", "-c", f"credential.helper={_CRED_HELPER}"]
         return out
 
-    def _git(self, *args: str, data: bytes | None = None, what: str = "", check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    def _git(self, *args: str, data: bytes | None = None, what: str = "", check: bool = True,
+             remote: bool = False) -> subprocess.CompletedProcess[bytes]:
         cmd = ["git", *self._config(), "--git-dir", str(self.clone_dir), *args]
+        if remote:  # talks to the remote: a request to the outside
+            calls.sent("git", self.location.host or self.location.url, " ".join(("git", *args)))
         try:
             proc = subprocess.run(cmd, input=data, capture_output=True, env=self._env(), timeout=self.timeout)
         except FileNotFoundError:
@@ -179,19 +188,20 @@ class GitRemote:
             raise self._error(what or args[0], proc.stderr.decode(errors="replace"))
         return proc
 
-    def _error(self, what: str, stderr: str) -> OperationError:
-        text = _last_lines(stderr)
-        hint = "check the repository URL, that it exists, and that this machine may reach it"
+    def _error(self, what: str, stderr: str) -> CallFailed:
+        message = f"git {what} {self.shown_url} failed: {_last_lines(stderr)}"
         low = stderr.lower()
         if "host key verification failed" in low or "remote host identification has changed" in low:
-            hint = (f"the SSH host key of {self.location.host} is not the one pinned in {self.auth.known_hosts}: if the host really "
-                    "changed its key, check the new fingerprint with the host's operator, then remove the old line from that file")
-        elif "permission denied" in low or "authentication failed" in low or "could not read username" in low or "403" in low:
-            hint = ("the remote refused the credentials: for ssh://, check that the key may write to this repository; "
-                    "for https://, set gitops.token to a token that may push (env:NAME, file:PATH or sops:PATH#key)")
-        elif "could not resolve host" in low or "connection refused" in low or "timed out" in low:
-            hint = "the Git host is not reachable from this machine: check DNS, proxy and firewall"
-        return OperationError(f"git {what} {self.shown_url} failed: {text}", hint=hint)
+            return CallFailed(message, hint=f"the SSH host key of {self.location.host} is not the one pinned in {self.auth.known_hosts}: if "
+                                            "the host really changed its key, check the new fingerprint with the host's operator, then "
+                                            "remove the old line from that file")
+        if "permission denied" in low or "authentication failed" in low or "could not read username" in low or "403" in low:
+            return AuthenticationFailed(message, hint="the remote refused the credentials: for ssh://, check that the key may write to this "
+                                                      "repository; for https://, set gitops.token to a token that may push "
+                                                      "(env:NAME, file:PATH or sops:PATH#key)")
+        if "could not resolve host" in low or "connection refused" in low or "timed out" in low:
+            return Unreachable(message, hint="the Git host is not reachable from this machine: check DNS, proxy and firewall")
+        return CallFailed(message, hint="check the repository URL, that it exists, and that this machine may reach it")
 
     # -- the clone
 
@@ -206,7 +216,7 @@ class GitRemote:
     def head(self) -> str | None:
         """The remote branch's commit id, or None when the branch does not exist."""
         self.ensure_clone()
-        out = self._git("ls-remote", self.location.url, f"refs/heads/{self.branch}", what="ls-remote").stdout.decode()
+        out = self._git("ls-remote", self.location.url, f"refs/heads/{self.branch}", what="ls-remote", remote=True).stdout.decode()
         for line in out.splitlines():
             sha, _, ref = line.partition("\t")
             if ref == f"refs/heads/{self.branch}":
@@ -218,7 +228,8 @@ class GitRemote:
         head = self.head()
         if head is None:
             return None
-        self._git("fetch", "--quiet", "--no-tags", self.location.url, f"+refs/heads/{self.branch}:refs/remotes/origin/{self.branch}", what="fetch")
+        self._git("fetch", "--quiet", "--no-tags", self.location.url, f"+refs/heads/{self.branch}:refs/remotes/origin/{self.branch}", what="fetch",
+                  remote=True)
         return head
 
     def history(self, commit: str, limit: int = 200) -> list[CommitInfo]:
@@ -281,7 +292,8 @@ class GitRemote:
 
     def push(self, commit: str) -> None:
         """Move the remote branch to `commit`, fast-forward only (git refuses anything else)."""
-        proc = self._git("push", "--porcelain", self.location.url, f"{commit}:refs/heads/{self.branch}", what="push", check=False)
+        proc = self._git("push", "--porcelain", self.location.url, f"{commit}:refs/heads/{self.branch}", what="push", check=False,
+                         remote=True)
         if proc.returncode == 0:
             return
         text = proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
@@ -305,6 +317,7 @@ def pin_host_key(location: GitLocation, known_hosts: Path, *, connect: tuple[str
     fresh = False
     if not lines:
         host, port = connect or (location.host, location.port or 22)
+        calls.sent("git", location.host, f"ssh-keyscan -p {port} {host}")
         try:
             proc = subprocess.run(["ssh-keyscan", "-T", str(int(timeout)), "-p", str(port), "-t", "ed25519,ecdsa,rsa", host],
                                   capture_output=True, timeout=timeout + 10)

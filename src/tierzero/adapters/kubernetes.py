@@ -198,7 +198,8 @@ class Kube:
     def patch(self, api_version: str, kind: str, name: str, namespace: str | None, patch: dict[str, Any]) -> dict[str, Any]:
         """A JSON merge patch (RFC 7386) of one object, e.g. an annotation; -> the object after it."""
         obj = {"apiVersion": api_version, "kind": kind, "metadata": {"name": name, **({"namespace": namespace} if namespace else {})}}
-        return self._call("PATCH", object_path(obj, with_name=True), patch, content_type="application/merge-patch+json")
+        patched: dict[str, Any] = self._call("PATCH", object_path(obj, with_name=True), patch, content_type="application/merge-patch+json")
+        return patched
 
     def delete(self, obj: dict[str, Any]) -> bool:
         try:

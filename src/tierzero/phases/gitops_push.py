@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tierzero.adapters.git import CommitInfo, GitAuth, GitLocation, GitRemote, blob_id, pin_host_key
+from tierzero.adapters import git
+from tierzero.adapters.git import CommitInfo, GitAuth, GitLocation, blob_id, pin_host_key
+from tierzero.adapters.protocols import GitRemote
 from tierzero.errors import OperationError, RefusedError
 
 if TYPE_CHECKING:
@@ -200,7 +202,7 @@ def open_remote(ctx: StepContext, cluster: Cluster) -> GitRemote:
                     f"({'; '.join(prints)}) in {spec.auth.known_hosts}; compare with the fingerprints your Git host publishes")
     assert cluster.gitops is not None
     clone = Path(ctx.workspace.root) / "git" / f"{cluster.name}.git"
-    return GitRemote(clone, spec.location, cluster.gitops.branch, spec.auth, shown_url=spec.shown)
+    return git.GitRemote(clone, spec.location, cluster.gitops.branch, spec.auth, shown_url=spec.shown)
 
 
 def check_tree(managed: Mapping[str, bytes], recipients: list[str]) -> None:

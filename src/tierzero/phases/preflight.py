@@ -13,11 +13,15 @@ The real target, per provider the spec uses, each failure naming the file or set
 - SSH: each explicit Proxmox host's private key exists, holds a private key and is not readable
   by others (OpenSSH refuses such keys: "UNPROTECTED PRIVATE KEY FILE", authfile.c
   sshkey_perm_ok); keys at the workspace defaults are created by the setup phase;
-- Git: an ssh:// or git@ remote needs a deploy key that tierzero does not create, so only
-  https:// remotes (public repositories) can sync;
+- Git (gitops phase): the `git` program, and for an SSH remote the OpenSSH client (`ssh`,
+  `ssh-keyscan`: git runs ssh; the host key is pinned on first contact); a push URL git can use
+  (no password in it; a local path or file:// that is a repository); `push_key` an unencrypted
+  private key only you can read. An SSH repository Flux reads needs a deploy key: the gitops
+  phase creates it (no finding);
 - reachability of what the first changing phase contacts, over TCP with a short timeout: the
   OCI API endpoints and the provider registry (cloud), an S3 state endpoint, each explicit host's
-  SSH and Proxmox API ports (hypervisors). Probed only once every local check passed.
+  SSH and Proxmox API ports (hypervisors), the Git hosts tierzero pushes to and Flux reads from
+  (gitops). Probed only once every local check passed.
 """
 
 from __future__ import annotations
@@ -226,20 +230,7 @@ def _ssh_keys(spec: Any, base: Path, workspace: Any) -> list[Finding]:
                 out.append(Finding(setting, f"the workspace key does not exist yet, so {node.name} cannot have it",
                                    f"run `tierzero init {base}` and add {workspace.ssh_public_key} to root's authorized_keys on {node.address}"))
             continue
-        if not path.exists():
-            out.append(Finding(setting, "no such file", "give the path of the private key that logs in to this host"))
-            continue
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            out.append(Finding(setting, f"cannot be read: {exc.strerror}", "make it readable by you"))
-            continue
-        why = _ssh_key_problem(data)
-        if why:
-            out.append(Finding(setting, why, "use an unencrypted private key file (ssh-keygen -t ed25519 -N '')"))
-            continue
-        if not _private(path):
-            out.append(Finding(setting, "is readable by other users; OpenSSH refuses such keys", f"chmod 600 {path}"))
+        out += _key_file(setting, path, "give the path of the private key that logs in to this host")
     oci = spec.oci
     if oci is not None:
         pub = (base / os.path.expanduser(oci.ssh_public_key)).resolve()
@@ -266,12 +257,76 @@ def _ssh_key_problem(data: bytes) -> str | None:
     return None
 
 
-def _git(spec: Any) -> list[Finding]:
-    out = []
+def _git(spec: Any, base: Path, which: Callable[[str], str | None]) -> list[Finding]:
+    from tierzero.adapters.git import GitLocation
+
+    out: list[Finding] = []
+    needs_ssh = False
     for i, cluster in enumerate(spec.clusters):
-        if cluster.gitops and not cluster.gitops.repo_url.startswith("https://"):
-            out.append(Finding(f"clusters[{i}].gitops.repo_url", "an SSH remote needs a deploy key, and tierzero creates none: "
-                               "Flux would never sync", "use the repository's https:// URL (a public repository)"))
+        gitops = cluster.gitops
+        if gitops is None:
+            continue
+        which_url = "push_url" if gitops.push_url else "repo_url"
+        setting = f"clusters[{i}].gitops.{which_url} ({gitops.push_url or gitops.repo_url})"
+        try:
+            push = GitLocation.parse(gitops.push_url or gitops.repo_url, base)
+        except InputError as exc:
+            out.append(Finding(setting, exc.message, exc.hint or "give a URL git can push to"))
+            continue
+        needs_ssh = needs_ssh or push.scheme == "ssh" or (gitops.engine == "flux" and not gitops.repo_url.startswith("https://"))
+        if push.scheme == "file" and not (Path(push.path) / "HEAD").is_file() and not (Path(push.path) / ".git").exists():
+            out.append(Finding(setting, "is not a Git repository", f"create it first (git init --bare {push.path}) or give the right path"))
+        if gitops.push_key:
+            key = (base / os.path.expanduser(gitops.push_key)).resolve()
+            out += _key_file(f"clusters[{i}].gitops.push_key ({key})", key, "give the private key that may push to the repository")
+    if any(c.gitops is not None for c in spec.clusters) and which("git") is None:
+        out.append(Finding("git", "not found on PATH; the gitops phase pushes the tree with it", "install git (Debian: apt-get install git)"))
+    missing = [tool for tool in ("ssh", "ssh-keyscan") if needs_ssh and which(tool) is None]
+    if missing:
+        out.append(Finding(" and ".join(missing), "not found on PATH; git reaches an SSH remote with it",
+                           "install the OpenSSH client (Debian: apt-get install openssh-client)"))
+    return out
+
+
+def _key_file(setting: str, path: Path, fix_missing: str) -> list[Finding]:
+    if not path.exists():
+        return [Finding(setting, "no such file", fix_missing)]
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return [Finding(setting, f"cannot be read: {exc.strerror}", "make it readable by you")]
+    why = _ssh_key_problem(data)
+    if why:
+        return [Finding(setting, why, "use an unencrypted private key file (ssh-keygen -t ed25519 -N '')")]
+    if not _private(path):
+        return [Finding(setting, "is readable by other users; OpenSSH refuses such keys", f"chmod 600 {path}")]
+    return []
+
+
+def _git_hosts(spec: Any, base: Path) -> list[tuple[str, str, int]]:
+    """(setting, host, port) of each Git host a gitops phase contacts: where it pushes, and
+    where Flux reads when that is another host (its host key is pinned from there)."""
+    from tierzero.adapters.git import GitLocation
+    from tierzero.render.gitops.flux import git_url
+
+    out: list[tuple[str, str, int]] = []
+    for i, cluster in enumerate(spec.clusters):
+        gitops = cluster.gitops
+        if gitops is None:
+            continue
+        urls = [("push_url" if gitops.push_url else "repo_url", gitops.push_url or gitops.repo_url)]
+        if gitops.engine == "flux" and gitops.push_url:
+            urls.append(("repo_url", git_url(gitops.repo_url)))
+        for key, url in urls:
+            try:
+                where = GitLocation.parse(url, base)
+            except InputError:
+                continue  # reported by _git
+            if where.scheme in ("ssh", "https", "http") and where.host:
+                port = where.port or {"ssh": 22, "https": 443, "http": 80}[where.scheme]
+                target = (f"clusters[{i}].gitops.{key} ({where.scheme})", where.host, port)
+                if target[1:] not in [t[1:] for t in out]:
+                    out.append(target)
     return out
 
 
@@ -347,10 +402,13 @@ def real_findings(loaded: Any, workspace: Any, *, purpose: str = "deploy", phase
     if "hypervisors" in selected:
         out += _ssh_keys(spec, loaded.base_dir, workspace)
     if "gitops" in selected:
-        out += _git(spec)
+        out += _git(spec, loaded.base_dir, which)
     if not out:  # probes take seconds: only once the local checks passed
         first = "cloud" if cloud else "hypervisors" if "hypervisors" in selected else None
-        out += _reachability(_targets(spec, workspace, flavor, home, first), probe)
+        targets = _targets(spec, workspace, flavor, home, first)
+        if first is None and "gitops" in selected:
+            targets += _git_hosts(spec, loaded.base_dir)
+        out += _reachability(targets, probe)
     return out
 
 
