@@ -21,6 +21,7 @@ from tierzero.render import plan
 from tierzero.sandbox import flux, git_forge, kubernetes
 from tierzero.sandbox.harness import Sandbox
 from tierzero.spec import load_spec
+from tierzero.workspace import plan as workspace_plan
 from tierzero.workspace.keys import init_workspace
 from tierzero.workspace.layout import Workspace
 from tierzero.workspace.secrets import WorkspaceSecrets
@@ -56,9 +57,14 @@ class GitopsWorld:
         return self.load().platform
 
     def render(self) -> None:
+        """The GitOps part of `tierzero plan`: rendered, sealed (unchanged Secrets keep their
+        ciphertext), written at once."""
         loaded = self.load()
-        ctx = plan.make_context(loaded, self.ws)
-        plan.write_plan(plan.gitops_part(ctx), self.ws.render_dir)
+        ctx = workspace_plan.make_context(loaded, self.ws)
+        key = WorkspaceSecrets(self.ws, self.root).age_key()
+        previous = self.ws.render_dir if self.ws.render_dir.is_dir() else None
+        files, _ = workspace_plan.seal(plan.gitops_part(ctx), ctx.recipient, key, previous)
+        workspace_plan.write_plan(files, self.ws.render_dir)
 
     def edit_spec(self, change: Any) -> None:
         data = yaml.safe_load(self.spec_file.read_text())
@@ -109,7 +115,7 @@ class GitopsWorld:
         ctx = StepContext(spec=self.spec, workspace=self.ws, target="sandbox", connections=self.conns, secrets=WorkspaceSecrets(self.ws, self.root),
                           outputs={"gitops/main/push": {"revision": f"main@sha1:{self.head()}"}}, step_id="gitops/main/ready")
         try:
-            return dict(await gitops._ready(gitops.GitopsHooks(), "main")(ctx))
+            return dict(await gitops._ready(gitops.GitopsHooks(), "main")(ctx, None))
         finally:
             self.conns.retry.wait = Policy(base=0.05, cap=0.3, deadline=20)
 
