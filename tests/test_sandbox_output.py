@@ -189,6 +189,14 @@ def test_the_run_log_holds_every_request_sent_and_no_secret(tmp_path: Path, monk
             recorded[_http_key(e["via"], method, path)] += 1
     assert {key[0] for key in seen} == {"ssh", "talos", "proxmox", "kubernetes", "oci", "infisical", "tofu", "http"}  # http: the Image Factory
     assert not seen - recorded, f"sent but not in the log: {sorted(seen - recorded)[:10]}"
+    # The GitOps handover: each git run against the remote and each deploy-key API request, under its step.
+    from tierzero.sandbox import git_forge
+
+    git_runs = [(e["step"], " ".join(e["request"].split()[:2])) for e in logged if e["via"] == "git"]
+    assert git_runs.count(("gitops/main/push", "git push")) == context[git_forge.SERVER].pushes == 1
+    assert ("gitops/main/push", "git ls-remote") in git_runs and ("gitops/main/deploy-key", "ssh-keyscan -p") in git_runs
+    assert any(e["step"] == "gitops/main/deploy-key" and e["request"].startswith("POST /repos/") and e["request"].endswith("/keys")
+               for e in logged if e["via"] == "http")
 
     assert any(e["request"].startswith("tailscale up --authkey=*** --hostname=pve1") for e in logged if e["via"] == "ssh")
     store = WorkspaceSecrets(Workspace.beside(spec), spec.parent)
