@@ -7,25 +7,30 @@ from tierzero.errors import OperationError
 
 
 def fetch_text(url: str, *, timeout: float = 120.0) -> str:
-    """GET `url` and return its body; any failure is an OperationError naming the URL."""
+    """GET `url` and return its body; any failure is a tierzero error naming the URL
+    (`tierzero.adapters.errors.from_requests`)."""
     import requests
 
     from tierzero.adapters import calls
+    from tierzero.adapters.errors import from_requests
 
     calls.sent("http", url.split("/")[2] if "://" in url else url, calls.http_request("GET", url))
     try:
         resp = requests.get(url, timeout=timeout)
         resp.raise_for_status()
     except requests.RequestException as exc:
-        raise OperationError(f"GET {url} failed: {type(exc).__name__}: {exc}",
-                             hint="check that this machine reaches the URL (proxy, DNS, firewall), then run again") from exc
+        raise from_requests(exc, f"GET {url}") from exc
     return resp.text
 
 
 def fetch_binary(url: str, *, timeout: float = 300.0, limit: int = 512 * 1024 * 1024) -> bytes:
-    """GET `url` and return its body (at most `limit` bytes); failures are OperationErrors naming the URL."""
+    """GET `url` and return its body (at most `limit` bytes); failures are tierzero errors naming the URL."""
     import requests
 
+    from tierzero.adapters import calls
+    from tierzero.adapters.errors import from_requests
+
+    calls.sent("http", url.split("/")[2] if "://" in url else url, calls.http_request("GET", url))
     try:
         with requests.get(url, timeout=timeout, stream=True) as resp:
             resp.raise_for_status()
@@ -36,8 +41,7 @@ def fetch_binary(url: str, *, timeout: float = 300.0, limit: int = 512 * 1024 * 
                     raise OperationError(f"GET {url}: the answer is larger than {limit // (1 << 20)} MiB")
             return bytes(body)
     except requests.RequestException as exc:
-        raise OperationError(f"GET {url} failed: {type(exc).__name__}: {exc}",
-                             hint="check that this machine reaches the URL (proxy, DNS, firewall), then run again") from exc
+        raise from_requests(exc, f"GET {url}") from exc
 
 
 def fetcher_bytes(connections: Connections) -> FetchBytes:
