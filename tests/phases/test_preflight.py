@@ -41,8 +41,15 @@ def write_spec(directory: Path, data: dict[str, Any]) -> Path:
     return spec
 
 
+def _flux_from_download(data: dict[str, Any]) -> dict[str, Any]:
+    """Flux's components may be downloaded at deploy (no flux CLI here): the preflight then has no
+    Flux finding and the other checks show alone. Nothing is downloaded by a preflight."""
+    data["clusters"][0]["gitops"]["flux"] = {"download": True}
+    return data
+
+
 def starter() -> dict[str, Any]:
-    return yaml.safe_load((BLUEPRINTS / "oci-free-tier.yaml").read_text())
+    return _flux_from_download(yaml.safe_load((BLUEPRINTS / "oci-free-tier.yaml").read_text()))
 
 
 def onprem(port: int = 22, api_port: int = 8006) -> dict[str, Any]:
@@ -54,7 +61,7 @@ def onprem(port: int = 22, api_port: int = 8006) -> dict[str, Any]:
     cluster["control_planes"] = [dict(n, node="pve1") for n in cluster["control_planes"]]
     cluster["workers"] = []
     data["services"][0]["node"] = "pve1"
-    return data
+    return _flux_from_download(data)
 
 
 def oci_home(tmp: Path, *, profile: str = "DEFAULT", tenancy: str = TENANCY, key: bytes | None = None, mode: int = 0o600,
@@ -259,6 +266,22 @@ def test_git_and_the_openssh_client_are_needed_on_path(tmp_path: Path) -> None:
     https["clusters"][0]["gitops"]["repo_url"] = "https://git.example.org/ops/platform.git"
     assert findings_of(tmp_path / "b", https, tmp_path, phases=["gitops"], probe=Probes({"git.example.org:443"}),
                        which=_which(("ssh", "ssh-keyscan"))) == []  # no SSH anywhere: no OpenSSH client needed
+
+
+def test_flux_components_need_a_source_before_anything_is_built(tmp_path: Path) -> None:
+    data = onprem()
+    data["clusters"][0]["gitops"]["flux"] = {}
+    found = findings_of(tmp_path, data, tmp_path, probe=Probes(), which=_which(("flux",)))
+    assert [f.setting for f in found] == ["clusters[0].gitops.flux"]
+    assert "gotk-components.yaml has no source here" in found[0].problem and "gitops.flux.components_file" in found[0].fix
+    assert findings_of(tmp_path / "b", data, tmp_path, phases=["gitops"], probe=Probes({"github.com:22"}), which=_which()) == []  # a flux CLI
+    data["clusters"][0]["gitops"]["flux"] = {"components_file": "gotk-components.yaml"}
+    found = findings_of(tmp_path / "c", data, tmp_path, phases=["gitops"], probe=Probes(), which=_which(("flux",)))
+    assert [f.line() for f in found] == [
+        f"clusters[0].gitops.flux.components_file ({tmp_path}/c/p/gotk-components.yaml): no such file; write it with "
+        f"`flux install --export > {tmp_path}/c/p/gotk-components.yaml` (flux CLI v2.8.6)"]
+    (tmp_path / "c" / "p" / "gotk-components.yaml").write_text("# checked when the step reads it\n")
+    assert findings_of(tmp_path / "c", data, tmp_path, phases=["gitops"], probe=Probes({"github.com:22"}), which=_which(("flux",))) == []
 
 
 def test_push_key_and_a_local_push_url_are_checked(tmp_path: Path) -> None:

@@ -17,7 +17,10 @@ The real target, per provider the spec uses, each failure naming the file or set
   `ssh-keyscan`: git runs ssh; the host key is pinned on first contact); a push URL git can use
   (no password in it; a local path or file:// that is a repository); `push_key` an unencrypted
   private key only you can read. An SSH repository Flux reads needs a deploy key: the gitops
-  phase creates it (no finding);
+  phase creates it (no finding). Flux's own manifests (`gotk-components.yaml` of the pinned
+  version) need a source: a cached checked copy, `gitops.flux.components_file` (which must
+  exist), a `flux` CLI on PATH or `gitops.flux.download` (`tierzero.adapters.flux_components`);
+  the digest is checked when the step reads them;
 - reachability of what the first changing phase contacts, over TCP with a short timeout: the
   OCI API endpoints and the provider registry (cloud), an S3 state endpoint, each explicit host's
   SSH and Proxmox API ports (hypervisors), the Git hosts tierzero pushes to and Flux reads from
@@ -257,7 +260,7 @@ def _ssh_key_problem(data: bytes) -> str | None:
     return None
 
 
-def _git(spec: Any, base: Path, which: Callable[[str], str | None]) -> list[Finding]:
+def _git(spec: Any, base: Path, workspace: Any, which: Callable[[str], str | None]) -> list[Finding]:
     from tierzero.adapters.git import GitLocation
 
     out: list[Finding] = []
@@ -279,12 +282,37 @@ def _git(spec: Any, base: Path, which: Callable[[str], str | None]) -> list[Find
         if gitops.push_key:
             key = (base / os.path.expanduser(gitops.push_key)).resolve()
             out += _key_file(f"clusters[{i}].gitops.push_key ({key})", key, "give the private key that may push to the repository")
+    out += _flux_sources(spec, base, workspace, which)
     if any(c.gitops is not None for c in spec.clusters) and which("git") is None:
         out.append(Finding("git", "not found on PATH; the gitops phase pushes the tree with it", "install git (Debian: apt-get install git)"))
     missing = [tool for tool in ("ssh", "ssh-keyscan") if needs_ssh and which(tool) is None]
     if missing:
         out.append(Finding(" and ".join(missing), "not found on PATH; git reaches an SSH remote with it",
                            "install the OpenSSH client (Debian: apt-get install openssh-client)"))
+    return out
+
+
+def _flux_sources(spec: Any, base: Path, workspace: Any, which: Callable[[str], str | None]) -> list[Finding]:
+    from tierzero.adapters.connections import Connections
+    from tierzero.adapters.flux_components import cache_file
+    from tierzero.render.gitops.versions import FLUX_VERSION
+
+    out: list[Finding] = []
+    cached = cache_file(Path(workspace.root), FLUX_VERSION, Connections()).is_file()
+    for i, cluster in enumerate(spec.clusters):
+        if cluster.gitops is None or cluster.gitops.engine != "flux" or cached:
+            continue
+        settings = cluster.gitops.flux
+        if settings.components_file:
+            path = (base / os.path.expanduser(settings.components_file)).resolve()
+            if not path.is_file():
+                out.append(Finding(f"clusters[{i}].gitops.flux.components_file ({path})", "no such file",
+                                   f"write it with `flux install --export > {path}` (flux CLI {FLUX_VERSION})"))
+        elif which("flux") is None and not settings.download:
+            out.append(Finding(f"clusters[{i}].gitops.flux", f"Flux {FLUX_VERSION}'s gotk-components.yaml has no source here: no cached copy, "
+                               "no components_file, no `flux` CLI on PATH, and downloading is off",
+                               f"install the flux CLI {FLUX_VERSION} (fluxcd.io/flux/installation), or set gitops.flux.components_file "
+                               "to the output of `flux install --export`, or set gitops.flux.download: true"))
     return out
 
 
@@ -402,7 +430,7 @@ def real_findings(loaded: Any, workspace: Any, *, purpose: str = "deploy", phase
     if "hypervisors" in selected:
         out += _ssh_keys(spec, loaded.base_dir, workspace)
     if "gitops" in selected:
-        out += _git(spec, loaded.base_dir, which)
+        out += _git(spec, loaded.base_dir, workspace, which)
     if not out:  # probes take seconds: only once the local checks passed
         first = "cloud" if cloud else "hypervisors" if "hypervisors" in selected else None
         targets = _targets(spec, workspace, flavor, home, first)
