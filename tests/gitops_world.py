@@ -63,8 +63,8 @@ class GitopsWorld:
         ctx = workspace_plan.make_context(loaded, self.ws)
         key = WorkspaceSecrets(self.ws, self.root).age_key()
         previous = self.ws.render_dir if self.ws.render_dir.is_dir() else None
-        files, _ = workspace_plan.seal(plan.gitops_part(ctx), ctx.recipient, key, previous)
-        workspace_plan.write_plan(files, self.ws.render_dir)
+        sealed = workspace_plan.seal_stream(plan.gitops_part(ctx), ctx.recipient, key, previous)
+        workspace_plan.write_plan(sealed.files, self.ws.render_dir)
 
     def edit_spec(self, change: Any) -> None:
         data = yaml.safe_load(self.spec_file.read_text())
