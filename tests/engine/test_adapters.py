@@ -70,6 +70,11 @@ def test_kube_apply_create_replace_and_flux_conditions(kube_server: KubeApiServe
     kube_server.state.write_status("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "platform", "flux-system",
                                    {"conditions": [{"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded"}]})
     assert kube.is_ready("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "platform")
+    # `flux reconcile` nudges with a merge patch of one annotation: the rest of the object stays.
+    patched = kube.patch("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "platform", "flux-system",
+                         {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "now"}}})
+    assert patched["metadata"]["annotations"] == {"reconcile.fluxcd.io/requestedAt": "now"} and patched["spec"]["path"] == "./platform"
+    assert kube.get("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "platform", "flux-system")["metadata"]["annotations"]
     assert kube.get("helm.toolkit.fluxcd.io/v2", "HelmRelease", "nope", "flux-system") is None
     assert kube.delete(secret) and not kube.delete(secret)
     assert plural_of("HelmRelease") == "helmreleases" and plural_of("Policy") == "policies"

@@ -1,5 +1,5 @@
 """The Kubernetes stand-in's rules (see `tierzero.sandbox.kubernetes` and `kube_resources`),
-each through the official client: what a fresh cluster holds, custom kinds served only with
+each through the adapter tierzero uses (lightkube): what a fresh cluster holds, custom kinds served only with
 their CRD, status as a subresource, generation, merge patch, and the controller calls."""
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def test_status_is_a_subresource_and_generation_follows_content(kube: Kube, serv
 def test_patch_is_a_json_merge_patch(kube: Kube) -> None:
     kube.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m", "namespace": "default", "annotations": {"a": "1", "b": "2"}},
                 "data": {"x": "1"}})
-    patched = kube._call("PATCH", "/api/v1/namespaces/default/configmaps/m", {"metadata": {"annotations": {"b": None, "c": "3"}}})
+    patched = kube.patch("v1", "ConfigMap", "m", "default", {"metadata": {"annotations": {"b": None, "c": "3"}}})
     assert patched["metadata"]["annotations"] == {"a": "1", "c": "3"} and patched["data"] == {"x": "1"}
     assert merge_patch({"l": [1, 2], "k": {"a": 1}}, {"l": [3], "k": None}) == {"l": [3]}
 
@@ -101,3 +101,24 @@ def test_controller_apply_keeps_status_and_others_labels(server: KubeApiServer) 
     with pytest.raises(LookupError):
         state.apply({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}, "test")
     assert state.remove(API, "Kustomization", "apps", "flux-system") and state.read(API, "Kustomization", "apps", "flux-system") is None
+
+
+@pytest.mark.parametrize("content_type, message", [
+    ("application/json", "the body of the request was in an unknown format - accepted media types include: "),
+    ("application/json-patch+json", "a patch type tierzero's Kubernetes stand-in does not play"),
+])
+def test_a_patch_must_say_it_is_a_merge_patch(kube: Kube, server: KubeApiServer, content_type: str, message: str) -> None:
+    import http.client
+    import json
+
+    kube.apply(crd())
+    kube.apply(ks())
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("PATCH", f"/apis/{API}/namespaces/flux-system/kustomizations/apps", body=json.dumps({"spec": {"path": "./x"}}),
+                 headers={"Content-Type": content_type})
+    answer = conn.getresponse()
+    status = json.loads(answer.read())
+    conn.close()
+    assert answer.status == 415 and status["reason"] == "UnsupportedMediaType" and message in status["message"]
+    assert kube.get(API, "Kustomization", "apps", "flux-system")["spec"]["path"] == "./apps"  # unchanged
+    assert kube.patch(API, "Kustomization", "apps", "flux-system", {"spec": {"path": "./x"}})["spec"]["path"] == "./x"

@@ -267,7 +267,7 @@ def _request_reconcile(kube: Any) -> None:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     try:
         kube.patch(SOURCE, "GitRepository", FLUX_NS, FLUX_NS, {"metadata": {"annotations": {REQUESTED_AT: stamp}}})
-    except Exception:  # noqa: BLE001 - only a nudge: Flux polls on its interval anyway
+    except OperationError:  # only a nudge: Flux polls on its interval anyway (a refused patch is not worth failing for)
         pass
 
 

@@ -1,11 +1,15 @@
 """A Kubernetes API stand-in: an in-process HTTP server speaking the subset of the REST API
-the official client uses here.
+tierzero's Kubernetes adapter (lightkube) uses here.
 
 - GET /version; GET /api/v1/nodes[/NAME] (the spec's cluster nodes, Ready)
 - CRUD on /api/v1/<plural>[/NAME] and /api/v1/namespaces/NS/<plural>[/NAME] (namespaces,
   secrets, configmaps, ...) and on /apis/GROUP/VERSION/[namespaces/NS/]<plural>[/NAME]
 - a custom resource is served only once its CustomResourceDefinition is stored: 404 before
-  (see `kube_resources`); PATCH is a JSON merge patch (RFC 7386)
+  (see `kube_resources`); PATCH is a JSON merge patch (RFC 7386), sent as
+  `application/merge-patch+json`; any other body type is 415 UnsupportedMediaType, as the
+  API server answers a PATCH it cannot decode (kubernetes.io/docs/reference/using-api/api-concepts,
+  "Patch and apply"; apiserver handlers/patch.go). JSON patch, strategic merge and apply
+  patches are real types the stand-in does not play: 415 too, saying so
 - a Secret's stringData is merged into data, base64-encoded, and not stored (Kubernetes API
   reference, Secret v1: "stringData ... write-only ... merged into the data field on write")
 - writes to an object keep the status it has: status is a subresource, written only through
@@ -264,6 +268,13 @@ class _Handler(BaseHTTPRequestHandler):
             if st.requests <= st.fail_first:
                 return self._status(503, "ServiceUnavailable", "the API server is starting")
         path = urlsplit(self.path).path
+        if method == "PATCH":
+            kind = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+            if kind in ("application/json-patch+json", "application/strategic-merge-patch+json", "application/apply-patch+yaml"):
+                return self._status(415, "UnsupportedMediaType", f"{kind}: a patch type tierzero's Kubernetes stand-in does not play")
+            if kind != "application/merge-patch+json":
+                return self._status(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types "
+                                    "include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml")
         if path in ("/version", "/version/"):
             return self._send(200, {
                 "major": "1", "minor": "36", "gitVersion": "v1.36.2", "gitCommit": "sandbox", "gitTreeState": "clean",
