@@ -90,7 +90,18 @@ def git_history(ws_root: Path) -> dict[str, list[str]]:
     return out
 
 
-NORMALIZERS = {"fakepve": _fakepve, "pve-hosts": _pve_hosts, "talos": _talos, "infisical": _infisical, "image-factory": _image_factory, "git-forge": _git_forge}
+def _oci_storage(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "buckets": sorted(doc["buckets"]),
+        "objects": sorted((b, n) for b, n, *_ in doc["objects"]),
+        "uploads": len(doc["uploads"]),
+        "images": sorted((i["displayName"], i["lifecycleState"], i["launchOptions"]["firmware"]) for i in doc["images"].values()),
+        "launched": sorted((n, i["privateIp"]) for n, i in doc["launched"].items()),
+    }
+
+
+NORMALIZERS = {"fakepve": _fakepve, "pve-hosts": _pve_hosts, "talos": _talos, "infisical": _infisical, "image-factory": _image_factory, "git-forge": _git_forge,
+               "oci-storage": _oci_storage}
 
 
 def normalized_world(ws_root: Path) -> dict[str, Any]:

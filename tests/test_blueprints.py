@@ -39,7 +39,7 @@ def read_tree(root: Path) -> dict[str, bytes]:
 
 
 def test_the_blueprints_are_found_in_the_package_data():
-    assert {"oci-free-tier", "proxmox"} <= set(blueprint_names())
+    assert {"oci-free-tier", "oci-talos", "proxmox"} <= set(blueprint_names())
 
 
 @pytest.mark.parametrize("blueprint", blueprint_names())
@@ -48,7 +48,9 @@ def test_every_blueprint_checks_renders_the_same_twice_and_redeploys_as_a_no_op(
     tierzero process refused and written down; none may be attempted."""
     env, attempts = offline_env(tmp_path / "guard")
     monkeypatch.setattr(sys.modules[__name__], "OFFLINE", env)
-    phases = [p for p in PHASES if p != "cloud" or build_spec(blueprint).oci is not None]
+    built = build_spec(blueprint)
+    present = {"cloud": built.oci is not None, "hypervisors": built.has_proxmox, "services": bool(built.services)}
+    phases = [p for p in PHASES if present.get(p, True)]
     demo = tmp_path / "demo"
     assert tz("init", str(demo), "--blueprint", blueprint).returncode == 0
     spec = demo / "tierzero.yaml"
@@ -64,7 +66,7 @@ def test_every_blueprint_checks_renders_the_same_twice_and_redeploys_as_a_no_op(
     assert summary["event"] == "summary" and summary["status"] == "done"
     assert [p for p in PHASES if p in summary["phases"]] == phases
     done = {e["step"] for e in events if e["event"] == "step_done"}
-    assert any(s.startswith("services/bootstrap/") for s in done)
+    assert any(s.startswith("services/bootstrap/") for s in done) == bool(built.services)
     assert "validate/checks" in done
     waits = [e["message"] for e in events if e["event"] == "wait"]  # shown as "waiting for <message>"
     assert waits and not [w for w in waits if w.lower().startswith(("waiting", "wait for", "downloading"))]
@@ -75,7 +77,7 @@ def test_every_blueprint_checks_renders_the_same_twice_and_redeploys_as_a_no_op(
 
     secrets_dir = ws / "secrets"
     before = {p: p.read_bytes() for p in secrets_dir.rglob("*.sops.yaml")}
-    assert any("infisical" in str(p) for p in before) and any("talos" in str(p) for p in before)
+    assert any("infisical" in str(p) for p in before) == bool(built.services) and any("talos" in str(p) for p in before)
     again = deploy(spec)  # the sandbox world persists: nothing is left to do but the checks
     # Only the push (it looks at the remote every time: a file deleted there comes back) and the checks run.
     assert [e["step"] for e in again if e["event"] == "step_started"] == [f"gitops/{cluster}/push", "validate/checks"]

@@ -87,13 +87,26 @@ def test_unknown_values_use_documented_defaults():
     assert report.verdict == "refused"
 
 
-def test_network_load_balancer_and_ephemeral_ip_are_free():
-    report = guard_plan({"format_version": "1.2", "resource_changes": [
+def _nlbs_and_ips(nlbs: int) -> dict:
+    return {"format_version": "1.2", "resource_changes": [
         _rc(f"oci_network_load_balancer_network_load_balancer.n{i}", ["create"], None, {},
-            rtype="oci_network_load_balancer_network_load_balancer") for i in range(3)] + [
-        _rc(f"oci_core_public_ip.e{i}", ["create"], None, {"lifetime": "EPHEMERAL"}, rtype="oci_core_public_ip") for i in range(5)]},
-        on=DAY)
+            rtype="oci_network_load_balancer_network_load_balancer") for i in range(nlbs)] + [
+        _rc(f"oci_core_public_ip.e{i}", ["create"], None, {"lifetime": "EPHEMERAL"}, rtype="oci_core_public_ip") for i in range(5)]}
+
+
+def test_one_network_load_balancer_and_ephemeral_ips_are_free():
+    report = guard_plan(_nlbs_and_ips(1), on=DAY)
     assert report.verdict == "free"
+    assert [r.shape for r in report.rows if r.type.startswith("oci_network")] == ["network load balancer"]
+
+
+def test_a_second_network_load_balancer_is_refused_at_no_charge():
+    """Always Free holds one network load balancer; the NLB has no list price, so the line says $0.00."""
+    report = guard_plan(_nlbs_and_ips(3), on=DAY)
+    assert report.verdict == "refused" and not report.charged
+    (finding,) = [f for f in report.findings if f.code == "network_load_balancers"]
+    assert finding.ids == ("oci_network_load_balancer_network_load_balancer.n1", "oci_network_load_balancer_network_load_balancer.n2")
+    assert "over the 1 Always Free allows by 2: $0.00/month" in finding.line()
 
 
 def test_deposed_object_is_its_own_holding():

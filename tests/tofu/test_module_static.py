@@ -108,12 +108,47 @@ def test_admin_ports_are_never_open_to_the_world() -> None:
     assert "0.0.0.0/0 or ::/0" in validations
 
 
-@pytest.mark.parametrize("address", ["oci_core_instance.a1", "oci_core_instance.micro"])
+@pytest.mark.parametrize("address", ["oci_core_instance.a1", "oci_core_instance.talos", "oci_core_instance.micro"])
 def test_instances_ignore_image_and_metadata_changes(address: str) -> None:
     body = resources(OCI)[address]
-    assert body["for_each"].startswith("${var.")
+    assert "var." in body["for_each"]  # over a map by name: adding one never renumbers the others
     ignored = body["lifecycle"][0]["ignore_changes"]
     assert {"source_details", "metadata"} <= set(ignored)
+    assert body["instance_options"][0]["are_legacy_imds_endpoints_disabled"] is True  # IMDSv2 only
+
+
+def test_talos_instances_take_their_machine_config_as_user_data_and_the_a1_hosts_skip_them() -> None:
+    found = resources(OCI)
+    talos = found["oci_core_instance.talos"]
+    assert talos["metadata"] == {"user_data": '${lookup(var.talos_user_data, each.key, "")}'}  # no SSH key: Talos has no SSH
+    assert talos["source_details"][0]["source_id"] == "${each.value.image_id}"
+    assert talos["create_vnic_details"][0]["private_ip"] == "${each.value.private_ip}"
+    assert talos["launch_options"][0]["network_type"] == '"PARAVIRTUALIZED"'
+    assert "!contains(keys(var.talos_nodes), n)" in found["oci_core_instance.a1"]["for_each"]
+    declared = {name.strip('"'): body for item in load_blocks(OCI)["variable"] for name, body in item.items()}
+    assert declared["talos_user_data"]["sensitive"] is True  # never shown in a plan or a log
+
+
+def test_one_network_load_balancer_fronts_kubernetes_and_talos_with_the_health_checks_talos_documents() -> None:
+    found = resources(OCI)
+    listeners = {found[f"oci_network_load_balancer_listener.{n}"]["port"] for n in ("kubernetes", "talos")}
+    assert listeners == {6443, 50000}
+    kube = found["oci_network_load_balancer_backend_set.kubernetes"]["health_checker"][0]
+    assert (kube["protocol"], kube["port"], kube["url_path"], kube["return_code"]) == ('"HTTPS"', 6443, '"/readyz"', 401)
+    talos = found["oci_network_load_balancer_backend_set.talos"]["health_checker"][0]
+    assert (talos["protocol"], talos["port"]) == ('"TCP"', 50000)
+    nlb = found["oci_network_load_balancer_network_load_balancer.talos"]
+    assert nlb["for_each"] == "${local.talos_clusters}" and nlb["is_private"] is False
+
+
+def test_instance_principals_for_the_ccm_and_csi() -> None:
+    found = resources(OCI)
+    group = found["oci_identity_dynamic_group.talos"]
+    assert group["compartment_id"] == "${var.tenancy_ocid}"  # dynamic groups live in the tenancy
+    assert "instance.id = '${oci_core_instance.talos[n].id}'" in group["matching_rule"]
+    statements = found["oci_identity_policy.talos"]["statements"]
+    for verb in ("read instance-family", "use virtual-network-family", "manage load-balancers", "manage volumes", "manage volume-attachments"):
+        assert f'"{verb}"' in statements or verb in statements
 
 
 def test_provider_is_pinned_and_budget_alerts_at_the_first_cent() -> None:

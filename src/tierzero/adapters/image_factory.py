@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -94,6 +95,31 @@ class ImageFactory:
             return None
         found = _HEX64.search(answer.text)
         return found.group(1) if found else None
+
+    async def download(self, image_url: str, dest: Path) -> Path:
+        """The image at `image_url` (under this factory) streamed into `dest` (written as dest.part, then
+        renamed: a file at `dest` is always whole)."""
+        path = image_url.removeprefix(self.base_url)
+        tmp = dest.with_suffix(dest.suffix + ".part")
+
+        def fetch() -> None:
+            url = self.base_url + path
+            calls.sent("http", urlsplit(url).netloc, calls.http_request("GET", url))
+            try:
+                with self.session.get(url, timeout=self.timeout, stream=True) as answer:
+                    if answer.status_code != 200:
+                        raise OperationError(f"the Image Factory at {self.base_url} refused {path}: HTTP {answer.status_code} "
+                                             f"{answer.text.strip()[:300]}", hint="check the Talos version, arch and extensions of the cluster")
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    with tmp.open("wb") as out:
+                        for chunk in answer.iter_content(1024 * 1024):
+                            out.write(chunk)
+            except requests.RequestException as exc:
+                raise from_requests(exc, f"the Image Factory at {self.base_url}: download {path}") from None
+            tmp.replace(dest)
+
+        await asyncio.to_thread(fetch)
+        return dest
 
     async def versions(self) -> list[str]:
         answer = await self._call("list the Talos versions", "GET", "/versions")

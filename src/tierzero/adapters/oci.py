@@ -110,10 +110,15 @@ class Oci:
         base.request = request
         return client
 
+    def client(self, cls: Any) -> Any:
+        """An SDK client of class `cls` (e.g. `oci.object_storage.ObjectStorageClient`) with this tenancy's
+        credentials and endpoint; every request it sends is reported (`tierzero.adapters.calls`)."""
+        return self._client(cls)
+
     def instances(self, compartment_id: str) -> list[InstanceInfo]:
         import oci
 
-        with _translated("OCI list instances"):
+        with translated("OCI list instances"):
             compute = self._client(oci.core.ComputeClient)
             items = oci.pagination.list_call_get_all_results(compute.list_instances, compartment_id).data
         return [
@@ -128,7 +133,7 @@ class Oci:
         tier is counted per tenancy, so instances anywhere in it count (Oracle, "Always Free Resources")."""
         import oci
 
-        with _translated("OCI list compartments"):
+        with translated("OCI list compartments"):
             identity = self._client(oci.identity.IdentityClient)
             items = oci.pagination.list_call_get_all_results(
                 identity.list_compartments, self.tenancy, compartment_id_in_subtree=True, access_level="ANY",
@@ -145,7 +150,7 @@ class Oci:
     def budgets(self, compartment_id: str | None = None) -> list[dict[str, Any]]:
         import oci
 
-        with _translated("OCI list budgets"):
+        with translated("OCI list budgets"):
             client = self._client(oci.budget.BudgetClient)
             items = oci.pagination.list_call_get_all_results(client.list_budgets, compartment_id or self.tenancy).data
         return [{"name": b.display_name, "amount": float(b.amount), "actual_spend": float(b.actual_spend or 0.0),
@@ -165,7 +170,7 @@ class Oci:
         end = (start.replace(month=start.month % 12 + 1, year=start.year + (start.month == 12)))
         details = oci.usage_api.models.RequestSummarizedUsagesDetails(
             tenant_id=self.tenancy, time_usage_started=start, time_usage_ended=end, granularity="MONTHLY", query_type="COST")
-        with _translated("OCI usage this month"):
+        with translated("OCI usage this month"):
             client = self._client(oci.usage_api.UsageapiClient)
             items = client.request_summarized_usages(details).data.items or []
         total = sum(float(i.computed_amount or 0.0) for i in items)  # unrounded: a fraction of a cent is a charge too
@@ -177,7 +182,8 @@ _CLIENTS: ClientCache[str, Oci] = ClientCache()
 
 
 @contextmanager
-def _translated(what: str) -> Iterator[None]:
+def translated(what: str) -> Iterator[None]:
+    """SDK and connection errors inside the block become tierzero errors (`from_oci`), named by `what`."""
     import oci
 
     try:

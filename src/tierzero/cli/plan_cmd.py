@@ -60,9 +60,12 @@ def plan(
     from tierzero.adapters.proxmox_privileges import ROLE_NAME, ROLE_PRIVILEGES
     from tierzero.render.proxmox_hosts import host_changes
 
-    hosts = host_changes(loaded.platform, ROLE_NAME, ROLE_PRIVILEGES)
+    from tierzero.render.oci_talos import oci_talos_changes
+
+    hosts = host_changes(loaded.platform, ROLE_NAME, ROLE_PRIVILEGES) if loaded.platform.has_proxmox else []
+    in_oci = oci_talos_changes(loaded.platform)
     if json_out:
-        result = {"out": str(target), "files": len(files), "clusters": summaries, "capacity": capacity.as_dict(), "hosts": hosts,
+        result = {"out": str(target), "files": len(files), "clusters": summaries, "capacity": capacity.as_dict(), "hosts": hosts, "oci": in_oci,
                   "written": report is None or report.ok}
         if report is not None:
             result["validation"] = {"ok": report.ok, "checked": report.checked, "problems": report.problems, "unverified": report.unverified}
@@ -77,9 +80,14 @@ def plan(
             con.print(f"  add-ons: {', '.join(s.addons) if s.addons else 'none'}", markup=False)
             for note in s.notes:
                 con.print(f"  note: {note}", markup=False)
-        con.print("on the Proxmox hosts, deploy will:", markup=False)
-        for line in hosts:
-            con.print(f"  {line}", markup=False)
+        if hosts:
+            con.print("on the Proxmox hosts, deploy will:", markup=False)
+            for line in hosts:
+                con.print(f"  {line}", markup=False)
+        if in_oci:
+            con.print("in OCI, deploy will:", markup=False)
+            for line in in_oci:
+                con.print(f"  {line}", markup=False)
         con.print("capacity:", markup=False)
         for line in capacity.lines():
             con.print(f"  {line}", markup=False)

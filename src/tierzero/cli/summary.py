@@ -17,13 +17,14 @@ def spec_summary(loaded: LoadedSpec) -> dict[str, Any]:
     vm_count: dict[str, int] = defaultdict(int)
     for c in p.clusters:
         for _, n in c.nodes():
-            vm_mem[n.node] += n.memory_gb
-            vm_count[n.node] += 1
+            if n.node is not None:
+                vm_mem[n.node] += n.memory_gb
+                vm_count[n.node] += 1
     for s in p.services:
         vm_mem[s.node] += s.memory_gb
         vm_count[s.node] += 1
     hosts = []
-    for host in p.proxmox.nodes:
+    for host in (p.proxmox.nodes if p.has_proxmox else []):
         hosts.append({
             "name": host.name,
             "source": f"oci:{host.instance}" if host.instance else host.address,
@@ -55,7 +56,9 @@ def spec_summary(loaded: LoadedSpec) -> dict[str, Any]:
     return {
         "name": p.metadata.name,
         "cloud": cloud,
-        "proxmox": {"cluster": p.proxmox.cluster_name, "hosts": hosts, "ceph": p.proxmox.ceph.enabled},
+        "proxmox": {"cluster": p.proxmox.cluster_name, "hosts": hosts, "ceph": p.proxmox.ceph.enabled} if p.has_proxmox else None,
+        "talos_instances": [{"node": n.name, "cluster": c.name, "instance": i.name, "role": c.node_and_role(n.name)[0],
+                             "ip": str(n.ip.address) if n.ip.address else None} for c, n, i in p.talos_instances()],
         "clusters": clusters,
         "services": [{"name": s.name, "kind": s.kind, "node": s.node, "vmid": s.vmid} for s in p.services],
     }
@@ -84,12 +87,20 @@ def print_summary(con, loaded: LoadedSpec) -> None:
         for i in data["cloud"]["micro"]:
             t.add_row(f"{i['name']} ({', '.join(i['roles'])})", "VM.Standard.E2.1.Micro", "1/8", "1", "50")
         con.print(t)
-    t = Table(title=f"Proxmox VE cluster {data['proxmox']['cluster']!r}" + (" with Ceph" if data["proxmox"]["ceph"] else ""), title_justify="left")
-    for col in ("host", "source", "cores", "memory GB", "reserve GB", "guests", "guest GB"):
-        t.add_column(col)
-    for h in data["proxmox"]["hosts"]:
-        t.add_row(h["name"], str(h["source"]), str(h["cores"] or "?"), f"{h['memory_gb']:g}" if h["memory_gb"] else "?", f"{h['reserve_gb']:g}", str(h["guests"]), f"{h['guest_memory_gb']:g}")
-    con.print(t)
+    if data["proxmox"]:
+        t = Table(title=f"Proxmox VE cluster {data['proxmox']['cluster']!r}" + (" with Ceph" if data["proxmox"]["ceph"] else ""), title_justify="left")
+        for col in ("host", "source", "cores", "memory GB", "reserve GB", "guests", "guest GB"):
+            t.add_column(col)
+        for h in data["proxmox"]["hosts"]:
+            t.add_row(h["name"], str(h["source"]), str(h["cores"] or "?"), f"{h['memory_gb']:g}" if h["memory_gb"] else "?", f"{h['reserve_gb']:g}", str(h["guests"]), f"{h['guest_memory_gb']:g}")
+        con.print(t)
+    if data["talos_instances"]:
+        t = Table(title="Talos directly on A1 instances (no Proxmox)", title_justify="left")
+        for col in ("node", "cluster", "role", "instance", "address"):
+            t.add_column(col)
+        for n in data["talos_instances"]:
+            t.add_row(n["node"], n["cluster"], n["role"], n["instance"], str(n["ip"]))
+        con.print(t)
     for c in data["clusters"]:
         con.print(
             f"cluster {c['name']}: Talos {c['talos']}, Kubernetes {c['kubernetes']}, {c['control_planes']} control plane(s), "

@@ -101,21 +101,55 @@ class HostCapacity:
 
 
 @dataclass
+class InstanceCapacity:
+    """A Talos node running directly on an A1 instance (no hypervisor): all of the instance is Talos's."""
+
+    node: str
+    instance: str
+    role: Role
+    cores: float
+    memory_gb: float
+    workload_cores: float
+    workload_memory_gb: float
+
+    def line(self) -> str:
+        return (f"{self.node} ({self.role}) on A1 instance {self.instance}: {num(self.cores)} OCPU / {num(self.memory_gb)} GB, "
+                f"Talos on the instance itself (no hypervisor, native speed); "
+                f"for workloads {num(self.workload_cores)} cores / {num(self.workload_memory_gb)} GB")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class CapacityReport:
     hosts: list[HostCapacity]
     assumptions: list[str]
+    instances: list[InstanceCapacity] = field(default_factory=list)
+    comparison: list[str] = field(default_factory=list)  # this design against the other one, on the same allowance
 
     @property
     def problems(self) -> list[str]:
         return [p for h in self.hosts for p in h.problems]
 
+    def workloads(self) -> tuple[float, float]:
+        """CPU cores and GB of memory left for workloads in the whole design."""
+        cores = sum(h.workload_cores for h in self.hosts) + sum(i.workload_cores for i in self.instances)
+        memory = sum(h.workload_memory_gb for h in self.hosts) + sum(i.workload_memory_gb for i in self.instances)
+        return cores, memory
+
     def lines(self) -> list[str]:
-        return [h.line() for h in self.hosts] + [p for p in self.problems] + ["assumptions:"] + [
-            f"  {a}" for a in self.assumptions
-        ]
+        out = [h.line() for h in self.hosts] + [i.line() for i in self.instances]
+        cores, memory = self.workloads()
+        out.append(f"left for workloads in total: {num(cores)} cores / {num(memory)} GB")
+        out += [p for p in self.problems] + self.comparison
+        return out + ["assumptions:"] + [f"  {a}" for a in self.assumptions]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"hosts": [h.as_dict() for h in self.hosts], "problems": self.problems, "assumptions": self.assumptions}
+        cores, memory = self.workloads()
+        return {"hosts": [h.as_dict() for h in self.hosts], "instances": [i.as_dict() for i in self.instances],
+                "workload_cores": cores, "workload_memory_gb": memory, "comparison": self.comparison,
+                "problems": self.problems, "assumptions": self.assumptions}
 
 
 def _o(key: str) -> float:
@@ -179,19 +213,79 @@ def host_capacity(
     return host  # a VM with more vCPUs than its host has cores is a spec error: tierzero.spec.semantic
 
 
-def assumptions_used(ceph: bool) -> list[str]:
-    keys = [k for k in overheads() if ceph or not k.startswith("ceph_")]
+_DESIGN_KEYS = ("talos_oracle_image_gb", "tcg_emulation_slowdown")  # shown only by the reports that use them
+
+
+def assumptions_used(ceph: bool, *, proxmox: bool = True, comparison: bool = False) -> list[str]:
+    keys = [k for k in overheads() if (ceph or not k.startswith("ceph_")) and (proxmox or not k.startswith("proxmox_"))
+            and k not in _DESIGN_KEYS]
+    if comparison:
+        keys.append("tcg_emulation_slowdown")
     return [f"{k} = {num(overheads()[k].value)}: {overheads()[k].source}" for k in keys]
 
 
-def capacity_report(platform: Platform) -> CapacityReport:
-    """Per node of hypervisors.proxmox.nodes: CPU and memory for Talos VMs (and service LXCs), then for workloads."""
+def _instance_capacity(platform: Platform) -> list[InstanceCapacity]:
+    out = []
+    for cluster, node, inst in platform.talos_instances():
+        role = cluster.node_and_role(node.name)[0]
+        schedulable = role == "worker" or cluster.allow_scheduling_on_control_planes
+        cores, memory = vm_workload_share(VmSpec(node.name, role, float(inst.ocpus), float(inst.memory_gb), schedulable))
+        out.append(InstanceCapacity(node.name, inst.name, role, float(inst.ocpus), float(inst.memory_gb), cores, memory))
+    return out
+
+
+def _design_comparison(platform: Platform, instances: list[InstanceCapacity], hosts: list[HostCapacity]) -> list[str]:
+    """This design against the other built-in one on the same A1 allowance: the oci-talos blueprint (Talos on the
+    instances) against oci-free-tier (Proxmox VE hosts with Talos VMs under software emulation), both 2 x 1 OCPU / 6 GB."""
+    if platform.oci is None or not platform.oci.a1_instances:
+        return []
+    other_name = "oci-free-tier" if instances else "oci-talos"
+    other = _blueprint_capacity(other_name)
+    if other is None:
+        return []
+    cores, memory = (sum(i.workload_cores for i in instances) + sum(h.workload_cores for h in hosts),
+                     sum(i.workload_memory_gb for i in instances) + sum(h.workload_memory_gb for h in hosts))
+    o_cores, o_memory = other
+    slow = num(overheads()["tcg_emulation_slowdown"].value)
+    here = "Talos directly on A1 (native speed)" if instances else "Proxmox VE hosts with Talos VMs (software emulation on A1)"
+    there = ("the Proxmox design (blueprint oci-free-tier: Proxmox VE hosts, Talos VMs under software emulation, "
+             f"CPU-bound work about {slow}x slower)") if instances else "Talos directly on the A1 instances (blueprint oci-talos, native speed)"
+    return [f"compared on the same A1 allowance: this design, {here}, leaves {num(cores)} cores / {num(memory)} GB for "
+            f"workloads; {there} leaves {num(o_cores)} cores / {num(o_memory)} GB"]
+
+
+def _blueprint_capacity(name: str) -> tuple[float, float] | None:
+    import yaml
+
+    from tierzero.blueprints import blueprint_names, blueprint_text
+    from tierzero.spec.models import Platform
+
+    if name not in blueprint_names():
+        return None
+    other = Platform.model_validate(yaml.safe_load(blueprint_text(name)))
+    report = capacity_report(other, compare=False)
+    return report.workloads()
+
+
+def capacity_report(platform: Platform, *, compare: bool = True) -> CapacityReport:
+    """Per node of hypervisors.proxmox.nodes: CPU and memory for Talos VMs (and service LXCs), then for workloads;
+    per Talos node on an A1 instance: what it leaves for workloads; with `compare`, the same figures of the other
+    built-in OCI design (a line saying how they differ)."""
+    instances = _instance_capacity(platform)
+    hosts = _host_capacity(platform) if platform.has_proxmox else []
+    ceph = platform.has_proxmox and platform.proxmox.ceph.enabled
+    comparison = _design_comparison(platform, instances, hosts) if compare else []
+    return CapacityReport(hosts, assumptions_used(ceph, proxmox=bool(hosts), comparison=bool(comparison)), instances, comparison)
+
+
+def _host_capacity(platform: Platform) -> list[HostCapacity]:
     proxmox = platform.proxmox
     vms_by_node: dict[str, list[VmSpec]] = {}
     for cluster in platform.clusters:
         for role, node in cluster.nodes():
             schedulable = role == "worker" or cluster.allow_scheduling_on_control_planes
-            vms_by_node.setdefault(node.node, []).append(VmSpec(node.name, role, node.cores, node.memory_gb, schedulable))
+            if node.node is not None:
+                vms_by_node.setdefault(node.node, []).append(VmSpec(node.name, role, node.cores, node.memory_gb, schedulable))
     for service in platform.services:
         vms_by_node.setdefault(service.node, []).append(VmSpec(service.name, "lxc", service.cores, service.memory_gb, False))
     hosts = []
@@ -211,4 +305,4 @@ def capacity_report(platform: Platform) -> CapacityReport:
                 ceph_osds=osds,
             )
         )
-    return CapacityReport(hosts, assumptions_used(ceph))
+    return hosts

@@ -274,6 +274,34 @@ def _assess_object_storage_and_egress(usage: Usage, out: Assessment) -> None:
             over_egress, "GB", cost, f"keep outbound transfer under {num(limits['egress_tb_month'])} TB a month", ("egress",)))
 
 
+def _assess_images_and_nlb(usage: Usage, out: Assessment) -> None:
+    """Network load balancers beyond the free one, and custom images an Always-Free-only tenancy cannot hold."""
+    limits, prices, hours = out.limits, out.prices, out.prices.hours_per_month
+    allowed = int(limits["network_load_balancers"])
+    extra = usage.network_load_balancers[allowed:]
+    if extra:
+        each = _cost(hours, prices["network_load_balancer_hour"])
+        for nlb in extra:
+            out.charge(nlb, each)
+        out.findings.append(Finding(
+            "network_load_balancers", "limit",
+            f"network load balancers: {len(usage.network_load_balancers)}, over the {allowed} Always Free allows by {len(extra)}",
+            float(len(extra)), "network load balancers", None if each is None else each * len(extra),
+            f"keep one network load balancer: put every listener (6443, 50000, ...) on it; remove {', '.join(extra)}",
+            tuple(extra)))
+    free_images = int(limits["custom_images_always_free_only"])
+    if usage.always_free_only and len(usage.custom_images) > free_images:
+        over = usage.custom_images[free_images:]
+        out.findings.append(Finding(
+            "custom_images", "limit",
+            f"custom images: {len(usage.custom_images)} to import, but an Always-Free-only tenancy has the service limit "
+            f"custom-image-count = {free_images}",
+            float(len(over)), "custom images", 0.0,
+            "upgrade the account to Pay As You Go (Always Free resources stay free) and set cloud.oci.account: "
+            "pay-as-you-go, or give clusters[].image_ocid of a Talos image the tenancy already has",
+            tuple(over)))
+
+
 def assess(usage: Usage, *, on: dt.date | None = None, limits: Limits | None = None, prices: Prices | None = None) -> Assessment:
     """Every way `usage` leaves the Always Free tier on day `on` (default today), with the monthly charge of each."""
     out = Assessment(limits=limits or limits_on(on), prices=prices or prices_on(on))
@@ -282,6 +310,7 @@ def assess(usage: Usage, *, on: dt.date | None = None, limits: Limits | None = N
     _assess_storage(usage, out)
     _assess_network(usage, out)
     _assess_object_storage_and_egress(usage, out)
+    _assess_images_and_nlb(usage, out)
     assess_vault(usage, out)
     return out
 

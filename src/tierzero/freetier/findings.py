@@ -10,6 +10,8 @@ from typing import Literal
 from tierzero.freetier.limits import Limits, Prices
 
 _EPSILON = 1e-9
+# Limits whose resource has a list price (possibly $0): the line shows it, as a charge does.
+PRICED_LIMITS = frozenset({"network_load_balancers"})
 
 Kind = Literal["charge", "limit", "warning"]
 
@@ -30,7 +32,11 @@ class Finding:
     def line(self) -> str:
         if self.kind == "warning":
             return f"{self.what}. {self.fix[:1].upper()}{self.fix[1:]}"
-        if self.kind == "limit":
+        if self.kind == "limit" and self.usd_month is not None and self.usd_month > 0:
+            cost = f"{usd(self.usd_month)}/month, and not allowed by Always Free"
+        elif self.kind == "limit" and self.usd_month is not None and self.code in PRICED_LIMITS:
+            cost = f"{usd(self.usd_month)}/month, but not allowed by Always Free (an Always-Free-only tenancy refuses it)"
+        elif self.kind == "limit":
             cost = "not allowed by Always Free (no charge, but apply fails or leaves the free tier)"
         elif self.usd_month is None:
             cost = "charged, price unknown"

@@ -239,7 +239,9 @@ def _add(held: Held, usage: Usage, rows: list[GuardRow], limits: Limits) -> None
     elif held.type in SHOWN_FREE_TYPES:
         if held.type == VCN and held.held:
             usage.vcns.append(held.address)
-        row = GuardRow(held.address, held.type, held.action)
+        if held.type == NETWORK_LOAD_BALANCER and held.held:
+            usage.network_load_balancers.append(held.address)
+        row = GuardRow(held.address, held.type, held.action, "network load balancer" if held.type == NETWORK_LOAD_BALANCER else "")
     if row is not None:
         row.held = held.held
         rows.append(row)

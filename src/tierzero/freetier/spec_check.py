@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from tierzero.freetier.capacity import CapacityReport, capacity_report
 from tierzero.freetier.cost import A1_SHAPE, MICRO_SHAPE, Finding, Instance, LoadBalancer, Usage, Volume, assess, usd
-from tierzero.freetier.limits import limits_on
+from tierzero.freetier.limits import limits_on, overheads
 
 if TYPE_CHECKING:
     from tierzero.spec.models import Platform
@@ -79,6 +79,8 @@ def usage_from_spec(platform: Platform) -> Usage:
         Instance(m.name, MICRO_SHAPE, limits["micro_ocpus"], limits["micro_memory_gb"], float(m.boot_volume_gb))
         for m in oci.micro_instances
     ]
+    talos_clusters = [c for c in platform.clusters if c.on_instances]
+    imported = [c for c in talos_clusters if c.image_ocid is None]
     return Usage(
         instances=instances,
         volumes=[Volume(v.name, float(v.size_gb)) for v in oci.block_volumes],
@@ -86,6 +88,12 @@ def usage_from_spec(platform: Platform) -> Usage:
         reserved_ips=[ip.name for ip in oci.reserved_ips],
         # tierzero's cloud layer creates one VCN per platform (cloud.oci.network).
         vcns=[f"{platform.metadata.name}-vcn"],
+        # one network load balancer per cluster on A1 instances: 6443 and 50000 on the same NLB
+        network_load_balancers=[f"{c.name}-nlb" for c in talos_clusters],
+        # one custom image per cluster on A1 instances that gives no image_ocid (imported from Object Storage)
+        custom_images=[f"{c.name}: Talos {c.talos_version} oracle-{c.arch}" for c in imported],
+        always_free_only=oci.account == "always-free",
+        object_storage_gb=len(imported) * overheads()["talos_oracle_image_gb"].value,
     )
 
 

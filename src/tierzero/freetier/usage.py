@@ -49,6 +49,9 @@ class Usage:
     vcns: list[str] = field(default_factory=list)
     hsm_key_versions: list[str] = field(default_factory=list)  # one id per HSM-protected key version
     private_vaults: list[str] = field(default_factory=list)  # VIRTUAL_PRIVATE vaults: never free
+    network_load_balancers: list[str] = field(default_factory=list)
+    custom_images: list[str] = field(default_factory=list)  # custom images imported (CreateImage), not platform images
+    always_free_only: bool = True  # the account type: an upgraded (Pay As You Go) tenancy may hold custom images
     object_storage_gb: float = 0.0
     egress_gb_month: float = 0.0
 

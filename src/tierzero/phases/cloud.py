@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -39,12 +40,34 @@ def _oci(spec: Platform) -> OCI:
 
 
 def _cloud_inputs(ctx: StepContext) -> CloudInputs:
-    hosts = tuple(CloudHost(n.name, n.instance, n.ssh.port, n.ssh.user) for n in ctx.spec.proxmox.nodes if n.instance)
-    qdevice = ctx.spec.proxmox.qdevice
+    px = ctx.spec.proxmox if ctx.spec.has_proxmox else None
+    hosts = tuple(CloudHost(n.name, n.instance, n.ssh.port, n.ssh.user) for n in (px.nodes if px else []) if n.instance)
+    qdevice = px.qdevice if px else None
     witness = None
     if qdevice is not None:  # published only when the name is a cloud instance (else it is an address)
         witness = CloudHost(qdevice.host, qdevice.host, qdevice.ssh_port, qdevice.ssh_user or MICRO_IMAGE_USER)
-    return CloudInputs(_oci(ctx.spec), ctx.connections.cloud.layer, hosts, witness)
+    images = tuple(sorted((c.name, str(ctx.output(f"cloud/image/{c.name}")["image_id"])) for c in ctx.spec.clusters if c.on_instances))
+    configs = tuple(sorted((inst.name, _config_digest(ctx, c.name, n.name)) for c, n, inst in ctx.spec.talos_instances()))
+    return CloudInputs(_oci(ctx.spec), ctx.connections.cloud.layer, hosts, witness, images, configs)
+
+
+def _config_digest(ctx: StepContext, cluster: str, node: str) -> str:
+    """sha256 of a Talos node's machine config: from the `setup/render` step when it rendered this very spec
+    (no render, no decrypt to fingerprint an unchanged deploy), else rendered here."""
+    from tierzero.phases.setup import rendered_configs
+
+    rendered = rendered_configs(ctx)
+    key = f"{cluster}/{node}"
+    if isinstance(rendered, Mapping) and key in rendered:
+        return str(rendered[key])
+    return hashlib.sha256(_talos_config(ctx, cluster, node)).hexdigest()
+
+
+def _talos_config(ctx: StepContext, cluster: str, node: str) -> bytes:
+    """A Talos node's machine config (its user_data): rendered from the spec and the never-regenerated secrets."""
+    from tierzero.render.talos_spec import machine_config
+
+    return machine_config(ctx.spec, ctx.spec.cluster(cluster), node, ctx.secrets, ctx.workspace.root.parent).encode()
 
 
 def _workdir(ctx: StepContext) -> Any:
@@ -64,9 +87,15 @@ def _apply_sync(ctx: StepContext, inputs: CloudInputs, on_retry: Callable[[Any],
             on_retry(event)
 
     hunt = cloud_layer.capacity_hunt_seconds
+    env = dict(cloud_layer.env)
+    if ctx.spec.talos_instances():  # machine configs travel as a sensitive variable in the environment, never in a file
+        from tierzero.render.tofu_vars import talos_user_data_env
+
+        user_data = {inst.name: _talos_config(ctx, c.name, n.name) for c, n, inst in ctx.spec.talos_instances()}
+        env.update(talos_user_data_env(user_data))
     result = apply_cloud_layer(
         ctx.spec, _workdir(ctx), twin=layer == "oci_twin", base_dir=ctx.workspace.root.parent, limits=limits_on(),
-        resolve_secret=ctx.secrets.resolve, on_event=on_event, env=cloud_layer.env or None,
+        resolve_secret=ctx.secrets.resolve, on_event=on_event, env=env or None, images=dict(inputs.images),
         hunt_deadline_seconds=hunt if hunt is not None else inputs.oci.capacity_hunt_minutes * 60.0,
         backoff=cloud_layer.capacity_backoff or DEFAULT_BACKOFF,
     )
@@ -80,6 +109,11 @@ def _apply_sync(ctx: StepContext, inputs: CloudInputs, on_retry: Callable[[Any],
         endpoints.append({"kind": "ssh", "name": host.name, "host": address, "port": host.ssh_port, "scheme": "ssh",
                           "extra": {"user": host.ssh_user, "address": inst.private_ip}})
         endpoints.append({"kind": "proxmox", "name": host.name, "host": address, "port": 8006, "verify": False})
+    for _cluster, node, a1 in ctx.spec.talos_instances():  # Talos on A1: its API at the instance's public address
+        inst = cloud.instances.get(a1.name)
+        if inst is not None and inst.public_ip and node.ip.address is not None:
+            for name in (str(node.ip.address), node.name):
+                endpoints.append({"kind": "talos", "name": name, "host": inst.public_ip, "port": 50000})
     witness = inputs.witness
     inst = cloud.instances.get(witness.instance) if witness is not None else None
     if witness is not None and inst is not None:  # the QDevice witness: SSH as the platform image's user (sudo), qnetd on its private address
@@ -92,6 +126,7 @@ def _apply_sync(ctx: StepContext, inputs: CloudInputs, on_retry: Callable[[Any],
         "instances": {n: {"ocid": i.ocid, "shape": i.shape, "private_ip": i.private_ip, "public_ip": i.public_ip,
                           "availability_domain": i.availability_domain} for n, i in cloud.instances.items()},
         "capacity_retries": result.capacity_retries,
+        "network_load_balancers": cloud.network_load_balancers,
         "endpoints": endpoints,
     }
 
@@ -128,6 +163,8 @@ class CloudInputs:
     layer: TofuLayer
     hosts: tuple[CloudHost, ...]
     witness: CloudHost | None = None  # the QDevice witness, when spec'd
+    images: tuple[tuple[str, str], ...] = ()  # (cluster, image OCID) for clusters on A1 instances
+    talos_configs: tuple[tuple[str, str], ...] = ()  # (instance, sha256 of its machine config)
 
 
 async def _apply(ctx: StepContext, inputs: CloudInputs) -> Mapping[str, Any]:
@@ -149,6 +186,9 @@ async def _apply(ctx: StepContext, inputs: CloudInputs) -> Mapping[str, Any]:
 def steps(spec: Platform) -> list[Step]:
     if spec.oci is None:
         return []
-    return [Step("cloud/oci", "cloud", "OCI network, instances and budget (OpenTofu, guarded)", _apply,
-                 inputs=_cloud_inputs,
-                 destroy=_destroy, real_only=True)]
+    from tierzero.phases.cloud_image import image_steps
+
+    images = image_steps(spec)
+    return images + [Step("cloud/oci", "cloud", "OCI network, instances and budget (OpenTofu, guarded)", _apply,
+                          inputs=_cloud_inputs, needs=tuple(s.id for s in images),
+                          destroy=_destroy, real_only=True)]

@@ -277,6 +277,8 @@ def _tailscale(name: str):
 # ---------------------------------------------------------------------------- steps
 
 def steps(spec: Platform) -> list[Step]:
+    if not spec.has_proxmox:
+        return []  # Talos directly on A1 instances: no hypervisor to set up
     px = spec.proxmox
     first = px.nodes[0].name
     out: list[Step] = list(prepare_steps(spec))

@@ -409,7 +409,12 @@ def steps(spec: Platform, hooks: PlatformHooks | None = None) -> list[Step]:
     vmids = assign_vmids(spec)
     for cluster in spec.clusters:
         c = cluster.name
-        hosts = sorted({n.node for _, n in cluster.nodes()})
+        if cluster.on_instances:
+            # Talos on A1 instances: the cloud phase imported the image and launched the instances with their
+            # machine configs as user_data; from here it is the Talos API, as for VMs.
+            out += _talos_steps(h, cluster, needs=())
+            continue
+        hosts = sorted({n.node for _, n in cluster.nodes() if n.node is not None})
         out.append(Step(_p(c, "schematic"), "platform", f"register the schematic of {c} with the Image Factory", _schematic(h),
                         inputs=functools.partial(_schematic_inputs, cluster)))
         for host in hosts:
@@ -424,13 +429,20 @@ def steps(spec: Platform, hooks: PlatformHooks | None = None) -> list[Step]:
                 inputs=functools.partial(_vm_step_inputs, h, cluster, node, vmids[(c, node.name)]),
                 needs=(_p(c, f"image/{node.node}"),), real_only=True, destroy=_vm_destroy(c, node.name, vmids[(c, node.name)]),
             ))
-        out.append(Step(_p(c, "talos"), "platform", f"wait for the Talos API on every node of {c}; apply changed machine configs",
-                        _talos_ready(h, c), inputs=functools.partial(_talos_inputs, h, cluster), needs=tuple(vm_ids)))
-        out.append(Step(_p(c, "bootstrap"), "platform", f"bootstrap etcd on {cluster.control_planes[0].name}", _bootstrap(h, c),
-                        inputs=functools.partial(_bootstrap_inputs, cluster), needs=(_p(c, "talos"),), real_only=True))
-        out.append(Step(_p(c, "health"), "platform", f"wait for {c} to be healthy; write kubeconfig and talosconfig", _health(h, c),
-                        inputs=functools.partial(_health_inputs, cluster), needs=(_p(c, "bootstrap"),)))
+        out += _talos_steps(h, cluster, needs=tuple(vm_ids))
     return out
+
+
+def _talos_steps(h: PlatformHooks, cluster: Cluster, needs: tuple[str, ...]) -> list[Step]:
+    c = cluster.name
+    return [
+        Step(_p(c, "talos"), "platform", f"wait for the Talos API on every node of {c}; apply changed machine configs",
+             _talos_ready(h, c), inputs=functools.partial(_talos_inputs, h, cluster), needs=needs),
+        Step(_p(c, "bootstrap"), "platform", f"bootstrap etcd on {cluster.control_planes[0].name}", _bootstrap(h, c),
+             inputs=functools.partial(_bootstrap_inputs, cluster), needs=(_p(c, "talos"),), real_only=True),
+        Step(_p(c, "health"), "platform", f"wait for {c} to be healthy; write kubeconfig and talosconfig", _health(h, c),
+             inputs=functools.partial(_health_inputs, cluster), needs=(_p(c, "bootstrap"),)),
+    ]
 
 
 __all__ = ["PlatformHooks", "cluster_dir", "kube_client", "node_ip", "steps", "talos_client"]

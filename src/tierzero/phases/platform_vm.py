@@ -103,7 +103,7 @@ async def _snippet(ctx: StepContext, api: ProxmoxApi, vm: VmInputs, name: str, c
     base = str(info.get("path") or "/var/lib/vz")
     filename = f"tierzero-{name}-user.yaml"
     path = f"{base}/snippets/{filename}"
-    ssh = host_ssh(ctx, vm.node.node)
+    ssh = host_ssh(ctx, vm.node.host)
     digest = hashlib.sha256(config).hexdigest()
     current = await ssh.run(["sha256sum", path], check=False)
     written = False
@@ -161,7 +161,7 @@ def desired_config(vm: VmInputs, image_volid_: str, cicustom: str) -> dict[str, 
 async def ensure_vm(ctx: StepContext, vm: VmInputs, config: bytes) -> Mapping[str, Any]:
     """The node's VM, created from `vm.image` (the volume the image step downloaded) or adopted."""
     node, vmid = vm.node, vm.vmid
-    host = node.node
+    host = node.host
     api = proxmox_client(ctx, host)
     name = node.name
     found = await api.find_guest(vmid=vmid)
@@ -222,7 +222,7 @@ def _same(key: str, current: Any, wanted: Any) -> bool:
 async def remove_vm(ctx: StepContext, cluster: Cluster, node_name: str, vmid: int) -> Mapping[str, Any]:
     """Undo of ensure_vm: stop and delete the VM if it is still ours (same VMID and name)."""
     node = cluster.node(node_name)
-    api = proxmox_client(ctx, node.node)
+    api = proxmox_client(ctx, node.host)
     found = await api.find_guest(vmid=vmid)
     if found is None or found.get("name") != node.name:
         return {"vmid": vmid, "deleted": False}

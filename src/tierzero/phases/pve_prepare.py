@@ -145,7 +145,8 @@ def capability_inputs(ctx: StepContext) -> CapabilityInputs:
     by_node: dict[str, list[Guest]] = {}
     for cluster in spec.clusters:
         for _, node in cluster.nodes():
-            by_node.setdefault(node.node, []).append(Guest(node.name, vmids[(cluster.name, node.name)], node.memory_gb, False))
+            if node.node is not None:  # a node on an A1 instance is no guest of a Proxmox host
+                by_node.setdefault(node.node, []).append(Guest(node.name, vmids[(cluster.name, node.name)], node.memory_gb, False))
     for svc in spec.infisical_services():
         by_node.setdefault(svc.node, []).append(Guest(svc.name, svc.vmid, svc.memory_gb, True))
     return CapabilityInputs(

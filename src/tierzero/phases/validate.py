@@ -129,6 +129,9 @@ def _why(exc: BaseException) -> str:
 async def check_proxmox(ctx: StepContext) -> list[Row]:
     from tierzero.adapters.proxmox import connect, token_for
 
+    if not ctx.spec.has_proxmox:
+        why = "no Proxmox hosts in the spec (Talos runs directly on A1 instances)"
+        return [Row("Proxmox quorum", "skip", why), Row("Ceph health", "skip", why)]
     px = ctx.spec.proxmox
     ceph_off = Row("Ceph health", "skip", "Ceph is disabled in the spec")
     try:

@@ -69,6 +69,8 @@ def host_changes(spec: Any, role: str, role_privileges: Sequence[str]) -> list[s
         lines.append(f"storage {px.image_storage}: content {','.join(content)} added where missing (PUT /storage/{px.image_storage}; "
                      "the content it has is kept)")
     for cluster in spec.clusters:
+        if cluster.on_instances:
+            continue  # tierzero.render.oci_talos: nothing of it runs on a Proxmox host
         hosts = sorted({n.node for _, n in cluster.nodes()})
         lines.append(f"{cluster.name}: the schematic registered with {cluster.image_factory}; the Talos {cluster.talos_version} nocloud "
                      f"image (qcow2) in {px.image_storage}:import on {', '.join(hosts)}; one cloud-init user file per VM in "

@@ -57,11 +57,18 @@ def image_urls(cluster: "Cluster", factory: str | None = None, schematic_id: str
     returned (default the one computed offline)."""
     sid = schematic_id or schematic(cluster).id
     base = factory or cluster.image_factory
+    platform = talos_platform(cluster)
     return {
         "schematic": sid,
-        "installer": installer_image(sid, cluster.talos_version, platform="nocloud", host=factory_host(cluster)),
-        "disk_image": disk_image_url(sid, cluster.talos_version, cluster.arch, platform="nocloud", fmt="qcow2", base=base),
+        "installer": installer_image(sid, cluster.talos_version, platform=platform, host=factory_host(cluster)),
+        "disk_image": disk_image_url(sid, cluster.talos_version, cluster.arch, platform=platform, fmt="qcow2", base=base),
     }
+
+
+def talos_platform(cluster: "Cluster") -> str:
+    """The Talos platform the cluster's nodes boot: `oracle` on A1 instances (machine config from the instance
+    metadata), `nocloud` on Proxmox VMs (from the NoCloud drive)."""
+    return "oracle" if cluster.on_instances else "nocloud"
 
 
 def factory_host(cluster: "Cluster") -> str:
@@ -96,7 +103,9 @@ def _inline_manifest_patch(cluster: "Cluster") -> str | None:
 
 
 def cluster_inputs(platform: "Platform", cluster: "Cluster", bundle: SecretsBundle, base_dir: Path | None = None) -> ClusterInputs:
-    px = platform.proxmox
+    # On OCI the oracle platform takes DNS (and NTP) from the instance metadata service: 169.254.169.254
+    # (siderolabs/talos platform/oracle/oracle.go).
+    nameservers = () if cluster.on_instances else tuple(platform.proxmox.nameservers)
     sans = [cluster.vip] if cluster.vip else []
     host = urlparse(cluster.endpoint).hostname
     if host and host not in sans:
@@ -112,7 +121,7 @@ def cluster_inputs(platform: "Platform", cluster: "Cluster", bundle: SecretsBund
         pod_subnets=(cluster.network.pod_cidr,),
         service_subnets=(cluster.network.service_cidr,),
         additional_sans=tuple(sans),
-        nameservers=tuple(px.nameservers),
+        nameservers=nameservers,
         allow_scheduling_on_control_planes=cluster.allow_scheduling_on_control_planes,
         cilium_ready=cluster.cni == "cilium",
         patches=tuple(_patch_text(p) for p in cluster.patches.cluster),
@@ -130,6 +139,16 @@ def node_inputs(platform: "Platform", cluster: "Cluster", role: str, node: "Node
         if exclude_label_decision(cluster).remove_label:  # before the user's patches, which may set it again
             patches.insert(0, remove_exclude_label_patch(cluster.talos_version))
     patches += [_patch_text(p) for p in node.patches]
+    ccm = cluster.addons.oci_ccm
+    if node.instance is not None and ccm is not None and ccm.enabled:
+        # kubelet --cloud-provider=external, so the OCI cloud controller manager initialises the nodes
+        # (Talos v1alpha1 cluster.externalCloudProvider; oracle/oci-cloud-controller-manager README).
+        patches.insert(0, json.dumps({"cluster": {"externalCloudProvider": {"enabled": True}}}, sort_keys=True))
+    if node.instance is not None:
+        # An A1 instance: its VNIC's private IP is fixed by OpenTofu and served by the VCN's DHCP; the
+        # oracle platform configures eth0 from the metadata service, so the config names no address or MAC.
+        return NodeInputs(hostname=node.name, role=role, install_disk=cluster.install_disk,  # type: ignore[arg-type]
+                          interface=INTERFACE, patches=tuple(patches))
     address = None if node.ip.interface is None else str(node.ip.interface)
     return NodeInputs(
         hostname=node.name,

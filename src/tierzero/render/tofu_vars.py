@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,35 @@ def limit_vars(limits: Limits) -> dict[str, int]:
         "limit_a1_memory_gb": int(memory_gb),
         "limit_micro_instances": int(limits["micro_instances"]),
         "limit_block_storage_gb": int(limits["block_storage_gb"]),
+        "limit_network_load_balancers": int(limits["network_load_balancers"]),
     }
+
+
+PENDING_IMAGE = "ocid1.image.oc1..tierzero-imports-it-at-deploy"  # plan's stand-in for an image the deploy imports
+
+
+def talos_nodes(platform: Platform, images: Mapping[str, str] | None = None) -> dict[str, dict[str, str]]:
+    """The module's talos_nodes: per A1 instance that runs Talos, its cluster, role, private IP and image
+    (`images`: cluster name -> image OCID the deploy imported; else the cluster's image_ocid, else PENDING_IMAGE)."""
+    images = images or {}
+    out = {}
+    for cluster, node, inst in platform.talos_instances():
+        role = cluster.node_and_role(node.name)[0]
+        if node.ip.address is None:
+            raise InputError(f"node {node.name} on A1 instance {inst.name} needs a static `ip` in the VCN subnet",
+                             hint="give it an address like 10.0.1.11/24 (the machine config and talosconfig name it)")
+        image = images.get(cluster.name) or cluster.image_ocid or PENDING_IMAGE
+        out[inst.name] = {"cluster": cluster.name, "role": role, "private_ip": str(node.ip.address), "image_id": image}
+    return out
+
+
+def talos_user_data_env(configs: Mapping[str, bytes]) -> dict[str, str]:
+    """The sensitive talos_user_data variable as an environment variable (instance name -> machine config,
+    base64): it never lands in the tfvars file that `plan` renders or the apply writes."""
+    import base64
+
+    data = {name: base64.b64encode(config).decode() for name, config in sorted(configs.items())}
+    return {"TF_VAR_talos_user_data": json.dumps(data, sort_keys=True)}
 
 
 def tfvars_for(
@@ -103,6 +131,7 @@ def tfvars_for(
     ssh_public_key: str | None = None,
     limits: Limits | None = None,
     placed: Mapping[str, str] | None = None,
+    images: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Variables of the `oci` (and `oci_twin`) module. `ssh_public_key` overrides reading the key
     file named in the spec, relative to `base_dir` (the spec's directory). With `limits` (see
@@ -152,6 +181,10 @@ def tfvars_for(
         "budget_alert_email": oci.budget.alert_email,
         "budget_alert_threshold_percent": oci.budget.alert_threshold_percent,
         "freeform_tags": {"tierzero-platform": platform.metadata.name},
+        "talos_nodes": talos_nodes(platform, images),
+        "talos_instance_principals": any(
+            c.on_instances and c.addons.oci_ccm is not None and c.addons.oci_ccm.enabled and c.addons.oci_ccm.use_instance_principals
+            for c in platform.clusters),
     }
 
 
@@ -182,7 +215,10 @@ def state_backend(platform: Platform, resolve_secret: Callable[[str], str]) -> S
 
 
 # The outputs of the cloud layer tierzero reads back; both modules declare them (a test checks).
-CLOUD_OUTPUTS = ("instances", "bastion_ip", "compartment_id", "vcn_id", "subnet_id", "budget_id")
+CLOUD_OUTPUTS = ("instances", "bastion_ip", "compartment_id", "vcn_id", "subnet_id", "budget_id", "network_load_balancers")
+# A null output (bastion_ip without a bastion) is left out of `output -json`; a state applied before the
+# Talos-on-A1 layer has no network_load_balancers.
+_REQUIRED_OUTPUTS = tuple(o for o in CLOUD_OUTPUTS if o not in ("bastion_ip", "network_load_balancers"))
 
 
 @dataclass(frozen=True)
@@ -205,6 +241,7 @@ class CloudOutputs:
     vcn_id: str
     subnet_id: str
     budget_id: str
+    network_load_balancers: dict[str, str] = field(default_factory=dict)  # cluster -> public IP address
 
 
 def placed_ads(outputs: Mapping[str, Any]) -> dict[str, str]:
@@ -214,7 +251,7 @@ def placed_ads(outputs: Mapping[str, Any]) -> dict[str, str]:
 
 def parse_outputs(outputs: Mapping[str, Any]) -> CloudOutputs:
     """Typed view of `TofuRunner.output()` for the cloud layer (real or twin)."""
-    missing = [name for name in CLOUD_OUTPUTS if name not in outputs]
+    missing = [name for name in _REQUIRED_OUTPUTS if name not in outputs]
     if missing:
         raise InputError(f"the cloud layer state has no outputs {', '.join(missing)}", hint="apply the cloud layer first")
     instances = {
@@ -232,9 +269,10 @@ def parse_outputs(outputs: Mapping[str, Any]) -> CloudOutputs:
     }
     return CloudOutputs(
         instances=instances,
-        bastion_ip=outputs["bastion_ip"],
+        bastion_ip=outputs.get("bastion_ip"),
         compartment_id=outputs["compartment_id"],
         vcn_id=outputs["vcn_id"],
         subnet_id=outputs["subnet_id"],
         budget_id=outputs["budget_id"],
+        network_load_balancers={c: str(v["ip_address"]) for c, v in (outputs.get("network_load_balancers") or {}).items()},
     )

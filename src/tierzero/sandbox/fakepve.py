@@ -358,6 +358,8 @@ SERVER: Handle[FakePveServer] = Handle("fakepve")
 
 
 def _start(box: SandboxContext) -> Stop:
+    if not box.spec.has_proxmox:  # Talos directly on A1 instances: no Proxmox host to play
+        return lambda: None
     world = box.world.file(DOCUMENT) if box.world is not None else None
     server = box.put(SERVER, start_for_spec(box.spec, time_scale=box.options.pve_time_scale, layout=box.options.pve_storage_layout, world=world))
     server.connections(box.connections, nodes=[n.name for n in box.spec.proxmox.nodes])

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tierzero.adapters.connections import Connections
-from tierzero.sandbox import clock, fakepve, flux, git_forge, guests, image_factory, infisical, internet, kubernetes, oci, pve_hosts, talos, tofu_twin
+from tierzero.sandbox import clock, fakepve, flux, git_forge, guests, image_factory, infisical, internet, kubernetes, oci, oci_compute, pve_hosts, talos, tofu_twin
 from tierzero.sandbox.context import SandboxContext, SandboxOptions, StandIn, Stop
 
 if TYPE_CHECKING:
@@ -50,9 +50,9 @@ if TYPE_CHECKING:
 
 # Started in this order, stopped in reverse. A stand-in that links to another comes after it:
 # Talos to Kubernetes (its kubeconfig), fakepve to the SSH hosts (their pveum tokens and ACLs),
-# guests to fakepve, the hosts and Talos (a VM start boots a Talos machine), Infisical to the hosts
-# (pct exec in its container), Flux to Kubernetes and the Git host (it reconciles from one into
-# the other).
+# guests to fakepve, the hosts and Talos (a VM start boots a Talos machine), OCI's compute to Talos (an instance
+# launch boots one), Infisical to the hosts (pct exec in its container), Flux to Kubernetes and the Git host (it
+# reconciles from one into the other).
 STANDINS: tuple[StandIn, ...] = (
     kubernetes.STANDIN,
     oci.STANDIN,
@@ -63,6 +63,7 @@ STANDINS: tuple[StandIn, ...] = (
     clock.STANDIN,
     image_factory.STANDIN,
     talos.STANDIN,
+    oci_compute.STANDIN,
     pve_hosts.STANDIN,
     fakepve.STANDIN,
     guests.STANDIN,

@@ -4,6 +4,8 @@
 - GET  /20160918/instances?compartmentId=...      (compute: the instances of that compartment)
 - GET  /20190111/budgets?compartmentId=...        (budgets)
 - POST /20200107/usage                            (usage API: the usage records, summed per month)
+- POST /20160918/instances                        (LaunchInstance of a custom image: `tierzero.sandbox.oci_compute`)
+- Object Storage, custom images and their work requests, the Limits API: `tierzero.sandbox.oci_storage`
 
 What the tenancy holds is what was created in it, never the spec: the instances, compartment and
 budget the cloud layer applied (read from the OpenTofu state of the `oci_twin` layer, the display
@@ -37,6 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 from tierzero.adapters.connections import Endpoint
 from tierzero.sandbox.context import Handle, SandboxContext, StandIn, Stop
 from tierzero.sandbox.http_server import StandInHttpServer
+from tierzero.sandbox.oci_storage import OciStorage, Reply
 
 A1_SHAPE, MICRO_SHAPE = "VM.Standard.A1.Flex", "VM.Standard.E2.1.Micro"
 PRECISION = "Passed UTC date does not have the right precision: hours, minutes, seconds, and second fractions must be 0"
@@ -58,8 +61,10 @@ class OciState:
     def __init__(self, instances: list[dict[str, Any]] | None = None, budgets: list[dict[str, Any]] | None = None,
                  *, tenancy: str = "ocid1.tenancy.oc1..sandbox", stack_state: Path | None = None,
                  compartments: list[dict[str, Any]] | None = None, usage: list[dict[str, Any]] | None = None,
-                 currency: str = "USD") -> None:
+                 currency: str = "USD", storage: OciStorage | None = None) -> None:
         self.tenancy = tenancy
+        self.storage = storage or OciStorage()
+        self.launcher: Any = None  # LaunchInstance (tierzero.sandbox.oci_compute), once the Talos stand-in runs
         self.instances = instances or []
         self.budgets = budgets or []
         self.compartments = compartments or []
@@ -100,9 +105,9 @@ class OciState:
         found = []
         for item in self._stack():
             v = item["value"]
-            if item["name"] not in ("a1", "micro") or "display_name" not in v:
+            if item["name"] not in ("a1", "talos", "micro") or "display_name" not in v:
                 continue
-            shape = A1_SHAPE if item["name"] == "a1" else MICRO_SHAPE
+            shape = MICRO_SHAPE if item["name"] == "micro" else A1_SHAPE
             ocpus, memory = (v.get("ocpus", 1), v.get("memory_gb", 6)) if shape == A1_SHAPE else (1, 1)
             found.append(instance(str(v["display_name"]), shape, float(ocpus), float(memory), str(v.get("ad")),
                                   str(v.get("compartment_id") or self.tenancy), str(v.get("region") or ""),
@@ -184,7 +189,74 @@ class _Handler(BaseHTTPRequestHandler):
     def _not_found(self) -> None:
         self._send(404, {"code": "NotAuthorizedOrNotFound", "message": f"no such resource {self.path}"})
 
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _storage(self, method: str, body: bytes = b"") -> bool:
+        """Object Storage, images, work requests and limits: True when `oci_storage` answered."""
+        url = urlsplit(self.path)
+        reply = self.server.state.storage.route(method, url.path, url.query, self.headers, body)
+        if reply is None:
+            return False
+        self.server.state.requests.append(f"{method} {url.path}")
+        self._reply(reply, head=method == "HEAD")
+        return True
+
+    def _reply(self, reply: Reply, *, head: bool = False) -> None:
+        if reply.body is None:
+            data = b""
+        elif isinstance(reply.body, bytes):
+            data = reply.body
+        else:
+            data = json.dumps(reply.body).encode()
+        self.send_response(reply.status)
+        is_json = reply.body is not None and not isinstance(reply.body, bytes)
+        self.send_header("Content-Type", "application/json" if is_json else "application/octet-stream")
+        headers = {k.lower(): v for k, v in reply.headers.items()}
+        if head:
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("opc-request-id", "sandbox")
+            if "content-length" not in headers:
+                self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        for key, value in headers.items():
+            if key != "content-length":
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("opc-request-id", "sandbox")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        if not self._storage("HEAD"):
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    def do_PUT(self) -> None:  # noqa: N802
+        body = self._body()
+        if not self._storage("PUT", body):
+            self._not_found()
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        if not self._storage("DELETE"):
+            self._not_found()
+
     def do_GET(self) -> None:  # noqa: N802
+        if self._storage("GET"):
+            return
         st = self.server.state
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
@@ -209,11 +281,17 @@ class _Handler(BaseHTTPRequestHandler):
         return self._not_found()
 
     def do_POST(self) -> None:  # noqa: N802
+        raw = self._body()
+        if self._storage("POST", raw):
+            return
         st = self.server.state
         url = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}") if length else {}
+        body = json.loads(raw or b"{}") if raw else {}
         st.requests.append(f"POST {url.path}")
+        if url.path == "/20160918/instances" and st.launcher is not None:
+            with st.storage.lock:
+                reply = st.launcher(body)
+            return self._reply(reply)
         if url.path == "/20200107/usage":
             start, end = str(body.get("timeUsageStarted")), str(body.get("timeUsageEnded"))
             if not (_day_precise(start) and _day_precise(end)):
@@ -244,13 +322,22 @@ class OciApiServer(StandInHttpServer):
 
 
 SERVER: Handle[OciApiServer] = Handle("oci")
+STORAGE_DOCUMENT = "oci-storage"  # buckets, objects, uploads, images: what the tenancy holds across runs
 
 
 def _start(box: SandboxContext) -> Stop:
     oci = box.spec.oci
     if oci is None:
         return lambda: None
-    state = OciState(tenancy=oci.tenancy_ocid, stack_state=Path(box.workspace.root) / "cloud" / "terraform.tfstate")
+    # The account type is the user's (their sign-up and any upgrade), not something tierzero sets up: the
+    # stand-in plays the account the spec says they have (or a test's, `oci_account`); tierzero still asks the Limits API.
+    account = box.options.oci_account or oci.account
+    storage = OciStorage(payg=account == "pay-as-you-go", compartment=oci.compartment_ocid or oci.tenancy_ocid)
+    state = OciState(tenancy=oci.tenancy_ocid, stack_state=Path(box.workspace.root) / "cloud" / "terraform.tfstate", storage=storage)
+    if box.world is not None:
+        document = box.world.file(STORAGE_DOCUMENT)
+        storage.restore(document.load() or {})
+        storage.persist = lambda: document.save(storage.snapshot())
     server = box.put(SERVER, OciApiServer(state).start())
     box.connections.add("oci", "default", Endpoint("127.0.0.1", server.port, scheme="http", extra={
         "key_file": str(throwaway_key(box.state_dir)), "region": oci.region, "tenancy": oci.tenancy_ocid}))

@@ -35,6 +35,11 @@ def _start(box: SandboxContext) -> Stop:
     cloud = box.connections.cloud
     cloud.layer = "oci_twin"
     cloud.capacity_backoff = Backoff(base_seconds=0.05, cap_seconds=0.2)
+    from tierzero.sandbox import oci
+
+    server = box.get(oci.SERVER)
+    if server is not None:  # the twin's Talos instances are launched there, as the provider launches them in OCI
+        cloud.env["TIERZERO_TWIN_OCI_URL"] = server.url
     for ads, variable in ((box.options.oci_full_ads, "TIERZERO_TWIN_FULL_ADS"), (box.options.oci_no_a1_ads, "TIERZERO_TWIN_NO_A1_ADS")):
         if ads:
             cloud.env[variable] = " ".join(ads)

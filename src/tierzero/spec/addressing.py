@@ -63,12 +63,14 @@ def _err(path: Path, message: str, related: Path | None = None) -> Problem:
 
 def hosts(p: Platform) -> list[Host]:
     """Every single address the spec gives out: the infrastructure's, the VMs', the LXCs', the VIPs'."""
-    px = p.proxmox
-    out = [Host(("hypervisors", "proxmox", "gateway"), ipaddress.ip_address(px.gateway), "the Proxmox gateway")]
-    for i, n in enumerate(px.nodes):
-        if n.address:
-            out.append(Host(("hypervisors", "proxmox", "nodes", i, "address"), ipaddress.ip_address(n.address), f"Proxmox host {n.name}"))
-    if px.qdevice:
+    out: list[Host] = []
+    px = p.proxmox if p.has_proxmox else None
+    if px is not None:
+        out.append(Host(("hypervisors", "proxmox", "gateway"), ipaddress.ip_address(px.gateway), "the Proxmox gateway"))
+        for i, n in enumerate(px.nodes):
+            if n.address:
+                out.append(Host(("hypervisors", "proxmox", "nodes", i, "address"), ipaddress.ip_address(n.address), f"Proxmox host {n.name}"))
+    if px is not None and px.qdevice:
         try:
             out.append(Host(("hypervisors", "proxmox", "qdevice", "host"), ipaddress.ip_address(px.qdevice.host), "the QDevice"))
         except ValueError:
@@ -131,9 +133,18 @@ def _distinct(every: list[Host]) -> list[Problem]:
     return out
 
 
+def node_network(p: Platform) -> tuple[Path, Net]:
+    """The network the Talos nodes live on: the Proxmox VM network, or the VCN subnet for nodes on A1 instances."""
+    if p.has_proxmox:
+        return ("hypervisors", "proxmox", "network"), ipaddress.ip_network(p.proxmox.network)
+    if p.oci is not None:
+        return ("cloud", "oci", "network", "subnet_cidr"), ipaddress.ip_network(p.oci.network.subnet_cidr)
+    return ("hypervisors",), ipaddress.ip_network("0.0.0.0/32")
+
+
 def _pools(p: Platform, every: list[Host]) -> list[Problem]:
     out: list[Problem] = []
-    node_net = ipaddress.ip_network(p.proxmox.network)
+    net_path, node_net = node_network(p)
     found: list[Pool] = []
     for item in pools(p):
         if isinstance(item, Problem):
@@ -143,7 +154,7 @@ def _pools(p: Platform, every: list[Host]) -> list[Problem]:
             if node_net.num_addresses > 2 and item.covers(special):
                 out.append(_err(item.path, f"pool {item.text} covers {special}, the {what} address of {node_net}; "
                                            "no Service can use it: keep the pool inside the host range",
-                                related=("hypervisors", "proxmox", "network")))
+                                related=net_path))
         for h in every:
             if item.covers(h.ip):
                 out.append(_err(item.path, f"pool {item.text} covers {h.ip}, used by {h.label}: the load balancer would "
@@ -163,13 +174,14 @@ def _overlap(a: Net, b: Net) -> bool:
 
 def _networks(p: Platform, every: list[Host]) -> list[Problem]:
     out: list[Problem] = []
-    px = p.proxmox
-    node_path: Path = ("hypervisors", "proxmox", "network")
-    node_net = ipaddress.ip_network(px.network)
-    if node_net.is_loopback or node_net.is_multicast or node_net.is_link_local or node_net.is_unspecified:
-        out.append(_err(node_path, f"{node_net} cannot be a VM network (loopback, multicast, link-local or unspecified); "
-                                   "use a private range like 10.10.0.0/24"))
-    ranges: list[tuple[Path, Net, str]] = [(node_path, node_net, "the VM network")]
+    px = p.proxmox if p.has_proxmox else None
+    node_path, node_net = node_network(p)
+    ranges: list[tuple[Path, Net, str]] = []
+    if px is not None:
+        if node_net.is_loopback or node_net.is_multicast or node_net.is_link_local or node_net.is_unspecified:
+            out.append(_err(node_path, f"{node_net} cannot be a VM network (loopback, multicast, link-local or unspecified); "
+                                       "use a private range like 10.10.0.0/24"))
+        ranges.append((node_path, node_net, "the VM network"))
     if p.oci:
         net = p.oci.network
         vcn_path: Path = ("cloud", "oci", "network", "vcn_cidr")
@@ -181,15 +193,16 @@ def _networks(p: Platform, every: list[Host]) -> list[Problem]:
         if sub.version != vcn.version or not sub.subnet_of(vcn):  # type: ignore[arg-type]
             out.append(_err(sub_path, f"subnet {sub} is not inside the VCN {vcn}; pick a subnet of {vcn}", related=vcn_path))
         for path, cidr, what in ((vcn_path, vcn, "the VCN"), (sub_path, sub, "the VCN subnet")):
-            if _overlap(node_net, cidr):
+            if px is not None and _overlap(node_net, cidr):
                 out.append(_err(node_path, f"the VM network {node_net} overlaps {what} {cidr}: VMs could not reach the "
                                            "VCN through the hosts' NAT; pick a VM network outside it", related=path))
                 break
         ranges += [(vcn_path, vcn, "the VCN"), (sub_path, sub, "the VCN subnet")]
-    if px.ceph.network:
+    if px is not None and px.ceph.network:
         ranges.append((("hypervisors", "proxmox", "ceph", "network"), ipaddress.ip_network(px.ceph.network), "the Ceph network"))
     singles = [(h.path, h.ip, h.label) for h in every]
-    singles += [(("hypervisors", "proxmox", "nameservers", i), ipaddress.ip_address(a), f"nameserver {a}") for i, a in enumerate(px.nameservers)]
+    if px is not None:
+        singles += [(("hypervisors", "proxmox", "nameservers", i), ipaddress.ip_address(a), f"nameserver {a}") for i, a in enumerate(px.nameservers)]
     for ci, c in enumerate(p.clusters):
         base = ("clusters", ci, "network")
         pod_path, svc_path = base + ("pod_cidr",), base + ("service_cidr",)

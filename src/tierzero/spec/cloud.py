@@ -13,7 +13,7 @@ MicroRole = Literal["bastion", "quorum-witness"]
 
 
 class A1Instance(Model):
-    """A VM.Standard.A1.Flex instance: becomes a Proxmox VE host."""
+    """A VM.Standard.A1.Flex instance: a Proxmox VE host, or a Talos node (a clusters[] node names it as `instance`)."""
 
     name: Name
     ocpus: int = Field(ge=1, description="whole OCPUs (Ampere A1 cores)")
@@ -87,6 +87,12 @@ class OCI(Model):
     reserved_ips: list[ReservedIP] = Field(default_factory=list)
     block_volumes: list[BlockVolume] = Field(default_factory=list)
     budget: Budget
+    account: Literal["always-free", "pay-as-you-go"] = Field(default="always-free", description=(
+        "the tenancy's account type. Always-Free-only tenancies have the service limit custom-image-count = 0, so a "
+        "Talos image cannot be imported there; upgrading to Pay As You Go lifts that and keeps Always Free resources "
+        "free. tierzero checks the real limit (Limits API) before it uploads anything"))
+    image_bucket: str = Field(default="tierzero-images", pattern=r"^[A-Za-z0-9_.-]{1,256}$", description=(
+        "Object Storage bucket for the Talos images tierzero imports (kept under the 20 GB free)"))
     state_backend: StateBackend = Field(default_factory=LocalBackend)
     ssh_public_key: KeyPath = Field(default=".tierzero/id_ed25519.pub", description="public key file installed on every instance")
     capacity_hunt_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60, description=(

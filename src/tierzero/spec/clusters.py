@@ -1,10 +1,10 @@
-"""clusters[]: Talos Kubernetes clusters running as VMs on the Proxmox hosts."""
+"""clusters[]: Talos Kubernetes clusters, as VMs on the Proxmox hosts or directly on OCI A1 instances."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from tierzero.spec.addons import Addons
 from tierzero.spec.base import DHCP, Cidr, InterfaceAddress, IPAddress, MacAddress, Model, Name
@@ -23,8 +23,13 @@ class Patches(Model):
 
 
 class Node(Model):
+    """A Talos node: a VM on a Proxmox host (`node`) or an OCI A1 instance running Talos itself (`instance`)."""
+
     name: Name
-    node: Name = Field(description="the hypervisors.proxmox.nodes entry this VM runs on")
+    node: Name | None = Field(default=None, description="the hypervisors.proxmox.nodes entry this VM runs on")
+    instance: Name | None = Field(default=None, description=(
+        "the cloud.oci.a1_instances entry that runs Talos directly (no Proxmox): it boots the Oracle image and "
+        "reads its machine config from the instance metadata (user_data)"))
     vmid: int | None = Field(default=None, ge=100, le=999999999, description="Proxmox VMID; default assigned from 1000 up")
     cores: int = Field(default=2, ge=1, le=128)
     memory_gb: float = Field(default=2.0, ge=1)
@@ -32,6 +37,17 @@ class Node(Model):
     ip: InterfaceAddress = Field(default=DHCP, description="static address with prefix like 10.10.0.11/24, or dhcp")
     mac: MacAddress | None = None
     patches: list[Patch] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_host(self) -> "Node":
+        if bool(self.node) == bool(self.instance):
+            raise ValueError("give exactly one of `node` (a Proxmox host the VM runs on) or `instance` (an A1 instance that runs Talos itself)")
+        return self
+
+    @property
+    def host(self) -> str:
+        """The Proxmox host or the A1 instance this node runs on."""
+        return self.node or self.instance or ""
 
 
 class ClusterNetwork(Model):
@@ -90,6 +106,9 @@ class Cluster(Model):
     cni: Literal["cilium", "none"] = "cilium"
     gitops: GitOps | None = None
     addons: Addons = Field(default_factory=Addons)
+    image_ocid: str | None = Field(default=None, pattern=r"^ocid1\.image\.", description=(
+        "for nodes on A1 instances: an existing Talos custom image to boot (skips the Image Factory download, the "
+        "Object Storage upload and the import, which an Always-Free-only tenancy refuses: custom-image-count is 0 there)"))
 
     @field_validator("extensions")
     @classmethod
@@ -107,6 +126,11 @@ class Cluster(Model):
     @property
     def kubernetes_semver(self) -> str:
         return self.kubernetes_version.lstrip("v")
+
+    @property
+    def on_instances(self) -> bool:
+        """Whether the nodes are OCI A1 instances running Talos directly (the oci-talos design), not Proxmox VMs."""
+        return any(n.instance for _, n in self.nodes())
 
     def nodes(self) -> list[tuple[Role, Node]]:
         return [("controlplane", n) for n in self.control_planes] + [("worker", n) for n in self.workers]

@@ -47,7 +47,7 @@ class Platform(Model):
     kind: Literal["Platform"]
     metadata: Metadata
     cloud: Cloud | None = Field(default=None, description="omit for your own Proxmox hosts")
-    hypervisors: Hypervisors
+    hypervisors: Hypervisors | None = Field(default=None, description="omit when every cluster runs on A1 instances directly")
     clusters: list[Cluster] = Field(default_factory=list)
     services: list[Service] = Field(default_factory=list)
 
@@ -57,7 +57,19 @@ class Platform(Model):
 
     @property
     def proxmox(self) -> Proxmox:
+        """hypervisors.proxmox; LookupError for a spec without Proxmox hosts (check `has_proxmox` first)."""
+        if self.hypervisors is None:
+            raise LookupError("the spec has no hypervisors.proxmox")
         return self.hypervisors.proxmox
+
+    @property
+    def has_proxmox(self) -> bool:
+        return self.hypervisors is not None
+
+    def talos_instances(self) -> list[tuple[Cluster, Node, A1Instance]]:
+        """The A1 instances that run Talos directly, with their cluster and node (the oci-talos design)."""
+        a1 = {i.name: i for i in self.oci.a1_instances} if self.oci else {}
+        return [(c, n, a1[n.instance]) for c in self.clusters for _, n in c.nodes() if n.instance and n.instance in a1]
 
     def cluster(self, name: str) -> Cluster:
         """The cluster named `name`; KeyError when the spec has none."""

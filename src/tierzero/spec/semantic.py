@@ -9,6 +9,7 @@ from importlib import resources
 from typing import Any, Iterable, Iterator
 from urllib.parse import urlparse
 
+from tierzero.spec import addressing
 from tierzero.spec.errors import Path, Problem
 from tierzero.spec.clusters import Cluster, Node
 from tierzero.spec.models import Platform
@@ -33,9 +34,9 @@ def supported_versions() -> dict[str, dict[str, str]]:
 
 def check(p: Platform) -> list[Problem]:
     out: list[Problem] = []
-    from tierzero.spec import addressing
+    from tierzero.spec.instances import check_talos_instances
 
-    for rule in (_unique, _addresses, addressing.check, _references, _versions, _fit, _quorum, _addons, _gitops_paths):
+    for rule in (_unique, _addresses, addressing.check, _references, check_talos_instances, _versions, _fit, _quorum, _addons, _gitops_paths):
         out.extend(rule(p))
     return out
 
@@ -67,8 +68,11 @@ def _unique(p: Platform) -> list[Problem]:
         inst = [(("cloud", "oci", "a1_instances", i, "name"), x.name) for i, x in enumerate(p.oci.a1_instances)]
         inst += [(("cloud", "oci", "micro_instances", i, "name"), x.name) for i, x in enumerate(p.oci.micro_instances)]
         out += _duplicates(inst, "instance name")
-    out += _duplicates([(("hypervisors", "proxmox", "nodes", i, "name"), n.name) for i, n in enumerate(p.proxmox.nodes)], "Proxmox node name")
-    out += _duplicates([(("hypervisors", "proxmox", "nodes", i, "instance"), n.instance) for i, n in enumerate(p.proxmox.nodes) if n.instance], "cloud instance reference")
+    hosts = p.proxmox.nodes if p.has_proxmox else []
+    out += _duplicates([(("hypervisors", "proxmox", "nodes", i, "name"), n.name) for i, n in enumerate(hosts)], "Proxmox node name")
+    refs: list[tuple[Path, str]] = [(("hypervisors", "proxmox", "nodes", i, "instance"), n.instance) for i, n in enumerate(hosts) if n.instance]
+    refs += [(path + ("instance",), n.instance) for path, _, n in _vm_nodes(p) if n.instance]
+    out += _duplicates(refs, "cloud instance reference")
     out += _duplicates([(("clusters", i, "name"), c.name) for i, c in enumerate(p.clusters)], "cluster name")
     vms = list(_vm_nodes(p))
     names = [(path + ("name",), n.name) for path, _, n in vms] + [(("services", i, "name"), s.name) for i, s in enumerate(p.services)]
@@ -95,23 +99,24 @@ def _host_in(path: Path, iface: str, net: ipaddress.IPv4Network | ipaddress.IPv6
 
 def _addresses(p: Platform) -> list[Problem]:
     out: list[Problem] = []
-    px = p.proxmox
-    node_net = ipaddress.ip_network(px.network)
-    out += _host_in(("hypervisors", "proxmox", "gateway"), px.gateway, node_net, "gateway")
+    _, node_net = addressing.node_network(p)
+    if p.has_proxmox:
+        out += _host_in(("hypervisors", "proxmox", "gateway"), p.proxmox.gateway, node_net, "gateway")
     if p.oci:
         for i, cidr in enumerate(p.oci.network.admin_cidrs):
             if ipaddress.ip_network(cidr).prefixlen == 0:
                 out.append(_err(("cloud", "oci", "network", "admin_cidrs", i), "admin ports must not be open to the whole Internet; list your own networks (like 203.0.113.7/32)"))
-    for path, _, n in _vm_nodes(p):
+    subnet = ipaddress.ip_network(p.oci.network.subnet_cidr) if p.oci else node_net
+    for path, _c, n in _vm_nodes(p):
         if n.ip.interface:
-            out += _host_in(path + ("ip",), str(n.ip), node_net, "address")
+            out += _host_in(path + ("ip",), str(n.ip), subnet if n.instance else node_net, "address")
     for i, s in enumerate(p.services):
         if s.ip.interface:
             out += _host_in(("services", i, "ip"), str(s.ip), node_net, "address")
     for ci, c in enumerate(p.clusters):
         base = ("clusters", ci)
         if c.vip:
-            out += _host_in(base + ("vip",), c.vip, node_net, "VIP")
+            out += _host_in(base + ("vip",), c.vip, subnet if c.on_instances else node_net, "VIP")
         host = urlparse(c.endpoint).hostname or ""
         try:
             ipaddress.ip_address(host)
@@ -124,6 +129,8 @@ def _addresses(p: Platform) -> list[Problem]:
 
 
 def _references(p: Platform) -> list[Problem]:
+    if not p.has_proxmox:
+        return []  # clusters on A1 instances: tierzero.spec.instances
     out: list[Problem] = []
     px = p.proxmox
     hosts = {n.name for n in px.nodes}
@@ -149,7 +156,7 @@ def _references(p: Platform) -> list[Problem]:
             elif "quorum-witness" not in micro[host].roles:
                 out.append(_err(("hypervisors", "proxmox", "qdevice", "host"), f"micro instance {host!r} lacks the quorum-witness role; add it to its roles"))
     for path, _, vm in _vm_nodes(p):
-        if vm.node not in hosts:
+        if vm.node is not None and vm.node not in hosts:
             out.append(_err(path + ("node",), f"no Proxmox node named {vm.node!r}; expected one of: {', '.join(sorted(hosts))}"))
     for i, s in enumerate(p.services):
         if s.node not in hosts:
@@ -208,7 +215,7 @@ def _vm_nodes_of(c: Cluster, ci: int) -> Iterator[tuple[Path, Cluster, Node]]:
 
 
 def _fit(p: Platform) -> list[Problem]:
-    return _fit_memory(p) + _fit_vcpus(p)
+    return _fit_memory(p) + _fit_vcpus(p) if p.has_proxmox else []
 
 
 def _fit_vcpus(p: Platform) -> list[Problem]:
@@ -218,7 +225,7 @@ def _fit_vcpus(p: Platform) -> list[Problem]:
     hosts = {n.name: (i, p.host_cores(n)) for i, n in enumerate(p.proxmox.nodes)}
     out = []
     for path, _, n in _vm_nodes(p):
-        index, cores = hosts.get(n.node, (0, None))
+        index, cores = hosts.get(n.host, (0, None))
         if cores is not None and n.cores > cores:
             out.append(Problem(path + ("cores",), f"{n.cores} vCPUs but host {n.node} has {cores} core{'s' if cores != 1 else ''}: "
                                                   f"Proxmox VE would not start this VM; give it at most {cores}",
@@ -229,7 +236,7 @@ def _fit_vcpus(p: Platform) -> list[Problem]:
 def _fit_memory(p: Platform) -> list[Problem]:
     used: dict[str, float] = defaultdict(float)
     for _, _c, n in _vm_nodes(p):
-        used[n.node] += n.memory_gb
+        used[n.host] += n.memory_gb
     for s in p.services:
         used[s.node] += s.memory_gb
     out: list[Problem] = []
@@ -244,6 +251,8 @@ def _fit_memory(p: Platform) -> list[Problem]:
 
 
 def _quorum(p: Platform) -> list[Problem]:
+    if not p.has_proxmox:
+        return []
     px = p.proxmox
     if len(px.nodes) == 2 and px.qdevice is None:
         return [_warn(("hypervisors", "proxmox"), "two nodes without a qdevice lose quorum when either stops; add qdevice.host (a quorum-witness micro instance)")]
@@ -252,7 +261,7 @@ def _quorum(p: Platform) -> list[Problem]:
 
 def _addons(p: Platform) -> list[Problem]:
     out: list[Problem] = []
-    node_net = ipaddress.ip_network(p.proxmox.network)
+    _, node_net = addressing.node_network(p)
     for ci, c in enumerate(p.clusters):
         lb = c.addons.metallb
         if lb and lb.enabled:

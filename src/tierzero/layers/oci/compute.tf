@@ -14,7 +14,7 @@ locals {
 }
 
 data "oci_core_images" "a1" {
-  count                    = var.a1_image_ocid == null && length(var.a1_instances) > 0 ? 1 : 0
+  count                    = var.a1_image_ocid == null && length(var.a1_instances) > length(var.talos_nodes) ? 1 : 0
   compartment_id           = local.compartment_id
   operating_system         = var.image_operating_system
   operating_system_version = var.image_operating_system_version
@@ -36,7 +36,7 @@ data "oci_core_images" "micro" {
 }
 
 resource "oci_core_instance" "a1" {
-  for_each            = var.a1_instances
+  for_each            = { for n, i in var.a1_instances : n => i if !contains(keys(var.talos_nodes), n) } # Talos nodes: talos.tf
   compartment_id      = local.compartment_id
   availability_domain = each.value.availability_domain
   display_name        = "${var.name_prefix}-${each.key}"
@@ -130,7 +130,7 @@ resource "oci_core_instance" "micro" {
 }
 
 locals {
-  all_instances = merge(oci_core_instance.a1, oci_core_instance.micro)
+  all_instances = merge(oci_core_instance.a1, oci_core_instance.talos, oci_core_instance.micro)
 }
 
 # A reserved public IP is bound to the instance's primary private IP, found through its VNIC.

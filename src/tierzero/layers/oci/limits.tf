@@ -52,6 +52,18 @@ resource "terraform_data" "free_tier_limits" {
       error_message = "Every block volume must name an existing instance."
     }
     precondition {
+      condition     = alltrue([for n in keys(var.talos_nodes) : contains(keys(var.a1_instances), n)])
+      error_message = "Every Talos node must name an a1_instances entry."
+    }
+    precondition {
+      condition     = length(distinct([for t in values(var.talos_nodes) : t.cluster])) <= var.limit_network_load_balancers
+      error_message = "Each cluster on Talos instances gets a network load balancer; Always Free allows ${var.limit_network_load_balancers}."
+    }
+    precondition {
+      condition     = alltrue([for n in keys(var.talos_nodes) : contains(keys(var.talos_user_data), n)])
+      error_message = "Every Talos node needs its machine config in talos_user_data."
+    }
+    precondition {
       condition     = var.compartment_ocid == null || var.compartment_name == null
       error_message = "Give compartment_ocid or compartment_name, not both."
     }

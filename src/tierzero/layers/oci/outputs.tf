@@ -11,6 +11,15 @@ locals {
       private_ip = i.private_ip
       public_ip  = lookup(local.reserved_ip_by_instance, n, i.public_ip)
     } },
+    { for n, i in oci_core_instance.talos : n => {
+      ocid       = i.id
+      kind       = "a1"
+      shape      = i.shape
+      roles      = ["talos-${var.talos_nodes[n].role}"]
+      ad         = i.availability_domain
+      private_ip = i.private_ip
+      public_ip  = i.public_ip
+    } },
     { for n, i in oci_core_instance.micro : n => {
       ocid       = i.id
       kind       = "micro"
@@ -47,4 +56,12 @@ output "subnet_id" {
 
 output "budget_id" {
   value = oci_budget_budget.this.id
+}
+
+output "network_load_balancers" {
+  description = "cluster => {id, ip_address}: the public address fronting 6443 (Kubernetes) and 50000 (Talos)."
+  value = { for c, nlb in oci_network_load_balancer_network_load_balancer.talos : c => {
+    id         = nlb.id
+    ip_address = one([for a in nlb.ip_addresses : a.ip_address if a.is_public])
+  } }
 }

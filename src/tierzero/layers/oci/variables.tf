@@ -262,3 +262,41 @@ variable "limit_block_storage_gb" {
   type        = number
   default     = 200
 }
+
+variable "talos_nodes" {
+  description = "a1_instances entries that run Talos directly (no Proxmox), by instance name: its cluster, role, fixed private IP and the Talos custom image."
+  type = map(object({
+    cluster    = string
+    role       = string
+    private_ip = string
+    image_id   = string
+  }))
+  default = {}
+  validation {
+    condition     = alltrue([for n, t in var.talos_nodes : contains(["controlplane", "worker"], t.role)])
+    error_message = "A Talos node's role is controlplane or worker."
+  }
+  validation {
+    condition     = alltrue([for n, t in var.talos_nodes : startswith(t.image_id, "ocid1.image.")])
+    error_message = "A Talos node's image_id is an image OCID (ocid1.image....)."
+  }
+}
+
+variable "talos_user_data" {
+  description = "Machine config of each Talos node, base64-encoded: Talos' oracle platform reads it from the instance metadata (IMDSv2, user_data)."
+  type        = map(string)
+  default     = {}
+  sensitive   = true
+}
+
+variable "talos_instance_principals" {
+  description = "Create a dynamic group of the compartment's instances and a policy for the OCI cloud controller manager and CSI driver (instance principals)."
+  type        = bool
+  default     = false
+}
+
+variable "limit_network_load_balancers" {
+  description = "Network load balancers Always Free allows (one per cluster on Talos instances is created)."
+  type        = number
+  default     = 1
+}

@@ -3,6 +3,7 @@ locals {
   real_outputs = ["ocid", "kind", "shape", "roles", "ad", "private_ip", "public_ip"]
   instances_out = merge(
     { for n, r in terraform_data.a1 : n => { for k, v in r.output : k => v if contains(local.real_outputs, k) } },
+    { for n, r in terraform_data.talos : n => { for k, v in r.output : k => v if contains(local.real_outputs, k) } },
     { for n, r in terraform_data.micro : n => { for k, v in r.output : k => v if contains(local.real_outputs, k) } },
   )
 }
@@ -31,4 +32,9 @@ output "subnet_id" {
 
 output "budget_id" {
   value = terraform_data.budget.output.id
+}
+
+output "network_load_balancers" {
+  description = "cluster => {id, ip_address}: the public address fronting 6443 (Kubernetes) and 50000 (Talos)."
+  value       = { for c, r in terraform_data.nlb : c => { id = r.output.id, ip_address = r.output.ip_address } }
 }

@@ -13,7 +13,7 @@ locals {
     { for n, i in var.a1_instances : n => {
       kind      = "a1"
       shape     = "VM.Standard.A1.Flex"
-      roles     = ["proxmox-host"]
+      roles     = contains(keys(var.talos_nodes), n) ? ["talos-${var.talos_nodes[n].role}"] : ["proxmox-host"]
       ad        = i.availability_domain
       ocpus     = i.ocpus
       memory_gb = i.memory_gb
@@ -34,7 +34,7 @@ locals {
     compartment_id = local.compartment_id
     region         = var.region
     ocid           = "ocid1.instance.${local.twin_suffix}${substr(sha1("${var.name_prefix}/${n}"), 0, 32)}"
-    private_ip     = cidrhost(var.subnet_cidr, 10 + local.instance_index[n])
+    private_ip     = contains(keys(var.talos_nodes), n) ? var.talos_nodes[n].private_ip : cidrhost(var.subnet_cidr, 10 + local.instance_index[n])
     # TEST-NET-2 for reserved addresses, TEST-NET-3 for ephemeral ones: never routable.
     public_ip = contains(local.reserved_instances, n) ? cidrhost("198.51.100.0/24", 10 + local.instance_index[n]) : cidrhost("203.0.113.0/24", 10 + local.instance_index[n])
   }) }
@@ -46,6 +46,11 @@ locals {
   capacity_check = "case \" $${TIERZERO_TWIN_FULL_ADS:-} \" in *\" $AD \"*) echo \"$NO_CAPACITY (twin: $AD is full)\" >&2; exit 1;; esac; exec sleep \"$${TIERZERO_TWIN_CREATE_SECONDS:-0}\""
   # An AD that does not offer A1 to the tenancy answers as OCI does (hitrov/oci-arm-host-capacity issue 96).
   a1_check = "case \" $${TIERZERO_TWIN_NO_A1_ADS:-} \" in *\" $AD \"*) echo \"$NO_SHAPE (twin: $AD has no A1)\" >&2; exit 1;; esac; ${local.capacity_check}"
+  # LaunchInstance to the sandbox's OCI stand-in; nothing to do for a twin applied without one (its tests).
+  launch = <<-EOT
+    [ -z "$${TIERZERO_TWIN_OCI_URL:-}" ] && exit 0
+    exec python3 -c 'import os, urllib.request as r; r.urlopen(r.Request(os.environ["TIERZERO_TWIN_OCI_URL"] + "/20160918/instances", data=os.environ["LAUNCH"].encode(), headers={"Content-Type": "application/json"}), timeout=60).read()'
+  EOT
   oci_answers = {
     NO_CAPACITY = "500-InternalError, Out of host capacity."
     NO_SHAPE    = "404-NotAuthorizedOrNotFound, shape VM.Standard.A1.Flex not found"
@@ -73,7 +78,7 @@ resource "terraform_data" "subnet" {
 
 # Like oci_core_instance, a changed availability domain or shape replaces the instance.
 resource "terraform_data" "a1" {
-  for_each         = var.a1_instances
+  for_each         = { for n, i in var.a1_instances : n => i if !contains(keys(var.talos_nodes), n) }
   input            = merge(local.fake_instance_outputs[each.key], { subnet = terraform_data.subnet.output.id })
   triggers_replace = [each.value.availability_domain]
 
@@ -119,5 +124,64 @@ resource "terraform_data" "budget" {
     amount    = var.budget_amount
     threshold = var.budget_alert_threshold_percent
     email     = var.budget_alert_email
+  }
+}
+
+# Talos nodes on A1 instances (../oci/talos.tf). The user_data is kept only as its digest: the machine config is
+# a secret, and the sandbox's OCI boots the node from the config tierzero hands the twin's instance at apply.
+resource "terraform_data" "talos" {
+  for_each = var.talos_nodes
+  input = merge(local.fake_instance_outputs[each.key], {
+    subnet         = terraform_data.subnet.output.id
+    image_id       = each.value.image_id
+    cluster        = each.value.cluster
+    user_data_sha1 = sha1(lookup(var.talos_user_data, each.key, ""))
+  })
+  triggers_replace = [var.a1_instances[each.key].availability_domain]
+
+  provisioner "local-exec" {
+    command     = local.a1_check
+    environment = merge(local.oci_answers, { AD = var.a1_instances[each.key].availability_domain })
+  }
+
+  # LaunchInstance as the provider sends it, to the sandbox's OCI when there is one (TIERZERO_TWIN_OCI_URL).
+  provisioner "local-exec" {
+    command = local.launch
+    environment = {
+      LAUNCH = jsonencode({
+        displayName        = each.key
+        compartmentId      = local.compartment_id
+        availabilityDomain = var.a1_instances[each.key].availability_domain
+        shape              = "VM.Standard.A1.Flex"
+        shapeConfig        = { ocpus = var.a1_instances[each.key].ocpus, memoryInGBs = var.a1_instances[each.key].memory_gb }
+        sourceDetails      = { sourceType = "image", imageId = each.value.image_id, bootVolumeSizeInGBs = var.a1_instances[each.key].boot_volume_gb }
+        createVnicDetails  = { subnetId = terraform_data.subnet.output.id, privateIp = each.value.private_ip, hostnameLabel = each.key, assignPublicIp = true }
+        metadata           = { user_data = lookup(var.talos_user_data, each.key, "") }
+        instanceOptions    = { areLegacyImdsEndpointsDisabled = true }
+        launchOptions      = { networkType = "PARAVIRTUALIZED" }
+      })
+    }
+  }
+
+  lifecycle {
+    ignore_changes = [input] # like source_details and metadata on the real instance: never a replacement
+  }
+}
+
+resource "terraform_data" "nlb" {
+  for_each = toset([for t in values(var.talos_nodes) : t.cluster])
+  input = {
+    id         = "ocid1.networkloadbalancer.${local.twin_suffix}${substr(sha1("${var.name_prefix}/${each.key}/nlb"), 0, 32)}"
+    ip_address = cidrhost("203.0.113.0/24", 200 + index(sort([for t in values(var.talos_nodes) : t.cluster]), each.key))
+    listeners  = [6443, 50000]
+    backends   = sort([for n, t in var.talos_nodes : n if t.cluster == each.key && t.role == "controlplane"])
+  }
+}
+
+resource "terraform_data" "instance_principals" {
+  count = var.talos_instance_principals && length(var.talos_nodes) > 0 ? 1 : 0
+  input = {
+    dynamic_group = "${var.name_prefix}-talos-nodes"
+    policy        = "${var.name_prefix}-talos-ccm-csi"
   }
 }

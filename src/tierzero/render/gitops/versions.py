@@ -47,6 +47,8 @@ CHARTS: dict[str, HelmChart] = {
 GIT_SOURCES: dict[str, GitSource] = {
     # Oracle publishes the CCM as plain manifests, not as a chart.
     "oci_ccm": GitSource("https://github.com/oracle/oci-cloud-controller-manager", "v1.33.0", "manifests/cloud-controller-manager"),
+    # The block-volume CSI driver ships in the same repository and release (docs/container-storage-interface.md).
+    "oci_csi": GitSource("https://github.com/oracle/oci-cloud-controller-manager", "v1.33.0", "manifests/container-storage-interface"),
 }
 
 

@@ -114,6 +114,8 @@ def _start(box: SandboxContext) -> Stop:
     stand-in's `pct exec` runs in one ContainerStandIn. The LXC template is not seeded: the
     product downloads it from the node's appliance index, as on a fresh install."""
     services = box.spec.infisical_services()
+    if not services:
+        return lambda: None
     world = InfisicalWorld(box.world.file(DOCUMENT)) if box.world is not None else None
     containers = ContainerStandIn()
     if world is not None:

@@ -219,6 +219,8 @@ def _start(box: SandboxContext) -> Stop:
     """SSH stand-ins for the spec's hosts (and QDevice witness), as the world saved them when the
     sandbox persists. Option pve_kvm (a saved host keeps its own). One host key, kept in the
     sandbox state directory, so the workspace known_hosts stays valid from one sandbox run to the next."""
+    if not box.spec.has_proxmox:  # Talos directly on A1 instances: no Proxmox host to play
+        return lambda: None
     from tierzero.workspace.keys import create_ssh_keypair
     from tierzero.workspace.layout import write_private
 

@@ -1,5 +1,8 @@
 """The OCI cloud-controller-manager: Oracle's manifests at a pinned tag, and its config Secret
-(`cloud-provider.yaml`) using instance principals, so no API key ever enters the cluster."""
+(`cloud-provider.yaml`) using instance principals, so no API key ever enters the cluster. A cluster on
+A1 instances (Talos directly on OCI) also gets the block-volume CSI driver from the same release, with the
+same config in the Secret it reads, `oci-volume-provisioner` key `config.yaml` (oracle/oci-cloud-controller-manager
+docs/container-storage-interface.md); the OpenTofu layer creates the dynamic group and policy both use."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from tierzero.spec.addons import OciCcm
 
 NAMESPACE = "kube-system"
 CONFIG_SECRET = "oci-cloud-controller-manager"  # the name Oracle's DaemonSet mounts
+CSI_SECRET = "oci-volume-provisioner"  # the name Oracle's CSI controller mounts
 
 
 def cloud_provider_config(ctx: RenderContext) -> dict[str, Any]:
@@ -44,7 +48,7 @@ def build(ctx: RenderContext) -> list[Component]:
     config = cloud_provider_config(ctx)
     if "subnet1" not in config["loadBalancer"]:
         ctx.notes.append("oci_ccm: no load-balancer subnet yet (set oci_ccm.load_balancer_subnet or deploy the cloud first)")
-    return [
+    out = [
         Component(
             name="oci-cloud-controller-manager",
             namespace=NAMESPACE,
@@ -53,3 +57,12 @@ def build(ctx: RenderContext) -> list[Component]:
             secrets=[secret(CONFIG_SECRET, NAMESPACE, {"cloud-provider.yaml": dump(config)})],
         )
     ]
+    if ctx.cluster.on_instances:
+        out.append(Component(
+            name="oci-csi",
+            namespace=NAMESPACE,
+            source=git_source("oci_csi", spec.version),
+            create_namespace=False,
+            secrets=[secret(CSI_SECRET, NAMESPACE, {"config.yaml": dump(config)})],
+        ))
+    return out
