@@ -23,12 +23,12 @@ VXLAN_MTU = 1450  # the uplink's 1500 less VXLAN's 50 bytes (pve-docs pvesdn.ado
 
 def vm_network_wanted(spec: Any) -> bool:
     """Hosts on cloud instances share no L2: their VM network is tierzero's VXLAN zone."""
-    return any(n.instance for n in spec.proxmox.nodes)
+    return spec.has_proxmox and any(n.instance for n in spec.proxmox.nodes)
 
 
 def emulation_note(spec: Any) -> str | None:
     """What a user should expect from VMs without KVM (every A1 instance), or None."""
-    if not any(n.instance for n in spec.proxmox.nodes) and not spec.proxmox.allow_software_emulation:
+    if not spec.has_proxmox or (not any(n.instance for n in spec.proxmox.nodes) and not spec.proxmox.allow_software_emulation):
         return None
     return ("VMs on hosts without /dev/kvm (every OCI A1 instance: no nested virtualisation) run with `kvm: 0`, "
             "under QEMU's TCG software emulation with cpu `max`: expect CPU-bound work several times slower than "

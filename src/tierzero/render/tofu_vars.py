@@ -160,7 +160,7 @@ def tfvars_for(
         "admin_cidrs": list(oci.network.admin_cidrs),
         "allow_http": oci.network.allow_http,
         "allow_icmp": oci.network.allow_icmp,
-        "ceph_between_hosts": platform.proxmox.ceph.enabled,
+        "ceph_between_hosts": platform.has_proxmox and platform.proxmox.ceph.enabled,
         "ssh_authorized_keys": ssh_public_key.strip() if ssh_public_key else _ssh_key(oci, base_dir),
         "a1_instances": {
             a.name: {
