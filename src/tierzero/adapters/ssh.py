@@ -12,9 +12,7 @@ import asyncio
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
-
-import asyncssh
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from tierzero.adapters import calls
 from tierzero.adapters.connections import ClientCache, Connections, Endpoint, RetryKind
@@ -22,6 +20,13 @@ from tierzero.adapters.errors import from_asyncssh
 from tierzero.adapters.redact import Redactor
 from tierzero.adapters.retry import Policy, RetryExhausted, retry_async
 from tierzero.errors import OperationError
+
+if TYPE_CHECKING:
+    import asyncssh
+
+# asyncssh is imported where a connection is made, not with this module: the phases import it for
+# `retry_policy`, and importing asyncssh probes for liboqs (ldconfig, gcc and ld processes), which a
+# run that opens no SSH connection (a no-op re-run) should not pay for.
 
 
 def retry_policy(connections: Connections, kind: RetryKind) -> Policy:
@@ -96,15 +101,14 @@ def _record_key(known_hosts: Path, pattern: str, key: asyncssh.SSHKey) -> None:
         out.write(line)
 
 
-_TRANSIENT = (OSError, asyncio.TimeoutError, asyncssh.ConnectionLost, asyncssh.ChannelOpenError)
-
-
 def _transient(exc: BaseException) -> bool:
+    import asyncssh
+
     if isinstance(exc, (asyncssh.HostKeyNotVerifiable, asyncssh.PermissionDenied, OperationError)):
         return False
     if isinstance(exc, asyncssh.DisconnectError) and not isinstance(exc, asyncssh.ConnectionLost):
         return False
-    return isinstance(exc, _TRANSIENT)
+    return isinstance(exc, (OSError, asyncio.TimeoutError, asyncssh.ConnectionLost, asyncssh.ChannelOpenError))
 
 
 @dataclass
@@ -121,6 +125,8 @@ class SshClient:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def _connect(self) -> asyncssh.SSHClientConnection:
+        import asyncssh
+
         t = self.target
         if not t.key_path.exists():
             raise OperationError(f"SSH key {t.key_path} not found", hint="run `tierzero init` to create the workspace key")
@@ -144,6 +150,8 @@ class SshClient:
         return conn
 
     async def connection(self, on_retry: Callable[[int, str, float], None] | None = None) -> asyncssh.SSHClientConnection:
+        import asyncssh
+
         async with self._lock:
             if self._conn is not None and not self._conn.is_closed():
                 return self._conn
@@ -163,6 +171,8 @@ class SshClient:
     async def run(self, command: str | list[str], *, check: bool = True, input: str | None = None, secrets: Iterable[str] = (), timeout: float | None = 600, hint: str | None = None,
                   log: Callable[[str], None] | None = None, on_retry: Callable[[int, str, float], None] | None = None) -> Result:
         """Run a command; `secrets` are masked in the log and in errors (never in what is sent)."""
+        import asyncssh
+
         log = log or self.log
         on_retry = on_retry or self.on_retry
         cmd = command if isinstance(command, str) else shlex.join(command)

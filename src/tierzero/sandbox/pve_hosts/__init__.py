@@ -13,14 +13,14 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import asyncssh
-
 from tierzero.sandbox.context import Handle, SandboxContext, StandIn, Stop
 from tierzero.sandbox.pve_hosts.cloud_image import PROXMOX_PACKAGES, AptRepository, as_cloud_instance
 from tierzero.sandbox.pve_hosts.commands import GiB, CephState, ClusterState, HostState
 from tierzero.sandbox.pve_hosts.server import PveHosts
 
 if TYPE_CHECKING:
+    import asyncssh
+
     from tierzero.sandbox.world import WorldFile
 
 __all__ = ["CephState", "ClusterState", "HostState", "PveHosts", "hosts_for_spec", "start_pve_hosts", "HOSTS", "STANDIN"]
@@ -118,7 +118,7 @@ def start_pve_hosts(
     bridges: dict[str, list[str]] | None = None,
     pve: Any = None,
     kvm: bool = True,
-    host_key: asyncssh.SSHKey | None = None,
+    host_key: asyncssh.SSHKey | Path | None = None,
     world: Any = None,
     cloud: dict[str, CloudBoot] | None = None,
     repositories: list[AptRepository] = (),  # type: ignore[assignment]
@@ -229,13 +229,15 @@ def _start(box: SandboxContext) -> Stop:
         create_ssh_keypair(ws)
     key_file = Path(box.state_dir) / "pve_hosts_host_key"
     if not key_file.exists():
+        import asyncssh
+
         write_private(key_file, asyncssh.generate_private_key("ssh-ed25519").export_private_key())
     nodes, witnesses = hosts_for_spec(box.spec)
     world = box.world.file(DOCUMENT) if box.world is not None else None
     hosts = box.put(HOSTS, start_pve_hosts(nodes, ws.ssh_public_key, witnesses=witnesses, public=public_addresses(box.spec),
                                            cloud=cloud_boots(box.spec), repositories=port_repositories(box.spec),
                                            kvm=box.options.pve_kvm,
-                                           host_key=asyncssh.read_private_key(str(key_file)), world=world))
+                                           host_key=key_file, world=world))
     box.connections.ssh_key = box.connections.ssh_key or ws.ssh_key
     box.connections.known_hosts = box.connections.known_hosts or ws.root / "known_hosts"
     hosts.connections(box.connections)

@@ -17,11 +17,11 @@ import asyncio
 import hashlib
 import re
 import shlex
+import socket
 import threading
 import uuid
-from typing import Any, Callable
-
-import asyncssh
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 from tierzero.adapters.connections import Connections, Endpoint
 from tierzero.sandbox.pve_hosts.access import PveumCommands
@@ -29,13 +29,16 @@ from tierzero.sandbox.pve_hosts.cloud_image import PVE_COMMANDS, AptRepository, 
 from tierzero.sandbox.pve_hosts.guest_commands import GuestCommands
 from tierzero.sandbox.pve_hosts.commands import CephState, ClusterState, HostState, PveCommands
 
+if TYPE_CHECKING:
+    import asyncssh
+
 __all__ = ["CephState", "ClusterState", "HostState", "PveHosts"]
 
 
 class PveHosts(CloudImageCommands, PveumCommands, GuestCommands, PveCommands):
     """The running stand-in. `connections()` gives the ssh endpoints for the spec's host names."""
 
-    def __init__(self, hosts: list[HostState], authorized_key: str, pve: Any = None, host_key: asyncssh.SSHKey | None = None) -> None:
+    def __init__(self, hosts: list[HostState], authorized_key: str, pve: Any = None, host_key: asyncssh.SSHKey | Path | None = None) -> None:
         self.hosts = {h.name: h for h in hosts}
         self.authorized_key = authorized_key.strip()
         self.cluster = ClusterState()
@@ -60,7 +63,9 @@ class PveHosts(CloudImageCommands, PveumCommands, GuestCommands, PveCommands):
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="pve-hosts", daemon=True)
         self._servers: dict[str, asyncssh.SSHAcceptor] = {}
-        self._host_key = host_key
+        self._waiting: dict[str, socket.socket] = {}  # listening, no client yet: asyncssh not started
+        self._starting: dict[str, asyncio.Task[None]] = {}  # a first client came: the server is starting
+        self._host_key = host_key  # a key, or the file holding it (read when the first client comes)
         self._host_keys: dict[str, asyncssh.SSHKey] = {}
         for h in hosts:
             h.root_pubkey = h.root_pubkey or f"ssh-rsa AAAAB3Nza{uuid.uuid4().hex} root@{h.name}"
@@ -110,7 +115,7 @@ class PveHosts(CloudImageCommands, PveumCommands, GuestCommands, PveCommands):
         return self
 
     def stop(self) -> None:
-        for name in list(self._servers):
+        for name in [*self._waiting, *self._starting, *self._servers]:
             self._call(self._close(name))
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
@@ -119,23 +124,63 @@ class PveHosts(CloudImageCommands, PveumCommands, GuestCommands, PveCommands):
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(30)
 
     async def _listen(self, name: str) -> None:
+        """Listen on the host's port now, start its SSH server when the first client connects.
+        Why: importing asyncssh costs about half a second on a loaded machine (it probes for
+        liboqs with ldconfig, gcc and ld), and a sandbox run that never opens an SSH connection
+        (a no-op re-run: its checks use the Proxmox API) should not pay it. A client sees no
+        difference: the kernel queues its connection until the server takes it."""
         host = self.hosts[name]
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", host.port))
+        sock.listen(100)
+        sock.setblocking(False)
+        host.port = sock.getsockname()[1]
+        self._waiting[name] = sock
+        self._loop.add_reader(sock.fileno(), self._first_client, name)
+
+    def _first_client(self, name: str) -> None:
+        sock = self._waiting.pop(name, None)
+        if sock is not None:
+            self._loop.remove_reader(sock.fileno())
+            self._starting[name] = self._loop.create_task(self._serve_ssh(name, sock))
+
+    async def _serve_ssh(self, name: str, sock: socket.socket) -> None:
+        import asyncssh
+
+        from tierzero.sandbox.pve_hosts.login import Login
+
         # PRE-SEEDED, and why: tierzero logs in with the workspace key, which the user puts in root's
         # authorized_keys when installing (the installer's `root-ssh-keys`, pve-installer 9.1.0
         # Install.pm 1538-1542) or afterwards (the README's prerequisite); nothing else is trusted.
-        server = await asyncssh.listen(
-            "127.0.0.1", host.port, server_host_keys=[self._host_key_for(name)], server_factory=lambda: _Login(self, name),
-            process_factory=lambda proc: self._serve(name, proc), reuse_address=True,
-        )
-        host.port = server.sockets[0].getsockname()[1]
-        self._servers[name] = server
+        try:
+            self._servers[name] = await asyncssh.listen(
+                sock=sock, server_host_keys=[self._host_key_for(name)], server_factory=lambda: Login(self, name),
+                process_factory=lambda proc: self._serve(name, proc),
+            )
+        except BaseException:
+            sock.close()  # the waiting client sees the connection reset, not a hang
+            raise
+        finally:
+            self._starting.pop(name, None)
 
     def _host_key_for(self, name: str) -> asyncssh.SSHKey:
+        import asyncssh
+
         if name not in self._host_keys:
+            if isinstance(self._host_key, Path):
+                self._host_key = asyncssh.read_private_key(str(self._host_key))
             self._host_keys[name] = self._host_key or asyncssh.generate_private_key("ssh-ed25519")
         return self._host_keys[name]
 
     async def _close(self, name: str) -> None:
+        sock = self._waiting.pop(name, None)
+        if sock is not None:
+            self._loop.remove_reader(sock.fileno())
+            sock.close()
+        starting = self._starting.get(name)
+        if starting is not None:
+            await asyncio.wait([starting])
         server = self._servers.pop(name, None)
         if server is not None:
             server.close()
@@ -439,33 +484,3 @@ def _split_ops(command: str) -> list[tuple[str, str]]:
         i += 1
     parts.append((op, buf))
     return parts
-
-
-class _Login(asyncssh.SSHServer):
-    """Public-key logins with the workspace key only: as root (a Proxmox install: the key the user
-    put there; a cloud image: the line cloud-init wrote, see `CloudImageCommands.root_allowed`) or
-    as the image's default user. Any other user, or any other key, is refused."""
-
-    def __init__(self, hosts: PveHosts, name: str) -> None:
-        self.hosts, self.name = hosts, name
-
-    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
-        self.hosts._sessions.setdefault(self.name, set()).add(conn)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        pass
-
-    def begin_auth(self, username: str) -> bool:
-        return True
-
-    def public_key_auth_supported(self) -> bool:
-        return True
-
-    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
-        host = self.hosts.hosts[self.name]
-        offered = key.export_public_key("openssh").decode().split()[1]
-        if offered != self.hosts.authorized_key.split()[1]:
-            return False
-        if username == "root":
-            return not host.image_user or self.hosts.authorized_key.split()[1] in host.files.get("/root/.ssh/authorized_keys", b"").decode()
-        return username == host.image_user
