@@ -2,7 +2,12 @@
 machine falls on both alike; each run is a new process unless said otherwise. With
 `--benchmark-enable` each comparison takes several rounds and prints medians; in the suite's
 smoke run (`--benchmark-disable`) one round, printed all the same: a ratio of one round on a
-busy machine says little, the smoke run checks that the benchmark still works."""
+busy machine says little, the smoke run checks that the benchmark still works.
+
+Every process runs with Python's bytecode cache on (`as_installed`), as an installed tierzero
+and its dependencies run for a user: an environment with PYTHONDONTWRITEBYTECODE (this
+workplace's shells set it) would otherwise compile tierzero's own modules from source in every
+run while the compared tools load their compiled ones from site-packages."""
 
 from __future__ import annotations
 
@@ -37,9 +42,14 @@ def interleaved(runs: Mapping[str, Callable[[], Any]], count: int) -> dict[str, 
     return out
 
 
+def as_installed() -> dict[str, str]:
+    """The environment of a measured process: this one's, with the bytecode cache allowed."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def tz(*args: str, ok: Sequence[int] = (0,), timeout: float = 240) -> subprocess.CompletedProcess[str]:
     """`tierzero ARGS` in a new process."""
-    proc = subprocess.run([sys.executable, "-m", "tierzero", *args], capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run([sys.executable, "-m", "tierzero", *args], capture_output=True, text=True, timeout=timeout, env=as_installed())
     assert proc.returncode in ok, f"tierzero {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
     return proc
 

@@ -45,17 +45,20 @@ def _selected_phases(only: str | None, start: str | None, until: str | None) -> 
     return list(PHASES[lo:hi + 1]) if lo <= hi else None
 
 
-def _preflight(file: Path, target: str, *, purpose: str = "deploy", phases: list[str] | None = None) -> None:
+def _preflight(file: Path, target: str, *, purpose: str = "deploy", phases: list[str] | None = None) -> Any:
     """Before any step: secret references resolve; for the real target, credentials, tools and
-    reachability of the selected phases (see tierzero.phases.preflight). Raises PreflightFailed (exit 2)."""
+    reachability of the selected phases (see tierzero.phases.preflight). Raises PreflightFailed (exit 2).
+    Returns the spec it loaded (a `LoadedSpec`, for the session: the file is read and parsed once), or
+    None for an unknown target."""
     from tierzero.phases.preflight import check_before_run
     from tierzero.spec import load_spec
     from tierzero.workspace import Workspace
 
     if target not in ("real", "sandbox"):
-        return  # the Session refuses it with the usual message
+        return None  # the Session refuses it with the usual message
     loaded = load_spec(file)
     check_before_run(loaded, Workspace.beside(loaded.path), target, purpose=purpose, phases=phases)
+    return loaded
 
 
 def register(app: typer.Typer) -> None:
@@ -163,10 +166,11 @@ def deploy(
     from tierzero.engine.runner import Selection
     from tierzero.cli.session import Session
 
+    loaded = None
     if not dry_run:  # nothing is locked, logged, started or changed before this passes
-        _preflight(file, target, phases=_selected_phases(only, start, until))
+        loaded = _preflight(file, target, phases=_selected_phases(only, start, until))
     run = _Run(file, "deploy", target, json_out=json_out and not dry_run, verbose=verbose, log=not dry_run)
-    session = Session(file, target, emit=run.emit)
+    session = Session(file, target, emit=run.emit, loaded=loaded)
     selection = Selection(only, start, until)
     with run.opening(target):
         runner = session.open()
@@ -290,14 +294,16 @@ def validate(file: Path = SPEC_OPTION, target: str = FOLLOW_TARGET_OPTION, json_
             raise RefusedError("nothing real was built from this workspace yet: no step of a real deploy has finished, "
                                "so there is nothing to validate and no node to contact",
                                hint="run `tierzero deploy` first, or validate the sandbox with --target sandbox")
-        _preflight(file, target, purpose="validate")
+        loaded = _preflight(file, target, purpose="validate")
+    else:
+        loaded = None
     run = _Run(file, "validate", target, json_out=json_out, verbose=verbose)
     if json_out:  # one JSON document, not an event stream: the events go to the log only
         run.emit.sinks = [run.log]
     else:
         run.progress = make_progress(False, verbose=verbose)  # lines above the table, never a live view
         run.emit.sinks = [run.progress, run.log]
-    session = Session(file, target, lock=False, emit=run.emit)
+    session = Session(file, target, lock=False, emit=run.emit, loaded=loaded)
     t0 = time.monotonic()
     assert run.log is not None
     con = output.console()

@@ -3,6 +3,7 @@ so `tierzero --help` stays fast."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -42,6 +43,10 @@ def _register() -> None:
 
 def run(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and map every failure to a message and an exit code."""
+    # tierzero's spec models use no pydantic plugin; looking them up scans every installed
+    # distribution's entry points (about 70 ms a run on a loaded machine). The variable is
+    # pydantic's own switch (pydantic/plugin/_loader.py); a value set by the user is kept.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     _register()
     code = output.invoke(app, sys.argv[1:] if argv is None else argv)
     sys.exit(code)

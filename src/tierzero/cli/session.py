@@ -85,6 +85,7 @@ class Session:
     offline: bool = False  # no connections (status): nothing is contacted or started
     sandbox_options: dict[str, Any] = field(default_factory=dict)
     steps: list[Step] | None = None
+    loaded: Any = None  # the spec the preflight loaded from spec_path (a LoadedSpec): not read and parsed again
 
     def __post_init__(self) -> None:
         if self.target not in ("real", "sandbox"):
@@ -97,7 +98,7 @@ class Session:
         from tierzero.spec import load_spec
         from tierzero.workspace import Workspace
 
-        loaded = load_spec(self.spec_path)
+        loaded = self.loaded if self.loaded is not None else load_spec(self.spec_path)
         self.spec = loaded.platform
         self.workspace = Workspace.beside(self.spec_path)
         self.workspace.state_dir.mkdir(parents=True, exist_ok=True)
