@@ -12,6 +12,7 @@ run while the compared tools load their compiled ones from site-packages."""
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -27,18 +28,33 @@ def rounds(config: pytest.Config, enabled: int) -> int:
     return enabled if config.getoption("benchmark_enable", False) else 1
 
 
-def timed(run: Callable[[], Any]) -> float:
-    started = time.perf_counter()
+# CPU seconds (user + system) of the child processes each run waited for, by run name: on a
+# loaded machine they vary far less than the wall clock, so `report` prints their ratios beside.
+CPU: dict[str, list[float]] = {}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(run: Callable[[], Any], name: str | None = None) -> float:
+    cpu, started = _children_cpu(), time.perf_counter()
     run()
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    if name is not None:
+        CPU.setdefault(name, []).append(_children_cpu() - cpu)
+    return wall
 
 
 def interleaved(runs: Mapping[str, Callable[[], Any]], count: int) -> dict[str, list[float]]:
     """Seconds of each run, `count` rounds, the runs one after the other within each round."""
     out: dict[str, list[float]] = {name: [] for name in runs}
+    for name in runs:
+        CPU[name] = []
     for _ in range(count):
         for name, run in runs.items():
-            out[name].append(timed(run))
+            out[name].append(timed(run, name))
     return out
 
 
@@ -60,11 +76,14 @@ def report(title: str, times: Mapping[str, list[float]], ratios: Mapping[str, tu
     medians = {name: statistics.median(values) for name, values in times.items()}
     rounds_ = len(next(iter(times.values())))
     lines = [f"\n{title} ({rounds_} round{'s' * (rounds_ != 1)}, interleaved; load average {load:.1f} on {os.cpu_count()} cores)"]
-    lines += [f"  {name}: median {m:.3f} s (min {min(times[name]):.3f}, max {max(times[name]):.3f})" for name, m in medians.items()]
+    cpu = {name: statistics.median(CPU[name]) for name in times if CPU.get(name)}
+    lines += [f"  {name}: median {m:.3f} s (min {min(times[name]):.3f}, max {max(times[name]):.3f})"
+              + (f"; CPU of its processes median {cpu[name]:.3f} s" if name in cpu else "") for name, m in medians.items()]
     out = {}
     for label, (num, den, goal) in ratios.items():
         value = medians[num] / medians[den]
         out[label] = value
-        lines.append(f"  {label}: {value:.2f} (goal <= {goal:g}) {'ok' if value <= goal else 'OVER GOAL'}")
+        by_cpu = f"; by CPU seconds {cpu[num] / cpu[den]:.2f}" if num in cpu and den in cpu and cpu[den] > 0 else ""
+        lines.append(f"  {label}: {value:.2f} (goal <= {goal:g}) {'ok' if value <= goal else 'OVER GOAL'}{by_cpu}")
     print("\n".join(lines))
     return out
