@@ -3,12 +3,9 @@ asyncssh loads only when a host's first SSH client connects (see `PveHosts._list
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import asyncssh
-
-if TYPE_CHECKING:
-    from tierzero.sandbox.pve_hosts.server import PveHosts
 
 
 class Login(asyncssh.SSHServer):
@@ -16,7 +13,7 @@ class Login(asyncssh.SSHServer):
     put there; a cloud image: the line cloud-init wrote, see `CloudImageCommands.root_allowed`) or
     as the image's default user. Any other user, or any other key, is refused."""
 
-    def __init__(self, hosts: PveHosts, name: str) -> None:
+    def __init__(self, hosts: Any, name: str) -> None:  # a PveHosts (server.py imports this module)
         self.hosts, self.name = hosts, name
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
