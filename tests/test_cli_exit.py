@@ -20,7 +20,8 @@ def _run(env_value: str | None) -> dict:
             seen.update(frozen=gc.get_freeze_count(), plugins=os.environ.get("PYDANTIC_DISABLE_PLUGINS"))
             sys.stderr.write("REPORT " + json.dumps(seen) + "\\n")
         atexit.register(report)
-        main.run(["schema"])
+        sys.argv = ["tierzero", "schema"]  # the process's own command, as the console script runs it
+        main.run()
     """)
     env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
     if env_value is not None:
@@ -39,3 +40,18 @@ def test_the_run_exits_with_the_loaded_objects_frozen_and_plugins_off() -> None:
 
 def test_a_users_pydantic_plugin_setting_is_kept() -> None:
     assert _run("my_plugin")["plugins"] == "my_plugin"
+
+
+def test_a_caller_passing_its_own_arguments_keeps_its_collector_as_it_was() -> None:
+    code = textwrap.dedent("""
+        import gc, json
+        from tierzero.cli import main
+        before = gc.get_threshold()
+        try:
+            main.run(["schema"])
+        except SystemExit:
+            pass
+        print(json.dumps({"same": gc.get_threshold() == before, "frozen": gc.get_freeze_count()}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"same": True, "frozen": 0}

@@ -43,7 +43,11 @@ def _register() -> None:
 
 
 def run(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI and map every failure to a message and an exit code."""
+    """Entry point: run the CLI and map every failure to a message and an exit code. Called
+    without `argv` it is the process's own command (the `tierzero` script, `python -m
+    tierzero`) and also tunes the garbage collector for one short run; with `argv` (a caller's
+    process, tests) it leaves the collector alone."""
+    whole_process = argv is None
     # tierzero's spec models use no pydantic plugin; looking them up scans every installed
     # distribution's entry points (about 70 ms a run on a loaded machine). The variable is
     # pydantic's own switch (pydantic/plugin/_loader.py); a value set by the user is kept.
@@ -52,7 +56,8 @@ def run(argv: list[str] | None = None) -> None:
     # the default threshold (700) the collector ran ~370 young and 3 full collections in a no-op
     # sandbox re-run, 0.3 s of CPU; at 50,000 about 5 young ones, 0.08 s. Garbage in cycles
     # still goes within 50,000 allocations.
-    gc.set_threshold(50_000, 20, 20)
+    if whole_process:
+        gc.set_threshold(50_000, 20, 20)
     _register()
     code = output.invoke(app, sys.argv[1:] if argv is None else argv)
     # The command has finished and closed what it opened. Python's shutdown still runs full
@@ -61,5 +66,6 @@ def run(argv: list[str] | None = None) -> None:
     # whole no-op re-run's checks. Frozen objects are left out of those collections
     # (gc.freeze, https://docs.python.org/3/library/gc.html#gc.freeze); atexit handlers, thread
     # joins and module teardown still run as before.
-    gc.freeze()
+    if whole_process:
+        gc.freeze()
     sys.exit(code)
