@@ -9,6 +9,7 @@ from typing import Any
 
 from tierzero.adapters.errors import AuthenticationFailed
 from tierzero.adapters.kubernetes import NodeStatus
+from tierzero.adapters.talos_errors import TalosNotImplemented, TalosTLSError, TalosUnavailable
 from tierzero.adapters.protocols import ApplyMode, ApplyResult, EtcdMember, KubernetesNodes, TalosApi, TalosMaintenanceApi, VersionInfo
 from tierzero.engine.step import StepContext
 from tierzero.errors import OperationError
@@ -27,6 +28,8 @@ class TalosWorld:
     reapplied: dict[str, bytes] = field(default_factory=dict)  # configs applied to configured nodes
     untrusted: bool = False  # the nodes refuse the talosconfig's client certificate (UNAUTHENTICATED)
     probes: list[str] = field(default_factory=list)  # every authenticated Version call, by node
+    maintenance_version: bool = False  # True: Talos >= 1.13, which answers Version in maintenance mode
+    refuse_apply: str | None = None  # the maintenance API rejects the config with this message
 
     def vm_running(self, name: str) -> bool:
         return any(vm.name == name and vm.status == "running" for vm in self.pve.vms)
@@ -71,12 +74,22 @@ class FakeMaintenance:
         self.world = world
         self.cluster, self.node = world.cluster_of(address)
 
+    def _reachable(self) -> None:
+        if not self.world.vm_running(self.node.name):
+            raise TalosUnavailable(f"Talos API on {self.node.name}: UNAVAILABLE: connection refused")
+        if self.world.configured(self.node.name):
+            raise TalosTLSError(f"TLS with the Talos API on {self.node.name} failed: certificate required")
+
     async def version(self, timeout: float | None = None) -> VersionInfo:
-        if not self.world.vm_running(self.node.name) or self.world.configured(self.node.name):
-            raise OperationError("not in maintenance mode")
+        self._reachable()
+        if not self.world.maintenance_version:
+            raise TalosNotImplemented(f"Talos API Version on {self.node.name}: UNIMPLEMENTED: API is not implemented in maintenance mode")
         return _version(self.cluster, self.node)
 
     async def apply_configuration(self, config: bytes | str, mode: ApplyMode = "auto", *, dry_run: bool = False) -> ApplyResult:
+        self._reachable()
+        if self.world.refuse_apply:
+            raise OperationError(f"Talos API ApplyConfiguration on {self.node.name}: INVALID_ARGUMENT: {self.world.refuse_apply}")
         self.world.applied[self.node.name] = config.encode() if isinstance(config, str) else config
         return ApplyResult(mode="reboot", details="", warnings=())
 
@@ -94,7 +107,7 @@ class FakeTalos:
         if self.world.untrusted:
             raise AuthenticationFailed(f"Talos API Version on {self.node.name}: UNAUTHENTICATED", hint="regenerate the talosconfig")
         if not self.world.configured(self.node.name):
-            raise OperationError(f"Talos API of {self.node.name} not ready")
+            raise TalosUnavailable(f"Talos API of {self.node.name} not ready")
         return _version(self.cluster, self.node)
 
     async def apply_configuration(self, config: bytes | str, mode: ApplyMode = "auto", *, dry_run: bool = False) -> ApplyResult:

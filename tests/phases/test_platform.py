@@ -133,14 +133,30 @@ async def test_vmid_taken_by_another_guest(make_sandbox):
     assert "VMID 1001 is taken" in err.value.message
 
 
-async def test_maintenance_nodes_get_config_over_talos_api(make_sandbox):
+@pytest.mark.parametrize("answers_version", [False, True], ids=["talos-1.12-refuses-version", "talos-1.13-answers-version"])
+async def test_maintenance_nodes_get_config_over_talos_api(make_sandbox, answers_version):
+    """Talos <= 1.12 refuses Version in maintenance mode (UNIMPLEMENTED), 1.13+ answers it: the
+    config is applied either way."""
     box = make_sandbox(oci_spec(), kvm=False)
     world = prepare(box)
     world.cloud_init = False
+    world.maintenance_version = answers_version
     await box.run(all_steps(box))
     assert sorted(world.applied) == ["cp-1", "cp-2", "cp-3", "w-1"]
     assert b"name: cp-2" in world.applied["cp-2"]
     assert box.state.get("platform/main/talos").outputs["applied"] == ["cp-1", "cp-2", "cp-3", "w-1"]
+
+
+async def test_a_config_refused_in_maintenance_mode_fails_the_step_at_once(make_sandbox):
+    box = make_sandbox(oci_spec(), kvm=False)
+    world = prepare(box)
+    world.cloud_init = False
+    world.refuse_apply = "configuration validation failed: 1 error occurred"
+    with pytest.raises(StepFailed) as err:
+        await box.run(all_steps(box))
+    assert "refused its machine config in maintenance mode" in err.value.message
+    assert "configuration validation failed" in err.value.message
+    assert "not healthy" not in err.value.message  # not a wait that ran out
 
 
 async def test_destroy_removes_only_our_vms(make_sandbox):

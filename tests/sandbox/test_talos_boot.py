@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tierzero.adapters.connections import Connections
-from tierzero.adapters.talos import TalosClient, TalosUnavailable
+from tierzero.adapters.talos import TalosNotImplemented, TalosClient, TalosUnavailable
 from tierzero.render.talos import client as render_client
 from tierzero.render.talos import node as render_node
 from tierzero.render.talos import secrets as render_secrets
@@ -92,12 +92,15 @@ def net(tmp_path: Path) -> Iterator[Net]:
 
 
 async def test_a_machine_runs_the_version_platform_and_extensions_of_its_image(net: Net) -> None:
-    """Not one version for all: each machine reports the image its VM booted (Version API)."""
-    a = net.boot("pve1/100", image=image("v1.12.11", extensions=("siderolabs/qemu-guest-agent",)), network_config=proxmox_network(MAC, CP))
-    net.boot("pve1/101", image=image("v1.13.9", platform="metal"), macs=[MAC2], network_config=None)
+    """Not one version for all: each machine reports the image its VM booted (Version API, which
+    Talos 1.13+ answers in maintenance mode); a 1.12 machine refuses Version there."""
+    a = net.boot("pve1/100", image=image("v1.13.0", extensions=("siderolabs/qemu-guest-agent",)), network_config=proxmox_network(MAC, CP))
+    net.boot("pve1/101", image=image("v1.12.11", platform="metal"), macs=[MAC2], network_config=proxmox_network(MAC2, CP2))
     seen = await net.version(CP)
-    assert (seen.tag, seen.platform, seen.platform_mode) == ("v1.12.11", "nocloud", "cloud")
+    assert (seen.tag, seen.platform, seen.platform_mode) == ("v1.13.0", "nocloud", "cloud")
     assert a.image["extensions"] == ["siderolabs/qemu-guest-agent"]
+    with pytest.raises(TalosNotImplemented, match="API is not implemented in maintenance mode"):
+        await net.version(CP2)
 
 
 async def test_nothing_answers_before_a_vm_boots_and_after_it_stops(net: Net) -> None:

@@ -101,7 +101,7 @@ async def test_a_node_slow_to_answer_the_handshake_is_waited_for(start, connecti
     with "connection attempt timed out before receiving SETTINGS frame"."""
     import asyncio
 
-    node = await start("10.10.1.21", hostname="far")
+    node = await start("10.10.1.21", hostname="far", version="v1.13.9")  # answers Version in maintenance mode
     direct = connections.endpoint("talos", "10.10.1.21")
     lag = 0.6  # seconds before the node's first bytes reach us
 

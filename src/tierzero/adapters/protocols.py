@@ -61,8 +61,10 @@ class ServiceStatus:
 
 
 class TalosMaintenanceApi(Protocol):
-    """A node booted without its machine config (maintenance mode): only these two calls work.
-    Errors are `OperationError`s; `TalosUnavailable` marks the retryable ones."""
+    """A node booted without its machine config (maintenance mode), reached without a client
+    certificate: `apply_configuration` works on every Talos release, `version` only from 1.13
+    on (older ones refuse it with `TalosNotImplemented`). Errors are `OperationError`s;
+    `TalosUnavailable` marks the retryable ones (`TalosTLSError`: the node is configured)."""
 
     async def version(self, timeout: float | None = None) -> VersionInfo: ...
 

@@ -3,7 +3,8 @@
 Two ways in, as with talosctl:
 - `TalosClient.maintenance(address)`: a node booted from the ISO, not configured yet. TLS
   without verification and without a client certificate (Talos answers with a throwaway
-  certificate). Only `apply_configuration` and `version` work there.
+  certificate). `apply_configuration` works there; `version` only from Talos 1.13 on (older
+  releases answer UNIMPLEMENTED, `TalosNotImplemented`).
 - `TalosClient.authenticated(address, talosconfig)`: a configured node. Mutual TLS with the
   admin certificate and the OS CA from a talosconfig.
 
@@ -28,6 +29,7 @@ import grpc
 from google.protobuf import empty_pb2
 
 from tierzero.adapters import calls
+from tierzero.adapters.talos_errors import TalosNotImplemented, TalosTLSError, TalosUnavailable
 from tierzero.adapters.connections import Connections, Endpoint
 from tierzero.adapters.errors import AuthenticationFailed
 from tierzero.adapters.protocols import ApplyMode, ApplyResult, EtcdMember, ServiceStatus, VersionInfo
@@ -37,8 +39,8 @@ from tierzero.adapters.talos_proto.talosconfig import TalosCredentials, parse_ta
 from tierzero.errors import OperationError
 
 __all__ = [
-    "ApplyResult", "EtcdMember", "ServiceStatus", "TalosClient", "TalosCredentials", "TalosTLSError",
-    "TalosUnavailable", "VersionInfo", "classify_rpc_error", "extract_kubeconfig", "parse_talosconfig",
+    "ApplyResult", "EtcdMember", "ServiceStatus", "TalosClient", "TalosCredentials", "TalosNotImplemented",
+    "TalosTLSError", "TalosUnavailable", "VersionInfo", "classify_rpc_error", "extract_kubeconfig", "parse_talosconfig",
 ]
 
 TALOS_API_PORT = 50000
@@ -64,15 +66,6 @@ _CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2000),
 ]
-
-
-class TalosUnavailable(OperationError):
-    """The Talos API is not answering (yet): a rebooting node, a port not open. Retryable."""
-
-
-class TalosTLSError(TalosUnavailable):
-    """The TLS handshake failed. Retryable only while a node may still be switching from
-    maintenance to its configured certificates; otherwise a wrong talosconfig."""
 
 
 def _resolve(address: str, connections: Connections | None) -> tuple[str, int, str | None]:
@@ -106,7 +99,7 @@ def classify_rpc_error(err: grpc.RpcError, where: str, transport: tuple[str, boo
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         return OperationError(text, hint="the node rejected the machine configuration; validate it with `talosctl validate`")
     if code == grpc.StatusCode.UNIMPLEMENTED:
-        return OperationError(text, hint="the node is in maintenance mode (only apply-config works) or runs an older Talos")
+        return TalosNotImplemented(text, hint="the node is in maintenance mode (only apply-config works) or runs an older Talos")
     return OperationError(text)
 
 
