@@ -268,6 +268,33 @@ async def test_a_vm_nic_needs_sdn_use_on_its_bridge(stock: Stock) -> None:
     assert err.status == 403 and "Permission check failed (/sdn/zones/localnetwork/vmbr0, SDN.Use)" in err.message
 
 
+async def test_create_checks_vm_allocate_and_storage_before_the_config_keys(stock: Stock) -> None:
+    """qemu-server 9.1.0 API2/Qemu.pm create_vm 1255-1322: Datastore.AllocateSpace on `storage`,
+    then VM.Allocate (a bare "Permission check failed"), then each drive's storage, then the keys."""
+    base = {"vmid": 210, "name": "t", "memory": 512, "cores": 2}
+    no_allocate = await stock.token("noalloc", role="NoAlloc", privs=TIERZERO.replace("VM.Allocate,", "").replace("VM.Config.Memory,", ""))
+    err = await refused(no_allocate, "post", "nodes/pve1/qemu", **base)
+    assert err.status == 403 and err.message.rstrip().endswith("Permission check failed")
+    no_space = await stock.token("nospace", role="NoSpace", privs="VM.Allocate,VM.Config.CPU")
+    err = await refused(no_space, "post", "nodes/pve1/qemu", **base, storage="local-lvm")
+    assert err.status == 403 and "Permission check failed (/storage/local-lvm, Datastore.AllocateSpace)" in err.message
+    err = await refused(no_space, "post", "nodes/pve1/qemu", **base, scsi0="local-lvm:4")
+    assert err.status == 403 and "Permission check failed (/storage/local-lvm, Datastore.AllocateSpace)" in err.message
+    err = await refused(no_space, "post", "nodes/pve1/qemu", **base)
+    assert err.status == 403 and "Permission check failed (/vms/210, VM.Config.Memory)" in err.message
+
+
+async def test_startup_needs_sys_modify_on_root(stock: Stock) -> None:
+    """qemu-server 9.1.0 API2/Qemu.pm $check_vm_modify_config_perm 984-987; pve-access-control
+    9.0.4 RPCEnvironment.pm check 291-305."""
+    client = await stock.token("opts", role="Opts", privs=TIERZERO)
+    base = {"vmid": 211, "name": "t", "memory": 512}
+    err = await refused(client, "post", "nodes/pve1/qemu", **base, startup="order=1")
+    assert err.status == 403 and "Permission check failed (/, Sys.Modify)" in err.message
+    modify = await stock.token("modify", role="Modify", privs=TIERZERO + ",Sys.Modify")
+    assert await run_task(modify, "post", "nodes/pve1/qemu", **base, startup="order=1") == "OK"
+
+
 # ---------------------------------------------------------------------------- disks and starts
 
 async def _talos_disk(stock: Stock, root: ProxmoxClient) -> str:

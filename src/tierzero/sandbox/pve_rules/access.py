@@ -15,6 +15,14 @@ mixin in front of it (fakepve is configured, not patched).
   $check_vm_create_serial_perm 834, $check_vm_modify_config_perm 961-1006.
 - GET /cluster/status and /cluster/ceph/status check their schema rule too (fakepve serves them
   without). Source: apidata.json (pve-docs 9.1.3) permissions of both.
+- Create checks, in order: quorum, the pool exists, Datastore.AllocateSpace on `storage`, VM.Allocate
+  on /vms/<vmid> or the pool (a bare "Permission check failed"), each drive's storage
+  (check_storage_access), the config keys, the bridges. Source: qemu-server 9.1.0
+  src/PVE/API2/Qemu.pm create_vm 1255-1322.
+- `startup` also needs Sys.Modify on / ("it changes host behaviour"); `vmstate` needs both
+  VM.Config.Disk and VM.PowerMgmt. Source: qemu-server 9.1.0 src/PVE/API2/Qemu.pm
+  $check_vm_modify_config_perm 984-1000; a missing privilege is named alone, the first missing
+  one: pve-access-control 9.0.4 src/PVE/RPCEnvironment.pm check 291-305.
 - A NIC on a bridge needs SDN.Use on /sdn/zones/localnetwork/<bridge>[/<tag>]. Source:
   qemu-server 9.1.0 src/PVE/QemuServer.pm check_bridge_access 6330; proxmox/pve-guest-common
   src/PVE/GuestHelpers.pm check_vnet_access 397-421.
@@ -186,9 +194,13 @@ class AccessRules:
                 if re.fullmatch(r"serial\d+", key):
                     raise PveError(500, f"only root can set '{key}' config for real devices")
                 raise PveError(500, f"only root can set '{key}' config")
-            if privs and not any(self.allowed(user, f"/vms/{vmid}", p) or (pool and self.allowed(user, f"/pool/{pool}", p))
-                                 for p in privs):
+            def held(priv: str) -> bool:
+                return self.allowed(user, f"/vms/{vmid}", priv) or bool(pool and self.allowed(user, f"/pool/{pool}", priv))
+
+            if privs and not any(held(p) for p in privs):
                 raise PveError(403, f"Permission check failed (/vms/{vmid}, {'|'.join(privs)})")
+            if key == "startup":
+                self.require(user, "/", "Sys.Modify")  # type: ignore[attr-defined]
         for key in sorted(k for k in keys if re.fullmatch(r"net\d+", k)):
             net = _props(keys[key])
             bridge, tag = net.get("bridge"), net.get("tag")
@@ -198,7 +210,19 @@ class AccessRules:
                     raise PveError(403, f"Permission check failed ({path}, SDN.Use)")
 
     async def _qm_create(self, v: dict[str, Any], user: str) -> Any:
-        self._vm_key_check(user, int(v["vmid"]), {k: x for k, x in v.items() if k not in CREATE_ONLY}, v.get("pool"))
+        """create_vm's checks in PVE's order (module docstring); fakepve's own then find nothing new."""
+        vmid, pool, storage = int(v["vmid"]), v.get("pool"), v.get("storage")
+        params = {k: x for k, x in v.items() if k not in CREATE_ONLY}
+        self.need_quorum()  # type: ignore[attr-defined]
+        self._qm_check_pool(pool)  # type: ignore[attr-defined]
+        if storage:
+            self.require(user, f"/storage/{storage}", "Datastore.AllocateSpace")  # type: ignore[attr-defined]
+        if not (self.allowed(user, f"/vms/{vmid}", "VM.Allocate") or (pool and self.allowed(user, f"/pool/{pool}", "VM.Allocate"))):
+            raise PveError(403, "Permission check failed")
+        for key in sorted(params):
+            if DRIVE_KEY.match(key):
+                self._qm_check_drive(user, vmid, pool, key, params[key], storage)  # type: ignore[attr-defined]
+        self._vm_key_check(user, vmid, params, pool)
         return await super()._qm_create(v, user)  # type: ignore[misc]
 
     async def _config_put(self, request: web.Request) -> Any:

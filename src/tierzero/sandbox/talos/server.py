@@ -1,7 +1,7 @@
 """An in-process stand-in for the Talos machine API, one gRPC server per node, on loopback.
 
 A node starts in maintenance mode: TLS with a throwaway self-signed certificate, no client
-certificate asked, only ApplyConfiguration and Version served (the rest: UNIMPLEMENTED).
+certificate asked; what it serves there depends on its Talos release (see `tierzero.sandbox.talos.rpc`).
 ApplyConfiguration reads the machine config (multi-document YAML; the v1alpha1 document's
 `machine.type`, `machine.ca`; the cluster name from `cluster.clusterName` or a
 KubeClusterConfig document), "reboots" (the port closes for `reboot_seconds`) and comes
