@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -254,10 +255,11 @@ async def test_lxc_feature_flags_beyond_nesting_are_root_only(stock: Stock) -> N
 
 
 async def test_a_container_needs_its_template_on_the_storage(stock: Stock) -> None:
-    """pve-container 6.0.18 API2/LXC.pm: the OS template must exist (a fresh install has none)."""
+    """pve-container 6.0.18 API2/LXC.pm 413/625 and LXC/Create.pm restore_archive 53; pve-storage
+    9.1.0 Storage.pm abs_filesystem_path 784: the OS template must exist (a fresh install has none)."""
     status = await run_task(stock.root(), "post", "nodes/pve1/lxc", vmid=301, ostemplate="local:vztmpl/debian-12-standard_12.12-1_amd64.tar.zst",
                             rootfs="local-lvm:4")
-    assert status.endswith("volume 'local:vztmpl/debian-12-standard_12.12-1_amd64.tar.zst' does not exist")
+    assert status == "unable to create CT 301 - can't find file 'local:vztmpl/debian-12-standard_12.12-1_amd64.tar.zst'"
 
 
 async def test_a_vm_nic_needs_sdn_use_on_its_bridge(stock: Stock) -> None:
@@ -316,6 +318,19 @@ async def test_import_from_is_consumed_into_a_new_disk(stock: Stock) -> None:
     assert stock.pve.storages["local-lvm"]["volumes"]["vm-202-disk-0"]["image"]["version"] == "v1.13.9"
 
 
+async def test_import_checks_the_untrusted_source_file(stock: Stock) -> None:
+    """pve-storage 9.1.0 Plugin.pm file_size_info 1201-1207 and 1239-1241 (untrusted), called by
+    qemu-server 9.1.0 API2/Qemu.pm create_disks 540-543 and by download-url's image check
+    (API2/Storage/Status.pm 877-889; pve-common Tools.pm 1852-1853)."""
+    root = stock.root()
+    status = await run_task(root, "post", "nodes/pve1/qemu", vmid=205, name="t", scsi0="local-lvm:0,import-from=local:import/gone.qcow2")
+    assert status == "unable to create VM 205 - failed to stat '/var/lib/vz/import/gone.qcow2'"  # Qemu.pm 1499 "$emsg $err"
+    not_qcow2 = f"{stock.factory.url}/image/{'0' * 64}/v1.13.9/nocloud-amd64.raw.xz"  # whatever the factory answers, not a qcow2 image
+    stock.pve.fetch_url = lambda url: b"<html>not an image</html>"
+    status = await run_task(root, "post", "nodes/pve1/storage/local/download-url", url=not_qcow2, filename="t.qcow2", content="import")
+    assert status == "failed to verify file: failed to query file information with qemu-img"
+
+
 async def test_a_start_reads_the_cloud_init_snippet_from_the_node(stock: Stock) -> None:
     """qemu-server 9.1.0 Cloudinit.pm read_cloudinit_snippets_file 650-659 and pve-storage Storage.pm
     abs_filesystem_path: task errors at start, not at config time."""
@@ -332,14 +347,19 @@ async def test_a_start_reads_the_cloud_init_snippet_from_the_node(stock: Stock) 
 
 
 async def test_kvm_and_the_bridge_are_checked_at_start(stock: Stock) -> None:
-    """qemu-server 9.1.0 QemuServer.pm config_to_command 3189-3191 (no /dev/kvm); pve-common 9.0.15
-    Network.pm tap_plug line 131 (a bridge the node lacks)."""
+    """qemu-server 9.1.0 QemuServer.pm config_to_command 3189-3191 (no /dev/kvm, checked before
+    QEMU runs), vm_start_nolock 5767 and 5809; pve-common 9.0.15 Network.pm tap_plug line 131 (a
+    bridge the node lacks kills QEMU: only the task log names it)."""
     root = stock.root()
     stock.hosts.hosts["pve1"].kvm = False
-    await run_task(root, "post", "nodes/pve1/qemu", vmid=204, name="t", memory=512, net0="virtio,bridge=vmbr0")
-    assert await run_task(root, "post", "nodes/pve1/qemu/204/status/start") == KVM_MISSING
-    await root.set_vm_config("pve1", 204, kvm=0, net0="virtio,bridge=vmbr1")
-    assert await run_task(root, "post", "nodes/pve1/qemu/204/status/start") == "bridge 'vmbr1' does not exist"
+    await run_task(root, "post", "nodes/pve1/qemu", vmid=204, name="t", memory=512, net0="virtio,bridge=vmbr1")
+    assert await run_task(root, "post", "nodes/pve1/qemu/204/status/start") == KVM_MISSING  # before the bridge
+    await root.set_vm_config("pve1", 204, kvm=0)
+    upid = await asyncio.to_thread(root._raw, "post", "nodes/pve1/qemu/204/status/start", {})
+    with pytest.raises(TaskFailed) as failed:
+        await root.wait_task(upid)
+    assert failed.value.exitstatus == "start failed: QEMU exited with code 1"
+    assert "bridge 'vmbr1' does not exist" in failed.value.log_tail
     await root.set_vm_config("pve1", 204, net0="virtio,bridge=vmbr0")
     assert await run_task(root, "post", "nodes/pve1/qemu/204/status/start") == "OK"
 
@@ -380,10 +400,11 @@ async def test_pveum_refuses_unknown_privileges_roles_and_tokens(stock: Stock) -
 async def test_a_host_downloading_an_unregistered_schematic_gets_the_factorys_404(stock: Stock) -> None:
     """The offline ID alone is not enough: image-factory v1.5.0 serves images only of schematics
     posted with POST /schematics (internal/schematic/storage), and download-url reports wget's
-    failure (pve-common Tools.pm line 1827: `download failed: ...`)."""
+    failure (pve-common 9.0.15 Tools.pm line 1827 and run_command errmsg 545-582: `download failed: `
+    and wget's last stderr line, GNU wget http.c "%s ERROR %d: %s.", not the answer's body)."""
     from tierzero.render.talos.schematic import Schematic
 
     sid = Schematic(official_extensions=("siderolabs/iscsi-tools", "siderolabs/qemu-guest-agent")).id
     url = f"{stock.factory.url}/image/{sid}/v1.13.9/nocloud-amd64.qcow2"
     status = await run_task(stock.root(), "post", "nodes/pve1/storage/local/download-url", url=url, filename="t.qcow2", content="import")
-    assert status == f'download failed: 404 Not Found: schematic ID "{sid}" not found'
+    assert re.fullmatch(r"download failed: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d ERROR 404: Not Found\.", status), status

@@ -42,6 +42,25 @@ KVM_MISSING = "KVM virtualisation configured, but not available. Either disable 
 DRIVE = re.compile(r"^(ide[0-3]|sata[0-5]|scsi\d+|virtio\d+|efidisk0|tpmstate0)$")
 
 
+QEMU_FAILED = "start failed: QEMU exited with code 1"
+
+
+class StartFailed(TaskError):
+    """A start task's failure with the lines QEMU printed before it (they go to the task log)."""
+
+    def __init__(self, message: str, *, log: list[str]) -> None:
+        super().__init__(message)
+        self.log = log
+
+
+class HttpStatus(OSError):
+    """An HTTP error answer: its status, reason phrase and body."""
+
+    def __init__(self, code: int, reason: str, body: str) -> None:
+        super().__init__(f"{code} {reason}: {body}")
+        self.code, self.reason, self.body = code, reason, body
+
+
 class Unresolvable(OSError):
     """The host's resolver knows no such name (the sandbox has no internet)."""
 
@@ -59,7 +78,7 @@ def fetch_url(url: str, timeout: float = 10.0) -> bytes:
         with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 - loopback stand-ins only
             return bytes(answer.read())
     except urllib.error.HTTPError as exc:
-        raise OSError(f"{exc.code} {exc.reason}: {exc.read().decode(errors='replace').strip()}") from None
+        raise HttpStatus(exc.code, str(exc.reason), exc.read().decode(errors="replace").strip()) from None
     except urllib.error.URLError as exc:
         raise OSError(str(exc.reason)) from None
 
@@ -143,15 +162,21 @@ class Guests:
         return user, nocloud_network(config)
 
     def before_start(self, vm: Any) -> None:
+        """What vm_start checks, in its order: the cloud-init drive, KVM (config_to_command), then
+        QEMU runs and its network script plugs each tap into its bridge. A missing bridge kills
+        QEMU: the task ends "start failed: QEMU exited with code 1", the bridge named only in the
+        task log. Source: qemu-server 9.1.0 src/PVE/QemuServer.pm config_to_command 3189-3191,
+        vm_start_nolock 5767 ("QEMU exited with code") and 5809 ("start failed: "); pve-common
+        9.0.15 src/PVE/Network.pm tap_plug 131 ("bridge '<b>' does not exist")."""
         self._cloudinit(vm)
         host = self.hosts.hosts.get(vm.node) if self.hosts is not None else None
         if host is None:
             return
-        for _n, _mac, opts in nics(vm.config):
-            if opts.get("bridge") and opts["bridge"] not in host.bridges and opts["bridge"] not in self.pve.sdn_bridges(vm.node):
-                raise TaskError(f"bridge '{opts['bridge']}' does not exist")
         if str(vm.config.get("kvm", "1")) != "0" and not host.kvm:
             raise TaskError(KVM_MISSING)
+        for _n, _mac, opts in nics(vm.config):
+            if opts.get("bridge") and opts["bridge"] not in host.bridges and opts["bridge"] not in self.pve.sdn_bridges(vm.node):
+                raise StartFailed(QEMU_FAILED, log=[f"bridge '{opts['bridge']}' does not exist"])
 
     def _boot_volume(self, vm: Any) -> tuple[str, dict[str, Any]] | None:
         config = vm.config

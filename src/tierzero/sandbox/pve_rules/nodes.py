@@ -89,7 +89,15 @@ class NodeRules:
 
         async def guarded() -> Any:
             if ttype == "qmstart" and vm.status != "running" and not vm.template and not vm.lock:
-                guests.before_start(vm)
+                try:
+                    guests.before_start(vm)
+                except TaskError as err:
+                    lines = getattr(err, "log", None)
+                    if lines:  # printed before the task's end (fakepve adds the error line itself)
+                        record = next(r for r in reversed(self.tasklog) if r["type"] == ttype and r["id"] == str(tid)
+                                      and r["status"] == "running")  # type: ignore[attr-defined]
+                        record["log"].extend(lines)
+                    raise
             was = vm.status
             note = await body()
             if ttype == "qmdestroy":

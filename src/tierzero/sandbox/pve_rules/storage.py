@@ -12,16 +12,23 @@ rules fakepve 0.5.0 lacks, as a mixin in front of it.
   checksum, the image check. Source: proxmox/pve-storage 9.1.0 src/PVE/API2/Storage/Status.pm
   download_url 731-906, src/PVE/Storage.pm normalize_content_filename 2483-2491 and
   decompressor_info 1751-1790; proxmox/pve-common 9.0.15 src/PVE/Tools.pm download_file_from_url
-  1782-1857.
+  1782-1857 ("download failed: " and wget's last stderr line, run_command errmsg 545-582; the image
+  check is file_size_info untrusted: "failed to verify file: failed to query file information with
+  qemu-img", pve-storage 9.1.0 Plugin.pm 1239-1241, API2/Storage/Status.pm 877-889).
 - `import-from` is consumed by create: a new volume holding the source's contents, at the source's
   size; the source must be an `images` or `import` volume the caller may read. Source:
   proxmox/qemu-server 9.1.0 src/PVE/API2/Qemu.pm check_storage_access 161-280 and create_disks
-  497-566; pve-storage 9.1.0 src/PVE/Storage.pm check_volume_access 619-656. (The task message
-  for a missing source is not confirmed from the source; it is worded like its neighbours.)
+  497-566; pve-storage 9.1.0 src/PVE/Storage.pm check_volume_access 619-656. A missing `import`
+  source fails the task "unable to create VM <vmid> - failed to stat '<path>'" (create_disks checks the untrusted file with
+  file_size_info, pve-storage 9.1.0 Plugin.pm 1201-1207); for a missing `images` source the
+  message is not confirmed from the source, it is worded like its neighbours.
 - A cloud-init drive is the volume `vm-<vmid>-cloudinit` (`.qcow2` on a directory storage).
   Source: qemu-server 9.1.0 src/PVE/API2/Qemu.pm 452-480.
-- An OS template that is not on the storage fails the container create. Source:
-  proxmox/pve-container 6.0.18 src/PVE/API2/LXC.pm (volume_size_info on the template).
+- An OS template that is not on the storage fails the container create task "unable to create CT
+  <vmid> - can't find file '<volid>'": the API checks only access, the task's restore_archive
+  resolves the file. Source: proxmox/pve-container 6.0.18 src/PVE/API2/LXC.pm 336-338 and 413,
+  625; src/PVE/LXC/Create.pm restore_archive 53; pve-storage 9.1.0 src/PVE/Storage.pm
+  abs_filesystem_path 784.
 - A storage without `shared` is each node's own: a file downloaded to `local` on pve1 is not on
   pve2 (`node_volumes`; fakepve keeps one content list per storage). Source: pve-docs 9.1.3
   pvesm.adoc ("shared" flag; local storages are per node).
@@ -177,7 +184,7 @@ class StorageRules:
             try:
                 data = await asyncio.to_thread(self.fetch_url, url)
             except Exception as exc:  # noqa: BLE001 - wget's failure, whatever it was
-                raise TaskError(f"download failed: {exc}") from None
+                raise TaskError(f"download failed: {wget_error(exc)}") from None
             if checksum:
                 got = hashlib.new(str(algorithm), data).hexdigest()
                 if got != str(checksum).lower():
@@ -190,7 +197,7 @@ class StorageRules:
             meta = parse_image(data)
             fmt = filename.rsplit(".", 1)[-1].lower()
             if content == "import" and fmt != "raw" and (meta is None or meta.get("format") != fmt):
-                raise TaskError(f"failed to verify file: qemu-img info of '{path}' failed - not a valid {fmt} image")
+                raise TaskError("failed to verify file: failed to query file information with qemu-img")
             self._store_download(sid, content, filename, data, meta)
             return f"downloaded {len(data)} bytes to {path}"
 
@@ -255,6 +262,8 @@ class StorageRules:
         if source and NEW_DISK.match(volume) and not source.startswith("/"):
             sid, _, name = source.partition(":")
             src = self._volumes(sid).get(name)  # type: ignore[attr-defined]
+            if src is None and name.startswith("import/"):  # untrusted: file_size_info stats it first
+                raise TaskError(f"failed to stat '{self.storages[sid].get('path') or '/var/lib/vz'}/{name}'")
             if src is None:
                 raise TaskError(f"cannot import from '{source}' - volume does not exist")
             meta = src.get("image")
@@ -267,12 +276,39 @@ class StorageRules:
             return join_drive(volid, props), [volid]
         return super()._qm_new_drive(vmid, key, value, default)  # type: ignore[misc]
 
+    async def task(self, node: str, ttype: str, tid: Any, user: str, body: Callable[[], Any], vm: Any = None,
+                   lock: bool = True, log: Any = ()) -> str:
+        """A container create whose template is missing ends as PVE's does (module docstring)."""
+        if ttype != "vzcreate":
+            return await super().task(node, ttype, tid, user, body, vm=vm, lock=lock, log=log)  # type: ignore[misc]
+
+        async def created() -> Any:
+            try:
+                return await body()
+            except TaskError as err:
+                missing = re.fullmatch(r"(unable to create CT \S+ - )volume '(.+)' does not exist", str(err))  # fakepve's wording
+                if missing:
+                    raise TaskError(f"{missing.group(1)}can't find file '{missing.group(2)}'") from None
+                raise
+
+        return await super().task(node, ttype, tid, user, created, vm=vm, lock=lock, log=log)  # type: ignore[misc]
+
     def volume_exists(self, volid: Any) -> bool | None:
         """A template that is not on a (known, file-based) storage does not exist."""
         sid, colon, volname = str(volid).partition(":")
         if colon and sid in self.storages and _is_file(self.storages[sid]):
             return volname in self._volumes(sid)  # type: ignore[attr-defined]
         return super().volume_exists(volid)  # type: ignore[misc]
+
+
+def wget_error(exc: BaseException) -> str:
+    """wget's last stderr line for a failed download: an HTTP error answer is "<date> <time> ERROR
+    <code>: <reason>." (GNU wget src/http.c, "%s ERROR %d: %s.\n" with datetime_str), not the body."""
+    from tierzero.sandbox.guests import HttpStatus
+
+    if isinstance(exc, HttpStatus):
+        return f"{time.strftime('%Y-%m-%d %H:%M:%S')} ERROR {exc.code}: {exc.reason}."
+    return str(exc)
 
 
 __all__ = ["StorageRules", "normalize_filename", "stock_storages", "PveError"]
