@@ -367,13 +367,16 @@ async def test_kvm_and_the_bridge_are_checked_at_start(stock: Stock) -> None:
 # ---------------------------------------------------------------------------- nodes
 
 async def test_nodes_report_their_hosts_memory_and_the_installers_network(stock: Stock) -> None:
-    """pve-installer 9.1.0 Install.pm 1093-1177: vmbr0 on the one NIC, not VLAN aware, no vmbr1."""
+    """pve-installer 9.1.0 Install.pm 1093-1177: vmbr0 on the one NIC, not VLAN aware, no vmbr1;
+    the NIC's name is pinned (proxinstall 1920, Sys/Net.pm 24): nic0."""
     root = stock.root()
     memory = (await root.call("get", "nodes/pve1/status"))["memory"]
     host = stock.hosts.hosts["pve1"]
     assert memory["total"] == host.memory_total and memory["free"] == host.memory_available
     bridges = await root.call("get", "nodes/pve1/network", type="any_bridge")
     assert [b["iface"] for b in bridges] == ["vmbr0"] and not bridges[0].get("bridge_vlan_aware")
+    assert bridges[0]["bridge_ports"] == "nic0"
+    assert [i["iface"] for i in await root.call("get", "nodes/pve1/network", type="eth")] == ["nic0"]
 
 
 async def test_the_appliance_index_is_the_one_pve_manager_installs(stock: Stock) -> None:

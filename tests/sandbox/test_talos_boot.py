@@ -187,3 +187,29 @@ def test_the_nocloud_drive_is_what_proxmox_generates_from_the_vm_config() -> Non
                        {"type": "nameserver", "address": ["1.1.1.1"]}]
     vm.config["cicustom"] = "user=local:snippets/u.yaml"
     assert guests._cloudinit(vm)[0] == b"version: v1alpha1\n"
+
+
+def test_a_cicustom_network_file_replaces_the_generated_network_config_and_the_sum_is_bounded() -> None:
+    """qemu-server 9.1.0 Cloudinit.pm generate_nocloud 586-602: the cicustom network file is used
+    as given (nocloud_network only without one); all files together stay within 3 MiB."""
+    from fakepve import TaskError
+
+    from tierzero.sandbox.guests import Guests
+
+    v1 = b"version: 1\nconfig:\n  - type: physical\n    name: eth0\n    mac_address: 'bc:24:11:40:00:11'\n" \
+         b"    subnets:\n      - type: static\n        address: 10.40.0.99/24\n"
+    v2 = b"network:\n  version: 2\n  ethernets:\n    lan:\n      match: {macaddress: 'BC:24:11:40:00:11'}\n      addresses: [10.40.0.98/24]\n"
+    files = {"/var/lib/vz/snippets/n1.yaml": v1, "/var/lib/vz/snippets/n2.yaml": v2, "/var/lib/vz/snippets/big.yaml": b"#" * (3 * 1024 * 1024)}
+    hosts = SimpleNamespace(hosts={"pve1": SimpleNamespace(files=files, bridges=["vmbr0"], kvm=True)})
+    guests = Guests(SimpleNamespace(storages={"local": {"path": "/var/lib/vz"}}), hosts, None)
+    vm = SimpleNamespace(node="pve1", name="cp-1", config={"net0": f"virtio={MAC},bridge=vmbr0", "ipconfig0": f"ip={CP}/24",
+                                                          "ide2": "local-lvm:vm-100-cloudinit,media=cdrom", "cicustom": "network=local:snippets/n1.yaml"})
+    _user, network = guests._cloudinit(vm)
+    assert network == [{"type": "physical", "name": "eth0", "mac_address": "bc:24:11:40:00:11",
+                        "subnets": [{"type": "static", "address": "10.40.0.99/24"}]}]
+    vm.config["cicustom"] = "network=local:snippets/n2.yaml"
+    _user, network = guests._cloudinit(vm)
+    assert network == [{"type": "physical", "name": "lan", "mac_address": MAC.lower(), "subnets": [{"type": "static", "address": "10.40.0.98/24"}]}]
+    vm.config["cicustom"] = "user=local:snippets/big.yaml"
+    with pytest.raises(TaskError, match=r"^Cloud-Init sum of snippets too big \(> 3 MiB\)$"):
+        guests._cloudinit(vm)

@@ -8,16 +8,17 @@ Rules at VM start, in the order `qmstart` meets them (proxmox/qemu-server 9.1.0 
   '<volid>'`). Source: qemu-server 9.1.0 src/PVE/QemuServer/Cloudinit.pm
   read_cloudinit_snippets_file 650-659; proxmox/pve-storage 9.1.0 src/PVE/Storage.pm
   abs_filesystem_path 769-788. Proxmox does not check the storage's `snippets` content type here.
-- A NIC's bridge must exist on the node (`bridge '<b>' does not exist`). Source:
-  proxmox/pve-common 9.0.15 src/PVE/Network.pm tap_plug line 131.
+  The files together (user, network, meta, vendor) must stay within 3 MiB ("Cloud-Init sum of
+  snippets too big (> 3 MiB)"). Source: Cloudinit.pm generate_nocloud 586-602.
 - `kvm` (default 1) needs /dev/kvm on the host: `KVM virtualisation configured, but not available.
   Either disable in VM configuration or enable in BIOS.` Source: qemu-server 9.1.0
   src/PVE/QemuServer.pm config_to_command 3189-3191.
+- Then QEMU runs; a NIC's bridge missing on the node kills it (`Guests.before_start`).
 Then the boot disk decides what runs: a Talos image (as the Image Factory stand-in described it
 and the host downloaded it) boots a Talos machine; the NoCloud drive carries the `cicustom` user
-file (or Proxmox's own `#cloud-config`) and a network-config v1 built from `ipconfigN` with each
-NIC's lower-cased MAC. Source: qemu-server 9.1.0 src/PVE/QemuServer/Cloudinit.pm
-cloudinit_userdata, nocloud_network, generate_nocloud.
+file (or Proxmox's own `#cloud-config`) and the `cicustom` network file, or else a network-config
+v1 built from `ipconfigN` with each NIC's lower-cased MAC. Source: qemu-server 9.1.0
+src/PVE/QemuServer/Cloudinit.pm cloudinit_userdata, nocloud_network, generate_nocloud 586-591.
 
 The hosts reach the network through `fetch_url`: only the sandbox's own loopback servers answer
 (there is no internet here), so a URL of the real factory fails as an offline host's wget would.
@@ -32,6 +33,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
+import yaml
 from fakepve import TaskError
 
 from tierzero.sandbox import fakepve, pve_hosts, talos
@@ -127,6 +129,32 @@ def nocloud_network(config: dict[str, Any]) -> list[dict[str, Any]]:
     return entries
 
 
+def custom_network(data: bytes) -> list[dict[str, Any]]:
+    """A `cicustom` network file as the network-config v1 entries the Talos stand-in reads: v1
+    (`config:`, with or without a top-level `network:`) as is; v2 `ethernets` matched by
+    `macaddress` turned into physical entries (addresses, dhcp4). Anything else: no entries."""
+    try:
+        doc = yaml.safe_load(data)
+    except yaml.YAMLError:
+        return []
+    if isinstance(doc, dict) and isinstance(doc.get("network"), dict):
+        doc = doc["network"]
+    if not isinstance(doc, dict):
+        return []
+    if doc.get("version") == 1:
+        return [dict(e) for e in doc.get("config") or [] if isinstance(e, dict)]
+    out: list[dict[str, Any]] = []
+    for name, eth in (doc.get("ethernets") or {}).items() if doc.get("version") == 2 else ():
+        if not isinstance(eth, dict):
+            continue
+        subnets: list[dict[str, Any]] = [{"type": "static", "address": str(a)} for a in eth.get("addresses") or []]
+        if eth.get("dhcp4"):
+            subnets.append({"type": "dhcp"})
+        mac = str((eth.get("match") or {}).get("macaddress") or "").lower()
+        out.append({"type": "physical", "name": str(name), "mac_address": mac, "subnets": subnets})
+    return out
+
+
 class Guests:
     """fakepve's GuestHooks for the sandbox."""
 
@@ -159,7 +187,12 @@ class Guests:
         _first, custom = _props("x," + str(config.get("cicustom") or ""))
         files = {kind: self._snippet(vm.node, custom[kind]) for kind in ("user", "network", "meta", "vendor") if custom.get(kind)}
         user = files.get("user") or f"#cloud-config\nhostname: {vm.name}\nmanage_etc_hosts: true\n".encode()
-        return user, nocloud_network(config)
+        network = custom_network(files["network"]) if "network" in files else nocloud_network(config)
+        network_size = len(files["network"]) if "network" in files else len(yaml.safe_dump(network))
+        meta_size = len(files.get("meta") or b"") if "meta" in files else len("instance-id: ") + 40 + 1  # sha1 hex
+        if len(user) + network_size + meta_size + len(files.get("vendor") or b"") > 3 * 1024 * 1024:
+            raise TaskError("Cloud-Init sum of snippets too big (> 3 MiB)")
+        return user, network
 
     def before_start(self, vm: Any) -> None:
         """What vm_start checks, in its order: the cloud-init drive, KVM (config_to_command), then

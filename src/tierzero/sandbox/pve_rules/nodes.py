@@ -3,8 +3,11 @@ when it starts: rules fakepve 0.5.0 lacks, as a mixin in front of it.
 
 - GET /nodes/{node}/status reports the host's own memory, GET /nodes/{node}/network its
   interfaces as the installer wrote them (one physical NIC, bridge `vmbr0`, not VLAN aware, no
-  `vmbr1`). Source: proxmox/pve-installer 9.1.0 Proxmox/Install.pm 1093-1177; pve-manager 9.1.2
-  PVE/API2/Nodes.pm (status), PVE/API2/Network.pm (index, `type` filter).
+  `vmbr1`). The installer pins NIC names by default, so the NIC is `nic0` (bridge-ports nic0), not
+  a predictable name such as `eno1`. Source: proxmox/pve-installer 9.1.0 Proxmox/Install.pm
+  1093-1177 (pinned names 1104-1140), proxinstall 1920 (network_pinning_enabled = 1),
+  Proxmox/Sys/Net.pm 24 (DEFAULT_PIN_PREFIX 'nic') and get_ip_config 200-213 (pinned_id counts
+  from 0); pve-manager 9.1.2 PVE/API2/Nodes.pm (status), PVE/API2/Network.pm (index, `type` filter).
 - The appliance index is the one pve-manager installs (and `pveam update` refreshes): it offers
   `debian-12-standard_12.12-1`, not older builds; POST /nodes/{node}/aplinfo refuses a template the
   index lacks (400 `no such template`) and a storage without `vztmpl` (500). Source: pve-manager
@@ -40,6 +43,9 @@ APPLIANCES: tuple[dict[str, str], ...] = tuple(
 )
 
 
+STOCK_NIC = "nic0"  # the first NIC's pinned name (module docstring)
+
+
 class GuestHooks(Protocol):
     """What runs inside the VMs (the sandbox's `guests` stand-in)."""
 
@@ -54,11 +60,11 @@ class GuestHooks(Protocol):
 
 def stock_interfaces(address: str | None = None, gateway: str | None = None, bridges: tuple[str, ...] = ("vmbr0",)) -> list[dict[str, Any]]:
     """/etc/network/interfaces of a fresh install as GET /nodes/{node}/network lists it."""
-    out: list[dict[str, Any]] = [{"iface": "eno1", "type": "eth", "method": "manual", "families": ["inet"], "active": 1,
+    out: list[dict[str, Any]] = [{"iface": STOCK_NIC, "type": "eth", "method": "manual", "families": ["inet"], "active": 1,
                                   "exists": 1, "priority": 3}]
     for i, bridge in enumerate(bridges):
         item: dict[str, Any] = {"iface": bridge, "type": "bridge", "method": "static" if i == 0 else "manual", "families": ["inet"],
-                                "active": 1, "autostart": 1, "bridge_ports": "eno1" if i == 0 else "", "bridge_stp": "off",
+                                "active": 1, "autostart": 1, "bridge_ports": STOCK_NIC if i == 0 else "", "bridge_stp": "off",
                                 "bridge_fd": "0", "priority": 4 + i}
         if i == 0 and address:
             item.update(cidr=address, address=address.split("/")[0])
