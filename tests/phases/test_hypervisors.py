@@ -6,6 +6,7 @@ from tierzero.adapters.proxmox import TOKEN_SECRET_NAME
 from tierzero.adapters.retry import Policy
 from tierzero.engine.runner import StepFailed
 from tierzero.phases import hypervisors
+from tierzero.sandbox.pve_hosts.commands import failing_repositories
 
 from .conftest import blueprint
 
@@ -51,8 +52,9 @@ async def test_two_hosts_with_qdevice(make_sandbox):
     before = len(box.hosts.commands)
     box.forget()
     await box.run(hypervisors.steps(box.spec))
-    changing = [c for _, c in box.hosts.commands[before:] if c.startswith(("pvecm create", "pvecm add", "pvecm qdevice", "pveum user token add", "apt-get"))]
-    assert changing == []
+    changing = [c for _, c in box.hosts.commands[before:]
+                if c.startswith(("pvecm create", "pvecm add", "pvecm qdevice", "pveum user token add", "apt-get install", "cat > /etc/apt"))]
+    assert changing == []  # (the package index is refreshed, `apt-get update`, which changes no setting)
 
 
 async def test_no_kvm_refused_without_consent(make_sandbox):
@@ -161,3 +163,29 @@ def test_a_witness_given_by_address_is_reached_there_in_a_real_run() -> None:
     assert witness_name(ctx) == "10.99.0.250"  # type: ignore[arg-type]
     found = ctx.connections.endpoint("ssh", "10.99.0.250")
     assert (found.host, found.port, found.extra) == ("10.99.0.250", 2222, {"user": "admin", "address": "10.99.0.250"})
+
+
+async def test_fresh_hosts_switch_to_the_no_subscription_repositories_before_installing(make_sandbox):
+    """A fresh PVE enables the enterprise repositories (401 without a subscription, so `apt-get
+    update` fails); the hypervisors phase disables them, adds pve-no-subscription, and only then
+    installs corosync-qdevice. Sources: tierzero.phases.pve_repos."""
+    box = make_sandbox(witness_by_address(oci_spec()), kvm=False)
+    pve1 = box.hosts.hosts["pve1"]
+    assert failing_repositories(pve1.files)  # the stand-in starts as a fresh install
+    await box.run(hypervisors.steps(box.spec))
+    for name in ("pve1", "pve2"):
+        files = box.hosts.hosts[name].files
+        assert failing_repositories(files) == []
+        assert b"Components: pve-no-subscription" in files["/etc/apt/sources.list.d/proxmox.sources"]
+        assert b"Enabled: no" in files["/etc/apt/sources.list.d/pve-enterprise.sources"]
+        commands = [c for host, c in box.hosts.commands if host == name]
+        assert commands.index("apt-get update -q") < commands.index("env DEBIAN_FRONTEND=noninteractive apt-get install -y corosync-qdevice")
+
+
+async def test_a_host_with_a_subscription_keeps_its_enterprise_repositories(make_sandbox):
+    box = make_sandbox(witness_by_address(oci_spec()), kvm=False)
+    for host in ("pve1", "pve2"):
+        box.hosts.hosts[host].subscribed = True
+    await box.run(hypervisors.steps(box.spec))
+    assert "/etc/apt/sources.list.d/proxmox.sources" not in box.hosts.hosts["pve1"].files
+    assert failing_repositories(box.hosts.hosts["pve1"].files)  # still enabled (they work with the key)

@@ -22,6 +22,7 @@ from tierzero.errors import OperationError
 from tierzero.phases.host_prepare import prepare_steps
 from tierzero.phases.vm_network import network_steps
 from tierzero.phases.hosts import host_address, host_ssh, parse_pvecm, pve_node, witness_name
+from tierzero.phases.pve_repos import apt_repositories
 from tierzero.phases.pve_prepare import (
     capabilities,
     capability_inputs,
@@ -180,12 +181,14 @@ async def _qdevice(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
     for node in ctx.spec.proxmox.nodes:
         ssh = host_ssh(ctx, node.name)
         if not (await ssh.run("dpkg -s corosync-qdevice", check=False)).ok:
-            await ssh.run("apt-get update -q || true")
             await ssh.run("env DEBIAN_FRONTEND=noninteractive apt-get install -y corosync-qdevice")
-        key = shlex.quote(await _root_key(ctx, node.name))
-        await wssh.run(f"{sudo}mkdir -p /root/.ssh && {sudo}grep -qxF {key} /root/.ssh/authorized_keys || echo {key} | {sudo}tee -a /root/.ssh/authorized_keys")
-        await _trust(ctx, node.name, waddr)
-    await host_ssh(ctx, first).run(["pvecm", "qdevice", "setup", waddr], hint="the witness must accept root SSH from every node and run corosync-qnetd on 5403/tcp")
+    # Only the node running the setup SSHes to the witness (ssh-copy-id, then ssh/scp in batch
+    # mode); the others get their certificates through it (pve-cluster 9.0.7 pvecm.pm qdevice
+    # setup 155-292). So only its root key goes on the witness.
+    key = shlex.quote(await _root_key(ctx, first))
+    await wssh.run(f"{sudo}mkdir -p /root/.ssh && {sudo}grep -qxF {key} /root/.ssh/authorized_keys || echo {key} | {sudo}tee -a /root/.ssh/authorized_keys")
+    await _trust(ctx, first, waddr)
+    await host_ssh(ctx, first).run(["pvecm", "qdevice", "setup", waddr], hint=f"the witness must accept root SSH from {first} and run corosync-qnetd on 5403/tcp")
     return {"witness": witness, "configured": True}
 
 
@@ -302,10 +305,16 @@ def steps(spec: Platform) -> list[Step]:
                         needs=(previous, _p(f"preflight/{node.name}")), real_only=True))
         previous = sid
     quorum_needs = [_p("cluster/create"), *joins]
+    apt = {node.name: _p(f"apt/{node.name}") for node in px.nodes}
+    if (px.qdevice is not None and len(px.nodes) % 2 == 0) or px.tailscale.enabled:  # what installs packages on the hosts
+        for node in px.nodes:
+            out.append(Step(apt[node.name], "hypervisors", f"APT repositories on {node.name}: pve-no-subscription unless it has a subscription",
+                            apt_repositories(node.name), inputs=lambda ctx: {"repositories": "no-subscription"},
+                            needs=(_p(f"preflight/{node.name}"),), real_only=True))
     if px.qdevice is not None and len(px.nodes) % 2 == 0:
         out.append(Step(_p("qdevice"), "hypervisors", f"QDevice on {px.qdevice.host} (corosync-qnetd)", _qdevice,
                         inputs=lambda ctx: {"witness": _witness(ctx.spec).model_dump(mode="json"), "nodes": [n.name for n in ctx.spec.proxmox.nodes]},
-                        needs=tuple(quorum_needs), real_only=True))
+                        needs=(*quorum_needs, *apt.values()), real_only=True))
         quorum_needs.append(_p("qdevice"))
     out.append(Step(_p("quorum"), "hypervisors", "wait for a quorate cluster with every node", _quorum,
                     inputs=lambda ctx: {"nodes": [n.name for n in ctx.spec.proxmox.nodes]}, needs=tuple(quorum_needs)))
@@ -326,7 +335,7 @@ def steps(spec: Platform) -> list[Step]:
             sid = _p(f"tailscale/{node.name}")
             summary_needs.append(sid)
             out.append(Step(sid, "hypervisors", f"Tailscale on {node.name}", _tailscale(node.name),
-                            inputs=lambda ctx: ctx.spec.proxmox.tailscale.model_dump(mode="json"), needs=(_p(f"preflight/{node.name}"),), real_only=True))
+                            inputs=lambda ctx: ctx.spec.proxmox.tailscale.model_dump(mode="json"), needs=(apt[node.name],), real_only=True))
     if px.ceph.enabled:
         from tierzero.phases.ceph import ceph_steps
 

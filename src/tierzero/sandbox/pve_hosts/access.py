@@ -6,8 +6,10 @@ entry. Source: proxmox/pve-installer 9.1.0 Proxmox/Install.pm line 1561.
   `Token already exists.`; the secret is shown once. Source: proxmox/pve-access-control 9.0.4
   src/PVE/API2/User.pm generate_token 752-830 (privsep default 1 at line 813).
 - `pveum role add` refuses an existing role (`role '<r>' already exists`) and an unknown privilege
-  (`invalid privilege '<p>'`); `role modify` replaces the privileges unless `--append`. Source:
-  pve-access-control 9.0.4 src/PVE/API2/Role.pm 97-160, src/PVE/AccessControl.pm 1222-1228.
+  (`invalid privilege '<p>'`); `role modify` replaces the privileges unless `--append`; a built-in
+  role can be neither modified nor deleted (`auto-generated role '<r>' cannot be modified` /
+  `deleted`). Source: pve-access-control 9.0.4 src/PVE/API2/Role.pm 97-160, 145, 222-223,
+  src/PVE/AccessControl.pm 1222-1228.
 - `pveum acl modify PATH --tokens T --roles R` needs an existing role (`role '<r>' does not
   exist`) and token (`no such token '<t>' for user '<u>'`); ACL entries of a removed token are
   dropped. Source: pve-access-control 9.0.4 src/PVE/API2/ACL.pm 155-251,
@@ -116,6 +118,8 @@ class PveumCommands:
                 return 255, "", f"invalid privilege '{bad}'\n"
             c.roles[role] = sorted(set(privs) | (set(c.roles[role]) if "--append" in rest else set()))
         elif verb == "delete":
+            if role in BUILTIN_ROLES:  # Role.pm 222-223: role_is_special
+                return 255, "", f"auto-generated role '{role}' cannot be deleted\n"
             if role not in c.roles:
                 return 255, "", f"role '{role}' does not exist\n"
             del c.roles[role]

@@ -93,6 +93,7 @@ def boot_cloud_image(host: HostState) -> None:
 def as_cloud_instance(host: HostState, *, image_user: str, hostname_label: str, key: str, codename: str = "trixie", arch: str = "arm64") -> HostState:
     """`host` as it first boots from a Debian cloud image on OCI: the image user, root behind
     cloud-init's forced command, the hostname label as hostname, no Proxmox VE, no /dev/kvm (A1)."""
+    host.files = {}  # the image's files, not those a Proxmox VE installer writes (HostState seeds those)
     host.image_user, host.hostname_label, host.hostname = image_user, hostname_label, hostname_label
     host.pve, host.kvm, host.os_codename, host.arch = False, False, codename, arch
     host.kernel = f"6.12.57+deb13-cloud-{arch}" if codename == "trixie" else f"6.1.0-41-cloud-{arch}"

@@ -9,6 +9,48 @@ from dataclasses import dataclass, field
 from typing import Any
 
 GiB = 1024**3
+SOURCES = "/etc/apt/sources.list.d"
+DOMAIN = "sandbox.lan"  # the search domain the hosts were installed with
+
+
+def fresh_pve_files(name: str, address: str, resolves: bool = True) -> dict[str, bytes]:
+    """Files of a fresh Proxmox VE 9.1 install that tierzero's steps read or change:
+    - /etc/hosts holds localhost and the host's own name only. Source: proxmox/pve-installer
+      9.1.0 Proxmox/Install.pm 1071-1087 (a host that did not come from the installer may map
+      its name to 127.0.1.1, Debian's default: `resolves=False`).
+    - APT: the enterprise repositories of pve-manager (pve-enterprise.sources) and Ceph
+      (ceph.sources) are enabled, no no-subscription repository is. Source: pve-manager 9.1.2
+      configs/pve-sources.sources, configs/Makefile 8; pve-docs pve-package-repos.adoc 96-137
+      and 184-253 (recorded in research/pve.md section 7)."""
+    own = f"{address} {name}.{DOMAIN} {name}" if resolves else f"127.0.1.1 {name}.{DOMAIN} {name}"
+    enterprise = "Types: deb\nURIs: https://enterprise.proxmox.com/debian/{}\nSuites: trixie\nComponents: {}\n" \
+                 "Signed-By: /usr/share/keyrings/proxmox-archive-keyring.gpg\n"
+    return {
+        "/etc/hosts": f"127.0.0.1 localhost.localdomain localhost\n{own}\n".encode(),
+        "/etc/os-release": b'PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nVERSION_ID="13"\nVERSION_CODENAME=trixie\nID=debian\n',
+        f"{SOURCES}/debian.sources": b"Types: deb deb-src\nURIs: http://deb.debian.org/debian/\nSuites: trixie trixie-updates\n"
+                                    b"Components: main contrib non-free-firmware\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n",
+        f"{SOURCES}/pve-enterprise.sources": enterprise.format("pve", "pve-enterprise").encode(),
+        f"{SOURCES}/ceph.sources": enterprise.format("ceph-squid", "enterprise").encode(),
+    }
+
+
+def failing_repositories(files: dict[str, bytes]) -> list[str]:
+    """The enabled APT sources of enterprise.proxmox.com (deb822 stanzas without `Enabled: no`,
+    uncommented one-line `deb` entries): a host without a subscription gets 401 from them."""
+    out = []
+    for path, data in sorted(files.items()):
+        if not path.startswith(SOURCES + "/"):
+            continue
+        text = data.decode(errors="replace")
+        if path.endswith(".sources"):
+            for stanza in text.split("\n\n"):
+                fields = dict(line.split(":", 1) for line in stanza.splitlines() if ":" in line and not line.startswith("#"))
+                if "enterprise.proxmox.com" in fields.get("URIs", "") and fields.get("Enabled", "yes").strip().lower() != "no":
+                    out.append(fields["URIs"].strip())
+        elif path.endswith(".list"):
+            out += [line.split()[1] for line in text.splitlines() if line.startswith("deb ") and "enterprise.proxmox.com" in line]
+    return out
 NOT_IN_CLUSTER = "Error: Corosync config '/etc/pve/corosync.conf' does not exist - is this node part of a cluster?\n"
 
 
@@ -51,9 +93,16 @@ class HostState:
     dpkg_interrupted: bool = False
     rebooting: bool = False
 
+    subscribed: bool = False  # a fresh install has no subscription key
+    # Disks: the installer's on /dev/sda, one empty disk /dev/sdb. PRE-SEEDED hardware, like the
+    # memory above: the blueprint's osd_device is /dev/sdb.
+    disks: dict[str, bool] = field(default_factory=lambda: {"/dev/sda": True, "/dev/sdb": False})  # device -> in use
+
     def __post_init__(self) -> None:
         self.hostname = self.hostname or self.name
         self.boot_id = self.boot_id or str(uuid.uuid4())
+        if not self.witness and not self.image_user and not self.files:  # a host from the Proxmox VE installer
+            self.files = fresh_pve_files(self.name, self.address, self.resolves)
 
 
 @dataclass
@@ -102,36 +151,81 @@ class PveCommands:
             c.name, c.members, host.in_cluster = a[1], [host.name], True
             return 0, "Writing corosync key to /etc/corosync/authkey.\nWriting corosync config to /etc/pve/corosync.conf\n", ""
         if sub == "add":
-            if host.in_cluster:
-                return 255, "", "detected the following error(s):\n* this host already contains virtual guests\n* corosync is already running, is this node already in a cluster?!\n"
-            target = next((h for h in self.hosts.values() if h.address == a[1]), None)
-            if target is None or target.offline or not target.in_cluster:
-                return 255, "", f"unable to connect to {a[1]}: No route to host\n"
-            if "--use_ssh" in a and host.root_pubkey not in target.authorized:
-                return 255, "", f"root@{a[1]}: Permission denied (publickey,password).\n"
-            if c.quorum_lost:
-                return 255, "", "cluster not ready - no quorum?\n"
-            c.members.append(host.name)
-            host.in_cluster = True
-            return 0, "Request addition of this node\nJoin request OK, finishing setup locally\nsuccessfully added node '%s' to cluster.\n" % host.name, ""
+            return self._pvecm_add(host, a)
         if sub in ("status", "nodes"):
             if not host.in_cluster:
                 return 2, "", NOT_IN_CLUSTER
             return 0, self._status_text(host, full=sub == "status"), ""
         if sub == "qdevice" and a[1:2] == ["setup"]:
-            witness = next((h for h in self.hosts.values() if h.address == a[2]), None)
-            if witness is None or witness.offline or "corosync-qnetd" not in witness.packages:
-                return 255, "", f"unable to connect to {a[2]} or corosync-qnetd is not installed\n"
-            if c.qdevice and "-f" not in a:
-                return 255, "", "QDevice already configured!\n"
-            for m in c.members:
-                if "corosync-qdevice" not in self.hosts[m].packages:
-                    return 255, "", f"corosync-qdevice is not installed on node '{m}'\n"
-                if self.hosts[m].root_pubkey not in witness.authorized:
-                    return 255, "", f"root@{a[2]}: Permission denied (publickey).\n"
-            c.qdevice = a[2]
-            return 0, "INFO: initializing qnetd server\nINFO: add QDevice to cluster configuration\n", ""
+            return self._pvecm_qdevice_setup(host, a)
         return 255, "", f"unknown command 'pvecm {' '.join(a)}'\n"
+
+    def _guests_on(self, node: str) -> list[int]:
+        pve = getattr(self, "pve", None)
+        if pve is None:
+            return []
+        return [g.vmid for g in [*getattr(pve, "vms", []), *getattr(pve, "cts", [])] if getattr(g, "node", None) == node]
+
+    def _pvecm_add(self, host: HostState, a: list[str]) -> tuple[int, str, str]:
+        """`pvecm add <address> --use_ssh`: assert_joinable's refusals, all listed at once (an
+        existing authkey and corosync.conf, guests on this host, corosync running), then
+        ssh-copy-id to the cluster node ("unable to copy ssh ID"). Source: proxmox/pve-cluster
+        9.0.7 src/PVE/Cluster/Setup.pm assert_joinable 646-699, src/PVE/CLI/pvecm.pm add 431-447."""
+        c = self.cluster
+        errors = []
+        if host.in_cluster:
+            errors += ["authentication key '/etc/corosync/authkey' already exists", "cluster config '/etc/pve/corosync.conf' already exists"]
+        if self._guests_on(host.name):
+            errors.append("this host already contains virtual guests")
+        if host.in_cluster:
+            errors.append("corosync is already running, is this node already in a cluster?!")
+        if errors and "--force" not in a:
+            listed = "".join(f"* {e}\n" for e in errors)
+            return 255, "", f"detected the following error(s):\n{listed}Check if node may join a cluster failed!\n"
+        target = next((h for h in self.hosts.values() if h.address == a[1]), None)
+        if "--use_ssh" in a and (target is None or target.offline or host.root_pubkey not in target.authorized):
+            return 255, "", "unable to copy ssh ID: exit code 1\n"
+        if target is None or target.offline or not target.in_cluster:  # the API join (a password asked): not modelled further
+            return 255, "", f"unable to connect to {a[1]}: No route to host\n"
+        if c.quorum_lost:
+            return 255, "", "cluster not ready - no quorum?\n"
+        c.members.append(host.name)
+        host.in_cluster = True
+        return 0, "Request addition of this node\nJoin request OK, finishing setup locally\nsuccessfully added node '%s' to cluster.\n" % host.name, ""
+
+    def _pvecm_qdevice_setup(self, host: HostState, a: list[str]) -> tuple[int, str, str]:
+        """`pvecm qdevice setup <address> [--force]`, in its order: a cluster config; every member
+        online ("All nodes must be online! Node <n> is offline, aborting."); no QDevice yet unless
+        --force; an even member count unless --force ("Clusters with an odd node count are not
+        officially supported!"); then only this node reaches the witness over SSH (ssh-copy-id, then
+        ssh/scp with BatchMode), the witness's `corosync-qnetd-certutil -i` may fail silently and the
+        copy of its CA certificate fails where corosync-qnetd is not installed. Source:
+        proxmox/pve-cluster 9.0.7 src/PVE/CLI/pvecm.pm qdevice setup 115-292. Each member needs
+        corosync-qdevice; where one lacks it the real failure comes later (its certutil or
+        `systemctl start corosync-qdevice`); the stand-in refuses before the change instead."""
+        c = self.cluster
+        force = "--force" in a or "-force" in a
+        if not host.in_cluster:
+            return 2, "", NOT_IN_CLUSTER
+        offline = sorted(m for m in c.members if self.hosts[m].offline)
+        if offline:
+            return 255, "", f"All nodes must be online! Node {offline[0]} is offline, aborting.\n"
+        if c.qdevice and not force:
+            return 255, "", "QDevice already configured!\n"
+        if len(c.members) % 2 == 1 and not force:
+            return 255, "", "Clusters with an odd node count are not officially supported!\n"
+        address = a[2]
+        witness = next((h for h in self.hosts.values() if h.address == address), None)
+        if witness is None or witness.offline or host.root_pubkey not in witness.authorized:
+            return 255, "", f"command 'ssh-copy-id -i /root/.ssh/id_rsa root@{address}' failed: exit code 1\n"
+        if "corosync-qnetd" not in witness.packages:
+            return 255, "", (f"command 'scp -o BatchMode=yes root@[{address}]:/etc/corosync/qnetd/nssdb/qnetd-cacert.crt "
+                             "/etc/pve/qnetd-cacert.crt' failed: exit code 1\n")
+        for m in c.members:
+            if "corosync-qdevice" not in self.hosts[m].packages:
+                return 255, "", f"corosync-qdevice is not installed on node '{m}'\n"
+        c.qdevice = address
+        return 0, "\nINFO: initializing qnetd server\n\nINFO: add QDevice to cluster configuration\n", ""
 
     def _status_text(self, host: HostState, full: bool) -> str:
         c = self.cluster
@@ -168,25 +262,27 @@ class PveCommands:
     def _cmd_pveceph(self, host: HostState, a: list[str], _: str) -> tuple[int, str, str]:
         ceph = self.cluster.ceph
         if a[:1] == ["install"]:
-            host.ceph_installed = True
-            return 0, "installed Ceph squid successfully!\n", ""
+            return self._pveceph_install(host, a)
         if not host.ceph_installed:
             return 255, "", "binary not installed: /usr/bin/ceph-mon\n"
         if a[:1] == ["init"]:
             ceph.initialized = True
             ceph.network = a[a.index("--network") + 1] if "--network" in a else None
             return 0, "", ""
-        if not ceph.initialized:
-            return 255, "", "pveceph configuration not initialized\n"
+        if not ceph.initialized:  # pve-manager 9.1.2 PVE/Ceph/Tools.pm check_ceph_inited 213-226
+            return 255, "", "pveceph configuration not initialized - missing '/etc/pve/ceph.conf', missing '/etc/pve/ceph'\n"
         if a[:2] == ["mon", "create"]:
-            if host.name in ceph.mons:
-                return 255, "", f"monitor 'mon.{host.name}' already exists\n"
+            if host.name in ceph.mons:  # pve-manager 9.1.2 PVE/API2/Ceph/MON.pm 148-149 (the mon id is the node name)
+                return 255, "", f"monitor '{host.name}' already exists\n"
             ceph.mons.append(host.name)
             return 0, f"creating new monitor keyring\nstarting service 'ceph-mon@{host.name}.service'\n", ""
         if a[:2] == ["osd", "create"]:
-            dev = a[2]
-            if any(h == host.name and d == dev for _, h, d in ceph.osds):
+            dev = a[2]  # pve-manager 9.1.2 PVE/API2/Ceph/OSD.pm 372-376: a device the host has, not in use
+            if dev not in host.disks:
+                return 255, "", f"unable to get device info for '{dev}'\n"
+            if host.disks[dev]:
                 return 255, "", f"device '{dev}' is already in use\n"
+            host.disks[dev] = True
             ceph.osds.append((len(ceph.osds), host.name, dev))
             return 0, f"create OSD on {dev} (bluestore)\n", ""
         if a[:2] == ["pool", "create"]:
@@ -196,6 +292,31 @@ class PveCommands:
             ceph.pools[name] = {"size": size, "min_size": min_size}
             return 0, "", ""
         return 255, "", f"unknown command 'pveceph {' '.join(a)}'\n"
+
+    def _pveceph_install(self, host: HostState, a: list[str]) -> tuple[int, str, str]:
+        """`pveceph install [--repository R]`: the default repository is `enterprise`; it writes
+        ceph.sources for R, runs `apt-get update` (its failure ignored), then installs; from the
+        enterprise repository without a subscription the install fails. Source: pve-manager
+        9.1.2 PVE/CLI/pveceph.pm install 138-163 (default 'enterprise'), 211-243, 280-284."""
+        repo = a[a.index("--repository") + 1] if "--repository" in a else "enterprise"
+        if repo != "manual":
+            suite = "enterprise.proxmox.com" if repo == "enterprise" else "download.proxmox.com"
+            component = {"enterprise": "enterprise", "no-subscription": "no-subscription", "test": "test"}.get(repo, repo)
+            host.files[f"{SOURCES}/ceph.sources"] = (f"Types: deb\nURIs: https://{suite}/debian/ceph-squid\nSuites: trixie\n"
+                                                     f"Components: {component}\nSigned-By: /usr/share/keyrings/proxmox-archive-keyring.gpg\n").encode()
+        if repo == "enterprise" and not host.subscribed:
+            return 255, "update available package list\nstart installation\n", "apt failed during ceph installation (25600)\n"
+        host.ceph_installed = True
+        return 0, "update available package list\nstart installation\n\ninstalled Ceph 19.2 Squid successfully!\n", ""
+
+    def _cmd_pvesubscription(self, host: HostState, a: list[str], _: str) -> tuple[int, str, str]:
+        """`pvesubscription get` of a host without a key. Source: pve-manager 9.1.2
+        PVE/API2/Subscription.pm 212-216 (status notfound, "There is no subscription key")."""
+        if a[:1] != ["get"]:
+            return 255, "", f"unknown command 'pvesubscription {' '.join(a)}'\n"
+        if host.subscribed:
+            return 0, "status: active\n", ""
+        return 0, "message: There is no subscription key\nstatus: notfound\n", ""
 
     def _cmd_ceph_volume(self, host: HostState, a: list[str], _: str) -> tuple[int, str, str]:
         ceph = self.cluster.ceph

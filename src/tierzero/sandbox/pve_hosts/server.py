@@ -27,7 +27,7 @@ from tierzero.adapters.connections import Connections, Endpoint
 from tierzero.sandbox.pve_hosts.access import PveumCommands
 from tierzero.sandbox.pve_hosts.cloud_image import PVE_COMMANDS, AptRepository, CloudImageCommands, boot_cloud_image, refusal
 from tierzero.sandbox.pve_hosts.guest_commands import GuestCommands
-from tierzero.sandbox.pve_hosts.commands import CephState, ClusterState, HostState, PveCommands
+from tierzero.sandbox.pve_hosts.commands import CephState, ClusterState, HostState, PveCommands, failing_repositories
 
 if TYPE_CHECKING:
     import asyncssh
@@ -364,16 +364,19 @@ class PveHosts(CloudImageCommands, PveumCommands, GuestCommands, PveCommands):
         return 0, host.hostname + "\n", ""
 
     def _cmd_getent(self, host: HostState, a: list[str], _: str) -> tuple[int, str, str]:
+        """`getent hosts NAME` from the host's /etc/hosts (no DNS for the sandbox's names): a fresh
+        install knows only itself (see `fresh_pve_files`); a cloud instance also asks the VCN resolver."""
         if a[:1] == ["hosts"] and len(a) > 1 and host.image_user:
             found = self._resolve(host, a[1])
             return (0, f"{found:<15} {a[1]}\n", "") if found else (2, "", "")
         if a[:1] == ["hosts"] and len(a) > 1:
             name = a[1]
-            target = next((h for h in self.hosts.values() if h.name == name or h.address == name), None)
-            if target is None:
-                return 2, "", ""
-            address = target.address if target.resolves else "127.0.1.1"
-            return 0, f"{address:<15} {target.name}.sandbox.lan {target.name}\n", ""
+            text = host.files.get("/etc/hosts", b"").decode(errors="replace")
+            for line in text.splitlines():
+                fields = line.split("#", 1)[0].split()
+                if len(fields) > 1 and (name in fields[1:] or name == fields[0]):
+                    return 0, f"{fields[0]:<15} {' '.join(fields[1:])}\n", ""
+            return 2, "", ""
         return 1, "", ""
 
     def _cmd_test(self, host: HostState, a: list[str], _: str) -> tuple[int, str, str]:
@@ -454,8 +457,17 @@ class PveHosts(CloudImageCommands, PveumCommands, GuestCommands, PveCommands):
         return 1, "", f"dpkg-query: package '{pkg}' is not installed and no information is available\n"
 
     def _cmd_apt_get(self, host: HostState, a: list[str], _: str) -> tuple[int, str, str]:
+        """`apt-get update` fails (exit 100) while an enterprise repository is enabled on a host
+        without a subscription: 401 Unauthorized (pve-docs pve-package-repos.adoc 113-120). apt's
+        exact lines are not confirmed from apt's source. Installing a Debian package works. A cloud
+        instance has its own package manager model (`cloud_image`)."""
         if host.image_user:
             return self.image_apt_get(host, a)
+        if a and a[0] == "update":
+            failing = [] if host.subscribed else failing_repositories(host.files)
+            if failing:
+                lines = "".join(f"E: Failed to fetch {uri}/dists/trixie/InRelease  401  Unauthorized\n" for uri in failing)
+                return 100, "Reading package lists... Done\n", lines + "E: Some index files failed to download. They have been ignored, or old ones used instead.\n"
         if a and a[0] == "install":
             host.packages.update(x for x in a[1:] if not x.startswith("-"))
         return 0, "Reading package lists... Done\n", ""
