@@ -110,3 +110,40 @@ async def test_the_product_client_registers_and_reads_checksums(factory: ImageFa
         assert await client.checksum(url) == hashlib.sha256(request(url)[1]).hexdigest()
     finally:
         client.close()
+
+
+def test_a_checksum_is_refused_before_the_schematic_is_looked_up(factory: ImageFactoryServer) -> None:
+    """IF v1.5.0 internal/frontend/http/image.go 45-69: the 402 comes before the schematic (74)."""
+    unknown = "0" * 64
+    assert request(f"{factory.url}/image/{unknown}/v1.13.9/nocloud-amd64.qcow2.sha512") == (
+        402, b"enterprise not enabled: checksum endpoint is not available\n")
+    assert request(f"{factory.url}/image/{unknown}/v1.13.9/nocloud-amd64.qcow2")[0] == 404
+
+
+def test_versions_are_every_release_from_1_2_and_the_newest_minors_prereleases(factory: ImageFactoryServer) -> None:
+    """IF v1.5.0 internal/artifacts/versions.go 52-92 and MinTalosVersion 1.2.0 (options.go 822)."""
+    listed = json.loads(request(factory.url + "/versions")[1])
+    assert listed[0] == "v1.2.0" and listed[-1] == "v1.14.0-rc.1"
+    assert {"v1.8.4", "v1.12.11", "v1.14.0-alpha.0", "v1.14.0-beta.1"} <= set(listed)
+    assert not [v for v in listed if "-" in v and not v.startswith("v1.14.")]  # no pre-release of an older minor
+    assert listed.index("v1.13.9") < listed.index("v1.14.0-alpha.0") < listed.index("v1.14.0-rc.1")
+
+
+@pytest.mark.parametrize("platform, mib", [("nocloud", 1246), ("metal", 1246), ("hcloud", 1246), ("oracle", 8192), ("aws", 8192),
+                                           ("exoscale", 10240), ("vultr", 8192)])
+def test_disk_images_have_the_platforms_default_size(platform: str, mib: int) -> None:
+    """IF v1.5.0 internal/profile/profile.go 183-240 (DefaultRAWDiskSize unless the platform's
+    default profile sets one); talos v1.14.0-rc.1 pkg/imager/profile/default.go."""
+    state = FactoryState()
+    sid = state.create(b"{}")[1]["id"]
+    meta = parse_image(state.image(sid, "v1.13.9", f"{platform}-amd64.raw"))
+    assert meta is not None and meta["virtual_size"] == mib * 1024**2
+
+
+def test_an_enterprise_factory_accepts_an_owner_and_hashes_it() -> None:
+    """IF v1.5.0 pkg/schematic/schematic.go: validateEnterprise accepts anything; Owner is the
+    struct's first field, so it is part of the marshalled schematic and its ID."""
+    state = FactoryState(enterprise=True)
+    status, answer = state.create(b"owner: me\n")
+    assert status == 201 and answer["schematic"] == "owner: me\ncustomization: {}\n"
+    assert answer["id"] != VECTORS[0][1]

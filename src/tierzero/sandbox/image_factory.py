@@ -4,16 +4,18 @@ siderolabs/image-factory v1.5.0 serves it, on loopback, starting with no schemat
 
 Rules, each with its source (IF = siderolabs/image-factory at tag v1.5.0):
 - `POST /schematics` decodes YAML strictly: an unknown field is 400 `yaml: construct errors: ...`;
-  a non-empty `owner` is 400 (Enterprise only); success is 201 `{"id", "schematic"}` and a repeat
+  a non-empty `owner` is 400 in the community build, accepted by an Enterprise one (and part of
+  the ID, the struct's first field; schematic.go Schematic, validate/validateEnterprise 35-55); success is 201 `{"id", "schematic"}` and a repeat
   is 201 with the same ID. Source: IF internal/frontend/http/configuration.go handleSchematicCreate,
   pkg/schematic/schematic.go Unmarshal/validate.
 - The ID is sha256 of the schematic re-encoded as go-yaml writes the struct (field order, 4-space
   indent, empty fields omitted). Source: IF pkg/schematic/schematic.go ID/Marshal, schematic_test.go.
-- `GET /image/<id>/<version>/<path>`: an ID never uploaded is 404 `schematic ID "<id>" not found`;
+- `GET /image/<id>/<version>/<path>`: `.sha256`/`.sha512` is 402 in the community build, before
+  anything else is looked at (IF image.go 45-69); an ID never uploaded is 404 `schematic ID "<id>" not found`;
   a malformed version is 500 `internal server error`; a bad path is 400 `error parsing profile from
   path: invalid profile path: ...`; a version not in `/versions` is 404 `... version X is not
   available`; an extension the version lacks is 400 `... official extension "<n>" is not available
-  for Talos version v<ver>`; `.sha256`/`.sha512` is 402 in the community build. Source: IF
+  for Talos version v<ver>`. Source: IF
   internal/frontend/http/image.go handleImage, internal/profile/profile.go ParseFromPath and
   EnhanceFromSchematic, internal/artifacts/manager.go validateTalosVersion.
 - `GET /versions` lists the releases ascending; `/version/<v>/extensions/official` the extensions.
@@ -49,12 +51,13 @@ from tierzero.sandbox.http_server import StandInHttpServer
 IMAGE_MAGIC = b"TIERZERO-SANDBOX-TALOS-IMAGE\n"
 DOCUMENT = "image-factory"
 
-# Releases the stand-in serves: the tags of siderolabs/talos from v1.9.0 to the newest read for
-# this project (v1.13.9, and v1.14.0-rc.1 as the newest minor's pre-release). Source: the
-# siderolabs/talos tag list (2026-08-21 snapshot); IF internal/artifacts/versions.go keeps
-# pre-releases only for the newest minor.
-_PATCHES = {"1.9": 6, "1.10": 9, "1.11": 6, "1.12": 11, "1.13": 9}
-VERSIONS: tuple[str, ...] = tuple(f"v{minor}.{p}" for minor, last in _PATCHES.items() for p in range(last + 1)) + ("v1.14.0-rc.1",)
+# Releases the stand-in serves, as IF internal/artifacts/versions.go filters the Talos tags: every
+# release from MinTalosVersion 1.2.0 (cmd/image-factory/cmd/options.go 822) on, and the alpha,
+# beta and rc pre-releases of the newest minor only. The tags: siderolabs/talos, 2026-08-21
+# snapshot (the newest patch of each minor; every patch from .0 exists), 1.14 pre-releases.
+_PATCHES = {"1.2": 9, "1.3": 7, "1.4": 8, "1.5": 6, "1.6": 8, "1.7": 7, "1.8": 4, "1.9": 6, "1.10": 9, "1.11": 6, "1.12": 11, "1.13": 9}
+_NEWEST_PRERELEASES = ("v1.14.0-alpha.0", "v1.14.0-alpha.1", "v1.14.0-alpha.2", "v1.14.0-beta.0", "v1.14.0-beta.1", "v1.14.0-rc.1")
+VERSIONS: tuple[str, ...] = tuple(f"v{minor}.{p}" for minor, last in _PATCHES.items() for p in range(last + 1)) + _NEWEST_PRERELEASES
 
 # Official extensions (names as `GET /version/<v>/extensions/official` lists them). Source:
 # siderolabs/extensions repository, README "Official extensions".
@@ -77,10 +80,13 @@ PLATFORM_KERNEL_ARGS: dict[tuple[str, str], tuple[str, ...]] = {
     ("oracle", "arm64"): ("console=tty1", "console=ttyS0", "net.ifnames=0", "talos.dashboard.disabled=1"),
 }
 MIB = 1024**2
-# Disk size of the default profile: MinRAWDiskSize 1246 MiB, oracle DefaultRAWDiskSize 8192 MiB.
-# Source: siderolabs/talos v1.12.11 pkg/imager/profile/default.go.
-DISK_SIZE = {"oracle": 8192 * MIB}
-DEFAULT_DISK_SIZE = 1246 * MIB
+# Disk image size: IF starts every disk profile at DefaultRAWDiskSize (8192 MiB) and takes the
+# platform's default profile size where Talos has one. Source: IF internal/profile/profile.go
+# ParseFromPath 183-240; siderolabs/talos v1.14.0-rc.1 (IF v1.5.0's go.mod) pkg/imager/profile/
+# default.go 15-18 and 44-392 (MinRAWDiskSize 1246 MiB, DefaultRAWDiskSize 8192 MiB).
+DISK_SIZE = {**dict.fromkeys(("metal", "akamai", "alibabacloud", "hcloud", "nocloud", "opennebula", "openstack", "scaleway"), 1246 * MIB),
+             "exoscale": 10 * 1024 * MIB}
+DEFAULT_DISK_SIZE = 8192 * MIB
 
 _DISK = re.compile(r"^(?P<platform>[a-z0-9]+)-(?P<arch>amd64|arm64|x86_64|i386)(?P<sb>-secureboot)?"
                    r"\.(?P<format>raw|qcow2|vhd|ova)(?P<compression>\.xz|\.zst|\.gz|\.tar\.gz)?$")
@@ -121,7 +127,7 @@ def _check_fields(node: yaml.Node, kind: str, problems: list[str]) -> None:
             _check_fields(value, str(fields[name]), problems)
 
 
-def decode_schematic(body: bytes) -> dict[str, Any]:
+def decode_schematic(body: bytes, *, enterprise: bool = False) -> dict[str, Any]:
     """The schematic a request body holds, or FactoryError(400) as the factory words it."""
     try:
         text = body.decode()
@@ -136,7 +142,7 @@ def decode_schematic(body: bytes) -> dict[str, Any]:
         raise FactoryError(400, "yaml: construct errors:\n" + "\n".join(problems))
     if not isinstance(data, dict):
         data = {}
-    if data.get("owner"):
+    if data.get("owner") and not enterprise:
         raise FactoryError(400, "owner field is only supported in Enterprise edition")
     return data
 
@@ -191,8 +197,7 @@ def canonical(data: dict[str, Any]) -> str:
         return out
 
     doc = pick(data, "Schematic")
-    doc.pop("owner", None)
-    ordered = {k: doc[k] for k in ("overlay",) if k in doc}
+    ordered = {k: doc[k] for k in ("owner", "overlay") if k in doc}
     ordered["customization"] = doc.get("customization", {})
     return "\n".join(_emit(ordered, 0)) + "\n"
 
@@ -238,7 +243,7 @@ class ImageFactory:
         self.on_change: Any = None  # called after a new schematic is stored, before the answer
 
     def create(self, body: bytes) -> tuple[int, dict[str, Any]]:
-        text = canonical(decode_schematic(body))
+        text = canonical(decode_schematic(body, enterprise=self.enterprise))
         sid = schematic_id(text)
         with self.lock:
             if sid not in self.schematics:
@@ -248,15 +253,15 @@ class ImageFactory:
         return 201, {"id": sid, "schematic": text}
 
     def image(self, sid: str, version: str, path: str) -> bytes:
+        checksum = next((s for s in (".sha256", ".sha512") if path.endswith(s)), None)
+        if checksum and not self.enterprise:
+            raise FactoryError(402, "enterprise not enabled: checksum endpoint is not available")
         text = self.schematics.get(sid)
         if text is None:
             raise FactoryError(404, f'schematic ID "{sid}" not found')
         if not _SEMVER.match(version):
             raise FactoryError(500, "internal server error")
         tag = "v" + version.removeprefix("v")
-        checksum = next((s for s in (".sha256", ".sha512") if path.endswith(s)), None)
-        if checksum and not self.enterprise:
-            raise FactoryError(402, "enterprise not enabled: checksum endpoint is not available")
         base = path.removesuffix(checksum or "")
         found = _DISK.match(base) or _ISO.match(base)
         if found is None:
