@@ -93,8 +93,8 @@ def apt_repositories(name: str):
         if not present.ok or "pve-no-subscription" not in present.stdout:
             await ssh.run(f"cat > {shlex.quote(path)}", input=content)
             changed.append(path)
-        if changed:
-            ctx.log(f"{name}: no subscription, so the enterprise repositories are disabled and pve-no-subscription is used ({', '.join(changed)})")
+        if changed:  # narration (info): the run log keeps which files changed
+            ctx.log(f"{name}: no subscription: enterprise repositories disabled, pve-no-subscription used ({', '.join(changed)})")
         await ssh.run("apt-get update -q", hint=f"check that {name} reaches deb.debian.org and download.proxmox.com")
         return {"subscription": False, "changed": changed}
 

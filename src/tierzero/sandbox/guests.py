@@ -38,7 +38,7 @@ from fakepve import TaskError
 
 from tierzero.sandbox import fakepve, pve_hosts, talos
 from tierzero.sandbox.context import SandboxContext, StandIn, Stop
-from tierzero.sandbox.pve_rules.storage import CURRENT_NODE
+from tierzero.sandbox.pve_rules.storage import CURRENT_NODE, HttpStatus
 
 KVM_MISSING = "KVM virtualisation configured, but not available. Either disable in VM configuration or enable in BIOS."
 DRIVE = re.compile(r"^(ide[0-3]|sata[0-5]|scsi\d+|virtio\d+|efidisk0|tpmstate0)$")
@@ -53,14 +53,6 @@ class StartFailed(TaskError):
     def __init__(self, message: str, *, log: list[str]) -> None:
         super().__init__(message)
         self.log = log
-
-
-class HttpStatus(OSError):
-    """An HTTP error answer: its status, reason phrase and body."""
-
-    def __init__(self, code: int, reason: str, body: str) -> None:
-        super().__init__(f"{code} {reason}: {body}")
-        self.code, self.reason, self.body = code, reason, body
 
 
 class Unresolvable(OSError):

@@ -158,6 +158,10 @@ class NodeRules:
         return [dict(a) for a in self.appliances]
 
     async def _apl_download(self, v: dict[str, Any], user: str) -> Any:
+        """The download itself always succeeds, unlike download-url and the hosts' curl, which
+        reach only loopback: the appliance comes from download.proxmox.com, which the sandbox
+        does not stand in for, and the template's bytes matter to nothing downstream (the LXC
+        stand-in runs no root filesystem)."""
         template, sid, node = v["template"], v["storage"], v["node"]
         appliance = next((a for a in self.appliances if a["template"] == template), None)
         if appliance is None:

@@ -301,11 +301,17 @@ class StorageRules:
         return super().volume_exists(volid)  # type: ignore[misc]
 
 
+class HttpStatus(OSError):
+    """An HTTP error answer a host's download got: its status, reason phrase and body."""
+
+    def __init__(self, code: int, reason: str, body: str) -> None:
+        super().__init__(f"{code} {reason}: {body}")
+        self.code, self.reason, self.body = code, reason, body
+
+
 def wget_error(exc: BaseException) -> str:
     """wget's last stderr line for a failed download: an HTTP error answer is "<date> <time> ERROR
     <code>: <reason>." (GNU wget src/http.c, "%s ERROR %d: %s.\n" with datetime_str), not the body."""
-    from tierzero.sandbox.guests import HttpStatus
-
     if isinstance(exc, HttpStatus):
         return f"{time.strftime('%Y-%m-%d %H:%M:%S')} ERROR {exc.code}: {exc.reason}."
     return str(exc)
