@@ -37,10 +37,11 @@ def disable_enterprise(path: str, text: str) -> str | None:
     stanza; one-line lists: the `deb` lines commented out."""
     if path.endswith(".list"):
         lines = text.splitlines(keepends=True)
-        changed = [f"# {line}" if line.startswith("deb") and ENTERPRISE_HOST in line else line for line in lines]
-        return "".join(changed) if changed != lines else None
+        commented = [f"# {line}" if line.startswith("deb") and ENTERPRISE_HOST in line else line for line in lines]
+        return "".join(commented) if commented != lines else None
     stanzas = re.split(r"\n\s*\n", text.strip("\n"))
-    out, changed = [], False
+    out: list[str] = []
+    changed = False
     for stanza in stanzas:
         fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in stanza.splitlines() if not line.startswith("#"))}
         if ENTERPRISE_HOST in fields.get("uris", "") and fields.get("enabled", "yes").lower() != "no":

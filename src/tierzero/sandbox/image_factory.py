@@ -197,7 +197,7 @@ def canonical(data: dict[str, Any]) -> str:
         return out
 
     doc = pick(data, "Schematic")
-    ordered = {k: doc[k] for k in ("owner", "overlay") if k in doc}
+    ordered: dict[str, Any] = {k: doc[k] for k in ("owner", "overlay") if k in doc}
     ordered["customization"] = doc.get("customization", {})
     return "\n".join(_emit(ordered, 0)) + "\n"
 

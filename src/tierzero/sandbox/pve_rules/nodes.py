@@ -100,8 +100,8 @@ class NodeRules:
                 except TaskError as err:
                     lines = getattr(err, "log", None)
                     if lines:  # printed before the task's end (fakepve adds the error line itself)
-                        record = next(r for r in reversed(self.tasklog) if r["type"] == ttype and r["id"] == str(tid)
-                                      and r["status"] == "running")  # type: ignore[attr-defined]
+                        tasklog: list[dict[str, Any]] = self.tasklog  # type: ignore[attr-defined]
+                        record = next(r for r in reversed(tasklog) if r["type"] == ttype and r["id"] == str(tid) and r["status"] == "running")
                         record["log"].extend(lines)
                     raise
             was = vm.status

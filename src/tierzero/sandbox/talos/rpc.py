@@ -119,7 +119,7 @@ def _maintenance_gate(node: Node, method: str, access: MaintenanceAccess) -> Non
     raise _Abort(grpc.StatusCode.UNIMPLEMENTED, f"method {method} not implemented")
 
 
-def _apply_outcome(node: Node, request: Any) -> tuple[int, str]:
+def _apply_outcome(node: Node, request: Any) -> tuple[Any, str]:
     """(mode, mode_details) of an ApplyConfiguration reply.
     - <= 1.12 in maintenance: no mode set (0, REBOOT) and no details; a dry run says "Dry run
       summary:\nNode is running in maintenance mode and does not have a config yet."
@@ -146,7 +146,7 @@ def _apply_outcome(node: Node, request: Any) -> tuple[int, str]:
     return mode, details
 
 
-def node_reboots(mode: int, node: Node) -> bool:
+def node_reboots(mode: Any, node: Node) -> bool:
     """The stand-in reboots a node that leaves maintenance (it comes back with mutual TLS) or
     that applied with mode REBOOT."""
     return node.maintenance or mode == Mode.REBOOT
