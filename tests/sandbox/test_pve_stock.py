@@ -240,6 +240,23 @@ async def test_vm_keys_outside_the_privilege_groups_are_root_only(stock: Stock) 
     assert await run_task(stock.root(), "post", "nodes/pve1/qemu", **base, args="-cpu host") == "OK"
 
 
+async def test_usb_hostpci_and_custom_cpu_models_need_their_own_rights(stock: Stock) -> None:
+    """qemu-server 9.1.0 API2/Qemu.pm check_usb_perm 850-873, check_hostpci_perm 889-903,
+    $check_cpu_model_access 709-727."""
+    client = await stock.token("devices", role="Devices", privs=TIERZERO)
+    base = {"vmid": 220, "name": "t", "memory": 512}
+    err = await refused(client, "post", "nodes/pve1/qemu", **base, usb0="host=1234:5678")
+    assert err.status == 500 and "only root can set 'usb0' config for real devices" in err.message
+    err = await refused(client, "post", "nodes/pve1/qemu", **base, hostpci0="host=0000:01:00.0")
+    assert err.status == 500 and "only root can set 'hostpci0' config for non-mapped devices" in err.message
+    err = await refused(client, "post", "nodes/pve1/qemu", **base, hostpci0="mapping=gpu")
+    assert err.status == 403 and "Permission check failed (/mapping/pci/gpu, Mapping.Use)" in err.message
+    no_audit = await stock.token("noaudit", role="NoAudit", privs=TIERZERO.replace("Sys.Audit,", ""))
+    err = await refused(no_audit, "post", "nodes/pve1/qemu", **base, cpu="custom-fast")
+    assert err.status == 403 and "Permission check failed (/nodes, Sys.Audit)" in err.message
+    assert await run_task(client, "post", "nodes/pve1/qemu", **base, usb0="host=spice", cpu="host") == "OK"
+
+
 async def test_lxc_feature_flags_beyond_nesting_are_root_only(stock: Stock) -> None:
     """pve-container 6.0.18 src/PVE/LXC.pm check_ct_modify_config_perm 1745-1750: 403 for anyone but
     root@pam (its tokens too); `pct set` as root on the node may."""

@@ -13,6 +13,12 @@ mixin in front of it (fakepve is configured, not patched).
   a plain die (HTTP 500 `only root can set '<key>' config`), `serialN` other than `socket` likewise.
   Source: proxmox/qemu-server 9.1.0 src/PVE/API2/Qemu.pm $cpuoptions..$cloudinitoptions 759-832,
   $check_vm_create_serial_perm 834, $check_vm_modify_config_perm 961-1006.
+- `usbN` needs VM.Config.HWType, and `host=spice` or a mapping (Mapping.Use on /mapping/usb/<m>);
+  another host device is root-only. `hostpciN` needs a mapping (Mapping.Use on /mapping/pci/<m>,
+  then VM.Config.HWType); a host device is root-only "for non-mapped devices". A custom CPU model
+  (`custom-<name>`), unless unchanged, needs Sys.Audit on /nodes. Source: qemu-server 9.1.0
+  src/PVE/API2/Qemu.pm check_usb_perm 850-873, check_hostpci_perm 889-903, $check_cpu_model_access
+  709-727.
 - GET /cluster/status and /cluster/ceph/status check their schema rule too (fakepve serves them
   without). Source: apidata.json (pve-docs 9.1.3) permissions of both.
 - Create checks, in order: quorum, the pool exists, Datastore.AllocateSpace on `storage`, VM.Allocate
@@ -61,8 +67,10 @@ def vm_key_privileges(key: str, value: Any = None) -> tuple[str, ...] | None:
         return ()
     if re.fullmatch(r"serial\d+", key):
         return ("VM.Config.HWType",) if value in (None, "socket") else None
-    if re.fullmatch(r"(usb|hostpci|virtiofs)\d+", key):
-        return None  # real devices; mapped ones are not modelled here
+    if re.fullmatch(r"(usb|hostpci)\d+", key):
+        return ("VM.Config.HWType",)  # and the device's own rule (AccessRules._vm_key_check)
+    if re.fullmatch(r"virtiofs\d+", key):
+        return None  # directory mappings are not modelled here
     if key in CPU_OPTIONS or re.fullmatch(r"numa\d+", key):
         return ("VM.Config.CPU",)
     if key in MEMORY_OPTIONS:
@@ -80,6 +88,14 @@ def vm_key_privileges(key: str, value: Any = None) -> tuple[str, ...] | None:
     if key in CLOUDINIT_OPTIONS or re.fullmatch(r"ipconfig\d+", key):
         return ("VM.Config.Cloudinit", "VM.Config.Network")
     return None
+
+
+def _cputype(value: Any) -> str:
+    """The `cputype` of a `cpu` option (`[cputype=]<model>,flags=...`), "" for none."""
+    if not value:
+        return ""
+    first, _, _rest = str(value).partition(",")
+    return first.split("=", 1)[1] if first.startswith("cputype=") else first
 
 
 def _props(value: Any) -> dict[str, str]:
@@ -182,25 +198,53 @@ class AccessRules:
             return "root"
         return "|".join(privs) if privs else "VM.Config.Disk"  # drives: fakepve's own (PVE checks their storage)
 
-    def _vm_key_check(self, user: str, vmid: int, keys: dict[str, Any], pool: str | None = None) -> None:
-        """$check_vm_modify_config_perm and the bridge check, before anything else of the request."""
+    def _vm_key_check(self, user: str, vmid: int, keys: dict[str, Any], pool: str | None = None,
+                      existing: dict[str, Any] | None = None) -> None:
+        """The config key checks in qemu-server's order, before anything else of the request:
+        $check_vm_modify_config_perm, serial, usb, hostpci, the bridges, the CPU model."""
         if user == ROOT:
             return
+
+        def held(priv: str) -> bool:
+            return self.allowed(user, f"/vms/{vmid}", priv) or bool(pool and self.allowed(user, f"/pool/{pool}", priv))
+
+        def vm_perm(priv: str) -> None:
+            if not held(priv):
+                raise PveError(403, f"Permission check failed (/vms/{vmid}, {priv})")
+
+        devices = re.compile(r"(serial|usb|hostpci)\d+")
         for key in sorted(keys):
-            if key in CREATE_ONLY:
+            if key in CREATE_ONLY or devices.fullmatch(key):
                 continue
             privs = vm_key_privileges(key, keys[key])
             if privs is None:
-                if re.fullmatch(r"serial\d+", key):
-                    raise PveError(500, f"only root can set '{key}' config for real devices")
                 raise PveError(500, f"only root can set '{key}' config")
-            def held(priv: str) -> bool:
-                return self.allowed(user, f"/vms/{vmid}", priv) or bool(pool and self.allowed(user, f"/pool/{pool}", priv))
-
             if privs and not any(held(p) for p in privs):
                 raise PveError(403, f"Permission check failed (/vms/{vmid}, {'|'.join(privs)})")
             if key == "startup":
                 self.require(user, "/", "Sys.Modify")  # type: ignore[attr-defined]
+        for key in sorted(k for k in keys if re.fullmatch(r"serial\d+", k)):
+            if keys[key] not in (None, "socket"):
+                raise PveError(500, f"only root can set '{key}' config for real devices")
+            vm_perm("VM.Config.HWType")
+        for key in sorted(k for k in keys if re.fullmatch(r"usb\d+", k) and keys[k] is not None):
+            vm_perm("VM.Config.HWType")
+            device = _props("x," + str(keys[key]))
+            if device.get("host"):
+                if device["host"].lower() != "spice":
+                    raise PveError(500, f"only root can set '{key}' config for real devices")
+            elif device.get("mapping"):
+                self.require(user, f"/mapping/usb/{device['mapping']}", "Mapping.Use")  # type: ignore[attr-defined]
+            else:
+                raise PveError(500, "either 'host' or 'mapping' must be set.")
+        for key in sorted(k for k in keys if re.fullmatch(r"hostpci\d+", k) and keys[k] is not None):
+            device = _props("x," + str(keys[key]))
+            if device.get("host"):
+                raise PveError(500, f"only root can set '{key}' config for non-mapped devices")
+            if not device.get("mapping"):
+                raise PveError(500, "either 'host' or 'mapping' must be set.")
+            self.require(user, f"/mapping/pci/{device['mapping']}", "Mapping.Use")  # type: ignore[attr-defined]
+            vm_perm("VM.Config.HWType")
         for key in sorted(k for k in keys if re.fullmatch(r"net\d+", k)):
             net = _props(keys[key])
             bridge, tag = net.get("bridge"), net.get("tag")
@@ -208,6 +252,9 @@ class AccessRules:
                 path = f"/sdn/zones/localnetwork/{bridge}" + (f"/{tag}" if tag else "")
                 if not self.allowed(user, path, "SDN.Use"):
                     raise PveError(403, f"Permission check failed ({path}, SDN.Use)")
+        cputype = _cputype(keys.get("cpu"))
+        if cputype.startswith("custom-") and cputype != _cputype((existing or {}).get("cpu")):
+            self.require(user, "/nodes", "Sys.Audit")  # type: ignore[attr-defined]
 
     async def _qm_create(self, v: dict[str, Any], user: str) -> Any:
         """create_vm's checks in PVE's order (module docstring); fakepve's own then find nothing new."""
@@ -239,4 +286,5 @@ class AccessRules:
         values = dict(await params(request))
         deletes = {k: None for k in str(values.pop("delete", "") or "").split(",") if k}
         vmid = int(request.match_info["vmid"]) if request.match_info["vmid"].isdigit() else 0
-        self._vm_key_check(request[USER], vmid, {**deletes, **values})
+        vm = self.vm(vmid) if vmid else None  # type: ignore[attr-defined]
+        self._vm_key_check(request[USER], vmid, {**deletes, **values}, existing=dict(vm.config) if vm is not None else None)
