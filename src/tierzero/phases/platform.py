@@ -26,9 +26,10 @@ from tierzero.adapters.connections import Endpoint, UnknownEndpoint
 from tierzero.adapters.protocols import ImageFactoryApi, KubernetesNodes, TalosApi, TalosMaintenanceApi
 from tierzero.adapters.proxmox import proxmox_client
 from tierzero.adapters.retry import RetryExhausted, Transient, retry_async
-from tierzero.adapters.talos_errors import TalosNotImplemented, TalosUnavailable
+from tierzero.adapters.talos_errors import TalosUnavailable
 from tierzero.adapters.ssh import retry_policy
 from tierzero.engine.step import Step, StepContext
+from tierzero.phases.talos_maintenance import apply_in_maintenance
 from tierzero.errors import OperationError
 from tierzero.phases.platform_vm import VmInputs, assign_vmids, ensure_vm, image_name, image_volid, remove_vm, vm_inputs
 from tierzero.workspace.layout import write_private
@@ -226,34 +227,6 @@ async def _probe(client: TalosApi) -> bool:
         await client.close()
 
 
-async def _apply_in_maintenance(ctx: StepContext, h: PlatformHooks, cluster: Cluster, node: Node, ip: str) -> bool:
-    """Give a node in maintenance mode its machine config over the Talos API without a client
-    certificate. True if it took it; False if no node answers there in maintenance mode (not up
-    yet, or configured already: the handshake without a client certificate fails). A refusal
-    (the config rejected, ...) raises: waiting will not change it.
-
-    Maintenance mode is proven by the node accepting ApplyConfiguration, not by Version: Talos
-    <= 1.12 refuses Version to a caller without a client certificate ("API is not implemented in
-    maintenance mode", siderolabs/talos v1.12.11 internal/app/maintenance/server.go
-    assertAdminRole), 1.13 and later answer it (v1.13.9 machined.go rules: Reader)."""
-    assert h.talos_maintenance is not None
-    maint = h.talos_maintenance(ctx, ip)
-    try:
-        try:
-            release = f"Talos {(await maint.version(timeout=5.0)).tag}"
-        except TalosNotImplemented:
-            release = "Talos 1.12 or older, which does not tell its version in maintenance mode"
-        ctx.log(f"{node.name} answers without a client certificate ({release}): applying its machine config in maintenance mode")
-        await maint.apply_configuration(h.rendered_config(ctx, cluster, node.name), "auto")
-        return True
-    except TalosUnavailable:
-        return False
-    except OperationError as err:
-        raise OperationError(f"{node.name} ({ip}) refused its machine config in maintenance mode: {err.message}", hint=err.hint) from err
-    finally:
-        await maint.close()
-
-
 async def _configure_node(ctx: StepContext, h: PlatformHooks, cluster: Cluster, node: Node, policy: Any) -> str:
     """Wait until the node's Talos API answers with the cluster's credentials. A node still in
     maintenance mode (it booted without reading its NoCloud user-data) gets its machine config
@@ -266,7 +239,7 @@ async def _configure_node(ctx: StepContext, h: PlatformHooks, cluster: Cluster, 
         if await _probe(h.talos(ctx, cluster, ip)):
             return "applied" if applied else "configured"
         if not applied and h.talos_maintenance is not None:
-            applied = await _apply_in_maintenance(ctx, h, cluster, node, ip)
+            applied = await apply_in_maintenance(ctx, h.talos_maintenance(ctx, ip), node.name, ip, h.rendered_config(ctx, cluster, node.name))
         raise Transient(f"Talos API of {node.name} ({ip}) not answering yet")
 
     return await _waiting(attempt, policy, ctx, f"Talos API of {node.name}", "check the VM console in Proxmox: did Talos boot and take its address?")
