@@ -117,6 +117,8 @@ def test_a_checksum_is_refused_before_the_schematic_is_looked_up(factory: ImageF
     unknown = "0" * 64
     assert request(f"{factory.url}/image/{unknown}/v1.13.9/nocloud-amd64.qcow2.sha512") == (
         402, b"enterprise not enabled: checksum endpoint is not available\n")
+    assert request(f"{factory.url}/image/{unknown}/v1.13.9/nocloud-amd64.qcow2.sigstore.json") == (
+        402, b"enterprise signing is not enabled: signature endpoint is not available\n")
     assert request(f"{factory.url}/image/{unknown}/v1.13.9/nocloud-amd64.qcow2")[0] == 404
 
 
@@ -147,3 +149,5 @@ def test_an_enterprise_factory_accepts_an_owner_and_hashes_it() -> None:
     status, answer = state.create(b"owner: me\n")
     assert status == 201 and answer["schematic"] == "owner: me\ncustomization: {}\n"
     assert answer["id"] != VECTORS[0][1]
+    with pytest.raises(Exception, match="signatures are not modelled"):  # the stand-in says so rather than invent one
+        state.image(answer["id"], "v1.13.9", "nocloud-amd64.raw.xz.sigstore.json")

@@ -10,8 +10,8 @@ Rules, each with its source (IF = siderolabs/image-factory at tag v1.5.0):
   pkg/schematic/schematic.go Unmarshal/validate.
 - The ID is sha256 of the schematic re-encoded as go-yaml writes the struct (field order, 4-space
   indent, empty fields omitted). Source: IF pkg/schematic/schematic.go ID/Marshal, schematic_test.go.
-- `GET /image/<id>/<version>/<path>`: `.sha256`/`.sha512` is 402 in the community build, before
-  anything else is looked at (IF image.go 45-69); an ID never uploaded is 404 `schematic ID "<id>" not found`;
+- `GET /image/<id>/<version>/<path>`: `.sha256`/`.sha512` and `.sigstore.json` are 402 in the
+  community build, before anything else is looked at (IF image.go 45-69); an ID never uploaded is 404 `schematic ID "<id>" not found`;
   a malformed version is 500 `internal server error`; a bad path is 400 `error parsing profile from
   path: invalid profile path: ...`; a version not in `/versions` is 404 `... version X is not
   available`; an extension the version lacks is 400 `... official extension "<n>" is not available
@@ -253,6 +253,10 @@ class ImageFactory:
         return 201, {"id": sid, "schematic": text}
 
     def image(self, sid: str, version: str, path: str) -> bytes:
+        if path.endswith(".sigstore.json"):  # IF image.go 47-51 and 66-68: a signature (not modelled in enterprise mode)
+            if not self.enterprise:
+                raise FactoryError(402, "enterprise signing is not enabled: signature endpoint is not available")
+            raise FactoryError(501, "sandbox: image signatures are not modelled")
         checksum = next((s for s in (".sha256", ".sha512") if path.endswith(s)), None)
         if checksum and not self.enterprise:
             raise FactoryError(402, "enterprise not enabled: checksum endpoint is not available")
