@@ -54,6 +54,8 @@ async def test_talos_1_13_answers_version_and_refuses_admin_calls_as_not_authori
             with pytest.raises(OperationError) as err:
                 await call()
             assert err.value.message.endswith("PERMISSION_DENIED: not authorized")
+        with pytest.raises(OperationError, match="UNKNOWN: sandbox: ServiceList on a node in maintenance mode is not modelled"):
+            await insecure.services()  # allowed to Reader; the stand-in says it does not know the answer
         result = await insecure.apply_configuration(pki.machine_config("controlplane"), "staged")  # allowed from 1.13 on
     assert (result.mode, result.details) == ("staged", "Staged configuration to be applied after the next reboot")
     assert not node.maintenance
