@@ -165,12 +165,29 @@ def test_a_witness_given_by_address_is_reached_there_in_a_real_run() -> None:
     assert (found.host, found.port, found.extra) == ("10.99.0.250", 2222, {"user": "admin", "address": "10.99.0.250"})
 
 
+def two_onprem_hosts() -> dict:
+    """The on-prem starter cut to two fresh Proxmox VE installs (pve1, pve2) and a QDevice witness."""
+    data = onprem_spec(ceph=False)
+    px = data["hypervisors"]["proxmox"]
+    px["nodes"] = px["nodes"][:2]
+    px["qdevice"] = {"host": "192.168.10.250"}
+    for cluster in data["clusters"]:
+        for member in [*cluster.get("control_planes", []), *cluster.get("workers", [])]:
+            if member.get("node") not in ("pve1", "pve2"):
+                member["node"] = "pve1"
+    for service in data.get("services", []):
+        if service.get("node") not in ("pve1", "pve2"):
+            service["node"] = "pve1"
+    return data
+
+
 async def test_fresh_hosts_switch_to_the_no_subscription_repositories_before_installing(make_sandbox):
     """A fresh PVE enables the enterprise repositories (401 without a subscription, so `apt-get
     update` fails); the hypervisors phase disables them, adds pve-no-subscription, and only then
     installs corosync-qdevice. Sources: tierzero.phases.pve_repos."""
-    box = make_sandbox(witness_by_address(oci_spec()), kvm=False)
+    box = make_sandbox(two_onprem_hosts(), kvm=True)
     pve1 = box.hosts.hosts["pve1"]
+    pve1.memory_total = pve1.memory_available = 64 * 1024**3  # pve3's guests moved here
     assert failing_repositories(pve1.files)  # the stand-in starts as a fresh install
     await box.run(hypervisors.steps(box.spec))
     for name in ("pve1", "pve2"):
@@ -183,9 +200,20 @@ async def test_fresh_hosts_switch_to_the_no_subscription_repositories_before_ins
 
 
 async def test_a_host_with_a_subscription_keeps_its_enterprise_repositories(make_sandbox):
-    box = make_sandbox(witness_by_address(oci_spec()), kvm=False)
+    box = make_sandbox(two_onprem_hosts(), kvm=True)
+    box.hosts.hosts["pve1"].memory_total = box.hosts.hosts["pve1"].memory_available = 64 * 1024**3  # pve3's guests moved here
     for host in ("pve1", "pve2"):
         box.hosts.hosts[host].subscribed = True
     await box.run(hypervisors.steps(box.spec))
     assert "/etc/apt/sources.list.d/proxmox.sources" not in box.hosts.hosts["pve1"].files
     assert failing_repositories(box.hosts.hosts["pve1"].files)  # still enabled (they work with the key)
+
+
+async def test_a_port_without_proxmox_enterprise_sources_keeps_its_repositories(make_sandbox):
+    """The A1 hosts run a community port (PXVIRT) from a Debian cloud image: no enterprise.proxmox.com
+    source to disable, so no pve-no-subscription (which has no arm64 packages) is added either."""
+    box = make_sandbox(witness_by_address(oci_spec()), kvm=False)
+    await box.run(hypervisors.steps(box.spec))
+    for name in ("pve1", "pve2"):
+        assert not [p for p in box.hosts.hosts[name].files if p.endswith(("proxmox.sources", "pve-no-subscription.list"))]
+        assert box.state.get(f"hypervisors/apt/{name}").outputs["changed"] == []

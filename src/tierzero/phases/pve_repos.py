@@ -5,7 +5,9 @@ other Proxmox repository; without a subscription key they answer 401, so `apt-ge
 and nothing tierzero installs (corosync-qdevice, Tailscale's packages) can be fetched
 reliably. On a host without an active subscription tierzero therefore does what the Proxmox docs
 recommend: disable the enterprise entries and add the `pve-no-subscription` repository; then
-`apt-get update` must succeed. A host with a subscription is left alone.
+`apt-get update` must succeed. A host with a subscription is left alone, and so is one without
+Proxmox's enterprise sources (a community port such as PXVIRT on the A1 hosts, or sources the
+user manages): only its package index is refreshed.
 
 Sources: pve-docs `pve-package-repos.adoc` (9.1: "The pve-enterprise repository is enabled by
 default", disabling with `Enabled: no`, the no-subscription entry in `proxmox.sources`; 8.x: the
@@ -89,11 +91,12 @@ def apt_repositories(name: str):
             if disabled is not None:
                 await ssh.run(f"cat > {shlex.quote(path)}", input=disabled)
                 changed.append(path)
-        path, content = no_subscription_source(codename)
-        present = await ssh.run(["cat", path], check=False)
-        if not present.ok or "pve-no-subscription" not in present.stdout:
-            await ssh.run(f"cat > {shlex.quote(path)}", input=content)
-            changed.append(path)
+        if changed:  # an official install's enterprise sources: the no-subscription one replaces them
+            path, content = no_subscription_source(codename)
+            present = await ssh.run(["cat", path], check=False)
+            if not present.ok or "pve-no-subscription" not in present.stdout:
+                await ssh.run(f"cat > {shlex.quote(path)}", input=content)
+                changed.append(path)
         if changed:  # narration (info): the run log keeps which files changed
             ctx.log(f"{name}: no subscription: enterprise repositories disabled, pve-no-subscription used ({', '.join(changed)})")
         await ssh.run("apt-get update -q", hint=f"check that {name} reaches deb.debian.org and download.proxmox.com")
