@@ -153,7 +153,7 @@ async def test_proxmox_refuses_a_kvm_vm_on_an_a1_host(hosts: PveHosts, ws: Works
     from tierzero.adapters.proxmox import ProxmoxClient
     from tierzero.adapters.retry import Policy
 
-    from .test_pve_stock import run_task
+    from .pve_stock import run_task
 
     server = start_for_spec(SPEC)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .test_pve_stock import Stock, refused, run_task, stock  # noqa: F401 - the fixture
+from .pve_stock import Stock, refused, run_task, stock_fixture  # noqa: F401 - the "stock" fixture
 
 pytestmark = pytest.mark.usefixtures("stock")
 
