@@ -138,6 +138,17 @@ def test_the_run_log_holds_every_request_sent_and_no_secret(tmp_path: Path, monk
         return send(client, request, *args, **kwargs)
 
     monkeypatch.setattr(httpx2.Client, "send", recording_send)
+    from tierzero.adapters.tunnel import BastionTunnel, Forward
+
+    forwarded: dict[int, tuple[str, int]] = {}  # a cloud spec's private addresses: local port of the forward -> address
+    forward = BastionTunnel.forward
+
+    def recording_forward(tunnel: BastionTunnel, host: str, port: int) -> Forward:
+        opened = forward(tunnel, host, port)
+        forwarded[opened.local_port] = (host, port)
+        return opened
+
+    monkeypatch.setattr(BastionTunnel, "forward", recording_forward)
     invoked: list[list[str]] = []
     popen = subprocess.Popen
 
@@ -171,6 +182,11 @@ def test_the_run_log_holds_every_request_sent_and_no_secret(tmp_path: Path, monk
     for node in context[talos.MACHINES].machines.values():  # no VM is removed in a deploy: every machine is still there
         seen.update(("talos", method) for method in node.calls)
     kind_of_port = {ep.port: kind for (kind, _), ep in endpoints.items() if kind in ("proxmox", "kubernetes", "oci", "infisical", "http")}
+    from tierzero.sandbox import bastion
+
+    kind_of_address = {address: kind for (kind, _), address in bastion.stands_for(context).items()}
+    kind_of_port.update({port: kind_of_address[address] for port, address in forwarded.items()})
+    assert forwarded, "the sandbox reaches the private addresses through the bastion"
     for port, method, url in on_the_wire:
         if port in kind_of_port:
             seen[_http_key(kind_of_port[port], method, url)] += 1

@@ -16,7 +16,7 @@ from tierzero.engine.runner import Runner
 from tierzero.cli.session import Session
 from tierzero.errors import OperationError
 from tierzero.phases import validate
-from tierzero.sandbox import fakepve, infisical, talos
+from tierzero.sandbox import bastion, fakepve, infisical, talos
 from tierzero.sandbox.context import SandboxContext, StandIn
 from tierzero.sandbox.harness import STANDINS, Sandbox
 from tierzero.spec import Platform
@@ -127,3 +127,21 @@ def test_validate_step_fails_with_every_failed_row(deployed: tuple[Session, Runn
     for check in (*FAULTED, "kubernetes"):
         assert f"{check} (" in message
     assert asyncio.run(step.run(runner.context_from_state(step.id), None))["rows"]  # and passes again once all is back
+
+
+@pytest.mark.slow
+def test_every_private_address_is_reached_only_through_the_bastion(deployed: tuple[Session, Runner]) -> None:
+    session, runner = deployed
+    box = session.sandbox.context
+    server = box[bastion.SERVER]
+    plays = bastion.stands_for(box)
+    assert len(plays) == 7  # two Proxmox APIs, the VIP, three Talos nodes, Infisical
+    for (kind, name), address in plays.items():
+        endpoint = runner.connections.endpoint(kind, name)
+        assert (endpoint.host, endpoint.extra["via"], endpoint.extra["behind"]) == ("127.0.0.1", "bastion", f"{address[0]}:{address[1]}")
+    before = len(server.opened())
+    assert {r.status for r in _rows(runner).values()} == {"pass", "skip"}
+    opened = server.opened()
+    assert len(opened) > before and {h for h, _ in opened} <= {a for a, _ in plays.values()}
+    assert {("10.10.0.10", 6443), ("10.10.0.11", 50000), ("10.0.1.10", 8006), ("10.10.0.30", 8080)} <= set(opened), opened
+    assert not [c for c in server.channels if not c.opened]  # nothing asked for an address it does not permit

@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 
+
+from tierzero.adapters.tunnel import BastionUnreachable
 from tierzero.cli.session import kubeconfig_path, real_connections
 from tierzero.engine.step import Step, StepContext
 from tierzero.phases import validate
@@ -26,12 +29,17 @@ def test_real_connections_from_the_spec(tmp_path: Path) -> None:
     ws = Workspace(tmp_path / ".tierzero")
     spec = _spec()
     conns = real_connections(spec, ws)
-    kube = conns.endpoint("kubernetes", "main")
+    kube = conns.endpoints[("kubernetes", "main")]
     assert (kube.host, kube.port) == ("10.10.0.10", 6443) and kube.extra["kubeconfig"] == str(kubeconfig_path(ws, "main"))
-    assert conns.endpoint("talos", "10.10.0.11").port == 50000
-    assert conns.endpoint("oci", "default").extra["service_endpoint"] is False
+    assert conns.endpoints[("talos", "10.10.0.11")].port == 50000
+    assert conns.endpoint("oci", "default").extra["service_endpoint"] is False  # public: reached directly
+    # The spec has a bastion: its private addresses are reached only through it, once the cloud phase published it.
+    assert conns.tunnel is not None
+    with pytest.raises(BastionUnreachable, match="no bastion address is known"):
+        conns.endpoint("kubernetes", "main")
     own = _spec("proxmox")
     conns = real_connections(own, ws)
+    assert conns.tunnel is None  # own hosts: every address is reached directly
     first = own.proxmox.nodes[0]
     assert conns.endpoint("ssh", first.name).host == str(first.address)
     assert conns.endpoint("proxmox", first.name).port == 8006

@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from tierzero.adapters.retry import Policy
 
@@ -45,6 +45,16 @@ class Endpoint:
 
 class UnknownEndpoint(LookupError):
     pass
+
+
+class Tunnel(Protocol):
+    """The way in to private addresses (tierzero.adapters.tunnel.BastionTunnel)."""
+
+    name: str  # what the endpoints are reached through, e.g. the bastion instance
+
+    def reach(self, kind: str, name: str, endpoint: Endpoint) -> Endpoint: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -110,6 +120,9 @@ class Connections:
     route: Callable[[Endpoint], Endpoint | None] | None = None
     fetch_bytes: FetchBytes | None = None  # None: over HTTPS (tierzero.adapters.http.fetch_binary)
     git: GitKnobs = field(default_factory=GitKnobs)
+    # The way in on a cloud blueprint: private addresses are reached through SSH forwards over the
+    # bastion (tierzero.adapters.tunnel), opened when an endpoint is first asked for. None: direct.
+    tunnel: Tunnel | None = None
 
     def add(self, kind: str, name: str, endpoint: Endpoint) -> None:
         self.endpoints[(kind, name)] = endpoint
@@ -119,11 +132,11 @@ class Connections:
         return endpoint if self.route is None else self.route(endpoint)
 
     def endpoint(self, kind: str, name: str, default: Endpoint | None = None) -> Endpoint:
-        found = self.endpoints.get((kind, name))
+        """The endpoint by kind and name (else `default`); through the tunnel when it carries it
+        (BastionUnreachable when the bastion does not answer). UnknownEndpoint when neither exists."""
+        found = self.endpoints.get((kind, name), default)
         if found is not None:
-            return found
-        if default is not None:
-            return default
+            return found if self.tunnel is None else self.tunnel.reach(kind, name, found)
         raise UnknownEndpoint(f"no {kind} endpoint known for {name!r}")
 
 

@@ -75,6 +75,10 @@ def configuration(endpoint: Endpoint) -> SingleConfig:
         if found is None:
             raise OperationError(f"kubeconfig {endpoint.extra['kubeconfig']} has no context to use",
                                  hint="re-run the platform phase to write a fresh kubeconfig")
+        if endpoint.extra.get("via"):  # a forward through the bastion: the API server's certificate names 127.0.0.1 too
+            import msgspec  # (Talos KubernetesCertSANsController, v1.14 internal/app/machined/pkg/controllers/secrets/kubernetes_cert_sans.go)
+
+            found = found._replace(cluster=msgspec.structs.replace(found.cluster, server=endpoint.url))
         return found
     verify = endpoint.verify
     cluster = Cluster(server=endpoint.url, certificate_auth=verify if isinstance(verify, str) else None, insecure=verify is False)

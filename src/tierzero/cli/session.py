@@ -56,6 +56,10 @@ def real_connections(spec: Platform, workspace: Workspace) -> Connections:
         for _, node in cluster.nodes():
             if node.ip.address:
                 conns.add("talos", str(node.ip.address), Endpoint(str(node.ip.address), 50000))
+    if spec.oci is not None and any("bastion" in m.roles for m in spec.oci.micro_instances):
+        from tierzero.adapters.tunnel import BastionTunnel
+
+        conns.tunnel = BastionTunnel(conns, key_path=workspace.ssh_key)  # private addresses only answer behind the bastion
     if spec.oci is not None:
         conns.add("oci", "default", Endpoint(f"iaas.{spec.oci.region}.oraclecloud.com", 443,
                                              extra={"profile": spec.oci.config_profile, "service_endpoint": False}))
@@ -129,6 +133,8 @@ class Session:
                 _match_world(self.state, box.world)
             else:
                 connections = real_connections(self.spec, self.workspace)
+                if connections.tunnel is not None:
+                    self._stack.callback(connections.tunnel.close)
             if self.steps is None:
                 from tierzero.phases.registry import all_steps
 

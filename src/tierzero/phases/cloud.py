@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tierzero.adapters.tunnel import BASTION
 from tierzero.engine.step import Step, StepContext
 from tierzero.errors import OperationError
 
@@ -108,7 +109,8 @@ def _apply_sync(ctx: StepContext, inputs: CloudInputs, on_retry: Callable[[Any],
         address = inst.public_ip or inst.private_ip
         endpoints.append({"kind": "ssh", "name": host.name, "host": address, "port": host.ssh_port, "scheme": "ssh",
                           "extra": {"user": host.ssh_user, "address": inst.private_ip}})
-        endpoints.append({"kind": "proxmox", "name": host.name, "host": address, "port": 8006, "verify": False})
+        # The API listens on the VCN address; from outside it is reached through the bastion (adapters/tunnel.py).
+        endpoints.append({"kind": "proxmox", "name": host.name, "host": inst.private_ip or address, "port": 8006, "verify": False})
     for _cluster, node, a1 in ctx.spec.talos_instances():  # Talos on A1: its API at the instance's public address
         inst = cloud.instances.get(a1.name)
         if inst is not None and inst.public_ip and node.ip.address is not None:
@@ -119,6 +121,10 @@ def _apply_sync(ctx: StepContext, inputs: CloudInputs, on_retry: Callable[[Any],
     if witness is not None and inst is not None:  # the QDevice witness: SSH as the platform image's user (sudo), qnetd on its private address
         endpoints.append({"kind": "ssh", "name": witness.name, "host": inst.public_ip or inst.private_ip, "port": witness.ssh_port,
                           "scheme": "ssh", "extra": {"user": witness.ssh_user, "address": inst.private_ip}})
+    bastion = next((m for m in inputs.oci.micro_instances if "bastion" in m.roles), None)
+    if bastion is not None and cloud.bastion_ip:  # the way in for every private address (adapters/tunnel.py)
+        endpoints.append({"kind": BASTION, "name": bastion.name, "host": cloud.bastion_ip, "port": 22, "scheme": "ssh",
+                          "extra": {"user": MICRO_IMAGE_USER, "role": BASTION}})
     return {
         "layer": layer,
         "compartment_id": cloud.compartment_id,

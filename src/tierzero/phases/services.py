@@ -145,7 +145,9 @@ async def _run_stack(ctx: StepContext, svc: "Infisical", lxc_step: str) -> Mappi
         await wait_ready(ctx, client, endpoint.url)
     finally:
         client.close()
-    return {"url": endpoint.url, "site_url": site_url, "compose_file": str(rendered), "stack_dir": render.STACK_DIR,
+    # The address, not the endpoint reached: through the bastion that is a local forward of this run only.
+    url = f"http://{endpoint.extra['behind']}" if endpoint.extra.get("behind") else endpoint.url
+    return {"url": url, "site_url": site_url, "compose_file": str(rendered), "stack_dir": render.STACK_DIR,
             "secrets": {k: secret_ref(ctx, render.secret_name(svc.name, k)) for k in ("db-password", "encryption-key", "auth-secret")}}
 
 

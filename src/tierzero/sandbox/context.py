@@ -42,6 +42,7 @@ class SandboxOptions:
     git_forge_api: bool = True  # the run gets the Git host's API token (False: deploy keys are added by hand)
     flux_interval_scale: float = 1 / 60  # Flux's intervals on the sandbox clock (1m -> 1 s, 1h -> 1 min)
     oci_account: str | None = None  # "always-free" or "pay-as-you-go": the tenancy as it really is (None: as the spec says)
+    bastion: bool = True  # a cloud spec's private addresses are reached only through its bastion (sandbox/bastion.py)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tierzero.adapters.connections import Connections
-from tierzero.sandbox import clock, fakepve, flux, git_forge, guests, image_factory, infisical, internet, kubernetes, oci, oci_compute, pve_hosts, talos, tofu_twin
+from tierzero.sandbox import bastion, clock, fakepve, flux, git_forge, guests, image_factory, infisical, internet, kubernetes, oci, oci_compute, pve_hosts, talos, tofu_twin
 from tierzero.sandbox.context import SandboxContext, SandboxOptions, StandIn, Stop
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 # Talos to Kubernetes (its kubeconfig), fakepve to the SSH hosts (their pveum tokens and ACLs),
 # guests to fakepve, the hosts and Talos (a VM start boots a Talos machine), OCI's compute to Talos (an instance
 # launch boots one), Infisical to the hosts (pct exec in its container), Flux to Kubernetes and the Git host (it
-# reconciles from one into the other).
+# reconciles from one into the other), the bastion to all of them.
 STANDINS: tuple[StandIn, ...] = (
     kubernetes.STANDIN,
     oci.STANDIN,
@@ -68,6 +68,7 @@ STANDINS: tuple[StandIn, ...] = (
     fakepve.STANDIN,
     guests.STANDIN,
     infisical.STANDIN,
+    bastion.STANDIN,  # last: it hands channels to every stand-in playing a private address
 )
 
 

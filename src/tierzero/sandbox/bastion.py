@@ -1,0 +1,237 @@
+"""The bastion: the E2.1.Micro with a public address that an `oci-free-tier` deploy reaches every
+private address through (tierzero.adapters.tunnel). An asyncssh server on loopback that accepts
+the workspace key for the image's user and opens `direct-tcpip` channels (RFC 4254 §7.2) only to
+the networks it permits, like sshd's `PermitOpen`; the channels it opened are recorded, so a test
+can tell a call went through it.
+
+Rules, each with its source:
+- Logins: public key only, the workspace key, the platform image's default user (`ubuntu` on
+  Canonical Ubuntu; OCI docs "Connecting to Your Linux Instance"); root is refused.
+- Forwarding to a destination outside the permitted networks is refused with
+  SSH2_OPEN_ADMINISTRATIVELY_PROHIBITED (OpenSSH 9.2 channels.c `channel_connect_to_port`,
+  "but the request was denied"; sshd_config(5) PermitOpen).
+- A permitted destination nothing answers on fails with SSH2_OPEN_CONNECT_FAILED and the
+  connect(2) error (OpenSSH 9.2 channels.c `connect_next`/`channel_connect_ctx_free`).
+- The bastion plays no network of its own: where a permitted address:port is served in the
+  sandbox is the `network` callable's answer (the stand-in playing that address on loopback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncssh
+
+from tierzero.adapters.connections import Connections, Endpoint
+from tierzero.adapters.tunnel import BASTION, BastionTunnel
+from tierzero.sandbox.context import Handle, SandboxContext, StandIn, Stop
+
+Network = Callable[[str, int], "tuple[str, int] | None"]  # (address, port) -> the loopback (host, port) playing it
+
+
+@dataclass
+class Channel:
+    """One direct-tcpip request the bastion answered: the destination asked for, and whether it opened."""
+
+    host: str
+    port: int
+    opened: bool
+
+
+@dataclass
+class BastionServer:
+    """`permit`: the networks forwarding may reach (CIDRs). `authorized_key`: the workspace public key
+    (OpenSSH line). `start()` listens on 127.0.0.1 (port 0: assigned), `stop()` closes."""
+
+    permit: Iterable[str]
+    network: Network
+    authorized_key: str
+    user: str = "ubuntu"
+    port: int = 0
+    channels: list[Channel] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.networks = [ipaddress.ip_network(c, strict=False) for c in self.permit]
+        self._key = self.authorized_key.split()[1]
+        self._host_key = asyncssh.generate_private_key("ssh-ed25519")
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="bastion", daemon=True)
+        self._server: asyncssh.SSHAcceptor | None = None
+        self._sessions: set[asyncssh.SSHServerConnection] = set()
+        self._lock = threading.Lock()
+
+    def permitted(self, host: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.networks)
+
+    # -- lifecycle
+    def start(self) -> BastionServer:
+        self._thread.start()
+        self._call(self._listen())
+        return self
+
+    async def _listen(self) -> None:
+        self._server = await asyncssh.listen(
+            "127.0.0.1", self.port, server_host_keys=[self._host_key], server_factory=lambda: _Login(self), reuse_address=True,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def set_down(self, down: bool = True) -> None:
+        """The bastion stops answering (connection refused), or answers again on the same port."""
+        self._call(self._close() if down else self._listen())
+
+    async def _close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for conn in list(self._sessions):
+            conn.close()
+        self._sessions.clear()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._call(self._close())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+    def _call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(30)
+
+    def opened(self) -> list[tuple[str, int]]:
+        with self._lock:
+            return [(c.host, c.port) for c in self.channels if c.opened]
+
+    def _record(self, host: str, port: int, opened: bool) -> None:
+        with self._lock:
+            self.channels.append(Channel(host, port, opened))
+
+
+class _Login(asyncssh.SSHServer):
+    def __init__(self, bastion: BastionServer) -> None:
+        self.bastion = bastion
+        self.conn: asyncssh.SSHServerConnection | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self.conn = conn
+        self.bastion._sessions.add(conn)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.conn is not None:
+            self.bastion._sessions.discard(self.conn)
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        return username == self.bastion.user and key.export_public_key("openssh").decode().split()[1] == self.bastion._key
+
+    def connection_requested(self, dest_host: str, dest_port: int, orig_host: str, orig_port: int) -> Any:
+        bastion = self.bastion
+        if not bastion.permitted(dest_host):
+            bastion._record(dest_host, dest_port, False)
+            raise asyncssh.ChannelOpenError(asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED, "open failed")
+        played = bastion.network(dest_host, dest_port)
+        if played is None or self.conn is None:
+            bastion._record(dest_host, dest_port, False)
+            raise asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED, "No route to host")
+        bastion._record(dest_host, dest_port, True)
+        return self.conn.forward_connection(*played)
+
+
+# ---------------------------------------------------------------------------- in the sandbox
+
+SERVER: Handle[BastionServer] = Handle("bastion")
+
+
+def stands_for(box: SandboxContext) -> dict[tuple[str, str], tuple[str, int]]:
+    """(kind, name) of a stand-in's endpoint -> the private address and port it plays: each Talos
+    node on the VM network (50000), each cluster's endpoint (the VIP, 6443), each Proxmox host's
+    API on its VCN address (8006), each Infisical on its LXC's address (8080)."""
+    from urllib.parse import urlparse
+
+    from tierzero.render.services.infisical import API_PORT
+    from tierzero.sandbox.pve_hosts import hosts_for_spec
+
+    spec = box.spec
+    out: dict[tuple[str, str], tuple[str, int]] = {}
+    for name, address in hosts_for_spec(spec)[0]:
+        out[("proxmox", name)] = (str(address), 8006)
+    for cluster in spec.clusters:
+        url = urlparse(cluster.endpoint)
+        if url.hostname:
+            out[("kubernetes", cluster.name)] = (url.hostname, url.port or 6443)
+        for _, node in cluster.nodes():
+            if node.ip.address:
+                out[("talos", str(node.ip.address))] = (str(node.ip.address), 50000)
+    for svc in spec.services:
+        if svc.kind == "infisical" and svc.ip.address:
+            out[("infisical", svc.name)] = (str(svc.ip.address), API_PORT)
+    return out
+
+
+class SandboxTunnel(BastionTunnel):
+    """The production tunnel, for endpoints that are loopback stand-ins: each goes through the
+    bastion to the private address it plays, and the bastion's network hands the channel to the stand-in."""
+
+    def __init__(self, connections: Connections, plays: dict[tuple[str, str], tuple[str, int]], **kwargs: Any) -> None:
+        super().__init__(connections, **kwargs)
+        self.plays = plays
+
+    def behind(self, kind: str, name: str, endpoint: Endpoint) -> tuple[str, int] | None:
+        if endpoint.extra.get("via"):
+            return None
+        return self.plays.get((kind, name))
+
+
+def _start(box: SandboxContext) -> Stop:
+    """With option `bastion` and a spec whose cloud has a micro instance with role bastion: the
+    bastion, permitting forwards to the VCN and the VM network; the sandbox's private addresses are
+    then reached only through it (a `SandboxTunnel` on the connections)."""
+    spec = box.spec
+    micro = next((m for m in spec.oci.micro_instances if "bastion" in m.roles), None) if spec.oci is not None else None
+    if not box.options.bastion or micro is None or spec.oci is None:
+        return lambda: None
+    conns = box.connections
+    plays = stands_for(box)
+
+    def network(host: str, port: int) -> tuple[str, int] | None:
+        for key, played in plays.items():
+            ep = conns.endpoints.get(key)
+            if played == (host, port) and ep is not None:
+                return ep.host, ep.port
+        return None
+
+    permit = [str(spec.oci.network.vcn_cidr), str(spec.proxmox.network)]
+    server = box.put(SERVER, BastionServer(permit, network, box.workspace.ssh_public_key.read_text()).start())
+    endpoint = Endpoint("127.0.0.1", server.port, scheme="ssh", verify=False, extra={"user": server.user, "role": BASTION})
+    conns.add(BASTION, micro.name, endpoint)
+    previous = conns.route
+
+    def route(learned: Endpoint) -> Endpoint | None:  # the cloud phase's published bastion is this server
+        if learned.extra.get("role") == BASTION:
+            return endpoint
+        return previous(learned) if previous is not None else None
+
+    conns.route = route
+    tunnel = conns.tunnel = SandboxTunnel(conns, plays, key_path=box.workspace.ssh_key)
+
+    def stop() -> None:
+        tunnel.close()
+        server.stop()
+
+    return stop
+
+
+STANDIN = StandIn("bastion", _start)
