@@ -34,7 +34,7 @@ def _forwards(spec: Platform, conns: Connections) -> list[tuple[str, str, Endpoi
     from tierzero.adapters.connections import Endpoint, UnknownEndpoint
     from tierzero.render.services.infisical import API_PORT as INFISICAL_PORT
 
-    wanted: list[tuple[str, str, str, Endpoint | None]] = [(f"Proxmox API {n.name}", "proxmox", n.name, None) for n in spec.proxmox.nodes]
+    wanted: list[tuple[str, str, str, Endpoint | None]] = [(f"Proxmox API {n.name}", "proxmox", n.name, None) for n in (spec.proxmox.nodes if spec.has_proxmox else [])]
     for cluster in spec.clusters:
         wanted.append((f"Kubernetes API {cluster.name}", "kubernetes", cluster.name, None))
         for node in cluster.control_planes:

@@ -166,7 +166,7 @@ def stands_for(box: SandboxContext) -> dict[tuple[str, str], tuple[str, int]]:
 
     spec = box.spec
     out: dict[tuple[str, str], tuple[str, int]] = {}
-    for name, address in hosts_for_spec(spec)[0]:
+    for name, address in hosts_for_spec(spec)[0] if spec.has_proxmox else []:
         out[("proxmox", name)] = (str(address), 8006)
     for cluster in spec.clusters:
         url = urlparse(cluster.endpoint)
@@ -213,7 +213,7 @@ def _start(box: SandboxContext) -> Stop:
                 return ep.host, ep.port
         return None
 
-    permit = [str(spec.oci.network.vcn_cidr), str(spec.proxmox.network)]
+    permit = [str(spec.oci.network.vcn_cidr)] + ([str(spec.proxmox.network)] if spec.has_proxmox else [])
     server = box.put(SERVER, BastionServer(permit, network, box.workspace.ssh_public_key.read_text()).start())
     endpoint = Endpoint("127.0.0.1", server.port, scheme="ssh", verify=False, extra={"user": server.user, "role": BASTION})
     conns.add(BASTION, micro.name, endpoint)
