@@ -23,6 +23,7 @@ import ipaddress
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncssh
@@ -54,11 +55,12 @@ class BastionServer:
     user: str = "ubuntu"
     port: int = 0
     channels: list[Channel] = field(default_factory=list)
+    host_key: asyncssh.SSHKey | None = None
 
     def __post_init__(self) -> None:
         self.networks = [ipaddress.ip_network(c, strict=False) for c in self.permit]
         self._key = self.authorized_key.split()[1]
-        self._host_key = asyncssh.generate_private_key("ssh-ed25519")
+        self._host_key = self.host_key or asyncssh.generate_private_key("ssh-ed25519")
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="bastion", daemon=True)
         self._server: asyncssh.SSHAcceptor | None = None
@@ -214,7 +216,15 @@ def _start(box: SandboxContext) -> Stop:
         return None
 
     permit = [str(spec.oci.network.vcn_cidr)] + ([str(spec.proxmox.network)] if spec.has_proxmox else [])
-    server = box.put(SERVER, BastionServer(permit, network, box.workspace.ssh_public_key.read_text()).start())
+    # The SSH hosts' key, kept in the sandbox state directory: every run listens on new loopback
+    # ports, and the workspace known_hosts must stay valid whichever stand-in a port served before.
+    from tierzero.workspace.layout import write_private
+
+    key_file = Path(box.state_dir) / "pve_hosts_host_key"
+    if not key_file.exists():
+        write_private(key_file, asyncssh.generate_private_key("ssh-ed25519").export_private_key())
+    server = box.put(SERVER, BastionServer(permit, network, box.workspace.ssh_public_key.read_text(),
+                                           host_key=asyncssh.read_private_key(str(key_file))).start())
     endpoint = Endpoint("127.0.0.1", server.port, scheme="ssh", verify=False, extra={"user": server.user, "role": BASTION})
     conns.add(BASTION, micro.name, endpoint)
     previous = conns.route
