@@ -237,14 +237,11 @@ def _assess_network(usage: Usage, out: Assessment) -> None:
     allowed_ips = int(limits["reserved_public_ipv4"])
     extra_ips = usage.reserved_ips[allowed_ips:]
     if extra_ips:
-        each = _cost(hours, prices["reserved_ipv4_hour"])
-        for ip in extra_ips:
-            out.charge(ip, each)
-        out.findings.append(Finding(
+        out.over_count(
             "reserved_public_ipv4", "charge",
             f"reserved public IPv4: {len(usage.reserved_ips)}, over the {allowed_ips} free by {len(extra_ips)}",
-            float(len(extra_ips)), "addresses", None if each is None else each * len(extra_ips),
-            f"keep at most {allowed_ips} reserved addresses; use ephemeral public IPs for the rest", tuple(extra_ips)))
+            extra_ips, _cost(hours, prices["reserved_ipv4_hour"]), "addresses",
+            f"keep at most {allowed_ips} reserved addresses; use ephemeral public IPs for the rest")
     allowed_vcns = int(limits["vcns"])
     if len(usage.vcns) > allowed_vcns:
         extra_vcns = usage.vcns[allowed_vcns:]
@@ -280,15 +277,11 @@ def _assess_images_and_nlb(usage: Usage, out: Assessment) -> None:
     allowed = int(limits["network_load_balancers"])
     extra = usage.network_load_balancers[allowed:]
     if extra:
-        each = _cost(hours, prices["network_load_balancer_hour"])
-        for nlb in extra:
-            out.charge(nlb, each)
-        out.findings.append(Finding(
+        out.over_count(
             "network_load_balancers", "limit",
             f"network load balancers: {len(usage.network_load_balancers)}, over the {allowed} Always Free allows by {len(extra)}",
-            float(len(extra)), "network load balancers", None if each is None else each * len(extra),
-            f"keep one network load balancer: put every listener (6443, 50000, ...) on it; remove {', '.join(extra)}",
-            tuple(extra)))
+            extra, _cost(hours, prices["network_load_balancer_hour"]), "network load balancers",
+            f"keep one network load balancer: put every listener (6443, 50000, ...) on it; remove {', '.join(extra)}")
     free_images = int(limits["custom_images_always_free_only"])
     if usage.always_free_only and len(usage.custom_images) > free_images:
         over = usage.custom_images[free_images:]

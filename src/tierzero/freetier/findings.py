@@ -91,6 +91,14 @@ class Assessment:
         elif amount > _EPSILON:
             self.usd_by_id[item_id] = self.usd_by_id.get(item_id, 0.0) + amount
 
+    def over_count(self, code: str, kind: Kind, what: str, items: list[str], each: float | None, unit: str, fix: str) -> None:
+        """Items beyond a count allowance, each charged `each` (USD a month, None: no list price):
+        every item is charged and one finding names them all."""
+        for item in items:
+            self.charge(item, each)
+        self.findings.append(Finding(code, kind, what, float(len(items)), unit,
+                                     None if each is None else each * len(items), fix, tuple(items)))
+
 
 def usd(value: float) -> str:
     """Dollars to the cent, half up: $1.275 shows as $1.28 (binary floats would show $1.27)."""

@@ -19,15 +19,11 @@ def assess_vault(usage: "Usage", out: "Assessment") -> None:
     allowed = int(limits["vault_hsm_key_versions"])
     extra = usage.hsm_key_versions[allowed:]
     if extra:
-        each = prices["vault_hsm_key_version_month"]
-        for key in extra:
-            out.charge(key, each)
-        out.findings.append(Finding(
+        out.over_count(
             "vault_hsm_key_versions", "charge",
             f"Vault HSM-protected key versions: {len(usage.hsm_key_versions)}, over the {allowed} free by {len(extra)}",
-            float(len(extra)), "key versions", None if each is None else each * len(extra),
-            "use protection_mode = \"SOFTWARE\" keys (free), or keep at most "
-            f"{allowed} HSM key versions", tuple(extra)))
+            extra, prices["vault_hsm_key_version_month"], "key versions",
+            f"use protection_mode = \"SOFTWARE\" keys (free), or keep at most {allowed} HSM key versions")
     for vault in usage.private_vaults:
         price = prices["virtual_private_vault_hour"]
         month = None if price is None else price * hours
