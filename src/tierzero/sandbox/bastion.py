@@ -23,7 +23,6 @@ import ipaddress
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import asyncssh
@@ -216,13 +215,8 @@ def _start(box: SandboxContext) -> Stop:
         return None
 
     permit = [str(spec.oci.network.vcn_cidr)] + ([str(spec.proxmox.network)] if spec.has_proxmox else [])
-    # The SSH hosts' key, kept in the sandbox state directory: every run listens on new loopback
-    # ports, and the workspace known_hosts must stay valid whichever stand-in a port served before.
-    from tierzero.workspace.layout import write_private
-
-    key_file = Path(box.state_dir) / "pve_hosts_host_key"
-    if not key_file.exists():
-        write_private(key_file, asyncssh.generate_private_key("ssh-ed25519").export_private_key())
+    # The SSH hosts' key: the workspace known_hosts must stay valid whichever stand-in a port served before.
+    key_file = box.host_key_file("pve_hosts")
     server = box.put(SERVER, BastionServer(permit, network, box.workspace.ssh_public_key.read_text(),
                                            host_key=asyncssh.read_private_key(str(key_file))).start())
     endpoint = Endpoint("127.0.0.1", server.port, scheme="ssh", verify=False, extra={"user": server.user, "role": BASTION})

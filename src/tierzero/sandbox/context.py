@@ -66,6 +66,19 @@ class SandboxContext:
         self._handles[handle] = value
         return value
 
+    def host_key_file(self, name: str) -> Path:
+        """The path of stand-in `name`'s SSH host key (ed25519, 0600), made once and kept in the
+        state directory: every run listens on new loopback ports, and the workspace's known_hosts
+        entries must stay valid from one run to the next."""
+        key_file = Path(self.state_dir) / f"{name}_host_key"
+        if not key_file.exists():
+            import asyncssh
+
+            from tierzero.workspace.layout import write_private
+
+            write_private(key_file, asyncssh.generate_private_key("ssh-ed25519").export_private_key())
+        return key_file
+
     def get(self, handle: Handle[T]) -> T | None:
         return cast("T | None", self._handles.get(handle))
 

@@ -240,14 +240,11 @@ SERVER: Handle[GitForge] = Handle("git-forge")
 def _start(box: SandboxContext) -> Stop:
     from tierzero.adapters.git import GitLocation as Location
     from tierzero.workspace.keys import create_ssh_keypair
-    from tierzero.workspace.layout import write_private
 
     ws = box.workspace
     if not ws.ssh_public_key.exists():
         create_ssh_keypair(ws)
-    key_file = Path(box.state_dir) / "git_forge_host_key"
-    if not key_file.exists():
-        write_private(key_file, asyncssh.generate_private_key("ssh-ed25519").export_private_key())
+    key_file = box.host_key_file("git_forge")
     if box.world is not None:
         root, document = box.world.directory / "git-forge", box.world.file(DOCUMENT)
     else:

@@ -222,16 +222,11 @@ def _start(box: SandboxContext) -> Stop:
     if not box.spec.has_proxmox:  # Talos directly on A1 instances: no Proxmox host to play
         return lambda: None
     from tierzero.workspace.keys import create_ssh_keypair
-    from tierzero.workspace.layout import write_private
 
     ws = box.workspace
     if not ws.ssh_public_key.exists():
         create_ssh_keypair(ws)
-    key_file = Path(box.state_dir) / "pve_hosts_host_key"
-    if not key_file.exists():
-        import asyncssh
-
-        write_private(key_file, asyncssh.generate_private_key("ssh-ed25519").export_private_key())
+    key_file = box.host_key_file("pve_hosts")
     nodes, witnesses = hosts_for_spec(box.spec)
     world = box.world.file(DOCUMENT) if box.world is not None else None
     hosts = box.put(HOSTS, start_pve_hosts(nodes, ws.ssh_public_key, witnesses=witnesses, public=public_addresses(box.spec),

@@ -39,6 +39,22 @@ def vip_eligible(node: "TalosNodeServer", vip: str) -> bool:
     return any(ip == vip and link in names for ip, link in node.addressing().vips)
 
 
+
+async def splice(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 up_reader: asyncio.StreamReader, up_writer: asyncio.StreamWriter) -> None:
+    """Copy both ways between a client and the server behind it until each side ends, then close
+    both; a side that breaks just ends its direction (a stand-in relay, not a checked transport)."""
+
+    async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            while data := await r.read(65536):
+                w.write(data)
+                await w.drain()
+        with contextlib.suppress(Exception):
+            w.close()
+
+    await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
 class TalosNetwork:
     """Addresses -> the machine answering there. `machines` is shared with the stand-in."""
 
@@ -86,14 +102,5 @@ class TalosNetwork:
             writer.close()
             return
         self._writers.update((writer, up_writer))
-
-        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(Exception):
-                while data := await r.read(65536):
-                    w.write(data)
-                    await w.drain()
-            with contextlib.suppress(Exception):
-                w.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        await splice(reader, writer, up_reader, up_writer)
         self._writers.difference_update((writer, up_writer))

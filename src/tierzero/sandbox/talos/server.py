@@ -44,6 +44,7 @@ import yaml
 from tierzero.adapters.connections import Endpoint
 from tierzero.adapters.talos_proto import machine_pb2, machine_pb2_grpc
 from tierzero.sandbox.talos.rpc import Mode, _default_kubeconfig, _Servicer  # noqa: F401  (re-exported)
+from tierzero.sandbox.talos.network import splice
 from tierzero.sandbox.talos.links import Addressing, Link, config_addressing, machine_links, platform_addressing
 from tierzero.sandbox.talos.tls import (  # noqa: F401  (ConfigError, parse_machine_config are public here too)
     ConfigError,
@@ -243,16 +244,7 @@ class TalosNodeServer:
             writer.close()
             return
         self._writers.add(up_writer)
-
-        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(Exception):
-                while data := await r.read(65536):
-                    w.write(data)
-                    await w.drain()
-            with contextlib.suppress(Exception):
-                w.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        await splice(reader, writer, up_reader, up_writer)
         self._writers.difference_update((writer, up_writer))
 
     async def power_on(self) -> None:
