@@ -96,18 +96,12 @@ class FluxController:
                 self.memo[("GitRepository", meta.get("namespace", ""), meta["name"])] = Memo(self._git_work(repo), now, True)
         for ks in self.state.read_all(kustomize.KS, "Kustomization"):
             meta = ks["metadata"]
-            if self._settled(ks):
+            if kustomize.healthy(ks):
                 self.memo[("Kustomization", meta.get("namespace", ""), meta["name"])] = Memo(self._ks_work(ks)[0], now, True)
         for release in self.state.read_all(HR, "HelmRelease"):
             meta = release["metadata"]
-            if self._settled(release):
+            if kustomize.healthy(release):
                 self.memo[("HelmRelease", meta.get("namespace", ""), meta["name"])] = Memo(self._hr_work(release)[0], now, True)
-
-    @staticmethod
-    def _settled(obj: dict[str, Any]) -> bool:
-        status = obj.get("status") or {}
-        return status.get("observedGeneration") == obj["metadata"].get("generation") and \
-            any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
 
     def stop(self) -> None:
         self._stop.set()
@@ -293,7 +287,7 @@ class FluxController:
         if memo is None:
             return
         for (d_ns, n), other in zip(deps, dep_objs):
-            if not kustomize._healthy(other):
+            if not kustomize.healthy(other):
                 memo.ok = False
                 return self._write(release, HR, "False", "DependencyNotReady", f"dependency '{d_ns}/{n}' is not ready", success=False)
         if ref is None or src is None:

@@ -82,9 +82,8 @@ def check_dependencies(state: KubeState, ks: dict[str, Any], source_revision: st
         other = state.read(KS, "Kustomization", dep.get("name"), dep.get("namespace") or ns)
         if other is None:
             raise Failure("DependencyNotReady", f"dependency '{key}' not found: kustomizations.kustomize.toolkit.fluxcd.io \"{dep.get('name')}\" not found")
-        status = other.get("status", {})
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
-        if not ready or status.get("observedGeneration") != other["metadata"].get("generation"):
+        status = other.get("status") or {}
+        if not healthy(other):
             raise Failure("DependencyNotReady", f"dependency '{key}' is not ready")
         theirs = other.get("spec", {}).get("sourceRef") or {}
         same = theirs.get("kind") == ref.get("kind") and theirs.get("name") == ref.get("name") and \
@@ -118,10 +117,11 @@ def _dry_run(state: KubeState, objects: list[kbuild.Resource], decrypting: bool)
             raise Failure("ReconciliationFailed", f"{where} not found: namespaces \"{meta['namespace']}\" not found\n")
 
 
-def _healthy(obj: dict[str, Any] | None) -> bool:
+def healthy(obj: dict[str, Any] | None) -> bool:
+    """Whether a Flux object is Ready=True for its current generation (status.observedGeneration)."""
     if obj is None:
         return False
-    status = obj.get("status", {})
+    status = obj.get("status") or {}
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
     return ready and status.get("observedGeneration") == obj["metadata"].get("generation")
 
@@ -176,7 +176,7 @@ def reconcile(state: KubeState, ks: dict[str, Any], artifact: Path, revision: st
             if ".toolkit.fluxcd.io/" in str(obj.get("apiVersion")) and not (obj["kind"] == "Kustomization" and obj["metadata"]["name"] == name
                                                                             and obj["metadata"].get("namespace") == ns):
                 current = state.read(obj["apiVersion"], obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace"))
-                if not _healthy(current):
+                if not healthy(current):
                     waiting.append(f"{obj['kind']}/{obj['metadata'].get('namespace')}/{obj['metadata']['name']}")
     if waiting:
         return Result("Unknown", "Progressing", f"Running health checks for revision {revision} with a timeout of {spec.get('timeout') or spec.get('interval')}",
@@ -190,6 +190,6 @@ def still_waiting(state: KubeState, waiting: list[str]) -> list[str]:
     for ref in waiting:
         kind, ns, name = ref.split("/", 2)
         api = {"Kustomization": KS, "HelmRelease": "helm.toolkit.fluxcd.io/v2"}.get(kind, "source.toolkit.fluxcd.io/v1")
-        if not _healthy(state.read(api, kind, name, ns)):
+        if not healthy(state.read(api, kind, name, ns)):
             out.append(ref)
     return out
