@@ -15,10 +15,12 @@ looks to a client) when none does.
 from __future__ import annotations
 
 import asyncio
-import functools
 import contextlib
+import functools
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
+
+from tierzero.sandbox.talos.relay import splice
 
 if TYPE_CHECKING:
     from tierzero.sandbox.talos.server import TalosNodeServer
@@ -38,22 +40,6 @@ def vip_eligible(node: "TalosNodeServer", vip: str) -> bool:
     names = {link.name for link in node.links}
     return any(ip == vip and link in names for ip, link in node.addressing().vips)
 
-
-
-async def splice(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 up_reader: asyncio.StreamReader, up_writer: asyncio.StreamWriter) -> None:
-    """Copy both ways between a client and the server behind it until each side ends, then close
-    both; a side that breaks just ends its direction (a stand-in relay, not a checked transport)."""
-
-    async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(Exception):
-            while data := await r.read(65536):
-                w.write(data)
-                await w.drain()
-        with contextlib.suppress(Exception):
-            w.close()
-
-    await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
 class TalosNetwork:
     """Addresses -> the machine answering there. `machines` is shared with the stand-in."""

@@ -44,7 +44,7 @@ import yaml
 from tierzero.adapters.connections import Endpoint
 from tierzero.adapters.talos_proto import machine_pb2, machine_pb2_grpc
 from tierzero.sandbox.talos.rpc import Mode, _default_kubeconfig, _Servicer  # noqa: F401  (re-exported)
-from tierzero.sandbox.talos.network import splice
+from tierzero.sandbox.talos.relay import splice
 from tierzero.sandbox.talos.links import Addressing, Link, config_addressing, machine_links, platform_addressing
 from tierzero.sandbox.talos.tls import (  # noqa: F401  (ConfigError, parse_machine_config are public here too)
     ConfigError,
