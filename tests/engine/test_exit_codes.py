@@ -53,3 +53,27 @@ def test_each_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pyte
 
     monkeypatch.setattr("tierzero.spec.load_spec", interrupted)
     assert _cli(["check", "-f", spec]) == 130
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_every_error_line_is_masked_by_the_process_redactor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture, debug: bool) -> None:
+    from tierzero.adapters.redact import process_redactor
+    from tierzero.errors import OperationError
+
+    spec = _spec(tmp_path)
+    process_redactor().add("resolved-secret-31415")
+    capsys.readouterr()
+
+    def leaks_in_a_bug(*args, **kwargs):
+        raise RuntimeError("connect failed for token resolved-secret-31415")
+
+    def leaks_in_an_error(*args, **kwargs):
+        raise OperationError("the API answered 401 to resolved-secret-31415", hint="check resolved-secret-31415")
+
+    flags = ["--debug"] if debug else []
+    for fault, code in ((leaks_in_a_bug, 70), (leaks_in_an_error, 1)):
+        monkeypatch.setattr("tierzero.spec.load_spec", fault)
+        assert _cli([*flags, "check", "-f", spec]) == code
+        err = capsys.readouterr().err
+        assert "resolved-secret-31415" not in err and "***" in err, err

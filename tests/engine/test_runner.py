@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,65 @@ async def test_outputs_must_be_json(tmp_path: Path) -> None:
 
     with pytest.raises(StepFailed, match="JSON"):
         await make_runner(tmp_path, [Step("cloud/x", "cloud", "", bad)]).run()  # type: ignore[arg-type]
+
+
+async def test_a_type_error_naming_json_inside_a_step_keeps_its_own_message(tmp_path: Path) -> None:
+    # A step's own TypeError (here from its JSON parsing) is its failure, not "outputs not JSON-able".
+    async def parses(ctx, _inputs=None):
+        raise TypeError("the JSON object must be str, bytes or bytearray, not NoneType")
+
+    with pytest.raises(StepFailed) as err:
+        await make_runner(tmp_path, [Step("cloud/x", "cloud", "", parses)]).run()  # type: ignore[arg-type]
+    assert "the JSON object must be str" in err.value.message
+    assert "not JSON-able" not in err.value.message
+
+
+async def test_outputs_that_are_not_json_leave_the_step_failed(tmp_path: Path) -> None:
+    async def bad(ctx, _inputs=None):
+        return {"when": {1, 2}}
+
+    runner = make_runner(tmp_path, [Step("cloud/x", "cloud", "", bad)])  # type: ignore[arg-type]
+    with pytest.raises(StepFailed, match="outputs are not JSON-able"):
+        await runner.run()
+    assert runner.state.get("cloud/x").status == "failed"
+    assert runner.state.last_run().status == "failed"
+
+
+async def test_an_interrupted_destroy_finishes_its_run_as_failed(tmp_path: Path) -> None:
+    # Ctrl-C during destroy: `status` must not show the destroy run as running for ever.
+    ledger = Ledger(tmp_path / "l")
+    await make_runner(tmp_path, diamond(ledger)).run()
+    entered = asyncio.Event()
+
+    async def hangs(ctx, _inputs=None):
+        entered.set()
+        await asyncio.Event().wait()
+
+    steps = [dataclasses.replace(s, destroy=hangs) for s in diamond(ledger)]
+    runner = make_runner(tmp_path, steps)
+    task = asyncio.create_task(runner.destroy())
+    await asyncio.wait_for(entered.wait(), 30)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    last = runner.state.last_run("destroy")
+    assert last is not None and last.finished is not None and last.status == "failed"
+    assert last.error == "CancelledError"
+
+
+async def test_step_errors_are_redacted_by_the_process_redactor_by_default(tmp_path: Path) -> None:
+    from tierzero.adapters.redact import process_redactor
+
+    process_redactor().add("pw-runner-default-4711")
+
+    async def leaks(ctx, _inputs=None):
+        raise RuntimeError("login failed with pw-runner-default-4711")
+
+    runner = make_runner(tmp_path, [Step("cloud/x", "cloud", "", leaks)])  # type: ignore[arg-type]
+    with pytest.raises(StepFailed) as err:
+        await runner.run()
+    assert "pw-runner-default-4711" not in err.value.message and "***" in err.value.message
+    assert "pw-runner-default-4711" not in (runner.state.get("cloud/x").last_error or "")
 
 
 async def test_forgotten_state_reruns_every_step_adopting_what_exists(tmp_path: Path) -> None:

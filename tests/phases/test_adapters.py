@@ -41,6 +41,20 @@ async def test_tofu_records_then_refuses_a_changed_key(make_sandbox):
     await close_all(box.conns)
 
 
+async def test_a_client_asked_for_another_key_or_login_does_not_reuse_a_connection(make_sandbox, tmp_path):
+    box = make_sandbox(onprem())
+    assert (await ssh_client(box.conns, "pve1").run("hostname")).stdout.strip() == "pve1"  # connected with the workspace key
+    stranger = tmp_path / "stranger_ed25519"
+    asyncssh.generate_private_key("ssh-ed25519").write_private_key(str(stranger))
+    other_key = ssh_client(box.conns, "pve1", key_path=stranger)
+    assert other_key.client is not ssh_client(box.conns, "pve1").client
+    with pytest.raises(OperationError):  # the host does not know this key: its own login is refused
+        await other_key.run("hostname")
+    assert ssh_client(box.conns, "pve1", login="admin").client is not ssh_client(box.conns, "pve1").client
+    assert ssh_client(box.conns, "pve1").client is ssh_client(box.conns, "pve1").client  # one connection per target
+    await close_all(box.conns)
+
+
 async def test_unreachable_host_gives_up_at_the_deadline(make_sandbox):
     box = make_sandbox(onprem())
     box.conns.retry.ssh = Policy(base=0.01, cap=0.05, deadline=0.5)

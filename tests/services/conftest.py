@@ -127,8 +127,8 @@ class Harness:
 @pytest.fixture
 def harness(spec: Platform, workspace: Workspace, standin: InfisicalStandIn, monkeypatch: pytest.MonkeyPatch) -> Harness:
     shell = FakeHostShell()
-    monkeypatch.setattr(phase, "host_shell", lambda ctx, node: shell)  # the node's SSH client
-    monkeypatch.setattr(services_lxc, "host_shell", lambda ctx, node: shell)
+    monkeypatch.setattr(phase, "host_ssh", lambda ctx, node: shell)  # the node's SSH client
+    monkeypatch.setattr(services_lxc, "host_ssh", lambda ctx, node: shell)
     conns = Connections(target="sandbox")
     conns.add("infisical", spec.infisical_services()[0].name, standin.endpoint())
     standin.source_ip = "192.168.10.5"  # as if tierzero ran on the node network the identity trusts

@@ -4,14 +4,14 @@ Infisical ContainerStandIn, so the `.env` really travels on stdin through asyncs
 from __future__ import annotations
 
 from tierzero.phases import services as phase
-from tierzero.phases.services_lxc import host_shell as real_host_shell
+from tierzero.phases.hosts import host_ssh as real_host_ssh
 from tierzero.sandbox.infisical import ContainerStandIn
 from tierzero.sandbox.pve_hosts import hosts_for_spec, start_pve_hosts
 from tierzero.workspace.keys import create_ssh_keypair
 
 
 async def test_stack_and_bootstrap_over_ssh(harness, standin, monkeypatch):
-    monkeypatch.setattr(phase, "host_shell", real_host_shell)  # the real node SSH client
+    monkeypatch.setattr(phase, "host_ssh", real_host_ssh)  # the real node SSH client
     create_ssh_keypair(harness.workspace)
     nodes, witnesses = hosts_for_spec(harness.spec)
     hosts = start_pve_hosts(nodes, harness.workspace.ssh_public_key, witnesses=witnesses)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -181,3 +182,22 @@ def test_stage_module_copies_tf_files_and_drops_stale_ones(tmp_path: Path) -> No
     (module / "b.tf").unlink()
     assert stage_module(module, work) == ["a.tf"]
     assert sorted(p.name for p in work.iterdir() if not p.name.startswith(".")) == ["a.tf", "terraform.tfstate"]
+
+
+def test_command_logs_are_private_and_masked_by_the_process_redactor(tmp_path: Path) -> None:
+    import stat
+
+    from tierzero.adapters.redact import process_redactor
+    from tierzero.adapters.tofu import TofuBinary, TofuRunner
+
+    process_redactor().add("learned-elsewhere-9876")  # e.g. a secret the workspace resolved
+    runner = TofuRunner(tmp_path, binary=TofuBinary("/bin/false", "tofu", (1, 10, 0)), secrets=["given-to-tofu-5432"])
+    old = os.umask(0o022)
+    try:
+        path = runner._write_log("apply", ["tofu", "apply"], 1, "token given-to-tofu-5432\n", "and learned-elsewhere-9876\n")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    text = path.read_text()
+    assert "given-to-tofu-5432" not in text and "learned-elsewhere-9876" not in text and text.count("***") == 2
+    assert "given-to-tofu-5432" not in process_redactor().redact("given-to-tofu-5432")  # what tofu learns masks every log

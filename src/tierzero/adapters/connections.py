@@ -154,5 +154,8 @@ class ClientCache(Generic[K, V]):
         self._by.setdefault(connections, {})[key] = client
         return client
 
+    def items(self, connections: Connections) -> list[tuple[K, V]]:
+        return list(self._by.get(connections, {}).items())
+
     def pop_all(self, connections: Connections) -> list[V]:
         return list(self._by.pop(connections, {}).values())

@@ -32,6 +32,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from tierzero.adapters import calls
+from tierzero.adapters.redact import process_redactor
 from tierzero.adapters.errors import AuthenticationFailed, CallFailed, Unreachable
 from tierzero.errors import InputError, OperationError
 
@@ -128,8 +129,6 @@ def blob_id(data: bytes) -> str:
 
 
 def _last_lines(text: str, count: int = 4) -> str:
-    from tierzero.workspace.secrets import process_redactor
-
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip() and not ln.startswith("hint:")]
     return process_redactor().redact(" / ".join(lines[-count:]))
 

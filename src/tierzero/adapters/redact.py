@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable
 
 MASK = "***"
@@ -55,3 +56,24 @@ def _mask_assignment(match: re.Match[str]) -> str:
     if match["value"] == MASK:
         return match[0]
     return f"{match['key']}{match['sep']}{match['quote']}{MASK}"
+
+
+_process_lock = threading.Lock()
+_process: Redactor | None = None
+
+
+def process_redactor() -> Redactor:
+    """The redactor every log writer and terminal line of this process uses (one shared instance).
+
+    Secrets resolved anywhere in the process are added to it, so any text passed through it is masked.
+    """
+    global _process
+    with _process_lock:
+        if _process is None:
+            _process = Redactor()
+        return _process
+
+
+def redact(text: str) -> str:
+    """`process_redactor().redact(text)`."""
+    return process_redactor().redact(text)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from tierzero.adapters import calls
 from tierzero.adapters.connections import ClientCache, Connections, Endpoint, RetryKind
 from tierzero.adapters.errors import from_asyncssh
-from tierzero.adapters.redact import Redactor
+from tierzero.adapters.redact import Redactor, process_redactor
 from tierzero.adapters.retry import Policy, RetryExhausted, retry_async
 from tierzero.errors import OperationError
 
@@ -117,7 +117,7 @@ class SshClient:
 
     target: SshTarget
     policy: Policy = field(default_factory=Policy)
-    redactor: Redactor = field(default_factory=Redactor)
+    redactor: Redactor = field(default_factory=process_redactor)
     log: Callable[[str], None] | None = None
     on_retry: Callable[[int, str, float], None] | None = None
     connect_timeout: float = 15.0
@@ -233,25 +233,29 @@ class BoundSsh:
 
 def ssh_client(connections: Connections, name: str, *, user: str = "root", workspace_root: Path | None = None, key_path: Path | None = None, log: Callable[[str], None] | None = None, on_retry: Callable[[int, str, float], None] | None = None,
                login: str | None = None) -> BoundSsh:
-    """The shared client for a host (one per Connections, event loop and login), bound to the
+    """The shared client for a host (one per Connections, event loop, user and key), bound to the
     caller's log and retry hooks. `login` logs in as that user whatever the endpoint names (a cloud
     image's default user, before root may log in)."""
-    key = (id(asyncio.get_running_loop()), name if login is None else f"{name}#{login}")
+    target = SshTarget.from_connections(connections, name, user=user, key_path=key_path, workspace_root=workspace_root, login=login)
+    # Keyed by the whole target (user, key, known_hosts too): a caller asking for another login or
+    # key never gets a connection authenticated as someone else.
+    key = (id(asyncio.get_running_loop()), target)
     client = _CLIENTS.get(connections, key)
     if client is None:
-        target = SshTarget.from_connections(connections, name, user=user, key_path=key_path, workspace_root=workspace_root, login=login)
         client = _CLIENTS.put(connections, key, SshClient(target, policy=retry_policy(connections, "ssh")))
     return BoundSsh(client, log, on_retry)
 
 
-_CLIENTS: ClientCache[tuple[int, str], SshClient] = ClientCache()
+_CLIENTS: ClientCache[tuple[int, SshTarget], SshClient] = ClientCache()
 
 
 async def forget(connections: Connections, name: str, login: str | None = None) -> None:
-    """Close and drop the shared client of a host (after its reboot: the next use reconnects)."""
-    key = (id(asyncio.get_running_loop()), name if login is None else f"{name}#{login}")
-    client = _CLIENTS.get(connections, key)
-    if client is not None:
+    """Close the shared clients of a host (after its reboot: the next use reconnects); `login`
+    limits it to the clients logged in as that user."""
+    loop = id(asyncio.get_running_loop())
+    for (loop_id, target), client in _CLIENTS.items(connections):
+        if loop_id != loop or target.name != name or (login is not None and target.user != login):
+            continue
         try:
             await client.close()
         except Exception:  # noqa: BLE001 - the connection is already gone with the reboot

@@ -22,7 +22,7 @@ from typing import Any
 from tierzero.adapters import calls
 from tierzero.adapters.child import follow, output_file, tied_to_this_process
 from tierzero.adapters.oci_errors import OciError, classify
-from tierzero.adapters.redact import Redactor
+from tierzero.adapters.redact import process_redactor
 from tierzero.adapters.tofu_events import (
     ChangeCounts,
     Diagnostic,
@@ -33,6 +33,7 @@ from tierzero.adapters.tofu_events import (
 )
 from tierzero.adapters.tofu_workspace import S3StateBackend, write_backend
 from tierzero.errors import OperationError
+from tierzero.workspace.layout import write_private
 
 MIN_VERSION = (1, 10, 0)  # S3 lockfile locking in both tools
 LOG_DIR = ".tierzero-logs"
@@ -166,7 +167,9 @@ class TofuRunner:
         self.binary = binary or find_binary()
         self.on_event = on_event
         self.env = dict(env or {})
-        self.redactor = Redactor(secrets)
+        self.redactor = process_redactor()  # one process-wide redactor: what it learns masks every log
+        for secret in secrets:
+            self.redactor.add(secret)
         self.plugin_cache_dir = plugin_cache_dir or self.workdir / ".plugin-cache"
         self.lock_timeout = lock_timeout
         self._clock = clock
@@ -298,7 +301,7 @@ class TofuRunner:
             f"$ {' '.join(argv)}\n# cwd: {self.workdir}\n# extra env (names only): {extra_env}\n# exit: {returncode}\n"
             f"--- stdout ---\n{stdout}--- stderr ---\n{stderr}"
         )
-        path.write_text(self.redactor.redact(body))
+        write_private(path, self.redactor.redact(body))  # commands may echo secrets the redactor does not know
         return path
 
     def _failure(self, result: RunResult) -> OperationError:

@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 
+from tierzero.adapters.redact import redact
 from tierzero.errors import EXIT_BUG, EXIT_INVALID, EXIT_REFUSED, TierzeroError
 
 
@@ -32,9 +33,14 @@ def print_json(data: Any) -> None:
 
 
 def error(lines: list[str]) -> None:
+    """Print lines on stderr, each masked by the process redactor (errors quote commands and answers)."""
     err = console(stderr=True)
     for line in lines:
-        err.print(line, markup=False)
+        err.print(redact(line), markup=False)
+
+
+def _print_traceback() -> None:
+    sys.stderr.write(redact(traceback.format_exc()))
 
 
 def invoke(app: typer.Typer, argv: list[str]) -> int:
@@ -45,7 +51,7 @@ def invoke(app: typer.Typer, argv: list[str]) -> int:
         return result if isinstance(result, int) else 0
     except TierzeroError as exc:
         if state.debug:
-            traceback.print_exc()
+            _print_traceback()
         if not getattr(exc, "shown", False):  # a live view already showed it, with its remedy
             error(exc.lines())
         return exc.exit_code
@@ -66,7 +72,7 @@ def invoke(app: typer.Typer, argv: list[str]) -> int:
         return 130
     except Exception as exc:  # an unexpected failure is still reported as one line
         if state.debug:
-            traceback.print_exc()
+            _print_traceback()
         else:
             error([f"internal error: {type(exc).__name__}: {exc}", "hint: re-run with --debug for the traceback and report it"])
         return EXIT_BUG

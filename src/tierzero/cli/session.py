@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tierzero.adapters import calls
+from tierzero.adapters.redact import process_redactor
 from tierzero.adapters.connections import Connections, Endpoint
 from tierzero.engine.lock import WorkspaceLock
 from tierzero.engine.runner import Runner
@@ -139,8 +140,6 @@ class Session:
                 from tierzero.phases.registry import all_steps
 
                 self.steps = all_steps(self.spec)
-            from tierzero.workspace.secrets import process_redactor
-
             redact = process_redactor().redact
             if self.emit is not None and hasattr(self.emit, "redact"):
                 self.emit.redact = redact  # type: ignore[attr-defined]

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from tierzero.adapters.redact import process_redactor
 from tierzero.engine.progress import detail_line, redact_fields, seconds
 from tierzero.errors import InputError
 
@@ -70,11 +71,7 @@ class RunLog:
         self.command, self.target = command, target
         self.keep = keep if keep is not None else keep_from_env()
         self.clock = clock
-        if redact is None:
-            from tierzero.workspace.secrets import process_redactor
-
-            redact = process_redactor().redact
-        self.redact = redact
+        self.redact = redact or process_redactor().redact
         self.masked = 0
         self.jsonl_path: Path | None = None
         self.log_path: Path | None = None

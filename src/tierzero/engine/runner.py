@@ -14,9 +14,10 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from tierzero.adapters import calls
+from tierzero.adapters.redact import process_redactor
 from tierzero.engine.dag import Graph, build
 from tierzero.engine.state import StateStore, StepRecord, fingerprint
 from tierzero.engine.step import EventSink, Step, StepContext, frozen
@@ -98,7 +99,7 @@ class Runner:
         self.emit: EventSink = emit if emit is not None else (lambda kind, **f: None)
         self.concurrency = max(1, concurrency)
         self.outputs: dict[str, Mapping[str, Any]] = {}
-        self.redact = redact or (lambda text: text)  # errors are stored and shown: mask secrets in them
+        self.redact = redact or process_redactor().redact  # errors are stored and shown: mask secrets in them
         # Fingerprints `plan` computed; `run` reuses them until its first step starts (until then
         # the world they were computed from is unchanged). Some inputs render configs: not free.
         self._planned: dict[str, tuple[str, Any] | None] = {}  # (fingerprint, inputs value)
@@ -222,7 +223,7 @@ class Runner:
         try:
             await self._schedule(selected, records, result, run_id)
         except BaseException as exc:
-            cause = exc.message if isinstance(exc, TierzeroError) else type(exc).__name__
+            cause = self.redact(exc.message if isinstance(exc, TierzeroError) else type(exc).__name__)
             self.state.finish_run(run_id, "failed", cause)
             result.elapsed = time.monotonic() - started
             self.emit("run_finished", run_id=run_id, status="failed", elapsed=result.elapsed, error=cause)
@@ -307,19 +308,17 @@ class Runner:
             try:
                 produced = await step.run(self._context(sid), value)
                 outputs = dict(produced or {})
-                json.dumps(outputs)
             except asyncio.CancelledError:
                 self.state.mark_failed(sid, "cancelled: another step failed", status="pending")
                 self.emit("step_cancelled", step=sid, phase=step.phase)
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure becomes a StepFailed
                 cause, hint = _cause(exc)
-                cause = self.redact(cause)
-                if isinstance(exc, TypeError) and "JSON" in str(exc):
-                    cause = f"its outputs are not JSON-able ({exc})"
-                self.state.mark_failed(sid, cause)
-                self.emit("step_failed", step=sid, phase=step.phase, error=cause, hint=hint or REMEDY, elapsed=time.monotonic() - t0)
-                raise StepFailed(sid, cause, hint) from exc
+                self._fail(sid, step.phase, self.redact(cause), hint, t0, exc)
+            try:
+                json.dumps(outputs)  # the state stores them as JSON: a step's bug, told as such
+            except (TypeError, ValueError) as exc:
+                self._fail(sid, step.phase, self.redact(f"its outputs are not JSON-able ({exc})"), None, t0, exc)
             self.state.mark_done(sid, outputs)
             self.outputs[sid] = outputs
             self._publish_endpoints(outputs)
@@ -327,6 +326,11 @@ class Runner:
             result.ran.append(sid)
             result.durations[sid] = elapsed
             self.emit("step_done", step=sid, phase=step.phase, elapsed=elapsed)
+
+    def _fail(self, sid: str, phase: str, cause: str, hint: str | None, t0: float, exc: BaseException) -> NoReturn:
+        self.state.mark_failed(sid, cause)
+        self.emit("step_failed", step=sid, phase=phase, error=cause, hint=hint or REMEDY, elapsed=time.monotonic() - t0)
+        raise StepFailed(sid, cause, hint) from exc
 
     # -- destroy
     async def destroy(self, on_step: Callable[[str], None] | None = None) -> list[str]:
@@ -343,7 +347,8 @@ class Runner:
         try:
             await self._undo(undo_order, undone, run_id, on_step)
         except BaseException as exc:
-            cause = exc.message if isinstance(exc, TierzeroError) else type(exc).__name__
+            cause = self.redact(exc.message if isinstance(exc, TierzeroError) else type(exc).__name__)
+            self.state.finish_run(run_id, "failed", cause)
             self.emit("run_finished", run_id=run_id, status="failed", elapsed=time.monotonic() - started, error=cause)
             raise
         finally:

@@ -17,7 +17,8 @@ from tierzero.adapters.connections import Endpoint
 from tierzero.adapters.infisical import AlreadySetUp, InfisicalClient, InvalidCredentials
 from tierzero.engine.step import Step, StepContext
 from tierzero.errors import OperationError
-from tierzero.phases.services_lxc import destroy_lxc, ensure_lxc, host_shell
+from tierzero.phases.hosts import host_ssh
+from tierzero.phases.services_lxc import destroy_lxc, ensure_lxc
 from tierzero.render.services import infisical as render
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ def api_endpoint(ctx: StepContext, svc: "Infisical", address: str) -> Endpoint:
 async def _in_ct(ctx: StepContext, svc: "Infisical", script: str, *, check: bool = True, input: str | None = None,
                  secrets: tuple[str, ...] = (), timeout: float = 1800) -> Any:
     # Scripts never hold secrets: those travel on stdin, and are declared so any echo is masked.
-    shell = host_shell(ctx, svc.node)
+    shell = host_ssh(ctx, svc.node)
     return await shell.run(f"pct exec {svc.vmid} -- sh -c {shlex.quote(script)}", check=check, input=input,
                            secrets=secrets, timeout=timeout)
 

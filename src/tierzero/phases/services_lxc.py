@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 from tierzero.adapters.proxmox import proxmox_client
 from tierzero.errors import OperationError, RefusedError
+from tierzero.phases.hosts import host_ssh
 
 if TYPE_CHECKING:
     from tierzero.engine.step import StepContext
@@ -43,15 +44,6 @@ class PveApi(Protocol):
 
 def pve_api(ctx: "StepContext", node: str) -> PveApi:
     return proxmox_client(ctx, node)
-
-
-def host_shell(ctx: "StepContext", node: str) -> Any:
-    """The SSH client of a Proxmox node (tierzero.adapters.ssh), for `pct exec` into its containers."""
-    from tierzero.adapters.ssh import ssh_client
-
-    spec_node = ctx.spec.proxmox.get_node(node)
-    return ssh_client(ctx.connections, node, user=spec_node.ssh.user if spec_node else "root",
-                      workspace_root=ctx.workspace.root, on_retry=ctx.retry)
 
 
 def ostemplate(ctx: "StepContext", svc: "Infisical", template: str | None = None) -> str:
@@ -160,7 +152,7 @@ async def set_root_features(ctx: "StepContext", api: PveApi, svc: "Infisical") -
     if have.get("keyctl") == "1" and have.get("nesting") == "1":
         return False
     ctx.log(f"LXC {svc.vmid}: features {ROOT_FEATURES} as root on {svc.node} (pct set; an API token may set nesting only)")
-    shell = host_shell(ctx, svc.node)
+    shell = host_ssh(ctx, svc.node)
     sudo = [] if shell.target.user == "root" else ["sudo"]
     await shell.run([*sudo, "pct", "set", str(svc.vmid), "--features", ROOT_FEATURES],
                     hint="the node's SSH user must be root or have sudo for pct")

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from tierzero.adapters.redact import Redactor
+from tierzero.adapters.redact import Redactor, process_redactor
 from tierzero.adapters.sops import AgeKey, decrypt, encrypt
 from tierzero.errors import InputError
 from tierzero.workspace.layout import Workspace, write_private
@@ -24,24 +24,6 @@ from tierzero.workspace.layout import Workspace, write_private
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 _KEY_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 SUFFIX = ".sops.yaml"
-
-_redactor_lock = threading.Lock()
-_redactor: Redactor | None = None
-
-
-def process_redactor() -> Redactor:
-    """The redactor every log writer of this process should use (one shared instance)."""
-    global _redactor
-    from tierzero.adapters import redact
-
-    shared = getattr(redact, "REDACTOR", None)  # if the redact module grows its own instance, use it
-    if isinstance(shared, Redactor):
-        return shared
-    with _redactor_lock:
-        if _redactor is None:
-            _redactor = Redactor()
-        return _redactor
-
 
 class WorkspaceSecrets:
     """The `SecretStore` of engine steps and renderers (see tierzero.engine.step.SecretStore)."""
