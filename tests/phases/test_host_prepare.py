@@ -9,6 +9,7 @@ import pytest
 from tierzero.engine.runner import StepFailed
 from tierzero.phases import hypervisors
 from tierzero.phases.host_prepare import MARKER, prepare_steps
+from tierzero.render.remote_files import write_file_script
 
 from .conftest import blueprint
 from .test_hypervisors import oci_spec
@@ -125,6 +126,7 @@ async def test_the_vm_network_spans_the_hosts_and_a_rerun_changes_nothing(make_s
     stanza = pve1.files[GATEWAY_FILE].decode()
     assert "iface vmbr1 inet static\n\taddress 10.10.0.1/24\n" in stanza and "-s '10.10.0.0/24' -o enp0s6 -j MASQUERADE" in stanza
     assert GATEWAY_FILE not in pve2.files
+    assert ("pve1", write_file_script(GATEWAY_FILE, "0644")) in box.hosts.commands  # ifreload never reads a half file
     box.forget()
     await box.run(hypervisors.steps(box.spec))
     assert box.state.get("hypervisors/vm-network").outputs["changed"] == []

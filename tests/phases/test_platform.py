@@ -7,6 +7,7 @@ import pytest
 from tierzero.adapters.retry import Policy
 from tierzero.engine.runner import Selection, StepFailed
 from tierzero.phases import hypervisors, platform
+from tierzero.render.remote_files import write_file_script
 
 from .conftest import blueprint
 from .fakes import TalosWorld
@@ -53,6 +54,8 @@ async def test_whole_path_two_hosts_qdevice(make_sandbox):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     snippet = box.hosts.hosts["pve1"].files["/var/lib/vz/snippets/tierzero-cp-1-user.yaml"]
     assert b"name: cp-1" in snippet
+    # The machine config (secrets) is staged private and renamed into place: never half-written or world-readable.
+    assert ("pve1", write_file_script("/var/lib/vz/snippets/tierzero-cp-1-user.yaml", "0600")) in box.hosts.commands
     downloads = box.pve.requests_matching("POST", "download-url")
     assert downloads == 2  # one per host holding VMs of the cluster: `local` is each node's own
 
@@ -62,7 +65,8 @@ async def test_whole_path_two_hosts_qdevice(make_sandbox):
     await box.run(all_steps(box))
     assert box.pve.creates() == 4 and box.pve.requests_matching("POST", "download-url") == downloads
     assert world.bootstraps == ["main"] and len(pve.vms) == 4
-    assert not [c for _, c in box.hosts.commands[commands:] if c.startswith(("pvecm create", "pvecm add", "pvecm qdevice", "cat >", "mkdir -p /var/lib/vz/snippets"))]
+    assert not [c for _, c in box.hosts.commands[commands:]
+                if c.startswith(("pvecm create", "pvecm add", "pvecm qdevice")) or "cat >" in c or "/var/lib/vz/snippets" in c and "mkdir" in c]
 
 
 async def test_onprem_three_hosts_ceph_and_workers(make_sandbox):

@@ -5,6 +5,7 @@ import shlex
 
 import yaml
 
+from tierzero.render.remote_files import write_file_script
 from tierzero.render.services import infisical as render
 
 
@@ -33,7 +34,8 @@ def test_env_file_and_generators(spec):
 
 
 def test_file_write_script_is_private_before_it_holds_data():
-    script = render.write_file_script("/opt/tierzero/infisical/.env", "0600")
-    parts = [p.strip() for p in script.split(";")]
-    assert parts.index("umask 077") < parts.index("cat > /opt/tierzero/infisical/.env.tmp")
-    assert shlex.split(parts[-1]) == ["mv", "-f", "/opt/tierzero/infisical/.env.tmp", "/opt/tierzero/infisical/.env"]
+    script = write_file_script("/opt/tierzero/infisical/.env", "0600")
+    parts = [p.strip() for p in script.split("&&")]
+    tmp = "/opt/tierzero/infisical/..env.tierzero-tmp"
+    assert parts.index("umask 077") < parts.index(f"cat > {tmp}") < parts.index(f"chmod 0600 {tmp}")
+    assert shlex.split(parts[-1]) == ["mv", "-f", tmp, "/opt/tierzero/infisical/.env"]

@@ -42,14 +42,17 @@ class Redactor:
         if secret and len(secret) >= 4:
             self._secrets.add(secret)
 
-    def redact(self, text: str) -> str:
+    def redact(self, text: str, *, assignments: bool = True) -> str:
+        """`text` with known secrets, token shapes and URL passwords masked; `assignments` also
+        masks the value of every `key = value` / `key: value` whose key names a secret (off for
+        tierzero's own messages, whose `field.path.token: problem` lines would lose the problem)."""
         # Longest first, so a secret containing another is masked whole.
         for secret in sorted(self._secrets, key=len, reverse=True):
             text = text.replace(secret, MASK)
         for pattern in _TOKEN_PATTERNS:
             text = pattern.sub(MASK, text)
         text = _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
-        return _SECRET_ASSIGNMENT.sub(_mask_assignment, text)
+        return _SECRET_ASSIGNMENT.sub(_mask_assignment, text) if assignments else text
 
 
 def _mask_assignment(match: re.Match[str]) -> str:
@@ -74,6 +77,6 @@ def process_redactor() -> Redactor:
         return _process
 
 
-def redact(text: str) -> str:
-    """`process_redactor().redact(text)`."""
-    return process_redactor().redact(text)
+def redact(text: str, *, assignments: bool = True) -> str:
+    """`process_redactor().redact(text, assignments=...)`."""
+    return process_redactor().redact(text, assignments=assignments)

@@ -33,10 +33,12 @@ def print_json(data: Any) -> None:
 
 
 def error(lines: list[str]) -> None:
-    """Print lines on stderr, each masked by the process redactor (errors quote commands and answers)."""
+    """Print lines on stderr, each masked by the process redactor (errors quote commands and answers):
+    every secret value resolved in this process, token shapes and URL passwords. Not `key: value`
+    guesses: these lines name spec fields (`...cloudflare_api_token: environment variable X is not set`)."""
     err = console(stderr=True)
     for line in lines:
-        err.print(redact(line), markup=False)
+        err.print(redact(line, assignments=False), markup=False)
 
 
 def _print_traceback() -> None:

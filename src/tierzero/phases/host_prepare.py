@@ -26,6 +26,7 @@ from tierzero.adapters.ssh import BoundSsh, forget, retry_policy, ssh_client
 from tierzero.engine.step import Step, StepContext
 from tierzero.errors import OperationError
 from tierzero.phases.hosts import host_address, pve_node
+from tierzero.render.remote_files import write_file_script
 
 if TYPE_CHECKING:
     from tierzero.spec.models import Platform, ProxmoxPort
@@ -74,8 +75,7 @@ async def _write(ssh: BoundSsh, path: str, content: str, mode: str = "0644") -> 
     if current.ok and current.stdout == content:
         return False
     await ssh.run(["sudo", "install", "-d", "-m", "0755", path.rsplit("/", 1)[0]])
-    await ssh.run(f"sudo tee {shlex.quote(path)} >/dev/null", input=content)
-    await ssh.run(["sudo", "chmod", mode, path])
+    await ssh.run(write_file_script(path, mode, sudo=True), input=content)
     return True
 
 

@@ -4,7 +4,6 @@ create/adopt/start, looking up by VMID and by name so a re-run never makes a sec
 from __future__ import annotations
 
 import hashlib
-import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -14,6 +13,7 @@ from tierzero.engine.step import StepContext
 from tierzero.errors import OperationError
 from tierzero.phases.hosts import host_ssh
 from tierzero.render.proxmox_hosts import vm_network_wanted
+from tierzero.render.remote_files import write_file_script
 
 if TYPE_CHECKING:
     from tierzero.spec.models import Cluster, Node, Platform
@@ -108,8 +108,7 @@ async def _snippet(ctx: StepContext, api: ProxmoxApi, vm: VmInputs, name: str, c
     current = await ssh.run(["sha256sum", path], check=False)
     written = False
     if not current.ok or current.stdout.split()[0] != digest:
-        q = shlex.quote(path)
-        await ssh.run(f"mkdir -p {shlex.quote(base + '/snippets')} && cat > {q} && chmod 600 {q}", input=config.decode())
+        await ssh.run(write_file_script(path, "0600"), input=config.decode())
         written = True
     return f"{storage}:snippets/{filename}", written
 

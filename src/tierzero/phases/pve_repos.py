@@ -18,12 +18,12 @@ one-line `.list` files); pve-manager 9.1.2 `configs/pve-sources.sources`,
 from __future__ import annotations
 
 import re
-import shlex
 from typing import Any, Mapping
 
 from tierzero.engine.step import StepContext
 from tierzero.errors import OperationError
 from tierzero.phases.hosts import host_ssh
+from tierzero.render.remote_files import write_file_script
 
 SOURCES_DIR = "/etc/apt/sources.list.d"
 ENTERPRISE_HOST = "enterprise.proxmox.com"
@@ -89,13 +89,13 @@ def apt_repositories(name: str):
                 continue
             disabled = disable_enterprise(path, current.stdout)
             if disabled is not None:
-                await ssh.run(f"cat > {shlex.quote(path)}", input=disabled)
+                await ssh.run(write_file_script(path, "0644"), input=disabled)
                 changed.append(path)
         if changed:  # an official install's enterprise sources: the no-subscription one replaces them
             path, content = no_subscription_source(codename)
             present = await ssh.run(["cat", path], check=False)
             if not present.ok or "pve-no-subscription" not in present.stdout:
-                await ssh.run(f"cat > {shlex.quote(path)}", input=content)
+                await ssh.run(write_file_script(path, "0644"), input=content)
                 changed.append(path)
         if changed:  # narration (info): the run log keeps which files changed
             ctx.log(f"{name}: no subscription: enterprise repositories disabled, pve-no-subscription used ({', '.join(changed)})")

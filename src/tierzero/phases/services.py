@@ -19,6 +19,7 @@ from tierzero.engine.step import Step, StepContext
 from tierzero.errors import OperationError
 from tierzero.phases.hosts import host_ssh
 from tierzero.phases.services_lxc import destroy_lxc, ensure_lxc
+from tierzero.render.remote_files import write_file_script
 from tierzero.render.services import infisical as render
 
 if TYPE_CHECKING:
@@ -136,8 +137,8 @@ async def _run_stack(ctx: StepContext, svc: "Infisical", lxc_step: str) -> Mappi
     rendered = ctx.workspace.render_dir / "services" / svc.name / "docker-compose.yml"
     rendered.parent.mkdir(parents=True, exist_ok=True)
     rendered.write_text(compose)
-    await _in_ct(ctx, svc, render.write_file_script(f"{render.STACK_DIR}/docker-compose.yml", "0644"), input=compose)
-    await _in_ct(ctx, svc, render.write_file_script(f"{render.STACK_DIR}/.env", "0600"),
+    await _in_ct(ctx, svc, write_file_script(f"{render.STACK_DIR}/docker-compose.yml", "0644"), input=compose)
+    await _in_ct(ctx, svc, write_file_script(f"{render.STACK_DIR}/.env", "0600"),
                  input=render.env_file(svc, stack, site_url), secrets=stack.values())
     await _in_ct(ctx, svc, render.compose_up_script(), secrets=stack.values())
 

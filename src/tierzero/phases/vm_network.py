@@ -14,7 +14,6 @@ against a real host)."""
 from __future__ import annotations
 
 import ipaddress
-import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -23,6 +22,7 @@ from tierzero.engine.step import Step, StepContext
 from tierzero.errors import OperationError
 from tierzero.phases.hosts import host_address, host_ssh
 from tierzero.render.proxmox_hosts import SDN_ZONE, VXLAN_MTU, VXLAN_VNI, vm_network_wanted
+from tierzero.render.remote_files import write_file_script
 
 if TYPE_CHECKING:
     from tierzero.spec.models import Platform
@@ -97,7 +97,7 @@ async def _gateway(ctx: StepContext, inputs: NetworkInputs) -> Mapping[str, Any]
     current = await ssh.run(["cat", GATEWAY_FILE], check=False)
     if current.ok and current.stdout == stanza:
         return {"host": inputs.first, "uplink": uplink, "changed": False}
-    await ssh.run(f"cat > {shlex.quote(GATEWAY_FILE)}", input=stanza)
+    await ssh.run(write_file_script(GATEWAY_FILE, "0644"), input=stanza)
     await ssh.run(["ifreload", "-a"], hint=f"check {GATEWAY_FILE} and the SDN configuration (/etc/network/interfaces.d/sdn)")
     return {"host": inputs.first, "uplink": uplink, "changed": True}
 

@@ -137,11 +137,5 @@ systemctl enable --now docker
 """
 
 
-def write_file_script(path: str, mode: str) -> str:
-    """Shell that writes stdin to `path` atomically with `mode`, created that way (umask), never world-readable first."""
-    d, tmp = shlex.quote(path.rsplit("/", 1)[0]), shlex.quote(path + ".tmp")
-    return f"set -eu; umask 077; mkdir -p {d}; cat > {tmp}; chmod {mode} {tmp}; mv -f {tmp} {shlex.quote(path)}"
-
-
 def compose_up_script() -> str:
     return f"set -eu; cd {shlex.quote(STACK_DIR)}; docker compose up -d --remove-orphans"

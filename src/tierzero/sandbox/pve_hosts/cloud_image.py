@@ -128,7 +128,7 @@ class CloudImageCommands:
             return True
         if args[0] == "dpkg" and "--configure" in args:
             return True
-        if args[0] in ("tee", "sed", "cp", "install", "mkdir", "chmod", "curl", "rm"):
+        if args[0] in ("tee", "sed", "cp", "mv", "install", "mkdir", "chmod", "curl", "rm"):
             return any(a.startswith(ROOT_PATHS) for a in args[1:])
         return False
 

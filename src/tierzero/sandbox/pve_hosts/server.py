@@ -298,7 +298,7 @@ class PveHosts(CloudImageCommands, PveumCommands, GuestCommands, PveCommands):
         process.exit(status)
 
     def _shell(self, host: HostState, command: str, stdin: str, user: str = "root") -> tuple[int, str, str]:
-        """A tiny shell: `a && b`, `a || b`, env prefixes, `yes |`, `sudo`, `2>/dev/null`."""
+        """A tiny shell: `a && b`, `a || b`, env prefixes, `yes |`, `sudo`, `sh -c`, `2>/dev/null`."""
         status, out, err = 0, "", ""
         for op, part in _split_ops(command):
             if (op == "&&" and status != 0) or (op == "||" and status == 0):
@@ -328,6 +328,8 @@ class PveHosts(CloudImageCommands, PveumCommands, GuestCommands, PveCommands):
             args = args[1:]
         if not args:
             return 0, "", ""
+        if args[:2] == ["sh", "-c"] and len(args) == 3:  # `[sudo] sh -c SCRIPT`: the script, as root under sudo
+            return self._shell(host, args[2], stdin, "root" if as_root else user)
         if args[0] in PVE_COMMANDS and not host.pve:
             return 127, "", f"sh: 1: {args[0]}: not found\n"
         if not as_root and self.needs_root(args) and not (append_to or "").startswith(f"/home/{user}/"):
@@ -417,6 +419,15 @@ class PveHosts(CloudImageCommands, PveumCommands, GuestCommands, PveCommands):
 
     _cmd_chmod = _cmd_mkdir
     _cmd_install = _cmd_mkdir
+    _cmd_umask = _cmd_mkdir  # files keep no mode here; the product's scripts set it (see render/remote_files)
+
+    def _cmd_mv(self, host: HostState, a: list[str], _: str) -> tuple[int, str, str]:
+        """`mv [-f] SRC DST`: renames a file (GNU coreutils mv; a missing source fails with this message)."""
+        src, dst = [x for x in a if not x.startswith("-")][-2:]
+        if src not in host.files:
+            return 1, "", f"mv: cannot stat '{src}': No such file or directory\n"
+        host.files[dst] = host.files.pop(src)
+        return 0, "", ""
 
     def _cmd_sha256sum(self, host: HostState, a: list[str], _: str) -> tuple[int, str, str]:
         data = host.files.get(a[0])
