@@ -57,3 +57,22 @@ def test_a_changed_machine_config_is_applied_to_the_running_node(tmp_path: Path)
 
     events, _ = _deploy(spec)
     assert events.started() == ["gitops/main/push", "validate/checks"]  # the push looks at the remote every time
+
+
+def test_an_edited_patch_file_is_rendered_and_applied_though_the_spec_is_unchanged(tmp_path: Path) -> None:
+    spec = starter_project(tmp_path)
+    text = spec.read_text()
+    assert CP2 in text
+    spec.write_text(text.replace(CP2, CP2[:-1] + ", patches: ['@patches/cp-2.yaml']}"))
+    patch = tmp_path / "patches" / "cp-2.yaml"
+    patch.parent.mkdir()
+    patch.write_text('machine:\n  sysctls:\n    net.core.somaxconn: "1024"\n')
+    _, first = _deploy(spec)
+    assert 'net.core.somaxconn: "1024"' in _applied_config(tmp_path / ".tierzero", "10.10.0.12")
+
+    patch.write_text('machine:\n  sysctls:\n    net.core.somaxconn: "65535"\n')  # the spec's text stays the same
+    events, second = _deploy(spec)
+    assert sorted(events.started()) == ["gitops/main/push", "platform/main/talos", "platform/main/vm/cp-2", "setup/render", "validate/checks"]
+    assert second["platform/main/talos"]["reapplied"] == {"cp-2": "no_reboot"}
+    assert second["platform/main/talos"]["configs"]["cp-1"] == first["platform/main/talos"]["configs"]["cp-1"]
+    assert 'net.core.somaxconn: "65535"' in _applied_config(tmp_path / ".tierzero", "10.10.0.12")

@@ -128,7 +128,8 @@ def test_patch_order_common_then_role_specific(base_options):
 def test_patch_from_file_yaml_and_json(tmp_path, base_options):
     (tmp_path / "p.yaml").write_text("machine:\n  nodeLabels:\n    from: yaml\n")
     (tmp_path / "p.json").write_text(json.dumps({"machine": {"nodeAnnotations": {"from": "json"}}}))
-    configs = generate(base_options("v1.13", config_patches=[f"@{tmp_path / 'p.yaml'}", f"@{tmp_path / 'p.json'}"]))
+    files = {"p.yaml": (tmp_path / "p.yaml").read_bytes(), "p.json": (tmp_path / "p.json").read_bytes()}  # render reads no files
+    configs = generate(base_options("v1.13", config_patches=["@p.yaml", "@p.json"]), files)
     assert configs.worker[0]["machine"]["nodeLabels"] == {"from": "yaml"}
     assert configs.worker[0]["machine"]["nodeAnnotations"] == {"from": "json"}
 

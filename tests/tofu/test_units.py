@@ -131,11 +131,16 @@ def test_tfvars_carry_the_limits_in_force_on_the_day() -> None:
 
 
 def test_tfvars_read_the_ssh_key_file_relative_to_the_spec(tmp_path: Path) -> None:
+    from tierzero.spec.loader import read_referenced
+
     (tmp_path / ".tierzero").mkdir()
     (tmp_path / ".tierzero" / "id_ed25519.pub").write_text(SSH_KEY + "\n")
-    assert tfvars_for(platform(), base_dir=tmp_path)["ssh_authorized_keys"] == SSH_KEY
+    files = read_referenced(platform(), tmp_path)
+    assert files == {".tierzero/id_ed25519.pub": (SSH_KEY + "\n").encode()}
+    assert tfvars_for(platform(), files=files)["ssh_authorized_keys"] == SSH_KEY
+    assert read_referenced(platform(), tmp_path / "elsewhere") == {}
     with pytest.raises(InputError, match="cannot read the SSH public key"):
-        tfvars_for(platform(), base_dir=tmp_path / "elsewhere")
+        tfvars_for(platform(), files={})
 
 
 def test_tfvars_need_a_cloud_section() -> None:

@@ -45,6 +45,21 @@ def _split_pairs(values: list[str], flag: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def _patch_files(patches: list[str]) -> dict[str, bytes]:
+    """The bytes of each `@file` --config-patch, by the name after @ (relative to the working
+    directory, as talosctl reads them); InputError naming the one that cannot be read."""
+    from tierzero.errors import InputError
+
+    files: dict[str, bytes] = {}
+    for patch in patches:
+        if patch.startswith("@") and patch[1:] not in files:
+            try:
+                files[patch[1:]] = Path(patch[1:]).read_bytes()
+            except OSError as exc:
+                raise InputError(f"cannot read patch file {patch[1:]}: {exc.strerror}") from None
+    return files
+
+
 def _split_commas(values: list[str]) -> list[str]:
     return [item.strip() for value in values for item in value.split(",") if item.strip()]
 
@@ -128,7 +143,7 @@ def genconfig(
         config_patches_control_plane=list(config_patch_control_plane),
         config_patches_worker=list(config_patch_worker),
     )
-    configs = generate(opts)
+    configs = generate(opts, _patch_files([*config_patch, *config_patch_control_plane, *config_patch_worker]))
     bundle = opts.secrets
     assert bundle is not None  # generate() fills in a fresh bundle when none was given
     files = {

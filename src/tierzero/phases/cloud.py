@@ -49,7 +49,16 @@ def _cloud_inputs(ctx: StepContext) -> CloudInputs:
         witness = CloudHost(qdevice.host, qdevice.host, qdevice.ssh_port, qdevice.ssh_user or MICRO_IMAGE_USER)
     images = tuple(sorted((c.name, str(ctx.output(f"cloud/image/{c.name}")["image_id"])) for c in ctx.spec.clusters if c.on_instances))
     configs = tuple(sorted((inst.name, _config_digest(ctx, c.name, n.name)) for c, n, inst in ctx.spec.talos_instances()))
-    return CloudInputs(_oci(ctx.spec), ctx.connections.cloud.layer, hosts, witness, images, configs)
+    return CloudInputs(_oci(ctx.spec), ctx.connections.cloud.layer, hosts, witness, images, configs, _ssh_public_key(ctx))
+
+
+def _ssh_public_key(ctx: StepContext) -> str:
+    """The key file cloud.oci.ssh_public_key names, as it is now ("" when unreadable: the render names it):
+    an edited key re-runs the step."""
+    from tierzero.spec.loader import read_referenced
+
+    name = str(_oci(ctx.spec).ssh_public_key)
+    return read_referenced(ctx.spec, ctx.workspace.root.parent).get(name, b"").decode(errors="replace").strip()
 
 
 def _config_digest(ctx: StepContext, cluster: str, node: str) -> str:
@@ -66,9 +75,10 @@ def _config_digest(ctx: StepContext, cluster: str, node: str) -> str:
 
 def _talos_config(ctx: StepContext, cluster: str, node: str) -> bytes:
     """A Talos node's machine config (its user_data): rendered from the spec and the never-regenerated secrets."""
+    from tierzero.phases.setup import spec_files
     from tierzero.render.talos_spec import machine_config
 
-    return machine_config(ctx.spec, ctx.spec.cluster(cluster), node, ctx.secrets, ctx.workspace.root.parent).encode()
+    return machine_config(ctx.spec, ctx.spec.cluster(cluster), node, ctx.secrets, spec_files(ctx)).encode()
 
 
 def _workdir(ctx: StepContext) -> Any:
@@ -96,6 +106,7 @@ def _apply_sync(ctx: StepContext, inputs: CloudInputs, on_retry: Callable[[Any],
         env.update(talos_user_data_env(user_data))
     result = apply_cloud_layer(
         ctx.spec, _workdir(ctx), twin=layer == "oci_twin", base_dir=ctx.workspace.root.parent, limits=limits_on(),
+        ssh_public_key=inputs.ssh_public_key or None,
         resolve_secret=ctx.secrets.resolve, on_event=on_event, env=env or None, images=dict(inputs.images),
         hunt_deadline_seconds=hunt if hunt is not None else inputs.oci.capacity_hunt_minutes * 60.0,
         backoff=cloud_layer.capacity_backoff or DEFAULT_BACKOFF,
@@ -171,6 +182,7 @@ class CloudInputs:
     witness: CloudHost | None = None  # the QDevice witness, when spec'd
     images: tuple[tuple[str, str], ...] = ()  # (cluster, image OCID) for clusters on A1 instances
     talos_configs: tuple[tuple[str, str], ...] = ()  # (instance, sha256 of its machine config)
+    ssh_public_key: str = ""  # the instances' authorized key, read from the file the spec names
 
 
 async def _apply(ctx: StepContext, inputs: CloudInputs) -> Mapping[str, Any]:

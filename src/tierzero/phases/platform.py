@@ -47,9 +47,10 @@ def _default_factory(ctx: StepContext, spec_url: str) -> ImageFactoryApi:
 
 
 def _default_machine_config(ctx: StepContext, cluster: Cluster, node: str) -> bytes:
+    from tierzero.phases.setup import spec_files
     from tierzero.render.talos_spec import machine_config
 
-    return machine_config(ctx.spec, cluster, node, ctx.secrets, ctx.workspace.root.parent).encode()
+    return machine_config(ctx.spec, cluster, node, ctx.secrets, spec_files(ctx)).encode()
 
 
 def _default_talosconfig(ctx: StepContext, cluster: Cluster) -> bytes:

@@ -42,6 +42,20 @@ class RenderInputs:
     spec: Platform
     bundles: tuple[str, ...]
     renderer: str  # the render code's digest: a tierzero that renders differently renders again
+    # (name as the spec writes it, sha256) of each file the spec names (`@file` patches, the SSH
+    # public key): an edited file renders again although the spec text is the same.
+    files: tuple[tuple[str, str], ...] = ()
+
+
+def spec_files(ctx: StepContext) -> dict[str, bytes]:
+    """The files the spec names, read now from beside it (see `tierzero.spec.loader.read_referenced`)."""
+    from tierzero.spec.loader import read_referenced
+
+    return read_referenced(ctx.spec, ctx.workspace.root.parent)
+
+
+def _file_digests(files: Mapping[str, bytes]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((name, hashlib.sha256(data).hexdigest()) for name, data in files.items()))
 
 
 def renderer_digest() -> str:
@@ -92,7 +106,10 @@ async def _render(ctx: StepContext, inputs: RenderInputs) -> Mapping[str, Any]:
     from tierzero.spec import LoadedSpec
     from tierzero.workspace.plan import render_sealed_plan, write_plan
 
-    loaded = LoadedSpec(inputs.spec, _spec_path(ctx))
+    files = spec_files(ctx)
+    # What is rendered is what was read now: its fingerprint is what `rendered_configs` compares.
+    inputs = RenderInputs(inputs.spec, inputs.bundles, inputs.renderer, _file_digests(files))
+    loaded = LoadedSpec(inputs.spec, _spec_path(ctx), files=files)
     plan = render_sealed_plan(loaded, ctx.workspace)
     write_plan(plan.files, ctx.workspace.render_dir)
     digest = hashlib.sha256()
@@ -107,7 +124,7 @@ async def _render(ctx: StepContext, inputs: RenderInputs) -> Mapping[str, Any]:
 
 
 def render_inputs(ctx: StepContext) -> RenderInputs:
-    return RenderInputs(ctx.spec, tuple(ctx.output("setup/secrets-bundle").get("bundles", [])), _renderer())
+    return RenderInputs(ctx.spec, tuple(ctx.output("setup/secrets-bundle").get("bundles", [])), _renderer(), _file_digests(spec_files(ctx)))
 
 
 def rendered_configs(ctx: StepContext) -> Mapping[str, str] | None:

@@ -80,7 +80,7 @@ def talos_part(ctx: PlanContext) -> Iterator[tuple[str, Content]]:
     platform = ctx.loaded.platform
     for cluster in platform.clusters:
         ensure_talosconfig(cluster, ctx.secrets)
-        for node_name, text in cluster_configs(platform, cluster, ctx.secrets, ctx.loaded.base_dir):
+        for node_name, text in cluster_configs(platform, cluster, ctx.secrets, ctx.loaded.files):
             yield f"talos/{cluster.name}/{node_name}.sops.yaml", Sealed(text.encode(), whole=True)
         ctx.summary(cluster.name).notes.append(f"{len(cluster.control_planes) + len(cluster.workers)} Talos machine configs (installer {image_urls(cluster)['installer']})")
 
@@ -92,7 +92,7 @@ def cloud_part(ctx: PlanContext) -> Iterable[tuple[str, Content]]:
     platform = ctx.loaded.platform
     if platform.oci is None:
         return ()
-    data = tfvars_for(platform, base_dir=ctx.loaded.base_dir)
+    data = tfvars_for(platform, files=ctx.loaded.files)
     return [(f"cloud/{TFVARS_FILE}", json_text(data).encode())]
 
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import lru_cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, Mapping
 from urllib.parse import urlparse
 
 from tierzero.render.load_balancers import exclude_label_decision, remove_exclude_label_patch
@@ -102,7 +101,7 @@ def _inline_manifest_patch(cluster: "Cluster") -> str | None:
     return json.dumps({"cluster": {"inlineManifests": manifests}}, sort_keys=True)
 
 
-def cluster_inputs(platform: "Platform", cluster: "Cluster", bundle: SecretsBundle, base_dir: Path | None = None) -> ClusterInputs:
+def cluster_inputs(platform: "Platform", cluster: "Cluster", bundle: SecretsBundle, files: Mapping[str, bytes] | None = None) -> ClusterInputs:
     # On OCI the oracle platform takes DNS (and NTP) from the instance metadata service: 169.254.169.254
     # (siderolabs/talos platform/oracle/oracle.go).
     nameservers = () if cluster.on_instances else tuple(platform.proxmox.nameservers)
@@ -125,7 +124,7 @@ def cluster_inputs(platform: "Platform", cluster: "Cluster", bundle: SecretsBund
         allow_scheduling_on_control_planes=cluster.allow_scheduling_on_control_planes,
         cilium_ready=cluster.cni == "cilium",
         patches=tuple(_patch_text(p) for p in cluster.patches.cluster),
-        patch_dir=base_dir,
+        files=dict(files or {}),
     )
 
 
@@ -163,17 +162,18 @@ def node_inputs(platform: "Platform", cluster: "Cluster", role: str, node: "Node
     )
 
 
-def machine_config(platform: "Platform", cluster: "Cluster", node_name: str, secrets: "SecretStore", base_dir: Path | None = None) -> str:
-    """The machine config of one node (plaintext: it holds the cluster's keys; never log it)."""
+def machine_config(platform: "Platform", cluster: "Cluster", node_name: str, secrets: "SecretStore", files: Mapping[str, bytes] | None = None) -> str:
+    """The machine config of one node (plaintext: it holds the cluster's keys; never log it).
+    `files`: the spec's referenced files (`LoadedSpec.files`), for `@file` patches."""
     bundle = secrets_bundle(secrets, cluster)
     role, node = cluster.node_and_role(node_name)
-    return render_node_config(cluster_inputs(platform, cluster, bundle, base_dir), node_inputs(platform, cluster, role, node))
+    return render_node_config(cluster_inputs(platform, cluster, bundle, files), node_inputs(platform, cluster, role, node))
 
 
-def cluster_configs(platform: "Platform", cluster: "Cluster", secrets: "SecretStore", base_dir: Path | None = None) -> Iterator[tuple[str, str]]:
+def cluster_configs(platform: "Platform", cluster: "Cluster", secrets: "SecretStore", files: Mapping[str, bytes] | None = None) -> Iterator[tuple[str, str]]:
     """(node name, machine config) for every node of the cluster, in spec order, one at a time; the
     bundle and the settings every node shares are worked out once. The same text `machine_config` gives."""
-    common = cluster_inputs(platform, cluster, secrets_bundle(secrets, cluster), base_dir)
+    common = cluster_inputs(platform, cluster, secrets_bundle(secrets, cluster), files)
     for role, node in cluster.nodes():
         yield node.name, render_node_config(common, node_inputs(platform, cluster, role, node))
 

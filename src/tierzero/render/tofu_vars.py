@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from tierzero.errors import InputError
@@ -20,19 +19,18 @@ def _oci(platform: Platform) -> OCI:
     return platform.oci
 
 
-def _ssh_key(oci: OCI, base_dir: Path) -> str:
-    path = Path(oci.ssh_public_key)
-    path = path if path.is_absolute() else base_dir / path
-    try:
-        key = path.read_text().strip()
-    except OSError:
+def _ssh_key(oci: OCI, files: Mapping[str, bytes]) -> str:
+    name = str(oci.ssh_public_key)
+    data = files.get(name)
+    if data is None:
         raise InputError(
-            f"cannot read the SSH public key {path} (cloud.oci.ssh_public_key)",
+            f"cannot read the SSH public key {name} (cloud.oci.ssh_public_key)",
             hint="generate it first (tierzero creates .tierzero/id_ed25519 on init) "
             "or point ssh_public_key at an existing .pub file",
-        ) from None
+        )
+    key = data.decode(errors="replace").strip()
     if not key:
-        raise InputError(f"the SSH public key file {path} is empty")
+        raise InputError(f"the SSH public key file {name} is empty")
     return key
 
 
@@ -127,14 +125,14 @@ def talos_user_data_env(configs: Mapping[str, bytes]) -> dict[str, str]:
 def tfvars_for(
     platform: Platform,
     *,
-    base_dir: Path = Path("."),
+    files: Mapping[str, bytes] | None = None,
     ssh_public_key: str | None = None,
     limits: Limits | None = None,
     placed: Mapping[str, str] | None = None,
     images: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Variables of the `oci` (and `oci_twin`) module. `ssh_public_key` overrides reading the key
-    file named in the spec, relative to `base_dir` (the spec's directory). With `limits` (see
+    """Variables of the `oci` (and `oci_twin`) module. The key is `ssh_public_key`, else the file
+    the spec names, from `files` (`tierzero.spec.LoadedSpec.files`, read beside the spec). With `limits` (see
     `tierzero.freetier.limits.limits_on`) the module checks against them instead of its defaults.
     `placed` maps instances that exist to the AD they run in: an instance the spec does not pin
     stays there (capacity hunting may have moved it; going back would replace it)."""
@@ -161,7 +159,7 @@ def tfvars_for(
         "allow_http": oci.network.allow_http,
         "allow_icmp": oci.network.allow_icmp,
         "ceph_between_hosts": platform.has_proxmox and platform.proxmox.ceph.enabled,
-        "ssh_authorized_keys": ssh_public_key.strip() if ssh_public_key else _ssh_key(oci, base_dir),
+        "ssh_authorized_keys": ssh_public_key.strip() if ssh_public_key else _ssh_key(oci, files or {}),
         "a1_instances": {
             a.name: {
                 "ocpus": a.ocpus,

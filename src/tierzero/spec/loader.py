@@ -26,10 +26,47 @@ class LoadedSpec:
     path: FsPath
     warnings: list[Problem] = field(default_factory=list)
     document: Document | None = None  # the parsed YAML with positions, for problems found later (preflight)
+    # The files the spec names (`@file` Talos patches, cloud.oci.ssh_public_key), read when it was
+    # loaded: {the path as the spec writes it: bytes}; one that could not be read is absent.
+    files: Mapping[str, bytes] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> FsPath:
         return self.path.parent
+
+
+MAX_REFERENCED_BYTES = 1024 * 1024  # a Talos patch or a public key is a few KB
+
+
+def referenced_paths(platform: Platform) -> list[str]:
+    """The files a spec names, as it writes them (relative to its directory, or absolute), in spec
+    order: every `@file` Talos patch (cluster, role and node patches) and cloud.oci.ssh_public_key."""
+    names: list[str] = []
+    for cluster in platform.clusters:
+        patches = [*cluster.patches.cluster, *cluster.patches.control_plane, *cluster.patches.worker]
+        patches += [p for _, node in cluster.nodes() for p in node.patches]
+        names += [p[1:] for p in patches if isinstance(p, str) and p.startswith("@")]
+    if platform.oci is not None:
+        names.append(str(platform.oci.ssh_public_key))
+    return list(dict.fromkeys(names))
+
+
+def read_referenced(platform: Platform, base_dir: FsPath) -> dict[str, bytes]:
+    """{name: bytes} of `referenced_paths` that can be read (at most 1 MiB each). A missing or
+    unreadable file is left out: the renderer that needs it names it and the fix (the workspace
+    SSH key, say, exists only once `setup/workspace-keys` ran)."""
+    files: dict[str, bytes] = {}
+    for name in referenced_paths(platform):
+        path = FsPath(name).expanduser()
+        path = path if path.is_absolute() else base_dir / path
+        try:
+            with path.open("rb") as fh:
+                data = fh.read(MAX_REFERENCED_BYTES + 1)
+        except OSError:
+            continue
+        if len(data) <= MAX_REFERENCED_BYTES:
+            files[name] = data
+    return files
 
 
 def load_spec(path: str | FsPath) -> LoadedSpec:
@@ -69,7 +106,8 @@ def load_spec_bytes(raw: bytes, name: str = "tierzero.yaml", *, base_dir: FsPath
     errors = [p for p in located if p.severity == "error"]
     if errors:
         raise SpecError(name, sorted(errors, key=_order))
-    return LoadedSpec(platform, path or FsPath(name), [p for p in located if p.severity == "warning"], doc)
+    files = read_referenced(platform, base_dir) if base_dir is not None else {}
+    return LoadedSpec(platform, path or FsPath(name), [p for p in located if p.severity == "warning"], doc, files)
 
 
 def _key_material_problems(node: Any, path: Path, doc: Document) -> list[Problem]:

@@ -21,6 +21,7 @@ from tierzero.adapters.tofu_workspace import TFVARS_FILE, stage_layer
 from tierzero.freetier.guard import require_free
 from tierzero.freetier.limits import Limits
 from tierzero.render.tofu_vars import CloudOutputs, ad_candidates, parse_outputs, placed_ads, state_backend, tfvars_for
+from tierzero.spec.loader import read_referenced
 from tierzero.spec.models import Platform
 
 
@@ -78,7 +79,7 @@ def apply_cloud_layer(
     placed = placed_ads(runner.output())
     hunter: CapacityHunter = CapacityHunter(
         runner,
-        variables=tfvars_for(platform, base_dir=base_dir, ssh_public_key=ssh_public_key, limits=limits, placed=placed, images=images),
+        variables=tfvars_for(platform, files=read_referenced(platform, base_dir), ssh_public_key=ssh_public_key, limits=limits, placed=placed, images=images),
         tfvars_path=workdir / TFVARS_FILE,
         ad_candidates=ad_candidates(platform),
         guard=guard or (lambda plan_json: require_free(plan_json, allow_replace=hunter.failed_addresses)),

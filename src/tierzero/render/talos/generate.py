@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping
 
 from tierzero.render.talos import documents, legacy
 from tierzero.render.talos.options import GenerateOptions, MachineConfigs, Role
@@ -17,18 +17,19 @@ def base_documents(opts: GenerateOptions, bundle: SecretsBundle, role: Role) -> 
     return [legacy.v1alpha1_document(opts, bundle, role), *extra], warnings
 
 
-def generate(opts: GenerateOptions, patch_dir: Path | None = None) -> MachineConfigs:
+def generate(opts: GenerateOptions, files: Mapping[str, bytes] | None = None) -> MachineConfigs:
     """Generate both roles; `--config-patch` applies to both, then the role-specific patches.
+    `files`: the bytes of each `@file` patch, by the name after @ (read by the caller).
 
     Without `opts.secrets` a fresh bundle is generated and stored there, so callers can write it out.
     """
     opts.check()
     bundle = opts.secrets or generate_bundle()
     opts.secrets = bundle
-    common = load_patches(opts.config_patches, patch_dir)
+    common = load_patches(opts.config_patches, files)
     per_role: dict[Role, list[Patch]] = {
-        "controlplane": common + load_patches(opts.config_patches_control_plane, patch_dir),
-        "worker": common + load_patches(opts.config_patches_worker, patch_dir),
+        "controlplane": common + load_patches(opts.config_patches_control_plane, files),
+        "worker": common + load_patches(opts.config_patches_worker, files),
     }
     results: dict[Role, list[Document]] = {}
     warnings: list[str] = []

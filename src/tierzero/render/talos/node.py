@@ -6,7 +6,6 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from tierzero.errors import InputError
@@ -38,7 +37,7 @@ class ClusterInputs:
     allow_scheduling_on_control_planes: bool = False
     cilium_ready: bool = True  # no built-in CNI, no kube-proxy: Cilium replaces both
     patches: tuple[str, ...] = ()  # inline YAML/JSON or @file, applied to every node
-    patch_dir: Path | None = None  # base for relative @file patches
+    files: Mapping[str, bytes] = field(default_factory=dict)  # bytes of each @file patch, by the name after @
 
 
 LINK_ALIAS = "net0"  # the name the MAC-selected link gets (LinkAliasConfig, contract >= v1.12)
@@ -98,7 +97,7 @@ def node_documents(common: ClusterInputs, node: NodeInputs) -> list[Document]:
     generated: list[Patch] = [Patch("node network", documents=tuple(_network_patch(opts, common, node)))]
     if common.cilium_ready:
         generated.append(Patch("cilium-ready settings", documents=tuple(_cilium_patch(opts, docs))))
-    user = load_patches([*common.patches, *node.patches], common.patch_dir)
+    user = load_patches([*common.patches, *node.patches], common.files)
     return apply_patches(docs, [*generated, *user])
 
 

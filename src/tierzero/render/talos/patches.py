@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import jsonpatch
@@ -51,19 +50,21 @@ class Patch:
         return bool(self.operations)
 
 
-def load_patch(spec: str, base_dir: Path | None = None) -> Patch:
-    """Parse `@file` or inline YAML/JSON the way talosctl does: a list is RFC 6902, anything else strategic."""
+def load_patch(spec: str, files: Mapping[str, bytes] | None = None) -> Patch:
+    """Parse `@file` or inline YAML/JSON the way talosctl does: a list is RFC 6902, anything else strategic.
+    `@file` is looked up in `files` ({the name after @: bytes}, read by the caller: the spec
+    loader for a spec); InputError when it is not there."""
     source = "inline patch"
     text = spec
     if spec.startswith("@"):
-        path = Path(spec[1:])
-        if base_dir is not None and not path.is_absolute():
-            path = base_dir / path
-        source = str(path)
+        source = spec[1:]
+        data = (files or {}).get(source)
+        if data is None:
+            raise InputError(f"cannot read patch file {source}", hint="a relative @file is read beside the spec; create it or fix the reference")
         try:
-            text = path.read_text()
-        except OSError as exc:
-            raise InputError(f"cannot read patch file {path}: {exc.strerror}") from exc
+            text = data.decode()
+        except UnicodeDecodeError:
+            raise InputError(f"{source}: the patch file is not UTF-8 text") from None
     try:
         docs = load_stream(text)
     except yaml.YAMLError as exc:
@@ -82,8 +83,8 @@ def load_patch(spec: str, base_dir: Path | None = None) -> Patch:
     return Patch(source=source, documents=tuple(docs))
 
 
-def load_patches(specs: Sequence[str], base_dir: Path | None = None) -> list[Patch]:
-    return [load_patch(spec, base_dir) for spec in specs]
+def load_patches(specs: Sequence[str], files: Mapping[str, bytes] | None = None) -> list[Patch]:
+    return [load_patch(spec, files) for spec in specs]
 
 
 def apply_patches(docs: list[Document], patches: Sequence[Patch]) -> list[Document]:
