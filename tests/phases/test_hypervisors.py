@@ -218,3 +218,39 @@ async def test_a_port_without_proxmox_enterprise_sources_keeps_its_repositories(
     for name in ("pve1", "pve2"):
         assert not [p for p in box.hosts.hosts[name].files if p.endswith(("proxmox.sources", "pve-no-subscription.list"))]
         assert box.state.get(f"hypervisors/apt/{name}").outputs["changed"] == []
+
+
+async def test_the_api_certificate_is_pinned_from_the_cluster_ca_read_over_ssh(make_sandbox, tmp_path):
+    from pathlib import Path
+
+    from fakepve.certs import make_cert
+
+    from tierzero.adapters.connections import Connections, Endpoint
+    from tierzero.adapters.proxmox import connect
+    from tierzero.cli.session import real_connections
+    from tierzero.errors import OperationError
+    from tierzero.phases.pve_api_ca import pinned_ca_path
+
+    box = make_sandbox(onprem_spec(ceph=False))
+    await box.run(hypervisors.steps(box.spec))
+    pinned = pinned_ca_path(box.ws.root)
+    assert pinned.read_bytes() == Path(box.pve.cafile).read_bytes()  # what the stand-in host's /etc/pve/pve-root-ca.pem holds
+    assert box.state.get("hypervisors/api-ca").outputs["path"] == str(pinned)
+    # A real run verifies each node's API against that file.
+    real = real_connections(box.spec, box.ws)
+    assert {real.endpoint("proxmox", n.name).verify for n in box.spec.proxmox.nodes} == {str(pinned)}
+
+    box.pve.pve.add_token("root@pam!t", "s3cret", privsep=0)
+    ep = box.conns.endpoint("proxmox", "pve1")
+
+    def conns_verifying(ca: Path) -> Connections:
+        conns = Connections(target="sandbox", retry=box.conns.retry)
+        conns.add("proxmox", "pve1", Endpoint(ep.host, ep.port, verify=str(ca)))
+        return conns
+
+    assert await connect(conns_verifying(pinned), "pve1", "root@pam!t", "s3cret").call("get", "version")
+    other, _, _ = make_cert(str(tmp_path), name="impostor")  # a server with another certificate is refused
+    with pytest.raises(OperationError):
+        await connect(conns_verifying(Path(other)), "pve1", "root@pam!t", "s3cret").call("get", "version")
+    with pytest.raises(OperationError, match="no pinned CA"):
+        connect(conns_verifying(tmp_path / "missing.pem"), "pve1", "root@pam!t", "s3cret")

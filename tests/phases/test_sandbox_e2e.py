@@ -28,10 +28,10 @@ async def test_oci_blueprint_end_to_end(tmp_path: Path):
     # The witness by address (on the nodes' LAN, outside the service CIDR 10.96.0.0/12 the spec check refuses):
     # the cloud phase, which publishes a cloud witness's address, is not run here.
     spec_file = write_project(tmp_path, "oci-free-tier", {"hypervisors.proxmox.qdevice.host": "10.10.0.250"})
+    ws = Workspace.beside(spec_file)
+    init_workspace(ws)  # before loading: the spec's files (the SSH public key) are read with it
     loaded = load_spec(spec_file)
     spec = loaded.platform
-    ws = Workspace.beside(spec_file)
-    init_workspace(ws)
     secrets = MemorySecrets()
     box = harness.Sandbox(spec, ws)
     conns = box.start(only=["kubernetes", "internet", "git-forge", "flux", "image-factory", "talos", "pve-hosts", "fakepve", "guests"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -271,6 +272,9 @@ def token_for(ctx: "StepContext", node_name: str | None = None) -> tuple[str, st
 
 def connect(connections: Connections, name: str, token_id: str, secret: str, *, timeout: float = 30.0) -> ProxmoxClient:
     ep = connections.endpoint("proxmox", name)
+    if isinstance(ep.verify, str) and not Path(ep.verify).is_file():
+        raise OperationError(f"the Proxmox API of {name} cannot be verified yet: no pinned CA at {ep.verify}",
+                             hint="run `tierzero deploy --only hypervisors` first: its api-ca step reads the cluster CA over SSH")
     user, _, token_name = token_id.partition("!")
     api = ProxmoxAPI(ep.host, port=ep.port, user=user, token_name=token_name, token_value=secret, verify_ssl=ep.verify, timeout=timeout, service="PVE")
     client = ProxmoxClient(api, label=f"{name} ({ep.host}:{ep.port})", policy=retry_policy(connections, "proxmox"), lock_policy=retry_policy(connections, "lock"))

@@ -44,13 +44,16 @@ def talosconfig_path(workspace: Workspace, cluster: str) -> Path:
 def real_connections(spec: Platform, workspace: Workspace) -> Connections:
     """Endpoints a real run knows from the spec alone; steps publish the rest (instance
     addresses) through their outputs (see Runner._publish_endpoints)."""
+    from tierzero.phases.pve_api_ca import pinned_ca_path
+
     conns = Connections(target="real", known_hosts=Path(workspace.root) / "known_hosts")
     for pve in spec.proxmox.nodes:
         if pve.address:
             conns.add("ssh", pve.name, Endpoint(str(pve.address), pve.ssh.port, scheme="ssh", extra={"user": pve.ssh.user}))
             url = pve.api_url or f"https://{pve.address}:8006"
             host, _, port = url.removeprefix("https://").rstrip("/").partition(":")
-            conns.add("proxmox", pve.name, Endpoint(host, int(port or 8006), verify=False))
+            # Verified against the cluster CA `hypervisors/api-ca` reads over SSH (phases/pve_api_ca).
+            conns.add("proxmox", pve.name, Endpoint(host, int(port or 8006), verify=str(pinned_ca_path(workspace.root))))
     for cluster in spec.clusters:
         host, _, port = cluster.endpoint.removeprefix("https://").partition(":")
         conns.add("kubernetes", cluster.name, Endpoint(host, int(port), extra={"kubeconfig": str(kubeconfig_path(workspace, cluster.name))}))

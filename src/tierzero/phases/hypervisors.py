@@ -22,6 +22,7 @@ from tierzero.errors import OperationError
 from tierzero.phases.host_prepare import prepare_steps
 from tierzero.phases.vm_network import network_steps
 from tierzero.phases.hosts import host_address, host_ssh, parse_pvecm, pve_node, witness_name
+from tierzero.phases.pve_api_ca import CLUSTER_CA, ca_inputs, pin_step
 from tierzero.phases.pve_repos import apt_repositories
 from tierzero.phases.pve_prepare import (
     capabilities,
@@ -318,9 +319,11 @@ def steps(spec: Platform) -> list[Step]:
         quorum_needs.append(_p("qdevice"))
     out.append(Step(_p("quorum"), "hypervisors", "wait for a quorate cluster with every node", _quorum,
                     inputs=lambda ctx: {"nodes": [n.name for n in ctx.spec.proxmox.nodes]}, needs=tuple(quorum_needs)))
+    out.append(Step(_p("api-ca"), "hypervisors", f"pin the API's TLS certificate: the cluster CA ({CLUSTER_CA}) read over SSH",
+                    pin_step(first), inputs=functools.partial(ca_inputs, first=first), needs=(_p("quorum"),)))
     out.append(Step(_p("api-token"), "hypervisors", f"API token {TOKEN_USER}!{TOKEN_NAME} (privsep 1), role {ROLE_NAME} and its ACL on /", _token,
                     inputs=lambda ctx: {"given": [n.token_id for n in ctx.spec.proxmox.nodes], "role": list(ROLE_PRIVILEGES)},
-                    needs=(_p("quorum"),), real_only=True))
+                    needs=(_p("quorum"), _p("api-ca")), real_only=True))
     network = network_steps(spec, after=_p("api-token"))
     out.extend(network)
     out.append(Step(_p("capabilities"), "hypervisors", "check the token's privileges, storages, bridge, free memory and the Image Factory from the hosts",

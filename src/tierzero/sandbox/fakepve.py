@@ -229,6 +229,7 @@ class WorldFakePve(StockPve):
 
     async def start(self, certfile: str, keyfile: str) -> None:
         self._loop = asyncio.get_running_loop()
+        self.certfile = certfile  # the stand-in hosts' /etc/pve/pve-root-ca.pem (pve_hosts.server)
         await super().start(certfile, keyfile)
 
     @web.middleware

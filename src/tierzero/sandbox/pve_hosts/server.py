@@ -410,6 +410,10 @@ class PveHosts(CloudImageCommands, PveumCommands, GuestCommands, PveCommands):
             return 0, special.decode(), ""
         if path.endswith(".ssh/id_rsa.pub"):
             return 0, host.root_pubkey + "\n", ""
+        if path == "/etc/pve/pve-root-ca.pem" and host.pve and getattr(self._pve, "certfile", None):
+            # The cluster CA pve-cluster creates at install (pve-docs 9.1 "Certificate Management"):
+            # here the certificate the linked fakepve serves its API with, so a client pinning it verifies.
+            return 0, Path(self._pve.certfile).read_text(), ""
         if path in host.files:
             return 0, host.files[path].decode(), ""
         return 1, "", f"cat: {path}: No such file or directory\n"
