@@ -206,3 +206,4 @@ def test_command_logs_are_private_and_masked_by_the_process_redactor(tmp_path: P
     text = path.read_text()
     assert "given-to-tofu-5432" not in text and "learned-elsewhere-9876" not in text and text.count("***") == 2
     assert "given-to-tofu-5432" not in process_redactor().redact("given-to-tofu-5432")  # what tofu learns masks every log
+

@@ -180,7 +180,3 @@ class ObjectStore:
                 if exc.status == 404:
                     return False
                 raise
-
-    def object_uri(self, bucket: str, name: str) -> dict[str, Any]:
-        """Where CreateImage finds the object (the namespace, bucket and object tuple)."""
-        return {"namespace": self.namespace, "bucket": bucket, "object": name}

@@ -13,7 +13,6 @@ from typing import Any, Literal, Protocol
 
 from tierzero.adapters.git import CommitInfo
 from tierzero.adapters.kubernetes import NodeStatus
-from tierzero.adapters.oci import InstanceInfo
 
 ApplyMode = Literal["auto", "reboot", "no_reboot", "staged", "try"]
 
@@ -157,18 +156,6 @@ class ImageFactoryApi(Protocol):
     async def checksum(self, image_url: str) -> str | None: ...  # sha256, when the factory publishes it
 
     def close(self) -> None: ...
-
-
-# ---------------------------------------------------------------------------- OCI
-
-class OciApi(Protocol):
-    """Reads of the tenancy (blocking calls: run them in a thread)."""
-
-    def instances(self, compartment_id: str) -> list[InstanceInfo]: ...
-
-    def budgets(self, compartment_id: str | None = None) -> list[dict[str, Any]]: ...
-
-    def cost_this_month(self) -> tuple[float, str]: ...  # (amount, currency) billed since the 1st, UTC
 
 
 # ---------------------------------------------------------------------------- Git

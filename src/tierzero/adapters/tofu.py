@@ -21,6 +21,7 @@ from typing import Any
 
 from tierzero.adapters import calls
 from tierzero.adapters.child import follow, output_file, tied_to_this_process
+from tierzero.adapters.errors import from_subprocess
 from tierzero.adapters.oci_errors import OciError, classify
 from tierzero.adapters.redact import process_redactor
 from tierzero.adapters.tofu_events import (
@@ -66,10 +67,6 @@ class TofuBinary:
     flavor: str  # "tofu" | "terraform"
     version: tuple[int, int, int]
 
-    @property
-    def version_text(self) -> str:
-        return ".".join(map(str, self.version))
-
 
 def _parse_version(text: str) -> tuple[int, int, int]:
     core = text.lstrip("v").split("-")[0].split("+")[0]
@@ -86,7 +83,10 @@ def find_binary(min_version: tuple[int, int, int] = MIN_VERSION, *, path: str | 
             continue
         calls.sent("tofu", exe, f"{flavor} version -json")
         command, options = tied_to_this_process([exe, "version", "-json"])
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=60, **options)
+        try:
+            proc = subprocess.run(command, capture_output=True, text=True, timeout=60, **options)
+        except (OSError, subprocess.TimeoutExpired) as exc:  # a broken or hung binary: named, not a traceback
+            raise from_subprocess(exc, flavor, f"{flavor} version -json") from exc
         try:
             info = json.loads(proc.stdout)
             version = _parse_version(str(info.get("terraform_version") or info.get("version")))

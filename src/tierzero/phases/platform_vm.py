@@ -51,10 +51,6 @@ def image_volid(storage: str, filename: str) -> str:
     return f"{storage}:import/{filename}"
 
 
-def vm_name(cluster: Cluster, node: Node) -> str:
-    return node.name
-
-
 @dataclass(frozen=True)
 class VmInputs:
     """Everything a Talos VM depends on: what the VM step fingerprints and then acts on."""

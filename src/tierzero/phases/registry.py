@@ -39,10 +39,6 @@ def phase_module(phase: str) -> Any | None:
         raise
 
 
-def present_phases() -> list[str]:
-    return [p for p in PHASES if phase_module(p) is not None]
-
-
 def all_steps(spec: Platform) -> list[Step]:
     out: list[Step] = []
     for phase in PHASES:

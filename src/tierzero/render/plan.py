@@ -110,8 +110,3 @@ def iter_rendered(ctx: PlanContext) -> Iterator[tuple[str, Content]]:
                 raise ValueError(f"plan part {name!r} renders {path}, which an earlier part already rendered")
             seen.add(path)
             yield path, data
-
-
-def render_all(ctx: PlanContext) -> dict[str, Content]:
-    """Every plan file as {path relative to the plan directory: bytes or Sealed}, sorted by path."""
-    return dict(sorted(iter_rendered(ctx)))
