@@ -53,6 +53,18 @@ def test_gensecret_writes_a_private_bundle_and_refuses_to_overwrite(tmp_path):
     assert target.read_text() != first
 
 
+def test_overwriting_a_readable_file_never_puts_the_secret_in_a_readable_inode(tmp_path):
+    import os
+
+    target = tmp_path / "secrets.yaml"
+    target.write_text("old, not secret\n")
+    target.chmod(0o644)
+    os.link(target, tmp_path / "other-name")  # the same inode under another name, readable by others
+    assert run(["talos", "gensecret", "-o", str(target), "--force"]) == 0
+    assert mode(target) == 0o600 and "secrets" in yaml.safe_load(target.read_text())
+    assert (tmp_path / "other-name").read_text() == "old, not secret\n"  # replaced by rename, not written in place
+
+
 def test_genconfig_matches_the_oracle_and_writes_private_files(tmp_path, talos_oracles):
     secrets = talos_oracles / "stability" / "secrets.yaml"
     argv = ["talos", "genconfig", "base", "https://base:6443", "--with-secrets", str(secrets),

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tierzero.render.tofu_vars import TFVARS_FILE, S3StateBackend, json_text, tfvars_for
+from tierzero.workspace.layout import write_public
 
 if TYPE_CHECKING:
     from tierzero.spec.models import Platform
@@ -82,10 +83,8 @@ def _stage(files: dict[str, Path], workdir: Path) -> list[str]:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """`json_text`, written atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json_text(data))
-    tmp.replace(path)
+    """`json_text`, written atomically (tierzero.workspace.layout.write_public)."""
+    write_public(path, json_text(data))
 
 
 def write_backend(workdir: Path, backend: S3StateBackend | None) -> list[str]:

@@ -19,18 +19,14 @@ def register(app: typer.Typer) -> None:
 
 
 def _write_private(path: Path, text: str, force: bool) -> None:
-    """Write a file readable only by its owner (machine configs and talosconfig hold secrets)."""
-    import os
-
+    """Write a file readable only by its owner (machine configs and talosconfig hold secrets),
+    atomically and 0600 even when it replaces a file that was readable by others."""
     from tierzero.errors import InputError
+    from tierzero.workspace.layout import write_private
 
     if path.exists() and not force:
         raise InputError(f"{path} already exists", hint="pass --force to overwrite it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
+    write_private(path, text)
 
 
 def _split_pairs(values: list[str], flag: str) -> list[tuple[str, str]]:
