@@ -253,3 +253,19 @@ def test_every_api_call_of_the_deploy_is_one_the_role_was_made_for(deployed: tup
         made.add((method, match.template))
     assert len(made) >= 15
     assert made - set(CALLS) == set()
+
+
+def test_a_bug_in_a_check_is_told_apart_from_a_failing_world(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tierzero.errors import OperationError
+
+    def check_world(ctx: Any) -> list[validate.Row]:
+        raise OperationError("Proxmox API: 595 no route to host")
+
+    async def check_buggy(ctx: Any) -> list[validate.Row]:
+        raise TypeError("'NoneType' object is not subscriptable")
+
+    monkeypatch.setattr(validate, "CHECKS", (check_world, check_buggy))
+    rows = {r.check: r for r in asyncio.run(validate.run_checks(None))}  # type: ignore[arg-type]
+    assert rows["world"].status == "fail" and rows["world"].evidence == "Proxmox API: 595 no route to host"
+    assert rows["buggy"].status == "fail" and rows["buggy"].evidence.startswith("internal error in the check (TypeError")
+    assert "--debug" in rows["buggy"].evidence

@@ -329,8 +329,11 @@ async def run_checks(ctx: StepContext) -> list[Row]:
             if inspect.iscoroutinefunction(check):
                 return await check(ctx)  # type: ignore[no-any-return]
             return await asyncio.to_thread(check, ctx)  # type: ignore[arg-type]
-        except Exception as exc:  # noqa: BLE001 - a broken check is a failed row, not a crash
-            return [Row(name, "fail", f"{type(exc).__name__}: {exc}")]
+        except (TierzeroError, UnknownEndpoint, OSError, TimeoutError) as exc:  # what the world answered: a failed row
+            return [Row(name, "fail", exc.message if isinstance(exc, TierzeroError) else f"{type(exc).__name__}: {exc}")]
+        except Exception as exc:  # noqa: BLE001 - a bug in the check itself: still a failed row, told as ours
+            return [Row(name, "fail", f"internal error in the check ({type(exc).__name__}: {exc}); "
+                                      "re-run with --debug and report it")]
 
     results = await asyncio.gather(*(one(c) for c in CHECKS))
     return [row for rows in results for row in rows]
