@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from tierzero.adapters.connections import Connections
-from tierzero.adapters.proxmox import TOKEN_SECRET_NAME
+from tierzero.adapters.proxmox import TOKEN_SECRET_NAME, ProxmoxClient
 from tierzero.engine.step import StepContext
 from tierzero.errors import OperationError, RefusedError
 from tierzero.phases import services as phase
@@ -142,7 +142,7 @@ async def test_task_error_is_a_clear_failure(pve, spec):
     with pytest.raises(OperationError) as err:
         await services_lxc.ensure_lxc(ctx, spec.infisical_services()[0])
     text = "\n".join(err.value.lines())
-    assert "create of LXC 300 on pve3 failed" in text and "no lock found" in text
+    assert "create CT 300 on pve3 failed" in text and "no lock found" in text
 
 
 class MemoryPve:
@@ -183,7 +183,14 @@ class MemoryPve:
         else:
             raise AssertionError(path)
         return "UPID:pve3:00000001:00000002:00000003:task:300:root@pam:"
-        raise AssertionError(path)
+
+    # The client's own path-building methods, over this fake's call/task.
+    guests = ProxmoxClient.guests
+    find_guest = ProxmoxClient.find_guest
+    create_lxc = ProxmoxClient.create_lxc
+    lxc_config = ProxmoxClient.lxc_config
+    lxc_status = ProxmoxClient.lxc_status
+    start_lxc = ProxmoxClient.start_lxc
 
 
 @pytest.fixture

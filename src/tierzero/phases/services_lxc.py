@@ -20,8 +20,9 @@ import asyncio
 import ipaddress
 import re
 import time
-from typing import TYPE_CHECKING, Any, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Mapping
 
+from tierzero.adapters.protocols import ProxmoxApi
 from tierzero.adapters.proxmox import proxmox_client
 from tierzero.errors import OperationError, RefusedError
 from tierzero.phases.hosts import host_ssh
@@ -34,15 +35,7 @@ ADDRESS_TIMEOUT = 180.0
 POLL_INTERVAL = 1.0
 
 
-class PveApi(Protocol):
-    """What this module needs of tierzero.adapters.proxmox.ProxmoxClient."""
-
-    async def call(self, method: str, path: str, **params: Any) -> Any: ...
-
-    async def task(self, method: str, path: str, what: str, **params: Any) -> str: ...
-
-
-def pve_api(ctx: "StepContext", node: str) -> PveApi:
+def pve_api(ctx: "StepContext", node: str) -> ProxmoxApi:
     return proxmox_client(ctx, node)
 
 
@@ -64,7 +57,7 @@ def pick_template(names: list[str], wanted: str) -> str | None:
     return max(builds, key=_build) if builds else None
 
 
-async def ensure_template(ctx: "StepContext", api: PveApi, svc: "Infisical") -> str:
+async def ensure_template(ctx: "StepContext", api: ProxmoxApi, svc: "Infisical") -> str:
     node, storage = svc.node, ctx.spec.proxmox.image_storage
     content = await api.call("get", f"nodes/{node}/storage/{storage}/content", content="vztmpl")
     present = [str(item.get("volid", "")).split("vztmpl/", 1)[-1] for item in content or []]
@@ -106,21 +99,14 @@ def create_params(ctx: "StepContext", svc: "Infisical", template: str) -> dict[s
     return params
 
 
-async def find_guest(api: PveApi, vmid: int) -> dict[str, Any] | None:
-    for item in await api.call("get", "cluster/resources", type="vm") or []:
-        if int(item.get("vmid", -1)) == vmid:
-            return dict(item)
-    return None
-
-
 async def ensure_lxc(ctx: "StepContext", svc: "Infisical") -> Mapping[str, Any]:
     api, node, vmid = pve_api(ctx, svc.node), svc.node, svc.vmid
-    found = await find_guest(api, vmid)
+    found = await api.find_guest(vmid=vmid)
     if found is not None:
         if found.get("type") != "lxc" or found.get("node") != node:
             raise RefusedError(f"vmid {vmid} is taken by a {found.get('type')} on {found.get('node')}, not the LXC of {svc.name} on {node}",
                                hint="pick a free vmid for the service in the spec")
-        config = await api.call("get", f"nodes/{node}/lxc/{vmid}/config")
+        config = await api.lxc_config(node, vmid)
         if config.get("hostname") != svc.name:
             raise RefusedError(f"LXC {vmid} on {node} is {config.get('hostname')!r}, not {svc.name!r}: refusing to adopt it",
                                hint="pick a free vmid for the service in the spec")
@@ -129,14 +115,15 @@ async def ensure_lxc(ctx: "StepContext", svc: "Infisical") -> Mapping[str, Any]:
     else:
         template = await ensure_template(ctx, api, svc)
         ctx.log(f"creating LXC {vmid} ({svc.name}) on {node}")
-        await api.task("post", f"nodes/{node}/lxc", f"create of LXC {vmid} on {node}", **create_params(ctx, svc, template))
+        params = create_params(ctx, svc, template)
+        del params["vmid"]
+        await api.create_lxc(node, vmid, **params)
         created = True
 
     await set_root_features(ctx, api, svc)
-    status = await api.call("get", f"nodes/{node}/lxc/{vmid}/status/current")
-    if status.get("status") != "running":
+    if await api.lxc_status(node, vmid) != "running":
         ctx.log(f"starting LXC {vmid}")
-        await api.task("post", f"nodes/{node}/lxc/{vmid}/status/start", f"start of LXC {vmid} on {node}")
+        await api.start_lxc(node, vmid)
     address = await read_address(ctx, api, svc)
     return {"node": node, "vmid": vmid, "hostname": svc.name, "address": address, "created": created}
 
@@ -144,10 +131,10 @@ async def ensure_lxc(ctx: "StepContext", svc: "Infisical") -> Mapping[str, Any]:
 ROOT_FEATURES = "nesting=1,keyctl=1"
 
 
-async def set_root_features(ctx: "StepContext", api: PveApi, svc: "Infisical") -> bool:
+async def set_root_features(ctx: "StepContext", api: ProxmoxApi, svc: "Infisical") -> bool:
     """`keyctl` as root with `pct set` on the node (no API token may set it); True if it changed.
     A running container takes it at its next start."""
-    config = await api.call("get", f"nodes/{svc.node}/lxc/{svc.vmid}/config")
+    config = await api.lxc_config(svc.node, svc.vmid)
     have = {k: v for k, _, v in (p.partition("=") for p in str(config.get("features") or "").split(",") if p)}
     if have.get("keyctl") == "1" and have.get("nesting") == "1":
         return False
@@ -159,7 +146,7 @@ async def set_root_features(ctx: "StepContext", api: PveApi, svc: "Infisical") -
     return True
 
 
-async def read_address(ctx: "StepContext", api: PveApi, svc: "Infisical") -> str:
+async def read_address(ctx: "StepContext", api: ProxmoxApi, svc: "Infisical") -> str:
     """eth0's IPv4 address as the container reports it (DHCP may take a moment after start)."""
     deadline = time.monotonic() + ADDRESS_TIMEOUT
     ctx.wait(f"LXC {svc.vmid} to report its eth0 address")
@@ -180,15 +167,14 @@ async def read_address(ctx: "StepContext", api: PveApi, svc: "Infisical") -> str
 async def destroy_lxc(ctx: "StepContext", svc: "Infisical") -> Mapping[str, Any]:
     """Stop and delete the service's container (its Docker volumes go with it); only ours, by hostname."""
     api, node, vmid = pve_api(ctx, svc.node), svc.node, svc.vmid
-    found = await find_guest(api, vmid)
+    found = await api.find_guest(vmid=vmid)
     if found is None:
         return {"deleted": False}
-    config = await api.call("get", f"nodes/{found.get('node')}/lxc/{vmid}/config") if found.get("type") == "lxc" else {}
+    config = await api.lxc_config(str(found.get("node")), vmid) if found.get("type") == "lxc" else {}
     if found.get("node") != node or config.get("hostname") != svc.name:
         raise RefusedError(f"vmid {vmid} is not the LXC of {svc.name} on {node}: not deleting it")
-    status = await api.call("get", f"nodes/{node}/lxc/{vmid}/status/current")
-    if status.get("status") == "running":
-        await api.task("post", f"nodes/{node}/lxc/{vmid}/status/stop", f"stop of LXC {vmid} on {node}")
-    await api.task("delete", f"nodes/{node}/lxc/{vmid}", f"delete of LXC {vmid} on {node}", purge=1)
+    if await api.lxc_status(node, vmid) == "running":
+        await api.stop_lxc(node, vmid)
+    await api.delete_lxc(node, vmid)
     ctx.log(f"deleted LXC {vmid} ({svc.name}) on {node}")
     return {"deleted": True}
