@@ -34,11 +34,11 @@ def _unbind_calls(token: Any) -> None:
 
 
 def kubeconfig_path(workspace: Workspace, cluster: str) -> Path:
-    return Path(workspace.root) / "clusters" / cluster / "kubeconfig"
+    return workspace.cluster_dir(cluster) / "kubeconfig"
 
 
 def talosconfig_path(workspace: Workspace, cluster: str) -> Path:
-    return Path(workspace.root) / "clusters" / cluster / "talosconfig"
+    return workspace.cluster_dir(cluster) / "talosconfig"
 
 
 def real_connections(spec: Platform, workspace: Workspace) -> Connections:

@@ -29,7 +29,7 @@ def uses_deploy_key(cluster: Cluster) -> bool:
 
 
 def key_files(ctx: StepContext, cluster: Cluster) -> tuple[Path, Path]:
-    base = Path(ctx.workspace.root) / "clusters" / cluster.name
+    base = ctx.workspace.cluster_dir(cluster.name)
     return base / "flux-deploy-key", base / "flux-deploy-key.pub"
 
 

@@ -115,7 +115,7 @@ class PlatformHooks:
 
 
 def cluster_dir(ctx: StepContext, cluster: Cluster) -> Any:
-    return ctx.workspace.root / "clusters" / cluster.name
+    return ctx.workspace.cluster_dir(cluster.name)
 
 
 def node_ip(node: Node) -> str:

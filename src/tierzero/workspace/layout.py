@@ -55,6 +55,10 @@ class Workspace:
     def logs_dir(self) -> Path:
         return self.root / "logs"
 
+    def cluster_dir(self, name: str) -> Path:
+        """`<workspace>/clusters/<name>`: a cluster's kubeconfig, talosconfig and GitOps keys."""
+        return self.root / "clusters" / name
+
     def age_recipient(self) -> str:
         return self.age_recipient_file.read_text().strip()
 
