@@ -274,7 +274,8 @@ def connect(connections: Connections, name: str, token_id: str, secret: str, *, 
     ep = connections.endpoint("proxmox", name)
     if isinstance(ep.verify, str) and not Path(ep.verify).is_file():
         raise OperationError(f"the Proxmox API of {name} cannot be verified yet: no pinned CA at {ep.verify}",
-                             hint="run `tierzero deploy --only hypervisors` first: its api-ca step reads the cluster CA over SSH")
+                             hint="deploy the hypervisors phase first (its api-ca step reads /etc/pve/pve-root-ca.pem over SSH); "
+                                  f"if that step is already done, copy that file from the node to {ep.verify}")
     user, _, token_name = token_id.partition("!")
     api = ProxmoxAPI(ep.host, port=ep.port, user=user, token_name=token_name, token_value=secret, verify_ssl=ep.verify, timeout=timeout, service="PVE")
     client = ProxmoxClient(api, label=f"{name} ({ep.host}:{ep.port})", policy=retry_policy(connections, "proxmox"), lock_policy=retry_policy(connections, "lock"))

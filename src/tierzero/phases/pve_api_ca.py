@@ -32,9 +32,9 @@ def pinned_ca_path(workspace_root: Path) -> Path:
 
 
 def ca_inputs(ctx: StepContext, first: str) -> Mapping[str, Any]:
-    """The node read from and the pinned file's digest (None when missing: the step runs again)."""
-    path = pinned_ca_path(ctx.workspace.root)
-    return {"node": first, "pinned": hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None}
+    """The node the CA is read from (a file made by the step cannot be part of its own inputs:
+    the second run would differ from the first)."""
+    return {"node": first, "path": str(pinned_ca_path(ctx.workspace.root))}
 
 
 def check_certificates(pem: bytes, where: str) -> None:
