@@ -10,8 +10,13 @@ loopback) becomes a listener on 127.0.0.1 whose connections the bastion opens to
 Forwards are opened on first use and kept for the life of the tunnel; the SSH connection runs on
 a thread of its own, since most clients are synchronous.
 
+The bastion runs its image's stock sshd: tierzero configures no `PermitOpen`/`AllowTcpForwarding`
+restriction there (sshd_config(5) defaults: forwarding to any destination). What guards it is the
+security list (SSH from `admin_cidrs` only) and key-only login with the workspace key; a user who
+wants forwarding limited to the VCN sets `PermitOpen` on the instance themselves.
+
 Errors: `BastionUnreachable` (an OperationError naming the bastion) when the bastion is unknown
-or does not answer; a refused forward (the bastion's `permitopen`) or a refused connection
+or does not answer; a refused forward (a `PermitOpen` the user set) or a refused connection
 behind it closes the forwarded connection, which the client reports as its own connection error.
 """
 
