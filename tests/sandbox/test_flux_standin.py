@@ -63,6 +63,7 @@ class Flux:
                 self.state.apply(doc, "test")
 
     def secret(self, **data: str) -> None:
+        self.state.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "flux-system"}}, "test")  # as `flux install` makes it first
         self.state.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "flux-system", "namespace": "flux-system"},
                           "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}, "test")
 

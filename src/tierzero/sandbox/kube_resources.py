@@ -14,7 +14,9 @@ Rules, each from the real API server:
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 # (apiVersion, kind) -> (plural, namespaced)
@@ -121,3 +123,20 @@ def merge_patch(target: Any, patch: Any) -> Any:
         else:
             out[key] = merge_patch(out.get(key), value)
     return out
+
+
+def node_object(name: str, ip: str = "", role: str = "worker", ready: bool = True) -> dict[str, Any]:
+    labels = {"kubernetes.io/hostname": name}
+    if role == "controlplane":
+        labels["node-role.kubernetes.io/control-plane"] = ""
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "labels": labels, "uid": str(uuid.uuid4()), "creationTimestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False", "reason": "KubeletReady", "message": "kubelet is posting ready status"}],
+            "addresses": [{"type": "InternalIP", "address": ip}] if ip else [],
+            "nodeInfo": {"kubeletVersion": "v1.36.2", "osImage": "Talos (sandbox)", "architecture": "arm64",
+                         "bootID": "", "containerRuntimeVersion": "containerd://2.0", "kernelVersion": "6.12",
+                         "kubeProxyVersion": "", "machineID": "", "operatingSystem": "linux", "systemUUID": ""},
+        },
+    }
