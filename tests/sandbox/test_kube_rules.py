@@ -184,3 +184,43 @@ def test_an_update_with_a_stale_resource_version_is_409(kube: Kube, server: Kube
     assert current is not None and current["data"] == {"x": "2"}
     fresh = kube.patch("v1", "ConfigMap", "m", "default", {"metadata": {"resourceVersion": current["metadata"]["resourceVersion"]}, "data": {"x": "3"}})
     assert fresh["data"] == {"x": "3"}
+
+
+def test_the_builtin_table_is_what_the_kubernetes_openapi_says() -> None:
+    """kube_builtin's table, derived again: GA group/version/kinds of v1.36's OpenAPI
+    (kubernetes-validate), plural and scope from lightkube-models."""
+    import importlib
+    import inspect
+    import json
+    import pkgutil
+    import re
+    from pathlib import Path
+
+    import kubernetes_validate
+    import lightkube.resources
+    from lightkube.core.resource import NamespacedResource
+
+    from tierzero.sandbox.kube_builtin import BUILTIN
+
+    schema = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema" / "v1.36.0-local" / "_definitions.json"
+    gvk = {(x["group"], x["version"], x["kind"]) for d in json.loads(schema.read_text())["$defs"].values()
+           for x in d.get("x-kubernetes-group-version-kind", [])}
+    derived = {}
+    for module in pkgutil.iter_modules(lightkube.resources.__path__):
+        for cls in vars(importlib.import_module(f"lightkube.resources.{module.name}")).values():
+            info = getattr(cls, "_api_info", None)
+            if not inspect.isclass(cls) or info is None or info.action or info.parent or "/" in info.plural:
+                continue
+            r = info.resource
+            if re.fullmatch(r"v\d+", r.version) and (r.group, r.version, r.kind) in gvk:
+                derived[(f"{r.group}/{r.version}" if r.group else r.version, r.kind)] = (info.plural, issubclass(cls, NamespacedResource))
+    assert len(derived) > 60 and derived == BUILTIN
+
+
+def test_only_resources_a_stock_server_serves_have_paths(kube: Kube) -> None:
+    from tierzero.sandbox.kube_resources import serves
+
+    assert serves("/api/v1", "configmaps", {}) and serves("/apis/apps/v1", "deployments", {})
+    assert not serves("/apis/apps/v1", "widgets", {}) and not serves("/api/v1", "nope", {})
+    assert not serves("/apis/batch/v1beta1", "cronjobs", {})  # removed in v1.25: only GA versions served
+    assert kube.list("apps/v1", "Widget", "default") == []  # 404 -> the adapter's "unknown kind"
