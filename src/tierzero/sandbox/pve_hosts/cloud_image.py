@@ -215,7 +215,11 @@ class CloudImageCommands:
         return 0, repo.key.decode(errors="replace"), ""
 
     def _cmd_ip(self, host: HostState, a: list[str], _: str) -> tuple[int, str, str]:
-        """`ip -o route show default`: OCI's VCN gateway is the subnet's first host (.1), the NIC enp0s6 (A1)."""
+        """`ip -o route show default`: via the subnet's first host address, which OCI reserves for the
+        subnet's default gateway (OCI Networking docs, "IP Addresses Reserved for Use by Oracle": the
+        first two addresses and the last one of each subnet), learned by DHCP (OCI docs "DHCP Options").
+        The NIC name `enp0s6` is the predictable name of the A1 shape's virtio NIC as seen on instances,
+        not from a document: tierzero reads the name from this answer and assumes none."""
         if "route" in a:
             gateway = ".".join(host.address.split(".")[:3] + ["1"])
             return 0, f"default via {gateway} dev enp0s6 proto dhcp src {host.address} metric 100\n", ""
