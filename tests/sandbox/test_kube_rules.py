@@ -224,3 +224,18 @@ def test_only_resources_a_stock_server_serves_have_paths(kube: Kube) -> None:
     assert not serves("/apis/apps/v1", "widgets", {}) and not serves("/api/v1", "nope", {})
     assert not serves("/apis/batch/v1beta1", "cronjobs", {})  # removed in v1.25: only GA versions served
     assert kube.list("apps/v1", "Widget", "default") == []  # 404 -> the adapter's "unknown kind"
+
+
+def test_the_adapters_replace_reads_again_after_losing_a_race(kube: Kube, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 409 Conflict on PUT means someone wrote since the read: tierzero reads again and retries."""
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m", "namespace": "default"}, "data": {"x": "1"}}
+    _, first = kube.apply(cm)
+    kube.patch("v1", "ConfigMap", "m", "default", {"data": {"x": "2"}})  # another writer
+    real_get, stale = kube.get, [first]
+
+    def get(*args: Any) -> dict[str, Any] | None:
+        return stale.pop() if stale else real_get(*args)  # the first read is from before the other write
+
+    monkeypatch.setattr(kube, "get", get)
+    action, obj = kube.apply({**cm, "data": {"x": "3"}})
+    assert action == "replaced" and obj["data"] == {"x": "3"} and not stale
