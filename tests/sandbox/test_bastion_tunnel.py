@@ -4,7 +4,6 @@ the instance was launched with, forwards anywhere, and records the channels it o
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 from collections.abc import Iterator
@@ -18,18 +17,10 @@ from tierzero.adapters.tunnel import BastionTunnel, BastionUnreachable, is_priva
 from tierzero.sandbox import bastion
 from tierzero.sandbox.harness import Sandbox
 from tierzero.workspace.layout import Workspace
+from cloud_state import launched_with
 from spec_builder import build_spec
 
 SPEC = build_spec("oci-free-tier")
-
-
-def launched_with(ws: Workspace, key: str) -> None:
-    """The cloud layer's (twin) state with the bastion instance launched with `key` as its
-    ssh_authorized_keys metadata, as layers/oci_twin/twin.tf records it."""
-    state = {"version": 4, "resources": [{"mode": "managed", "type": "terraform_data", "name": "micro", "instances": [
-        {"index_key": "bastion", "attributes": {"output": {"value": {"display_name": "demo-bastion", "metadata": {"ssh_authorized_keys": key}}}}}]}]}
-    (ws.root / "cloud").mkdir(exist_ok=True)
-    (ws.root / "cloud" / "terraform.tfstate").write_text(json.dumps(state))
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from tierzero.adapters.errors import AuthenticationFailed
 from tierzero.errors import OperationError
 
 if TYPE_CHECKING:
@@ -201,8 +202,9 @@ class BastionTunnel:
         except OperationError as exc:
             label = self._client.target.label
             self._client = None
+            refused = isinstance(exc, AuthenticationFailed)
             raise BastionUnreachable(
-                f"the bastion {label} does not answer, so no private address can be reached: {exc.message}",
+                f"the bastion {label} {'refuses the login' if refused else 'does not answer'}, so no private address can be reached: {exc.message}",
                 hint="check the bastion instance is running, its public address is reachable on SSH 22 from this machine "
                      "(admin_cidrs in the spec) and the workspace key is authorised there",
             ) from exc
