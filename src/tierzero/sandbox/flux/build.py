@@ -195,10 +195,11 @@ def _merge(base: Any, patch: Any, builtin: bool = False) -> Any:
             raise BuildError(f"strategic merge directive {sorted(k for k in patch if k.startswith('$'))} is not played by the Flux stand-in")
         out = dict(base)
         for key, value in patch.items():
+            merge_key = _merge_key(key, value + base[key]) if builtin and isinstance(value, list) and isinstance(base.get(key), list) else None
             if value is None:
                 out[key] = None
-            elif builtin and isinstance(value, list) and isinstance(base.get(key), list) and _merge_key(key, value + base[key]):
-                out[key] = _merge_list(base[key], value, _merge_key(key, value + base[key]))
+            elif merge_key is not None:
+                out[key] = _merge_list(base[key], value, merge_key)
             else:
                 out[key] = _merge(base.get(key), value, builtin)
         return {k: v for k, v in out.items() if v is not None}
