@@ -53,7 +53,7 @@ def test_the_image_is_imported_once_talos_boots_from_user_data_and_the_tenancy_o
     assert standin.shapes[stored["id"]] == ["VM.Standard.A1.Flex"]
     assert [o for (bucket, o) in standin.objects if bucket == "tierzero-images"] == [first["object"]]
     # the twin launched both instances in OCI; each booted Talos from the machine config in its user_data
-    assert sorted(standin.launched) == ["talos-cp-1", "talos-w-1"]
+    assert sorted(i["displayName"] for i in standin.launched.values()) == ["talos-cp-1", "talos-w-1"]
     assert {i["privateIp"] for i in standin.launched.values()} == {"10.0.1.11", "10.0.1.21"}
     assert records["platform/main/health"].outputs["nodes_ready"] == ["cp-1", "w-1"]
     assert "talos_user_data" not in (tmp_path / ".tierzero" / "cloud" / "tierzero.auto.tfvars.json").read_text()

@@ -65,6 +65,7 @@ def test_kube_apply_create_replace_and_flux_conditions(kube_server: KubeApiServe
     kube.apply({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "kustomizations.kustomize.toolkit.fluxcd.io"},
                 "spec": {"group": "kustomize.toolkit.fluxcd.io", "scope": "Namespaced", "names": {"kind": "Kustomization", "plural": "kustomizations"},
                          "versions": [{"name": "v1", "served": True, "storage": True}]}})
+    assert kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "flux-system"}})[0] == "created"
     assert kube.apply(ks)[0] == "created"
     assert kube.conditions("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "platform") == {}  # no controller ran
     kube_server.state.write_status("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "platform", "flux-system",

@@ -11,7 +11,9 @@ import pytest
 from tierzero.cli import main as cli_main
 from tierzero.cli import output
 from tierzero.engine.step import Step
+from tierzero.workspace.layout import Workspace
 
+from cloud_state import launched_with
 from engine_helpers import Ledger, diamond
 
 
@@ -103,6 +105,15 @@ def test_validate_in_sandbox_and_bad_phase(project: dict, capsys: pytest.Capture
     assert checks["OCI instances running"]["status"] == "fail" and "homelab-a1-1 missing" in checks["OCI instances running"]["evidence"]
     assert checks["OCI within Always Free"]["status"] == "fail"  # never a pass on no instance at all
     assert checks["cost this month"]["status"] == "skip"  # no usage record yet
+    # No bastion instance was launched, so it accepts no key: nothing private can be reached.
+    assert checks["kubernetes"]["status"] == "fail" and "bastion" in checks["kubernetes"]["evidence"]
+    assert "refuses the login" in checks["kubernetes"]["evidence"]
+    assert "main: Flux reconciled" not in checks  # the cluster checks could not run: one failed row says why
+    # The cloud phase launched the bastion with the workspace key: the cluster's stand-ins answer through it.
+    ws = Workspace(Path(project["root"]) / ".tierzero")
+    launched_with(ws, ws.ssh_public_key.read_text())
+    assert _cli(["validate", "-f", project["spec"], "--target", "sandbox", "--json"]) == 1
+    checks = {c["check"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
     assert checks["main: Kubernetes nodes Ready"]["status"] == "pass"
     flux = checks["main: Flux reconciled"]  # a fresh Git host and cluster: no pushed branch, no Flux
     assert flux["status"] == "fail" and "nothing was pushed" in flux["evidence"]

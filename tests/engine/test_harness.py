@@ -144,4 +144,4 @@ def test_every_private_address_is_reached_only_through_the_bastion(deployed: tup
     opened = server.opened()
     assert len(opened) > before and {h for h, _ in opened} <= {a for a, _ in plays.values()}
     assert {("10.10.0.10", 6443), ("10.10.0.11", 50000), ("10.0.1.10", 8006), ("10.10.0.30", 8080)} <= set(opened), opened
-    assert not [c for c in server.channels if not c.opened]  # nothing asked for an address it does not permit
+    assert not [c for c in server.channels if not c.opened]  # no forward asked for an address nothing plays

@@ -17,7 +17,9 @@ from tierzero.adapters.connections import Endpoint
 from tierzero.adapters.kubernetes import Kube
 from tierzero.cli import main as cli_main
 from tierzero.cli import output
-from tierzero.workspace.layout import write_private
+from tierzero.workspace.keys import create_ssh_keypair
+from tierzero.workspace.layout import Workspace, write_private
+from cloud_state import launched_with
 from spec_builder import write_project
 
 NODES = ["10.10.0.11", "10.10.0.12", "10.10.0.13"]
@@ -47,6 +49,10 @@ def test_tunnel_writes_configs_on_the_forwards_and_closes_on_ctrl_c(tmp_path: Pa
     spec = write_project(tmp_path, "oci-free-tier")
     clusters = tmp_path / ".tierzero" / "clusters" / "main"
     _platform_files(clusters)
+    ws = Workspace(tmp_path / ".tierzero")
+    if not ws.ssh_public_key.exists():
+        create_ssh_keypair(ws)
+    launched_with(ws, ws.ssh_public_key.read_text())  # the cloud phase launched the bastion with the workspace key
     proc = subprocess.Popen([sys.executable, "-m", "tierzero", "tunnel", "-f", str(spec), "--target", "sandbox"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:

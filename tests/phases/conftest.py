@@ -19,7 +19,7 @@ from tierzero.phases.platform import PlatformHooks
 from tierzero.sandbox.fakepve import FakePveServer, start_for_spec
 from tierzero.sandbox.guests import link
 from tierzero.sandbox.image_factory import start_image_factory
-from tierzero.sandbox.pve_hosts import PveHosts, cloud_boots, hosts_for_spec, port_repositories, start_pve_hosts
+from tierzero.sandbox.pve_hosts import PveHosts, cloud_boots, host_repositories, hosts_for_spec, start_pve_hosts
 from memory_secrets import MemorySecrets
 from tierzero.spec import Platform
 from tierzero.workspace.keys import create_age_identity, create_ssh_keypair
@@ -44,7 +44,7 @@ class Sandbox:
         nodes, witnesses = hosts_for_spec(spec)
         # Hosts on cloud instances boot from their image (no Proxmox VE yet, the image's user, no /dev/kvm).
         self.hosts: PveHosts = start_pve_hosts(nodes, self.ws.ssh_public_key, witnesses=witnesses, kvm=kvm,
-                                               cloud=cloud_boots(spec), repositories=port_repositories(spec))
+                                               cloud=cloud_boots(spec), repositories=host_repositories(spec))
         self.hosts.reboot_seconds = 0.05
         self.factory = start_image_factory()
         self.guests = link(self.pve, self.hosts)  # no Talos here: the tests plug in their own through hooks

@@ -81,6 +81,9 @@ async def test_tailscale_key_never_reaches_events(make_sandbox, monkeypatch):
     box = make_sandbox(onprem(tailscale={"enabled": True, "auth_key": "env:TS_AUTHKEY", "advertise_routes": ["192.168.10.0/24"]}))
     await box.run(hypervisors.steps(box.spec))
     assert all(h.tailscale_up for h in box.hosts.hosts.values())
+    # installed from Tailscale's APT repository (the hosts have no internet for install.sh)
+    assert all("tailscale" in h.packages and "/etc/apt/sources.list.d/tailscale.sources" in h.files for h in box.hosts.hosts.values())
+    assert not [c for _, c in box.hosts.commands if "install.sh" in c]
     assert os.environ["TS_AUTHKEY"] not in repr(box.events)
     sent = [c for _, c in box.hosts.commands if c.startswith("tailscale up")]
     assert len(sent) == 3 and "--advertise-routes=192.168.10.0/24" in sent[0]

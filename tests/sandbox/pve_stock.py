@@ -19,7 +19,7 @@ from tierzero.adapters.ssh import ssh_client
 from tierzero.sandbox.fakepve import FakePveServer, start_fakepve
 from tierzero.sandbox.guests import link
 from tierzero.sandbox.image_factory import ImageFactoryServer, start_image_factory
-from tierzero.sandbox.pve_hosts import PveHosts, start_pve_hosts
+from tierzero.sandbox.pve_hosts import PveHosts, start_pve_hosts, tailscale_repository
 from tierzero.workspace.keys import create_ssh_keypair
 from tierzero.workspace.layout import Workspace
 
@@ -72,7 +72,7 @@ def stock_fixture(tmp_path) -> Iterator[Stock]:
     ws = Workspace(tmp_path / ".tierzero")
     ws.root.mkdir()
     create_ssh_keypair(ws)
-    hosts = start_pve_hosts([("pve1", "192.168.10.11"), ("pve2", "192.168.10.12")], ws.ssh_public_key)
+    hosts = start_pve_hosts([("pve1", "192.168.10.11"), ("pve2", "192.168.10.12")], ws.ssh_public_key, repositories=[tailscale_repository()])
     server = start_fakepve(["pve1", "pve2"])
     factory = start_image_factory()
     try:

@@ -63,6 +63,7 @@ class Flux:
                 self.state.apply(doc, "test")
 
     def secret(self, **data: str) -> None:
+        self.state.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "flux-system"}}, "test")  # as `flux install` makes it first
         self.state.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "flux-system", "namespace": "flux-system"},
                           "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}, "test")
 
@@ -289,6 +290,69 @@ patches:
 """, "a.yaml": configmap("a")})
     (obj,) = kbuild.build(root, ".")
     assert obj.obj["data"] == {"k": "patched", "extra": "1"}
+
+
+DEPLOYMENT = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    spec:
+      containers:
+        - {name: app, image: app:1, env: [{name: A, value: "1"}], ports: [{containerPort: 80}]}
+        - {name: sidecar, image: side:1}
+      tolerations: [{key: a, operator: Exists}]
+"""
+
+
+def test_strategic_merge_merges_built_in_lists_by_their_merge_key(tmp_path: Path) -> None:
+    """api/core/v1/types.go: containers and env merge by name, ports by containerPort; tolerations
+    (no merge strategy) are replaced; `$patch: delete` removes an item."""
+    root = write(tmp_path, {"kustomization.yaml": """resources: [d.yaml]
+patches:
+  - patch: |
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata: {name: web}
+      spec:
+        template:
+          spec:
+            containers:
+              - {name: app, image: app:2, env: [{name: B, value: "2"}], ports: [{containerPort: 80, name: http}]}
+              - {name: sidecar, $patch: delete}
+              - {name: extra, image: extra:1}
+            tolerations: [{key: b, operator: Exists}]
+""", "d.yaml": DEPLOYMENT})
+    (obj,) = kbuild.build(root, ".")
+    spec = obj.obj["spec"]["template"]["spec"]
+    assert [c["name"] for c in spec["containers"]] == ["app", "extra"]
+    app = spec["containers"][0]
+    assert app["image"] == "app:2" and app["env"] == [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
+    assert app["ports"] == [{"containerPort": 80, "name": "http"}]
+    assert spec["tolerations"] == [{"key": "b", "operator": "Exists"}]
+
+
+def test_a_custom_resources_lists_are_replaced_and_unplayed_directives_refused(tmp_path: Path) -> None:
+    root = write(tmp_path, {"kustomization.yaml": """resources: [w.yaml]
+patches:
+  - patch: |
+      apiVersion: example.com/v1
+      kind: Widget
+      metadata: {name: w}
+      spec: {containers: [{name: b}]}
+""", "w.yaml": "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {containers: [{name: a}]}\n"})
+    (obj,) = kbuild.build(root, ".")
+    assert obj.obj["spec"]["containers"] == [{"name": "b"}]  # no strategic merge on custom resources
+    refused = write(tmp_path / "r", {"kustomization.yaml": """resources: [d.yaml]
+patches:
+  - patch: |
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata: {name: web}
+      spec: {template: {spec: {$retainKeys: [containers]}}}
+""", "d.yaml": DEPLOYMENT})
+    with pytest.raises(kbuild.BuildError, match="not played"):
+        kbuild.build(refused, ".")
 
 
 def test_durations_as_go_writes_them() -> None:

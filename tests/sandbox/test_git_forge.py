@@ -172,3 +172,35 @@ def test_tierzero_registers_its_deploy_key_read_only_like_flux_bootstrap(forge: 
         ensure_deploy_key(ForgeApi(api.kind, api.api_url, "wrong", api.verify), "example/fleet", "t", key)
     with pytest.raises(OperationError, match="404: no such repository"):
         ensure_deploy_key(api, "example/nope", "t", key)
+
+
+def test_gitea_refuses_an_accounts_own_key_as_a_deploy_key_and_a_repeat_on_one_repository(forge: GitForge, tmp_path: Path) -> None:
+    # go-gitea/gitea routers/api/v1/repo/key.go HandleAddKeyError; models/asymkey/ssh_key_deploy.go
+    host = forge.hosts["github.com"]
+    base = f"https://127.0.0.1:{host.http.port}/api/v1/repos/example/fleet/keys"
+    auth = {"Authorization": f"token {forge.token}"}
+    account_key = next(iter(forge.account_keys))
+    own = requests.post(base, json={"title": "flux", "key": account_key}, headers=auth, verify=host.http.ca_file, timeout=10)
+    assert own.status_code == 422 and own.json()["message"] == "Key content has been used as non-deploy key" and "url" in own.json()
+    key = keypair(tmp_path / "deploy")
+    assert requests.post(base, json={"title": "flux", "key": key}, headers=auth, verify=host.http.ca_file, timeout=10).status_code == 201
+    same_title = requests.post(base, json={"title": "flux", "key": keypair(tmp_path / "second")}, headers=auth, verify=host.http.ca_file, timeout=10)
+    assert (same_title.status_code, same_title.json()["message"]) == (422, "This key has already been added to this repository")
+    other = forge.add_repository("https://github.com/example/other")  # one deploy key may serve several repositories on Gitea
+    _, error = forge.add_deploy_key(other, "flux", key, read_only=True, gitea=True)
+    assert error is None
+    _, github_error = forge.add_deploy_key(other, "flux-gh", keypair(tmp_path / "third"), read_only=True, gitea=False)
+    assert github_error is None
+    _, github_again = forge.add_deploy_key(other, "flux-gh2", key, read_only=True, gitea=False)
+    assert github_again == "key is already in use"  # GitHub: one repository per deploy key
+
+
+def test_tierzero_says_what_to_do_when_its_deploy_key_is_an_account_key_on_gitea(forge: GitForge) -> None:
+    from tierzero.adapters.forge import ForgeApi, ensure_deploy_key
+    from tierzero.errors import OperationError
+
+    host = forge.hosts["github.com"]
+    api = ForgeApi("gitea", f"https://127.0.0.1:{host.http.port}/api/v1", forge.token, host.http.ca_file)
+    with pytest.raises(OperationError, match="used as non-deploy key: the workspace's deploy key is also a user's SSH key") as caught:
+        ensure_deploy_key(api, "example/fleet", "flux-system-main", next(iter(forge.account_keys)))
+    assert "remove that key from the user's SSH keys" in (caught.value.hint or "")

@@ -151,3 +151,15 @@ def test_an_enterprise_factory_accepts_an_owner_and_hashes_it() -> None:
     assert answer["id"] != VECTORS[0][1]
     with pytest.raises(Exception, match="signatures are not modelled"):  # the stand-in says so rather than invent one
         state.image(answer["id"], "v1.13.9", "nocloud-amd64.raw.xz.sigstore.json")
+
+
+def test_schematic_get_and_the_probes_answer_as_the_factory_does(factory: ImageFactoryServer) -> None:
+    """IF http.go 193-215: /healthz and /readyz 200 with no body; GET /schematics/<id> the YAML, or
+    404 `schematic not found` (configuration.go handleSchematicGet)."""
+    for probe in ("/healthz", "/readyz"):
+        assert request(factory.url + probe) == (200, b"")
+    schematic = Schematic(official_extensions=("siderolabs/iscsi-tools",))
+    assert request(f"{factory.url}/schematics/{schematic.id}") == (404, b"schematic not found\n")
+    request(factory.url + "/schematics", schematic.canonical_yaml().encode())
+    status, body = request(f"{factory.url}/schematics/{schematic.id}")
+    assert status == 200 and body.decode() == schematic.canonical_yaml()

@@ -53,6 +53,7 @@ def test_a_fresh_cluster_has_only_the_default_namespaces(kube: Kube) -> None:
 def test_a_custom_kind_is_served_only_while_its_crd_serves_it(kube: Kube, server: KubeApiServer) -> None:
     from tierzero.adapters.errors import CallFailed
 
+    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "flux-system"}})
     with pytest.raises(CallFailed) as err:
         kube.apply(ks())
     assert err.value.status == 404
@@ -64,6 +65,7 @@ def test_a_custom_kind_is_served_only_while_its_crd_serves_it(kube: Kube, server
 
 
 def test_status_is_a_subresource_and_generation_follows_content(kube: Kube, server: KubeApiServer) -> None:
+    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "flux-system"}})
     kube.apply(crd())
     _, created = kube.apply({**ks(), "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
     assert "status" not in created and created["metadata"]["generation"] == 1  # status on create is ignored
@@ -86,6 +88,7 @@ def test_patch_is_a_json_merge_patch(kube: Kube) -> None:
 def test_controller_apply_keeps_status_and_others_labels(server: KubeApiServer) -> None:
     state = server.state
     assert state.apply(crd(), "test") == "created"
+    assert state.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "flux-system"}}, "test") == "created"
     obj = ks()
     assert state.apply(obj, "kustomize-controller") == "created"
     assert state.apply(obj, "kustomize-controller") == "unchanged"
@@ -112,6 +115,7 @@ def test_a_patch_must_say_it_is_a_merge_patch(kube: Kube, server: KubeApiServer,
     import json
 
     kube.apply(crd())
+    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "flux-system"}})
     kube.apply(ks())
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     conn.request("PATCH", f"/apis/{API}/namespaces/flux-system/kustomizations/apps", body=json.dumps({"spec": {"path": "./x"}}),
@@ -122,3 +126,116 @@ def test_a_patch_must_say_it_is_a_merge_patch(kube: Kube, server: KubeApiServer,
     assert answer.status == 415 and status["reason"] == "UnsupportedMediaType" and message in status["message"]
     assert kube.get(API, "Kustomization", "apps", "flux-system")["spec"]["path"] == "./apps"  # unchanged
     assert kube.patch(API, "Kustomization", "apps", "flux-system", {"spec": {"path": "./x"}})["spec"]["path"] == "./x"
+
+
+# -- refusals (tierzero.sandbox.kube_admission), the same through HTTP and through KubeState
+
+def _refused(kube: Kube, obj: dict[str, Any]) -> tuple[int | None, str]:
+    from tierzero.adapters.errors import CallFailed
+
+    with pytest.raises(CallFailed) as err:
+        kube.apply(obj)
+    return err.value.status, err.value.message
+
+
+def test_a_namespaced_object_in_a_missing_namespace_is_404_until_the_namespace_exists(kube: Kube, server: KubeApiServer) -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m", "namespace": "apps"}, "data": {}}
+    status, message = _refused(kube, cm)
+    assert status == 404 and 'namespaces "apps" not found' in message
+    from tierzero.sandbox.kube_admission import Refusal
+
+    with pytest.raises(Refusal) as refused:  # a controller's apply gets the same answer
+        server.state.apply(cm, "test")
+    assert (refused.value.code, refused.value.message) == (404, 'namespaces "apps" not found')
+    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}})
+    assert kube.apply(cm)[0] == "created"
+
+
+@pytest.mark.parametrize(("kind", "api", "name", "why"), [
+    ("ConfigMap", "v1", "Bad_Name", "a lowercase RFC 1123 subdomain must consist of"),
+    ("Namespace", "v1", "a.b", "must not contain dots"),  # a label, not a subdomain
+    ("Namespace", "v1", "x" * 64, "must be no more than 63 characters"),
+    ("Service", "v1", "1st", "a DNS-1035 label must consist of"),
+])
+def test_an_invalid_name_is_422_by_the_rule_of_its_kind(kube: Kube, kind: str, api: str, name: str, why: str) -> None:
+    meta = {"name": name} if kind == "Namespace" else {"name": name, "namespace": "default"}
+    status, message = _refused(kube, {"apiVersion": api, "kind": kind, "metadata": meta})
+    assert status == 422 and f'{kind} "{name}" is invalid: metadata.name: Invalid value: "{name}": {why}' in message
+
+
+def test_rbac_names_are_path_segments_so_a_colon_is_fine(kube: Kube) -> None:
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "system:flux"}, "rules": []}
+    assert kube.apply(role)[0] == "created"
+    status, _ = _refused(kube, {**role, "metadata": {"name": "a/b"}})
+    assert status == 422
+
+
+def test_an_update_with_a_stale_resource_version_is_409(kube: Kube, server: KubeApiServer) -> None:
+    _, created = kube.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m", "namespace": "default"}, "data": {"x": "1"}})
+    old = created["metadata"]["resourceVersion"]
+    kube.patch("v1", "ConfigMap", "m", "default", {"data": {"x": "2"}})  # someone else wrote in between
+    from tierzero.adapters.errors import CallFailed
+
+    with pytest.raises(CallFailed) as err:
+        kube.patch("v1", "ConfigMap", "m", "default", {"metadata": {"resourceVersion": old}, "data": {"x": "3"}})
+    assert err.value.status == 409
+    assert 'Operation cannot be fulfilled on configmaps "m": the object has been modified' in err.value.message
+    current = server.state.read("v1", "ConfigMap", "m", "default")
+    assert current is not None and current["data"] == {"x": "2"}
+    fresh = kube.patch("v1", "ConfigMap", "m", "default", {"metadata": {"resourceVersion": current["metadata"]["resourceVersion"]}, "data": {"x": "3"}})
+    assert fresh["data"] == {"x": "3"}
+
+
+def test_the_builtin_table_is_what_the_kubernetes_openapi_says() -> None:
+    """kube_builtin's table, derived again: GA group/version/kinds of v1.36's OpenAPI
+    (kubernetes-validate), plural and scope from lightkube-models."""
+    import importlib
+    import inspect
+    import json
+    import pkgutil
+    import re
+    from pathlib import Path
+
+    import kubernetes_validate
+    import lightkube.resources
+    from lightkube.core.resource import NamespacedResource
+
+    from tierzero.sandbox.kube_builtin import BUILTIN
+
+    schema = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema" / "v1.36.0-local" / "_definitions.json"
+    gvk = {(x["group"], x["version"], x["kind"]) for d in json.loads(schema.read_text())["$defs"].values()
+           for x in d.get("x-kubernetes-group-version-kind", [])}
+    derived = {}
+    for module in pkgutil.iter_modules(lightkube.resources.__path__):
+        for cls in vars(importlib.import_module(f"lightkube.resources.{module.name}")).values():
+            info = getattr(cls, "_api_info", None)
+            if not inspect.isclass(cls) or info is None or info.action or info.parent or "/" in info.plural:
+                continue
+            r = info.resource
+            if re.fullmatch(r"v\d+", r.version) and (r.group, r.version, r.kind) in gvk:
+                derived[(f"{r.group}/{r.version}" if r.group else r.version, r.kind)] = (info.plural, issubclass(cls, NamespacedResource))
+    assert len(derived) > 60 and derived == BUILTIN
+
+
+def test_only_resources_a_stock_server_serves_have_paths(kube: Kube) -> None:
+    from tierzero.sandbox.kube_resources import serves
+
+    assert serves("/api/v1", "configmaps", {}) and serves("/apis/apps/v1", "deployments", {})
+    assert not serves("/apis/apps/v1", "widgets", {}) and not serves("/api/v1", "nope", {})
+    assert not serves("/apis/batch/v1beta1", "cronjobs", {})  # removed in v1.25: only GA versions served
+    assert kube.list("apps/v1", "Widget", "default") == []  # 404 -> the adapter's "unknown kind"
+
+
+def test_the_adapters_replace_reads_again_after_losing_a_race(kube: Kube, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 409 Conflict on PUT means someone wrote since the read: tierzero reads again and retries."""
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m", "namespace": "default"}, "data": {"x": "1"}}
+    _, first = kube.apply(cm)
+    kube.patch("v1", "ConfigMap", "m", "default", {"data": {"x": "2"}})  # another writer
+    real_get, stale = kube.get, [first]
+
+    def get(*args: Any) -> dict[str, Any] | None:
+        return stale.pop() if stale else real_get(*args)  # the first read is from before the other write
+
+    monkeypatch.setattr(kube, "get", get)
+    action, obj = kube.apply({**cm, "data": {"x": "3"}})
+    assert action == "replaced" and obj["data"] == {"x": "3"} and not stale

@@ -89,6 +89,7 @@ def kubernetes_state(kube: Kube) -> Any:
 
 def populate(kube: Kube) -> dict[str, dict[str, Any]]:
     kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}})
+    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "flux-system"}})
     kube.apply(configmap("settings", mode="one"))
     kube.apply(configmap("doomed", mode="gone"))
     assert kube.delete(configmap("doomed"))

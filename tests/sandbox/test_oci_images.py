@@ -144,3 +144,45 @@ def test_an_import_of_a_missing_object_fails_with_the_work_requests_error(world)
     with pytest.raises(OperationError, match="ObjectNotFound"):
         images.import_from_object(COMPARTMENT, "t", ObjectSource("sandboxns", "tierzero-images", "nothing.vmdk"), CAPS)
     assert images.find(COMPARTMENT, "t") is None
+
+
+def test_an_import_may_name_its_object_by_uri_as_oci_allows(world, tmp_path):
+    """SDK ImageSourceViaObjectStorageUriDetails: sourceType objectStorageUri, sourceUri the object's URL."""
+    import oci
+
+    storage, api = world(payg=True)
+    ObjectStore(api).upload(COMPARTMENT, "tierzero-images", "talos v1.qcow2", a_file(tmp_path, MIB), part_size=MIB)
+    compute = api.client(oci.core.ComputeClient)
+    uri = "https://objectstorage.eu-frankfurt-1.oraclecloud.com/n/sandboxns/b/tierzero-images/o/talos%20v1.qcow2"
+    made = compute.create_image(oci.core.models.CreateImageDetails(
+        compartment_id=COMPARTMENT, display_name="by-uri",
+        image_source_details=oci.core.models.ImageSourceViaObjectStorageUriDetails(source_uri=uri, source_image_type="QCOW2"))).data
+    assert storage.images[made.id]["sourceObject"] == ["sandboxns", "tierzero-images", "talos v1.qcow2"]
+    with pytest.raises(oci.exceptions.ServiceError) as refused:
+        compute.create_image(oci.core.models.CreateImageDetails(
+            compartment_id=COMPARTMENT, image_source_details=oci.core.models.ImageSourceViaObjectStorageUriDetails(source_uri="https://example.com/disk.qcow2")))
+    assert (refused.value.status, refused.value.code) == (400, "InvalidParameter")
+
+
+def test_two_launches_with_one_display_name_are_two_instances_and_metadata_is_measured_as_sent(world, tmp_path):
+    """SDK LaunchInstanceDetails: display_name "Does not have to be unique"; metadata + extendedMetadata
+    at most 32,000 bytes, here the JSON-encoded objects (user_data travels base64-encoded)."""
+    import base64
+
+    from tierzero.sandbox.oci_compute import launch
+
+    storage, api = world(payg=True)
+    ObjectStore(api).upload(COMPARTMENT, "tierzero-images", "talos.vmdk", a_file(tmp_path, MIB), part_size=MIB)
+    image = CustomImages(api, poll_seconds=0).import_from_object(COMPARTMENT, "talos", ObjectSource("sandboxns", "tierzero-images", "talos.vmdk"), CAPS)
+    details = {"displayName": "cp-1", "shape": "VM.Standard.A1.Flex", "shapeConfig": {"ocpus": 1, "memoryInGBs": 6},
+               "sourceDetails": {"sourceType": "image", "imageId": image.id}, "createVnicDetails": {"privateIp": "10.0.1.20"}}
+    first, second = launch(storage, details, "10.0.1.0/24"), launch(storage, details, "10.0.1.0/24")
+    assert first.status == second.status == 200 and first.body["id"] != second.body["id"]
+    assert sorted(storage.launched) == sorted([first.body["id"], second.body["id"]])
+    raw = b"x" * 23_000  # 23,000 bytes: under the limit decoded, 30,668 encoded, plus the JSON around it
+    fits = launch(storage, {**details, "metadata": {"user_data": base64.b64encode(raw).decode()}}, "10.0.1.0/24")
+    assert fits.status == 200
+    over = launch(storage, {**details, "metadata": {"user_data": base64.b64encode(raw + b"x" * 1_000).decode()}}, "10.0.1.0/24")
+    assert over.status == 400 and over.body["code"] == "InvalidParameter"  # 24,000 decoded is 32,000 encoded: over with its key
+    not_base64 = launch(storage, {**details, "metadata": {"user_data": "not base64!"}}, "10.0.1.0/24")
+    assert not_base64.status == 200  # the API does not check it; Talos finds no config

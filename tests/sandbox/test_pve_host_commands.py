@@ -81,3 +81,63 @@ async def test_pveceph_needs_the_no_subscription_repository_and_real_devices(sto
     assert (await stock.ssh("pve1", "pveceph osd create /dev/sdc", check=False)).stderr == "unable to get device info for '/dev/sdc'\n"
     assert (await stock.ssh("pve1", "pveceph osd create /dev/sda", check=False)).stderr == "device '/dev/sda' is already in use\n"
     await stock.ssh("pve1", "pveceph osd create /dev/sdb")
+
+
+async def test_pveum_token_commands_need_a_user_that_exists(stock: Stock) -> None:
+    """pve-access-control 9.1.1 User.pm 714/800 check_user_exist; AccessControl.pm 670-680:
+    a fresh install's user.cfg holds root@pam only."""
+    for verb in (["add", "nobody@pam", "t"], ["list", "nobody@pam"], ["remove", "nobody@pam", "t"]):
+        refused = await stock.ssh("pve1", ["pveum", "user", "token", *verb], check=False)
+        assert (refused.exit_status, refused.stderr) == (255, "no such user ('nobody@pam')\n")
+    made = await stock.ssh("pve1", ["pveum", "user", "token", "add", "root@pam", "t", "--output-format", "json"])
+    assert '"full-tokenid": "root@pam!t"' in made.stdout
+
+
+async def test_pveum_acl_modify_needs_roles(stock: Stock) -> None:
+    """PUT /access/acl: `roles` is not optional (shared/oracles/pve/apidata.json; ACL.pm 139-143);
+    pve-common JSONSchema.pm: "property is missing and it is not optional"."""
+    await stock.ssh("pve1", ["pveum", "user", "token", "add", "root@pam", "t"])
+    refused = await stock.ssh("pve1", ["pveum", "acl", "modify", "/", "--tokens", "root@pam!t"], check=False)
+    assert refused.exit_status == 255
+    assert refused.stderr == "400 Parameter verification failed.\nroles: property is missing and it is not optional\n"
+    assert stock.hosts.cluster.acl == []
+
+
+async def test_a_host_from_the_installer_keeps_its_hostname_and_hosts_file_across_a_reboot(stock: Stock) -> None:
+    """No cloud-init on a host the Proxmox VE installer made: nothing rewrites /etc/hosts at boot."""
+    import asyncio
+
+    host = stock.hosts.hosts["pve1"]
+    assert host.image_user is None
+    host.files["/etc/hosts"] += b"192.168.10.12 pve2.lab pve2\n"
+    host.hostname = "renamed"
+    before, boot_id = dict(host.files), host.boot_id
+    stock.hosts.reboot_seconds = 0.01
+    await stock.ssh("pve1", "systemctl reboot")
+    for _ in range(500):
+        if host.boot_id != boot_id and not host.rebooting:
+            break
+        await asyncio.sleep(0.01)
+    assert host.boot_id != boot_id  # it did boot
+    assert host.files["/etc/hosts"] == before["/etc/hosts"] and host.hostname == "renamed"
+
+
+async def test_tailscale_installs_only_from_its_repository_and_install_sh_needs_the_internet(stock: Stock) -> None:
+    """Tailscale docs "Install Tailscale on Debian Trixie": key and source, then apt; the hosts
+    have no internet, so piping install.sh from tailscale.com fails (curl exit 6)."""
+    from tierzero.phases.pve_repos import TAILSCALE_KEYRING, tailscale_source
+
+    piped = await stock.ssh("pve1", "curl -fsSL https://tailscale.com/install.sh | sh", check=False)
+    assert piped.exit_status == 6 and "Could not resolve host: tailscale.com" in piped.stderr
+    early = await stock.ssh("pve1", "apt-get install -y tailscale", check=False)
+    assert early.exit_status == 100 and "Unable to locate package tailscale" in early.stderr
+    key_url, path, source = tailscale_source("trixie")
+    # a fresh host's enterprise sources fail every update: the product's APT step runs first (here: a subscribed host)
+    stock.hosts.hosts["pve1"].subscribed = True
+    await stock.ssh("pve1", f"cat > {path}", input=source)
+    unsigned = await stock.ssh("pve1", "apt-get update -q", check=False)  # the keyring is not there yet
+    assert unsigned.exit_status == 100 and "NO_PUBKEY" in unsigned.stderr
+    await stock.ssh("pve1", ["curl", "-fsSL", key_url, "-o", TAILSCALE_KEYRING])
+    await stock.ssh("pve1", "apt-get update -q")
+    await stock.ssh("pve1", "apt-get install -y tailscale")
+    assert "tailscale" in stock.hosts.hosts["pve1"].packages

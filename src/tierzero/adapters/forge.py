@@ -64,6 +64,9 @@ class ForgeApi:
         try:
             return dict(self._call("POST", f"/repos/{repo}/keys", {"title": title, "key": key, "read_only": True}))
         except OperationError as exc:
+            if "used as non-deploy key" in exc.message:  # Gitea: an account's SSH key cannot be a deploy key
+                raise OperationError(f"{exc.message}: the workspace's deploy key is also a user's SSH key on the Git host",
+                                     hint="remove that key from the user's SSH keys, or delete the workspace's flux-deploy-key so a new one is made") from exc
             if "already in use" in exc.message or "already been added" in exc.message:
                 raise OperationError(f"{exc.message}: the Git host already has this key (GitHub allows a deploy key on one repository only)",
                                      hint="remove that key where it is, or delete the workspace's flux-deploy-key so a new one is made") from exc

@@ -183,21 +183,29 @@ class Kube:
         return items
 
     def apply(self, obj: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """Create the object, or replace it keeping its resourceVersion. -> (created|replaced|unchanged, obj)."""
+        """Create the object, or replace it keeping its resourceVersion. -> (created|replaced|unchanged, obj).
+        A replace that loses a race (409 Conflict: someone wrote since it was read; Kubernetes
+        api-concepts, "Resource versions") reads the object again and tries again, three times at most."""
         meta = obj.get("metadata", {})
-        existing = self.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
-        if existing is None:
+        for attempt in range(3):
+            existing = self.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+            if existing is None:
+                try:
+                    return "created", self._call("POST", object_path(obj, with_name=False), obj)
+                except CallFailed as exc:
+                    if exc.status != 409:
+                        raise
+                    existing = self.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace")) or {}
+            if _same(existing, obj):
+                return "unchanged", existing
+            body = json.loads(json.dumps(obj))
+            body.setdefault("metadata", {})["resourceVersion"] = existing.get("metadata", {}).get("resourceVersion")
             try:
-                return "created", self._call("POST", object_path(obj, with_name=False), obj)
+                return "replaced", self._call("PUT", object_path(obj, with_name=True), body)
             except CallFailed as exc:
-                if exc.status != 409:
+                if exc.status != 409 or attempt == 2:
                     raise
-                existing = self.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace")) or {}
-        if _same(existing, obj):
-            return "unchanged", existing
-        body = json.loads(json.dumps(obj))
-        body.setdefault("metadata", {})["resourceVersion"] = existing.get("metadata", {}).get("resourceVersion")
-        return "replaced", self._call("PUT", object_path(obj, with_name=True), body)
+        raise AssertionError("unreachable")
 
     def patch(self, api_version: str, kind: str, name: str, namespace: str | None, patch: dict[str, Any]) -> dict[str, Any]:
         """A JSON merge patch (RFC 7386) of one object, e.g. an annotation; -> the object after it."""

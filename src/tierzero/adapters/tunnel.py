@@ -10,8 +10,13 @@ loopback) becomes a listener on 127.0.0.1 whose connections the bastion opens to
 Forwards are opened on first use and kept for the life of the tunnel; the SSH connection runs on
 a thread of its own, since most clients are synchronous.
 
+The bastion runs its image's stock sshd: tierzero configures no `PermitOpen`/`AllowTcpForwarding`
+restriction there (sshd_config(5) defaults: forwarding to any destination). What guards it is the
+security list (SSH from `admin_cidrs` only) and key-only login with the workspace key; a user who
+wants forwarding limited to the VCN sets `PermitOpen` on the instance themselves.
+
 Errors: `BastionUnreachable` (an OperationError naming the bastion) when the bastion is unknown
-or does not answer; a refused forward (the bastion's `permitopen`) or a refused connection
+or does not answer; a refused forward (a `PermitOpen` the user set) or a refused connection
 behind it closes the forwarded connection, which the client reports as its own connection error.
 """
 
@@ -26,6 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from tierzero.adapters.errors import AuthenticationFailed
 from tierzero.errors import OperationError
 
 if TYPE_CHECKING:
@@ -196,8 +202,9 @@ class BastionTunnel:
         except OperationError as exc:
             label = self._client.target.label
             self._client = None
+            refused = isinstance(exc, AuthenticationFailed)
             raise BastionUnreachable(
-                f"the bastion {label} does not answer, so no private address can be reached: {exc.message}",
+                f"the bastion {label} {'refuses the login' if refused else 'does not answer'}, so no private address can be reached: {exc.message}",
                 hint="check the bastion instance is running, its public address is reachable on SSH 22 from this machine "
                      "(admin_cidrs in the spec) and the workspace key is authorised there",
             ) from exc

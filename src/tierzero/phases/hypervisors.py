@@ -23,7 +23,7 @@ from tierzero.phases.host_prepare import prepare_steps
 from tierzero.phases.vm_network import network_steps
 from tierzero.phases.hosts import host_address, host_ssh, parse_pvecm, pve_node, witness_name
 from tierzero.phases.pve_api_ca import CLUSTER_CA, ca_inputs, pin_step
-from tierzero.phases.pve_repos import apt_repositories
+from tierzero.phases.pve_repos import TAILSCALE_KEYRING, apt_repositories, parse_codename, tailscale_source
 from tierzero.phases.pve_prepare import (
     capabilities,
     capability_inputs,
@@ -257,7 +257,13 @@ def _tailscale(name: str):
         ts = ctx.spec.proxmox.tailscale
         ssh = host_ssh(ctx, name)
         if not (await ssh.run("command -v tailscale", check=False)).ok:
-            await ssh.run("curl -fsSL https://tailscale.com/install.sh | sh")
+            # Tailscale's APT repository, as its install.sh adds it, then the package: each step checked.
+            codename = parse_codename((await ssh.run("cat /etc/os-release")).stdout)
+            key_url, source_path, source = tailscale_source(codename)
+            await ssh.run(["curl", "-fsSL", key_url, "-o", TAILSCALE_KEYRING], hint=f"check that {name} reaches pkgs.tailscale.com")
+            await ssh.run(f"cat > {shlex.quote(source_path)}", input=source)
+            await ssh.run("apt-get update -q", hint=f"check that {name} reaches pkgs.tailscale.com")
+            await ssh.run(["apt-get", "install", "-y", "-q", "tailscale"])
         status = await ssh.run("tailscale status --json", check=False)
         try:
             if json.loads(status.stdout or "{}").get("BackendState") == "Running":

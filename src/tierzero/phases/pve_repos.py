@@ -63,6 +63,20 @@ def no_subscription_source(codename: str) -> tuple[str, str]:
     )
 
 
+TAILSCALE_URI = "https://pkgs.tailscale.com/stable/debian"
+TAILSCALE_KEYRING = "/usr/share/keyrings/tailscale-archive-keyring.gpg"
+
+
+def tailscale_source(codename: str) -> tuple[str, str, str]:
+    """(key URL, source path, deb822 content) of Tailscale's stable APT repository for this Debian
+    release: the key saved as TAILSCALE_KEYRING, the source signed by it. What install.sh does on
+    Debian, written out so it is idempotent and reports each failure (Tailscale docs, "Install
+    Tailscale on Debian Bookworm"/"Trixie": `<codename>.noarmor.gpg` into
+    /usr/share/keyrings/tailscale-archive-keyring.gpg, then `apt-get update` and `apt-get install tailscale`)."""
+    return (f"{TAILSCALE_URI}/{codename}.noarmor.gpg", f"{SOURCES_DIR}/tailscale.sources",
+            f"Types: deb\nURIs: {TAILSCALE_URI}\nSuites: {codename}\nComponents: main\nSigned-By: {TAILSCALE_KEYRING}\n")
+
+
 def parse_codename(os_release: str) -> str:
     found = re.search(r"^VERSION_CODENAME=\"?([a-z]+)\"?$", os_release, re.M)
     if not found:

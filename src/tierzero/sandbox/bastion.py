@@ -1,27 +1,30 @@
 """The bastion: the E2.1.Micro with a public address that an `oci-free-tier` deploy reaches every
-private address through (tierzero.adapters.tunnel). An asyncssh server on loopback that accepts
-the workspace key for the image's user and opens `direct-tcpip` channels (RFC 4254 §7.2) only to
-the networks it permits, like sshd's `PermitOpen`; the channels it opened are recorded, so a test
-can tell a call went through it.
+private address through (tierzero.adapters.tunnel). An asyncssh server on loopback playing the
+platform image's stock sshd: it accepts the keys the instance was launched with and opens
+`direct-tcpip` channels (RFC 4254 §7.2) to any destination; the channels it opened are recorded,
+so a test can tell a call went through it.
 
 Rules, each with its source:
-- Logins: public key only, the workspace key, the platform image's default user (`ubuntu` on
-  Canonical Ubuntu; OCI docs "Connecting to Your Linux Instance"); root is refused.
-- Forwarding to a destination outside the permitted networks is refused with
-  SSH2_OPEN_ADMINISTRATIVELY_PROHIBITED (OpenSSH 9.2 channels.c `channel_connect_to_port`,
-  "but the request was denied"; sshd_config(5) PermitOpen).
-- A permitted destination nothing answers on fails with SSH2_OPEN_CONNECT_FAILED and the
-  connect(2) error (OpenSSH 9.2 channels.c `connect_next`/`channel_connect_ctx_free`).
-- The bastion plays no network of its own: where a permitted address:port is served in the
-  sandbox is the `network` callable's answer (the stand-in playing that address on loopback).
+- Logins: public key only, as the platform image's default user (`ubuntu` on Canonical Ubuntu;
+  OCI docs "Connecting to Your Linux Instance"); root is refused. The keys are those of the
+  instance's `ssh_authorized_keys` metadata, which cloud-init writes into that user's
+  authorized_keys (OCI API reference, LaunchInstanceDetails.metadata "ssh_authorized_keys"): the
+  key the product launched it with, read at each login, so an instance launched with another key
+  refuses the workspace key; an instance not launched yet accepts none.
+- Forwarding is not restricted: stock sshd has `AllowTcpForwarding yes` and `PermitOpen any`
+  (sshd_config(5), OpenSSH 9.6 as on Ubuntu 24.04), and tierzero configures no restriction on the
+  bastion (its security list admits SSH from `admin_cidrs` only; see tierzero.adapters.tunnel).
+- A destination nothing answers on fails with SSH2_OPEN_CONNECT_FAILED and the connect(2) error
+  (OpenSSH 9.6 channels.c `connect_next`/`channel_connect_ctx_free`).
+- The bastion plays no network of its own: where an address:port is served in the sandbox is
+  the `network` callable's answer (the stand-in playing that address on loopback).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,20 +48,17 @@ class Channel:
 
 @dataclass
 class BastionServer:
-    """`permit`: the networks forwarding may reach (CIDRs). `authorized_key`: the workspace public key
-    (OpenSSH line). `start()` listens on 127.0.0.1 (port 0: assigned), `stop()` closes."""
+    """`authorized_keys`: the instance's `ssh_authorized_keys` metadata now (OpenSSH lines, one a
+    line; "" before it was launched). `start()` listens on 127.0.0.1 (port 0: assigned), `stop()` closes."""
 
-    permit: Iterable[str]
     network: Network
-    authorized_key: str
+    authorized_keys: Callable[[], str]
     user: str = "ubuntu"
     port: int = 0
     channels: list[Channel] = field(default_factory=list)
     host_key: asyncssh.SSHKey | None = None
 
     def __post_init__(self) -> None:
-        self.networks = [ipaddress.ip_network(c, strict=False) for c in self.permit]
-        self._key = self.authorized_key.split()[1]
         self._host_key = self.host_key or asyncssh.generate_private_key("ssh-ed25519")
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="bastion", daemon=True)
@@ -66,12 +66,10 @@ class BastionServer:
         self._sessions: set[asyncssh.SSHServerConnection] = set()
         self._lock = threading.Lock()
 
-    def permitted(self, host: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        return any(ip in net for net in self.networks)
+    def accepts(self, key_blob: str) -> bool:
+        """Whether the key (its base64 part) is one of the instance's authorized keys."""
+        lines = (line.split() for line in self.authorized_keys().splitlines())
+        return any(len(words) >= 2 and words[1] == key_blob for words in lines)
 
     # -- lifecycle
     def start(self) -> BastionServer:
@@ -136,13 +134,10 @@ class _Login(asyncssh.SSHServer):
         return True
 
     def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
-        return username == self.bastion.user and key.export_public_key("openssh").decode().split()[1] == self.bastion._key
+        return username == self.bastion.user and self.bastion.accepts(key.export_public_key("openssh").decode().split()[1])
 
     def connection_requested(self, dest_host: str, dest_port: int, orig_host: str, orig_port: int) -> Any:
         bastion = self.bastion
-        if not bastion.permitted(dest_host):
-            bastion._record(dest_host, dest_port, False)
-            raise asyncssh.ChannelOpenError(asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED, "open failed")
         played = bastion.network(dest_host, dest_port)
         if played is None or self.conn is None:
             bastion._record(dest_host, dest_port, False)
@@ -198,8 +193,8 @@ class SandboxTunnel(BastionTunnel):
 
 def _start(box: SandboxContext) -> Stop:
     """With option `bastion` and a spec whose cloud has a micro instance with role bastion: the
-    bastion, permitting forwards to the VCN and the VM network; the sandbox's private addresses are
-    then reached only through it (a `SandboxTunnel` on the connections)."""
+    bastion, with the keys the cloud layer launched that instance with (the twin layer's state);
+    the sandbox's private addresses are then reached only through it (a `SandboxTunnel` on the connections)."""
     spec = box.spec
     micro = next((m for m in spec.oci.micro_instances if "bastion" in m.roles), None) if spec.oci is not None else None
     if not box.options.bastion or micro is None or spec.oci is None:
@@ -214,11 +209,20 @@ def _start(box: SandboxContext) -> Stop:
                 return ep.host, ep.port
         return None
 
-    permit = [str(spec.oci.network.vcn_cidr)] + ([str(spec.proxmox.network)] if spec.has_proxmox else [])
+    from pathlib import Path
+
+    from tierzero.sandbox.oci import instance_metadata
+
+    stack_state = Path(box.workspace.root) / "cloud" / "terraform.tfstate"  # the cloud layer's (see tierzero.sandbox.oci)
+
+    instance = micro.name
+
+    def authorized_keys() -> str:
+        return instance_metadata(stack_state, instance).get("ssh_authorized_keys", "")
+
     # The SSH hosts' key: the workspace known_hosts must stay valid whichever stand-in a port served before.
     key_file = box.host_key_file("pve_hosts")
-    server = box.put(SERVER, BastionServer(permit, network, box.workspace.ssh_public_key.read_text(),
-                                           host_key=asyncssh.read_private_key(str(key_file))).start())
+    server = box.put(SERVER, BastionServer(network, authorized_keys, host_key=asyncssh.read_private_key(str(key_file))).start())
     endpoint = Endpoint("127.0.0.1", server.port, scheme="ssh", verify=False, extra={"user": server.user, "role": BASTION})
     conns.add(BASTION, micro.name, endpoint)
     previous = conns.route

@@ -20,6 +20,10 @@ Rules, each with its source (IF = siderolabs/image-factory at tag v1.5.0):
   EnhanceFromSchematic, internal/artifacts/manager.go validateTalosVersion.
 - `GET /versions` lists the releases ascending; `/version/<v>/extensions/official` the extensions.
   Source: IF internal/frontend/http/meta.go.
+- `GET /schematics/<id>` answers the schematic as YAML (`application/yaml`), an unknown ID 404
+  `schematic not found`; `GET`/`HEAD /healthz` and `/readyz` answer 200 with no body. Source: IF
+  v1.5.0-4 (26b95ca) internal/frontend/http/http.go 193-215, configuration.go handleSchematicGet,
+  registry.go handleHealth, http.go handleReady.
 
 An image is not a disk: its bytes are `IMAGE_MAGIC` and a JSON line naming the schematic, Talos
 version, platform, arch, format, extensions and kernel arguments (the platform's own, from
@@ -352,8 +356,8 @@ class _Handler(BaseHTTPRequestHandler):
         factory.requests.append(("HEAD" if head else "GET", path))
         parts = [p for p in path.split("/") if p]
         try:
-            if path in ("/healthz", "/readyz"):
-                self._send(200, b"OK\n", "text/plain; charset=utf-8", head=head)
+            if path in ("/healthz", "/readyz"):  # 200, no body (IF http.go 193-197, registry.go handleHealth, http.go handleReady)
+                self._send(200, b"", "text/plain; charset=utf-8", head=head)
             elif parts == ["versions"]:
                 self._send(200, json.dumps(list(factory.versions)).encode(), "text/plain; charset=utf-8", head=head)
             elif len(parts) == 4 and parts[0] == "version" and parts[2:] == ["extensions", "official"]:
@@ -362,7 +366,7 @@ class _Handler(BaseHTTPRequestHandler):
                 listing = [{"name": n, "ref": f"ghcr.io/{n}:sandbox", "digest": "sha256:" + hashlib.sha256(n.encode()).hexdigest(),
                             "author": "Sidero Labs", "description": n} for n in factory.extensions]
                 self._send(200, json.dumps(listing).encode(), "application/json", head=head)
-            elif len(parts) == 2 and parts[0] == "schematics":
+            elif len(parts) == 2 and parts[0] == "schematics" and not head:  # GET only (IF http.go 215, configuration.go handleSchematicGet)
                 text = factory.schematics.get(parts[1])
                 if text is None:
                     raise FactoryError(404, "schematic not found")

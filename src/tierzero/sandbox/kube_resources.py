@@ -6,55 +6,23 @@ Rules, each from the real API server:
   before that its path is 404 NotFound "the server could not find the requested resource"
   (Kubernetes docs, "Extend the Kubernetes API with CustomResourceDefinitions": the new
   RESTful path exists once the CRD is created; `spec.versions[].served`)
-- built-in kinds and their scopes: Kubernetes API reference v1.36
-  (kubernetes.io/docs/reference/kubernetes-api/); only the kinds a tierzero cluster carries
+- built-in kinds, their plurals and scopes: what a stock v1.36 API server serves
+  (`kube_builtin`, from the Kubernetes OpenAPI); any other path in a built-in group is 404 as
+  for an unknown custom one
 - PATCH with `application/merge-patch+json` is RFC 7386: objects merge key by key, `null`
   deletes a key, any other value (lists included) replaces
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
-# (apiVersion, kind) -> (plural, namespaced)
-BUILTIN: dict[tuple[str, str], tuple[str, bool]] = {
-    ("v1", "Namespace"): ("namespaces", False),
-    ("v1", "Node"): ("nodes", False),
-    ("v1", "PersistentVolume"): ("persistentvolumes", False),
-    ("v1", "ConfigMap"): ("configmaps", True),
-    ("v1", "Secret"): ("secrets", True),
-    ("v1", "Service"): ("services", True),
-    ("v1", "ServiceAccount"): ("serviceaccounts", True),
-    ("v1", "Pod"): ("pods", True),
-    ("v1", "Endpoints"): ("endpoints", True),
-    ("v1", "PersistentVolumeClaim"): ("persistentvolumeclaims", True),
-    ("v1", "ResourceQuota"): ("resourcequotas", True),
-    ("v1", "LimitRange"): ("limitranges", True),
-    ("apps/v1", "Deployment"): ("deployments", True),
-    ("apps/v1", "DaemonSet"): ("daemonsets", True),
-    ("apps/v1", "StatefulSet"): ("statefulsets", True),
-    ("apps/v1", "ReplicaSet"): ("replicasets", True),
-    ("batch/v1", "Job"): ("jobs", True),
-    ("batch/v1", "CronJob"): ("cronjobs", True),
-    ("rbac.authorization.k8s.io/v1", "ClusterRole"): ("clusterroles", False),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): ("clusterrolebindings", False),
-    ("rbac.authorization.k8s.io/v1", "Role"): ("roles", True),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"): ("rolebindings", True),
-    ("networking.k8s.io/v1", "NetworkPolicy"): ("networkpolicies", True),
-    ("networking.k8s.io/v1", "Ingress"): ("ingresses", True),
-    ("networking.k8s.io/v1", "IngressClass"): ("ingressclasses", False),
-    ("policy/v1", "PodDisruptionBudget"): ("poddisruptionbudgets", True),
-    ("storage.k8s.io/v1", "StorageClass"): ("storageclasses", False),
-    ("scheduling.k8s.io/v1", "PriorityClass"): ("priorityclasses", False),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): ("customresourcedefinitions", False),
-    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"): ("mutatingwebhookconfigurations", False),
-    ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"): ("validatingwebhookconfigurations", False),
-    ("coordination.k8s.io/v1", "Lease"): ("leases", True),
-    ("discovery.k8s.io/v1", "EndpointSlice"): ("endpointslices", True),
-    ("autoscaling/v2", "HorizontalPodAutoscaler"): ("horizontalpodautoscalers", True),
-}
-BUILTIN_GROUPS = frozenset({"", "apps", "batch", "policy", "autoscaling"} | {api.split("/")[0] for api, _ in BUILTIN if "/" in api})
+from tierzero.sandbox.kube_builtin import BUILTIN  # (apiVersion, kind) -> (plural, namespaced)
+
+_SERVED = {("/api/v1" if api == "v1" else f"/apis/{api}", plural) for (api, _), (plural, _) in BUILTIN.items()}
 CRD_KEY = ("/apis/apiextensions.k8s.io/v1", "", "customresourcedefinitions")
 
 
@@ -102,10 +70,9 @@ def resource_for(api_version: str, kind: str, crds: dict[str, dict[str, Any]]) -
 
 
 def serves(prefix: str, plural: str, crds: dict[str, dict[str, Any]]) -> bool:
-    """Whether a path's resource exists: built-in groups always (the stand-in stores any of
-    their plurals), custom groups only with a CRD serving that version and plural."""
-    group, version = group_of(prefix)
-    if group in BUILTIN_GROUPS:
+    """Whether a path's resource exists: a built-in one a stock server serves (`kube_builtin`),
+    or a custom one while a CRD serves that version and plural."""
+    if (prefix, plural) in _SERVED:
         return True
     return any(r.prefix == prefix and r.plural == plural for r in custom_resources(crds))
 
@@ -121,3 +88,20 @@ def merge_patch(target: Any, patch: Any) -> Any:
         else:
             out[key] = merge_patch(out.get(key), value)
     return out
+
+
+def node_object(name: str, ip: str = "", role: str = "worker", ready: bool = True) -> dict[str, Any]:
+    labels = {"kubernetes.io/hostname": name}
+    if role == "controlplane":
+        labels["node-role.kubernetes.io/control-plane"] = ""
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "labels": labels, "uid": str(uuid.uuid4()), "creationTimestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False", "reason": "KubeletReady", "message": "kubelet is posting ready status"}],
+            "addresses": [{"type": "InternalIP", "address": ip}] if ip else [],
+            "nodeInfo": {"kubeletVersion": "v1.36.2", "osImage": "Talos (sandbox)", "architecture": "arm64",
+                         "bootID": "", "containerRuntimeVersion": "containerd://2.0", "kernelVersion": "6.12",
+                         "kubeProxyVersion": "", "machineID": "", "operatingSystem": "linux", "systemUUID": ""},
+        },
+    }

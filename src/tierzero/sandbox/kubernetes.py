@@ -10,6 +10,9 @@ tierzero's Kubernetes adapter (lightkube) uses here.
   API server answers a PATCH it cannot decode (kubernetes.io/docs/reference/using-api/api-concepts,
   "Patch and apply"; apiserver handlers/patch.go). JSON patch, strategic merge and apply
   patches are real types the stand-in does not play: 415 too, saying so
+- writes are refused as the real server refuses them (`kube_admission`): an invalid name 422
+  Invalid, a namespaced object in a namespace that does not exist 404 NotFound, an update with a
+  stale metadata.resourceVersion 409 Conflict; the Flux stand-in's apply gets the same refusals
 - a Secret's stringData is merged into data, base64-encoded, and not stored (Kubernetes API
   reference, Secret v1: "stringData ... write-only ... merged into the data field on write")
 - writes to an object keep the status it has: status is a subresource, written only through
@@ -42,29 +45,16 @@ from urllib.parse import urlsplit
 
 from tierzero.adapters.connections import Endpoint
 from tierzero.sandbox.context import Handle, SandboxContext, StandIn, Stop
-from tierzero.sandbox.http_server import StandInHttpServer, self_signed
-from tierzero.sandbox.kube_resources import CRD_KEY, Resource, merge_patch, resource_for, serves
+from tierzero.sandbox.http_server import StandInHttpServer
+from tierzero.sandbox.kube_admission import Refusal, conflict, invalid_name, missing_namespace, stale
+from tierzero.sandbox.kube_resources import CRD_KEY, Resource, group_of, merge_patch, node_object, resource_for, serves
+from tierzero.sandbox.kube_tls import serving_pair
+
+__all__ = ["KubeApiServer", "KubeState", "node_object", "serving_pair"]
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def node_object(name: str, ip: str = "", role: str = "worker", ready: bool = True) -> dict[str, Any]:
-    labels = {"kubernetes.io/hostname": name}
-    if role == "controlplane":
-        labels["node-role.kubernetes.io/control-plane"] = ""
-    return {
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "labels": labels, "uid": str(uuid.uuid4()), "creationTimestamp": _now()},
-        "status": {
-            "conditions": [{"type": "Ready", "status": "True" if ready else "False", "reason": "KubeletReady", "message": "kubelet is posting ready status"}],
-            "addresses": [{"type": "InternalIP", "address": ip}] if ip else [],
-            "nodeInfo": {"kubeletVersion": "v1.36.2", "osImage": "Talos (sandbox)", "architecture": "arm64",
-                         "bootID": "", "containerRuntimeVersion": "containerd://2.0", "kernelVersion": "6.12",
-                         "kubeProxyVersion": "", "machineID": "", "operatingSystem": "linux", "systemUUID": ""},
-        },
-    }
 
 
 class KubeState:
@@ -81,7 +71,8 @@ class KubeState:
         self.persist: Callable[[dict[str, Any]], None] | None = None
         for node in nodes:
             self.objects.setdefault(("/api/v1", "", "nodes"), {})[node["metadata"]["name"]] = node
-        self.objects[("/api/v1", "", "namespaces")] = {  # what a fresh cluster has (kubectl get ns)
+        # The four initial namespaces (kubernetes.io/docs/concepts/overview/working-with-objects/namespaces, "Initial namespaces")
+        self.objects[("/api/v1", "", "namespaces")] = {
             ns: {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "uid": str(uuid.uuid4())}, "status": {"phase": "Active"}}
             for ns in ("default", "kube-node-lease", "kube-public", "kube-system")
         }
@@ -144,6 +135,24 @@ class KubeState:
         coll[name] = body
         return body
 
+    def refusal(self, res: Resource, obj: dict[str, Any], planned_namespaces: frozenset[str] = frozenset()) -> Refusal | None:
+        """Why the API server refuses to create or update `obj` of resource `res` (the caller
+        holds `lock`), or None. `planned_namespaces`: ones a dry run applies first."""
+        meta = obj.get("metadata") or {}
+        bad = invalid_name(res.kind, str(meta.get("name") or ""))
+        if bad is not None:
+            return bad
+        ns = str(meta.get("namespace") or "")
+        if res.namespaced and ns and ns not in planned_namespaces and ns not in self.objects.get(("/api/v1", "", "namespaces"), {}):
+            return missing_namespace(ns)
+        return None
+
+    def check(self, obj: dict[str, Any], planned_namespaces: frozenset[str] = frozenset()) -> Refusal | None:
+        """A server-side dry run of `obj` (its kind served): the refusal, or None."""
+        with self.lock:
+            res = resource_for(str(obj.get("apiVersion")), str(obj.get("kind")), self.crds())
+            return self.refusal(res, obj, planned_namespaces) if res is not None else None
+
     # -- the calls a controller stand-in makes (in-process, the way a controller would over the API)
 
     def resource(self, api_version: str, kind: str) -> Resource | None:
@@ -173,12 +182,16 @@ class KubeState:
     def apply(self, obj: dict[str, Any], manager: str) -> str:
         """Server-side apply by a controller: create, or replace the object's content keeping its
         status and the labels and annotations others set. -> created | configured | unchanged.
-        Raises LookupError when the kind is not served (the caller words the error)."""
+        Raises LookupError when the kind is not served (the caller words the error), `Refusal`
+        when the API server refuses the object (`kube_admission`)."""
         meta = obj.get("metadata", {})
         with self.lock:
             res = resource_for(obj["apiVersion"], obj["kind"], self.crds())
             if res is None:
                 raise LookupError(obj["kind"])
+            refused = self.refusal(res, obj)
+            if refused is not None:
+                raise refused
             coll = self.objects.setdefault(self._key(res, meta.get("namespace")), {})
             previous = coll.get(meta["name"])
             body = copy.deepcopy(obj)
@@ -298,6 +311,12 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._status(422, "Invalid", "metadata.name is required")
                 if obj_name in coll:
                     return self._status(409, "AlreadyExists", f'{plural} "{obj_name}" already exists')
+                kind = str(body.get("kind") or "")
+                refused = invalid_name(kind, obj_name) if kind else None
+                if refused is None and ns and ns not in st.objects.get(("/api/v1", "", "namespaces"), {}):
+                    refused = missing_namespace(ns)
+                if refused is not None:
+                    return self._status(refused.code, refused.reason, refused.message)
                 body.pop("status", None)  # status is the subresource's: ignored on create
                 if plural == "namespaces" and prefix == "/api/v1":
                     body["status"] = {"phase": "Active"}
@@ -317,6 +336,9 @@ class _Handler(BaseHTTPRequestHandler):
             if method in ("PUT", "PATCH"):
                 if found is None:
                     return self._status(404, "NotFound", f'{plural} "{name}" not found')
+                if stale((body.get("metadata") or {}).get("resourceVersion"), found["metadata"].get("resourceVersion")):
+                    refused = conflict(plural, group_of(prefix)[0], name)
+                    return self._status(refused.code, refused.reason, refused.message)
                 merged = merge_patch(copy.deepcopy(found), body) if method == "PATCH" else body
                 return self._commit(200, st.store(coll, name, ns, merged, found))
         return self._status(405, "MethodNotAllowed", method)
@@ -340,35 +362,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:  # noqa: N802
         self._handle("DELETE")
-
-
-def serving_pair(base: Any, host: str = "127.0.0.1") -> tuple[Any, Any]:
-    """(certificate, key) files in `base` for the stand-in's HTTPS: one pair, reused by every
-    start while it is valid for another hour (a real API server keeps its serving certificate
-    too), replaced when it is not. Pairs of older versions (one per port) are removed."""
-    import datetime as dt
-    import ipaddress
-
-    from cryptography import x509
-
-    from tierzero.workspace.layout import write_private, write_public
-
-    base.mkdir(parents=True, exist_ok=True)
-    for stale in [*base.glob("kube-*.crt"), *base.glob("kube-*.key")]:
-        stale.unlink(missing_ok=True)
-    cert_file, key_file = base / "kube.crt", base / "kube.key"
-    try:
-        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
-        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        fresh = cert.not_valid_after_utc > dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
-        if fresh and ipaddress.ip_address(host) in names.get_values_for_type(x509.IPAddress) and key_file.is_file():
-            return cert_file, key_file
-    except (OSError, ValueError, x509.ExtensionNotFound):
-        pass
-    cert_pem, key_pem = self_signed(host)
-    write_private(key_file, key_pem)
-    write_public(cert_file, cert_pem)
-    return cert_file, key_file
 
 
 class KubeApiServer(StandInHttpServer):

@@ -54,6 +54,36 @@ def _month_start(now: datetime | None = None) -> str:
     return now.strftime("%Y-%m-01T00:00:00.000Z")
 
 
+def stack_resources(state_file: Path | None) -> list[dict[str, Any]]:
+    """The `oci_twin` layer's applied resources in an OpenTofu state file, as {"name", "key",
+    "value"} per instance ([] while nothing was applied)."""
+    if state_file is None or not state_file.is_file():
+        return []
+    try:
+        state = json.loads(state_file.read_text())
+    except (OSError, ValueError):
+        return []
+    out = []
+    for res in state.get("resources", []):
+        if res.get("mode") != "managed" or res.get("type") != "terraform_data":
+            continue
+        for inst in res.get("instances", []):
+            output = (inst.get("attributes") or {}).get("output")
+            value = output.get("value") if isinstance(output, dict) and "value" in output else output
+            if isinstance(value, dict):
+                out.append({"name": res.get("name"), "key": inst.get("index_key"), "value": value})
+    return out
+
+
+def instance_metadata(state_file: Path | None, name: str) -> dict[str, str]:
+    """The metadata the cloud layer launched instance `name` with (its `ssh_authorized_keys`), {}
+    while it was not launched."""
+    for item in stack_resources(state_file):
+        if item["key"] == name and item["name"] in ("a1", "micro", "talos"):
+            return {str(k): str(v) for k, v in (item["value"].get("metadata") or {}).items()}
+    return {}
+
+
 class OciState:
     """The tenancy. `instances`, `compartments` and `usage` hold what exists beside the stack's
     own resources (which come from `stack_state`, an OpenTofu state file of the twin layer)."""
@@ -84,22 +114,7 @@ class OciState:
 
     def _stack(self) -> list[dict[str, Any]]:
         """The twin layer's applied resources, as {"type", "name", "key", "value"} per instance."""
-        if self.stack_state is None or not self.stack_state.is_file():
-            return []
-        try:
-            state = json.loads(self.stack_state.read_text())
-        except (OSError, ValueError):
-            return []
-        out = []
-        for res in state.get("resources", []):
-            if res.get("mode") != "managed" or res.get("type") != "terraform_data":
-                continue
-            for inst in res.get("instances", []):
-                output = (inst.get("attributes") or {}).get("output")
-                value = output.get("value") if isinstance(output, dict) and "value" in output else output
-                if isinstance(value, dict):
-                    out.append({"name": res.get("name"), "key": inst.get("index_key"), "value": value})
-        return out
+        return stack_resources(self.stack_state)
 
     def stack_instances(self) -> list[dict[str, Any]]:
         found = []

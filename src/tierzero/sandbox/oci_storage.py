@@ -27,8 +27,17 @@ Rules, each with its source (SDK = OCI Python SDK 2.x `oci/`; research = /work/r
   asynchronously; research §2.1). A created image is IMPORTING until its work request SUCCEEDED, then
   AVAILABLE; the work request advances one state per poll (ACCEPTED, IN_PROGRESS, SUCCEEDED). SDK
   core/models/image.py, work_requests/models/work_request.py.
+- CreateImage imports from an object named either way the API offers: `objectStorageTuple` (namespace, bucket,
+  object) or `objectStorageUri` (`sourceUri`, the object's URL `https://objectstorage.<region>.oraclecloud.com
+  [/p/<par>]/n/<ns>/b/<bucket>/o/<object>`); `sourceImageType`, when given, is QCOW2 or VMDK. SDK
+  ImageSourceViaObjectStorageTupleDetails, ImageSourceViaObjectStorageUriDetails, ImageSourceDetails.source_image_type.
 - A capability schema names the current global schema version; the firmware is UEFI_64 or BIOS. SDK
   create_compute_image_capability_schema, LaunchOptions.firmware.
+
+Error codes and statuses are OCI's (API reference, "API Errors": 400 InvalidParameter, 400 LimitExceeded,
+404 NotAuthorizedOrNotFound "Authorization failed or requested resource not found.", 409 IncorrectState,
+409 BucketAlreadyExists); a message not quoted with a source above is the stand-in's own wording (the real
+text was not found), so neither tierzero nor a test may depend on it.
 """
 
 from __future__ import annotations
@@ -36,11 +45,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, unquote, urlsplit
 
 NAMESPACE = "sandboxns"
 GLOBAL_SCHEMA_VERSION = "02b83c1f-a4db-4867-80df-d50d50f3b759"  # the version name the provider's own test uses
@@ -88,7 +98,7 @@ class OciStorage:
         self.images: dict[str, dict[str, Any]] = {}
         self.shapes: dict[str, list[str]] = {}
         self.work_requests: dict[str, dict[str, Any]] = {}
-        self.launched: dict[str, dict[str, Any]] = {}  # instances launched from custom images, by display name
+        self.launched: dict[str, dict[str, Any]] = {}  # instances launched from custom images, by OCID
         self.part_puts = 0  # UploadPart requests answered 200 (a resumed upload sends only the missing parts)
         self.broken_parts: set[int] = set()  # test fault: these part numbers answer 503 (a dropped upload)
         self.persist: Any = None  # called after every change a client could see (the sandbox world)
@@ -330,11 +340,18 @@ class OciStorage:
         if self.custom_images_used() >= self.custom_image_limit:
             return _error(400, "LimitExceeded", "The following service limits were exceeded: custom-image-count. "
                                                 "Request a service limit increase from the service limits page in the console. ")
-        src = d.get("imageSourceDetails") or {}
-        if src.get("sourceType") != "objectStorageTuple" or src.get("sourceImageType") not in ("QCOW2", "VMDK"):
-            return _error(400, "InvalidParameter", "imageSourceDetails must name an objectStorageTuple with sourceImageType QCOW2 or VMDK")
+        src = dict(d.get("imageSourceDetails") or {})
+        if src.get("sourceType") == "objectStorageUri":
+            found = re.search(r"/(?:p/[^/]+/)?n/([^/]+)/b/([^/]+)/o/(.+)$", urlsplit(str(src.get("sourceUri") or "")).path)
+            if found is None:
+                return _error(400, "InvalidParameter", "sourceUri is not an Object Storage object URL")
+            src.update(namespaceName=found[1], bucketName=found[2], objectName=unquote(found[3]))
+        elif src.get("sourceType") != "objectStorageTuple":
+            return _error(400, "InvalidParameter", "imageSourceDetails.sourceType must be objectStorageTuple or objectStorageUri")
+        if src.get("sourceImageType") not in (None, "QCOW2", "VMDK"):
+            return _error(400, "InvalidParameter", "sourceImageType must be QCOW2 or VMDK")
         image_id = self._id("image")
-        firmware = "BIOS" if src["sourceImageType"] == "VMDK" else "UEFI_64"  # research §2.4: VMDK imports default to BIOS
+        firmware = "BIOS" if src.get("sourceImageType") == "VMDK" else "UEFI_64"  # research §2.4: VMDK imports default to BIOS
         image = {"id": image_id, "compartmentId": d.get("compartmentId"), "displayName": d.get("displayName") or image_id,
                  "lifecycleState": "IMPORTING", "launchMode": d.get("launchMode", "PARAVIRTUALIZED"),
                  "operatingSystem": src.get("operatingSystem"), "operatingSystemVersion": src.get("operatingSystemVersion"),

@@ -88,9 +88,14 @@ resource "terraform_data" "a1" {
   }
 }
 
+# metadata as ../oci/compute.tf sets it: cloud-init puts ssh_authorized_keys into the image user's
+# authorized_keys (OCI API, LaunchInstanceDetails.metadata), which the sandbox's bastion reads.
 resource "terraform_data" "micro" {
-  for_each         = var.micro_instances
-  input            = merge(local.fake_instance_outputs[each.key], { subnet = terraform_data.subnet.output.id })
+  for_each = var.micro_instances
+  input = merge(local.fake_instance_outputs[each.key], {
+    subnet   = terraform_data.subnet.output.id
+    metadata = { ssh_authorized_keys = var.ssh_authorized_keys }
+  })
   triggers_replace = [each.value.availability_domain]
 
   provisioner "local-exec" {

@@ -5,8 +5,19 @@ kustomize/kustomize_generator.go @ kustomize/v1.27.2; research §3, §5).
 Rules:
 - a directory with kustomization.yaml (.yml, Kustomization) is built from it: `resources`
   (files; directories holding a kustomization file), `namespace` (set on every object but the
-  cluster-scoped kinds kustomize knows), `patches` (strategic merge or RFC 6902, with `target`);
-  any other field is refused as not played here (not silently ignored)
+  cluster-scoped kinds), `patches` (strategic merge or RFC 6902, with `target`); any other field
+  is refused as not played here (not silently ignored)
+- a strategic merge patch merges maps key by key (`null` deletes a key); on built-in kinds the
+  lists Kubernetes tags `patchStrategy:"merge"` merge by their `patchMergeKey` (containers,
+  initContainers, ephemeralContainers, env, volumes, imagePullSecrets by `name`; volumeMounts by
+  `mountPath`; container ports by `containerPort`, Service ports by `port`), and a list item
+  `$patch: delete` removes its match; every other list is replaced whole, as on custom resources,
+  which have no strategic merge (kubernetes api/core/v1/types.go struct tags; Kubernetes docs
+  "Update API Objects in Place Using kubectl patch", "Notes on the strategic merge patch";
+  kustomize patchStrategicMerge). Other directives (`$retainKeys`, `$setElementOrder`,
+  `$deleteFromPrimitiveList`, `$patch: replace`) are not played: refused, not approximated
+- cluster-scoped kinds are the built-in ones a v1.36 API server serves cluster-scoped
+  (`tierzero.sandbox.kube_builtin`, from the Kubernetes OpenAPI) plus those of CRDs in the build
 - a directory without one gets a generated kustomization: every *.yaml/*.yml below it, walked
   in lexical order, that parses as Kubernetes YAML; a sub-directory with its own kustomization
   file is taken whole, not descended; a file that does not parse fails the run with
@@ -41,12 +52,15 @@ from typing import Any
 
 import yaml
 
+from tierzero.sandbox.kube_builtin import BUILTIN
+
 KUSTOMIZE_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 PLAYED_FIELDS = {"apiVersion", "kind", "metadata", "resources", "namespace", "patches", "buildMetadata"}
-# kustomize's built-in cluster-scoped kinds (api/internal/... resid/scope; the common ones)
-CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass",
-                  "PriorityClass", "IngressClass", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "APIService",
-                  "Node", "CSIDriver", "RuntimeClass"}
+CLUSTER_SCOPED = frozenset(kind for (_, kind), (_, namespaced) in BUILTIN.items() if not namespaced)
+BUILTIN_KINDS = frozenset(kind for _, kind in BUILTIN)
+# list field -> patchMergeKey of the lists kubernetes tags patchStrategy "merge" (api/core/v1/types.go)
+MERGE_KEYS = {"containers": "name", "initContainers": "name", "ephemeralContainers": "name", "env": "name", "volumes": "name",
+              "imagePullSecrets": "name", "volumeMounts": "mountPath"}
 
 
 class BuildError(Exception):
@@ -135,8 +149,10 @@ def _build_dir(directory: Path, root: Path) -> list[Resource]:
             raise BuildError(f"accumulating resources: accumulation err='accumulating resources from '{res}': open {target}: no such file or directory'")
     namespace = kust.get("namespace")
     if namespace:
+        custom_cluster = {o.obj["spec"]["names"]["kind"] for o in out if o.obj.get("kind") == "CustomResourceDefinition"
+                          and (o.obj.get("spec") or {}).get("scope") == "Cluster" and (o.obj["spec"].get("names") or {}).get("kind")}
         for r in out:
-            if r.obj.get("kind") not in CLUSTER_SCOPED:
+            if r.obj.get("kind") not in CLUSTER_SCOPED | custom_cluster:
                 r.obj.setdefault("metadata", {})["namespace"] = namespace
     for patch in kust.get("patches") or []:
         _patch(out, patch, directory, root)
@@ -172,13 +188,44 @@ def _matches(r: Resource, target: dict[str, Any]) -> bool:
     return all(checks.get(k) == v for k, v in target.items() if k in checks)
 
 
-def _merge(base: Any, patch: Any) -> Any:
+def _merge(base: Any, patch: Any, builtin: bool = False) -> Any:
+    """A strategic merge patch of `base` (see the module's rules); `builtin`: the object is a built-in kind."""
     if isinstance(base, dict) and isinstance(patch, dict):
+        if "$patch" in patch or any(k.startswith(("$retainKeys", "$setElementOrder", "$deleteFromPrimitiveList")) for k in patch):
+            raise BuildError(f"strategic merge directive {sorted(k for k in patch if k.startswith('$'))} is not played by the Flux stand-in")
         out = dict(base)
         for key, value in patch.items():
-            out[key] = None if value is None else _merge(base.get(key), value)
+            merge_key = _merge_key(key, value + base[key]) if builtin and isinstance(value, list) and isinstance(base.get(key), list) else None
+            if value is None:
+                out[key] = None
+            elif merge_key is not None:
+                out[key] = _merge_list(base[key], value, merge_key)
+            else:
+                out[key] = _merge(base.get(key), value, builtin)
         return {k: v for k, v in out.items() if v is not None}
     return copy.deepcopy(patch)
+
+
+def _merge_key(field: str, items: list[Any]) -> str | None:
+    if field == "ports":  # container ports by containerPort, a Service's by port
+        return "containerPort" if any(isinstance(i, dict) and "containerPort" in i for i in items) else "port"
+    return MERGE_KEYS.get(field)
+
+
+def _merge_list(base: list[Any], patch: list[Any], key: str) -> list[Any]:
+    out = [copy.deepcopy(i) for i in base]
+    for item in patch:
+        if not isinstance(item, dict) or key not in item:
+            raise BuildError(f"strategic merge patch: a list item without its merge key '{key}'")
+        at = next((n for n, old in enumerate(out) if isinstance(old, dict) and old.get(key) == item[key]), None)
+        if item.get("$patch") == "delete":
+            if at is not None:
+                del out[at]
+        elif at is None:
+            out.append(copy.deepcopy(item))
+        else:
+            out[at] = _merge(out[at], item, True)
+    return out
 
 
 def _patch(resources: list[Resource], entry: dict[str, Any], directory: Path, root: Path) -> None:
@@ -208,7 +255,8 @@ def _patch(resources: list[Resource], entry: dict[str, Any], directory: Path, ro
     if not hits:
         raise BuildError(f"no resource matches strategic merge patch target {target}")
     for r in hits:
-        r.obj = _merge(r.obj, {k: v for k, v in body.items() if k not in ("apiVersion", "kind")} | {"metadata": {**(body.get("metadata") or {}), "name": r.obj["metadata"]["name"]}})
+        r.obj = _merge(r.obj, {k: v for k, v in body.items() if k not in ("apiVersion", "kind")} | {"metadata": {**(body.get("metadata") or {}), "name": r.obj["metadata"]["name"]}},
+                       builtin=r.obj.get("kind") in BUILTIN_KINDS and r.obj.get("kind") != "CustomResourceDefinition")
 
 
 def is_encrypted(obj: dict[str, Any]) -> bool:

@@ -13,10 +13,11 @@ Rules, in the controller's order:
 - build and decryption (`build.py`): BuildFailed
 - a dry run of every object before any is applied (fluxcd/pkg ssa ApplyAllStaged: CRDs and
   Namespaces first), failing ReconciliationFailed with ssa's DryRunErr wording:
-  "<Kind>/<ns>/<name> dry-run failed (Invalid): ..." for a name the API server refuses
-  (apimachinery validation, RFC 1123 subdomain), "<Kind>/<ns>/<name> dry-run failed: no matches
-  for kind "<Kind>" in version "<apiVersion>"" for a kind nobody serves, "<Kind>/<ns>/<name>
-  not found: namespaces "<ns>" not found", "<Kind>/<name> namespace not specified: ..."; an
+  "<Kind>/<ns>/<name> dry-run failed (Invalid): <the API server's message>" for a name it
+  refuses, "<Kind>/<ns>/<name> dry-run failed: no matches for kind "<Kind>" in version
+  "<apiVersion>"" for a kind nobody serves, "<Kind>/<ns>/<name> not found: namespaces "<ns>" not
+  found", "<Kind>/<name> namespace not specified: ..."; the refusals are the API stand-in's own
+  (`KubeState.check`, `tierzero.sandbox.kube_admission`), so the dry run and the apply agree; an
   encrypted object without `spec.decryption` fails here too (KC `apply()`)
 - apply (labels kustomize.toolkit.fluxcd.io/name and /namespace), prune what the previous
   inventory held and the build no longer does (`prune: true`), inventory ids
@@ -32,23 +33,18 @@ Rules, in the controller's order:
 
 from __future__ import annotations
 
-import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tierzero.sandbox.flux import build as kbuild
+from tierzero.sandbox.kube_admission import invalid_name
 from tierzero.sandbox.kubernetes import KubeState
 
 KS = "kustomize.toolkit.fluxcd.io/v1"
 NAME_LABEL, NS_LABEL = "kustomize.toolkit.fluxcd.io/name", "kustomize.toolkit.fluxcd.io/namespace"
-_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DNS1123_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end "
-                "with an alphanumeric character (e.g. 'example.com', regex used for validation is "
-                "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
 PLAYED = {"interval", "retryInterval", "timeout", "path", "prune", "wait", "dependsOn", "decryption", "sourceRef", "suspend", "force"}
-PATH_SEGMENT_KINDS = {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}  # names validated as path segments only
 
 
 @dataclass
@@ -103,18 +99,17 @@ def _dry_run(state: KubeState, objects: list[kbuild.Resource], decrypting: bool)
         if kbuild.is_encrypted(obj) and not decrypting:
             raise Failure("ReconciliationFailed", f"{obj.get('kind')}/{meta.get('namespace', '')}/{meta.get('name')} is SOPS encrypted, "
                           "configuring decryption is required for this secret to be reconciled")
-        name = str(meta.get("name"))
-        if obj.get("kind") not in PATH_SEGMENT_KINDS and (len(name) > 253 or not _DNS1123.match(name)):
-            raise Failure("ReconciliationFailed", f"{where} dry-run failed (Invalid): {obj.get('kind')} \"{name}\" is invalid: "
-                          f"metadata.name: Invalid value: \"{name}\": {_DNS1123_MSG}\n")
         served = state.resource(str(obj.get("apiVersion")), str(obj.get("kind")))
         namespaced = served.namespaced if served is not None else defined.get((str(obj.get("apiVersion")), str(obj.get("kind"))))
+        refused = state.check(obj, frozenset(namespaces)) if served is not None else invalid_name(str(obj.get("kind")), str(meta.get("name")))
+        if refused is not None and refused.reason == "Invalid":
+            raise Failure("ReconciliationFailed", f"{where} dry-run failed (Invalid): {refused.message}\n")
         if namespaced is None:
             raise Failure("ReconciliationFailed", f"{where} dry-run failed: no matches for kind \"{obj.get('kind')}\" in version \"{obj.get('apiVersion')}\"\n")
         if namespaced and not meta.get("namespace"):
             raise Failure("ReconciliationFailed", f"{where} namespace not specified: the server could not find the requested resource\n")
-        if namespaced and meta["namespace"] not in namespaces and state.read("v1", "Namespace", meta["namespace"]) is None:
-            raise Failure("ReconciliationFailed", f"{where} not found: namespaces \"{meta['namespace']}\" not found\n")
+        if refused is not None:
+            raise Failure("ReconciliationFailed", f"{where} not found: {refused.message}\n")
 
 
 def healthy(obj: dict[str, Any] | None) -> bool:

@@ -196,6 +196,7 @@ class GitForge:
             return list(self.keys.get(repo.id, []))
 
     def add_deploy_key(self, repo: Repo, title: str, key: str, read_only: bool, *, gitea: bool) -> tuple[DeployKey, str | None]:
+        """Register a deploy key: (the key, None), or (a placeholder, the 422 message). See `http` for the rules."""
         parts = key.split()
         if len(parts) < 2 or not parts[0].startswith(("ssh-", "ecdsa-", "sk-")):
             return DeployKey(0, title, key, read_only), "key is invalid. It must begin with 'ssh-ed25519', 'ssh-rsa', 'ecdsa-sha2-nistp256', ..."
@@ -203,10 +204,10 @@ class GitForge:
         with self.lock:
             mine = self.keys.setdefault(repo.id, [])
             if gitea:
-                if any(k.key == text for k in mine):
-                    return mine[0], "This key has already been added to this repository"
-                if any(k.title == title for k in mine):
-                    return mine[0], "A key with the same name already exists"
+                if text in self.account_keys:  # an account's own key (PublicKey of another type) first
+                    return DeployKey(0, title, text, read_only), "Key content has been used as non-deploy key"
+                if any(k.key == text or k.title == title for k in mine):
+                    return DeployKey(0, title, text, read_only), "This key has already been added to this repository"
             elif text in self.account_keys or any(k.key == text for ks in self.keys.values() for k in ks):
                 return DeployKey(0, title, text, read_only), "key is already in use"
             created = DeployKey(self.next_id, title, text, read_only)

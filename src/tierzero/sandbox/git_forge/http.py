@@ -5,8 +5,12 @@ the body de-chunked and the headers it needs passed on (git-http-backend(1), git
 `GIT_PROJECT_ROOT` + `PATH_INFO` locate the repository, `GIT_HTTP_EXPORT_ALL` exports it,
 `GIT_PROTOCOL` carries protocol v2, `HTTP_CONTENT_ENCODING` lets it inflate gzip bodies, and
 `REMOTE_USER` (set only after the token checked out) is what enables receive-pack.
-- reads are anonymous (a public repository); a push without credentials gets 401 with
-  `WWW-Authenticate: Basic`, as GitHub answers, so git asks for them; a wrong token is 401 again
+- reads are anonymous: the stand-in's repositories are public ones, which both forges serve
+  without credentials, while a private one asks for them (GitHub docs, "About repositories":
+  public repositories are accessible to everyone; go-gitea/gitea routers/web/repo/githttp.go
+  httpBase: `isPublicPull := repoExist && !repo.IsPrivate && isPull`, auth asked otherwise). Flux
+  reads over SSH with its deploy key, which works for either. A push without credentials gets 401
+  with `WWW-Authenticate: Basic`, as both answer, so git asks for them; a wrong token is 401 again
   (git then says "Authentication failed")
 - an unknown repository is 404
 
@@ -15,8 +19,13 @@ deploy-keys) and Gitea's under /api/v1/repos/{owner}/{repo}/keys (go-gitea/gitea
 routers/api/v1/repo/key.go): list, create (201), delete (204). Both need the token
 (`Authorization: Bearer|token <t>`, else 401). `read_only` omitted means read-write on both.
 A key already in use: GitHub 422 "key is already in use" (anywhere on GitHub; widely relied
-on, not in its docs); Gitea 422 "This key has already been added to this repository" (same
-repository only), and a title taken 422 "A key with the same name already exists".
+on, not in its docs). Gitea (go-gitea/gitea main 2025: routers/api/v1/repo/key.go
+HandleAddKeyError, models/asymkey/ssh_key_deploy.go AddDeployKey/checkDeployKey): a key that is
+an account's own SSH key 422 "Key content has been used as non-deploy key"; the same key or the
+same title on the same repository 422 "This key has already been added to this repository"
+(one query, `repo_id=? AND (key_id=? OR name=?)`); a deploy key of another repository may be
+added again (deploy keys share one public key). Gitea's error body is {"message", "url"}
+(services/context/api.go APIError), the url its API docs.
 """
 
 from __future__ import annotations
@@ -111,7 +120,8 @@ class _Handler(BaseHTTPRequestHandler):
             created, error = host.forge.add_deploy_key(repo, str(doc.get("title") or ""), str(doc.get("key") or ""),
                                                        bool(doc.get("read_only", False)), gitea=gitea)
             if error:
-                return self._json(422, {"message": error} if gitea else {"message": "Validation Failed", "errors": [{"message": error}]})
+                return self._json(422, {"message": error, "url": f"https://{self.headers.get('Host', '127.0.0.1')}/api/swagger"} if gitea
+                                  else {"message": "Validation Failed", "errors": [{"message": error}]})
             return self._json(201, host.forge.key_document(repo, created, gitea))
         return self._json(405, {"message": "Method Not Allowed"})
 

@@ -139,6 +139,10 @@ def start_pve_hosts(
         if boot is not None:
             as_cloud_instance(host, image_user=boot.image_user, hostname_label=boot.hostname_label, key=key,
                               codename=boot.codename, arch=boot.arch)
+            # PRE-SEEDED hardware, and why 90%: the shape's memory is the instance's (OCI shape_config);
+            # what a freshly booted, idle Debian cloud instance has available is not documented by
+            # OCI or Debian, so this is an assumption: kernel and base services take well under a
+            # tenth of a multi-GB instance. The product only compares it with what the spec asks.
             host.memory_total, host.memory_available = boot.memory_total, boot.memory_total * 9 // 10
     handle = PveHosts(hosts, key, pve=pve, host_key=host_key)
     handle.repositories = {r.uri: r for r in repositories}
@@ -183,6 +187,23 @@ def port_repositories(spec: Any) -> list[AptRepository]:
     port = spec.proxmox.install
     key = b"-----BEGIN PGP PUBLIC KEY BLOCK-----\nsandbox stand-in for the PXVIRT signing key\n-----END PGP PUBLIC KEY BLOCK-----\n"
     return [AptRepository(port.repository.rstrip("/"), port.key_url, key, ("bookworm", "trixie"), PROXMOX_PACKAGES)]
+
+
+def tailscale_repository() -> AptRepository:
+    """Tailscale's stable Debian repository as the hosts reach it (a stand-in with its own key):
+    pkgs.tailscale.com/stable/debian, one `<codename>.noarmor.gpg` key per release, packages
+    `tailscale` and `tailscale-archive-keyring` (Tailscale docs, "Install Tailscale on Debian
+    Trixie"; tailscale/tailscale scripts/installer.sh). Hosts here run trixie."""
+    from tierzero.phases.pve_repos import TAILSCALE_URI
+
+    key = b"-----BEGIN PGP PUBLIC KEY BLOCK-----\nsandbox stand-in for the Tailscale repository key\n-----END PGP PUBLIC KEY BLOCK-----\n"
+    return AptRepository(TAILSCALE_URI, f"{TAILSCALE_URI}/trixie.noarmor.gpg", key, ("bookworm", "trixie"),
+                         frozenset({"tailscale", "tailscale-archive-keyring"}))
+
+
+def host_repositories(spec: Any) -> list[AptRepository]:
+    """Every repository outside Debian and Proxmox the hosts reach: the port's and Tailscale's."""
+    return [*port_repositories(spec), tailscale_repository()]
 
 
 def hosts_for_spec(spec: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -230,7 +251,7 @@ def _start(box: SandboxContext) -> Stop:
     nodes, witnesses = hosts_for_spec(box.spec)
     world = box.world.file(DOCUMENT) if box.world is not None else None
     hosts = box.put(HOSTS, start_pve_hosts(nodes, ws.ssh_public_key, witnesses=witnesses, public=public_addresses(box.spec),
-                                           cloud=cloud_boots(box.spec), repositories=port_repositories(box.spec),
+                                           cloud=cloud_boots(box.spec), repositories=host_repositories(box.spec),
                                            kvm=box.options.pve_kvm,
                                            host_key=key_file, world=world))
     box.connections.ssh_key = box.connections.ssh_key or ws.ssh_key

@@ -5,12 +5,18 @@ entry. Source: proxmox/pve-installer 9.1.0 Proxmox/Install.pm line 1561.
 - `pveum user token add` makes a privilege-separated token unless `--privsep 0`; a duplicate is
   `Token already exists.`; the secret is shown once. Source: proxmox/pve-access-control 9.0.4
   src/PVE/API2/User.pm generate_token 752-830 (privsep default 1 at line 813).
+- every `pveum user token` command for a user user.cfg does not hold (a fresh install holds only
+  root@pam) fails `no such user ('<user>')`. Source: pve-access-control 9.1.1 (5ccd07d)
+  src/PVE/API2/User.pm 714, 800 (check_user_exist), src/PVE/AccessControl.pm 670-680.
 - `pveum role add` refuses an existing role (`role '<r>' already exists`) and an unknown privilege
   (`invalid privilege '<p>'`); `role modify` replaces the privileges unless `--append`; a built-in
   role can be neither modified nor deleted (`auto-generated role '<r>' cannot be modified` /
   `deleted`). Source: pve-access-control 9.0.4 src/PVE/API2/Role.pm 97-160, 145, 222-223,
   src/PVE/AccessControl.pm 1222-1228.
-- `pveum acl modify PATH --tokens T --roles R` needs an existing role (`role '<r>' does not
+- `pveum acl modify PATH --tokens T --roles R`: `--roles` is required (PUT /access/acl, `roles`
+  not optional: shared/oracles/pve/apidata.json; ACL.pm 9.1.1 139-143), else the schema check
+  fails `400 Parameter verification failed.` / `roles: property is missing and it is not
+  optional` (pve-common src/PVE/JSONSchema.pm check_prop); it needs an existing role (`role '<r>' does not
   exist`) and token (`no such token '<t>' for user '<u>'`); ACL entries of a removed token are
   dropped. Source: pve-access-control 9.0.4 src/PVE/API2/ACL.pm 155-251,
   src/PVE/AccessControl.pm check_token_exist 698-709 and parse_user_config line 1540.
@@ -56,10 +62,12 @@ class PveumCommands:
 
     def _pveum_token(self, verb: str, user: str, rest: list[str]) -> tuple[int, str, str]:
         c = self.cluster
-        if verb == "list":
+        if verb == "list" and user in c.users:
             rows = [{"tokenid": t.split("!", 1)[1], "privsep": c.token_privsep.get(t, 1), "expire": 0}
                     for t in sorted(c.tokens) if t.startswith(user + "!")]
             return 0, json.dumps(rows) + "\n", ""
+        if user not in c.users:
+            return 255, "", f"no such user ('{user}')\n"
         if not rest:
             return 255, "", "400 not enough arguments\n"
         tokenid = f"{user}!{rest[0]}"
@@ -140,6 +148,8 @@ class PveumCommands:
         path = rest[1]
         roles, tokens = _privs(_opt(rest, "--roles")), _privs(_opt(rest, "--tokens"))
         propagate = int(_opt(rest, "--propagate", "1") or 1)
+        if _opt(rest, "--roles") is None:
+            return 255, "", "400 Parameter verification failed.\nroles: property is missing and it is not optional\n"
         if not tokens:
             return 255, "", "400 Parameter verification failed.\ntokens: either 'users', 'groups' or 'tokens' is required.\n"
         if not path.startswith("/"):

@@ -77,12 +77,17 @@ def etc_hosts_from_cloud_init(host: HostState) -> bytes:
             "::1 localhost ip6-localhost ip6-loopback\nff02::1 ip6-allnodes\nff02::2 ip6-allrouters\n").encode()
 
 
-def boot_cloud_image(host: HostState) -> None:
-    """What a boot does: a new boot id, the newest installed kernel, cloud-init's per-boot modules."""
+def boot(host: HostState) -> None:
+    """What a boot does: a new boot id, the newest installed kernel, and on a cloud image (only
+    there: `image_user` set) cloud-init's per-boot modules. A host the Proxmox VE installer made
+    has no cloud-init (pve-installer 9.1.0 installs no cloud-init package), so its hostname and
+    /etc/hosts stay as they were written."""
     host.boot_id = str(uuid.uuid4())
     host.rebooting = False
     if host.installed_kernel:
         host.kernel = host.installed_kernel
+    if not host.image_user:
+        return
     config = b"".join(v for k, v in sorted(host.files.items()) if k.startswith("/etc/cloud/cloud.cfg.d/"))
     if host.hostname_label and not re.search(rb"^preserve_hostname:\s*true\s*$", config, re.M):
         host.hostname = host.hostname_label
@@ -210,7 +215,11 @@ class CloudImageCommands:
         return 0, repo.key.decode(errors="replace"), ""
 
     def _cmd_ip(self, host: HostState, a: list[str], _: str) -> tuple[int, str, str]:
-        """`ip -o route show default`: OCI's VCN gateway is the subnet's first host (.1), the NIC enp0s6 (A1)."""
+        """`ip -o route show default`: via the subnet's first host address, which OCI reserves for the
+        subnet's default gateway (OCI Networking docs, "IP Addresses Reserved for Use by Oracle": the
+        first two addresses and the last one of each subnet), learned by DHCP (OCI docs "DHCP Options").
+        The NIC name `enp0s6` is the predictable name of the A1 shape's virtio NIC as seen on instances,
+        not from a document: tierzero reads the name from this answer and assumes none."""
         if "route" in a:
             gateway = ".".join(host.address.split(".")[:3] + ["1"])
             return 0, f"default via {gateway} dev enp0s6 proto dhcp src {host.address} metric 100\n", ""
@@ -247,10 +256,14 @@ class CloudImageCommands:
                     out.append((uri.rstrip("/"), suite, fields.get("Signed-By", "")))
         return out
 
-    def _apt_update(self, host: HostState) -> tuple[int, str, str]:
+    def _apt_update(self, host: HostState, *, only_known: bool = False) -> tuple[int, str, str]:
+        """`apt-get update` over the deb822 sources; `only_known`: sources of repositories the
+        sandbox does not play (Debian's, Proxmox's on an installed host) are taken as reachable."""
         out, err, indexed = "", "", []
         for n, (uri, suite, signed_by) in enumerate(self._apt_sources(host), 1):
             repo = self.repositories.get(uri)
+            if repo is None and only_known:
+                continue
             if repo is None or suite not in repo.suites:
                 err += f"E: The repository '{uri} {suite} Release' does not have a Release file.\n"
                 continue
@@ -265,13 +278,19 @@ class CloudImageCommands:
         host.apt_indexed = sorted(indexed)
         return 0, out + "Reading package lists... Done\n", ""
 
+    def unlocatable(self, host: HostState, packages: list[str]) -> str | None:
+        """The first package only a repository outside Debian has (the port's, Tailscale's) that
+        no fetched index lists: apt's `Unable to locate package`."""
+        outside = PROXMOX_PACKAGES.union(*(r.packages for r in self.repositories.values()))
+        available = set().union(*(r.packages for uri, r in self.repositories.items() if uri in host.apt_indexed))
+        return next((p for p in packages if p in outside and p not in available), None)
+
     def _apt_install(self, host: HostState, packages: list[str]) -> tuple[int, str, str]:
         if host.dpkg_interrupted:
             return 100, "", "E: dpkg was interrupted, you must manually run 'sudo dpkg --configure -a' to correct the problem.\n"
-        available = set().union(*(r.packages for uri, r in self.repositories.items() if uri in host.apt_indexed))
-        for pkg in packages:
-            if pkg in PROXMOX_PACKAGES and pkg not in available:
-                return 100, "Reading package lists...\n", f"E: Unable to locate package {pkg}\n"
+        missing = self.unlocatable(host, packages)
+        if missing is not None:
+            return 100, "Reading package lists...\n", f"E: Unable to locate package {missing}\n"
         if PROXMOX_PACKAGES & set(packages):
             address = self._resolve(host, host.hostname)
             if address is None or address.startswith("127."):

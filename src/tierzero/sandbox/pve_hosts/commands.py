@@ -127,6 +127,8 @@ class ClusterState:
     token_privsep: dict[str, int] = field(default_factory=dict)  # token -> privsep (pveum's default: 1)
     roles: dict[str, list[str]] = field(default_factory=dict)  # custom roles -> privileges
     acl: list[dict[str, Any]] = field(default_factory=list)  # {path, type, ugid, roleid, propagate}
+    # user.cfg's users: the installer writes root@pam only (pve-installer 9.1.0 Proxmox/Install.pm, user.cfg)
+    users: list[str] = field(default_factory=lambda: ["root@pam"])
     ceph: CephState = field(default_factory=CephState)
 
 

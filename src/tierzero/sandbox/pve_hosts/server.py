@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from tierzero.adapters.connections import Connections, Endpoint
 from tierzero.sandbox.pve_hosts.access import PveumCommands
-from tierzero.sandbox.pve_hosts.cloud_image import PVE_COMMANDS, AptRepository, CloudImageCommands, boot_cloud_image, refusal
+from tierzero.sandbox.pve_hosts.cloud_image import PVE_COMMANDS, AptRepository, CloudImageCommands, boot, refusal
 from tierzero.sandbox.pve_hosts.guest_commands import GuestCommands
 from tierzero.sandbox.pve_hosts.commands import CephState, ClusterState, HostState, PveCommands, failing_repositories
 
@@ -107,7 +107,7 @@ class PveHosts(CloudImageCommands, PveumCommands, GuestCommands, PveCommands):
         self._thread.start()
         for host in self.hosts.values():
             if host.rebooting:  # the machine went on booting while nobody watched (a killed sandbox)
-                boot_cloud_image(host)
+                boot(host)
         self.save_world()
         for name, host in self.hosts.items():
             if not host.offline:  # a host saved offline stays unreachable until set_offline(name, False)
@@ -195,8 +195,8 @@ class PveHosts(CloudImageCommands, PveumCommands, GuestCommands, PveCommands):
             hook(name)
 
     def reboot(self, name: str) -> None:
-        """`systemctl reboot`: the sessions drop a moment later, the host boots (cloud-init's per-boot
-        modules run, the newest kernel runs) and listens again on the same port."""
+        """`systemctl reboot`: the sessions drop a moment later, the host boots (`cloud_image.boot`:
+        the newest kernel runs; cloud-init's per-boot modules on a cloud image) and listens again on the same port."""
 
         async def cycle() -> None:
             await asyncio.sleep(0.05)  # the command's own answer leaves first
@@ -206,7 +206,7 @@ class PveHosts(CloudImageCommands, PveumCommands, GuestCommands, PveCommands):
                 self.fault("reboot", name)
             await asyncio.sleep(self.reboot_seconds)
             with self.lock:
-                boot_cloud_image(self.hosts[name])
+                boot(self.hosts[name])
                 self.save_world()
             await self._listen(name)
 
@@ -474,8 +474,9 @@ class PveHosts(CloudImageCommands, PveumCommands, GuestCommands, PveCommands):
     def _cmd_apt_get(self, host: HostState, a: list[str], _: str) -> tuple[int, str, str]:
         """`apt-get update` fails (exit 100) while an enterprise repository is enabled on a host
         without a subscription: 401 Unauthorized (pve-docs pve-package-repos.adoc 113-120). apt's
-        exact lines are not confirmed from apt's source. Installing a Debian package works. A cloud
-        instance has its own package manager model (`cloud_image`)."""
+        exact lines are not confirmed from apt's source. A Debian or Proxmox package installs; one
+        only another repository has (Tailscale's) needs that repository indexed first, as on a cloud
+        instance (`cloud_image`, which also plays a cloud instance's whole package manager)."""
         if host.image_user:
             return self.image_apt_get(host, a)
         if a and a[0] == "update":
@@ -483,8 +484,13 @@ class PveHosts(CloudImageCommands, PveumCommands, GuestCommands, PveCommands):
             if failing:
                 lines = "".join(f"E: Failed to fetch {uri}/dists/trixie/InRelease  401  Unauthorized\n" for uri in failing)
                 return 100, "Reading package lists... Done\n", lines + "E: Some index files failed to download. They have been ignored, or old ones used instead.\n"
+            return self._apt_update(host, only_known=True)
         if a and a[0] == "install":
-            host.packages.update(x for x in a[1:] if not x.startswith("-"))
+            packages = [x for x in a[1:] if not x.startswith("-")]
+            missing = self.unlocatable(host, packages)
+            if missing is not None:
+                return 100, "Reading package lists...\n", f"E: Unable to locate package {missing}\n"
+            host.packages.update(packages)
         return 0, "Reading package lists... Done\n", ""
 
     def _cmd_pveversion(self, host: HostState, a: list[str], _: str) -> tuple[int, str, str]:
