@@ -132,12 +132,14 @@ def tfvars_for(
     limits: Limits | None = None,
     placed: Mapping[str, str] | None = None,
     images: Mapping[str, str] | None = None,
+    host_image: str | None = None,
 ) -> dict[str, Any]:
     """Variables of the `oci` (and `oci_twin`) module. `ssh_public_key` overrides reading the key
     file named in the spec, relative to `base_dir` (the spec's directory). With `limits` (see
     `tierzero.freetier.limits.limits_on`) the module checks against them instead of its defaults.
     `placed` maps instances that exist to the AD they run in: an instance the spec does not pin
-    stays there (capacity hunting may have moved it; going back would replace it)."""
+    stays there (capacity hunting may have moved it; going back would replace it). `host_image`: the
+    Proxmox VE hosts' image OCID (the deploy's `cloud/host-image` step; else cloud.oci.host_image.image_ocid)."""
     oci = _oci(platform)
     first_ad = oci.availability_domains[0]
     placed = placed or {}
@@ -182,6 +184,7 @@ def tfvars_for(
         "budget_alert_threshold_percent": oci.budget.alert_threshold_percent,
         "freeform_tags": {"tierzero-platform": platform.metadata.name},
         "talos_nodes": talos_nodes(platform, images),
+        "a1_image_ocid": host_image or oci.host_image.image_ocid,
         "talos_instance_principals": any(
             c.on_instances and c.addons.oci_ccm is not None and c.addons.oci_ccm.enabled and c.addons.oci_ccm.use_instance_principals
             for c in platform.clusters),
