@@ -16,8 +16,8 @@ from spec_builder import write_project
 
 from tierzero.engine.runner import Runner, StepFailed
 from tierzero.engine.state import StateStore
-from tierzero.phases.host_image import STEP, host_image_changes, host_image_steps
-from tierzero.render.debian_image import debian_image, parse_sha512sums
+from tierzero.phases.host_image import STEP, host_image_steps
+from tierzero.render.debian_image import debian_image, host_image_changes, parse_sha512sums
 from tierzero.sandbox import debian_cloud, harness, oci
 from tierzero.spec import load_spec
 from tierzero.workspace.layout import Workspace

@@ -118,22 +118,3 @@ def host_image_steps(spec: Platform) -> list[Step]:
         return []
     return [Step(STEP, "cloud", "Debian arm64 image for the Proxmox VE hosts (download, verify, Object Storage, import)",
                  _run, inputs=_inputs, real_only=True)]
-
-
-def host_image_changes(spec: Platform) -> list[str]:
-    """What deploy does about the hosts' image, in words (`tierzero plan`)."""
-    if not wanted(spec):
-        return []
-    oci = spec.oci
-    assert oci is not None
-    if oci.host_image.image_ocid:
-        return [f"Proxmox VE hosts: boot your image {oci.host_image.image_ocid} (nothing is downloaded, uploaded or imported)"]
-    from tierzero.render.debian_image import debian_image
-
-    image = debian_image(spec.proxmox.install.suite, oci.host_image.variant, oci.host_image.mirror)
-    check = (f"its SHA512SUMS.sign checked with gpgv against {oci.host_image.keyring}" if oci.host_image.keyring
-             else "the SHA512SUMS signature is NOT checked (give cloud.oci.host_image.keyring to check it)")
-    return [f"Proxmox VE hosts: an image named {image.custom_image_name} is reused when the compartment has one; else the Limits "
-            "API is asked first (custom-image-count must be above 0: it is 0 on Always-Free-only accounts)",
-            f"Proxmox VE hosts: {image.describe()}; checked against SHA512SUMS, {check}",
-            f"Proxmox VE hosts: uploaded to bucket {oci.image_bucket} (an interrupted upload resumes), imported, then the object deleted"]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from tierzero.render.oci_image import A1_SHAPE
 
@@ -99,3 +99,19 @@ def parse_sha512sums(text: str) -> dict[str, str]:
         if found:
             sums[found.group(2)] = found.group(1)
     return sums
+
+
+def host_image_changes(spec: Any) -> list[str]:
+    """What deploy does about the hosts' image, in words (`tierzero plan`)."""
+    oci = spec.oci
+    if oci is None or not spec.has_proxmox or not any(n.instance for n in spec.proxmox.nodes):
+        return []
+    if oci.host_image.image_ocid:
+        return [f"Proxmox VE hosts: boot your image {oci.host_image.image_ocid} (nothing is downloaded, uploaded or imported)"]
+    image = debian_image(spec.proxmox.install.suite, oci.host_image.variant, oci.host_image.mirror)
+    check = (f"its SHA512SUMS.sign checked with gpgv against {oci.host_image.keyring}" if oci.host_image.keyring
+             else "the SHA512SUMS signature is NOT checked (give cloud.oci.host_image.keyring to check it)")
+    return [f"Proxmox VE hosts: an image named {image.custom_image_name} is reused when the compartment has one; else the Limits "
+            "API is asked first (custom-image-count must be above 0: it is 0 on Always-Free-only accounts)",
+            f"Proxmox VE hosts: {image.describe()}; checked against SHA512SUMS, {check}",
+            f"Proxmox VE hosts: uploaded to bucket {oci.image_bucket} (an interrupted upload resumes), imported, then the object deleted"]

@@ -86,6 +86,26 @@ resource "terraform_data" "a1" {
     command     = local.a1_check
     environment = merge(local.oci_answers, { AD = each.value.availability_domain })
   }
+
+  # A Proxmox VE host boots the image tierzero imported (a1_image_ocid): LaunchInstance goes to the sandbox's OCI,
+  # which refuses an image that is not AVAILABLE or lacks the shape, as OCI does. No image given: the real module
+  # looks a platform image up instead, which the twin has none of.
+  provisioner "local-exec" {
+    command = var.a1_image_ocid == null ? "exit 0" : local.launch
+    environment = {
+      LAUNCH = jsonencode({
+        displayName        = each.key
+        compartmentId      = local.compartment_id
+        availabilityDomain = each.value.availability_domain
+        shape              = "VM.Standard.A1.Flex"
+        shapeConfig        = { ocpus = each.value.ocpus, memoryInGBs = each.value.memory_gb }
+        sourceDetails      = { sourceType = "image", imageId = coalesce(var.a1_image_ocid, "none"), bootVolumeSizeInGBs = each.value.boot_volume_gb }
+        createVnicDetails  = { subnetId = terraform_data.subnet.output.id, hostnameLabel = each.key, assignPublicIp = !contains(local.reserved_instances, each.key) }
+        instanceOptions    = { areLegacyImdsEndpointsDisabled = true }
+        launchOptions      = { networkType = "PARAVIRTUALIZED" }
+      })
+    }
+  }
 }
 
 resource "terraform_data" "micro" {
