@@ -164,3 +164,19 @@ def test_the_hosts_boot_the_debian_image_the_images_step_imported(deployed: tupl
     assert {n: i["imageId"] for n, i in storage.launched.items()} == {"a1-1": image["image_id"], "a1-2": image["image_id"]}
     started = list(runner.state.records())
     assert started.index("cloud/host-image") < started.index("cloud/oci") < started.index("hypervisors/prepare/pve1")
+
+
+@pytest.mark.slow
+def test_the_vcn_routes_the_vm_network_through_the_first_host(deployed: tuple[Session, Runner]) -> None:
+    """The bastion reached the VMs because the cloud layer routed their network (route rule to a1-1's private IP,
+    its VNIC skipping the source/destination check, the ports admitted): the VCN lost nothing on the way."""
+    from tierzero.sandbox import oci
+
+    session, runner = deployed
+    box = session.sandbox.context
+    st = box[oci.SERVER].state
+    assert st.vcn_route("10.10.0.11", 50000) is None and st.vcn_route("10.10.0.11", 22) is not None
+    assert box[bastion.SERVER].lost == []
+    cloud = runner.state.get("cloud/oci").outputs
+    (route,) = [i["value"] for i in st._stack() if i["name"] == "vm_route"]
+    assert route["target_private_ip"] == cloud["instances"]["a1-1"]["private_ip"] and route["ports"] == [6443, 8080, 50000]

@@ -14,6 +14,9 @@ Rules, each with its source:
   connect(2) error (OpenSSH 9.2 channels.c `connect_next`/`channel_connect_ctx_free`).
 - The bastion plays no network of its own: where a permitted address:port is served in the
   sandbox is the `network` callable's answer (the stand-in playing that address on loopback).
+- What the VCN does not deliver (`route`: the sandbox's OCI, `OciState.vcn_route`: no route rule to
+  the VM network, a target VNIC that checks source/destination, a port the security list does not
+  admit) fails as an unanswered connect does: SSH2_OPEN_CONNECT_FAILED, "Connection timed out".
 """
 
 from __future__ import annotations
@@ -55,8 +58,10 @@ class BastionServer:
     port: int = 0
     channels: list[Channel] = field(default_factory=list)
     host_key: asyncssh.SSHKey | None = None
+    route: Callable[[str, int], "str | None"] = lambda host, port: None  # None: the VCN delivers it, else why not
 
     def __post_init__(self) -> None:
+        self.lost: list[str] = []  # why each packet the VCN did not deliver was lost
         self.networks = [ipaddress.ip_network(c, strict=False) for c in self.permit]
         self._key = self.authorized_key.split()[1]
         self._host_key = self.host_key or asyncssh.generate_private_key("ssh-ed25519")
@@ -143,6 +148,11 @@ class _Login(asyncssh.SSHServer):
         if not bastion.permitted(dest_host):
             bastion._record(dest_host, dest_port, False)
             raise asyncssh.ChannelOpenError(asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED, "open failed")
+        lost = bastion.route(dest_host, dest_port)
+        if lost is not None:
+            bastion._record(dest_host, dest_port, False)
+            bastion.lost.append(lost)
+            raise asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED, "Connection timed out")
         played = bastion.network(dest_host, dest_port)
         if played is None or self.conn is None:
             bastion._record(dest_host, dest_port, False)
@@ -217,8 +227,12 @@ def _start(box: SandboxContext) -> Stop:
     permit = [str(spec.oci.network.vcn_cidr)] + ([str(spec.proxmox.network)] if spec.has_proxmox else [])
     # The SSH hosts' key: the workspace known_hosts must stay valid whichever stand-in a port served before.
     key_file = box.host_key_file("pve_hosts")
+    from tierzero.sandbox import oci
+
+    api = box.get(oci.SERVER)  # the VCN as the cloud layer built it: what reaches the VM network
+    route = api.state.vcn_route if api is not None else (lambda host, port: None)
     server = box.put(SERVER, BastionServer(permit, network, box.workspace.ssh_public_key.read_text(),
-                                           host_key=asyncssh.read_private_key(str(key_file))).start())
+                                           host_key=asyncssh.read_private_key(str(key_file)), route=route).start())
     endpoint = Endpoint("127.0.0.1", server.port, scheme="ssh", verify=False, extra={"user": server.user, "role": BASTION})
     conns.add(BASTION, micro.name, endpoint)
     previous = conns.route
