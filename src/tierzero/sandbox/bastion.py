@@ -230,9 +230,9 @@ def _start(box: SandboxContext) -> Stop:
     from tierzero.sandbox import oci
 
     api = box.get(oci.SERVER)  # the VCN as the cloud layer built it: what reaches the VM network
-    route = api.state.vcn_route if api is not None else (lambda host, port: None)
+    delivered: Callable[[str, int], str | None] = api.state.vcn_route if api is not None else (lambda host, port: None)
     server = box.put(SERVER, BastionServer(permit, network, box.workspace.ssh_public_key.read_text(),
-                                           host_key=asyncssh.read_private_key(str(key_file)), route=route).start())
+                                           host_key=asyncssh.read_private_key(str(key_file)), route=delivered).start())
     endpoint = Endpoint("127.0.0.1", server.port, scheme="ssh", verify=False, extra={"user": server.user, "role": BASTION})
     conns.add(BASTION, micro.name, endpoint)
     previous = conns.route
