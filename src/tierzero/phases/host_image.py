@@ -78,7 +78,9 @@ def _fetch_and_import(ctx: StepContext, inputs: HostImageInputs) -> dict[str, An
     api = Oci.connect(ctx.connections, ctx.spec)
     images = CustomImages(api)
     found = images.find(inputs.compartment, name)
-    if found is not None:
+    if found is not None:  # a run killed between the import and the clean-up leaves the object: remove it now
+        ObjectStore(api).delete(inputs.bucket, f"{name}.qcow2")
+        (ctx.workspace.root / "images" / f"{name}.qcow2").unlink(missing_ok=True)
         return {"image_id": found.id, "name": name, "imported": False}
     images.require_room(inputs.tenancy, what=f"the Debian image for the Proxmox VE hosts ({name})", hint=NO_ROOM_HINT)
     source = DebianImages(images_base(ctx.connections, inputs.mirror))

@@ -316,11 +316,11 @@ variable "vm_network" {
   })
   default = null
   validation {
-    condition     = var.vm_network == null || can(cidrhost(var.vm_network.cidr, 0))
+    condition     = var.vm_network == null ? true : can(cidrhost(var.vm_network.cidr, 0))
     error_message = "vm_network.cidr must be a CIDR block."
   }
   validation {
-    condition     = var.vm_network == null || alltrue([for p in var.vm_network.ports : p >= 1 && p <= 65535 && floor(p) == p])
+    condition     = var.vm_network == null ? true : alltrue([for p in var.vm_network.ports : p >= 1 && p <= 65535 && floor(p) == p])
     error_message = "vm_network.ports are TCP ports (1-65535)."
   }
 }
