@@ -145,3 +145,38 @@ def test_every_private_address_is_reached_only_through_the_bastion(deployed: tup
     assert len(opened) > before and {h for h, _ in opened} <= {a for a, _ in plays.values()}
     assert {("10.10.0.10", 6443), ("10.10.0.11", 50000), ("10.0.1.10", 8006), ("10.10.0.30", 8080)} <= set(opened), opened
     assert not [c for c in server.channels if not c.opened]  # no forward asked for an address nothing plays
+
+
+@pytest.mark.slow
+def test_the_hosts_boot_the_debian_image_the_images_step_imported(deployed: tuple[Session, Runner]) -> None:
+    """images -> cloud: the host image's OCID is the layer's a1_image_ocid, and each Proxmox host was launched in
+    the sandbox's OCI from it (the stand-in refuses an image without the A1 shape)."""
+    import json
+
+    from tierzero.sandbox import oci
+
+    session, runner = deployed
+    image = runner.state.get("cloud/host-image").outputs
+    tfvars = json.loads((session.workspace.root / "cloud" / "tierzero.auto.tfvars.json").read_text())
+    assert image["imported"] is True and tfvars["a1_image_ocid"] == image["image_id"]
+    storage = session.sandbox.context[oci.SERVER].state.storage
+    assert storage.shapes[image["image_id"]] == ["VM.Standard.A1.Flex"]
+    assert {n: i["imageId"] for n, i in storage.launched.items()} == {"a1-1": image["image_id"], "a1-2": image["image_id"]}
+    started = list(runner.state.records())
+    assert started.index("cloud/host-image") < started.index("cloud/oci") < started.index("hypervisors/prepare/pve1")
+
+
+@pytest.mark.slow
+def test_the_vcn_routes_the_vm_network_through_the_first_host(deployed: tuple[Session, Runner]) -> None:
+    """The bastion reached the VMs because the cloud layer routed their network (route rule to a1-1's private IP,
+    its VNIC skipping the source/destination check, the ports admitted): the VCN lost nothing on the way."""
+    from tierzero.sandbox import oci
+
+    session, runner = deployed
+    box = session.sandbox.context
+    st = box[oci.SERVER].state
+    assert st.vcn_route("10.10.0.11", 50000) is None and st.vcn_route("10.10.0.11", 22) is not None
+    assert box[bastion.SERVER].lost == []
+    cloud = runner.state.get("cloud/oci").outputs
+    (route,) = [i["value"] for i in st._stack() if i["name"] == "vm_route"]
+    assert route["target_private_ip"] == cloud["instances"]["a1-1"]["private_ip"] and route["ports"] == [6443, 8080, 50000]

@@ -13,7 +13,7 @@ import pytest
 from spec_builder import build_spec, spec_data, write_project
 
 from tierzero.freetier.guard import guard_plan
-from tierzero.freetier.spec_check import check_spec
+from tierzero.freetier.spec_check import check_spec, usage_from_spec
 
 TODAY = dt.date(2026, 12, 1)
 THIRD_A1 = {
@@ -120,3 +120,15 @@ def test_the_guard_accepts_the_blueprints_plan_and_refuses_each_excess_with_its_
     boots = guard_plan(_plan(_instance("talos-cp-1", 100), _instance("talos-w-1", 150), _nlb("main")), on=TODAY)
     assert boots.verdict == "refused" and boots.totals.usd_month == pytest.approx(1.275)
     assert any("over the 200 GB free by 50 GB: $1.28/month" in r for r in boots.reasons)
+
+
+def test_the_proxmox_hosts_debian_image_is_a_custom_image_an_always_free_only_tenancy_cannot_hold():
+    """The hosts' image (cloud/host-image) counts like the Talos one: refused on an Always-Free-only account,
+    naming both fixes; free with an image the tenancy already has; 0.5 GB of Object Storage while it passes through."""
+    refused = check_spec(build_spec("oci-free-tier", {"cloud.oci.account": "always-free"}), TODAY)
+    (finding,) = [v for v in refused.violations if v.code == "custom_images"]
+    assert finding.ids == ("Proxmox VE hosts: Debian trixie arm64 cloud image",)
+    assert "cloud.oci.host_image.image_ocid" in finding.fix and "Pay As You Go" in finding.fix
+    given = build_spec("oci-free-tier", {"cloud.oci.account": "always-free", "cloud.oci.host_image": {"image_ocid": "ocid1.image.oc1..deb"}})
+    assert check_spec(given, TODAY).verdict == "free" and usage_from_spec(given).custom_images == []
+    assert usage_from_spec(build_spec("oci-free-tier")).object_storage_gb == pytest.approx(0.5)

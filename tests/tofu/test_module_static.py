@@ -200,3 +200,33 @@ def test_between_hosts_only_the_cluster_ports_are_open() -> None:
     ceph = {("6", 3300, 3300), ("6", 6789, 6789), ("6", 6800, 7300)}
     assert found == always | ceph
     assert "var.ceph_between_hosts ? [" in str(_locals(OCI)["host_rules"])
+
+
+def test_the_vm_network_has_a_route_rule_to_a_host_that_skips_the_source_dest_check() -> None:
+    """OCI Networking docs, "Using a Private IP as a Route Target": the rule names the private IP's OCID and the
+    target's VNIC skips the source/destination check; the security list admits the VM ports from the subnet only."""
+    found = resources(OCI)
+    vnic = found["oci_core_instance.a1"]["create_vnic_details"][0]
+    assert vnic["skip_source_dest_check"] == "${local.vm_router == each.key}"
+    table = found["oci_core_route_table.vm"]
+    rules = {r["destination"]: r["network_entity_id"] for r in table["route_rules"]}
+    assert rules == {'"0.0.0.0/0"': "${oci_core_internet_gateway.this.id}",
+                     "${var.vm_network.cidr}": "${data.oci_core_private_ips.vm_router[0].private_ips[0].id}"}
+    conditions = [p["condition"] for p in table["lifecycle"][0]["precondition"]]
+    assert "${oci_core_instance.a1[local.vm_router].create_vnic_details[0].skip_source_dest_check == true}" in conditions
+    attach = found["oci_core_route_table_attachment.vm"]
+    assert attach["route_table_id"] == "${oci_core_route_table.vm[0].id}" and attach["subnet_id"] == "${oci_core_subnet.this.id}"
+    assert found["oci_core_subnet.this"]["lifecycle"][0]["ignore_changes"] == ["route_table_id"]
+    dynamic = [body for item in found["oci_core_security_list.this"]["dynamic"] for body in item.values()]
+    (vm,) = [b for b in dynamic if b["for_each"] == "${local.vm_ports}"]
+    assert vm["content"][0]["source"] == "${var.subnet_cidr}" and vm["content"][0]["protocol"] == '"6"'
+
+
+def test_the_vm_network_variable_follows_the_spec() -> None:
+    from spec_builder import build_spec
+
+    from tierzero.render.tofu_vars import vm_network
+
+    assert vm_network(build_spec("oci-free-tier")) == {"cidr": "10.10.0.0/24", "via_instance": "a1-1", "ports": [6443, 8080, 50000]}
+    assert vm_network(build_spec("oci-free-tier", {"services": []}))["ports"] == [6443, 50000]
+    assert vm_network(build_spec("oci-talos")) is None  # Talos on the instances: no VM network behind them

@@ -165,3 +165,25 @@ def test_an_ad_without_a1_is_dropped_and_the_rest_lands_elsewhere(make_runner, t
     assert list(hunter.dropped) == ["a1_instances"] and list(hunter.dropped["a1_instances"]) == ["AD-1"]
     attempts = [e for e in events if isinstance(e, CapacityAttempt)]
     assert "dropping AD-1 for this run" in attempts[0].message
+
+
+def test_the_vm_network_is_routed_through_the_first_host_whose_vnic_skips_the_check(twin) -> None:
+    """Issue 14: the VCN's route rule for the VM network targets the host that carries its gateway, and only a
+    Proxmox host can be that target (the twin mirrors ../oci/network.tf's preconditions)."""
+    path = write_tfvars(platform(), twin.workdir, ssh_public_key=SSH_KEY)
+    variables = json.loads(path.read_text())
+    assert variables["vm_network"] == {"cidr": "10.10.0.0/24", "via_instance": "a1-1", "ports": [6443, 50000]}  # no services here
+    twin.init()
+    twin.plan_guard_apply(accept)
+    state = json.loads((twin.workdir / "terraform.tfstate").read_text())
+    route = next(r for r in state["resources"] if r["name"] == "vm_route")["instances"][0]["attributes"]["output"]["value"]
+    a1 = {i["index_key"]: i["attributes"]["output"]["value"] for r in state["resources"] if r["name"] == "a1" for i in r["instances"]}
+    assert route["destination"] == "10.10.0.0/24" and route["target_instance"] == "a1-1"
+    assert route["target_private_ip"] == a1["a1-1"]["private_ip"] and route["target_skips_source_dest_check"] is True
+    assert a1["a1-2"]["skip_source_dest_check"] is False  # only the routing host forwards for others
+
+    variables["vm_network"]["via_instance"] = "bastion"  # not a Proxmox host: no route target
+    write_json(path, variables)
+    with pytest.raises(OperationError) as caught:
+        twin.plan_guard_apply(accept)
+    assert "vm_network.via_instance must be an A1 instance that is a Proxmox host" in str(caught.value)

@@ -82,15 +82,16 @@ class CustomImages:
         with translated(f"OCI Limits API {service}/{limit}"):
             return int(client.get_resource_availability(service, limit, compartment_id).data.available or 0)
 
-    def require_room(self, compartment_id: str) -> None:
-        """RefusedError naming the limit and the fix when no custom image can be created: the check that comes
-        before anything is uploaded."""
+    def require_room(self, compartment_id: str, *, what: str = "the Talos image", hint: str = UPGRADE_HINT) -> None:
+        """RefusedError naming the limit and the fix when no custom image can be created (the limit is 0, or the
+        tenancy already holds as many as it allows): the check that comes before anything is downloaded or uploaded."""
         room = self.custom_image_room(compartment_id)
         if room < 1:
             raise RefusedError(
                 f"the tenancy's service limit {CUSTOM_IMAGE_LIMIT[0]}/{CUSTOM_IMAGE_LIMIT[1]} leaves room for {room} more "
-                "custom images (it is 0 on Always-Free-only accounts), so the Talos image cannot be imported; nothing was uploaded",
-                hint=UPGRADE_HINT)
+                f"custom images (it is 0 on Always-Free-only accounts, and used up when the tenancy holds as many as it allows), "
+                f"so {what} cannot be imported; nothing was uploaded",
+                hint=hint)
 
     def find(self, compartment_id: str, display_name: str) -> CustomImage | None:
         """A custom image of that name that is AVAILABLE (or still IMPORTING), newest first."""

@@ -60,10 +60,11 @@ def plan(
     from tierzero.adapters.proxmox_privileges import ROLE_NAME, ROLE_PRIVILEGES
     from tierzero.render.proxmox_hosts import host_changes
 
+    from tierzero.render.debian_image import host_image_changes
     from tierzero.render.oci_talos import oci_talos_changes
 
     hosts = host_changes(loaded.platform, ROLE_NAME, ROLE_PRIVILEGES) if loaded.platform.has_proxmox else []
-    in_oci = oci_talos_changes(loaded.platform)
+    in_oci = host_image_changes(loaded.platform) + oci_talos_changes(loaded.platform)
     if json_out:
         result = {"out": str(target), "files": len(files), "clusters": summaries, "capacity": capacity.as_dict(), "hosts": hosts, "oci": in_oci,
                   "written": report is None or report.ok}

@@ -291,7 +291,8 @@ def _assess_images_and_nlb(usage: Usage, out: Assessment) -> None:
             f"custom-image-count = {free_images}",
             float(len(over)), "custom images", 0.0,
             "upgrade the account to Pay As You Go (Always Free resources stay free) and set cloud.oci.account: "
-            "pay-as-you-go, or give clusters[].image_ocid of a Talos image the tenancy already has",
+            "pay-as-you-go, or give the image the tenancy already has (clusters[].image_ocid for a Talos image, "
+            "cloud.oci.host_image.image_ocid for the Proxmox VE hosts' Debian image)",
             tuple(over)))
 
 

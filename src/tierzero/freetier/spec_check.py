@@ -81,6 +81,10 @@ def usage_from_spec(platform: Platform) -> Usage:
     ]
     talos_clusters = [c for c in platform.clusters if c.on_instances]
     imported = [c for c in talos_clusters if c.image_ocid is None]
+    # the Proxmox VE hosts' Debian image (tierzero.phases.host_image), unless the spec names one the tenancy has
+    hosts_on_instances = platform.has_proxmox and any(n.instance for n in platform.proxmox.nodes)
+    host_image = [f"Proxmox VE hosts: Debian {platform.proxmox.install.suite} arm64 cloud image"] \
+        if hosts_on_instances and oci.host_image.image_ocid is None else []
     return Usage(
         instances=instances,
         volumes=[Volume(v.name, float(v.size_gb)) for v in oci.block_volumes],
@@ -91,9 +95,10 @@ def usage_from_spec(platform: Platform) -> Usage:
         # one network load balancer per cluster on A1 instances: 6443 and 50000 on the same NLB
         network_load_balancers=[f"{c.name}-nlb" for c in talos_clusters],
         # one custom image per cluster on A1 instances that gives no image_ocid (imported from Object Storage)
-        custom_images=[f"{c.name}: Talos {c.talos_version} oracle-{c.arch}" for c in imported],
+        custom_images=[f"{c.name}: Talos {c.talos_version} oracle-{c.arch}" for c in imported] + host_image,
         always_free_only=oci.account == "always-free",
-        object_storage_gb=len(imported) * overheads()["talos_oracle_image_gb"].value,
+        object_storage_gb=len(imported) * overheads()["talos_oracle_image_gb"].value
+        + len(host_image) * overheads()["debian_cloud_image_gb"].value,
     )
 
 

@@ -49,7 +49,10 @@ def _cloud_inputs(ctx: StepContext) -> CloudInputs:
         witness = CloudHost(qdevice.host, qdevice.host, qdevice.ssh_port, qdevice.ssh_user or MICRO_IMAGE_USER)
     images = tuple(sorted((c.name, str(ctx.output(f"cloud/image/{c.name}")["image_id"])) for c in ctx.spec.clusters if c.on_instances))
     configs = tuple(sorted((inst.name, _config_digest(ctx, c.name, n.name)) for c, n, inst in ctx.spec.talos_instances()))
-    return CloudInputs(_oci(ctx.spec), ctx.connections.cloud.layer, hosts, witness, images, configs, _ssh_public_key(ctx))
+    from tierzero.phases.host_image import STEP as HOST_IMAGE, wanted
+
+    host_image = str(ctx.output(HOST_IMAGE)["image_id"]) if wanted(ctx.spec) else None
+    return CloudInputs(_oci(ctx.spec), ctx.connections.cloud.layer, hosts, witness, images, configs, _ssh_public_key(ctx), host_image)
 
 
 def _ssh_public_key(ctx: StepContext) -> str:
@@ -108,6 +111,7 @@ def _apply_sync(ctx: StepContext, inputs: CloudInputs, on_retry: Callable[[Any],
         ctx.spec, _workdir(ctx), twin=layer == "oci_twin", base_dir=ctx.workspace.root.parent, limits=limits_on(),
         ssh_public_key=inputs.ssh_public_key or None,
         resolve_secret=ctx.secrets.resolve, on_event=on_event, env=env or None, images=dict(inputs.images),
+        host_image=inputs.host_image,
         hunt_deadline_seconds=hunt if hunt is not None else inputs.oci.capacity_hunt_minutes * 60.0,
         backoff=cloud_layer.capacity_backoff or DEFAULT_BACKOFF,
     )
@@ -183,6 +187,7 @@ class CloudInputs:
     images: tuple[tuple[str, str], ...] = ()  # (cluster, image OCID) for clusters on A1 instances
     talos_configs: tuple[tuple[str, str], ...] = ()  # (instance, sha256 of its machine config)
     ssh_public_key: str = ""  # the instances' authorized key, read from the file the spec names
+    host_image: str | None = None  # the Proxmox VE hosts' image OCID (step cloud/host-image)
 
 
 async def _apply(ctx: StepContext, inputs: CloudInputs) -> Mapping[str, Any]:
@@ -205,8 +210,9 @@ def steps(spec: Platform) -> list[Step]:
     if spec.oci is None:
         return []
     from tierzero.phases.cloud_image import image_steps
+    from tierzero.phases.host_image import host_image_steps
 
-    images = image_steps(spec)
+    images = host_image_steps(spec) + image_steps(spec)
     return images + [Step("cloud/oci", "cloud", "OCI network, instances and budget (OpenTofu, guarded)", _apply,
                           inputs=_cloud_inputs, needs=tuple(s.id for s in images),
                           destroy=_destroy, real_only=True)]

@@ -113,6 +113,27 @@ def talos_nodes(platform: Platform, images: Mapping[str, str] | None = None) -> 
     return out
 
 
+TALOS_API_PORT, KUBERNETES_API_PORT = 50000, 6443
+
+
+def vm_network(platform: Platform) -> dict[str, Any] | None:
+    """The module's vm_network: the Proxmox VMs' network behind A1 hosts, routed through the first host (it carries
+    the network's gateway, `tierzero.phases.vm_network`), and the TCP ports the bastion's forwards reach there: the
+    Talos API, the Kubernetes API (the VIP) and each service's API. None without Proxmox hosts on instances."""
+    from tierzero.render.proxmox_hosts import vm_network_wanted
+    from tierzero.render.services.infisical import API_PORT
+
+    if not vm_network_wanted(platform):
+        return None
+    px = platform.proxmox
+    via = next(n.instance for n in px.nodes if n.instance)
+    if px.nodes[0].instance is None:
+        raise InputError(f"the VM network's gateway is on the first Proxmox node ({px.nodes[0].name}), which is not a cloud instance",
+                         hint="list a node on a cloud instance first in hypervisors.proxmox.nodes")
+    ports = {TALOS_API_PORT, KUBERNETES_API_PORT} | ({API_PORT} if platform.infisical_services() else set())
+    return {"cidr": str(px.network), "via_instance": via, "ports": sorted(ports)}
+
+
 def talos_user_data_env(configs: Mapping[str, bytes]) -> dict[str, str]:
     """The sensitive talos_user_data variable as an environment variable (instance name -> machine config,
     base64): it never lands in the tfvars file that `plan` renders or the apply writes."""
@@ -130,12 +151,14 @@ def tfvars_for(
     limits: Limits | None = None,
     placed: Mapping[str, str] | None = None,
     images: Mapping[str, str] | None = None,
+    host_image: str | None = None,
 ) -> dict[str, Any]:
     """Variables of the `oci` (and `oci_twin`) module. The key is `ssh_public_key`, else the file
     the spec names, from `files` (`tierzero.spec.LoadedSpec.files`, read beside the spec). With `limits` (see
     `tierzero.freetier.limits.limits_on`) the module checks against them instead of its defaults.
     `placed` maps instances that exist to the AD they run in: an instance the spec does not pin
-    stays there (capacity hunting may have moved it; going back would replace it)."""
+    stays there (capacity hunting may have moved it; going back would replace it). `host_image`: the
+    Proxmox VE hosts' image OCID (the deploy's `cloud/host-image` step; else cloud.oci.host_image.image_ocid)."""
     oci = _oci(platform)
     first_ad = oci.availability_domains[0]
     placed = placed or {}
@@ -180,6 +203,8 @@ def tfvars_for(
         "budget_alert_threshold_percent": oci.budget.alert_threshold_percent,
         "freeform_tags": {"tierzero-platform": platform.metadata.name},
         "talos_nodes": talos_nodes(platform, images),
+        "a1_image_ocid": host_image or oci.host_image.image_ocid,
+        "vm_network": vm_network(platform),
         "talos_instance_principals": any(
             c.on_instances and c.addons.oci_ccm is not None and c.addons.oci_ccm.enabled and c.addons.oci_ccm.use_instance_principals
             for c in platform.clusters),

@@ -18,6 +18,9 @@ Rules, each with its source:
   (OpenSSH 9.6 channels.c `connect_next`/`channel_connect_ctx_free`).
 - The bastion plays no network of its own: where an address:port is served in the sandbox is
   the `network` callable's answer (the stand-in playing that address on loopback).
+- What the VCN does not deliver (`route`: the sandbox's OCI, `OciState.vcn_route`: no route rule to
+  the VM network, a target VNIC that checks source/destination, a port the security list does not
+  admit) fails as an unanswered connect does: SSH2_OPEN_CONNECT_FAILED, "Connection timed out".
 """
 
 from __future__ import annotations
@@ -57,8 +60,10 @@ class BastionServer:
     port: int = 0
     channels: list[Channel] = field(default_factory=list)
     host_key: asyncssh.SSHKey | None = None
+    route: Callable[[str, int], "str | None"] = lambda host, port: None  # None: the VCN delivers it, else why not
 
     def __post_init__(self) -> None:
+        self.lost: list[str] = []  # why each packet the VCN did not deliver was lost
         self._host_key = self.host_key or asyncssh.generate_private_key("ssh-ed25519")
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="bastion", daemon=True)
@@ -138,6 +143,11 @@ class _Login(asyncssh.SSHServer):
 
     def connection_requested(self, dest_host: str, dest_port: int, orig_host: str, orig_port: int) -> Any:
         bastion = self.bastion
+        lost = bastion.route(dest_host, dest_port)
+        if lost is not None:
+            bastion._record(dest_host, dest_port, False)
+            bastion.lost.append(lost)
+            raise asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED, "Connection timed out")
         played = bastion.network(dest_host, dest_port)
         if played is None or self.conn is None:
             bastion._record(dest_host, dest_port, False)
@@ -211,18 +221,21 @@ def _start(box: SandboxContext) -> Stop:
 
     from pathlib import Path
 
-    from tierzero.sandbox.oci import instance_metadata
+    from tierzero.sandbox import oci
 
     stack_state = Path(box.workspace.root) / "cloud" / "terraform.tfstate"  # the cloud layer's (see tierzero.sandbox.oci)
 
     instance = micro.name
 
     def authorized_keys() -> str:
-        return instance_metadata(stack_state, instance).get("ssh_authorized_keys", "")
+        return oci.instance_metadata(stack_state, instance).get("ssh_authorized_keys", "")
 
     # The SSH hosts' key: the workspace known_hosts must stay valid whichever stand-in a port served before.
     key_file = box.host_key_file("pve_hosts")
-    server = box.put(SERVER, BastionServer(network, authorized_keys, host_key=asyncssh.read_private_key(str(key_file))).start())
+    api = box.get(oci.SERVER)  # the VCN as the cloud layer built it: what reaches the VM network
+    delivered: Callable[[str, int], str | None] = api.state.vcn_route if api is not None else (lambda host, port: None)
+    server = box.put(SERVER, BastionServer(network, authorized_keys, host_key=asyncssh.read_private_key(str(key_file)),
+                                           route=delivered).start())
     endpoint = Endpoint("127.0.0.1", server.port, scheme="ssh", verify=False, extra={"user": server.user, "role": BASTION})
     conns.add(BASTION, micro.name, endpoint)
     previous = conns.route

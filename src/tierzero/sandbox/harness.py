@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tierzero.adapters.connections import Connections
-from tierzero.sandbox import bastion, clock, fakepve, flux, git_forge, guests, image_factory, infisical, internet, kubernetes, oci, oci_compute, pve_hosts, talos, tofu_twin
+from tierzero.sandbox import bastion, clock, debian_cloud, fakepve, flux, git_forge, guests, image_factory, infisical, internet, kubernetes, oci, oci_compute, pve_hosts, talos, tofu_twin
 from tierzero.sandbox.context import SandboxContext, SandboxOptions, StandIn, Stop
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 STANDINS: tuple[StandIn, ...] = (
     kubernetes.STANDIN,
     oci.STANDIN,
+    debian_cloud.STANDIN,
     internet.STANDIN,
     git_forge.STANDIN,
     flux.STANDIN,

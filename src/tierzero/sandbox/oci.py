@@ -28,6 +28,7 @@ workspace's `cloud/terraform.tfstate`."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import threading
 from datetime import datetime, timezone
@@ -128,6 +129,32 @@ class OciState:
                                   str(v.get("compartment_id") or self.tenancy), str(v.get("region") or ""),
                                   ocid=str(v.get("ocid")), tags={"tierzero-role": "proxmox-host" if shape == A1_SHAPE else "micro"}))
         return found
+
+    def vcn_route(self, address: str, port: int) -> str | None:
+        """Whether the VCN delivers a TCP packet from the subnet (the bastion) to `address`:`port`: None when it
+        does, else how it is lost. Inside the VCN CIDR: VCN-local routing delivers it. Outside: only a route rule
+        does (the twin's `vm_route`), and then only when the target's VNIC skips the source/destination check (a
+        VNIC that checks drops packets not addressed to it) and the security list admits the port from the
+        subnet. Anything else follows 0.0.0.0/0 to the internet gateway, which drops private destinations, and the
+        connect times out. Sources: OCI Networking docs, "VCN Route Tables" (local routing, a rule per
+        destination), "Using a Private IP as a Route Target" (skip source/destination check), "Security Lists"
+        (stateful ingress rules match source and port). Without an applied cloud layer (no VCN in the twin's
+        state) nothing is judged: tests that start from a later phase play a network that was already built."""
+        ip = ipaddress.ip_address(address)
+        vcns = [item["value"] for item in self._stack() if item["name"] == "vcn"]
+        if not vcns:  # no cloud layer applied: a test that starts from a later phase plays a network already built
+            return None
+        if any(ip in ipaddress.ip_network(str(v.get("cidr")), strict=False) for v in vcns):
+            return None
+        routes = [item["value"] for item in self._stack() if item["name"] == "vm_route"]
+        route = next((r for r in routes if ip in ipaddress.ip_network(str(r.get("destination")), strict=False)), None)
+        if route is None:
+            return f"no route rule for {address}: the internet gateway drops a private destination (connect timed out)"
+        if route.get("target_skips_source_dest_check") is not True:
+            return f"the VNIC of {route.get('target_instance')} checks source/destination and drops packets for {address}"
+        if port not in (route.get("ports") or []):
+            return f"the security list admits no TCP {port} from the subnet (connect timed out)"
+        return None
 
     def all_budgets(self) -> list[dict[str, Any]]:
         found = [{"id": item["value"].get("id"), "compartmentId": self.tenancy, "displayName": str(item["value"].get("id")),

@@ -74,6 +74,24 @@ class S3Backend(Model):
 StateBackend = Annotated[LocalBackend | S3Backend, Field(discriminator="type")]
 
 
+class HostImage(Model):
+    """The image the Proxmox VE hosts on A1 instances boot before the arm64 port is installed. OCI offers no
+    Debian platform image, so deploy imports Debian's own arm64 cloud image (the release follows
+    hypervisors.proxmox.install.version: 12 bookworm for PXVIRT 8, 13 trixie for PXVIRT 9) as a custom image,
+    unless `image_ocid` names one the tenancy already has."""
+
+    image_ocid: str | None = Field(default=None, pattern=r"^ocid1\.image\.", description=(
+        "a Debian 12/13 arm64 image the tenancy already has (nothing is downloaded, uploaded or imported)"))
+    variant: Literal["genericcloud", "generic"] = Field(default="genericcloud", description=(
+        "Debian's cloud image type: genericcloud (no drivers for physical hardware) or generic"))
+    mirror: str = Field(default="https://cloud.debian.org/images/cloud", pattern=r"^https://", description=(
+        "where Debian's cloud images are published (a mirror of cloud.debian.org/images/cloud)"))
+    keyring: KeyPath | None = Field(default=None, description=(
+        "a binary OpenPGP keyring (gpg --export KEY > file) that signs the image directory's SHA512SUMS: when "
+        "given, SHA512SUMS.sign is checked with gpgv before anything is downloaded; without it only the checksum "
+        "(read over HTTPS) is checked, and deploy says so"))
+
+
 class OCI(Model):
     region: str = Field(pattern=r"^[a-z]+-[a-z]+-\d+$", description="an OCI region identifier like eu-frankfurt-1")
     tenancy_ocid: str = Field(pattern=r"^ocid1\.tenancy\.")
@@ -93,6 +111,7 @@ class OCI(Model):
         "free. tierzero checks the real limit (Limits API) before it uploads anything"))
     image_bucket: str = Field(default="tierzero-images", pattern=r"^[A-Za-z0-9_.-]{1,256}$", description=(
         "Object Storage bucket for the Talos images tierzero imports (kept under the 20 GB free)"))
+    host_image: HostImage = Field(default_factory=HostImage, description="the Debian arm64 image the Proxmox VE hosts boot")
     state_backend: StateBackend = Field(default_factory=LocalBackend)
     ssh_public_key: KeyPath = Field(default=".tierzero/id_ed25519.pub", description="public key file installed on every instance")
     capacity_hunt_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60, description=(

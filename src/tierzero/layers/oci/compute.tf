@@ -59,6 +59,10 @@ resource "oci_core_instance" "a1" {
     display_name     = "${var.name_prefix}-${each.key}"
     hostname_label   = each.key
     assign_public_ip = !contains(local.reserved_instances, each.key)
+    # The host that routes the VM network forwards packets neither from nor to its own address: OCI drops them
+    # unless the VNIC skips the source/destination check (Networking docs, "Using a Private IP as a Route Target";
+    # SDK CreateVnicDetails.skip_source_dest_check). An update in place (UpdateVnic), never a new instance.
+    skip_source_dest_check = local.vm_router == each.key
   }
 
   metadata = {

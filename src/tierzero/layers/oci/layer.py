@@ -71,6 +71,7 @@ def apply_cloud_layer(
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
     images: Mapping[str, str] | None = None,
+    host_image: str | None = None,
 ) -> CloudLayerResult:
     runner = prepare_cloud_layer(
         platform, workdir, twin=twin, resolve_secret=resolve_secret, binary=binary,
@@ -79,7 +80,8 @@ def apply_cloud_layer(
     placed = placed_ads(runner.output())
     hunter: CapacityHunter = CapacityHunter(
         runner,
-        variables=tfvars_for(platform, files=read_referenced(platform, base_dir), ssh_public_key=ssh_public_key, limits=limits, placed=placed, images=images),
+        variables=tfvars_for(platform, files=read_referenced(platform, base_dir), ssh_public_key=ssh_public_key, limits=limits, placed=placed,
+                             images=images, host_image=host_image),
         tfvars_path=workdir / TFVARS_FILE,
         ad_candidates=ad_candidates(platform),
         guard=guard or (lambda plan_json: require_free(plan_json, allow_replace=hunter.failed_addresses)),

@@ -6,6 +6,8 @@ locals {
   )
   # SSH, Kubernetes API, Talos API: reachable from admin_cidrs only (never 0.0.0.0/0, see variables.tf).
   admin_ports = [22, 6443, 50000]
+  vm_router   = var.vm_network == null ? null : var.vm_network.via_instance
+  vm_ports    = var.vm_network == null ? [] : var.vm_network.ports
   admin_rules = [for pair in setproduct(var.admin_cidrs, local.admin_ports) : { cidr = pair[0], port = pair[1] }]
   http_ports  = var.allow_http ? [80, 443] : []
   # Ports between Proxmox hosts (pve-docs 9.1.3 pve-firewall.adoc "Ports used by Proxmox VE",
@@ -132,6 +134,21 @@ resource "oci_core_security_list" "this" {
     }
   }
 
+  # The VM network's ports from the subnet (the bastion's forwards): packets to a VM enter the routing host's VNIC
+  # with the VM's address as destination, and a security list matches on source and port only. Nothing with the VM
+  # network as source is needed: the routing host masquerades what the VMs start, and replies are stateful.
+  dynamic "ingress_security_rules" {
+    for_each = local.vm_ports
+    content {
+      source   = var.subnet_cidr
+      protocol = "6"
+      tcp_options {
+        min = ingress_security_rules.value
+        max = ingress_security_rules.value
+      }
+    }
+  }
+
   # Path-MTU discovery ("fragmentation needed") always; echo only when allow_icmp.
   ingress_security_rules {
     source   = "0.0.0.0/0"
@@ -154,6 +171,63 @@ resource "oci_core_security_list" "this" {
   }
 }
 
+# The VM network (hypervisors.proxmox.network) lives behind the hosts; the VCN reaches it through the host that
+# carries its gateway: a route rule with that host's private IP as target (Networking docs, "Using a Private IP as a
+# Route Target": the target's VNIC must skip the source/destination check, compute.tf). A CIDR has one target per
+# route table, and the VM network is one VXLAN segment across the hosts, so one rule to one host reaches every VM:
+# VMs on the other host are one VXLAN hop further. If that host is down, so is the VMs' gateway anyway.
+# The rule lives in its own table (internet + VM network), attached once the host exists: the subnet's own table
+# cannot name a private IP of an instance in that very subnet (the subnet would depend on its instance), so the
+# subnet is created with `this` (internet only, instances boot with egress) and switched by the attachment.
+data "oci_core_vnic_attachments" "vm_router" {
+  count          = local.vm_router == null ? 0 : 1
+  compartment_id = local.compartment_id
+  instance_id    = oci_core_instance.a1[local.vm_router].id
+}
+
+data "oci_core_private_ips" "vm_router" {
+  count   = local.vm_router == null ? 0 : 1
+  vnic_id = data.oci_core_vnic_attachments.vm_router[0].vnic_attachments[0].vnic_id
+}
+
+resource "oci_core_route_table" "vm" {
+  count          = local.vm_router == null ? 0 : 1
+  compartment_id = local.compartment_id
+  vcn_id         = oci_core_vcn.this.id
+  display_name   = "${var.name_prefix}-rt-vm"
+  freeform_tags  = var.freeform_tags
+
+  route_rules {
+    destination       = "0.0.0.0/0"
+    destination_type  = "CIDR_BLOCK"
+    network_entity_id = oci_core_internet_gateway.this.id
+  }
+
+  route_rules {
+    destination       = var.vm_network.cidr
+    destination_type  = "CIDR_BLOCK"
+    network_entity_id = data.oci_core_private_ips.vm_router[0].private_ips[0].id
+    description       = "the Proxmox VMs' network, through ${local.vm_router}"
+  }
+
+  lifecycle {
+    precondition {
+      condition     = contains(keys(oci_core_instance.a1), local.vm_router)
+      error_message = "vm_network.via_instance must be an A1 instance that is a Proxmox host (not a Talos node)."
+    }
+    precondition {
+      condition     = oci_core_instance.a1[local.vm_router].create_vnic_details[0].skip_source_dest_check == true
+      error_message = "The VNIC a private-IP route target sits on must skip the source/destination check."
+    }
+  }
+}
+
+resource "oci_core_route_table_attachment" "vm" {
+  count          = local.vm_router == null ? 0 : 1
+  subnet_id      = oci_core_subnet.this.id
+  route_table_id = oci_core_route_table.vm[0].id
+}
+
 resource "oci_core_subnet" "this" {
   compartment_id             = local.compartment_id
   vcn_id                     = oci_core_vcn.this.id
@@ -164,4 +238,8 @@ resource "oci_core_subnet" "this" {
   security_list_ids          = [oci_core_security_list.this.id]
   prohibit_public_ip_on_vnic = false
   freeform_tags              = var.freeform_tags
+
+  lifecycle {
+    ignore_changes = [route_table_id] # oci_core_route_table_attachment.vm switches it when there is a VM network
+  }
 }

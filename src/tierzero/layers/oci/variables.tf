@@ -300,3 +300,27 @@ variable "limit_network_load_balancers" {
   type        = number
   default     = 1
 }
+
+variable "vm_network" {
+  description = <<-EOT
+    The Proxmox VMs' network behind the A1 hosts (hypervisors.proxmox.network: one VXLAN network across the hosts)
+    and the host that routes it (it carries the network's gateway and NATs it). The VCN gets a route rule sending
+    `cidr` to that host's private IP, whose VNIC skips the source/destination check, and the security list admits
+    `ports` (TCP: the Talos API, the Kubernetes API on the VIP, the services) from the subnet, so the bastion reaches
+    the VMs. null: no VM network on the instances.
+  EOT
+  type = object({
+    cidr         = string
+    via_instance = string
+    ports        = list(number)
+  })
+  default = null
+  validation {
+    condition     = var.vm_network == null ? true : can(cidrhost(var.vm_network.cidr, 0))
+    error_message = "vm_network.cidr must be a CIDR block."
+  }
+  validation {
+    condition     = var.vm_network == null ? true : alltrue([for p in var.vm_network.ports : p >= 1 && p <= 65535 && floor(p) == p])
+    error_message = "vm_network.ports are TCP ports (1-65535)."
+  }
+}

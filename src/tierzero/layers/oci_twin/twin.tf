@@ -6,6 +6,7 @@ locals {
     var.tenancy_ocid
   )
   reserved_instances = toset([for r in values(var.reserved_ips) : r.instance])
+  vm_router          = var.vm_network == null ? null : var.vm_network.via_instance
   # Addresses follow the sorted instance names: stable while the set of instances is.
   instance_index = { for i, n in sort(local.instance_names) : n => i }
 
@@ -78,13 +79,62 @@ resource "terraform_data" "subnet" {
 
 # Like oci_core_instance, a changed availability domain or shape replaces the instance.
 resource "terraform_data" "a1" {
-  for_each         = { for n, i in var.a1_instances : n => i if !contains(keys(var.talos_nodes), n) }
-  input            = merge(local.fake_instance_outputs[each.key], { subnet = terraform_data.subnet.output.id })
+  for_each = { for n, i in var.a1_instances : n => i if !contains(keys(var.talos_nodes), n) }
+  input = merge(local.fake_instance_outputs[each.key], {
+    subnet                 = terraform_data.subnet.output.id
+    skip_source_dest_check = local.vm_router == each.key # as ../oci/compute.tf sets it on the VNIC
+  })
   triggers_replace = [each.value.availability_domain]
 
   provisioner "local-exec" {
     command     = local.a1_check
     environment = merge(local.oci_answers, { AD = each.value.availability_domain })
+  }
+
+  # A Proxmox VE host boots the image tierzero imported (a1_image_ocid): LaunchInstance goes to the sandbox's OCI,
+  # which refuses an image that is not AVAILABLE or lacks the shape, as OCI does. No image given: the real module
+  # looks a platform image up instead, which the twin has none of.
+  provisioner "local-exec" {
+    command = var.a1_image_ocid == null ? "exit 0" : local.launch
+    environment = {
+      LAUNCH = jsonencode({
+        displayName        = each.key
+        compartmentId      = local.compartment_id
+        availabilityDomain = each.value.availability_domain
+        shape              = "VM.Standard.A1.Flex"
+        shapeConfig        = { ocpus = each.value.ocpus, memoryInGBs = each.value.memory_gb }
+        sourceDetails      = { sourceType = "image", imageId = coalesce(var.a1_image_ocid, "none"), bootVolumeSizeInGBs = each.value.boot_volume_gb }
+        createVnicDetails  = { subnetId = terraform_data.subnet.output.id, hostnameLabel = each.key, assignPublicIp = !contains(local.reserved_instances, each.key) }
+        instanceOptions    = { areLegacyImdsEndpointsDisabled = true }
+        launchOptions      = { networkType = "PARAVIRTUALIZED" }
+      })
+    }
+  }
+}
+
+# The VM network's route rule (../oci/network.tf): destination the VM CIDR, target the routing host's private IP,
+# whose VNIC must skip the source/destination check; the ports the security list admits from the subnet. The
+# sandbox's OCI reads it to decide what the bastion reaches (tierzero.sandbox.oci OciState.vcn_route).
+resource "terraform_data" "vm_route" {
+  count = local.vm_router == null ? 0 : 1
+  input = {
+    destination                    = var.vm_network.cidr
+    target_instance                = local.vm_router
+    target_private_ip              = try(terraform_data.a1[local.vm_router].output.private_ip, null)
+    target_skips_source_dest_check = try(terraform_data.a1[local.vm_router].output.skip_source_dest_check, false)
+    ports                          = var.vm_network.ports
+    source                         = var.subnet_cidr
+  }
+
+  lifecycle {
+    precondition {
+      condition     = contains(keys(terraform_data.a1), local.vm_router)
+      error_message = "vm_network.via_instance must be an A1 instance that is a Proxmox host (not a Talos node)."
+    }
+    precondition {
+      condition     = try(terraform_data.a1[local.vm_router].output.skip_source_dest_check, false) == true
+      error_message = "The VNIC a private-IP route target sits on must skip the source/destination check."
+    }
   }
 }
 
