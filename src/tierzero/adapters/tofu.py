@@ -13,7 +13,8 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from tierzero.adapters.tofu_events import (
     parse_line,
     parse_lock_info,
 )
+from tierzero.adapters.tofu_state import StateKey, adopt_sealed, mark_migrated, native_encryption, native_environment, unsealed
 from tierzero.adapters.tofu_workspace import S3StateBackend, write_backend
 from tierzero.errors import OperationError
 
@@ -161,7 +163,10 @@ class TofuRunner:
         plugin_cache_dir: Path | None = None,
         lock_timeout: str = "0s",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        state_key: StateKey | None = None,
     ) -> None:
+        """`state_key`: keep state and saved plans encrypted at rest (OpenTofu's own encryption, else
+        age-sealed local files: see tierzero.adapters.tofu_state). Without it they are written as the tool does."""
         self.workdir = Path(workdir)
         self.binary = binary or find_binary()
         self.on_event = on_event
@@ -170,6 +175,15 @@ class TofuRunner:
         self.plugin_cache_dir = plugin_cache_dir or self.workdir / ".plugin-cache"
         self.lock_timeout = lock_timeout
         self._clock = clock
+        self.state_key = state_key
+        self._unsealed_depth = 0
+        if state_key is not None:
+            self.redactor.add(state_key.passphrase)
+
+    @property
+    def encrypts_natively(self) -> bool:
+        """OpenTofu >= 1.7 with a state key: the tool itself encrypts state and plans."""
+        return self.state_key is not None and native_encryption(self.binary.flavor, self.binary.version)
 
     @property
     def name(self) -> str:
@@ -194,17 +208,19 @@ class TofuRunner:
 
     def plan(self, *, destroy: bool = False, plan_name: str = "plan.out", extra_args: Sequence[str] = ()) -> PlanResult:
         plan_file = self.workdir / plan_name
-        plan_file.unlink(missing_ok=True)
         args = ["plan", "-input=false", "-no-color", "-json", f"-lock-timeout={self.lock_timeout}", f"-out={plan_name}"]
         if destroy:
             args.append("-destroy")
-        run = self._checked("plan", [*args, *extra_args])
-        digest = _sha256(plan_file)
-        shown = self.show(plan_file)
+        with self.plaintext():
+            _discard(plan_file)
+            run = self._checked("plan", [*args, *extra_args])
+            digest = _sha256(plan_file)
+            shown = self.show(plan_file)
         return PlanResult(plan_file, shown, run.change_summary or ChangeCounts(operation="plan"), digest, run)
 
     def show(self, plan_file: Path) -> dict[str, Any]:
-        run = self._checked("show", ["show", "-no-color", "-json", plan_file.name], stream=False)
+        # Not logged: a plan's JSON carries every variable's value, sensitive ones (machine configs) included.
+        run = self._checked("show", ["show", "-no-color", "-json", plan_file.name], stream=False, log_stdout=False)
         shown: dict[str, Any] = json.loads(run.stdout)
         return shown
 
@@ -215,14 +231,22 @@ class TofuRunner:
         return state
 
     def apply(self, plan: PlanResult) -> RunResult:
-        """Apply exactly the saved plan the guard saw; refuses a plan file changed since."""
-        if not plan.plan_file.exists() or _sha256(plan.plan_file) != plan.digest:
-            raise OperationError(
-                f"the saved plan {plan.plan_file} changed after it was checked; refusing to apply it",
-                hint="another run may share this working directory; plan again",
-            )
-        args = ["apply", "-input=false", "-no-color", "-json", f"-lock-timeout={self.lock_timeout}", plan.plan_file.name]
-        return self._checked("apply", args)
+        """Apply exactly the saved plan the guard saw; refuses a plan file changed since. The plan file is
+        removed once applied (it holds the variables' values, and a saved plan applies only once)."""
+        with self.plaintext():
+            if not plan.plan_file.exists() or _sha256(plan.plan_file) != plan.digest:
+                raise OperationError(
+                    f"the saved plan {plan.plan_file} changed after it was checked; refusing to apply it",
+                    hint="another run may share this working directory; plan again",
+                )
+            args = ["apply", "-input=false", "-no-color", "-json", f"-lock-timeout={self.lock_timeout}", plan.plan_file.name]
+            try:
+                result = self._checked("apply", args)
+            finally:
+                _discard(plan.plan_file)
+        if self.encrypts_natively:
+            mark_migrated(self.workdir)
+        return result
 
     def plan_guard_apply(self, guard: Guard, *, destroy: bool = False) -> tuple[PlanResult, RunResult]:
         """Plan, hand the plan to the guard (which raises to refuse), then apply that very plan."""
@@ -241,6 +265,25 @@ class TofuRunner:
 
     # -- plumbing ---------------------------------------------------------------------------
 
+    @contextmanager
+    def plaintext(self) -> Iterator[None]:
+        """State and plans readable by the tool for the duration of the block: a no-op unless the runner
+        seals them itself (Terraform with a state key); nested blocks unseal and seal once."""
+        outermost = self._unsealed_depth == 0 and self.state_key is not None and not self.encrypts_natively
+        if self._unsealed_depth == 0 and self.encrypts_natively:
+            assert self.state_key is not None
+            adopt_sealed(self.workdir, self.state_key)
+        self._unsealed_depth += 1
+        try:
+            if outermost:
+                assert self.state_key is not None
+                with unsealed(self.workdir, self.state_key):
+                    yield
+            else:
+                yield
+        finally:
+            self._unsealed_depth -= 1
+
     def _environment(self) -> dict[str, str]:
         self.plugin_cache_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
@@ -251,10 +294,17 @@ class TofuRunner:
             TF_PLUGIN_CACHE_DIR=str(self.plugin_cache_dir.resolve()),
         )
         env.update(self.env)
+        if self.encrypts_natively:
+            assert self.state_key is not None
+            env.update(native_environment(self.workdir, self.state_key))
         return env
 
     def run(self, command: str, args: Sequence[str], *, stream: bool = True, log_stdout: bool = True) -> RunResult:
         """Run one command; never raises on a non-zero exit (see _checked)."""
+        with self.plaintext():
+            return self._run(command, args, stream=stream, log_stdout=log_stdout)
+
+    def _run(self, command: str, args: Sequence[str], *, stream: bool, log_stdout: bool) -> RunResult:
         argv = [self.binary.path, *args]
         calls.sent("tofu", str(self.workdir), self.redactor.redact(" ".join([self.binary.flavor, *args])))
         events: list[TofuEvent] = []
@@ -346,6 +396,11 @@ def _interrupt(proc: subprocess.Popen[str]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _discard(plan_file: Path) -> None:
+    plan_file.unlink(missing_ok=True)
+    plan_file.with_name(plan_file.name + ".age").unlink(missing_ok=True)
 
 
 def _sha256(path: Path) -> str:

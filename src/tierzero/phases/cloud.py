@@ -26,6 +26,7 @@ from tierzero.errors import OperationError
 
 if TYPE_CHECKING:
     from tierzero.adapters.connections import TofuLayer
+    from tierzero.adapters.tofu_state import StateKey
     from tierzero.spec.models import OCI, Platform
 
 # The default user of the micro instances' platform image (Canonical Ubuntu, the OpenTofu layer's
@@ -75,6 +76,21 @@ def _workdir(ctx: StepContext) -> Any:
     return ctx.workspace.root / "cloud"
 
 
+STATE_PASSPHRASE = "tofu/state-passphrase"
+
+
+def state_key(ctx: StepContext) -> StateKey:
+    """The keys that keep the cloud layer's state and plans encrypted at rest: a passphrase made once and
+    kept in the secret store (OpenTofu's state encryption), and the workspace age key (Terraform: sealed files)."""
+    import secrets
+
+    from tierzero.adapters.tofu_state import StateKey
+    from tierzero.workspace.keys import ensure_age_recipient, load_age_identity
+
+    passphrase = ctx.secrets.get_or_create(STATE_PASSPHRASE, lambda: secrets.token_urlsafe(32))
+    return StateKey(passphrase, load_age_identity(ctx.workspace), ensure_age_recipient(ctx.workspace))
+
+
 def _apply_sync(ctx: StepContext, inputs: CloudInputs, on_retry: Callable[[Any], None]) -> dict[str, Any]:
     from tierzero.adapters.capacity import DEFAULT_BACKOFF, CapacityAttempt
     from tierzero.freetier.limits import limits_on
@@ -98,7 +114,7 @@ def _apply_sync(ctx: StepContext, inputs: CloudInputs, on_retry: Callable[[Any],
         ctx.spec, _workdir(ctx), twin=layer == "oci_twin", base_dir=ctx.workspace.root.parent, limits=limits_on(),
         resolve_secret=ctx.secrets.resolve, on_event=on_event, env=env or None, images=dict(inputs.images),
         hunt_deadline_seconds=hunt if hunt is not None else inputs.oci.capacity_hunt_minutes * 60.0,
-        backoff=cloud_layer.capacity_backoff or DEFAULT_BACKOFF,
+        backoff=cloud_layer.capacity_backoff or DEFAULT_BACKOFF, state_key=state_key(ctx),
     )
     cloud = result.outputs
     endpoints = []
@@ -140,10 +156,12 @@ def _apply_sync(ctx: StepContext, inputs: CloudInputs, on_retry: Callable[[Any],
 def _destroy_sync(ctx: StepContext) -> dict[str, Any]:
     from tierzero.adapters.tofu import TofuRunner
 
+    from tierzero.adapters.tofu_state import has_local_state
+
     workdir = _workdir(ctx)
-    if not (workdir / "terraform.tfstate").exists() and _oci(ctx.spec).state_backend.type == "local":
+    if not has_local_state(workdir) and _oci(ctx.spec).state_backend.type == "local":
         return {"destroyed": False}
-    runner = TofuRunner(workdir)
+    runner = TofuRunner(workdir, state_key=state_key(ctx))
     runner.destroy(lambda plan_json: None)  # the user confirmed the destroy; nothing is created by it
     return {"destroyed": True}
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from tierzero.adapters.backoff import Backoff
 from tierzero.adapters.capacity import DEFAULT_BACKOFF, CapacityHunter
-from tierzero.adapters.tofu import EventSink, Guard, PlanResult, TofuBinary, TofuRunner
+from tierzero.adapters.tofu import EventSink, Guard, PlanResult, TofuBinary, TofuRunner, find_binary
+from tierzero.adapters.tofu_state import StateKey, native_encryption, require_protectable
 from tierzero.adapters.tofu_workspace import TFVARS_FILE, stage_layer
 from tierzero.freetier.guard import require_free
 from tierzero.freetier.limits import Limits
@@ -41,11 +42,20 @@ def prepare_cloud_layer(
     on_event: EventSink | None = None,
     env: Mapping[str, str] | None = None,
     plugin_cache_dir: Path | None = None,
+    state_key: StateKey | None = None,
 ) -> TofuRunner:
-    """Stage the module into workdir and `init` it; returns the runner for further calls."""
-    stage_layer("oci_twin" if twin else "oci", workdir)
+    """Stage the module into workdir and `init` it; returns the runner for further calls.
+
+    With `state_key` the state and saved plans never rest in plaintext (tierzero.adapters.tofu_state);
+    a spec whose state holds Talos machine configs is refused when that cannot be kept (Terraform with a
+    remote backend)."""
+    binary = binary or find_binary()
     backend = state_backend(platform, resolve_secret or _no_secrets)
-    runner = TofuRunner(workdir, binary=binary, on_event=on_event, env=env, plugin_cache_dir=plugin_cache_dir)
+    require_protectable(native=state_key is not None and native_encryption(binary.flavor, binary.version),
+                        remote_backend=backend is not None, holds_secrets=bool(platform.talos_instances()), tool=binary.flavor)
+    stage_layer("oci_twin" if twin else "oci", workdir)
+    runner = TofuRunner(workdir, binary=binary, on_event=on_event, env=env, plugin_cache_dir=plugin_cache_dir, state_key=state_key,
+                        secrets=_sensitive_values(env))
     runner.init(backend=backend)
     return runner
 
@@ -70,10 +80,11 @@ def apply_cloud_layer(
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
     images: Mapping[str, str] | None = None,
+    state_key: StateKey | None = None,
 ) -> CloudLayerResult:
     runner = prepare_cloud_layer(
         platform, workdir, twin=twin, resolve_secret=resolve_secret, binary=binary,
-        on_event=on_event, env=env, plugin_cache_dir=plugin_cache_dir,
+        on_event=on_event, env=env, plugin_cache_dir=plugin_cache_dir, state_key=state_key,
     )
     placed = placed_ads(runner.output())
     hunter: CapacityHunter = CapacityHunter(
@@ -92,9 +103,21 @@ def apply_cloud_layer(
     return CloudLayerResult(parse_outputs(runner.output()), plan, hunter.attempts)
 
 
-def read_cloud_outputs(workdir: Path, *, binary: TofuBinary | None = None, env: Mapping[str, str] | None = None) -> CloudOutputs:
+def read_cloud_outputs(workdir: Path, *, binary: TofuBinary | None = None, env: Mapping[str, str] | None = None,
+                       state_key: StateKey | None = None) -> CloudOutputs:
     """The outputs of an applied cloud layer (an initialised workdir)."""
-    return parse_outputs(TofuRunner(workdir, binary=binary, env=env).output())
+    return parse_outputs(TofuRunner(workdir, binary=binary, env=env, state_key=state_key).output())
+
+
+def _sensitive_values(env: Mapping[str, str] | None) -> list[str]:
+    """The values of sensitive variables passed in the environment (TF_VAR_talos_user_data: each machine
+    config, base64), so no log line shows them even if the tool prints one."""
+    import json
+
+    raw = (env or {}).get("TF_VAR_talos_user_data")
+    if not raw:
+        return []
+    return [v for v in json.loads(raw).values() if isinstance(v, str) and v]
 
 
 def _no_secrets(ref: str) -> str:
