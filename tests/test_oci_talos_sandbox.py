@@ -4,14 +4,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
+import pyrage
 import pytest
 from spec_builder import write_project
 
 from tierzero.cli.session import Session
 from tierzero.engine.runner import StepFailed
 from tierzero.sandbox import oci
+from tierzero.workspace.keys import load_age_identity
+from tierzero.workspace.layout import Workspace
 
 pytestmark = pytest.mark.slow
 
@@ -146,4 +150,22 @@ def test_no_machine_config_secret_rests_in_plaintext_and_a_rerun_resumes_from_th
     assert sorted(outputs["instances"]) == ["talos-cp-1", "talos-w-1"]
     assert (tmp_path / ".tierzero" / "secrets" / "talos" / "main" / "secrets.yaml.sops.yaml").read_bytes() == before
     assert _machine_secrets(spec_path) == (secret_values, user_data)
+    assert _files_holding(tmp_path, secret_values + user_data) == {}
+
+    # destroy reads the sealed state too; it keeps the image and its object (free) and says how to remove them
+    logs: list[dict] = []
+    session = Session(spec_path, "sandbox", emit=lambda kind, **fields: logs.append(fields) if kind == "log" else None)
+    with session as runner:
+        asyncio.run(runner.destroy())
+        assert session.sandbox is not None
+        storage = session.sandbox.context[oci.SERVER].state.storage
+        assert not runner.state.records()
+        (image,) = storage.images.values()
+        assert [o for (bucket, o) in storage.objects if bucket == "tierzero-images"]  # kept
+    (kept,) = [f["message"] for f in logs if f.get("step") == "cloud/image/main"]
+    assert f"oci compute image delete --image-id {image['id']} --force" in kept
+    assert "oci os object delete --bucket-name tierzero-images --object-name oracle-talos-v1.13.9-arm64-" in kept
+    state = json.loads(pyrage.decrypt((cloud / "terraform.tfstate.age").read_bytes(),
+                                      [pyrage.x25519.Identity.from_str(load_age_identity(Workspace.beside(spec_path)))]))
+    assert state["resources"] == []  # the OpenTofu layer was destroyed from its sealed state
     assert _files_holding(tmp_path, secret_values + user_data) == {}
