@@ -169,3 +169,44 @@ def test_no_machine_config_secret_rests_in_plaintext_and_a_rerun_resumes_from_th
                                       [pyrage.x25519.Identity.from_str(load_age_identity(Workspace.beside(spec_path)))]))
     assert state["resources"] == []  # the OpenTofu layer was destroyed from its sealed state
     assert _files_holding(tmp_path, secret_values + user_data) == {}
+
+
+def test_the_apis_certificates_name_the_network_load_balancer_created_before_the_instances(tmp_path: Path) -> None:
+    """The load balancer's address exists only once the cloud layer made it: tierzero creates it first, so the
+    machine configs the instances boot with name it (machine.certSANs for the Talos API,
+    cluster.apiServer.certSANs for Kubernetes). A talosctl endpoint at that address passes TLS verification
+    against the node's certificate with the talosconfig's CA and client certificate; another address does not."""
+    import base64
+    import socket
+    import ssl
+
+    import yaml
+
+    from tierzero.adapters.talos_proto.tls_relay import load_cert_chain
+    from tierzero.sandbox import talos as talos_standin
+
+    spec_path = write_project(tmp_path, "oci-talos")
+    session = Session(spec_path, "sandbox")
+    with session as runner:
+        asyncio.run(runner.run())
+        nlb = runner.state.records()["cloud/oci"].outputs["network_load_balancers"]["main"]
+        assert session.sandbox is not None
+        machines = session.sandbox.context[talos_standin.MACHINES]
+        configs = {m.hostname: yaml.safe_load_all(m.config.raw) for m in machines.machines.values() if m.config is not None}
+        first = next(yaml.safe_load_all(next(m.config.raw for m in machines.machines.values() if m.config and m.config.control_plane)))
+        endpoint = session.sandbox.connections.endpoint("talos", "10.0.1.11")
+        doc = yaml.safe_load((tmp_path / ".tierzero" / "clusters" / "main" / "talosconfig").read_text())
+        creds = doc["contexts"][doc["context"]]
+
+        def handshake(name: str) -> None:
+            ctx = ssl.create_default_context(cadata=base64.b64decode(creds["ca"]).decode())
+            load_cert_chain(ctx, base64.b64decode(creds["crt"]), base64.b64decode(creds["key"]))
+            with socket.create_connection((endpoint.host, endpoint.port), timeout=10) as raw:
+                with ctx.wrap_socket(raw, server_hostname=name):
+                    pass
+
+        handshake(nlb)  # verified: the certificate names the load balancer's address
+        with pytest.raises(ssl.SSLCertVerificationError, match="IP address mismatch"):
+            handshake("203.0.113.99")
+    assert nlb == "203.0.113.200" and len(configs) == 2
+    assert nlb in first["machine"]["certSANs"] and nlb in first["cluster"]["apiServer"]["certSANs"]

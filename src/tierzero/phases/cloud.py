@@ -65,11 +65,12 @@ def _config_digest(ctx: StepContext, cluster: str, node: str) -> str:
     return hashlib.sha256(_talos_config(ctx, cluster, node)).hexdigest()
 
 
-def _talos_config(ctx: StepContext, cluster: str, node: str) -> bytes:
-    """A Talos node's machine config (its user_data): rendered from the spec and the never-regenerated secrets."""
+def _talos_config(ctx: StepContext, cluster: str, node: str, extra_sans: tuple[str, ...] = ()) -> bytes:
+    """A Talos node's machine config (its user_data): rendered from the spec and the never-regenerated secrets.
+    The step's inputs fingerprint it without `extra_sans` (the load balancer's address is this step's output)."""
     from tierzero.render.talos_spec import machine_config
 
-    return machine_config(ctx.spec, ctx.spec.cluster(cluster), node, ctx.secrets, ctx.workspace.root.parent).encode()
+    return machine_config(ctx.spec, ctx.spec.cluster(cluster), node, ctx.secrets, ctx.workspace.root.parent, extra_sans).encode()
 
 
 def _workdir(ctx: StepContext) -> Any:
@@ -105,16 +106,19 @@ def _apply_sync(ctx: StepContext, inputs: CloudInputs, on_retry: Callable[[Any],
 
     hunt = cloud_layer.capacity_hunt_seconds
     env = dict(cloud_layer.env)
-    if ctx.spec.talos_instances():  # machine configs travel as a sensitive variable in the environment, never in a file
-        from tierzero.render.tofu_vars import talos_user_data_env
 
-        user_data = {inst.name: _talos_config(ctx, c.name, n.name) for c, n, inst in ctx.spec.talos_instances()}
-        env.update(talos_user_data_env(user_data))
+    def user_data(addresses: Mapping[str, str]) -> dict[str, bytes]:
+        """Machine configs travel as a sensitive variable in the environment, never in a file; their
+        certificates name the cluster's network load balancer."""
+        from tierzero.render.talos_spec import load_balancer_sans
+
+        return {inst.name: _talos_config(ctx, c.name, n.name, load_balancer_sans(c, addresses)) for c, n, inst in ctx.spec.talos_instances()}
+
     result = apply_cloud_layer(
         ctx.spec, _workdir(ctx), twin=layer == "oci_twin", base_dir=ctx.workspace.root.parent, limits=limits_on(),
         resolve_secret=ctx.secrets.resolve, on_event=on_event, env=env or None, images=dict(inputs.images),
         hunt_deadline_seconds=hunt if hunt is not None else inputs.oci.capacity_hunt_minutes * 60.0,
-        backoff=cloud_layer.capacity_backoff or DEFAULT_BACKOFF, state_key=state_key(ctx),
+        backoff=cloud_layer.capacity_backoff or DEFAULT_BACKOFF, state_key=state_key(ctx), talos_user_data=user_data,
     )
     cloud = result.outputs
     endpoints = []
