@@ -29,8 +29,10 @@ from tierzero.adapters.tofu_events import (
     Diagnostic,
     LockInfo,
     TofuEvent,
+    hint_for,
     parse_line,
     parse_lock_info,
+    stderr_diagnostics,
 )
 from tierzero.adapters.tofu_state import StateKey, adopt_sealed, mark_migrated, native_encryption, native_environment, unsealed
 from tierzero.adapters.tofu_workspace import S3StateBackend, write_backend
@@ -352,7 +354,7 @@ class TofuRunner:
         return path
 
     def _failure(self, result: RunResult) -> OperationError:
-        errors = result.errors or _stderr_diagnostics(self.redactor.redact(result.stderr))
+        errors = result.errors or stderr_diagnostics(self.redactor.redact(result.stderr))
         where = f"log: {result.log_path}"
         lock = next((d for d in errors if d.is_state_lock), None)
         if lock is not None:
@@ -384,7 +386,7 @@ class TofuRunner:
             )
         first = errors[0].text if errors else f"exit status {result.returncode}"
         more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
-        return OperationError(f"{self.name} {result.command} failed: {first}{more}", hint=_hint_for(first, self.name, where))
+        return OperationError(f"{self.name} {result.command} failed: {first}{more}", hint=hint_for(first, self.name, where))
 
 
 def _interrupt(proc: subprocess.Popen[str]) -> None:
@@ -405,25 +407,3 @@ def _discard(plan_file: Path) -> None:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _stderr_diagnostics(stderr: str) -> list[Diagnostic]:
-    """Commands without -json report errors as text blocks starting with `Error: `."""
-    blocks = [b.strip(" │╷╵\n") for b in stderr.split("Error: ")[1:]]
-    found = []
-    for block in blocks:
-        summary, _, detail = block.partition("\n")
-        text = "\n".join(line.strip(" │") for line in detail.splitlines()).strip()
-        found.append(Diagnostic("error", summary.strip(), text))
-    return found
-
-
-def _hint_for(message: str, tool: str, where: str) -> str:
-    text = message.lower()
-    if "saved plan is stale" in text:
-        return f"the state changed since the plan was made; plan again ({where})"
-    if "init" in text and ("required" in text or "backend" in text or "lock file" in text):
-        return f"run `{tool} init` again in the working directory ({where})"
-    if "notauthenticated" in text or "401" in text:
-        return f"check the ~/.oci/config profile and its API key ({where})"
-    return f"see the full output ({where})"
