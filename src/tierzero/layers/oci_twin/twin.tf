@@ -133,10 +133,10 @@ resource "terraform_data" "budget" {
 resource "terraform_data" "talos" {
   for_each = var.talos_nodes
   input = merge(local.fake_instance_outputs[each.key], {
-    subnet         = terraform_data.subnet.output.id
-    image_id       = each.value.image_id
-    cluster        = each.value.cluster
-    metadata       = { user_data = lookup(var.talos_user_data, each.key, "") }
+    subnet   = terraform_data.subnet.output.id
+    image_id = each.value.image_id
+    cluster  = each.value.cluster
+    metadata = { user_data = lookup(var.talos_user_data, each.key, "") }
   })
   triggers_replace = [var.a1_instances[each.key].availability_domain]
 
