@@ -13,7 +13,8 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,9 +30,12 @@ from tierzero.adapters.tofu_events import (
     Diagnostic,
     LockInfo,
     TofuEvent,
+    hint_for,
     parse_line,
     parse_lock_info,
+    stderr_diagnostics,
 )
+from tierzero.adapters.tofu_state import StateKey, adopt_sealed, mark_migrated, native_encryption, native_environment, unsealed
 from tierzero.adapters.tofu_workspace import S3StateBackend, write_backend
 from tierzero.errors import OperationError
 from tierzero.workspace.layout import write_private
@@ -162,7 +166,10 @@ class TofuRunner:
         plugin_cache_dir: Path | None = None,
         lock_timeout: str = "0s",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        state_key: StateKey | None = None,
     ) -> None:
+        """`state_key`: keep state and saved plans encrypted at rest (OpenTofu's own encryption, else
+        age-sealed local files: see tierzero.adapters.tofu_state). Without it they are written as the tool does."""
         self.workdir = Path(workdir)
         self.binary = binary or find_binary()
         self.on_event = on_event
@@ -173,6 +180,15 @@ class TofuRunner:
         self.plugin_cache_dir = plugin_cache_dir or self.workdir / ".plugin-cache"
         self.lock_timeout = lock_timeout
         self._clock = clock
+        self.state_key = state_key
+        self._unsealed_depth = 0
+        if state_key is not None:
+            self.redactor.add(state_key.passphrase)
+
+    @property
+    def encrypts_natively(self) -> bool:
+        """OpenTofu >= 1.7 with a state key: the tool itself encrypts state and plans."""
+        return self.state_key is not None and native_encryption(self.binary.flavor, self.binary.version)
 
     @property
     def name(self) -> str:
@@ -197,17 +213,19 @@ class TofuRunner:
 
     def plan(self, *, destroy: bool = False, plan_name: str = "plan.out", extra_args: Sequence[str] = ()) -> PlanResult:
         plan_file = self.workdir / plan_name
-        plan_file.unlink(missing_ok=True)
         args = ["plan", "-input=false", "-no-color", "-json", f"-lock-timeout={self.lock_timeout}", f"-out={plan_name}"]
         if destroy:
             args.append("-destroy")
-        run = self._checked("plan", [*args, *extra_args])
-        digest = _sha256(plan_file)
-        shown = self.show(plan_file)
+        with self.plaintext():
+            _discard(plan_file)
+            run = self._checked("plan", [*args, *extra_args])
+            digest = _sha256(plan_file)
+            shown = self.show(plan_file)
         return PlanResult(plan_file, shown, run.change_summary or ChangeCounts(operation="plan"), digest, run)
 
     def show(self, plan_file: Path) -> dict[str, Any]:
-        run = self._checked("show", ["show", "-no-color", "-json", plan_file.name], stream=False)
+        # Not logged: a plan's JSON carries every variable's value, sensitive ones (machine configs) included.
+        run = self._checked("show", ["show", "-no-color", "-json", plan_file.name], stream=False, log_stdout=False)
         shown: dict[str, Any] = json.loads(run.stdout)
         return shown
 
@@ -218,14 +236,22 @@ class TofuRunner:
         return state
 
     def apply(self, plan: PlanResult) -> RunResult:
-        """Apply exactly the saved plan the guard saw; refuses a plan file changed since."""
-        if not plan.plan_file.exists() or _sha256(plan.plan_file) != plan.digest:
-            raise OperationError(
-                f"the saved plan {plan.plan_file} changed after it was checked; refusing to apply it",
-                hint="another run may share this working directory; plan again",
-            )
-        args = ["apply", "-input=false", "-no-color", "-json", f"-lock-timeout={self.lock_timeout}", plan.plan_file.name]
-        return self._checked("apply", args)
+        """Apply exactly the saved plan the guard saw; refuses a plan file changed since. The plan file is
+        removed once applied (it holds the variables' values, and a saved plan applies only once)."""
+        with self.plaintext():
+            if not plan.plan_file.exists() or _sha256(plan.plan_file) != plan.digest:
+                raise OperationError(
+                    f"the saved plan {plan.plan_file} changed after it was checked; refusing to apply it",
+                    hint="another run may share this working directory; plan again",
+                )
+            args = ["apply", "-input=false", "-no-color", "-json", f"-lock-timeout={self.lock_timeout}", plan.plan_file.name]
+            try:
+                result = self._checked("apply", args)
+            finally:
+                _discard(plan.plan_file)
+        if self.encrypts_natively:
+            mark_migrated(self.workdir)
+        return result
 
     def plan_guard_apply(self, guard: Guard, *, destroy: bool = False) -> tuple[PlanResult, RunResult]:
         """Plan, hand the plan to the guard (which raises to refuse), then apply that very plan."""
@@ -244,6 +270,25 @@ class TofuRunner:
 
     # -- plumbing ---------------------------------------------------------------------------
 
+    @contextmanager
+    def plaintext(self) -> Iterator[None]:
+        """State and plans readable by the tool for the duration of the block: a no-op unless the runner
+        seals them itself (Terraform with a state key); nested blocks unseal and seal once."""
+        outermost = self._unsealed_depth == 0 and self.state_key is not None and not self.encrypts_natively
+        if self._unsealed_depth == 0 and self.encrypts_natively:
+            assert self.state_key is not None
+            adopt_sealed(self.workdir, self.state_key)
+        self._unsealed_depth += 1
+        try:
+            if outermost:
+                assert self.state_key is not None
+                with unsealed(self.workdir, self.state_key):
+                    yield
+            else:
+                yield
+        finally:
+            self._unsealed_depth -= 1
+
     def _environment(self) -> dict[str, str]:
         self.plugin_cache_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
@@ -254,10 +299,17 @@ class TofuRunner:
             TF_PLUGIN_CACHE_DIR=str(self.plugin_cache_dir.resolve()),
         )
         env.update(self.env)
+        if self.encrypts_natively:
+            assert self.state_key is not None
+            env.update(native_environment(self.workdir, self.state_key))
         return env
 
     def run(self, command: str, args: Sequence[str], *, stream: bool = True, log_stdout: bool = True) -> RunResult:
         """Run one command; never raises on a non-zero exit (see _checked)."""
+        with self.plaintext():
+            return self._run(command, args, stream=stream, log_stdout=log_stdout)
+
+    def _run(self, command: str, args: Sequence[str], *, stream: bool, log_stdout: bool) -> RunResult:
         argv = [self.binary.path, *args]
         calls.sent("tofu", str(self.workdir), self.redactor.redact(" ".join([self.binary.flavor, *args])))
         events: list[TofuEvent] = []
@@ -305,7 +357,7 @@ class TofuRunner:
         return path
 
     def _failure(self, result: RunResult) -> OperationError:
-        errors = result.errors or _stderr_diagnostics(self.redactor.redact(result.stderr))
+        errors = result.errors or stderr_diagnostics(self.redactor.redact(result.stderr))
         where = f"log: {result.log_path}"
         lock = next((d for d in errors if d.is_state_lock), None)
         if lock is not None:
@@ -337,7 +389,7 @@ class TofuRunner:
             )
         first = errors[0].text if errors else f"exit status {result.returncode}"
         more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
-        return OperationError(f"{self.name} {result.command} failed: {first}{more}", hint=_hint_for(first, self.name, where))
+        return OperationError(f"{self.name} {result.command} failed: {first}{more}", hint=hint_for(first, self.name, where))
 
 
 def _interrupt(proc: subprocess.Popen[str]) -> None:
@@ -351,27 +403,10 @@ def _interrupt(proc: subprocess.Popen[str]) -> None:
             proc.wait()
 
 
+def _discard(plan_file: Path) -> None:
+    plan_file.unlink(missing_ok=True)
+    plan_file.with_name(plan_file.name + ".age").unlink(missing_ok=True)
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _stderr_diagnostics(stderr: str) -> list[Diagnostic]:
-    """Commands without -json report errors as text blocks starting with `Error: `."""
-    blocks = [b.strip(" │╷╵\n") for b in stderr.split("Error: ")[1:]]
-    found = []
-    for block in blocks:
-        summary, _, detail = block.partition("\n")
-        text = "\n".join(line.strip(" │") for line in detail.splitlines()).strip()
-        found.append(Diagnostic("error", summary.strip(), text))
-    return found
-
-
-def _hint_for(message: str, tool: str, where: str) -> str:
-    text = message.lower()
-    if "saved plan is stale" in text:
-        return f"the state changed since the plan was made; plan again ({where})"
-    if "init" in text and ("required" in text or "backend" in text or "lock file" in text):
-        return f"run `{tool} init` again in the working directory ({where})"
-    if "notauthenticated" in text or "401" in text:
-        return f"check the ~/.oci/config profile and its API key ({where})"
-    return f"see the full output ({where})"

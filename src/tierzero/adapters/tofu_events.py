@@ -183,3 +183,25 @@ def parse_lock_info(detail: str) -> LockInfo:
         created=fields.get("created", ""),
         path=fields.get("path", ""),
     )
+
+
+def stderr_diagnostics(stderr: str) -> list[Diagnostic]:
+    """Commands without -json report errors as text blocks starting with `Error: `."""
+    blocks = [b.strip(" │╷╵\n") for b in stderr.split("Error: ")[1:]]
+    found = []
+    for block in blocks:
+        summary, _, detail = block.partition("\n")
+        text = "\n".join(line.strip(" │") for line in detail.splitlines()).strip()
+        found.append(Diagnostic("error", summary.strip(), text))
+    return found
+
+
+def hint_for(message: str, tool: str, where: str) -> str:
+    text = message.lower()
+    if "saved plan is stale" in text:
+        return f"the state changed since the plan was made; plan again ({where})"
+    if "init" in text and ("required" in text or "backend" in text or "lock file" in text):
+        return f"run `{tool} init` again in the working directory ({where})"
+    if "notauthenticated" in text or "401" in text:
+        return f"check the ~/.oci/config profile and its API key ({where})"
+    return f"see the full output ({where})"

@@ -26,6 +26,7 @@ from tierzero.errors import OperationError
 
 if TYPE_CHECKING:
     from tierzero.adapters.connections import TofuLayer
+    from tierzero.adapters.tofu_state import StateKey
     from tierzero.spec.models import OCI, Platform
 
 # The default user of the micro instances' platform image (Canonical Ubuntu, the OpenTofu layer's
@@ -76,16 +77,32 @@ def _config_digest(ctx: StepContext, cluster: str, node: str) -> str:
     return hashlib.sha256(_talos_config(ctx, cluster, node)).hexdigest()
 
 
-def _talos_config(ctx: StepContext, cluster: str, node: str) -> bytes:
-    """A Talos node's machine config (its user_data): rendered from the spec and the never-regenerated secrets."""
+def _talos_config(ctx: StepContext, cluster: str, node: str, extra_sans: tuple[str, ...] = ()) -> bytes:
+    """A Talos node's machine config (its user_data): rendered from the spec and the never-regenerated secrets.
+    The step's inputs fingerprint it without `extra_sans` (the load balancer's address is this step's output)."""
     from tierzero.phases.setup import spec_files
     from tierzero.render.talos_spec import machine_config
 
-    return machine_config(ctx.spec, ctx.spec.cluster(cluster), node, ctx.secrets, spec_files(ctx)).encode()
+    return machine_config(ctx.spec, ctx.spec.cluster(cluster), node, ctx.secrets, spec_files(ctx), extra_sans).encode()
 
 
 def _workdir(ctx: StepContext) -> Any:
     return ctx.workspace.root / "cloud"
+
+
+STATE_PASSPHRASE = "tofu/state-passphrase"
+
+
+def state_key(ctx: StepContext) -> StateKey:
+    """The keys that keep the cloud layer's state and plans encrypted at rest: a passphrase made once and
+    kept in the secret store (OpenTofu's state encryption), and the workspace age key (Terraform: sealed files)."""
+    import secrets
+
+    from tierzero.adapters.tofu_state import StateKey
+    from tierzero.workspace.keys import ensure_age_recipient, load_age_identity
+
+    passphrase = ctx.secrets.get_or_create(STATE_PASSPHRASE, lambda: secrets.token_urlsafe(32))
+    return StateKey(passphrase, load_age_identity(ctx.workspace), ensure_age_recipient(ctx.workspace))
 
 
 def _apply_sync(ctx: StepContext, inputs: CloudInputs, on_retry: Callable[[Any], None]) -> dict[str, Any]:
@@ -102,18 +119,21 @@ def _apply_sync(ctx: StepContext, inputs: CloudInputs, on_retry: Callable[[Any],
 
     hunt = cloud_layer.capacity_hunt_seconds
     env = dict(cloud_layer.env)
-    if ctx.spec.talos_instances():  # machine configs travel as a sensitive variable in the environment, never in a file
-        from tierzero.render.tofu_vars import talos_user_data_env
 
-        user_data = {inst.name: _talos_config(ctx, c.name, n.name) for c, n, inst in ctx.spec.talos_instances()}
-        env.update(talos_user_data_env(user_data))
+    def user_data(addresses: Mapping[str, str]) -> dict[str, bytes]:
+        """Machine configs travel as a sensitive variable in the environment, never in a file; their
+        certificates name the cluster's network load balancer."""
+        from tierzero.render.talos_spec import load_balancer_sans
+
+        return {inst.name: _talos_config(ctx, c.name, n.name, load_balancer_sans(c, addresses)) for c, n, inst in ctx.spec.talos_instances()}
+
     result = apply_cloud_layer(
         ctx.spec, _workdir(ctx), twin=layer == "oci_twin", base_dir=ctx.workspace.root.parent, limits=limits_on(),
         ssh_public_key=inputs.ssh_public_key or None,
         resolve_secret=ctx.secrets.resolve, on_event=on_event, env=env or None, images=dict(inputs.images),
         host_image=inputs.host_image,
         hunt_deadline_seconds=hunt if hunt is not None else inputs.oci.capacity_hunt_minutes * 60.0,
-        backoff=cloud_layer.capacity_backoff or DEFAULT_BACKOFF,
+        backoff=cloud_layer.capacity_backoff or DEFAULT_BACKOFF, state_key=state_key(ctx), talos_user_data=user_data,
     )
     cloud = result.outputs
     endpoints = []
@@ -155,10 +175,12 @@ def _apply_sync(ctx: StepContext, inputs: CloudInputs, on_retry: Callable[[Any],
 def _destroy_sync(ctx: StepContext) -> dict[str, Any]:
     from tierzero.adapters.tofu import TofuRunner
 
+    from tierzero.adapters.tofu_state import has_local_state
+
     workdir = _workdir(ctx)
-    if not (workdir / "terraform.tfstate").exists() and _oci(ctx.spec).state_backend.type == "local":
+    if not has_local_state(workdir) and _oci(ctx.spec).state_backend.type == "local":
         return {"destroyed": False}
-    runner = TofuRunner(workdir)
+    runner = TofuRunner(workdir, state_key=state_key(ctx))
     runner.destroy(lambda plan_json: None)  # the user confirmed the destroy; nothing is created by it
     return {"destroyed": True}
 

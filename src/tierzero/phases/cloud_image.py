@@ -118,10 +118,48 @@ def _run(cluster_name: str):
     return run
 
 
+def kept_after_destroy(outputs: Mapping[str, Any], bucket: str, compartment: str) -> str | None:
+    """What `destroy` leaves of an image step, and the commands that remove it; None for the user's own image.
+
+    Kept on purpose: the image and its object cost nothing within the free 20 GB of Object Storage (a Talos
+    oracle image is well under 1 GB), and a later deploy of the same release and schematic reuses them instead
+    of downloading, uploading and importing again. Commands: OCI CLI `oci compute image delete --image-id`,
+    `oci os object delete --bucket-name --object-name` (docs.oracle.com/iaas/tools/oci-cli)."""
+    image_id, name = outputs.get("image_id"), outputs.get("name")
+    if not image_id or not name:  # clusters[].image_ocid: the user's image, never touched
+        return None
+    obj = outputs.get("object")
+    objects = f" and the object {bucket}/{obj} it was imported from" if obj else ""
+    remove = f"`oci compute image delete --image-id {image_id} --force`"
+    if obj:
+        remove += f" and `oci os object delete --bucket-name {bucket} --object-name {obj} --force`"
+    return (f"kept the custom image {name} ({image_id}){objects} in compartment {compartment}: free within the 20 GB of "
+            f"Always Free Object Storage, and a later deploy reuses them instead of uploading again; to remove them: {remove}")
+
+
+def _destroy(cluster_name: str):
+    async def destroy(ctx: StepContext) -> Mapping[str, Any]:
+        oci = ctx.spec.oci
+        assert oci is not None
+        from tierzero.render.oci_image import image_recipe
+
+        outputs = dict(ctx.outputs.get(f"cloud/image/{cluster_name}") or {})
+        if outputs.get("name") and not outputs.get("object"):  # reused by name: its object is named the same way
+            cluster = ctx.spec.cluster(cluster_name)
+            outputs["object"] = outputs["name"] + image_recipe(cluster.talos_version, cluster.arch).object_suffix
+        note = kept_after_destroy(outputs, oci.image_bucket, oci.compartment_ocid or oci.tenancy_ocid)
+        if note is not None:
+            ctx.log(note, level="notice")
+        return {"kept": note is not None}
+
+    return destroy
+
+
 def image_steps(spec: Platform) -> list[Step]:
-    """One step per cluster on A1 instances; the cloud layer's apply needs them (the instances boot the image)."""
+    """One step per cluster on A1 instances; the cloud layer's apply needs them (the instances boot the image).
+    `destroy` keeps the image and its object and says how to remove them (`kept_after_destroy`)."""
     import functools
 
     return [Step(f"cloud/image/{c.name}", "cloud", f"Talos {c.talos_version} image for {c.name} on OCI (Object Storage, import)",
-                 _run(c.name), inputs=functools.partial(_inputs, c), real_only=True)
+                 _run(c.name), inputs=functools.partial(_inputs, c), real_only=True, destroy=_destroy(c.name))
             for c in spec.clusters if c.on_instances]

@@ -50,7 +50,15 @@ def _default_machine_config(ctx: StepContext, cluster: Cluster, node: str) -> by
     from tierzero.phases.setup import spec_files
     from tierzero.render.talos_spec import machine_config
 
-    return machine_config(ctx.spec, cluster, node, ctx.secrets, spec_files(ctx)).encode()
+    return machine_config(ctx.spec, cluster, node, ctx.secrets, spec_files(ctx), api_sans(ctx, cluster)).encode()
+
+
+def api_sans(ctx: StepContext, cluster: Cluster) -> tuple[str, ...]:
+    """Names the cluster's certificates need beyond the spec's: the network load balancer's address the
+    cloud layer published for a cluster on A1 instances (tierzero.render.talos_spec.load_balancer_sans)."""
+    from tierzero.render.talos_spec import load_balancer_sans
+
+    return load_balancer_sans(cluster, (ctx.outputs.get("cloud/oci") or {}).get("network_load_balancers"))
 
 
 def _default_talosconfig(ctx: StepContext, cluster: Cluster) -> bytes:
@@ -105,10 +113,10 @@ class PlatformHooks:
     talos_maintenance: Callable[[StepContext, str], TalosMaintenanceApi] | None = _default_maintenance
     # Rendered machine configs, by (spec, cluster, node): a pure function of the spec and the
     # (never regenerated) secrets bundle, read by fingerprints and runs alike.
-    _configs: dict[tuple[int, str, str], tuple[Platform, bytes]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _configs: dict[tuple[int, str, str, tuple[str, ...]], tuple[Platform, bytes]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def rendered_config(self, ctx: StepContext, cluster: Cluster, node: str) -> bytes:
-        key = (id(ctx.spec), cluster.name, node)
+        key = (id(ctx.spec), cluster.name, node, api_sans(ctx, cluster))
         if key not in self._configs:  # the spec is kept with it, so its id is not reused meanwhile
             self._configs[key] = (ctx.spec, self.machine_config(ctx, cluster, node))
         return self._configs[key][1]
@@ -253,7 +261,8 @@ def config_digests(ctx: StepContext, h: PlatformHooks, cluster: Cluster) -> dict
     neither renders nor decrypts anything to fingerprint these steps; otherwise each config is rendered."""
     from tierzero.phases.setup import rendered_configs
 
-    rendered = rendered_configs(ctx) if h.machine_config is _default_machine_config else None
+    # `setup/render` renders from the spec alone: not what a cluster behind a load balancer runs (api_sans)
+    rendered = rendered_configs(ctx) if h.machine_config is _default_machine_config and not api_sans(ctx, cluster) else None
     names = [node.name for _, node in cluster.nodes()]
     if isinstance(rendered, Mapping) and all(f"{cluster.name}/{n}" in rendered for n in names):
         return {n: str(rendered[f"{cluster.name}/{n}"]) for n in names}

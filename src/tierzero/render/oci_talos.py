@@ -32,6 +32,8 @@ def oci_talos_changes(spec: Any) -> list[str]:
                      "instance metadata), IMDSv2 only, a public address for egress (no NAT gateway is free)")
         lines.append(f"{cluster.name}: one network load balancer for 6443 (HTTPS /readyz health check, 401) and 50000 "
                      f"(TCP health check) to the control planes; the security list admits them from {', '.join(oci.network.admin_cidrs)} only")
+        lines.append(f"{cluster.name}: the load balancer is created before the instances, so the machine configs they boot with "
+                     "name its public address in both APIs' certificates (machine.certSANs, cluster.apiServer.certSANs)")
         ccm = cluster.addons.oci_ccm
         if ccm is not None and ccm.enabled and ccm.use_instance_principals:
             lines.append(f"{cluster.name}: a dynamic group of these instances and a policy for the OCI cloud controller manager "

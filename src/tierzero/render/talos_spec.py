@@ -101,7 +101,12 @@ def _inline_manifest_patch(cluster: "Cluster") -> str | None:
     return json.dumps({"cluster": {"inlineManifests": manifests}}, sort_keys=True)
 
 
-def cluster_inputs(platform: "Platform", cluster: "Cluster", bundle: SecretsBundle, files: Mapping[str, bytes] | None = None) -> ClusterInputs:
+def cluster_inputs(platform: "Platform", cluster: "Cluster", bundle: SecretsBundle, files: Mapping[str, bytes] | None = None,
+                   extra_sans: tuple[str, ...] = ()) -> ClusterInputs:
+    """`files`: the spec's referenced files (`LoadedSpec.files`), for `@file` patches. `extra_sans`: addresses
+    known only once the cloud layer ran (the network load balancer in front of the control planes on A1
+    instances): both APIs' certificates must name them (machine.certSANs, cluster.apiServer.certSANs), or
+    clients reaching them that way fail TLS verification."""
     # On OCI the oracle platform takes DNS (and NTP) from the instance metadata service: 169.254.169.254
     # (siderolabs/talos platform/oracle/oracle.go).
     nameservers = () if cluster.on_instances else tuple(platform.proxmox.nameservers)
@@ -109,6 +114,7 @@ def cluster_inputs(platform: "Platform", cluster: "Cluster", bundle: SecretsBund
     host = urlparse(cluster.endpoint).hostname
     if host and host not in sans:
         sans.append(host)
+    sans += [san for san in extra_sans if san not in sans]
     return ClusterInputs(
         name=cluster.name,
         endpoint=cluster.endpoint,
@@ -162,12 +168,21 @@ def node_inputs(platform: "Platform", cluster: "Cluster", role: str, node: "Node
     )
 
 
-def machine_config(platform: "Platform", cluster: "Cluster", node_name: str, secrets: "SecretStore", files: Mapping[str, bytes] | None = None) -> str:
+def load_balancer_sans(cluster: "Cluster", addresses: Mapping[str, str] | None) -> tuple[str, ...]:
+    """The certificate names a cluster on A1 instances needs beyond the spec's: the public address of its
+    network load balancer (`addresses`: cluster -> address, the cloud layer's `network_load_balancers`).
+    Empty for other clusters, or before the load balancer exists."""
+    address = (addresses or {}).get(cluster.name) if cluster.on_instances else None
+    return (str(address),) if address else ()
+
+
+def machine_config(platform: "Platform", cluster: "Cluster", node_name: str, secrets: "SecretStore", files: Mapping[str, bytes] | None = None,
+                   extra_sans: tuple[str, ...] = ()) -> str:
     """The machine config of one node (plaintext: it holds the cluster's keys; never log it).
     `files`: the spec's referenced files (`LoadedSpec.files`), for `@file` patches."""
     bundle = secrets_bundle(secrets, cluster)
     role, node = cluster.node_and_role(node_name)
-    return render_node_config(cluster_inputs(platform, cluster, bundle, files), node_inputs(platform, cluster, role, node))
+    return render_node_config(cluster_inputs(platform, cluster, bundle, files, extra_sans), node_inputs(platform, cluster, role, node))
 
 
 def cluster_configs(platform: "Platform", cluster: "Cluster", secrets: "SecretStore", files: Mapping[str, bytes] | None = None) -> Iterator[tuple[str, str]]:

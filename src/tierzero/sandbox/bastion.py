@@ -219,21 +219,17 @@ def _start(box: SandboxContext) -> Stop:
                 return ep.host, ep.port
         return None
 
-    from pathlib import Path
-
     from tierzero.sandbox import oci
 
-    stack_state = Path(box.workspace.root) / "cloud" / "terraform.tfstate"  # the cloud layer's (see tierzero.sandbox.oci)
-
+    api = box.get(oci.SERVER)  # the tenancy as the cloud layer built it: the instance's keys, what reaches the VM network
     instance = micro.name
 
     def authorized_keys() -> str:
-        return oci.instance_metadata(stack_state, instance).get("ssh_authorized_keys", "")
+        return api.state.instance_metadata(instance).get("ssh_authorized_keys", "") if api is not None else ""
 
+    delivered: Callable[[str, int], str | None] = api.state.vcn_route if api is not None else (lambda host, port: None)
     # The SSH hosts' key: the workspace known_hosts must stay valid whichever stand-in a port served before.
     key_file = box.host_key_file("pve_hosts")
-    api = box.get(oci.SERVER)  # the VCN as the cloud layer built it: what reaches the VM network
-    delivered: Callable[[str, int], str | None] = api.state.vcn_route if api is not None else (lambda host, port: None)
     server = box.put(SERVER, BastionServer(network, authorized_keys, host_key=asyncssh.read_private_key(str(key_file)),
                                            route=delivered).start())
     endpoint = Endpoint("127.0.0.1", server.port, scheme="ssh", verify=False, extra={"user": server.user, "role": BASTION})

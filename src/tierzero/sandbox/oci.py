@@ -24,7 +24,10 @@ Requests are signed by the SDK; the stand-in accepts any signature.
 In the sandbox (`STANDIN`, "oci", only when the spec has a cloud): ("oci", "default") with a
 throwaway API key, made once and kept in the sandbox's state directory (0600): generating an RSA
 key at every start cost more than the rest of the stand-in. The stack's state file is the
-workspace's `cloud/terraform.tfstate`."""
+workspace's `cloud/terraform.tfstate`, which tierzero keeps age-sealed at rest (`terraform.tfstate.age`,
+tierzero.adapters.tofu_state) when the binary is Terraform: the stand-in reads it with the workspace's age
+key (it plays the tenancy, which knows what exists without reading anyone's state). A state OpenTofu
+encrypted itself is not read here (the stand-in would need the passphrase): CI and the sandbox run Terraform."""
 
 from __future__ import annotations
 
@@ -55,14 +58,14 @@ def _month_start(now: datetime | None = None) -> str:
     return now.strftime("%Y-%m-01T00:00:00.000Z")
 
 
-def stack_resources(state_file: Path | None) -> list[dict[str, Any]]:
-    """The `oci_twin` layer's applied resources in an OpenTofu state file, as {"name", "key",
+def stack_resources(state_text: str | None) -> list[dict[str, Any]]:
+    """The `oci_twin` layer's applied resources in the text of an OpenTofu state file, as {"name", "key",
     "value"} per instance ([] while nothing was applied)."""
-    if state_file is None or not state_file.is_file():
+    if state_text is None:
         return []
     try:
-        state = json.loads(state_file.read_text())
-    except (OSError, ValueError):
+        state = json.loads(state_text)
+    except ValueError:
         return []
     out = []
     for res in state.get("resources", []):
@@ -76,15 +79,6 @@ def stack_resources(state_file: Path | None) -> list[dict[str, Any]]:
     return out
 
 
-def instance_metadata(state_file: Path | None, name: str) -> dict[str, str]:
-    """The metadata the cloud layer launched instance `name` with (its `ssh_authorized_keys`), {}
-    while it was not launched."""
-    for item in stack_resources(state_file):
-        if item["key"] == name and item["name"] in ("a1", "micro", "talos"):
-            return {str(k): str(v) for k, v in (item["value"].get("metadata") or {}).items()}
-    return {}
-
-
 class OciState:
     """The tenancy. `instances`, `compartments` and `usage` hold what exists beside the stack's
     own resources (which come from `stack_state`, an OpenTofu state file of the twin layer)."""
@@ -92,7 +86,7 @@ class OciState:
     def __init__(self, instances: list[dict[str, Any]] | None = None, budgets: list[dict[str, Any]] | None = None,
                  *, tenancy: str = "ocid1.tenancy.oc1..sandbox", stack_state: Path | None = None,
                  compartments: list[dict[str, Any]] | None = None, usage: list[dict[str, Any]] | None = None,
-                 currency: str = "USD", storage: OciStorage | None = None) -> None:
+                 currency: str = "USD", storage: OciStorage | None = None, stack_identity: Any = None) -> None:
         self.tenancy = tenancy
         self.storage = storage or OciStorage()
         self.launcher: Any = None  # LaunchInstance (tierzero.sandbox.oci_compute), once the Talos stand-in runs
@@ -101,6 +95,7 @@ class OciState:
         self.compartments = compartments or []
         self.usage = usage or []
         self.stack_state = stack_state
+        self.stack_identity = stack_identity  # () -> AGE-SECRET-KEY-..., to read a sealed stack state
         self.currency = currency
         self.requests: list[str] = []
         self.lock = threading.Lock()
@@ -115,7 +110,30 @@ class OciState:
 
     def _stack(self) -> list[dict[str, Any]]:
         """The twin layer's applied resources, as {"type", "name", "key", "value"} per instance."""
-        return stack_resources(self.stack_state)
+        return stack_resources(self._stack_text())
+
+    def instance_metadata(self, name: str) -> dict[str, str]:
+        """The metadata the cloud layer launched instance `name` with (its `ssh_authorized_keys`), {}
+        while it was not launched."""
+        for item in self._stack():
+            if item["key"] == name and item["name"] in ("a1", "micro", "talos"):
+                return {str(k): str(v) for k, v in (item["value"].get("metadata") or {}).items()}
+        return {}
+
+    def _stack_text(self) -> str | None:
+        import pyrage
+
+        if self.stack_state is None:
+            return None
+        try:
+            if self.stack_state.is_file():  # mid-command, or a state nobody seals
+                return self.stack_state.read_text()
+            sealed = self.stack_state.with_name(self.stack_state.name + ".age")
+            if not sealed.is_file() or self.stack_identity is None:
+                return None
+            return pyrage.decrypt(sealed.read_bytes(), [pyrage.x25519.Identity.from_str(self.stack_identity())]).decode()
+        except (OSError, ValueError, pyrage.DecryptError):
+            return None
 
     def stack_instances(self) -> list[dict[str, Any]]:
         found = []
@@ -375,7 +393,10 @@ def _start(box: SandboxContext) -> Stop:
     # stand-in plays the account the spec says they have (or a test's, `oci_account`); tierzero still asks the Limits API.
     account = box.options.oci_account or oci.account
     storage = OciStorage(payg=account == "pay-as-you-go", compartment=oci.compartment_ocid or oci.tenancy_ocid)
-    state = OciState(tenancy=oci.tenancy_ocid, stack_state=Path(box.workspace.root) / "cloud" / "terraform.tfstate", storage=storage)
+    from tierzero.workspace.keys import load_age_identity
+
+    state = OciState(tenancy=oci.tenancy_ocid, stack_state=Path(box.workspace.root) / "cloud" / "terraform.tfstate", storage=storage,
+                     stack_identity=lambda: load_age_identity(box.workspace))
     if box.world is not None:
         document = box.world.file(STORAGE_DOCUMENT)
         storage.restore(document.load() or {})

@@ -182,15 +182,16 @@ resource "terraform_data" "budget" {
   }
 }
 
-# Talos nodes on A1 instances (../oci/talos.tf). The user_data is kept only as its digest: the machine config is
-# a secret, and the sandbox's OCI boots the node from the config tierzero hands the twin's instance at apply.
+# Talos nodes on A1 instances (../oci/talos.tf). The state keeps metadata.user_data as the oracle provider's
+# oci_core_instance does (its `metadata` attribute is stored as given): the machine config, with the cluster's
+# keys, lands in this state exactly as in the real one, so the sandbox proves tierzero keeps it encrypted at rest.
 resource "terraform_data" "talos" {
   for_each = var.talos_nodes
   input = merge(local.fake_instance_outputs[each.key], {
-    subnet         = terraform_data.subnet.output.id
-    image_id       = each.value.image_id
-    cluster        = each.value.cluster
-    user_data_sha1 = sha1(lookup(var.talos_user_data, each.key, ""))
+    subnet   = terraform_data.subnet.output.id
+    image_id = each.value.image_id
+    cluster  = each.value.cluster
+    metadata = { user_data = lookup(var.talos_user_data, each.key, "") }
   })
   triggers_replace = [var.a1_instances[each.key].availability_domain]
 

@@ -215,6 +215,7 @@ class TalosNodeServer:
         key = self.config.os_ca_key or (self.cluster.os_ca_key if self.cluster else None)
         if key is None:
             return None  # a worker waits for trustd on a control plane
+        names = list(dict.fromkeys([*names, *self.config.cert_sans]))
         return server_context(*issue_server_cert(self.config.os_ca_crt, key, names), client_ca=self.config.os_ca_crt)
 
     async def _listen(self, port: int) -> None:

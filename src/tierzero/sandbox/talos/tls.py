@@ -32,6 +32,10 @@ class MachineConfigSummary:
     os_ca_key: bytes | None  # workers carry the CA certificate only
     hostname: str | None
     raw: bytes
+    # machine.certSANs: extra names of the node's apid certificate, beside its addresses and hostname
+    # (Talos v1alpha1 config reference, MachineConfig.certSANs; siderolabs/talos
+    # internal/app/machined/pkg/controllers/secrets/api_cert_sans.go adds them to the node's own names).
+    cert_sans: tuple[str, ...] = ()
 
     @property
     def control_plane(self) -> bool:
@@ -73,7 +77,10 @@ def parse_machine_config(data: bytes) -> MachineConfigSummary:
             cluster_name = cluster_name or doc["clusterName"]
     if not cluster_name:
         raise ConfigError("cluster name is missing (cluster.clusterName or KubeClusterConfig)")
-    return MachineConfigSummary(machine_type, str(cluster_name), crt, key, hostname, data)
+    sans = machine.get("certSANs") or []
+    if not isinstance(sans, list) or not all(isinstance(n, str) for n in sans):
+        raise ConfigError("machine.certSANs must be a list of strings")
+    return MachineConfigSummary(machine_type, str(cluster_name), crt, key, hostname, data, tuple(sans))
 
 
 # -- certificates --------------------------------------------------------------------------
