@@ -135,14 +135,14 @@ async def check_proxmox(ctx: StepContext) -> list[Row]:
     px = ctx.spec.proxmox
     ceph_off = Row("Ceph health", "skip", "Ceph is disabled in the spec")
     try:
-        token_for(ctx)
+        await asyncio.to_thread(token_for, ctx)  # a sops process: off the loop, where the Talos check runs beside
     except OperationError as exc:
         why = f"{exc.message}: the hypervisors phase has not run"
         return [Row("Proxmox quorum", "skip", why), Row("Ceph health", "skip", why) if px.ceph.enabled else ceph_off]
     errors = []
     for node in px.nodes:  # the first node whose API answers: one host down must not hide the others
         try:
-            client = connect(ctx.connections, node.name, *token_for(ctx, node.name), timeout=CALL_TIMEOUT)
+            client = connect(ctx.connections, node.name, *await asyncio.to_thread(token_for, ctx, node.name), timeout=CALL_TIMEOUT)
             api = replace(client, policy=_short(client.policy))
             status = await api.cluster_status()
             break
@@ -202,7 +202,9 @@ async def _talos_cluster(ctx: StepContext, cluster: Cluster) -> list[Row]:
 
     nodes_check, etcd_check = f"{cluster.name}: Talos nodes", f"{cluster.name}: etcd members"
     # Without them the talosconfig hook would generate a new cluster PKI: never from a check.
-    if not any(ctx.secrets.get(secret_name(cluster, what)) for what in ("talosconfig", "secrets.yaml")):
+    # Read off the loop (a sops process; the Proxmox check runs on it beside): the node calls below find it in the store's cache.
+    stored = await asyncio.to_thread(lambda: any(ctx.secrets.get(secret_name(cluster, what)) for what in ("talosconfig", "secrets.yaml")))
+    if not stored:
         why = f"no Talos secrets for {cluster.name} yet (`tierzero plan` or the platform phase makes them)"
         return [Row(nodes_check, "skip", why), Row(etcd_check, "skip", why)]
     nodes = [n for _, n in cluster.nodes()]
