@@ -244,6 +244,8 @@ def _infisical_endpoint(ctx: StepContext, svc: Infisical) -> Endpoint:
 
 
 def check_services(ctx: StepContext) -> list[Row]:
+    from concurrent.futures import ThreadPoolExecutor
+
     from tierzero.adapters.infisical import InfisicalClient
     from tierzero.phases.services import automation_identity_name
     from tierzero.render.services.infisical import secret_name
@@ -251,7 +253,8 @@ def check_services(ctx: StepContext) -> list[Row]:
     rows: list[Row] = []
     for svc in ctx.spec.infisical_services():
         ready_check, login_check = f"{svc.name}: Infisical ready", f"{svc.name}: machine identity logs in"
-        client_id, client_secret = (ctx.secrets.get(secret_name(svc.name, k)) for k in ("client-id", "client-secret"))
+        with ThreadPoolExecutor(2) as pool:  # two sops processes side by side
+            client_id, client_secret = pool.map(ctx.secrets.get, [secret_name(svc.name, k) for k in ("client-id", "client-secret")])
         if not client_id or not client_secret:
             why = f"Infisical {svc.name} was never bootstrapped: no machine identity credentials are stored (services phase)"
             rows += [Row(ready_check, "skip", why), Row(login_check, "skip", why)]
