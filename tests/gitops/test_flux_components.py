@@ -109,3 +109,20 @@ def test_a_download_happens_only_with_consent_and_is_checked_twice(tmp_path: Pat
 
     with pytest.raises(OperationError, match="does not match the release's checksums file"):
         fc.obtain(tmp_path / "ws2", FLUX_VERSION, tampered, download=True, fetch=lying)
+
+
+def test_the_sandbox_flux_program_is_written_once_and_rewritten_when_it_is_not_whole(tmp_path: Path) -> None:
+    """A sandbox start keeps the stand-in CLI its last start wrote (same stamp); one cut short,
+    with another stamp or not executable is written again, and still answers with the manifest."""
+    import subprocess
+
+    program = write_program(tmp_path / "bin")
+    first = program.stat()
+    assert write_program(tmp_path / "bin").stat().st_ino == first.st_ino  # kept, not rewritten
+    whole = program.read_bytes()
+    for broken in (whole[: len(whole) // 2], whole.replace(b"# stamp: ", b"# stamp: x", 1)):
+        program.write_bytes(broken)
+        assert write_program(tmp_path / "bin").read_bytes() == whole
+    program.chmod(0o644)
+    assert write_program(tmp_path / "bin").read_bytes() == whole and program.stat().st_mode & 0o111
+    assert subprocess.run([str(program), "install", "--export"], capture_output=True, check=True).stdout == manifest()

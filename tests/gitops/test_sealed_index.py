@@ -132,3 +132,23 @@ def test_a_replan_that_changes_nothing_writes_nothing(tmp_path):
     (out / "c.txt").symlink_to(out / "a/b.txt")  # the same bytes, but a link: replaced by a file
     write_plan({"a/b.txt": b"1", "c.txt": b"1"}, out)
     assert not (out / "c.txt").is_symlink() and (out / "c.txt").read_bytes() == b"1"
+
+
+def test_the_digest_key_is_hkdf_sha256_as_cryptography_derives_it(tmp_path):
+    """The standard-library derivation gives the bytes `cryptography`'s HKDF gives (RFC 5869, no
+    salt, the index's info string), so indexes written before it stay valid; and RFC 5869's own
+    test case 3 (SHA-256, no salt, no info) through the same two steps."""
+    import hmac
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    from tierzero.workspace.sealing import _INFO
+
+    for identity in (_identity(tmp_path / "one"), _identity(tmp_path / "two"), "  AGE-SECRET-KEY-1ABC \n"):
+        want = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(identity.strip().encode())
+        assert digest_key(identity) == want and len(want) == 32
+    ikm = bytes([0x0B] * 22)
+    prk = hmac.new(bytes(32), ikm, hashlib.sha256).digest()
+    assert prk.hex() == "19ef24a32c717b167f33a91d6f648bdf96596776afdb6377ac434c1c293ccb04"
+    assert hmac.new(prk, b"\x01", hashlib.sha256).digest().hex() == "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d"

@@ -115,3 +115,35 @@ def test_regex_encrypted_files_are_readable_with_sops_refs(store, tmp_path):
     secret = b"apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\nstringData:\n  k: v-123456\n"
     (tmp_path / "s.sops.yaml").write_bytes(encrypt(secret, store.recipient(), encrypted_regex=SECRET_REGEX))
     assert store.resolve("sops:s.sops.yaml#stringData.k") == "v-123456"
+
+
+def test_distinct_secrets_decrypt_side_by_side_and_one_secret_once(store, tmp_path, monkeypatch):
+    """Four threads reading two stored secrets: the two decrypts overlap (each waits, with a
+    deadline, until the other has started: one lock for the whole store would time out here),
+    and each secret is decrypted once however many threads ask for it."""
+    import threading
+
+    from tierzero.workspace import secrets as module
+
+    store.put("a/one", "value-one-0001")
+    store.put("a/two", "value-two-0002")
+    fresh = WorkspaceSecrets(store.workspace, tmp_path, redactor=Redactor())
+    real = module.decrypt
+    both = threading.Barrier(2, timeout=20)
+    decrypted: list[bytes] = []
+
+    def decrypt(data: bytes, *args, **kwargs) -> bytes:
+        decrypted.append(data)
+        both.wait()  # BrokenBarrierError when the other never starts beside this one
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(module, "decrypt", decrypt)
+    got: dict[int, str | None] = {}
+    threads = [threading.Thread(target=lambda i=i: got.__setitem__(i, fresh.get("a/one" if i % 2 else "a/two"))) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert got == {0: "value-two-0002", 1: "value-one-0001", 2: "value-two-0002", 3: "value-one-0001"}
+    assert len(decrypted) == 2 and not both.broken
+    assert fresh.get_or_create("a/one", lambda: "never") == "value-one-0001" and len(decrypted) == 2

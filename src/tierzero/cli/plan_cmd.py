@@ -72,32 +72,33 @@ def plan(
             result["validation"] = {"ok": report.ok, "checked": report.checked, "problems": report.problems, "unverified": report.unverified}
         output.print_json(result)
     else:
-        con = output.console()
+        lines: list[str] = []
         for s in ctx.clusters.values():
             line = f"cluster {s.cluster}: {s.files} files"
             if s.engine:
                 line += f" ({s.engine}), {s.secrets} secrets encrypted ({s.reused} unchanged)"
-            con.print(line, markup=False)
-            con.print(f"  add-ons: {', '.join(s.addons) if s.addons else 'none'}", markup=False)
+            lines.append(line)
+            lines.append(f"  add-ons: {', '.join(s.addons) if s.addons else 'none'}")
             for note in s.notes:
-                con.print(f"  note: {note}", markup=False)
+                lines.append(f"  note: {note}")
         if hosts:
-            con.print("on the Proxmox hosts, deploy will:", markup=False)
+            lines.append("on the Proxmox hosts, deploy will:")
             for line in hosts:
-                con.print(f"  {line}", markup=False)
+                lines.append(f"  {line}")
         if in_oci:
-            con.print("in OCI, deploy will:", markup=False)
+            lines.append("in OCI, deploy will:")
             for line in in_oci:
-                con.print(f"  {line}", markup=False)
-        con.print("capacity:", markup=False)
+                lines.append(f"  {line}")
+        lines.append("capacity:")
         for line in capacity.lines():
-            con.print(f"  {line}", markup=False)
+            lines.append(f"  {line}")
         if report is not None:
-            con.print(f"validated {report.checked} objects: {'ok' if report.ok else f'{len(report.problems)} problem(s)'}", markup=False)
+            lines.append(f"validated {report.checked} objects: {'ok' if report.ok else f'{len(report.problems)} problem(s)'}")
             for item in report.unverified:
-                con.print(f"  unverified (no schema): {item}", markup=False)
+                lines.append(f"  unverified (no schema): {item}")
         if report is None or report.ok:
-            con.print(f"wrote {len(files)} files to {target}", markup=False)
+            lines.append(f"wrote {len(files)} files to {target}")
+        output.print_lines(lines)
     if report is not None and not report.ok:
         if not json_out:
             output.error(report.problems)

@@ -135,14 +135,14 @@ async def check_proxmox(ctx: StepContext) -> list[Row]:
     px = ctx.spec.proxmox
     ceph_off = Row("Ceph health", "skip", "Ceph is disabled in the spec")
     try:
-        token_for(ctx)
+        await asyncio.to_thread(token_for, ctx)  # a sops process: off the loop, where the Talos check runs beside
     except OperationError as exc:
         why = f"{exc.message}: the hypervisors phase has not run"
         return [Row("Proxmox quorum", "skip", why), Row("Ceph health", "skip", why) if px.ceph.enabled else ceph_off]
     errors = []
     for node in px.nodes:  # the first node whose API answers: one host down must not hide the others
         try:
-            client = connect(ctx.connections, node.name, *token_for(ctx, node.name), timeout=CALL_TIMEOUT)
+            client = connect(ctx.connections, node.name, *await asyncio.to_thread(token_for, ctx, node.name), timeout=CALL_TIMEOUT)
             api = replace(client, policy=_short(client.policy))
             status = await api.cluster_status()
             break
@@ -202,7 +202,9 @@ async def _talos_cluster(ctx: StepContext, cluster: Cluster) -> list[Row]:
 
     nodes_check, etcd_check = f"{cluster.name}: Talos nodes", f"{cluster.name}: etcd members"
     # Without them the talosconfig hook would generate a new cluster PKI: never from a check.
-    if not any(ctx.secrets.get(secret_name(cluster, what)) for what in ("talosconfig", "secrets.yaml")):
+    # Read off the loop (a sops process; the Proxmox check runs on it beside): the node calls below find it in the store's cache.
+    stored = await asyncio.to_thread(lambda: any(ctx.secrets.get(secret_name(cluster, what)) for what in ("talosconfig", "secrets.yaml")))
+    if not stored:
         why = f"no Talos secrets for {cluster.name} yet (`tierzero plan` or the platform phase makes them)"
         return [Row(nodes_check, "skip", why), Row(etcd_check, "skip", why)]
     nodes = [n for _, n in cluster.nodes()]
@@ -242,6 +244,8 @@ def _infisical_endpoint(ctx: StepContext, svc: Infisical) -> Endpoint:
 
 
 def check_services(ctx: StepContext) -> list[Row]:
+    from concurrent.futures import ThreadPoolExecutor
+
     from tierzero.adapters.infisical import InfisicalClient
     from tierzero.phases.services import automation_identity_name
     from tierzero.render.services.infisical import secret_name
@@ -249,7 +253,8 @@ def check_services(ctx: StepContext) -> list[Row]:
     rows: list[Row] = []
     for svc in ctx.spec.infisical_services():
         ready_check, login_check = f"{svc.name}: Infisical ready", f"{svc.name}: machine identity logs in"
-        client_id, client_secret = (ctx.secrets.get(secret_name(svc.name, k)) for k in ("client-id", "client-secret"))
+        with ThreadPoolExecutor(2) as pool:  # two sops processes side by side
+            client_id, client_secret = pool.map(ctx.secrets.get, [secret_name(svc.name, k) for k in ("client-id", "client-secret")])
         if not client_id or not client_secret:
             why = f"Infisical {svc.name} was never bootstrapped: no machine identity credentials are stored (services phase)"
             rows += [Row(ready_check, "skip", why), Row(login_check, "skip", why)]

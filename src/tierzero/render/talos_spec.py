@@ -205,10 +205,14 @@ def talosconfig(cluster: "Cluster", secrets: "SecretStore") -> str:
     import yaml
 
     from tierzero.render.talos import yamlio
-    from tierzero.render.talos.client import talosconfig as make
+
+    def make() -> str:  # only when the store lacks it: the client module imports cryptography's x509
+        from tierzero.render.talos.client import talosconfig as new
+
+        return new(secrets_bundle(secrets, cluster), cluster.name, cps, cps)
 
     cps = [a for a in (node_address(n) for n in cluster.control_planes) if a]
-    stored = secrets.get_or_create(secret_name(cluster, "talosconfig"), lambda: make(secrets_bundle(secrets, cluster), cluster.name, cps, cps))
+    stored = secrets.get_or_create(secret_name(cluster, "talosconfig"), make)
     doc = yaml.safe_load(stored)
     entry = doc["contexts"][doc["context"]]
     if entry.get("endpoints") == cps and entry.get("nodes", cps) == cps:

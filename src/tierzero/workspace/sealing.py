@@ -44,11 +44,12 @@ MAX_WORKERS = 8  # sops runs at once: each is a short-lived process waiting most
 
 
 def digest_key(identity: str) -> bytes:
-    """32 bytes derived from an age identity (AGE-SECRET-KEY-1...) with HKDF-SHA256."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(identity.strip().encode())
+    """32 bytes derived from an age identity (AGE-SECRET-KEY-1...) with HKDF-SHA256, no salt.
+    RFC 5869 §2.2-2.3 with the standard library's HMAC: one output block, T(1), is the whole
+    key (the same bytes as `cryptography`'s HKDF, which a test checks; importing it cost every
+    plan about 25 ms)."""
+    prk = hmac.new(bytes(hashlib.sha256().digest_size), identity.strip().encode(), hashlib.sha256).digest()  # extract: salt = HashLen zeros
+    return hmac.new(prk, _INFO + b"\x01", hashlib.sha256).digest()  # expand: T(1) = HMAC(PRK, info | 0x01), L = 32 = HashLen
 
 
 def identity_of(key: AgeKey) -> str | None:

@@ -43,6 +43,7 @@ class WorkspaceSecrets:
         self._cache: dict[str, str] = {}
         self._resolved: dict[str, str] = {}
         self._lock = threading.RLock()
+        self._name_locks: dict[str, threading.RLock] = {}
 
     # -- generated secrets -------------------------------------------------------------
 
@@ -51,10 +52,24 @@ class WorkspaceSecrets:
             raise InputError(f"invalid secret name {name!r}", hint="use letters, digits, '.', '_', '-' and '/' between parts")
         return self.workspace.secrets_dir / f"{name}{SUFFIX}"
 
+    def _name_lock(self, name: str) -> threading.RLock:
+        """The lock of one secret: a decrypt, encrypt or generation of it runs once at a time, while
+        other secrets decrypt beside it (the end-to-end checks read four at once, each a sops
+        process). `self._lock` guards only the tables and is never held while waiting for this one."""
+        with self._lock:
+            lock = self._name_locks.get(name)
+            if lock is None:
+                lock = self._name_locks[name] = threading.RLock()
+            return lock
+
     def get(self, name: str) -> str | None:
         with self._lock:
             if name in self._cache:
                 return self._cache[name]
+        with self._name_lock(name):
+            with self._lock:
+                if name in self._cache:  # another thread read it while this one waited
+                    return self._cache[name]
             path = self.path_of(name)
             if not path.exists():
                 return None
@@ -66,19 +81,23 @@ class WorkspaceSecrets:
     def exists(self, name: str) -> bool:
         """Whether the store holds `name`, without decrypting it."""
         with self._lock:
-            return name in self._cache or self.path_of(name).exists()
+            if name in self._cache:
+                return True
+        return self.path_of(name).exists()
 
     def put(self, name: str, value: str) -> None:
-        with self._lock:
+        with self._name_lock(name):
             path = self.path_of(name)
-            if self._cache.get(name) == value and path.exists():
+            with self._lock:
+                same = self._cache.get(name) == value
+            if same and path.exists():
                 return
             plaintext = yaml.safe_dump({"name": name, "value": value}, sort_keys=True).encode()
             write_private(path, encrypt(plaintext, self.recipient()))
             self._remember(name, value)
 
     def get_or_create(self, name: str, generate: Callable[[], str]) -> str:
-        with self._lock:
+        with self._name_lock(name):  # reentrant: get and put below take it again
             existing = self.get(name)
             if existing is not None:
                 return existing
@@ -174,8 +193,9 @@ class WorkspaceSecrets:
         return ensure_age_recipient(self.workspace)
 
     def _remember(self, name: str, value: str) -> str:
-        self._cache[name] = value
-        self._redactor.add(value)
+        self._redactor.add(value)  # before any other thread can read it from the cache
+        with self._lock:
+            self._cache[name] = value
         return value
 
 

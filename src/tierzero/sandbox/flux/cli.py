@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import sys
 from pathlib import Path
 
@@ -89,13 +90,31 @@ def digest(version: str = FLUX_VERSION) -> str:
     return hashlib.sha256(manifest(version)).hexdigest()
 
 
+_LAST_LINE = """    sys.exit("tierzero sandbox flux stand-in: only `version --client` and `install --export` are played, not " + " ".join(args))\n"""
+
+
+def _stamp() -> str:
+    """What the program's content follows from: the interpreter, the version, this module's code
+    and the components source (a change there changes `SANDBOX_DIGEST` too)."""
+    source = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+    return f"# stamp: {sys.executable} {FLUX_VERSION} {SANDBOX_DIGEST} {source}\n"
+
+
 def write_program(directory: Path) -> Path:
     """An executable `flux` in `directory`: a Python script holding this module's answers, so
-    it starts in milliseconds (it imports nothing of tierzero)."""
+    it starts in milliseconds (it imports nothing of tierzero). A program already there with the
+    same stamp is kept: rendering the manifest again cost every sandbox start about 16 ms of CPU."""
     directory.mkdir(parents=True, exist_ok=True)
     program = directory / "flux"
+    stamp = _stamp()
+    try:
+        lines = program.read_text().splitlines(keepends=True)
+        if len(lines) > 2 and lines[1] == stamp and lines[-1] == _LAST_LINE and os.access(program, os.X_OK):
+            return program
+    except (OSError, UnicodeDecodeError):
+        pass
     body = f"""#!{sys.executable} -S
-# tierzero sandbox: a stand-in for the flux CLI {FLUX_VERSION} (see tierzero.sandbox.flux.cli)
+{stamp}# tierzero sandbox: a stand-in for the flux CLI {FLUX_VERSION} (see tierzero.sandbox.flux.cli)
 import base64, json, sys
 VERSION = {FLUX_VERSION!r}
 MANIFEST = base64.b64decode({base64.b64encode(manifest(FLUX_VERSION)).decode()!r})
@@ -105,8 +124,9 @@ if args[:2] == ["version", "--client"]:
 elif args == ["install", "--export"]:
     sys.stdout.buffer.write(MANIFEST)
 else:
-    sys.exit("tierzero sandbox flux stand-in: only `version --client` and `install --export` are played, not " + " ".join(args))
-"""
-    program.write_text(body)
-    program.chmod(0o755)
+{_LAST_LINE}"""
+    partial = program.with_name(f".{program.name}.{os.getpid()}")  # whole or absent: the stamp is checked, not the body
+    partial.write_text(body)
+    partial.chmod(0o755)
+    os.replace(partial, program)
     return program
