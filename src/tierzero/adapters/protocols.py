@@ -82,6 +82,10 @@ class TalosApi(TalosMaintenanceApi, Protocol):
 
     async def kubeconfig(self) -> bytes: ...
 
+    async def services(self) -> list[ServiceStatus]: ...
+
+    async def upgrade(self, image: str, *, force: bool = False) -> str: ...
+
 
 # ---------------------------------------------------------------------------- Kubernetes
 

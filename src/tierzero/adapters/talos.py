@@ -290,6 +290,16 @@ class TalosClient:
             raise self._error(err, where) from None
         return extract_kubeconfig(b"".join(chunks))
 
+    async def upgrade(self, image: str, *, force: bool = False) -> str:
+        """Ask the node to install the installer `image` (e.g.
+        factory.talos.dev/nocloud-installer/<schematic>:v1.13.9) and reboot into it; returns the
+        node's acknowledgement. `force` skips Talos' etcd health check on a control plane. The node
+        answers before it reboots: wait for it (`wait_ready`) and compare `version().tag`.
+        Source: siderolabs/talos v1.12.11 api/machine/machine.proto UpgradeRequest (image,
+        preserve, stage, force, reboot_mode) and v1alpha1_server.go Upgrade."""
+        messages = await self._unary("Upgrade", machine_pb2.UpgradeRequest(image=image, force=force))
+        return messages[0].ack if messages else ""
+
     async def reboot(self, *, powercycle: bool = False) -> None:
         mode = machine_pb2.RebootRequest.POWERCYCLE if powercycle else machine_pb2.RebootRequest.DEFAULT
         await self._unary("Reboot", machine_pb2.RebootRequest(mode=mode))

@@ -50,7 +50,8 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def node_object(name: str, ip: str = "", role: str = "worker", ready: bool = True) -> dict[str, Any]:
+def node_object(name: str, ip: str = "", role: str = "worker", ready: bool = True, kubelet: str = "v1.36.2",
+                os_image: str = "Talos (sandbox)") -> dict[str, Any]:
     labels = {"kubernetes.io/hostname": name}
     if role == "controlplane":
         labels["node-role.kubernetes.io/control-plane"] = ""
@@ -60,7 +61,7 @@ def node_object(name: str, ip: str = "", role: str = "worker", ready: bool = Tru
         "status": {
             "conditions": [{"type": "Ready", "status": "True" if ready else "False", "reason": "KubeletReady", "message": "kubelet is posting ready status"}],
             "addresses": [{"type": "InternalIP", "address": ip}] if ip else [],
-            "nodeInfo": {"kubeletVersion": "v1.36.2", "osImage": "Talos (sandbox)", "architecture": "arm64",
+            "nodeInfo": {"kubeletVersion": kubelet, "osImage": os_image, "architecture": "arm64",
                          "bootID": "", "containerRuntimeVersion": "containerd://2.0", "kernelVersion": "6.12",
                          "kubeProxyVersion": "", "machineID": "", "operatingSystem": "linux", "systemUUID": ""},
         },
@@ -407,7 +408,9 @@ def _start(box: SandboxContext) -> Stop:
         # PRE-SEEDED, and why: this stand-in plays the API server the control planes run once etcd
         # is bootstrapped, with the cluster's nodes registered; it does not model the bootstrap
         # itself (the Talos stand-in does), and the product reaches it only after etcd is up.
-        nodes = [node_object(n.name, str(n.ip.address or ""), role) for role, n in cluster.nodes()]
+        # (the Talos stand-in then mirrors each node's state in them: `tierzero.sandbox.talos`)
+        nodes = [node_object(n.name, str(n.ip.address or ""), role, kubelet=f"v{cluster.kubernetes_semver}",
+                             os_image=f"Talos ({cluster.talos_version})") for role, n in cluster.nodes()]
         state = KubeState(nodes, fail_first=box.options.kube_fail_first)
         if box.world is not None:
             state.attach(box.world.file(f"kubernetes-{cluster.name}"))

@@ -199,6 +199,54 @@ def _kubeconfig_provider(box: SandboxContext, cluster: str) -> KubeconfigProvide
     return provider
 
 
+def _installers(box: SandboxContext) -> Callable[[str], dict[str, Any]]:
+    """Installer references resolved by the sandbox's Image Factory registry, as a node's
+    containerd pulls them (any registry host: the sandbox has one factory)."""
+    from tierzero.sandbox import factory_registry, image_factory
+
+    def pull(ref: str) -> dict[str, Any]:
+        server = box.get(image_factory.SERVER)
+        try:
+            parsed = factory_registry.InstallerRef.parse(ref)
+            if server is None:
+                raise LookupError(f"failed to resolve reference {ref!r}: no such host")
+            return factory_registry.installer(server.factory, parsed.image, parsed.schematic, parsed.reference)
+        except ValueError as err:
+            raise LookupError(str(err)) from None
+        except factory_registry.RegistryError as err:
+            raise LookupError(f'failed to resolve reference "{ref}": unexpected status {err.status}: {err.text}') from None
+
+    return pull
+
+
+def _mirror_in_kubernetes(box: SandboxContext) -> Callable[[TalosNodeServer, bool], None]:
+    """A Talos node's state as its Node object shows it: NotReady while it is down, Ready with its
+    kubelet's version and "Talos (<version>)" as osImage once it is up (what kubelet posts:
+    kubernetes.io/docs/reference/node/node-status, "Info" and "Conditions")."""
+
+    def mirror(node: TalosNodeServer, up: bool) -> None:
+        if node.config is None:
+            return
+        server = (box.get(kubernetes.SERVERS) or {}).get(node.config.cluster_name)
+        if server is None:
+            return
+        current = server.state.read("v1", "Node", node.hostname)
+        if current is None:
+            return
+        status = dict(current.get("status") or {})
+        status["conditions"] = [{"type": "Ready", "status": "True" if up else "False", "reason": "KubeletReady" if up else "NodeStatusUnknown",
+                                 "message": "kubelet is posting ready status" if up else "Kubelet stopped posting node status."}]
+        info = dict(status.get("nodeInfo") or {})
+        if up:
+            info["osImage"] = f"Talos ({node.version_tag})"
+            if node.config.kubelet_image and ":" in node.config.kubelet_image:
+                info["kubeletVersion"] = node.config.kubelet_image.rsplit(":", 1)[1]
+        status["nodeInfo"] = info
+        server.state.write_status("v1", "Node", node.hostname, None, status)
+
+    return mirror
+
+
 def spec_addresses(spec: Any) -> dict[str, str]:
     """name -> address for every address the spec gives a Talos API: node IPs and cluster VIPs."""
     out: dict[str, str] = {}
@@ -222,6 +270,8 @@ def _start(box: SandboxContext) -> Stop:
         provider = _kubeconfig_provider(box, cluster.name)
         if provider is not None:
             machines.kubeconfigs[cluster.name] = provider
+    registry.installers = _installers(box)
+    registry.on_node_state = _mirror_in_kubernetes(box)
     box.put(REGISTRY, registry)
     box.put(MACHINES, machines)
     running: list[str] = []

@@ -26,6 +26,7 @@ import gzip
 import io
 import re
 import tarfile
+import uuid
 from typing import Any, Callable
 
 import grpc
@@ -204,6 +205,8 @@ class _Servicer(machine_pb2_grpc.MachineServiceServicer):
             node.registry.changed()
             if reboot:
                 node.reboot_soon()
+            else:
+                node.registry.node_state(node, True)
         reply = machine_pb2.ApplyConfiguration(metadata=self._meta(node), mode=mode, mode_details=details)
         return machine_pb2.ApplyConfigurationResponse(messages=[reply])
 
@@ -250,6 +253,29 @@ class _Servicer(machine_pb2_grpc.MachineServiceServicer):
     def Reboot(self, node: Node, request: Any) -> Any:
         node.reboot_soon()
         return machine_pb2.RebootResponse(messages=[machine_pb2.Reboot(metadata=self._meta(node))])
+
+    @_rpc("admin-only")
+    def Upgrade(self, node: Node, request: Any) -> Any:
+        """As siderolabs/talos v1.12.11 v1alpha1_server.go Upgrade: the installer image is pulled
+        and validated first ("error validating installer image ..."); then, on a control plane
+        unless `force` or `preserve`, etcd must stay quorate: a two-member etcd is refused, and
+        every member must be started and healthy (internal/pkg/etcd/etcd.go ValidateForUpgrade);
+        errors are plain Go errors, so gRPC code UNKNOWN. The reply ("Upgrade request received")
+        goes out before the node reboots into the installer's version (sequencer Upgrade: drain,
+        stop services, install, reboot), keeping its etcd membership and its machine config.
+        (`stage`, the upgrade mutex and the reboot mode are not modelled.)"""
+        assert node.config is not None and node.cluster is not None
+        try:
+            installed = node.registry.pull_installer(request.image)
+        except LookupError as err:
+            raise _Abort(grpc.StatusCode.UNKNOWN, f'error validating installer image "{request.image}": {err}') from None
+        if node.config.control_plane and not request.force and not request.preserve:
+            problem = node.cluster.etcd_upgrade_problem()
+            if problem:
+                raise _Abort(grpc.StatusCode.UNKNOWN, f"error validating etcd for upgrade: {problem}")
+        node.upgrade_soon(installed)
+        reply = machine_pb2.Upgrade(metadata=self._meta(node), ack="Upgrade request received", actor_id=str(uuid.uuid4()))
+        return machine_pb2.UpgradeResponse(messages=[reply])
 
     @_rpc("admin-only")
     def Reset(self, node: Node, request: Any) -> Any:

@@ -79,11 +79,40 @@ class TalosSandboxCluster:
             if n.config is not None and n.config.control_plane and n.in_etcd
         ]
 
+    def etcd_upgrade_problem(self) -> str | None:
+        """Why upgrading a control plane now would risk etcd's quorum, as ValidateForUpgrade says
+        it (siderolabs/talos v1.12.11 internal/pkg/etcd/etcd.go): two members; a member not
+        answering (its node rebooting or off) is not healthy. None when the upgrade may go on."""
+        members = [n for n in self.nodes.values() if n.config is not None and n.config.control_plane and n.in_etcd]
+        if len(members) == 2:
+            return f"etcd member count({len(members)}) is insufficient to maintain quorum if upgrade commences"
+        for n in members:
+            if not n.answering:
+                member_id = zlib.crc32(n.hostname.encode()) + 1
+                return (f"etcd member {member_id:016x} is not healthy; all members must be healthy to perform an upgrade: "
+                        "context deadline exceeded")
+        return None
+
 
 @dataclass
 class TalosSandboxRegistry:
     clusters: dict[str, TalosSandboxCluster] = field(default_factory=dict)
     persist: Callable[[], None] | None = None
+    # installer reference -> what it installs (`tierzero.sandbox.factory_registry.installer`);
+    # LookupError with the registry's answer when it cannot be pulled
+    installers: Callable[[str], dict[str, Any]] | None = None
+    # (node, up): a node went down (rebooting, off) or came up / changed its config; the sandbox
+    # mirrors it in the Kubernetes stand-in's Node objects
+    on_node_state: Callable[["TalosNodeServer", bool], None] | None = None
+
+    def pull_installer(self, ref: str) -> dict[str, Any]:
+        if self.installers is None:
+            raise LookupError("sandbox: no Image Factory to pull installer images from")
+        return self.installers(ref)
+
+    def node_state(self, node: "TalosNodeServer", up: bool) -> None:
+        if self.on_node_state is not None:
+            self.on_node_state(node, up)
 
     def changed(self) -> None:
         if self.persist is not None:
@@ -122,6 +151,7 @@ class TalosNodeServer:
         self.hostname = hostname or f"talos-{address.replace('.', '-').replace(':', '-').replace('/', '-')}"
         self.kubeconfig_provider = kubeconfig
         self.reboot_seconds, self.version_tag = reboot_seconds, version
+        self.next_version: str | None = None  # installed by an upgrade, running after the reboot
         self.config: MachineConfigSummary | None = None
         self.in_etcd = False
         self.down_calls = 0
@@ -138,6 +168,11 @@ class TalosNodeServer:
     @property
     def maintenance(self) -> bool:
         return self.config is None
+
+    @property
+    def answering(self) -> bool:
+        """Powered and listening: not halted, not in the middle of a reboot."""
+        return self.powered and self._front is not None
 
     # what the machine is: its image, links and addresses
     @property
@@ -224,6 +259,7 @@ class TalosNodeServer:
             ctx = self._tls_context()
         self._front = await asyncio.start_server(self._relay, "127.0.0.1", port, ssl=ctx, reuse_address=True)
         self.port = int(self._front.sockets[0].getsockname()[1])
+        self.registry.node_state(self, True)
 
     async def _unlisten(self) -> None:
         if self._front is None:
@@ -263,6 +299,7 @@ class TalosNodeServer:
         for task in list(self._tasks):
             task.cancel()
         await self._unlisten()
+        self.registry.node_state(self, False)
 
     def switch(self, on: bool, timeout: float = 10.0) -> None:
         """`power_on`/`power_off` from any thread (tests, fault scenarios): run on the node's loop."""
@@ -278,12 +315,25 @@ class TalosNodeServer:
         async def cycle() -> None:
             await asyncio.sleep(0.05)
             await self._unlisten()
+            self.registry.node_state(self, False)
             if halt:
                 return
             await asyncio.sleep(self.reboot_seconds)
+            if self.next_version is not None:
+                self.version_tag, self.next_version = self.next_version, None
             await self._listen(self.port)
 
         self._spawn(cycle())
+
+    def upgrade_soon(self, installed: dict[str, Any]) -> None:
+        """Install what the installer carries on the boot disk now (it is what boots next, even if
+        whoever asked goes away) and reboot into it: `version_tag` changes when the node is back."""
+        if self.image is not None:
+            self.image = {**self.image, "version": installed["version"], "schematic": installed["schematic"],
+                          "extensions": list(installed["extensions"])}
+        self.next_version = str(installed["version"])
+        self.registry.changed()
+        self.reboot_soon()
 
     async def settled(self, timeout: float = 60.0) -> None:
         """Wait (at most `timeout` s) until the power cycles under way, like the reboot after an

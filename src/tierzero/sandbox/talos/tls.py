@@ -32,6 +32,7 @@ class MachineConfigSummary:
     os_ca_key: bytes | None  # workers carry the CA certificate only
     hostname: str | None
     raw: bytes
+    kubelet_image: str | None = None  # machine.kubelet.image (None: Talos' default for its release)
 
     @property
     def control_plane(self) -> bool:
@@ -73,7 +74,8 @@ def parse_machine_config(data: bytes) -> MachineConfigSummary:
             cluster_name = cluster_name or doc["clusterName"]
     if not cluster_name:
         raise ConfigError("cluster name is missing (cluster.clusterName or KubeClusterConfig)")
-    return MachineConfigSummary(machine_type, str(cluster_name), crt, key, hostname, data)
+    kubelet = (machine.get("kubelet") or {}).get("image")
+    return MachineConfigSummary(machine_type, str(cluster_name), crt, key, hostname, data, str(kubelet) if kubelet else None)
 
 
 # -- certificates --------------------------------------------------------------------------
