@@ -44,8 +44,11 @@ if TYPE_CHECKING:
 class RollHooks(Protocol):
     """What the roll calls outside this module (`tierzero.phases.platform.PlatformHooks`)."""
 
-    talos: Callable[[StepContext, "Cluster", str], TalosApi]
-    kube: Callable[[StepContext, "Cluster"], KubernetesNodes]
+    @property
+    def talos(self) -> Callable[[StepContext, "Cluster", str], TalosApi]: ...
+
+    @property
+    def kube(self) -> Callable[[StepContext, "Cluster"], KubernetesNodes]: ...
 
     def rendered_config(self, ctx: StepContext, cluster: "Cluster", node: str) -> bytes: ...
 
@@ -262,7 +265,7 @@ def roll_steps(h: RollHooks, cluster: "Cluster", after: str, digests: Callable[[
         out.append(Step(sid, "platform", f"{node.name}: Talos {cluster.talos_version} (Upgrade through the Talos API, then healthy)",
                         _upgrade(h, c), inputs=functools.partial(_upgrade_inputs, cluster, role, node), needs=(previous,), real_only=True))
         previous = sid
-    for role, node in roll_order(cluster):
+    for _role, node in roll_order(cluster):
         sid = _p(c, f"config/{node.name}")
         out.append(Step(sid, "platform", f"{node.name}: its machine config (Kubernetes {cluster.kubernetes_semver}), then healthy",
                         _config(h, c, node.name), inputs=functools.partial(_config_inputs, digests, cluster, node),

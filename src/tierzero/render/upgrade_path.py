@@ -15,9 +15,9 @@ Rules, each with its source:
   VerifyVersionCompatibility), and the Kubernetes the cluster runs must be supported by the
   target Talos, so Talos is upgraded first, on every node, then Kubernetes (Talos' support
   matrix: the spec's `tierzero.spec.semantic.supported_versions`, dated there).
-- Order: control planes first, in the spec's order, then workers: "upgrade the control plane
-  nodes one at a time, then the workers" (the same upgrading-talos page; talosctl upgrade-k8s
-  walks the control planes, then the kubelets of all nodes).
+- Order: control planes first, in the spec's order, then workers, one node at a time (talosctl
+  upgrade-k8s walks the control planes first, then the kubelets; Talos refuses a control-plane
+  upgrade while etcd is not whole, so one control plane at a time is the only order that passes).
 """
 
 from __future__ import annotations
