@@ -117,7 +117,7 @@ class FakeTalos:
             self.world.reapplied[self.node.name] = config.encode() if isinstance(config, str) else config
         return ApplyResult(mode="no_reboot", details="applied without a reboot", warnings=())
 
-    async def bootstrap(self) -> bool:
+    async def bootstrap(self, *, recover_etcd: bool = False) -> bool:
         if self.cluster.name in self.world.bootstraps:
             return False
         self.world.bootstraps.append(self.cluster.name)
@@ -140,6 +140,12 @@ class FakeTalos:
 
     async def upgrade(self, image: str, *, force: bool = False) -> str:
         raise OperationError(f"the fake Talos runs the spec's version already; not upgraded to {image}")
+
+    async def etcd_snapshot(self) -> bytes:
+        raise OperationError("the fake Talos keeps no etcd data")
+
+    async def etcd_recover(self, snapshot: bytes) -> None:
+        raise OperationError("the fake Talos keeps no etcd data")
 
     async def close(self) -> None:
         return None

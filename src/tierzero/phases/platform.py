@@ -228,7 +228,7 @@ async def _probe(client: TalosApi) -> bool:
         await client.close()
 
 
-async def _configure_node(ctx: StepContext, h: PlatformHooks, cluster: Cluster, node: Node, policy: Any) -> str:
+async def configure_node(ctx: StepContext, h: PlatformHooks, cluster: Cluster, node: Node, policy: Any) -> str:
     """Wait until the node's Talos API answers with the cluster's credentials. A node still in
     maintenance mode (it booted without reading its NoCloud user-data) gets its machine config
     over the API instead. Returns "configured" or "applied"."""
@@ -265,7 +265,7 @@ def _talos_ready(h: PlatformHooks, cluster_name: str):
         cluster = _cluster(ctx, cluster_name)
         policy = retry_policy(ctx.connections, "wait")
         ctx.wait(f"Talos API on every node of {cluster.name}")
-        results = await asyncio.gather(*(_configure_node(ctx, h, cluster, node, policy) for _, node in cluster.nodes()))
+        results = await asyncio.gather(*(configure_node(ctx, h, cluster, node, policy) for _, node in cluster.nodes()))
         names = [n.name for _, n in cluster.nodes()]
         digests = config_digests(ctx, h, cluster)
         # Nodes that took their config from NoCloud user-data or over the maintenance API run
@@ -424,4 +424,4 @@ def _talos_steps(h: PlatformHooks, cluster: Cluster, needs: tuple[str, ...]) -> 
     ]
 
 
-__all__ = ["PlatformHooks", "cluster_dir", "kube_client", "node_ip", "steps", "talos_client"]
+__all__ = ["PlatformHooks", "cluster_dir", "configure_node", "kube_client", "node_ip", "steps", "talos_client"]

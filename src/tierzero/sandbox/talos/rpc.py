@@ -33,6 +33,7 @@ import grpc
 import yaml
 
 from tierzero.adapters.talos_proto import common_pb2, machine_pb2, machine_pb2_grpc
+from tierzero.sandbox.talos import etcd
 from tierzero.sandbox.talos.tls import ConfigError, parse_machine_config
 
 Node = Any  # a TalosNodeServer
@@ -213,13 +214,16 @@ class _Servicer(machine_pb2_grpc.MachineServiceServicer):
     @_rpc()
     def Bootstrap(self, node: Node, request: Any) -> Any:
         """Refusals as siderolabs/talos v1.12.11 v1alpha1_server.go Bootstrap: a worker, then a
-        non-empty etcd data directory. ("bootstrap is not available yet" and "time is not in
+        non-empty etcd data directory. With recover_etcd, etcd starts from the snapshot EtcdRecover
+        uploaded (`tierzero.sandbox.talos.etcd`). ("bootstrap is not available yet" and "time is not in
         sync yet" are not modelled: a stand-in node is ready and in sync once configured.)"""
         assert node.config is not None and node.cluster is not None
         if not node.config.control_plane:
             raise _Abort(grpc.StatusCode.FAILED_PRECONDITION, "bootstrap can only be performed on a control plane node")
         if node.cluster.bootstrapped:
             raise _Abort(grpc.StatusCode.ALREADY_EXISTS, "etcd data directory is not empty")
+        if request.recover_etcd and not etcd.bootstrap_from_recovery(node, request.recover_skip_hash_check):
+            return machine_pb2.BootstrapResponse(messages=[machine_pb2.Bootstrap(metadata=self._meta(node))])  # etcd failed after the answer
         node.cluster.bootstrapped = True
         for member in node.cluster.nodes.values():
             member.in_etcd = bool(member.config and member.config.control_plane)
@@ -244,7 +248,11 @@ class _Servicer(machine_pb2_grpc.MachineServiceServicer):
     def ServiceList(self, node: Node, request: Any) -> Any:
         assert node.config is not None
         services = [_service("apid", "Running", True), _service("containerd", "Running", True), _service("kubelet", "Running", True)]
-        if node.config.control_plane:
+        if node.config.control_plane and node.etcd_failure:  # the etcd service failed to start; it says why
+            failed = _service("etcd", "Failed", False)
+            failed.health.last_message = node.etcd_failure
+            services.append(failed)
+        elif node.config.control_plane:
             services.append(_service("etcd", "Running", True) if node.in_etcd else _service("etcd", "Preparing", False))
             services.append(_service("trustd", "Running", True))
         return machine_pb2.ServiceListResponse(messages=[machine_pb2.ServiceList(metadata=self._meta(node), services=services)])
@@ -284,6 +292,25 @@ class _Servicer(machine_pb2_grpc.MachineServiceServicer):
         node.registry.changed()
         node.reboot_soon(halt=not request.reboot)
         return machine_pb2.ResetResponse(messages=[machine_pb2.Reset(metadata=meta)])
+
+    async def EtcdSnapshot(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            node = self._target("EtcdSnapshot", context, "absent")
+            chunks = etcd.snapshot_chunks(node)
+        except (_Abort, etcd.Abort) as err:
+            await context.abort(err.code, err.message)
+            return
+        for chunk in chunks:
+            chunk.metadata.CopyFrom(self._meta(node))
+            yield chunk
+
+    async def EtcdRecover(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            node = self._target("EtcdRecover", context, "absent")
+            data = b"".join([chunk.bytes async for chunk in request_iterator])
+            return etcd.receive_recovery(node, data)
+        except (_Abort, etcd.Abort) as err:
+            await context.abort(err.code, err.message)
 
     async def Kubeconfig(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:

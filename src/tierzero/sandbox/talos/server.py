@@ -66,6 +66,13 @@ class TalosSandboxCluster:
     bootstrapped: bool = False
     os_ca_key: bytes | None = None
     nodes: dict[str, "TalosNodeServer"] = field(default_factory=dict)  # by address
+    etcd: dict[str, str] = field(default_factory=dict)  # etcd's keys (`tierzero.sandbox.talos.etcd`)
+    etcd_revision: int = 0
+
+    def etcd_put(self, key: str, value: str) -> None:
+        """A write to etcd (a workload's, through the API server): what snapshots carry."""
+        self.etcd[key] = value
+        self.etcd_revision += 1
 
     def etcd_members(self) -> list[machine_pb2.EtcdMember]:
         if not self.bootstrapped:
@@ -154,6 +161,8 @@ class TalosNodeServer:
         self.next_version: str | None = None  # installed by an upgrade, running after the reboot
         self.config: MachineConfigSummary | None = None
         self.in_etcd = False
+        self.recovery_snapshot: bytes | None = None  # uploaded by EtcdRecover (/var/lib/etcd.snapshot)
+        self.etcd_failure: str | None = None  # why its etcd service failed to start
         self.down_calls = 0
         self.reject_apply: str | None = None
         self.calls: list[str] = []
@@ -366,6 +375,7 @@ class TalosNodeServer:
     def wipe(self) -> None:
         cluster = self.cluster
         self.config, self.in_etcd = None, False
+        self.recovery_snapshot, self.etcd_failure = None, None
         if cluster is not None:
             cluster.nodes.pop(self.key, None)
             if not any(n.config and n.config.control_plane for n in cluster.nodes.values()):
