@@ -1,10 +1,12 @@
 """A rolling upgrade of a 3-control-plane sandbox cluster, Talos v1.13.8 -> v1.13.9 and
 Kubernetes 1.35.3 -> 1.36.2, killed with SIGKILL twice in the middle (a node rebooting into the
 new Talos, then a node taking its new Kubernetes), resumed by plain deploys: it finishes with every
-node at both targets, no node upgraded twice, in the order control planes one at a time."""
+node at both targets, no node upgraded twice, in the order control planes one at a time. A node
+whose new Talos does not boot stops the roll there, and the next deploy resumes at that node."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -15,7 +17,10 @@ from typing import Any, Callable
 
 import pytest
 
+from tierzero.adapters.retry import Policy
+from tierzero.cli.session import Session
 from tierzero.engine.state import StateStore
+from tierzero.sandbox import talos
 from tierzero.sandbox.world import World
 from tierzero.workspace import Workspace
 
@@ -127,3 +132,29 @@ def test_upgrade_killed_twice_resumes_and_finishes(tmp_path: Path) -> None:
 
     _, fourth = _deploy(spec)
     assert not {s for s in _done(fourth) if s.startswith(("platform/main/upgrade/", "platform/main/config/"))}
+
+
+def test_a_node_whose_upgrade_fails_stops_the_roll_and_the_next_deploy_resumes_there(tmp_path: Path) -> None:
+    spec = starter_project(tmp_path)
+    _versions(spec, *OLD)
+    _deploy(spec)
+    _versions(spec, *NEW)
+    session = Session(spec, "sandbox")
+    with session as runner:
+        cp2 = next(n for n in session.sandbox.context[talos.MACHINES].machines.values() if n.hostname == "cp-2")
+        cp2.fail_upgrades = 1  # v1.13.9 does not boot on cp-2: Talos comes back at v1.13.8
+        runner.connections.retry.wait = Policy(base=0.05, cap=0.2, deadline=3.0)  # fail in seconds, not the sandbox's 2 minutes
+        with pytest.raises(Exception, match="platform/main/upgrade/cp-2"):
+            asyncio.run(runner.run())
+        records = runner.state.records()
+    assert records["platform/main/upgrade/cp-1"].status == "done"
+    failed = records["platform/main/upgrade/cp-2"]
+    assert failed.status == "failed" and "cp-2 runs v1.13.8" in str(failed.last_error), failed.last_error
+    assert records["platform/main/upgrade/cp-3"].outputs["to"] == OLD[0]  # what the first deploy left: not run this time
+    assert _world(spec)[0] == {"cp-1": NEW[0], "cp-2": OLD[0], "cp-3": OLD[0]}  # cp-3 untouched
+
+    _, events = _deploy(spec)  # the fault is gone (a new run, a node that boots): the roll resumes at cp-2
+    done = _done(events)
+    assert {"platform/main/upgrade/cp-2", "platform/main/upgrade/cp-3"} <= done and "platform/main/upgrade/cp-1" not in done
+    assert _outputs(spec, "platform/main/upgrade/cp-2") == {"node": "cp-2", "from": OLD[0], "to": NEW[0], "upgraded": True}
+    assert _world(spec) == ({"cp-1": NEW[0], "cp-2": NEW[0], "cp-3": NEW[0]}, {f"cp-{i}": f"v{NEW[1]}" for i in (1, 2, 3)})

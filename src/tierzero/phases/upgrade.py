@@ -86,7 +86,7 @@ async def _wait(ctx: StepContext, check: Callable[[], Awaitable[Any]], what: str
     try:
         return await retry_async(attempt, policy=retry_policy(ctx.connections, "wait"), on_retry=ctx.retry, what=what)
     except RetryExhausted as exc:
-        raise OperationError(f"{what}: {exc.message}", hint=hint) from exc
+        raise OperationError(exc.message, hint=hint) from exc
 
 
 async def _with(client: TalosApi, call: Callable[[TalosApi], Awaitable[Any]]) -> Any:

@@ -11,8 +11,10 @@ share a `TalosSandboxCluster` (bootstrap once, etcd members, the OS CA key a wor
 trustd would fetch). TLS is terminated by Python's `ssl` in front of a plaintext gRPC
 server, so Ed25519 OS CAs (the Talos default) work as on a real node.
 
-Fault injection on `TalosNodeServer`: `down_calls` (the next N calls fail UNAVAILABLE) and
-`reject_apply` (ApplyConfiguration fails INVALID_ARGUMENT with that message).
+Fault injection on `TalosNodeServer`: `down_calls` (the next N calls fail UNAVAILABLE),
+`reject_apply` (ApplyConfiguration fails INVALID_ARGUMENT with that message) and `fail_upgrades`
+(the next N upgrades do not boot: the node comes back at its previous version, as Talos' A-B
+scheme rolls back an upgrade that fails to boot; docs.siderolabs.com, "Upgrading Talos Linux").
 
 A node booted from an image (`image`: the sandbox Image Factory's description of it, and the
 VM's NIC MACs) reports that image's Talos version, platform and arch, names its links as that
@@ -34,15 +36,14 @@ import contextlib
 import socket
 import ssl
 import threading
-import zlib
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import grpc
 import yaml
 
 from tierzero.adapters.connections import Endpoint
-from tierzero.adapters.talos_proto import machine_pb2, machine_pb2_grpc
+from tierzero.adapters.talos_proto import machine_pb2_grpc
+from tierzero.sandbox.talos.cluster import TalosSandboxCluster, TalosSandboxRegistry  # noqa: F401  (re-exported)
 from tierzero.sandbox.talos.rpc import Mode, _default_kubeconfig, _Servicer  # noqa: F401  (re-exported)
 from tierzero.sandbox.talos.relay import splice
 from tierzero.sandbox.talos.links import Addressing, Link, config_addressing, machine_links, platform_addressing
@@ -56,85 +57,6 @@ from tierzero.sandbox.talos.tls import (  # noqa: F401  (ConfigError, parse_mach
 )
 
 KubeconfigProvider = Callable[[str, str], "bytes | str"]  # (cluster name, node address) -> kubeconfig
-
-
-# -- cluster registry ----------------------------------------------------------------------
-
-@dataclass
-class TalosSandboxCluster:
-    name: str
-    bootstrapped: bool = False
-    os_ca_key: bytes | None = None
-    nodes: dict[str, "TalosNodeServer"] = field(default_factory=dict)  # by address
-    etcd: dict[str, str] = field(default_factory=dict)  # etcd's keys (`tierzero.sandbox.talos.etcd`)
-    etcd_revision: int = 0
-
-    def etcd_put(self, key: str, value: str) -> None:
-        """A write to etcd (a workload's, through the API server): what snapshots carry."""
-        self.etcd[key] = value
-        self.etcd_revision += 1
-
-    def etcd_members(self) -> list[machine_pb2.EtcdMember]:
-        if not self.bootstrapped:
-            return []
-        return [
-            machine_pb2.EtcdMember(
-                id=zlib.crc32(n.hostname.encode()) + 1, hostname=n.hostname,
-                peer_urls=[f"https://{n.address}:2380"], client_urls=[f"https://{n.address}:2379"],
-            )
-            for n in self.nodes.values()
-            if n.config is not None and n.config.control_plane and n.in_etcd
-        ]
-
-    def etcd_upgrade_problem(self) -> str | None:
-        """Why upgrading a control plane now would risk etcd's quorum, as ValidateForUpgrade says
-        it (siderolabs/talos v1.12.11 internal/pkg/etcd/etcd.go): two members; a member not
-        answering (its node rebooting or off) is not healthy. None when the upgrade may go on."""
-        members = [n for n in self.nodes.values() if n.config is not None and n.config.control_plane and n.in_etcd]
-        if len(members) == 2:
-            return f"etcd member count({len(members)}) is insufficient to maintain quorum if upgrade commences"
-        for n in members:
-            if not n.answering:
-                member_id = zlib.crc32(n.hostname.encode()) + 1
-                return (f"etcd member {member_id:016x} is not healthy; all members must be healthy to perform an upgrade: "
-                        "context deadline exceeded")
-        return None
-
-
-@dataclass
-class TalosSandboxRegistry:
-    clusters: dict[str, TalosSandboxCluster] = field(default_factory=dict)
-    persist: Callable[[], None] | None = None
-    # installer reference -> what it installs (`tierzero.sandbox.factory_registry.installer`);
-    # LookupError with the registry's answer when it cannot be pulled
-    installers: Callable[[str], dict[str, Any]] | None = None
-    # (node, up): a node went down (rebooting, off) or came up / changed its config; the sandbox
-    # mirrors it in the Kubernetes stand-in's Node objects
-    on_node_state: Callable[["TalosNodeServer", bool], None] | None = None
-
-    def pull_installer(self, ref: str) -> dict[str, Any]:
-        if self.installers is None:
-            raise LookupError("sandbox: no Image Factory to pull installer images from")
-        return self.installers(ref)
-
-    def node_state(self, node: "TalosNodeServer", up: bool) -> None:
-        if self.on_node_state is not None:
-            self.on_node_state(node, up)
-
-    def changed(self) -> None:
-        if self.persist is not None:
-            self.persist()
-
-    def cluster(self, name: str) -> TalosSandboxCluster:
-        return self.clusters.setdefault(name, TalosSandboxCluster(name))
-
-    def node(self, address: str) -> "TalosNodeServer | None":
-        """The cluster member answering at `address` (or named so)."""
-        for cluster in self.clusters.values():
-            for node in cluster.nodes.values():
-                if address in (node.address, node.hostname) or address in node.held_addresses():
-                    return node
-        return None
 
 
 # -- the node --------------------------------------------------------------------------------
@@ -165,6 +87,7 @@ class TalosNodeServer:
         self.etcd_failure: str | None = None  # why its etcd service failed to start
         self.down_calls = 0
         self.reject_apply: str | None = None
+        self.fail_upgrades = 0  # the next N upgrades fail to boot and roll back (fault injection)
         self.calls: list[str] = []
         self.port = 0
         self._grpc: grpc.aio.Server | None = None
@@ -337,6 +260,10 @@ class TalosNodeServer:
     def upgrade_soon(self, installed: dict[str, Any]) -> None:
         """Install what the installer carries on the boot disk now (it is what boots next, even if
         whoever asked goes away) and reboot into it: `version_tag` changes when the node is back."""
+        if self.fail_upgrades > 0:  # the new version does not boot: Talos falls back to the previous one (A-B)
+            self.fail_upgrades -= 1
+            self.reboot_soon()
+            return
         if self.image is not None:
             self.image = {**self.image, "version": installed["version"], "schematic": installed["schematic"],
                           "extensions": list(installed["extensions"])}
