@@ -7,7 +7,9 @@ decompresses nothing; with the factory's sha256 when it publishes one; skipped w
 node a VM (looked up by VMID and name first, never duplicated) importing that image, its NIC at the
 node's MAC, its machine config as NoCloud user-data (a cloud-init snippet); then the Talos API on
 every node, etcd bootstrapped once on the first control plane, the cluster healthy, and
-kubeconfig/talosconfig written to `.tierzero/clusters/<cluster>/` (0600).
+kubeconfig/talosconfig written to `.tierzero/clusters/<cluster>/` (0600); then the roll
+(`tierzero.phases.upgrade`): the spec's Talos and Kubernetes versions and changed machine configs
+taken to running nodes one at a time.
 
 Outside collaborators come through `PlatformHooks` (defaults: `tierzero.render.talos_spec`,
 `tierzero.adapters.talos`, `tierzero.adapters.kubernetes`); a test passes its own to `steps()`.
