@@ -31,8 +31,9 @@ TESTS = Path(__file__).resolve().parent
 PHASES = ("setup", "cloud", "hypervisors", "platform", "gitops", "services", "validate")
 COMMAND_WORDS = re.compile(r"\b(pvecm|pveum|pveversion|ssh-keygen|dpkg|apt-get|qm|pct|GET|POST|ApplyConfiguration|terraform|tofu)\b")
 # The starter's steps: with the host preparation of each A1 instance, the VM network (zone, gateway) and
-# the GitOps handover (flux-components, deploy-key, push, sops-age, bootstrap, ready), and each host's APT repositories.
-STEPS = 39
+# the GitOps handover (flux-components, deploy-key, push, sops-age, bootstrap, ready), each host's APT repositories,
+# and the roll (versions, then upgrade and config per control plane).
+STEPS = 46
 MAX_LINES = STEPS + 16  # one line per step, a warning per host without /dev/kvm (A1), the summary
 
 
