@@ -1,7 +1,7 @@
 """A re-run does what changed: a spec edit that changes one node's machine config re-renders,
-re-runs that node's VM step (its NoCloud user-data) and the Talos step, which applies the new
-config to the running node over the authenticated API; nothing else runs, and a further run
-changes nothing."""
+re-runs that node's VM step (its NoCloud user-data) and the Talos step, which leaves the running
+node to the roll: that node's config step applies the new config over the authenticated API, the
+cluster healthy before and after; nothing else runs, and a further run changes nothing."""
 
 from __future__ import annotations
 
@@ -41,15 +41,19 @@ def _applied_config(ws: Path, address: str) -> str:
 def test_a_changed_machine_config_is_applied_to_the_running_node(tmp_path: Path) -> None:
     spec = starter_project(tmp_path)
     _, first = _deploy(spec)
-    assert first["platform/main/talos"]["reapplied"] == {}
+    assert first["platform/main/talos"]["stale"] == []
+    assert {first[f"platform/main/config/cp-{i}"]["applied"] for i in (1, 2, 3)} == {False}  # they booted with it
     assert "somaxconn" not in _applied_config(tmp_path / ".tierzero", "10.10.0.12")
 
     text = spec.read_text()
     assert CP2 in text
     spec.write_text(text.replace(CP2, CP2_TUNED))
     events, second = _deploy(spec)
-    assert sorted(events.started()) == ["gitops/main/push", "platform/main/talos", "platform/main/vm/cp-2", "setup/render", "validate/checks"]
-    assert second["platform/main/talos"]["reapplied"] == {"cp-2": "no_reboot"}
+    assert sorted(events.started()) == ["gitops/main/push", "platform/main/config/cp-2", "platform/main/talos", "platform/main/vm/cp-2",
+                                        "setup/render", "validate/checks"]
+    assert second["platform/main/talos"]["stale"] == ["cp-2"]
+    assert second["platform/main/config/cp-2"] == {"node": "cp-2", "config": second["platform/main/talos"]["configs"]["cp-2"],
+                                                   "applied": True, "mode": "no_reboot"}
     assert second["platform/main/talos"]["configs"]["cp-2"] != first["platform/main/talos"]["configs"]["cp-2"]
     assert second["platform/main/talos"]["configs"]["cp-1"] == first["platform/main/talos"]["configs"]["cp-1"]
     assert "net.core.somaxconn: \"65535\"" in _applied_config(tmp_path / ".tierzero", "10.10.0.12")

@@ -32,8 +32,9 @@ PHASES = ("setup", "cloud", "hypervisors", "platform", "gitops", "services", "va
 COMMAND_WORDS = re.compile(r"\b(pvecm|pveum|pveversion|ssh-keygen|dpkg|apt-get|qm|pct|GET|POST|ApplyConfiguration|terraform|tofu)\b")
 # The starter's steps: with the hosts' Debian image (cloud/host-image), the host preparation of each A1 instance,
 # the VM network (zone, gateway), the GitOps handover (flux-components, deploy-key, push, sops-age, bootstrap,
-# ready), each host's APT repositories and the pinned API certificate (hypervisors/api-ca).
-STEPS = 41
+# ready), each host's APT repositories, the pinned API certificate (hypervisors/api-ca), and the roll
+# (versions, then upgrade and config per control plane).
+STEPS = 47
 MAX_LINES = STEPS + 16  # one line per step, a warning per host without /dev/kvm (A1), the summary
 
 

@@ -93,7 +93,8 @@ def _faults(session: Session) -> Iterator[None]:
             s["isClientSecretRevoked"] = False
 
 
-FAULTED = {"Proxmox quorum", "main: Talos nodes", "infisical: machine identity logs in"}
+# cp-2 off: its Talos API and (the sandbox mirrors it) its Node, which goes NotReady
+FAULTED = {"Proxmox quorum", "main: Talos nodes", "main: Kubernetes nodes Ready", "infisical: machine identity logs in"}
 
 
 @pytest.mark.slow
@@ -124,7 +125,7 @@ def test_validate_step_fails_with_every_failed_row(deployed: tuple[Session, Runn
         runner.connections.endpoints[("kubernetes", "main")] = saved
     message = failed.value.message
     assert message.startswith("validation failed: ")
-    for check in (*FAULTED, "kubernetes"):
+    for check in (*(FAULTED - {"main: Kubernetes nodes Ready"}), "kubernetes"):  # that row has no API to ask here
         assert f"{check} (" in message
     assert asyncio.run(step.run(runner.context_from_state(step.id), None))["rows"]  # and passes again once all is back
 

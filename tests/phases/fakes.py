@@ -10,7 +10,7 @@ from typing import Any
 from tierzero.adapters.errors import AuthenticationFailed
 from tierzero.adapters.kubernetes import NodeStatus
 from tierzero.adapters.talos_errors import TalosNotImplemented, TalosTLSError, TalosUnavailable
-from tierzero.adapters.protocols import ApplyMode, ApplyResult, EtcdMember, KubernetesNodes, TalosApi, TalosMaintenanceApi, VersionInfo
+from tierzero.adapters.protocols import ApplyMode, ApplyResult, EtcdMember, KubernetesNodes, ServiceStatus, TalosApi, TalosMaintenanceApi, VersionInfo
 from tierzero.engine.step import StepContext
 from tierzero.errors import OperationError
 from tierzero.phases.platform import PlatformHooks
@@ -117,7 +117,7 @@ class FakeTalos:
             self.world.reapplied[self.node.name] = config.encode() if isinstance(config, str) else config
         return ApplyResult(mode="no_reboot", details="applied without a reboot", warnings=())
 
-    async def bootstrap(self) -> bool:
+    async def bootstrap(self, *, recover_etcd: bool = False) -> bool:
         if self.cluster.name in self.world.bootstraps:
             return False
         self.world.bootstraps.append(self.cluster.name)
@@ -131,6 +131,21 @@ class FakeTalos:
 
     async def kubeconfig(self) -> bytes:
         return f"apiVersion: v1\nkind: Config\nclusters: [{{name: {self.cluster.name}}}]\n".encode()
+
+    async def services(self) -> list[ServiceStatus]:
+        if not self.world.configured(self.node.name):
+            raise TalosUnavailable(f"Talos API of {self.node.name} not ready")
+        names = ("apid", "kubelet", "etcd") if self.node in self.cluster.control_planes else ("apid", "kubelet")
+        return [ServiceStatus(id=n, state="Running", healthy=True, health_unknown=False, message="") for n in names]
+
+    async def upgrade(self, image: str, *, force: bool = False) -> str:
+        raise OperationError(f"the fake Talos runs the spec's version already; not upgraded to {image}")
+
+    async def etcd_snapshot(self) -> bytes:
+        raise OperationError("the fake Talos keeps no etcd data")
+
+    async def etcd_recover(self, snapshot: bytes) -> None:
+        raise OperationError("the fake Talos keeps no etcd data")
 
     async def close(self) -> None:
         return None

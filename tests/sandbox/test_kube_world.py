@@ -51,7 +51,8 @@ class Run:
 
     def __init__(self, root: Path, identity: str, node_names: list[str]) -> None:
         nodes = [("controlplane" if n.startswith("cp") else "worker", Node(name=n, node="pve1")) for n in node_names]
-        cluster = SimpleNamespace(name="lab", nodes=lambda: nodes, gitops=SimpleNamespace(path="clusters/lab"))
+        cluster = SimpleNamespace(name="lab", nodes=lambda: nodes, gitops=SimpleNamespace(path="clusters/lab"), kubernetes_semver="1.36.2",
+                                  talos_version="v1.13.9")
         self.world = World(root / "world", identity)
         self.box = SandboxContext(SimpleNamespace(clusters=[cluster]), None, Connections(target="sandbox"), root,
                                   options=SandboxOptions(), world=self.world)

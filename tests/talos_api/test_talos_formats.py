@@ -67,8 +67,11 @@ def test_wire_names_and_field_numbers_match_talos() -> None:
     service = machine_pb2.DESCRIPTOR.services_by_name["MachineService"]
     assert service.full_name == "machine.MachineService"
     assert {m.name for m in service.methods} == {
-        "ApplyConfiguration", "Bootstrap", "EtcdMemberList", "Kubeconfig", "Reboot", "Reset", "ServiceList", "Version",
+        "ApplyConfiguration", "Bootstrap", "EtcdMemberList", "EtcdRecover", "EtcdSnapshot", "Kubeconfig", "Reboot", "Reset",
+        "ServiceList", "Upgrade", "Version",
     }
+    assert service.methods_by_name["EtcdSnapshot"].server_streaming and service.methods_by_name["EtcdSnapshot"].output_type.full_name == "common.Data"
+    assert service.methods_by_name["EtcdRecover"].client_streaming and service.methods_by_name["EtcdRecover"].input_type.full_name == "common.Data"
     assert service.methods_by_name["Kubeconfig"].output_type.full_name == "common.Data"
     assert service.methods_by_name["Kubeconfig"].server_streaming
 
@@ -80,5 +83,8 @@ def test_wire_names_and_field_numbers_match_talos() -> None:
     assert numbers(machine_pb2.BootstrapRequest) == {"recover_etcd": 1, "recover_skip_hash_check": 2}
     assert numbers(machine_pb2.EtcdMember) == {"id": 2, "hostname": 3, "peer_urls": 4, "client_urls": 5, "is_learner": 6}
     assert numbers(machine_pb2.ResetRequest)["mode"] == 5
+    # siderolabs/talos v1.12.11 api/machine/machine.proto
+    assert numbers(machine_pb2.UpgradeRequest) == {"image": 1, "preserve": 2, "stage": 3, "force": 4, "reboot_mode": 5}
+    assert numbers(machine_pb2.Upgrade) == {"metadata": 1, "ack": 2, "actor_id": 3}
     assert numbers(common_pb2.Data) == {"metadata": 1, "bytes": 2}
     assert machine_pb2.ApplyConfigurationRequest.Mode.Value("TRY") == 4

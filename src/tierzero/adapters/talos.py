@@ -248,10 +248,11 @@ class TalosClient:
         chosen = machine_pb2.ApplyConfigurationRequest.Mode.Name(m.mode).lower()
         return ApplyResult(mode=chosen, details=m.mode_details, warnings=tuple(m.warnings))
 
-    async def bootstrap(self) -> bool:
-        """Bootstrap etcd on this control plane. True if done now, False if it already was."""
+    async def bootstrap(self, *, recover_etcd: bool = False) -> bool:
+        """Bootstrap etcd on this control plane. True if done now, False if it already was.
+        `recover_etcd`: from the snapshot `etcd_recover` uploaded (Talos' disaster recovery)."""
         try:
-            await self._unary("Bootstrap", machine_pb2.BootstrapRequest())
+            await self._unary("Bootstrap", machine_pb2.BootstrapRequest(recover_etcd=recover_etcd))
         except TalosUnavailable:
             raise
         except OperationError as err:
@@ -289,6 +290,57 @@ class TalosClient:
         except grpc.RpcError as err:
             raise self._error(err, where) from None
         return extract_kubeconfig(b"".join(chunks))
+
+    async def upgrade(self, image: str, *, force: bool = False) -> str:
+        """Ask the node to install the installer `image` (e.g.
+        factory.talos.dev/nocloud-installer/<schematic>:v1.13.9) and reboot into it; returns the
+        node's acknowledgement. `force` skips Talos' etcd health check on a control plane. The node
+        answers before it reboots: wait for it (`wait_ready`) and compare `version().tag`.
+        Source: siderolabs/talos v1.12.11 api/machine/machine.proto UpgradeRequest (image,
+        preserve, stage, force, reboot_mode) and v1alpha1_server.go Upgrade."""
+        messages = await self._unary("Upgrade", machine_pb2.UpgradeRequest(image=image, force=force))
+        return messages[0].ack if messages else ""
+
+    async def etcd_snapshot(self, *, limit: int = 8 * 1024**3) -> bytes:
+        """A snapshot of etcd from this control plane (EtcdSnapshot streams common.Data chunks;
+        what `talosctl etcd snapshot` saves). OperationError past `limit` bytes (etcd's own quota
+        is 2 GiB by default, 8 GiB at most). Source: siderolabs/talos v1.12.11 api/machine/
+        machine.proto EtcdSnapshot, v1alpha1_server.go EtcdSnapshot."""
+        stub = await self._get_stub()
+        where = f"EtcdSnapshot {self._where}"
+        self._sent("EtcdSnapshot")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in stub.EtcdSnapshot(machine_pb2.EtcdSnapshotRequest(), timeout=max(self.call_timeout, 300.0),
+                                                 metadata=self._metadata()):
+                _check_metadata([chunk], where)
+                size += len(chunk.bytes)
+                if size > limit:
+                    raise OperationError(f"Talos API {where}: the snapshot is larger than {limit} bytes")
+                chunks.append(chunk.bytes)
+        except grpc.RpcError as err:
+            raise self._error(err, where) from None
+        return b"".join(chunks)
+
+    async def etcd_recover(self, snapshot: bytes, chunk: int = 1024 * 1024) -> None:
+        """Upload an etcd snapshot for a later `bootstrap(recover_etcd=True)` (EtcdRecover,
+        a stream of common.Data; Talos keeps it as /var/lib/etcd.snapshot)."""
+        from tierzero.adapters.talos_proto import common_pb2
+
+        stub = await self._get_stub()
+        where = f"EtcdRecover {self._where}"
+        self._sent("EtcdRecover")
+
+        async def parts() -> Any:
+            for i in range(0, len(snapshot), chunk):
+                yield common_pb2.Data(bytes=snapshot[i:i + chunk])
+
+        try:
+            reply = await stub.EtcdRecover(parts(), timeout=max(self.call_timeout, 300.0), metadata=self._metadata())
+        except grpc.RpcError as err:
+            raise self._error(err, where) from None
+        _check_metadata(reply.messages, where)
 
     async def reboot(self, *, powercycle: bool = False) -> None:
         mode = machine_pb2.RebootRequest.POWERCYCLE if powercycle else machine_pb2.RebootRequest.DEFAULT

@@ -7,7 +7,9 @@ decompresses nothing; with the factory's sha256 when it publishes one; skipped w
 node a VM (looked up by VMID and name first, never duplicated) importing that image, its NIC at the
 node's MAC, its machine config as NoCloud user-data (a cloud-init snippet); then the Talos API on
 every node, etcd bootstrapped once on the first control plane, the cluster healthy, and
-kubeconfig/talosconfig written to `.tierzero/clusters/<cluster>/` (0600).
+kubeconfig/talosconfig written to `.tierzero/clusters/<cluster>/` (0600); then the roll
+(`tierzero.phases.upgrade`): the spec's Talos and Kubernetes versions and changed machine configs
+taken to running nodes one at a time.
 
 Outside collaborators come through `PlatformHooks` (defaults: `tierzero.render.talos_spec`,
 `tierzero.adapters.talos`, `tierzero.adapters.kubernetes`); a test passes its own to `steps()`.
@@ -30,6 +32,7 @@ from tierzero.adapters.talos_errors import TalosUnavailable
 from tierzero.adapters.ssh import retry_policy
 from tierzero.engine.step import Step, StepContext
 from tierzero.phases.talos_maintenance import apply_in_maintenance
+from tierzero.phases.upgrade import roll_steps
 from tierzero.errors import OperationError
 from tierzero.phases.platform_vm import VmInputs, assign_vmids, ensure_vm, image_name, image_volid, remove_vm, vm_inputs
 from tierzero.workspace.layout import write_private
@@ -236,7 +239,7 @@ async def _probe(client: TalosApi) -> bool:
         await client.close()
 
 
-async def _configure_node(ctx: StepContext, h: PlatformHooks, cluster: Cluster, node: Node, policy: Any) -> str:
+async def configure_node(ctx: StepContext, h: PlatformHooks, cluster: Cluster, node: Node, policy: Any) -> str:
     """Wait until the node's Talos API answers with the cluster's credentials. A node still in
     maintenance mode (it booted without reading its NoCloud user-data) gets its machine config
     over the API instead. Returns "configured" or "applied"."""
@@ -269,36 +272,22 @@ def config_digests(ctx: StepContext, h: PlatformHooks, cluster: Cluster) -> dict
     return {n: hashlib.sha256(h.rendered_config(ctx, cluster, n)).hexdigest() for n in names}
 
 
-async def _reapply(ctx: StepContext, h: PlatformHooks, cluster: Cluster, node: Node, policy: Any) -> str:
-    """Apply a changed machine config to a running node over the authenticated API (mode auto:
-    Talos reboots only when the change needs it). Returns the mode Talos chose."""
-    client = h.talos(ctx, cluster, node_ip(node))
-    try:
-        result = await client.apply_configuration(h.rendered_config(ctx, cluster, node.name), "auto")
-    finally:
-        await client.close()
-    ctx.log(f"applied the changed machine config to {node.name}: {result.details or result.mode}")
-    if result.mode == "reboot":
-        await _configure_node(ctx, h, cluster, node, policy)  # back after the reboot, answering with the cluster's credentials
-    return result.mode
-
-
 def _talos_ready(h: PlatformHooks, cluster_name: str):
     async def run(ctx: StepContext, inputs: Any) -> Mapping[str, Any]:
         cluster = _cluster(ctx, cluster_name)
         policy = retry_policy(ctx.connections, "wait")
         ctx.wait(f"Talos API on every node of {cluster.name}")
-        results = await asyncio.gather(*(_configure_node(ctx, h, cluster, node, policy) for _, node in cluster.nodes()))
+        results = await asyncio.gather(*(configure_node(ctx, h, cluster, node, policy) for _, node in cluster.nodes()))
         names = [n.name for _, n in cluster.nodes()]
         digests = config_digests(ctx, h, cluster)
         # Nodes that took their config from NoCloud user-data or over the maintenance API run
         # the current one; others run what the last run applied, which may be older.
+        # Those are applied one node at a time by the roll's config steps (`tierzero.phases.upgrade`).
         before = dict((ctx.previous or {}).get("configs", {}))
-        stale = [node for (_, node), how in zip(cluster.nodes(), results)
+        stale = [node.name for (_, node), how in zip(cluster.nodes(), results)
                  if how == "configured" and node.name in before and before[node.name] != digests[node.name]]
-        modes = await asyncio.gather(*(_reapply(ctx, h, cluster, node, policy) for node in stale))
         return {"nodes": names, "applied": sorted(n for n, r in zip(names, results) if r == "applied"),
-                "reapplied": {node.name: mode for node, mode in zip(stale, modes)}, "configs": digests}
+                "stale": stale, "configs": digests}
 
     return run
 
@@ -437,13 +426,14 @@ def steps(spec: Platform, hooks: PlatformHooks | None = None) -> list[Step]:
 def _talos_steps(h: PlatformHooks, cluster: Cluster, needs: tuple[str, ...]) -> list[Step]:
     c = cluster.name
     return [
-        Step(_p(c, "talos"), "platform", f"wait for the Talos API on every node of {c}; apply changed machine configs",
+        Step(_p(c, "talos"), "platform", f"wait for the Talos API on every node of {c}",
              _talos_ready(h, c), inputs=functools.partial(_talos_inputs, h, cluster), needs=needs),
         Step(_p(c, "bootstrap"), "platform", f"bootstrap etcd on {cluster.control_planes[0].name}", _bootstrap(h, c),
              inputs=functools.partial(_bootstrap_inputs, cluster), needs=(_p(c, "talos"),), real_only=True),
         Step(_p(c, "health"), "platform", f"wait for {c} to be healthy; write kubeconfig and talosconfig", _health(h, c),
              inputs=functools.partial(_health_inputs, cluster), needs=(_p(c, "bootstrap"),)),
+        *roll_steps(h, cluster, after=_p(c, "health"), digests=lambda ctx: config_digests(ctx, h, cluster)),
     ]
 
 
-__all__ = ["PlatformHooks", "cluster_dir", "kube_client", "node_ip", "steps", "talos_client"]
+__all__ = ["PlatformHooks", "cluster_dir", "configure_node", "kube_client", "node_ip", "steps", "talos_client"]

@@ -18,6 +18,7 @@ Rules, each with its source (IF = siderolabs/image-factory at tag v1.5.0):
   for Talos version v<ver>`. Source: IF
   internal/frontend/http/image.go handleImage, internal/profile/profile.go ParseFromPath and
   EnhanceFromSchematic, internal/artifacts/manager.go validateTalosVersion.
+- `/v2/...`: the installer images' registry (`tierzero.sandbox.factory_registry`).
 - `GET /versions` lists the releases ascending; `/version/<v>/extensions/official` the extensions.
   Source: IF internal/frontend/http/meta.go.
 - `GET /schematics/<id>` answers the schematic as YAML (`application/yaml`), an unknown ID 404
@@ -49,6 +50,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from tierzero.adapters.connections import Endpoint
+from tierzero.sandbox import factory_registry
 from tierzero.sandbox.context import Handle, SandboxContext, StandIn, Stop
 from tierzero.sandbox.http_server import StandInHttpServer
 
@@ -371,6 +373,12 @@ class _Handler(BaseHTTPRequestHandler):
                 if text is None:
                     raise FactoryError(404, "schematic not found")
                 self._send(200, text.encode(), "application/yaml", head=head)
+            elif parts[:1] == ["v2"]:
+                try:
+                    status, body, kind = factory_registry.manifest(factory, parts[1:])
+                except factory_registry.RegistryError as err:
+                    raise FactoryError(err.status, err.text) from None
+                self._send(status, body, kind, head=head)
             elif len(parts) == 4 and parts[0] == "image":
                 data = factory.image(parts[1], parts[2], parts[3])
                 self._send(200, data, "application/octet-stream", head=head,

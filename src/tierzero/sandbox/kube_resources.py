@@ -90,7 +90,8 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return out
 
 
-def node_object(name: str, ip: str = "", role: str = "worker", ready: bool = True) -> dict[str, Any]:
+def node_object(name: str, ip: str = "", role: str = "worker", ready: bool = True, kubelet: str = "v1.36.2",
+                os_image: str = "Talos (sandbox)") -> dict[str, Any]:
     labels = {"kubernetes.io/hostname": name}
     if role == "controlplane":
         labels["node-role.kubernetes.io/control-plane"] = ""
@@ -100,7 +101,7 @@ def node_object(name: str, ip: str = "", role: str = "worker", ready: bool = Tru
         "status": {
             "conditions": [{"type": "Ready", "status": "True" if ready else "False", "reason": "KubeletReady", "message": "kubelet is posting ready status"}],
             "addresses": [{"type": "InternalIP", "address": ip}] if ip else [],
-            "nodeInfo": {"kubeletVersion": "v1.36.2", "osImage": "Talos (sandbox)", "architecture": "arm64",
+            "nodeInfo": {"kubeletVersion": kubelet, "osImage": os_image, "architecture": "arm64",
                          "bootID": "", "containerRuntimeVersion": "containerd://2.0", "kernelVersion": "6.12",
                          "kubeProxyVersion": "", "machineID": "", "operatingSystem": "linux", "systemUUID": ""},
         },

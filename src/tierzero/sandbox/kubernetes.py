@@ -400,7 +400,9 @@ def _start(box: SandboxContext) -> Stop:
         # PRE-SEEDED, and why: this stand-in plays the API server the control planes run once etcd
         # is bootstrapped, with the cluster's nodes registered; it does not model the bootstrap
         # itself (the Talos stand-in does), and the product reaches it only after etcd is up.
-        nodes = [node_object(n.name, str(n.ip.address or ""), role) for role, n in cluster.nodes()]
+        # (the Talos stand-in then mirrors each node's state in them: `tierzero.sandbox.talos`)
+        nodes = [node_object(n.name, str(n.ip.address or ""), role, kubelet=f"v{cluster.kubernetes_semver}",
+                             os_image=f"Talos ({cluster.talos_version})") for role, n in cluster.nodes()]
         state = KubeState(nodes, fail_first=box.options.kube_fail_first)
         if box.world is not None:
             state.attach(box.world.file(f"kubernetes-{cluster.name}"))

@@ -87,6 +87,13 @@ class GitOps(Model):
     flux: FluxInstall = Field(default_factory=FluxInstall)
 
 
+class EtcdBackups(Model):
+    """`tierzero backup`: etcd snapshots taken over the Talos API, encrypted to the workspace's age
+    key, kept in .tierzero/backups/<cluster>/."""
+
+    keep: int = Field(default=7, ge=1, le=1000, description="snapshots kept per cluster; after a backup the oldest beyond this are deleted")
+
+
 class Cluster(Model):
     name: Name
     talos_version: str = Field(pattern=r"^v1\.\d+\.\d+$", description="a Talos release like v1.11.5")
@@ -106,6 +113,7 @@ class Cluster(Model):
     cni: Literal["cilium", "none"] = "cilium"
     gitops: GitOps | None = None
     addons: Addons = Field(default_factory=Addons)
+    etcd_backups: EtcdBackups = Field(default_factory=EtcdBackups)
     image_ocid: str | None = Field(default=None, pattern=r"^ocid1\.image\.", description=(
         "for nodes on A1 instances: an existing Talos custom image to boot (skips the Image Factory download, the "
         "Object Storage upload and the import, which an Always-Free-only tenancy refuses: custom-image-count is 0 there)"))

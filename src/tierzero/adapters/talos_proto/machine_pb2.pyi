@@ -282,3 +282,55 @@ class EtcdMemberListResponse(_message.Message):
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     messages: _containers.RepeatedCompositeFieldContainer[EtcdMembers]
     def __init__(self, messages: _Optional[_Iterable[_Union[EtcdMembers, _Mapping]]] = ...) -> None: ...
+
+class UpgradeRequest(_message.Message):
+    __slots__ = ("image", "preserve", "stage", "force", "reboot_mode")
+    class RebootMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        DEFAULT: _ClassVar[UpgradeRequest.RebootMode]
+        POWERCYCLE: _ClassVar[UpgradeRequest.RebootMode]
+    DEFAULT: UpgradeRequest.RebootMode
+    POWERCYCLE: UpgradeRequest.RebootMode
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    PRESERVE_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    REBOOT_MODE_FIELD_NUMBER: _ClassVar[int]
+    image: str
+    preserve: bool
+    stage: bool
+    force: bool
+    reboot_mode: UpgradeRequest.RebootMode
+    def __init__(self, image: _Optional[str] = ..., preserve: _Optional[bool] = ..., stage: _Optional[bool] = ..., force: _Optional[bool] = ..., reboot_mode: _Optional[_Union[UpgradeRequest.RebootMode, str]] = ...) -> None: ...
+
+class Upgrade(_message.Message):
+    __slots__ = ("metadata", "ack", "actor_id")
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    ACK_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    metadata: _common_pb2.Metadata
+    ack: str
+    actor_id: str
+    def __init__(self, metadata: _Optional[_Union[_common_pb2.Metadata, _Mapping]] = ..., ack: _Optional[str] = ..., actor_id: _Optional[str] = ...) -> None: ...
+
+class UpgradeResponse(_message.Message):
+    __slots__ = ("messages",)
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[Upgrade]
+    def __init__(self, messages: _Optional[_Iterable[_Union[Upgrade, _Mapping]]] = ...) -> None: ...
+
+class EtcdSnapshotRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class EtcdRecover(_message.Message):
+    __slots__ = ("metadata",)
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    metadata: _common_pb2.Metadata
+    def __init__(self, metadata: _Optional[_Union[_common_pb2.Metadata, _Mapping]] = ...) -> None: ...
+
+class EtcdRecoverResponse(_message.Message):
+    __slots__ = ("messages",)
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[EtcdRecover]
+    def __init__(self, messages: _Optional[_Iterable[_Union[EtcdRecover, _Mapping]]] = ...) -> None: ...

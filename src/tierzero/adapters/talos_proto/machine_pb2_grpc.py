@@ -51,6 +51,16 @@ class MachineServiceStub:
                 request_serializer=tierzero_dot_adapters_dot_talos__proto_dot_machine__pb2.EtcdMemberListRequest.SerializeToString,
                 response_deserializer=tierzero_dot_adapters_dot_talos__proto_dot_machine__pb2.EtcdMemberListResponse.FromString,
                 _registered_method=True)
+        self.EtcdRecover = channel.stream_unary(
+                '/machine.MachineService/EtcdRecover',
+                request_serializer=tierzero_dot_adapters_dot_talos__proto_dot_common__pb2.Data.SerializeToString,
+                response_deserializer=tierzero_dot_adapters_dot_talos__proto_dot_machine__pb2.EtcdRecoverResponse.FromString,
+                _registered_method=True)
+        self.EtcdSnapshot = channel.unary_stream(
+                '/machine.MachineService/EtcdSnapshot',
+                request_serializer=tierzero_dot_adapters_dot_talos__proto_dot_machine__pb2.EtcdSnapshotRequest.SerializeToString,
+                response_deserializer=tierzero_dot_adapters_dot_talos__proto_dot_common__pb2.Data.FromString,
+                _registered_method=True)
         self.Kubeconfig = channel.unary_stream(
                 '/machine.MachineService/Kubeconfig',
                 request_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
@@ -70,6 +80,11 @@ class MachineServiceStub:
                 '/machine.MachineService/ServiceList',
                 request_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
                 response_deserializer=tierzero_dot_adapters_dot_talos__proto_dot_machine__pb2.ServiceListResponse.FromString,
+                _registered_method=True)
+        self.Upgrade = channel.unary_unary(
+                '/machine.MachineService/Upgrade',
+                request_serializer=tierzero_dot_adapters_dot_talos__proto_dot_machine__pb2.UpgradeRequest.SerializeToString,
+                response_deserializer=tierzero_dot_adapters_dot_talos__proto_dot_machine__pb2.UpgradeResponse.FromString,
                 _registered_method=True)
         self.Version = channel.unary_unary(
                 '/machine.MachineService/Version',
@@ -99,6 +114,18 @@ class MachineServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EtcdRecover(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EtcdSnapshot(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Kubeconfig(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -118,6 +145,12 @@ class MachineServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ServiceList(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Upgrade(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -147,6 +180,16 @@ def add_MachineServiceServicer_to_server(servicer, server):
                     request_deserializer=tierzero_dot_adapters_dot_talos__proto_dot_machine__pb2.EtcdMemberListRequest.FromString,
                     response_serializer=tierzero_dot_adapters_dot_talos__proto_dot_machine__pb2.EtcdMemberListResponse.SerializeToString,
             ),
+            'EtcdRecover': grpc.stream_unary_rpc_method_handler(
+                    servicer.EtcdRecover,
+                    request_deserializer=tierzero_dot_adapters_dot_talos__proto_dot_common__pb2.Data.FromString,
+                    response_serializer=tierzero_dot_adapters_dot_talos__proto_dot_machine__pb2.EtcdRecoverResponse.SerializeToString,
+            ),
+            'EtcdSnapshot': grpc.unary_stream_rpc_method_handler(
+                    servicer.EtcdSnapshot,
+                    request_deserializer=tierzero_dot_adapters_dot_talos__proto_dot_machine__pb2.EtcdSnapshotRequest.FromString,
+                    response_serializer=tierzero_dot_adapters_dot_talos__proto_dot_common__pb2.Data.SerializeToString,
+            ),
             'Kubeconfig': grpc.unary_stream_rpc_method_handler(
                     servicer.Kubeconfig,
                     request_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
@@ -166,6 +209,11 @@ def add_MachineServiceServicer_to_server(servicer, server):
                     servicer.ServiceList,
                     request_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                     response_serializer=tierzero_dot_adapters_dot_talos__proto_dot_machine__pb2.ServiceListResponse.SerializeToString,
+            ),
+            'Upgrade': grpc.unary_unary_rpc_method_handler(
+                    servicer.Upgrade,
+                    request_deserializer=tierzero_dot_adapters_dot_talos__proto_dot_machine__pb2.UpgradeRequest.FromString,
+                    response_serializer=tierzero_dot_adapters_dot_talos__proto_dot_machine__pb2.UpgradeResponse.SerializeToString,
             ),
             'Version': grpc.unary_unary_rpc_method_handler(
                     servicer.Version,
@@ -254,6 +302,60 @@ class MachineService:
             '/machine.MachineService/EtcdMemberList',
             tierzero_dot_adapters_dot_talos__proto_dot_machine__pb2.EtcdMemberListRequest.SerializeToString,
             tierzero_dot_adapters_dot_talos__proto_dot_machine__pb2.EtcdMemberListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EtcdRecover(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/machine.MachineService/EtcdRecover',
+            tierzero_dot_adapters_dot_talos__proto_dot_common__pb2.Data.SerializeToString,
+            tierzero_dot_adapters_dot_talos__proto_dot_machine__pb2.EtcdRecoverResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EtcdSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/machine.MachineService/EtcdSnapshot',
+            tierzero_dot_adapters_dot_talos__proto_dot_machine__pb2.EtcdSnapshotRequest.SerializeToString,
+            tierzero_dot_adapters_dot_talos__proto_dot_common__pb2.Data.FromString,
             options,
             channel_credentials,
             insecure,
@@ -362,6 +464,33 @@ class MachineService:
             '/machine.MachineService/ServiceList',
             google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             tierzero_dot_adapters_dot_talos__proto_dot_machine__pb2.ServiceListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Upgrade(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/machine.MachineService/Upgrade',
+            tierzero_dot_adapters_dot_talos__proto_dot_machine__pb2.UpgradeRequest.SerializeToString,
+            tierzero_dot_adapters_dot_talos__proto_dot_machine__pb2.UpgradeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -14,8 +14,8 @@ wins over the platform's on later boots (the config lives on the STATE partition
 
 Per machine the document holds its VM, disk, image, NIC MACs, NoCloud network-config, hostname,
 the machine config it runs (raw bytes), whether it is an etcd member and whether it runs; per
-cluster, whether it was bootstrapped, the OS CA key a worker's trustd would fetch and its member
-machines. Ports, call logs and fault injection are not kept.
+cluster, whether it was bootstrapped, the OS CA key a worker's trustd would fetch, its member
+machines and its etcd keys (`tierzero.sandbox.talos.etcd`; an upload for recovery is not kept). Ports, call logs and fault injection are not kept.
 """
 
 from __future__ import annotations
@@ -160,7 +160,8 @@ class TalosMachines:
                                "macs": n.macs, "network_config": n.network_config, "config": _b64(n.config.raw if n.config else None),
                                "in_etcd": n.in_etcd, "running": n.powered or key in self._starting}
                          for key, n in sorted(list(self.machines.items()))},
-            "clusters": {name: {"bootstrapped": c.bootstrapped, "os_ca_key": _b64(c.os_ca_key), "nodes": sorted(c.nodes)}
+            "clusters": {name: {"bootstrapped": c.bootstrapped, "os_ca_key": _b64(c.os_ca_key), "nodes": sorted(c.nodes),
+                                "etcd": {"revision": c.etcd_revision, "keys": dict(sorted(c.etcd.items()))}}
                          for name, c in sorted(list(self.registry.clusters.items()))},
         }
 
@@ -181,7 +182,8 @@ class TalosMachines:
             members = {k: self.machines[k] for k in saved.get("nodes", []) if k in self.machines and self.machines[k].config is not None}
             key = saved.get("os_ca_key")
             self.registry.clusters[name] = TalosSandboxCluster(
-                name, bootstrapped=bool(saved.get("bootstrapped")), os_ca_key=base64.b64decode(key) if key else None, nodes=members)
+                name, bootstrapped=bool(saved.get("bootstrapped")), os_ca_key=base64.b64decode(key) if key else None, nodes=members,
+                etcd=dict((saved.get("etcd") or {}).get("keys") or {}), etcd_revision=int((saved.get("etcd") or {}).get("revision") or 0))
         return running
 
 
@@ -197,6 +199,54 @@ def _kubeconfig_provider(box: SandboxContext, cluster: str) -> KubeconfigProvide
         return yaml.safe_dump(doc).encode()
 
     return provider
+
+
+def _installers(box: SandboxContext) -> Callable[[str], dict[str, Any]]:
+    """Installer references resolved by the sandbox's Image Factory registry, as a node's
+    containerd pulls them (any registry host: the sandbox has one factory)."""
+    from tierzero.sandbox import factory_registry, image_factory
+
+    def pull(ref: str) -> dict[str, Any]:
+        server = box.get(image_factory.SERVER)
+        try:
+            parsed = factory_registry.InstallerRef.parse(ref)
+            if server is None:
+                raise LookupError(f"failed to resolve reference {ref!r}: no such host")
+            return factory_registry.installer(server.factory, parsed.image, parsed.schematic, parsed.reference)
+        except ValueError as err:
+            raise LookupError(str(err)) from None
+        except factory_registry.RegistryError as err:
+            raise LookupError(f'failed to resolve reference "{ref}": unexpected status {err.status}: {err.text}') from None
+
+    return pull
+
+
+def _mirror_in_kubernetes(box: SandboxContext) -> Callable[[TalosNodeServer, bool], None]:
+    """A Talos node's state as its Node object shows it: NotReady while it is down, Ready with its
+    kubelet's version and "Talos (<version>)" as osImage once it is up (what kubelet posts:
+    kubernetes.io/docs/reference/node/node-status, "Info" and "Conditions")."""
+
+    def mirror(node: TalosNodeServer, up: bool) -> None:
+        if node.config is None:
+            return
+        state = getattr((box.get(kubernetes.SERVERS) or {}).get(node.config.cluster_name), "state", None)
+        if state is None:  # no Kubernetes stand-in for this cluster (a test that gives only its URL)
+            return
+        current = state.read("v1", "Node", node.hostname)
+        if current is None:
+            return
+        status = dict(current.get("status") or {})
+        status["conditions"] = [{"type": "Ready", "status": "True" if up else "False", "reason": "KubeletReady" if up else "NodeStatusUnknown",
+                                 "message": "kubelet is posting ready status" if up else "Kubelet stopped posting node status."}]
+        info = dict(status.get("nodeInfo") or {})
+        if up:
+            info["osImage"] = f"Talos ({node.version_tag})"
+            if node.config.kubelet_image and ":" in node.config.kubelet_image:
+                info["kubeletVersion"] = node.config.kubelet_image.rsplit(":", 1)[1]
+        status["nodeInfo"] = info
+        state.write_status("v1", "Node", node.hostname, None, status)
+
+    return mirror
 
 
 def spec_addresses(spec: Any) -> dict[str, str]:
@@ -222,6 +272,8 @@ def _start(box: SandboxContext) -> Stop:
         provider = _kubeconfig_provider(box, cluster.name)
         if provider is not None:
             machines.kubeconfigs[cluster.name] = provider
+    registry.installers = _installers(box)
+    registry.on_node_state = _mirror_in_kubernetes(box)
     box.put(REGISTRY, registry)
     box.put(MACHINES, machines)
     running: list[str] = []

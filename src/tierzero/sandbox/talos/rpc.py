@@ -26,12 +26,14 @@ import gzip
 import io
 import re
 import tarfile
+import uuid
 from typing import Any, Callable
 
 import grpc
 import yaml
 
 from tierzero.adapters.talos_proto import common_pb2, machine_pb2, machine_pb2_grpc
+from tierzero.sandbox.talos import etcd
 from tierzero.sandbox.talos.tls import ConfigError, parse_machine_config
 
 Node = Any  # a TalosNodeServer
@@ -204,19 +206,24 @@ class _Servicer(machine_pb2_grpc.MachineServiceServicer):
             node.registry.changed()
             if reboot:
                 node.reboot_soon()
+            else:
+                node.registry.node_state(node, True)
         reply = machine_pb2.ApplyConfiguration(metadata=self._meta(node), mode=mode, mode_details=details)
         return machine_pb2.ApplyConfigurationResponse(messages=[reply])
 
     @_rpc()
     def Bootstrap(self, node: Node, request: Any) -> Any:
         """Refusals as siderolabs/talos v1.12.11 v1alpha1_server.go Bootstrap: a worker, then a
-        non-empty etcd data directory. ("bootstrap is not available yet" and "time is not in
+        non-empty etcd data directory. With recover_etcd, etcd starts from the snapshot EtcdRecover
+        uploaded (`tierzero.sandbox.talos.etcd`). ("bootstrap is not available yet" and "time is not in
         sync yet" are not modelled: a stand-in node is ready and in sync once configured.)"""
         assert node.config is not None and node.cluster is not None
         if not node.config.control_plane:
             raise _Abort(grpc.StatusCode.FAILED_PRECONDITION, "bootstrap can only be performed on a control plane node")
         if node.cluster.bootstrapped:
             raise _Abort(grpc.StatusCode.ALREADY_EXISTS, "etcd data directory is not empty")
+        if request.recover_etcd and not etcd.bootstrap_from_recovery(node, request.recover_skip_hash_check):
+            return machine_pb2.BootstrapResponse(messages=[machine_pb2.Bootstrap(metadata=self._meta(node))])  # etcd failed after the answer
         node.cluster.bootstrapped = True
         for member in node.cluster.nodes.values():
             member.in_etcd = bool(member.config and member.config.control_plane)
@@ -241,7 +248,11 @@ class _Servicer(machine_pb2_grpc.MachineServiceServicer):
     def ServiceList(self, node: Node, request: Any) -> Any:
         assert node.config is not None
         services = [_service("apid", "Running", True), _service("containerd", "Running", True), _service("kubelet", "Running", True)]
-        if node.config.control_plane:
+        if node.config.control_plane and node.etcd_failure:  # the etcd service failed to start; it says why
+            failed = _service("etcd", "Failed", False)
+            failed.health.last_message = node.etcd_failure
+            services.append(failed)
+        elif node.config.control_plane:
             services.append(_service("etcd", "Running", True) if node.in_etcd else _service("etcd", "Preparing", False))
             services.append(_service("trustd", "Running", True))
         return machine_pb2.ServiceListResponse(messages=[machine_pb2.ServiceList(metadata=self._meta(node), services=services)])
@@ -252,12 +263,54 @@ class _Servicer(machine_pb2_grpc.MachineServiceServicer):
         return machine_pb2.RebootResponse(messages=[machine_pb2.Reboot(metadata=self._meta(node))])
 
     @_rpc("admin-only")
+    def Upgrade(self, node: Node, request: Any) -> Any:
+        """As siderolabs/talos v1.12.11 v1alpha1_server.go Upgrade: the installer image is pulled
+        and validated first ("error validating installer image ..."); then, on a control plane
+        unless `force` or `preserve`, etcd must stay quorate: a two-member etcd is refused, and
+        every member must be started and healthy (internal/pkg/etcd/etcd.go ValidateForUpgrade);
+        errors are plain Go errors, so gRPC code UNKNOWN. The reply ("Upgrade request received")
+        goes out before the node reboots into the installer's version (sequencer Upgrade: drain,
+        stop services, install, reboot), keeping its etcd membership and its machine config.
+        (`stage`, the upgrade mutex and the reboot mode are not modelled.)"""
+        assert node.config is not None and node.cluster is not None
+        try:
+            installed = node.registry.pull_installer(request.image)
+        except LookupError as err:
+            raise _Abort(grpc.StatusCode.UNKNOWN, f'error validating installer image "{request.image}": {err}') from None
+        if node.config.control_plane and not request.force and not request.preserve:
+            problem = node.cluster.etcd_upgrade_problem()
+            if problem:
+                raise _Abort(grpc.StatusCode.UNKNOWN, f"error validating etcd for upgrade: {problem}")
+        node.upgrade_soon(installed)
+        reply = machine_pb2.Upgrade(metadata=self._meta(node), ack="Upgrade request received", actor_id=str(uuid.uuid4()))
+        return machine_pb2.UpgradeResponse(messages=[reply])
+
+    @_rpc("admin-only")
     def Reset(self, node: Node, request: Any) -> Any:
         meta = self._meta(node)
         node.wipe()
         node.registry.changed()
         node.reboot_soon(halt=not request.reboot)
         return machine_pb2.ResetResponse(messages=[machine_pb2.Reset(metadata=meta)])
+
+    async def EtcdSnapshot(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            node = self._target("EtcdSnapshot", context, "absent")
+            chunks = etcd.snapshot_chunks(node)
+        except (_Abort, etcd.Abort) as err:
+            await context.abort(err.code, err.message)
+            return
+        for chunk in chunks:
+            chunk.metadata.CopyFrom(self._meta(node))
+            yield chunk
+
+    async def EtcdRecover(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            node = self._target("EtcdRecover", context, "absent")
+            data = b"".join([chunk.bytes async for chunk in request_iterator])
+            return etcd.receive_recovery(node, data)
+        except (_Abort, etcd.Abort) as err:
+            await context.abort(err.code, err.message)
 
     async def Kubeconfig(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:

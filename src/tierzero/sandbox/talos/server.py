@@ -11,8 +11,10 @@ share a `TalosSandboxCluster` (bootstrap once, etcd members, the OS CA key a wor
 trustd would fetch). TLS is terminated by Python's `ssl` in front of a plaintext gRPC
 server, so Ed25519 OS CAs (the Talos default) work as on a real node.
 
-Fault injection on `TalosNodeServer`: `down_calls` (the next N calls fail UNAVAILABLE) and
-`reject_apply` (ApplyConfiguration fails INVALID_ARGUMENT with that message).
+Fault injection on `TalosNodeServer`: `down_calls` (the next N calls fail UNAVAILABLE),
+`reject_apply` (ApplyConfiguration fails INVALID_ARGUMENT with that message) and `fail_upgrades`
+(the next N upgrades do not boot: the node comes back at its previous version, as Talos' A-B
+scheme rolls back an upgrade that fails to boot; docs.siderolabs.com, "Upgrading Talos Linux").
 
 A node booted from an image (`image`: the sandbox Image Factory's description of it, and the
 VM's NIC MACs) reports that image's Talos version, platform and arch, names its links as that
@@ -34,15 +36,14 @@ import contextlib
 import socket
 import ssl
 import threading
-import zlib
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import grpc
 import yaml
 
 from tierzero.adapters.connections import Endpoint
-from tierzero.adapters.talos_proto import machine_pb2, machine_pb2_grpc
+from tierzero.adapters.talos_proto import machine_pb2_grpc
+from tierzero.sandbox.talos.cluster import TalosSandboxCluster, TalosSandboxRegistry  # noqa: F401  (re-exported)
 from tierzero.sandbox.talos.rpc import Mode, _default_kubeconfig, _Servicer  # noqa: F401  (re-exported)
 from tierzero.sandbox.talos.relay import splice
 from tierzero.sandbox.talos.links import Addressing, Link, config_addressing, machine_links, platform_addressing
@@ -56,49 +57,6 @@ from tierzero.sandbox.talos.tls import (  # noqa: F401  (ConfigError, parse_mach
 )
 
 KubeconfigProvider = Callable[[str, str], "bytes | str"]  # (cluster name, node address) -> kubeconfig
-
-
-# -- cluster registry ----------------------------------------------------------------------
-
-@dataclass
-class TalosSandboxCluster:
-    name: str
-    bootstrapped: bool = False
-    os_ca_key: bytes | None = None
-    nodes: dict[str, "TalosNodeServer"] = field(default_factory=dict)  # by address
-
-    def etcd_members(self) -> list[machine_pb2.EtcdMember]:
-        if not self.bootstrapped:
-            return []
-        return [
-            machine_pb2.EtcdMember(
-                id=zlib.crc32(n.hostname.encode()) + 1, hostname=n.hostname,
-                peer_urls=[f"https://{n.address}:2380"], client_urls=[f"https://{n.address}:2379"],
-            )
-            for n in self.nodes.values()
-            if n.config is not None and n.config.control_plane and n.in_etcd
-        ]
-
-
-@dataclass
-class TalosSandboxRegistry:
-    clusters: dict[str, TalosSandboxCluster] = field(default_factory=dict)
-    persist: Callable[[], None] | None = None
-
-    def changed(self) -> None:
-        if self.persist is not None:
-            self.persist()
-
-    def cluster(self, name: str) -> TalosSandboxCluster:
-        return self.clusters.setdefault(name, TalosSandboxCluster(name))
-
-    def node(self, address: str) -> "TalosNodeServer | None":
-        """The cluster member answering at `address` (or named so)."""
-        for cluster in self.clusters.values():
-            for node in cluster.nodes.values():
-                if address in (node.address, node.hostname) or address in node.held_addresses():
-                    return node
-        return None
 
 
 # -- the node --------------------------------------------------------------------------------
@@ -122,10 +80,14 @@ class TalosNodeServer:
         self.hostname = hostname or f"talos-{address.replace('.', '-').replace(':', '-').replace('/', '-')}"
         self.kubeconfig_provider = kubeconfig
         self.reboot_seconds, self.version_tag = reboot_seconds, version
+        self.next_version: str | None = None  # installed by an upgrade, running after the reboot
         self.config: MachineConfigSummary | None = None
         self.in_etcd = False
+        self.recovery_snapshot: bytes | None = None  # uploaded by EtcdRecover (/var/lib/etcd.snapshot)
+        self.etcd_failure: str | None = None  # why its etcd service failed to start
         self.down_calls = 0
         self.reject_apply: str | None = None
+        self.fail_upgrades = 0  # the next N upgrades fail to boot and roll back (fault injection)
         self.calls: list[str] = []
         self.port = 0
         self._grpc: grpc.aio.Server | None = None
@@ -138,6 +100,11 @@ class TalosNodeServer:
     @property
     def maintenance(self) -> bool:
         return self.config is None
+
+    @property
+    def answering(self) -> bool:
+        """Powered and listening: not halted, not in the middle of a reboot."""
+        return self.powered and self._front is not None
 
     # what the machine is: its image, links and addresses
     @property
@@ -225,6 +192,7 @@ class TalosNodeServer:
             ctx = self._tls_context()
         self._front = await asyncio.start_server(self._relay, "127.0.0.1", port, ssl=ctx, reuse_address=True)
         self.port = int(self._front.sockets[0].getsockname()[1])
+        self.registry.node_state(self, True)
 
     async def _unlisten(self) -> None:
         if self._front is None:
@@ -264,6 +232,7 @@ class TalosNodeServer:
         for task in list(self._tasks):
             task.cancel()
         await self._unlisten()
+        self.registry.node_state(self, False)
 
     def switch(self, on: bool, timeout: float = 10.0) -> None:
         """`power_on`/`power_off` from any thread (tests, fault scenarios): run on the node's loop."""
@@ -279,12 +248,29 @@ class TalosNodeServer:
         async def cycle() -> None:
             await asyncio.sleep(0.05)
             await self._unlisten()
+            self.registry.node_state(self, False)
             if halt:
                 return
             await asyncio.sleep(self.reboot_seconds)
+            if self.next_version is not None:
+                self.version_tag, self.next_version = self.next_version, None
             await self._listen(self.port)
 
         self._spawn(cycle())
+
+    def upgrade_soon(self, installed: dict[str, Any]) -> None:
+        """Install what the installer carries on the boot disk now (it is what boots next, even if
+        whoever asked goes away) and reboot into it: `version_tag` changes when the node is back."""
+        if self.fail_upgrades > 0:  # the new version does not boot: Talos falls back to the previous one (A-B)
+            self.fail_upgrades -= 1
+            self.reboot_soon()
+            return
+        if self.image is not None:
+            self.image = {**self.image, "version": installed["version"], "schematic": installed["schematic"],
+                          "extensions": list(installed["extensions"])}
+        self.next_version = str(installed["version"])
+        self.registry.changed()
+        self.reboot_soon()
 
     async def settled(self, timeout: float = 60.0) -> None:
         """Wait (at most `timeout` s) until the power cycles under way, like the reboot after an
@@ -317,6 +303,7 @@ class TalosNodeServer:
     def wipe(self) -> None:
         cluster = self.cluster
         self.config, self.in_etcd = None, False
+        self.recovery_snapshot, self.etcd_failure = None, None
         if cluster is not None:
             cluster.nodes.pop(self.key, None)
             if not any(n.config and n.config.control_plane for n in cluster.nodes.values()):

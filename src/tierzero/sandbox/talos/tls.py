@@ -36,6 +36,7 @@ class MachineConfigSummary:
     # (Talos v1alpha1 config reference, MachineConfig.certSANs; siderolabs/talos
     # internal/app/machined/pkg/controllers/secrets/api_cert_sans.go adds them to the node's own names).
     cert_sans: tuple[str, ...] = ()
+    kubelet_image: str | None = None  # machine.kubelet.image (None: Talos' default for its release)
 
     @property
     def control_plane(self) -> bool:
@@ -80,7 +81,8 @@ def parse_machine_config(data: bytes) -> MachineConfigSummary:
     sans = machine.get("certSANs") or []
     if not isinstance(sans, list) or not all(isinstance(n, str) for n in sans):
         raise ConfigError("machine.certSANs must be a list of strings")
-    return MachineConfigSummary(machine_type, str(cluster_name), crt, key, hostname, data, tuple(sans))
+    kubelet = (machine.get("kubelet") or {}).get("image")
+    return MachineConfigSummary(machine_type, str(cluster_name), crt, key, hostname, data, tuple(sans), str(kubelet) if kubelet else None)
 
 
 # -- certificates --------------------------------------------------------------------------
