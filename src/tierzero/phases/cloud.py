@@ -141,7 +141,7 @@ def _destroy_sync(ctx: StepContext) -> dict[str, Any]:
     from tierzero.adapters.tofu import TofuRunner
 
     workdir = _workdir(ctx)
-    if not (workdir / "terraform.tfstate").exists() and _oci(ctx.spec).state_backend.type == "local":
+    if not (workdir / "terraform.tfstate").exists() and _oci(ctx.spec).state_backend.type == "local" and ctx.spec.shared_state is None:
         return {"destroyed": False}
     runner = TofuRunner(workdir)
     runner.destroy(lambda plan_json: None)  # the user confirmed the destroy; nothing is created by it
