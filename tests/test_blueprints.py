@@ -113,6 +113,8 @@ def test_every_blueprint_checks_renders_the_same_twice_and_redeploys_as_a_no_op(
     assert flow["ok"] and chart["ok"], (flow.get("error"), chart.get("error"))
     assert {t["name"].split(" ")[0] for t in chart["tasks"]} == {s["step"] for s in status["steps"] if s["status"] == "done"} >= done
     assert all(t["done"] for t in chart["tasks"]) and any(t["end"] - t["start"] > 1 for t in chart["tasks"])
+    for name, inst in ((outputs.get("cloud/oci") or {}).get("instances") or {}).items():  # where the deploy put each instance
+        assert inst["private_ip"] in flow["nodes"][f"oci_{name}".replace("-", "_")]
 
     gone = tz("destroy", "-f", str(spec), "--target", "sandbox")  # fails if any guest is left in the sandbox Proxmox
     assert gone.returncode == 0, gone.stdout[-2000:] + gone.stderr[-2000:]

@@ -202,3 +202,31 @@ def test_the_readme_picture_is_what_tierzero_draws_today():
     assert drawn[1].startswith("gantt") and "critical path" in drawn[1]
     svg = ET.parse(docs / "diagram-proxmox.svg").getroot()
     assert set(expected_parts(build_spec("proxmox"))) <= {t.text for t in svg.iter(f"{SVG}title")}
+
+
+def test_the_state_gives_measured_times_and_where_the_instances_landed():
+    """engine.snapshot reads the state records: a finished step's duration, none for one killed while running;
+    the cloud step's outputs put each instance's addresses and AD, and the load balancer, into the picture."""
+    from tierzero.engine.snapshot import CLOUD_STEP, deploy_snapshot
+    from tierzero.engine.state import StepRecord
+
+    p = build_spec("oci-talos")
+    graph = build(all_steps(p))
+    assert CLOUD_STEP in graph.steps
+    first, second = graph.order[0], graph.order[1]
+    a1 = p.oci.a1_instances[0].name
+    cloud_outputs = {"instances": {a1: {"private_ip": "10.0.1.57", "public_ip": "141.147.9.9", "availability_domain": "Uocm:EU-FRANKFURT-1-AD-2"}},
+                     "network_load_balancers": {p.clusters[0].name: "141.147.8.8"}}
+
+    def record(sid: str, status: str, duration: float | None, outputs: dict | None = None) -> StepRecord:
+        return StepRecord(sid, graph.phase_of(sid), status, "fp", outputs or {}, 1.0, None, duration, 1, None, 1)  # type: ignore[arg-type]
+
+    records = {first: record(first, "done", 2.5), second: record(second, "running", None), CLOUD_STEP: record(CLOUD_STEP, "done", 30.0, cloud_outputs)}
+    snapshot = deploy_snapshot(graph, records, target="real", last_run=None)
+    seconds = {s.id: s.seconds for s in snapshot.steps}
+    assert seconds[first] == 2.5 and seconds[second] is None and seconds[CLOUD_STEP] == 30.0
+    assert {s.id for s in snapshot.measured} == {first, CLOUD_STEP} and len(snapshot.steps) == len(graph.order)
+    labels = {b.id: b.lines for b in topology(p, snapshot).all_boxes()}
+    assert "10.0.1.57 / 141.147.9.9 (public)" in labels[f"oci_{a1}".replace("-", "_")]
+    assert "Uocm:EU-FRANKFURT-1-AD-2" in labels[f"oci_{a1}".replace("-", "_")]
+    assert "load balancer 141.147.8.8" in labels[f"cluster_{p.clusters[0].name}_api"]

@@ -36,7 +36,7 @@ def diagram(
     with Session(file, target, lock=False, offline=True) as runner:
         snapshot = deploy_snapshot(runner.graph, runner.state.records(), target=target, last_run=runner.state.last_run())
         spec = runner.spec
-    drawn = topology(spec)
+    drawn = topology(spec, snapshot)
     if fmt == "mermaid":
         text = document(drawn, snapshot, source=file.name)
     else:

@@ -33,6 +33,9 @@ class DeploySnapshot:
     target: str
     steps: tuple[StepTime, ...]
     last_run: str | None = None  # like "deploy done", None before the first run
+    # What deploys learned, by instance name: lines like "10.0.1.23 / 141.147.1.2 (public)", "AD-2" (the cloud step's outputs)
+    placed: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    load_balancers: tuple[tuple[str, str], ...] = ()  # (cluster, public address of its network load balancer)
 
     @property
     def measured(self) -> tuple[StepTime, ...]:

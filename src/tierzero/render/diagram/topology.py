@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from tierzero.render.diagram.schedule import DeploySnapshot
 from tierzero.render.vmids import assign_vmids
 from tierzero.spec.models import OCI, Cluster, Platform, Proxmox
 
@@ -68,19 +69,22 @@ def _cores(count: int) -> str:
     return f"{count} core" + ("" if count == 1 else "s")
 
 
-def topology(platform: Platform) -> Topology:
-    """The platform's parts and how they connect. Ids are stable for a given spec (the same spec draws the same text)."""
+def topology(platform: Platform, snapshot: DeploySnapshot | None = None) -> Topology:
+    """The platform's parts and how they connect, with what deploys learned (instance addresses, load balancers)
+    when a snapshot gives it. Ids are stable for a given spec (the same spec and state draw the same text)."""
     top = Topology(title=f"tierzero platform {platform.metadata.name}")
+    placed = dict(snapshot.placed) if snapshot is not None else {}
+    balancers = dict(snapshot.load_balancers) if snapshot is not None else {}
     admin = Box(node_id("net", "admin"), ("admins", *_admin_cidrs(platform.oci)), "external")
     if platform.oci is not None:
         top.boxes.append(admin)
         talos = {i.name: f"Talos {role}, cluster {c.name}" for c in platform.clusters for role, n in c.nodes()
                  for i in platform.oci.a1_instances if n.instance == i.name}
-        top.groups.append(_cloud(platform.oci, talos, top))
+        top.groups.append(_cloud(platform.oci, talos, placed, top))
     if platform.has_proxmox:
         top.groups.append(_proxmox(platform, top))
     for cluster in platform.clusters:
-        top.groups.append(_cluster(cluster, platform, top))
+        top.groups.append(_cluster(cluster, platform, balancers.get(cluster.name), top))
     return top
 
 
@@ -88,7 +92,7 @@ def _admin_cidrs(oci: OCI | None) -> tuple[str, ...]:
     return tuple(oci.network.admin_cidrs) if oci is not None else ()
 
 
-def _cloud(oci: OCI, talos: dict[str, str], top: Topology) -> Group:
+def _cloud(oci: OCI, talos: dict[str, str], placed: dict[str, tuple[str, ...]], top: Topology) -> Group:
     net = oci.network
     budget = oci.budget
     cloud = Group(node_id("oci"), (f"OCI {oci.region}", f"budget {budget.amount:g}, alert at {budget.alert_threshold_percent:g}% spent"), "cloud")
@@ -101,9 +105,9 @@ def _cloud(oci: OCI, talos: dict[str, str], top: Topology) -> Group:
         volumes.setdefault(v.instance, []).append(f"{v.name} {v.size_gb} GB")
     for a1 in oci.a1_instances:
         lines = [a1.name, f"A1.Flex {a1.ocpus} OCPU / {a1.memory_gb} GB", f"boot {a1.boot_volume_gb} GB", talos.get(a1.name, "")]
-        subnet.boxes.append(Box(node_id("oci", a1.name), _extras(tuple(lines), a1.name, reserved, volumes), "instance"))
+        subnet.boxes.append(Box(node_id("oci", a1.name), _extras((*lines, *placed.get(a1.name, ())), a1.name, reserved, volumes), "instance"))
     for micro in oci.micro_instances:
-        lines = [micro.name, "E2.1.Micro", ", ".join(micro.roles)]
+        lines = [micro.name, "E2.1.Micro", ", ".join(micro.roles), *placed.get(micro.name, ())]
         subnet.boxes.append(Box(node_id("oci", micro.name), _extras(tuple(lines), micro.name, reserved, volumes), "instance"))
         if "bastion" in micro.roles:
             top.links.append(Link(node_id("net", "admin"), node_id("oci", micro.name), "SSH"))
@@ -155,12 +159,13 @@ def _proxmox(platform: Platform, top: Topology) -> Group:
     return group
 
 
-def _cluster(cluster: Cluster, platform: Platform, top: Topology) -> Group:
+def _cluster(cluster: Cluster, platform: Platform, balancer: str | None, top: Topology) -> Group:
     net = cluster.network
     lines = [f"cluster {cluster.name}", f"Talos {cluster.talos_version}, Kubernetes {cluster.kubernetes_semver}, {cluster.arch}",
              f"pods {net.pod_cidr}, services {net.service_cidr}", f"CNI {cluster.cni}" + (" (no kube-proxy)" if cluster.cni == "cilium" else "")]
     group = Group(node_id("cluster", cluster.name), tuple(lines), "cluster")
-    api = Box(node_id("cluster", cluster.name, "api"), ("Kubernetes API", cluster.endpoint, *([f"VIP {cluster.vip}"] if cluster.vip else [])), "cluster")
+    api = Box(node_id("cluster", cluster.name, "api"), ("Kubernetes API", cluster.endpoint, *([f"VIP {cluster.vip}"] if cluster.vip else []),
+                                                        *([f"load balancer {balancer}"] if balancer else [])), "cluster")
     group.boxes.append(api)
     for _, node in cluster.nodes():
         source = node_id("vm", cluster.name, node.name) if node.node else None
