@@ -14,9 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from mermaid_parser import mermaid_parse
 from offline_guard import offline_env
 from sandbox_world import git_history
 from spec_builder import blueprint_names, build_spec
+
+from tierzero.render.diagram import mermaid_blocks
 
 PHASES = ["setup", "cloud", "hypervisors", "platform", "gitops", "services", "validate"]
 
@@ -102,6 +105,16 @@ def test_every_blueprint_checks_renders_the_same_twice_and_redeploys_as_a_no_op(
     assert flux["status"] == "pass" and f"at {revision}" in flux["evidence"]
     for name in ready["kustomizations"] + ready["helmreleases"]:
         assert name in flux["evidence"]
+
+    # The picture of what was built, with the step times the deploys measured, parses with the real Mermaid parser.
+    drawn = tz("diagram", "-f", str(spec), "--target", "sandbox")
+    assert drawn.returncode == 0, drawn.stderr[-2000:]
+    flow, chart = mermaid_parse(mermaid_blocks(drawn.stdout))
+    assert flow["ok"] and chart["ok"], (flow.get("error"), chart.get("error"))
+    assert {t["name"].split(" ")[0] for t in chart["tasks"]} == {s["step"] for s in status["steps"] if s["status"] == "done"} >= done
+    assert all(t["done"] for t in chart["tasks"]) and any(t["end"] - t["start"] > 1 for t in chart["tasks"])
+    for name, inst in ((outputs.get("cloud/oci") or {}).get("instances") or {}).items():  # where the deploy put each instance
+        assert inst["private_ip"] in flow["nodes"][f"oci_{name}".replace("-", "_")]
 
     gone = tz("destroy", "-f", str(spec), "--target", "sandbox")  # fails if any guest is left in the sandbox Proxmox
     assert gone.returncode == 0, gone.stdout[-2000:] + gone.stderr[-2000:]

@@ -47,3 +47,33 @@ def test_a_lockfile_held_in_the_bucket_is_reported(make_runner) -> None:
             runner.plan()
     assert caught.value.lock.id == "3f1c-held" and "bob@ci" in caught.value.message
     assert "force-unlock 3f1c-held" in (caught.value.hint or "")
+
+
+def test_two_workdirs_share_one_state_and_its_lockfile_on_a_real_s3_api(make_runner, tmp_path) -> None:
+    """Against moto's S3 server (a third-party emulator that refuses a conditional write as S3 does): the
+    second workdir (another person, or CI) sees the first one's state, and is refused while a lockfile
+    exists. Refused because the tool writes the lockfile with If-None-Match: * (Terraform
+    internal/backend/remote-state/s3/client.go lockWithFile); an unconditional write would take it."""
+    from s3_server import ACCESS_KEY as KEY
+    from s3_server import SECRET_KEY as SECRET_
+    from s3_server import s3_server
+
+    with s3_server() as s3:
+        shared = S3StateBackend(s3.bucket, "team/cloud.tfstate", "eu-frankfurt-1", s3.endpoint, KEY, SECRET_, max_retries=1)
+        alice = make_runner("basic", workdir=tmp_path / "alice")
+        write_json(alice.workdir / "tierzero.auto.tfvars.json", {"greeting": "hi"})
+        alice.init(backend=shared)
+        alice.plan_guard_apply(lambda plan: None)
+        assert "team/cloud.tfstate" in s3.keys() and "team/cloud.tfstate.tflock" not in s3.keys()  # released after the run
+
+        bob = make_runner("basic", workdir=tmp_path / "bob")
+        write_json(bob.workdir / "tierzero.auto.tfvars.json", {"greeting": "hi"})
+        bob.init(backend=shared)
+        assert bob.plan().changes.is_noop  # alice's resources, from the shared state: nothing to do
+
+        s3.client.put_object(Bucket=s3.bucket, Key="team/cloud.tfstate.tflock", Body=json.dumps(
+            {"ID": "9d2e-held", "Operation": "OperationTypeApply", "Who": "alice@laptop", "Version": "1.11.4",
+             "Created": "2026-12-01T02:00:00Z", "Path": f"{s3.bucket}/team/cloud.tfstate", "Info": ""}).encode())
+        with pytest.raises(StateLockError) as caught:
+            bob.plan()
+        assert caught.value.lock.id == "9d2e-held" and "alice@laptop" in caught.value.message

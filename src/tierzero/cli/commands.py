@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-_MODULES = ("spec_cmds", "talos_cmd", "guard_cmd", "plan_cmd", "deploy_cmd", "tunnel_cmd", "backup_cmd")
+_MODULES = ("spec_cmds", "talos_cmd", "guard_cmd", "plan_cmd", "deploy_cmd", "tunnel_cmd", "backup_cmd", "diagram_cmd")
 
 
 def register(app: typer.Typer) -> None:

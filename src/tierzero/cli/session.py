@@ -101,6 +101,7 @@ class Session:
         self._stack = ExitStack()
         self.sandbox: Sandbox | None = None
         self.runner: Runner | None = None
+        self.shared: Any = None  # the SharedWorkspace of a spec with shared_state, while the session is open
 
     def open(self) -> Runner:
         from tierzero.spec import load_spec
@@ -119,6 +120,8 @@ class Session:
                 emit = self.emit
                 notify = (lambda m: emit("log", step="", message=m, level="notice")) if emit is not None else None
                 self._stack.enter_context(WorkspaceLock(self.workspace.state_dir / "lock", notify=notify))
+            if self.lock and self.spec.shared_state is not None:
+                self._open_shared(loaded.base_dir)
             self.state = StateStore.open(self.workspace.state_dir, self.target)
             self._stack.callback(self.state.close)
             if self.offline:
@@ -147,11 +150,54 @@ class Session:
             if self.emit is not None and hasattr(self.emit, "redact"):
                 self.emit.redact = redact  # type: ignore[attr-defined]
             self.runner = Runner(self.steps, spec=self.spec, workspace=self.workspace, target=self.target, connections=connections,
-                                 secrets=secret_store(self.workspace, loaded.base_dir), state=self.state, emit=self.emit, redact=redact)
+                                 secrets=secret_store(self.workspace, loaded.base_dir), state=self.state, emit=self._shared_emit(), redact=redact)
         except BaseException:
             self._stack.close()
             raise
         return self.runner
+
+    def _open_shared(self, base_dir: Path) -> None:
+        """Take the team's run lock in the shared_state bucket and start from the workspace state kept
+        there; on close (after the state store closes) write it back, then release the lock."""
+        from tierzero.adapters.s3_objects import S3Objects
+        from tierzero.adapters.shared_state import SharedRunLock, SharedWorkspace
+
+        shared = self.spec.shared_state
+        assert shared is not None
+        secrets = secret_store(self.workspace, base_dir)
+        objects = S3Objects(endpoint=shared.endpoint, region=shared.region, bucket=shared.bucket,
+                            access_key=secrets.resolve(shared.access_key), secret_key=secrets.resolve(shared.secret_key))
+        lock = SharedRunLock(objects, shared.prefix, lease_seconds=shared.lease_seconds, wait_seconds=shared.wait_minutes * 60,
+                             target=self.target, notify=self._notice)
+        lock.acquire()
+        self._stack.callback(lock.release)
+        bundle = SharedWorkspace(objects, shared.prefix, self.workspace.root)
+        bundle.pull()
+        self._stack.callback(bundle.push)
+        self.shared = bundle
+
+    def _notice(self, message: str) -> None:
+        if self.emit is not None:
+            self.emit("log", step="", message=message, level="notice")
+
+    def _shared_emit(self) -> EventSink | None:
+        """The event sink for the runner: with a shared state, each finished step is also written to the bucket
+        (a run killed half-way leaves there every step it finished and every secret it made)."""
+        bundle, emit = getattr(self, "shared", None), self.emit
+        if bundle is None:
+            return emit
+
+        def with_push(kind: str, **fields: Any) -> None:
+            if emit is not None:
+                emit(kind, **fields)
+            if kind == "step_done":
+                from tierzero.errors import OperationError
+
+                try:
+                    bundle.push()
+                except OperationError as exc:  # the final push, when the run ends, reports it
+                    self._notice(f"could not write the shared state yet: {exc.message}")
+        return with_push
 
     def close(self) -> None:
         self._stack.close()

@@ -174,11 +174,10 @@ def _apply_sync(ctx: StepContext, inputs: CloudInputs, on_retry: Callable[[Any],
 
 def _destroy_sync(ctx: StepContext) -> dict[str, Any]:
     from tierzero.adapters.tofu import TofuRunner
-
     from tierzero.adapters.tofu_state import has_local_state
 
     workdir = _workdir(ctx)
-    if not has_local_state(workdir) and _oci(ctx.spec).state_backend.type == "local":
+    if not has_local_state(workdir) and _oci(ctx.spec).state_backend.type == "local" and ctx.spec.shared_state is None:
         return {"destroyed": False}
     runner = TofuRunner(workdir, state_key=state_key(ctx))
     runner.destroy(lambda plan_json: None)  # the user confirmed the destroy; nothing is created by it

@@ -34,7 +34,8 @@ from tierzero.engine.step import Step, StepContext
 from tierzero.phases.talos_maintenance import apply_in_maintenance
 from tierzero.phases.upgrade import roll_steps
 from tierzero.errors import OperationError
-from tierzero.phases.platform_vm import VmInputs, assign_vmids, ensure_vm, image_name, image_volid, remove_vm, vm_inputs
+from tierzero.phases.platform_vm import VmInputs, ensure_vm, image_name, image_volid, remove_vm, vm_inputs
+from tierzero.render.vmids import assign_vmids
 from tierzero.workspace.layout import write_private
 
 if TYPE_CHECKING:

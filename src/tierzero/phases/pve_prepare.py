@@ -138,7 +138,7 @@ class CapabilityInputs:
 
 
 def capability_inputs(ctx: StepContext) -> CapabilityInputs:
-    from tierzero.phases.platform_vm import assign_vmids
+    from tierzero.render.vmids import assign_vmids
 
     spec, px = ctx.spec, ctx.spec.proxmox
     vmids = assign_vmids(spec)

@@ -222,9 +222,14 @@ def ad_candidates(platform: Platform) -> dict[str, list[str]]:
 
 
 def state_backend(platform: Platform, resolve_secret: Callable[[str], str]) -> S3StateBackend | None:
-    """The S3-compatible state backend of the spec (None: local state). Secrets are resolved by
-    the caller's resolver (env:, file:, sops: references) and only ever travel as env vars."""
+    """The S3-compatible state backend of the spec (None: local state): cloud.oci.state_backend, else
+    `<prefix>/cloud.tfstate` in the shared_state bucket. Secrets are resolved by the caller's
+    resolver (env:, file:, sops: references) and only ever travel as env vars."""
     backend = _oci(platform).state_backend
+    shared = platform.shared_state
+    if backend.type == "local" and shared is not None:  # the team's bucket holds the OpenTofu state too, beside the lock
+        return S3StateBackend(bucket=shared.bucket, key=f"{shared.prefix}/cloud.tfstate", region=shared.region, endpoint=shared.endpoint.rstrip("/"),
+                              access_key=resolve_secret(shared.access_key), secret_key=resolve_secret(shared.secret_key))
     if backend.type == "local":
         return None
     return S3StateBackend(

@@ -22,12 +22,13 @@ from tierzero.spec.cloud import OCI, A1Instance, BlockVolume, Budget, Cloud, Mic
 from tierzero.spec.clusters import Cluster, ClusterNetwork, GitOps, Node, Patches, Role  # noqa: F401
 from tierzero.spec.hypervisors import SSH, Ceph, Hypervisors, Proxmox, ProxmoxNode, ProxmoxPort, QDevice, Tailscale  # noqa: F401
 from tierzero.spec.services import Infisical, Service
+from tierzero.spec.shared_state import SharedState
 
 __all__ = [
     "API_VERSION", "KIND", "DHCP", "OCI", "SSH", "A1Instance", "AddressOrDhcp", "Addons", "BlockVolume", "Budget", "Ceph", "CertManager",
     "Cloud", "Cluster", "ClusterNetwork", "ExternalDns", "GitOps", "GrafanaAlloy", "Hypervisors", "Infisical", "InfisicalWiring",
     "IngressNginx", "Metadata", "MetalLB", "MicroInstance", "Model", "Name", "Node", "OciCcm", "Patches", "Platform", "Proxmox",
-    "ProxmoxNode", "ProxmoxPort", "QDevice", "ReservedIP", "Role", "Service", "Tailscale", "TailscaleOperator",
+    "ProxmoxNode", "ProxmoxPort", "QDevice", "ReservedIP", "Role", "Service", "SharedState", "Tailscale", "TailscaleOperator",
 ]
 
 API_VERSION = "tierzero.dev/v1"
@@ -50,6 +51,9 @@ class Platform(Model):
     hypervisors: Hypervisors | None = Field(default=None, description="omit when every cluster runs on A1 instances directly")
     clusters: list[Cluster] = Field(default_factory=list)
     services: list[Service] = Field(default_factory=list)
+    shared_state: SharedState | None = Field(default=None, description=(
+        "keep the workspace state, the OpenTofu state and the run lock in an S3-compatible bucket (for a team or CI); "
+        "omit to keep them in .tierzero/"))
 
     @property
     def oci(self) -> OCI | None:
