@@ -96,7 +96,7 @@ def _oci_storage(doc: dict[str, Any]) -> dict[str, Any]:
         "objects": sorted((b, n) for b, n, *_ in doc["objects"]),
         "uploads": len(doc["uploads"]),
         "images": sorted((i["displayName"], i["lifecycleState"], i["launchOptions"]["firmware"]) for i in doc["images"].values()),
-        "launched": sorted((n, i["privateIp"]) for n, i in doc["launched"].items()),
+        "launched": sorted((i["displayName"], i["privateIp"]) for i in doc["launched"].values()),  # OCIDs differ run to run
     }
 
 

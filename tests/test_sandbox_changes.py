@@ -76,7 +76,9 @@ def test_an_edited_patch_file_is_rendered_and_applied_though_the_spec_is_unchang
 
     patch.write_text('machine:\n  sysctls:\n    net.core.somaxconn: "65535"\n')  # the spec's text stays the same
     events, second = _deploy(spec)
-    assert sorted(events.started()) == ["gitops/main/push", "platform/main/talos", "platform/main/vm/cp-2", "setup/render", "validate/checks"]
-    assert second["platform/main/talos"]["reapplied"] == {"cp-2": "no_reboot"}
+    assert sorted(events.started()) == ["gitops/main/push", "platform/main/config/cp-2", "platform/main/talos", "platform/main/vm/cp-2",
+                                        "setup/render", "validate/checks"]
+    assert second["platform/main/talos"]["stale"] == ["cp-2"]
+    assert second["platform/main/config/cp-2"]["applied"] is True and second["platform/main/config/cp-2"]["mode"] == "no_reboot"
     assert second["platform/main/talos"]["configs"]["cp-1"] == first["platform/main/talos"]["configs"]["cp-1"]
     assert 'net.core.somaxconn: "65535"' in _applied_config(tmp_path / ".tierzero", "10.10.0.12")

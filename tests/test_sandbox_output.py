@@ -34,7 +34,7 @@ COMMAND_WORDS = re.compile(r"\b(pvecm|pveum|pveversion|ssh-keygen|dpkg|apt-get|q
 # the VM network (zone, gateway), the GitOps handover (flux-components, deploy-key, push, sops-age, bootstrap,
 # ready), each host's APT repositories, the pinned API certificate (hypervisors/api-ca), and the roll
 # (versions, then upgrade and config per control plane).
-STEPS = 47
+STEPS = 48
 MAX_LINES = STEPS + 16  # one line per step, a warning per host without /dev/kvm (A1), the summary
 
 

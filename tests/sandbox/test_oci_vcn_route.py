@@ -53,8 +53,8 @@ async def test_the_bastion_fails_a_forward_the_vcn_loses(tmp_path: Path) -> None
 
     key = asyncssh.generate_private_key("ssh-ed25519")
     st = OciState(stack_state=_state(tmp_path / "s.json", vcn=VCN))  # no route rule to the VM network
-    server = BastionServer(["10.0.0.0/16", "10.10.0.0/24"], lambda host, port: None,
-                           key.export_public_key().decode(), route=st.vcn_route).start()
+    authorized = key.export_public_key().decode()
+    server = BastionServer(lambda host, port: None, lambda: authorized, route=st.vcn_route).start()
     try:
         async with asyncssh.connect("127.0.0.1", server.port, username="ubuntu", client_keys=[key], known_hosts=None) as conn:
             with pytest.raises(asyncssh.ChannelOpenError) as refused:

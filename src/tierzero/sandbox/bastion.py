@@ -219,14 +219,19 @@ def _start(box: SandboxContext) -> Stop:
                 return ep.host, ep.port
         return None
 
-    from tierzero.sandbox import oci
+    from pathlib import Path
 
-    api = box.get(oci.SERVER)  # the tenancy as the cloud layer built it: the instance's keys, what reaches the VM network
+    from tierzero.sandbox import oci
+    from tierzero.workspace.keys import load_age_identity
+
+    stack_state = Path(box.workspace.root) / "cloud" / "terraform.tfstate"  # the cloud layer's (see tierzero.sandbox.oci)
     instance = micro.name
 
     def authorized_keys() -> str:
-        return api.state.instance_metadata(instance).get("ssh_authorized_keys", "") if api is not None else ""
+        resources = oci.stack_resources(oci.stack_text(stack_state, lambda: load_age_identity(box.workspace)))
+        return oci.instance_metadata(resources, instance).get("ssh_authorized_keys", "")
 
+    api = box.get(oci.SERVER)  # the VCN as the cloud layer built it: what reaches the VM network
     delivered: Callable[[str, int], str | None] = api.state.vcn_route if api is not None else (lambda host, port: None)
     # The SSH hosts' key: the workspace known_hosts must stay valid whichever stand-in a port served before.
     key_file = box.host_key_file("pve_hosts")

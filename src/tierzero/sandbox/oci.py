@@ -37,6 +37,7 @@ import threading
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -79,6 +80,32 @@ def stack_resources(state_text: str | None) -> list[dict[str, Any]]:
     return out
 
 
+def instance_metadata(resources: list[dict[str, Any]], name: str) -> dict[str, str]:
+    """The metadata instance `name` was launched with, among `resources` (see `stack_resources`); {} before."""
+    for item in resources:
+        if item["key"] == name and item["name"] in ("a1", "micro", "talos"):
+            return {str(k): str(v) for k, v in (item["value"].get("metadata") or {}).items()}
+    return {}
+
+
+def stack_text(state_file: Path | None, identity: Callable[[], str] | None = None) -> str | None:
+    """The text of the twin layer's state: the file itself while a command runs (or when nobody seals it), else
+    its age-sealed copy (`<file>.age`, see tierzero.adapters.tofu_state) opened with `identity()`; None when neither is there."""
+    import pyrage
+
+    if state_file is None:
+        return None
+    try:
+        if state_file.is_file():
+            return state_file.read_text()
+        sealed = state_file.with_name(state_file.name + ".age")
+        if not sealed.is_file() or identity is None:
+            return None
+        return pyrage.decrypt(sealed.read_bytes(), [pyrage.x25519.Identity.from_str(identity())]).decode()
+    except (OSError, ValueError, pyrage.DecryptError):
+        return None
+
+
 class OciState:
     """The tenancy. `instances`, `compartments` and `usage` hold what exists beside the stack's
     own resources (which come from `stack_state`, an OpenTofu state file of the twin layer)."""
@@ -115,25 +142,10 @@ class OciState:
     def instance_metadata(self, name: str) -> dict[str, str]:
         """The metadata the cloud layer launched instance `name` with (its `ssh_authorized_keys`), {}
         while it was not launched."""
-        for item in self._stack():
-            if item["key"] == name and item["name"] in ("a1", "micro", "talos"):
-                return {str(k): str(v) for k, v in (item["value"].get("metadata") or {}).items()}
-        return {}
+        return instance_metadata(self._stack(), name)
 
     def _stack_text(self) -> str | None:
-        import pyrage
-
-        if self.stack_state is None:
-            return None
-        try:
-            if self.stack_state.is_file():  # mid-command, or a state nobody seals
-                return self.stack_state.read_text()
-            sealed = self.stack_state.with_name(self.stack_state.name + ".age")
-            if not sealed.is_file() or self.stack_identity is None:
-                return None
-            return pyrage.decrypt(sealed.read_bytes(), [pyrage.x25519.Identity.from_str(self.stack_identity())]).decode()
-        except (OSError, ValueError, pyrage.DecryptError):
-            return None
+        return stack_text(self.stack_state, self.stack_identity)
 
     def stack_instances(self) -> list[dict[str, Any]]:
         found = []
