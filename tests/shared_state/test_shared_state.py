@@ -46,6 +46,26 @@ def test_the_emulator_refuses_what_s3_refuses(objects, prefix):
         objects.put(f"{prefix}/k", b"4", if_match=first)
     stored = objects.get(f"{prefix}/k")
     assert stored is not None and stored.data == b"3" and stored.etag == second and stored.age_seconds < 60
+    objects.delete(f"{prefix}/k")
+    with pytest.raises(PreconditionFailed):  # S3: 404 NoSuchKey, the lease was lost all the same
+        objects.put(f"{prefix}/k", b"5", if_match=second)
+    assert objects.get(f"{prefix}/k") is None
+
+
+class _Unconditional(S3Objects):
+    """A store that accepts the headers and ignores them, as some S3-compatible ones do."""
+
+    def put(self, key: str, data: bytes, *, if_match: str | None = None, if_absent: bool = False) -> str:
+        return super().put(key, data)
+
+
+def test_a_store_that_ignores_conditional_writes_is_refused_and_left_unlocked(server, prefix):
+    objects = _Unconditional(endpoint=server.endpoint, region=REGION, bucket=server.bucket, access_key=ACCESS_KEY, secret_key=SECRET_KEY)
+    lock = SharedRunLock(objects, prefix, lease_seconds=30)
+    with pytest.raises(OperationError) as refused:
+        lock.acquire()
+    assert "ignored If-None-Match: *" in refused.value.message and "AWS S3" in (refused.value.hint or "")
+    assert objects.get(f"{prefix}/lock.json") is None
 
 
 def test_a_second_run_is_refused_naming_the_holder_until_the_first_releases(objects, prefix):

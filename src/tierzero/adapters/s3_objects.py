@@ -82,7 +82,8 @@ class S3Objects:
 
     def put(self, key: str, data: bytes, *, if_match: str | None = None, if_absent: bool = False) -> str:
         """Write the object, only if absent (`if_absent`) or unchanged since `if_match`; its new ETag.
-        PreconditionFailed when the condition does not hold."""
+        PreconditionFailed when the condition does not hold, including `if_match` on an object deleted meanwhile
+        (S3 answers that with 404 NoSuchKey; AWS S3 API reference, PutObject, "If-Match")."""
         extra: dict[str, str] = {}
         if if_absent:
             extra["IfNoneMatch"] = "*"
@@ -91,7 +92,8 @@ class S3Objects:
         try:
             out = self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/octet-stream", **extra)
         except Exception as exc:
-            if extra and _error(exc)[0] in _CONFLICT_CODES:
+            code = _error(exc)[0]
+            if extra and code in _CONFLICT_CODES or if_match is not None and code in _MISSING_CODES:
                 raise PreconditionFailed(key) from None
             raise self._failure(exc, "writing", key) from None
         return str(out["ETag"])

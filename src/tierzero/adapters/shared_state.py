@@ -103,8 +103,25 @@ class SharedRunLock:
                 self.notify(f"waiting for the shared run lock held by {describe(holder)}")
                 told = True
             self._stop.wait(min(self.poll, left))
+        self._require_conditional_writes()
         self._renewer = threading.Thread(target=self._renew, name="tierzero-shared-lock", daemon=True)
         self._renewer.start()
+
+    def _require_conditional_writes(self) -> None:
+        """With the lock held, write it again under a condition that cannot hold: a store that ignores
+        If-None-Match or If-Match (some S3-compatible ones do, instead of answering 412 or 501) would let two
+        runs hold the lock at once, so it is refused. Costs two requests per run."""
+        attempts = (("If-None-Match: *", lambda: self.objects.put(self.key, self._body(), if_absent=True)),
+                    ("If-Match", lambda: self.objects.put(self.key, self._body(), if_match='"tierzero-never-this-etag"')))
+        for header, attempt in attempts:
+            try:
+                self.etag = attempt()
+            except PreconditionFailed:
+                continue
+            self.release()
+            raise OperationError(
+                f"the bucket behind {self.objects.url(self.key)} ignored {header} on PutObject: two runs could hold the shared state at once",
+                hint="use a store that honours conditional writes (AWS S3, MinIO) for shared_state, or remove shared_state to keep the state local")
 
     def _renew(self) -> None:
         while not self._stop.wait(self.lease / 3):

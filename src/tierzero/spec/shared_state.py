@@ -13,8 +13,8 @@ from tierzero.spec.refs import SecretRef
 
 class SharedState(Model):
     """An S3-compatible bucket (AWS S3, OCI Object Storage's S3 API, MinIO) that supports conditional
-    writes (If-None-Match and If-Match on PutObject: AWS since 2024-08/2024-11, MinIO, OCI's S3
-    API). Credentials are references (env:, file:, sops:), never the keys themselves."""
+    writes (If-None-Match and If-Match on PutObject: AWS since 2024-08/2024-11, MinIO; OCI's S3 API not
+    verified). Each run checks it (tierzero.adapters.shared_state) and refuses a store that ignores them. Credentials are references (env:, file:, sops:), never the keys themselves."""
 
     type: Literal["s3"] = "s3"
     bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", description="an existing bucket (S3 bucket naming rules)")
