@@ -156,11 +156,35 @@ def test_a_namespaced_object_in_a_missing_namespace_is_404_until_the_namespace_e
     ("Namespace", "v1", "a.b", "must not contain dots"),  # a label, not a subdomain
     ("Namespace", "v1", "x" * 64, "must be no more than 63 characters"),
     ("Service", "v1", "1st", "a DNS-1035 label must consist of"),
+    ("Deployment.apps", "apps/v1", "Bad_Name", "a lowercase RFC 1123 subdomain must consist of"),  # the kind qualified by its group
 ])
 def test_an_invalid_name_is_422_by_the_rule_of_its_kind(kube: Kube, kind: str, api: str, name: str, why: str) -> None:
     meta = {"name": name} if kind == "Namespace" else {"name": name, "namespace": "default"}
-    status, message = _refused(kube, {"apiVersion": api, "kind": kind, "metadata": meta})
+    status, message = _refused(kube, {"apiVersion": api, "kind": kind.split(".")[0], "metadata": meta})
     assert status == 422 and f'{kind} "{name}" is invalid: metadata.name: Invalid value: "{name}": {why}' in message
+
+
+def test_a_second_create_is_409_already_exists_naming_the_group_qualified_resource(server: KubeApiServer) -> None:
+    # apimachinery api/errors NewAlreadyExists(GroupResource, name): `deployments.apps "web" already exists`;
+    # a create without a name: objectmeta.go "name or generateName is required"
+    import json
+    import urllib.error
+    import urllib.request
+
+    def post(path: str, obj: dict[str, Any]) -> tuple[int, str]:
+        req = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}", json.dumps(obj).encode(), {"Content-Type": "application/json"}, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, ""
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())["message"]
+
+    web = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "default"}, "spec": {}}
+    assert post("/apis/apps/v1/namespaces/default/deployments", web) == (201, "")
+    assert post("/apis/apps/v1/namespaces/default/deployments", web) == (409, 'deployments.apps "web" already exists')
+    unnamed = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": "default"}}
+    assert post("/api/v1/namespaces/default/configmaps", unnamed) == (
+        422, 'ConfigMap "" is invalid: metadata.name: Required value: name or generateName is required')
 
 
 def test_rbac_names_are_path_segments_so_a_colon_is_fine(kube: Kube) -> None:

@@ -3,8 +3,8 @@ client (the HTTP handler in `tierzero.sandbox.kubernetes`, `KubeState.apply` for
 stand-in, kustomize-controller's dry run). Each refusal is the `Status` the server sends.
 
 Rules, each with its source (kubernetes v1.36, staging/src/k8s.io/apimachinery and pkg/apis):
-- object names (422 Invalid, `<Kind> "<name>" is invalid: metadata.name: Invalid value: "<name>":
-  <why>`): a Namespace's name is a DNS-1123 label (core/validation ValidateNamespaceName =
+- object names (422 Invalid, `<Kind>[.<group>] "<name>" is invalid: metadata.name: Invalid value: "<name>":
+  <why>`; the kind is qualified by its group as GroupKind.String() writes it, apimachinery api/errors NewInvalid): a Namespace's name is a DNS-1123 label (core/validation ValidateNamespaceName =
   NameIsDNSLabel), a Service's a DNS-1035 label (ValidateServiceName = NameIsDNS1035Label), the
   RBAC kinds' a path segment (rbac/validation ValidateRBACName = path.IsValidPathSegmentName),
   every other kind's (custom resources included: apiextensions-apiserver customresource
@@ -63,12 +63,20 @@ def name_errors(kind: str, name: str) -> list[str]:
     return (["must be no more than 253 characters"] if len(name) > 253 else []) + ([SUBDOMAIN_MSG] if not _SUBDOMAIN_RE.match(name) else [])
 
 
-def invalid_name(kind: str, name: str) -> Refusal | None:
+def invalid_name(kind: str, name: str, group: str = "") -> Refusal | None:
+    """`group`: the kind's API group ("" for the core group)."""
     errs = [f'metadata.name: Invalid value: "{name}": {e}' for e in name_errors(kind, name)]
+    if not name:  # apimachinery api/validation/objectmeta.go ValidateObjectMetaAccessor
+        errs = ["metadata.name: Required value: name or generateName is required"]
     if not errs:
         return None
     detail = errs[0] if len(errs) == 1 else "[" + ", ".join(errs) + "]"
-    return Refusal(422, "Invalid", f'{kind} "{name}" is invalid: {detail}')
+    return Refusal(422, "Invalid", f'{qualified(kind, group)} "{name}" is invalid: {detail}')
+
+
+def qualified(name: str, group: str) -> str:
+    """`deployments` + `apps` -> `deployments.apps`; the core group adds nothing (schema.GroupKind/GroupResource String)."""
+    return f"{name}.{group}" if group else name
 
 
 def missing_namespace(namespace: str) -> Refusal:
@@ -76,8 +84,7 @@ def missing_namespace(namespace: str) -> Refusal:
 
 
 def conflict(plural: str, group: str, name: str) -> Refusal:
-    resource = f"{plural}.{group}" if group else plural
-    return Refusal(409, "Conflict", f'Operation cannot be fulfilled on {resource} "{name}": the object has been modified; '
+    return Refusal(409, "Conflict", f'Operation cannot be fulfilled on {qualified(plural, group)} "{name}": the object has been modified; '
                    "please apply your changes to the latest version and try again")
 
 

@@ -46,7 +46,7 @@ from urllib.parse import urlsplit
 from tierzero.adapters.connections import Endpoint
 from tierzero.sandbox.context import Handle, SandboxContext, StandIn, Stop
 from tierzero.sandbox.http_server import StandInHttpServer
-from tierzero.sandbox.kube_admission import Refusal, conflict, invalid_name, missing_namespace, stale
+from tierzero.sandbox.kube_admission import Refusal, conflict, invalid_name, missing_namespace, qualified, stale
 from tierzero.sandbox.kube_resources import CRD_KEY, Resource, group_of, merge_patch, node_object, resource_for, serves
 from tierzero.sandbox.kube_tls import serving_pair
 
@@ -139,7 +139,7 @@ class KubeState:
         """Why the API server refuses to create or update `obj` of resource `res` (the caller
         holds `lock`), or None. `planned_namespaces`: ones a dry run applies first."""
         meta = obj.get("metadata") or {}
-        bad = invalid_name(res.kind, str(meta.get("name") or ""))
+        bad = invalid_name(res.kind, str(meta.get("name") or ""), group_of(res.prefix)[0])
         if bad is not None:
             return bad
         ns = str(meta.get("namespace") or "")
@@ -306,13 +306,14 @@ class _Handler(BaseHTTPRequestHandler):
                     items = [o for (p, _, pl), c in st.objects.items() if p == prefix and pl == plural for o in c.values()]
                 return self._send(200, {"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": str(st.version)}, "items": items})
             if method == "POST" and name is None:
-                obj_name = body.get("metadata", {}).get("name")
-                if not obj_name:
-                    return self._status(422, "Invalid", "metadata.name is required")
-                if obj_name in coll:
-                    return self._status(409, "AlreadyExists", f'{plural} "{obj_name}" already exists')
+                obj_name = str(body.get("metadata", {}).get("name") or "")
                 kind = str(body.get("kind") or "")
-                refused = invalid_name(kind, obj_name) if kind else None
+                group = group_of(prefix)[0]
+                if not obj_name:
+                    return self._status(422, "Invalid", f'{qualified(kind, group)} "" is invalid: metadata.name: Required value: name or generateName is required')
+                if obj_name in coll:  # apimachinery api/errors NewAlreadyExists: the resource qualified by its group
+                    return self._status(409, "AlreadyExists", f'{qualified(plural, group)} "{obj_name}" already exists')
+                refused = invalid_name(kind, obj_name, group) if kind else None
                 if refused is None and ns and ns not in st.objects.get(("/api/v1", "", "namespaces"), {}):
                     refused = missing_namespace(ns)
                 if refused is not None:

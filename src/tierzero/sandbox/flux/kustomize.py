@@ -101,7 +101,8 @@ def _dry_run(state: KubeState, objects: list[kbuild.Resource], decrypting: bool)
                           "configuring decryption is required for this secret to be reconciled")
         served = state.resource(str(obj.get("apiVersion")), str(obj.get("kind")))
         namespaced = served.namespaced if served is not None else defined.get((str(obj.get("apiVersion")), str(obj.get("kind"))))
-        refused = state.check(obj, frozenset(namespaces)) if served is not None else invalid_name(str(obj.get("kind")), str(meta.get("name")))
+        refused = state.check(obj, frozenset(namespaces)) if served is not None else invalid_name(
+            str(obj.get("kind")), str(meta.get("name")), str(obj.get("apiVersion") or "").rpartition("/")[0])
         if refused is not None and refused.reason == "Invalid":
             raise Failure("ReconciliationFailed", f"{where} dry-run failed (Invalid): {refused.message}\n")
         if namespaced is None:
