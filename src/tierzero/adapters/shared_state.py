@@ -111,11 +111,11 @@ class SharedRunLock:
         """With the lock held, write it again under a condition that cannot hold: a store that ignores
         If-None-Match or If-Match (some S3-compatible ones do, instead of answering 412 or 501) would let two
         runs hold the lock at once, so it is refused. Costs two requests per run."""
-        attempts = (("If-None-Match: *", lambda: self.objects.put(self.key, self._body(), if_absent=True)),
-                    ("If-Match", lambda: self.objects.put(self.key, self._body(), if_match='"tierzero-never-this-etag"')))
-        for header, attempt in attempts:
+        attempts: tuple[tuple[str, dict[str, Any]], ...] = (
+            ("If-None-Match: *", {"if_absent": True}), ("If-Match", {"if_match": '"tierzero-never-this-etag"'}))
+        for header, condition in attempts:
             try:
-                self.etag = attempt()
+                self.etag = self.objects.put(self.key, self._body(), **condition)
             except PreconditionFailed:
                 continue
             self.release()
