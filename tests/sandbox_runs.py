@@ -3,8 +3,13 @@ event sink that keeps what the engine reports."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from spec_builder import write_project
 
@@ -25,3 +30,26 @@ class Events(list):
 
     def started(self) -> list[str]:
         return [e["step"] for e in self.of("step_started")]
+
+
+def deploy_process(spec: Path, kill_when: Callable[[dict[str, Any]], bool] | None = None) -> tuple[bool, list[dict[str, Any]]]:
+    """Run `tierzero deploy --target sandbox --json` as its own process and read its events.
+    With KILL_WHEN: SIGKILL the process the moment it returns True for an event. Returns
+    (killed, events); a run that was not killed must exit 0."""
+    proc = subprocess.Popen([sys.executable, "-m", "tierzero", "deploy", "-f", str(spec), "--target", "sandbox", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    events: list[dict[str, Any]] = []
+    killed = False
+    assert proc.stdout is not None and proc.stderr is not None
+    with proc.stdout, proc.stderr:
+        for line in proc.stdout:
+            event = json.loads(line)
+            events.append(event)
+            if kill_when is not None and kill_when(event):
+                os.kill(proc.pid, signal.SIGKILL)
+                killed = True
+                break
+        rc = proc.wait(timeout=240)
+        err = proc.stderr.read()
+    assert killed or rc == 0, f"deploy failed: {err[-3000:]}"
+    return killed, events

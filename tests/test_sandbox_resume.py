@@ -4,9 +4,6 @@ machine identity, nodes bootstrapped once; secrets written once and never again.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from sandbox_runs import deploy_process
 from sandbox_world import normalized_world
 
 # Dozens of deploys, each killed and resumed: on 2 busy cores this outlasts the suite's 300 s default.
@@ -30,27 +28,19 @@ def _deploy(spec: Path, kill_after_new_step_of: set[str] | None = None) -> tuple
     """Deploy in the sandbox. With a set: kill -9 the moment a step finishes that is not in it
     (and add it); steps the run skipped as finished are added too (a step can finish between
     the event being read and the kill landing). Returns (killed, events)."""
-    proc = subprocess.Popen([sys.executable, "-m", "tierzero", "deploy", "-f", str(spec), "--target", "sandbox", "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    events: list[dict[str, Any]] = []
-    killed = False
-    assert proc.stdout is not None and proc.stderr is not None
-    with proc.stdout, proc.stderr:
-        for line in proc.stdout:
-            event = json.loads(line)
-            events.append(event)
-            if kill_after_new_step_of is not None and event["event"] == "step_skipped":
-                kill_after_new_step_of.add(event["step"])
-            if kill_after_new_step_of is not None and event["event"] == "step_done" and event["step"] not in kill_after_new_step_of:
-                kill_after_new_step_of.add(event["step"])
-                os.kill(proc.pid, signal.SIGKILL)
-                killed = True
-                break
-        rc = proc.wait(timeout=240)
-        err = proc.stderr.read()
-    if not killed:
-        assert rc == 0, f"deploy failed: {err[-3000:]}"
-    return killed, events
+    done = kill_after_new_step_of
+    if done is None:
+        return deploy_process(spec)
+
+    def new_step_done(event: dict[str, Any]) -> bool:
+        if event["event"] == "step_skipped":
+            done.add(event["step"])
+        if event["event"] == "step_done" and event["step"] not in done:
+            done.add(event["step"])
+            return True
+        return False
+
+    return deploy_process(spec, new_step_done)
 
 
 def _secrets(ws: Path) -> dict[str, bytes]:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +22,7 @@ from tierzero.sandbox import talos
 from tierzero.sandbox.world import World
 from tierzero.workspace import Workspace
 
-from sandbox_runs import starter_project
+from sandbox_runs import deploy_process as _deploy, starter_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -40,26 +38,6 @@ def _versions(spec: Path, talos: str, kubernetes: str) -> None:
         indent = lines[0][: len(lines[0]) - len(lines[0].lstrip())]
         text = text.replace(lines[0], f"{indent}{key}: {value}")
     spec.write_text(text)
-
-
-def _deploy(spec: Path, kill_when: Callable[[dict[str, Any]], bool] | None = None) -> tuple[bool, list[dict[str, Any]]]:
-    proc = subprocess.Popen([sys.executable, "-m", "tierzero", "deploy", "-f", str(spec), "--target", "sandbox", "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    events: list[dict[str, Any]] = []
-    killed = False
-    assert proc.stdout is not None and proc.stderr is not None
-    with proc.stdout, proc.stderr:
-        for line in proc.stdout:
-            event = json.loads(line)
-            events.append(event)
-            if kill_when is not None and kill_when(event):
-                os.kill(proc.pid, signal.SIGKILL)
-                killed = True
-                break
-        rc = proc.wait(timeout=240)
-        err = proc.stderr.read()
-    assert killed or rc == 0, f"deploy failed: {err[-3000:]}"
-    return killed, events
 
 
 def _done(events: list[dict[str, Any]]) -> set[str]:

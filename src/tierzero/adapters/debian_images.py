@@ -41,11 +41,9 @@ def images_base(connections: Connections, mirror: str) -> str:
 
 
 def file_sha512(path: Path) -> str:
-    digest = hashlib.sha512()
+    """Hex SHA512 of the file at PATH, read in chunks (constant memory)."""
     with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1024 * 1024), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha512").hexdigest()
 
 
 class DebianImages:

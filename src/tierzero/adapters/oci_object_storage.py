@@ -42,11 +42,9 @@ class ObjectInfo:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+    """Hex SHA256 of the file at PATH, read in chunks (constant memory)."""
     with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1024 * 1024), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _bounded_retries() -> Any:
