@@ -1,5 +1,5 @@
 """`tierzero backup` and `tierzero restore`: etcd snapshots of each cluster over the Talos API,
-kept encrypted in the workspace (see tierzero.phases.etcd_backup)."""
+kept encrypted in the workspace or in the cluster's `etcd_backups.bucket` (see tierzero.phases.etcd_backup)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def _clusters(spec: Any, name: str | None) -> list[Any]:
 
 
 def backup(file: Path = SPEC_OPTION, target: str = FOLLOW_TARGET_OPTION, cluster: str = CLUSTER_OPTION, json_out: bool = JSON_OPTION) -> None:
-    """Take an etcd snapshot of each cluster over the Talos API; keep it encrypted (age) in .tierzero/backups/."""
+    """Take an etcd snapshot of each cluster over the Talos API; keep it encrypted (age) in .tierzero/backups/ or the etcd_backups.bucket."""
     import asyncio
 
     from tierzero.cli import output
@@ -49,11 +49,17 @@ def backup(file: Path = SPEC_OPTION, target: str = FOLLOW_TARGET_OPTION, cluster
     for b in taken:
         con.print(f"{b.file} ({b.size} bytes of etcd from {b.node}, encrypted; sha256 {b.sha256[:16]}…)", markup=False)
         for old in b.removed:
-            con.print(f"  removed {old.name} (beyond etcd_backups.keep)", markup=False)
+            con.print(f"  removed {str(old).rsplit('/', 1)[-1]} (beyond etcd_backups.keep)", markup=False)
+        if b.bucket_bytes is not None:
+            from tierzero.freetier.limits import limits_on
+
+            con.print(f"  the bucket holds {b.bucket_bytes / 1024**3:.3f} GB of the {limits_on()['object_storage_gb']:g} GB "
+                      "Object Storage Always Free allows", markup=False)
 
 
 def restore(file: Path = SPEC_OPTION, target: str = FOLLOW_TARGET_OPTION, cluster: str = CLUSTER_OPTION,
-            snapshot: Path = typer.Option(None, "--snapshot", help="The encrypted snapshot (default: the cluster's newest backup)."),
+            snapshot: str = typer.Option(None, "--snapshot", help=(
+                "The encrypted snapshot: a file, or a name in the etcd_backups.bucket (default: the cluster's newest backup).")),
             yes: bool = YES_OPTION, json_out: bool = JSON_OPTION) -> None:
     """Recover a cluster's etcd from a backup onto fresh control planes (Talos' disaster recovery)."""
     import asyncio
@@ -71,10 +77,10 @@ def restore(file: Path = SPEC_OPTION, target: str = FOLLOW_TARGET_OPTION, cluste
             raise InputError("restore works on one cluster at a time", hint="pass --cluster NAME")
         ctx = runner.context_from_state("restore")
         source, data = etcd_backup.read(ctx, chosen[0], snapshot)
-        _confirm(f"recover etcd of {chosen[0].name} from {source.name}", target=target, yes=yes, json_out=json_out)
+        _confirm(f"recover etcd of {chosen[0].name} from {source}", target=target, yes=yes, json_out=json_out)
         result = asyncio.run(etcd_backup.restore(ctx, chosen[0], data))
     if json_out:
         output.print_json({"restored": {"cluster": chosen[0].name, "snapshot": str(source), **result}})
         return
-    output.console().print(f"etcd of {chosen[0].name} recovered from {source.name} on {result['node']}: "
+    output.console().print(f"etcd of {chosen[0].name} recovered from {source} on {result['node']}: "
                            f"{result['members']} members", markup=False)

@@ -72,7 +72,7 @@ def usage_from_spec(platform: Platform) -> Usage:
     """What the spec's cloud.oci section creates, as the cost model counts it. Empty without a cloud section."""
     oci = platform.oci
     if oci is None:
-        return Usage()
+        return Usage(object_storage_gb=_backup_bucket_gb(platform))
     limits = limits_on()
     instances = [Instance(i.name, A1_SHAPE, float(i.ocpus), float(i.memory_gb), float(i.boot_volume_gb)) for i in oci.a1_instances]
     instances += [
@@ -98,8 +98,31 @@ def usage_from_spec(platform: Platform) -> Usage:
         custom_images=[f"{c.name}: Talos {c.talos_version} oracle-{c.arch}" for c in imported] + host_image,
         always_free_only=oci.account == "always-free",
         object_storage_gb=len(imported) * overheads()["talos_oracle_image_gb"].value
-        + len(host_image) * overheads()["debian_cloud_image_gb"].value,
+        + len(host_image) * overheads()["debian_cloud_image_gb"].value + _backup_bucket_gb(platform),
     )
+
+
+def _backup_bucket_gb(platform: Platform) -> float:
+    """etcd snapshots `tierzero backup` keeps in OCI Object Storage (etcd_backups.bucket on an OCI endpoint):
+    `keep` of them per cluster, each sized by the etcd_snapshot_gb assumption. A bucket elsewhere (MinIO, AWS)
+    is not the tenancy's."""
+    each = overheads()["etcd_snapshot_gb"].value
+    return sum(c.etcd_backups.keep * each for c in platform.clusters if c.etcd_backups.bucket is not None and c.etcd_backups.bucket.is_oci)
+
+
+def _scheduled_backup_warnings(platform: Platform) -> list[Finding]:
+    """talos-backup deletes nothing: its snapshots pile up in an OCI bucket until a lifecycle rule removes them."""
+    out = []
+    for c in platform.clusters:
+        bucket = c.etcd_backups.bucket
+        if c.etcd_backups.schedule is not None and bucket is not None and bucket.is_oci:
+            out.append(Finding(
+                "scheduled_backups_unbounded", "warning",
+                f"{c.name}: the scheduled etcd backup ({c.etcd_backups.schedule}) adds a snapshot to {bucket.bucket} every run "
+                "and never deletes one, so the bucket grows past the 20 GB Object Storage Always Free allows", 0.0, "",
+                None, f"add an Object Storage lifecycle rule deleting objects under {c.etcd_backups.prefix(c.name)}/scheduled/ "
+                      "after a few days (OCI Console: bucket, Lifecycle Policy Rules)", (bucket.bucket,)))
+    return out
 
 
 def _ccm_load_balancers(platform: Platform) -> list[LoadBalancer]:
@@ -125,7 +148,9 @@ def check_usage(usage: Usage, on: dt.date | None = None, *, capacity: CapacityRe
 
 def check_spec(platform: Platform, on: dt.date | None = None) -> FitReport:
     """Fit of the whole spec on day `on` (default today), with the per-host capacity report."""
-    return check_usage(usage_from_spec(platform), on, capacity=capacity_report(platform))
+    report = check_usage(usage_from_spec(platform), on, capacity=capacity_report(platform))
+    report.warnings += _scheduled_backup_warnings(platform)
+    return report
 
 
 @dataclass

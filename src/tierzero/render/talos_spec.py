@@ -143,6 +143,12 @@ def node_inputs(platform: "Platform", cluster: "Cluster", role: str, node: "Node
             patches.insert(0, inline)
         if exclude_label_decision(cluster).remove_label:  # before the user's patches, which may set it again
             patches.insert(0, remove_exclude_label_patch(cluster.talos_version))
+        if cluster.etcd_backups.schedule is not None:  # the scheduled backup's pods call the Talos API (render/gitops/talos_backup.py)
+            from tierzero.render.gitops.talos_backup import talos_api_access_patch
+            from tierzero.render.talos.contract import Contract
+
+            access = talos_api_access_patch(cluster.etcd_backups.namespace, Contract.parse(cluster.talos_contract).multidoc_kubernetes)
+            patches.insert(0, json.dumps(access, sort_keys=True))
     patches += [_patch_text(p) for p in node.patches]
     ccm = cluster.addons.oci_ccm
     if node.instance is not None and ccm is not None and ccm.enabled:

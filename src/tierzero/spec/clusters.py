@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from tierzero.spec.addons import Addons
+from tierzero.spec.backups import EtcdBackups
 from tierzero.spec.base import DHCP, Cidr, InterfaceAddress, IPAddress, MacAddress, Model, Name
 from tierzero.spec.refs import SecretRef
 
@@ -85,13 +86,6 @@ class GitOps(Model):
     username: str = Field(default="git", description="the account name sent with `token` (on GitHub, x-access-token also works for app tokens)")
     forge: Forge | None = None
     flux: FluxInstall = Field(default_factory=FluxInstall)
-
-
-class EtcdBackups(Model):
-    """`tierzero backup`: etcd snapshots taken over the Talos API, encrypted to the workspace's age
-    key, kept in .tierzero/backups/<cluster>/."""
-
-    keep: int = Field(default=7, ge=1, le=1000, description="snapshots kept per cluster; after a backup the oldest beyond this are deleted")
 
 
 class Cluster(Model):

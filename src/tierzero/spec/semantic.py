@@ -37,7 +37,7 @@ def check(p: Platform) -> list[Problem]:
     out: list[Problem] = []
     from tierzero.spec.instances import check_talos_instances
 
-    for rule in (_unique, _addresses, addressing.check, _references, check_talos_instances, _versions, _fit, _quorum, _addons, _gitops_paths):
+    for rule in (_unique, _addresses, addressing.check, _references, check_talos_instances, _versions, _fit, _quorum, _addons, _gitops_paths, _backups):
         out.extend(rule(p))
     return out
 
@@ -310,4 +310,16 @@ def _gitops_paths(p: Platform) -> list[Problem]:
                                 f"clusters {p.clusters[other_ci].name} and {c.name} push to the same branch of {c.gitops.repo_url} with overlapping "
                                 f"paths ({other or '(the whole repository)'} and {mine or '(the whole repository)'}); give each its own gitops.path"))
         seen[key].append((ci, mine))
+    return out
+
+
+def _backups(p: Platform) -> list[Problem]:
+    """A scheduled backup is rendered into the GitOps tree (siderolabs/talos-backup as a CronJob): without a
+    gitops block nothing would apply it."""
+    out = []
+    for ci, c in enumerate(p.clusters):
+        if c.etcd_backups.schedule is not None and c.gitops is None:
+            out.append(_err(("clusters", ci, "etcd_backups", "schedule"),
+                            "the scheduled backup is a CronJob in the GitOps tree, and this cluster has no gitops block; "
+                            "add gitops: {repo_url: ...}, or remove schedule and run `tierzero backup` from a timer"))
     return out

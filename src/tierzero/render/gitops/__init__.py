@@ -44,7 +44,7 @@ def render_gitops_tree(
 
     if cluster.gitops is None:
         raise InputError(f"cluster {cluster.name} has no `gitops` block", hint="add gitops: {repo_url: ...} to render its tree")
-    ctx = RenderContext(platform, cluster, secrets, dict(facts or {}))
+    ctx = RenderContext(platform, cluster, secrets, dict(facts or {}), recipient=recipient)
     comps = components(ctx)
     tree = Tree()
     if cluster.gitops.engine == "argocd":

@@ -29,6 +29,7 @@ class RenderContext:
     # compartment_ocid, vcn_ocid, subnet_ocid. Missing facts are left out, never invented.
     facts: Mapping[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    recipient: str = ""  # the workspace's age recipient (what `.sops.yaml` and the scheduled etcd backups encrypt to)
 
     def enabled(self, key: str) -> bool:
         return key in self.cluster.addons.enabled()

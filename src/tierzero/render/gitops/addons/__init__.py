@@ -14,6 +14,7 @@ from tierzero.render.gitops.addons import (
     oci_ccm,
     tailscale,
 )
+from tierzero.render.gitops import talos_backup
 from tierzero.render.gitops.component import Component, RenderContext
 
 # Spec key -> builder. Order is the order of Addons' fields, so output is stable.
@@ -33,6 +34,7 @@ def components(ctx: RenderContext) -> list[Component]:
     out: list[Component] = []
     for key in ctx.cluster.addons.enabled():
         out.extend(BUILDERS[key](ctx))
+    out.extend(talos_backup.build(ctx))  # etcd_backups.schedule: not an add-on, but rendered like one
     names = [c.name for c in out]
     known = set(names)
     for comp in out:
