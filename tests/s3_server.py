@@ -47,3 +47,29 @@ def s3_server() -> Iterator[S3Server]:
         yield S3Server(endpoint, bucket, client)
     finally:
         server.stop()
+
+
+@contextmanager
+def enforced_credentials(server: S3Server) -> Iterator[tuple[str, str]]:
+    """Make the server check signatures, as every real S3 API does: an IAM user allowed s3:* gets a key pair
+    (yielded); any other key is refused (403 InvalidAccessKeyId, or SignatureDoesNotMatch for a wrong secret).
+    moto checks credentials only once its process-wide INITIAL_NO_AUTH_ACTION_COUNT is passed (moto
+    core/authorization.py); its /moto-api/reset-auth sets that count, and it is set back to "never" on exit."""
+    import json
+    import uuid
+
+    import boto3
+    import requests
+
+    iam = boto3.session.Session().client("iam", endpoint_url=server.endpoint, region_name="us-east-1",
+                                         aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+    user = f"backup-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
+    iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    requests.post(f"{server.endpoint}/moto-api/reset-auth", data=b"0", timeout=10).raise_for_status()
+    try:
+        yield key["AccessKeyId"], key["SecretAccessKey"]
+    finally:
+        requests.post(f"{server.endpoint}/moto-api/reset-auth", data=b"inf", timeout=10).raise_for_status()
