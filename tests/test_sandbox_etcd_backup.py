@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tierzero.cli.session import Session
 from tierzero.phases import etcd_backup
@@ -84,3 +85,71 @@ def test_the_cli_backs_up_and_refuses_to_restore_beside_a_live_etcd(tmp_path: Pa
     refused = subprocess.run([*tierzero, "restore", "-f", str(spec), "--yes"], capture_output=True, text=True, timeout=120)
     assert refused.returncode != 0 and "etcd runs on cp-1, cp-2, cp-3" in refused.stderr + refused.stdout
     assert "Traceback" not in refused.stderr
+
+
+def _with_bucket(spec: Path, endpoint: str, bucket: str, keep: int = 2) -> None:
+    data = yaml.safe_load(spec.read_text())
+    data["clusters"][0]["etcd_backups"] = {"keep": keep, "bucket": {
+        "bucket": bucket, "endpoint": endpoint, "region": "eu-frankfurt-1", "prefix": "backups/main",
+        "access_key": "env:TZ_BACKUP_KEY_ID", "secret_key": "env:TZ_BACKUP_SECRET"}}
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def test_backup_into_a_bucket_then_restore_from_it_on_reset_control_planes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same disaster as above, the snapshots kept in an S3 bucket: retention there, recovery from the newest object."""
+    from s3_server import ACCESS_KEY, SECRET_KEY, s3_server
+
+    monkeypatch.setenv("TZ_BACKUP_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("TZ_BACKUP_SECRET", SECRET_KEY)
+    with s3_server() as s3:
+        spec = starter_project(tmp_path)
+        _with_bucket(spec, s3.endpoint, s3.bucket)
+        session = Session(spec, "sandbox")
+        with session as runner:
+            asyncio.run(runner.run())
+            registry = session.sandbox.context[talos.REGISTRY]
+            for key, value in KEYS.items():
+                registry.clusters["main"].etcd_put(key, value)
+            ctx = runner.context_from_state("backup")
+            cluster = session.spec.cluster("main")
+            start = datetime(2026, 12, 1, 2, 0, tzinfo=timezone.utc)
+            taken = [asyncio.run(etcd_backup.take(ctx, cluster, now=start + timedelta(hours=i))) for i in range(3)]
+            assert all(str(t.file).startswith(f"s3://{s3.bucket}/backups/main/etcd-") for t in taken)
+            assert taken[2].removed == (taken[0].file,) and taken[2].bucket_bytes is None
+            assert s3.keys() == [str(t.file).removeprefix(f"s3://{s3.bucket}/") for t in taken[1:]]
+            assert not any(b"s3cr3t-value" in s3.read(k) or SNAPSHOT_MAGIC in s3.read(k) for k in s3.keys())
+            assert not etcd_backup.backups(etcd_backup.backup_dir(ctx, cluster))  # nothing kept in the workspace
+            registry.clusters["main"].etcd_put("/registry/configmaps/default/later", "after the backup")
+
+            async def reset_all() -> None:
+                for node in cluster.control_planes:
+                    client = talos_client(ctx, cluster, node_ip(node))
+                    try:
+                        await client.reset(graceful=False, reboot=True)
+                    finally:
+                        await client.close()
+
+            asyncio.run(reset_all())
+            source, data = etcd_backup.read(ctx, cluster, None)
+            assert source == taken[2].file and data.startswith(SNAPSHOT_MAGIC)
+            result = asyncio.run(etcd_backup.restore(ctx, cluster, data))
+            assert result["members"] == 3 and registry.clusters["main"].etcd == KEYS
+
+
+def test_the_cli_names_the_credential_fields_on_a_refused_key_and_prints_no_secret(tmp_path: Path) -> None:
+    """restore reads the bucket before anything else: a key the bucket refuses ends it with exit code 1."""
+    import os
+
+    from s3_server import enforced_credentials, s3_server
+
+    with s3_server() as s3, enforced_credentials(s3) as (key_id, _):
+        spec = starter_project(tmp_path)
+        _with_bucket(spec, s3.endpoint, s3.bucket)
+        wrong = "never-printed-wrong-secret-0123456789abcdef"
+        env = {**os.environ, "TZ_BACKUP_KEY_ID": key_id, "TZ_BACKUP_SECRET": wrong}
+        done = subprocess.run([sys.executable, "-m", "tierzero", "restore", "-f", str(spec), "--target", "sandbox", "--yes"],
+                              capture_output=True, text=True, timeout=180, env=env)
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out[-2000:]
+    assert "SignatureDoesNotMatch" in out and "etcd_backups.bucket.secret_key (env:TZ_BACKUP_SECRET)" in out
+    assert wrong not in out and "Traceback" not in out
