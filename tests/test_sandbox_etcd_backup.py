@@ -19,7 +19,7 @@ import yaml
 from tierzero.cli.session import Session
 from tierzero.phases import etcd_backup
 from tierzero.phases.platform import node_ip, talos_client
-from tierzero.sandbox import talos
+from tierzero.sandbox import kubernetes, talos
 from tierzero.sandbox.talos.etcd import SNAPSHOT_MAGIC
 
 from sandbox_runs import starter_project
@@ -35,6 +35,8 @@ def test_backup_then_restore_on_reset_control_planes_brings_etcd_back_with_its_k
     session = Session(spec, "sandbox")
     with session as runner:
         asyncio.run(runner.run())
+        kube = session.sandbox.context[kubernetes.SERVERS]["main"].state  # no Talos API access enabled: Talos serves no such CRD
+        assert kube.read("apiextensions.k8s.io/v1", "CustomResourceDefinition", "serviceaccounts.talos.dev") is None
         registry = session.sandbox.context[talos.REGISTRY]
         for key, value in KEYS.items():  # what the API server wrote to etcd (the Kubernetes stand-in keeps its own objects)
             registry.clusters["main"].etcd_put(key, value)
@@ -87,26 +89,33 @@ def test_the_cli_backs_up_and_refuses_to_restore_beside_a_live_etcd(tmp_path: Pa
     assert "Traceback" not in refused.stderr
 
 
-def _with_bucket(spec: Path, endpoint: str, bucket: str, keep: int = 2) -> None:
+def _with_bucket(spec: Path, endpoint: str, bucket: str, keep: int = 2, schedule: str | None = None) -> None:
     data = yaml.safe_load(spec.read_text())
-    data["clusters"][0]["etcd_backups"] = {"keep": keep, "bucket": {
+    data["clusters"][0]["etcd_backups"] = {"keep": keep, **({"schedule": schedule} if schedule else {}), "bucket": {
         "bucket": bucket, "endpoint": endpoint, "region": "eu-frankfurt-1", "prefix": "backups/main",
         "access_key": "env:TZ_BACKUP_KEY_ID", "secret_key": "env:TZ_BACKUP_SECRET"}}
     spec.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 def test_backup_into_a_bucket_then_restore_from_it_on_reset_control_planes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same disaster as above, the snapshots kept in an S3 bucket: retention there, recovery from the newest object."""
+    """The same disaster as above, the snapshots kept in an S3 bucket: retention there, recovery from the newest object.
+    The spec also schedules talos-backup: the control planes enable Talos API access, so Talos serves the
+    `talos.dev` ServiceAccount CRD and Flux applies the CronJob and the Talos ServiceAccount from the tree."""
     from s3_server import ACCESS_KEY, SECRET_KEY, s3_server
 
     monkeypatch.setenv("TZ_BACKUP_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("TZ_BACKUP_SECRET", SECRET_KEY)
     with s3_server() as s3:
         spec = starter_project(tmp_path)
-        _with_bucket(spec, s3.endpoint, s3.bucket)
+        _with_bucket(spec, s3.endpoint, s3.bucket, schedule="0 3 * * *")
         session = Session(spec, "sandbox")
         with session as runner:
             asyncio.run(runner.run())
+            kube = session.sandbox.context[kubernetes.SERVERS]["main"].state
+            assert kube.read("apiextensions.k8s.io/v1", "CustomResourceDefinition", "serviceaccounts.talos.dev") is not None
+            job = kube.read("batch/v1", "CronJob", "talos-backup", "talos-backup")
+            assert job is not None and job["spec"]["schedule"] == "0 3 * * *"
+            assert kube.read("talos.dev/v1alpha1", "ServiceAccount", "talos-backup-talos", "talos-backup")["spec"] == {"roles": ["os:etcd:backup"]}
             registry = session.sandbox.context[talos.REGISTRY]
             for key, value in KEYS.items():
                 registry.clusters["main"].etcd_put(key, value)

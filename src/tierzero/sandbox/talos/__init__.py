@@ -245,8 +245,30 @@ def _mirror_in_kubernetes(box: SandboxContext) -> Callable[[TalosNodeServer, boo
                 info["kubeletVersion"] = node.config.kubelet_image.rsplit(":", 1)[1]
         status["nodeInfo"] = info
         state.write_status("v1", "Node", node.hostname, None, status)
+        if up and node.config.control_plane and node.config.talos_api_access and state.read(*_TALOS_SA_CRD_KEY) is None:
+            state.apply(talos_service_account_crd(), manager="talos")
 
     return mirror
+
+
+_TALOS_SA_CRD_KEY = ("apiextensions.k8s.io/v1", "CustomResourceDefinition", "serviceaccounts.talos.dev")
+
+
+def talos_service_account_crd() -> dict[str, Any]:
+    """What a control plane with Talos API access enabled applies to its cluster: the CRD of
+    `talos.dev/v1alpha1` ServiceAccount (namespaced; spec.roles, status.failureReason). Source:
+    siderolabs/talos internal/app/machined/pkg/controllers/k8s/manifest.go (`13-talos-service-account-crd`
+    rendered when TalosAPIServiceEnabled) and internal/app/machined/pkg/controllers/k8s/internal/k8stemplates
+    TalosServiceAccountCRDTemplate, names from pkg/machinery/constants (ServiceAccountResource*). Talos' controller then writes each ServiceAccount's talosconfig Secret: not played here."""
+    string = {"type": "string"}
+    schema = {"type": "object", "properties": {
+        "spec": {"type": "object", "properties": {"roles": {"type": "array", "items": string}}},
+        "status": {"type": "object", "properties": {"failureReason": string}}}}
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "serviceaccounts.talos.dev"},
+            "spec": {"group": "talos.dev", "scope": "Namespaced", "conversion": {"strategy": "None"},
+                     "names": {"kind": "ServiceAccount", "listKind": "ServiceAccountList", "plural": "serviceaccounts",
+                               "singular": "serviceaccount", "shortNames": ["tsa"]},
+                     "versions": [{"name": "v1alpha1", "served": True, "storage": True, "schema": {"openAPIV3Schema": schema}}]}}
 
 
 def spec_addresses(spec: Any) -> dict[str, str]:

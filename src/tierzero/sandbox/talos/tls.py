@@ -37,6 +37,9 @@ class MachineConfigSummary:
     # internal/app/machined/pkg/controllers/secrets/api_cert_sans.go adds them to the node's own names).
     cert_sans: tuple[str, ...] = ()
     kubelet_image: str | None = None  # machine.kubelet.image (None: Talos' default for its release)
+    # Talos API access from Kubernetes: machine.features.kubernetesTalosAPIAccess.enabled up to contract v1.13,
+    # a KubeTalosAPIAccessConfig document from v1.14 (the official schemas of each contract)
+    talos_api_access: bool = False
 
     @property
     def control_plane(self) -> bool:
@@ -82,7 +85,10 @@ def parse_machine_config(data: bytes) -> MachineConfigSummary:
     if not isinstance(sans, list) or not all(isinstance(n, str) for n in sans):
         raise ConfigError("machine.certSANs must be a list of strings")
     kubelet = (machine.get("kubelet") or {}).get("image")
-    return MachineConfigSummary(machine_type, str(cluster_name), crt, key, hostname, data, tuple(sans), str(kubelet) if kubelet else None)
+    access = ((machine.get("features") or {}).get("kubernetesTalosAPIAccess") or {}).get("enabled") is True or any(
+        isinstance(d, dict) and d.get("kind") == "KubeTalosAPIAccessConfig" for d in docs)
+    return MachineConfigSummary(machine_type, str(cluster_name), crt, key, hostname, data, tuple(sans), str(kubelet) if kubelet else None,
+                                talos_api_access=access)
 
 
 # -- certificates --------------------------------------------------------------------------
